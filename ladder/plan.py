@@ -1,0 +1,136 @@
+"""Planning: a ladder config becomes a table of rungs with every derived quantity."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from omegaconf import DictConfig
+
+from ladder.config import ConfigError, load_model
+from ladder.recipes import Hyperparams, hyperparams
+from ladder.sizes import CONVENTIONS, ModelShape, format_count, parse_count, shape_for_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rung:
+    shape: ModelShape
+    dataset: str
+    multiplier: float
+    params: int  # N in the ladder's convention
+    tokens: int  # D = M·N
+    hp: Hyperparams
+
+    @property
+    def rung_id(self) -> str:
+        return f"{self.shape.name}-{self.dataset}-M{self.multiplier:g}"
+
+    @property
+    def compute(self) -> float:
+        return 6.0 * self.params * self.tokens  # Kaplan et al. 2020 C ≈ 6ND
+
+    @property
+    def compute_exact(self) -> float:
+        return float(self.shape.flops_per_token()) * self.tokens
+
+    @property
+    def trained_tokens(self) -> int:
+        """D rounded up to whole optimizer steps: what training actually consumes."""
+        return self.hp.steps * self.hp.batch_size * self.shape.seq_len
+
+    def as_dict(self) -> dict:
+        return {
+            "rung_id": self.rung_id, "size": self.shape.name, "dataset": self.dataset,
+            "multiplier": self.multiplier, "params": self.params, "tokens": self.tokens,
+            "compute": self.compute, "compute_exact": self.compute_exact,
+            "total_params": self.shape.total_params, "non_embedding_params": self.shape.non_embedding_params,
+            "shape": asdict(self.shape), "hp": asdict(self.hp),
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    params: float
+    tokens: float
+
+    @property
+    def compute(self) -> float:
+        return 6.0 * self.params * self.tokens
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    rungs: list[Rung]
+    targets: list[Target]
+
+    @property
+    def compute(self) -> float:
+        return sum(r.compute for r in self.rungs)
+
+
+def resolve_size(size: str, ladder: DictConfig) -> ModelShape:
+    """A size entry is a model config name or a parameter count ('50M')."""
+    try:
+        count = parse_count(size)
+    except ValueError:
+        return ModelShape(**load_model(size))
+    return shape_for_params(count, arch=ladder.arch, vocab_size=ladder.vocab_size,
+                            seq_len=ladder.seq_len, convention=ladder.convention)
+
+
+def _check_multiplier(m: float) -> float:
+    if m <= 0:
+        raise ConfigError(f"ladder.multipliers: token multiplier must be positive, got {m:g}")
+    if not 1 <= m <= 1000:
+        log.warning("token multiplier M=%g is outside 1–1000, far from any published ladder", m)
+    return float(m)
+
+
+def _rung(shape: ModelShape, dataset: str, multiplier: float, ladder: DictConfig) -> Rung:
+    n = shape.params(ladder.convention)
+    tokens = round(multiplier * n)
+    try:
+        hp = hyperparams(ladder.recipe, n, tokens, shape.seq_len)
+    except ValueError as exc:
+        raise ConfigError(f"ladder.recipe={ladder.recipe} for {shape.name} at M={multiplier:g}: {exc}") from exc
+    return Rung(shape, dataset, multiplier, n, tokens, hp)
+
+
+def _target(spec: DictConfig, ladder: DictConfig) -> Target:
+    where = f"ladder.targets[{spec.name}]"
+    if (spec.params is None) == (spec.size is None):
+        raise ConfigError(f"{where}: give exactly one of params or size")
+    if (spec.tokens is None) == (spec.multiplier is None):
+        raise ConfigError(f"{where}: give exactly one of tokens or multiplier")
+    params = spec.params if spec.params is not None else resolve_size(spec.size, ladder).params(ladder.convention)
+    tokens = spec.tokens if spec.tokens is not None else spec.multiplier * params
+    if params <= 0 or tokens <= 0:
+        raise ConfigError(f"{where}: params and tokens must be positive")
+    return Target(spec.name, float(params), float(tokens))
+
+
+def build_plan(cfg: DictConfig) -> Plan:
+    ladder = cfg.ladder
+    if ladder.convention not in CONVENTIONS:
+        raise ConfigError(f"ladder.convention: expected one of {CONVENTIONS}, got '{ladder.convention}'")
+    if not ladder.sizes or not ladder.multipliers or not ladder.datasets:
+        raise ConfigError("ladder.sizes, ladder.multipliers and ladder.datasets must each name at least one entry")
+    try:
+        shapes = [resolve_size(size, ladder) for size in ladder.sizes]
+        extra = [(resolve_size(r.size, ladder), _check_multiplier(r.multiplier)) for r in ladder.extra_rungs]
+    except ValueError as exc:
+        raise ConfigError(f"ladder.sizes: {exc}") from exc
+    grid = [(shape, _check_multiplier(m)) for shape in shapes for m in ladder.multipliers]
+    rungs = [_rung(shape, dataset, m, ladder) for dataset in ladder.datasets for shape, m in grid + extra]
+    ids = [r.rung_id for r in rungs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"ladder lists the same rung twice: {', '.join(duplicates)}")
+    return Plan(ladder.name, rungs, [_target(t, ladder) for t in ladder.targets])
+
+
+def describe_target(target: Target) -> str:
+    return f"{target.name} (N={format_count(target.params)}, D={format_count(target.tokens)})"

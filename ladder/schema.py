@@ -1,0 +1,82 @@
+"""Structured configs: the schema every YAML file under configs/ is validated against.
+
+Each stage owns its section's dataclass (train/config.py, eval/config.py, ...); this module
+assembles the root config and registers the schemas in Hydra's ConfigStore, so a misspelt key
+or a wrong type fails at composition with the key's full name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from eval.config import EvalConfig
+from train.config import DataConfig, TrainConfig
+
+
+@dataclass
+class ModelConfig:
+    """One named size (configs/model/*.yaml); fields mirror ladder.sizes.ModelShape."""
+    name: str = MISSING
+    d_model: int = MISSING
+    n_layers: int = MISSING
+    n_heads: int = MISSING
+    mlp_hidden: int = MISSING
+    vocab_size: int = MISSING
+    seq_len: int = MISSING
+    arch: str = "olmo2"
+
+
+@dataclass
+class TargetConfig:
+    """A model to predict: `params` or a size name, and `tokens` or a multiplier."""
+    name: str = MISSING
+    params: Optional[float] = None
+    size: Optional[str] = None
+    tokens: Optional[float] = None
+    multiplier: Optional[float] = None
+
+
+@dataclass
+class RungConfig:
+    """A rung off the sizes × multipliers grid."""
+    size: str = MISSING
+    multiplier: float = MISSING
+
+
+@dataclass
+class LadderConfig:
+    name: str = MISSING
+    recipe: str = MISSING  # a key of ladder.recipes.RECIPES
+    convention: str = "olmo"  # how N is counted: olmo, total or non_embedding (ladder.sizes)
+    sizes: List[str] = MISSING  # names in configs/model/, or parameter counts such as "50M"
+    multipliers: List[float] = MISSING  # M = D/N
+    datasets: List[str] = MISSING  # names in configs/data/
+    extra_rungs: List[RungConfig] = field(default_factory=list)
+    targets: List[TargetConfig] = field(default_factory=list)
+    # The shape family for sizes given as parameter counts.
+    arch: str = "olmo2"
+    vocab_size: int = 100352
+    seq_len: int = 4096
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"
+
+
+@dataclass
+class Config:
+    ladder: LadderConfig = MISSING
+    data: DataConfig = MISSING
+    train: TrainConfig = MISSING
+    eval: EvalConfig = MISSING
+    launcher: LauncherConfig = MISSING
+    out_dir: str = "runs/${ladder.name}"
+    seed: int = 0
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="config_schema", node=Config)

@@ -1,0 +1,27 @@
+import json
+import subprocess
+import sys
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "ladder.cli", *args], capture_output=True, text=True)
+
+
+def test_plan_prints_table_and_json():
+    table = run("plan", "ladder=olmo")
+    assert table.returncode == 0, table.stderr
+    assert "olmo-1B-c4-M200" in table.stdout and "13B-5T" in table.stdout
+    data = json.loads(run("plan", "--format", "json", "ladder=smoke").stdout)
+    assert data["ladder"] == "smoke" and data["rungs"]
+
+
+def test_bad_override_is_one_line_error_without_traceback():
+    result = run("plan", "ladder=olmo", "ladder.sizes=[nope]")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "unknown model 'nope'" in result.stderr
+
+
+def test_help_lists_commands_and_groups():
+    assert "plan" in run("--help").stdout
+    assert "ladder/ (gadre, olmo, smoke)" in run("plan", "--help").stdout

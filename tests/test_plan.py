@@ -1,0 +1,88 @@
+import json
+import math
+
+import pytest
+
+from ladder.config import ConfigError, load
+from ladder.plan import build_plan
+from ladder.plan_format import as_csv, as_json, table
+
+
+def plan_of(*overrides):
+    return build_plan(load(list(overrides)))
+
+
+def test_olmo_plan_follows_the_published_recipe():
+    plan = plan_of("ladder=olmo")
+    assert len(plan.rungs) == 16
+    rung = next(r for r in plan.rungs if r.rung_id == "olmo-190M-c4-M20")
+    # batch_size_in_tokens and learning_rate_peak of shared/data/olmo-ladder/runs/190M-1xC.csv
+    assert rung.hp.batch_size * rung.shape.seq_len == 524288
+    assert rung.hp.lr == pytest.approx(0.000972728518721015, rel=1e-6)
+    assert rung.tokens == round(20 * 190354176)
+    assert rung.compute == pytest.approx(6 * 190354176 * rung.tokens)
+    assert rung.hp.final_lr == pytest.approx(0.1 * rung.hp.lr)
+    batches = {r.shape.name: r.hp.batch_size * 4096 for r in plan.rungs}
+    assert batches == {"olmo-190M": 524288, "olmo-370M": 786432, "olmo-760M": 1310720, "olmo-1B": 1572864}
+    fraction = plan.compute / next(t for t in plan.targets if t.name == "13B-5T").compute
+    assert 0.005 < fraction < 0.02  # "about 1 %" of the 13B-5T target
+
+
+def test_gadre_plan_uses_open_lm_hyperparameters():
+    plan = plan_of("ladder=gadre")
+    rung = next(r for r in plan.rungs if r.rung_id == "openlm-0.011B-c4-M20")
+    assert rung.params == 10569312 and rung.hp.batch_size == 64 and rung.hp.warmup_steps == 100
+    assert rung.hp.lr == 3e-3 and rung.hp.final_lr == 3e-5 and rung.hp.weight_decay == 0.033
+    assert {t.name for t in plan.targets} == {"1.4B-M640", "6.9B-M20"}
+    target = next(t for t in plan.targets if t.name == "1.4B-M640")
+    assert target.params == 1439795200 and target.tokens == 640 * 1439795200
+
+
+def test_paper_fit_set_costs_about_a_three_hundredth_of_the_target():
+    plan = plan_of("ladder=gadre", "ladder.multipliers=[20]",
+                   "ladder.extra_rungs=[{size: openlm-0.011B, multiplier: 320}]")
+    assert len(plan.rungs) == 5
+    target = next(t for t in plan.targets if t.name == "1.4B-M640")
+    assert 250 < target.compute / plan.compute < 400
+
+
+def test_overrides_select_multipliers_and_datasets():
+    plan = plan_of("ladder=gadre", "ladder.multipliers=[20,80]", "ladder.datasets=[c4,redpajama]",
+                   "ladder.extra_rungs=[]")
+    assert len(plan.rungs) == 4 * 2 * 2
+    assert {r.dataset for r in plan.rungs} == {"c4", "redpajama"}
+
+
+def test_smoke_ladder_is_cpu_sized():
+    plan = plan_of("ladder=smoke")
+    sizes = {r.shape.name for r in plan.rungs}
+    assert len(sizes) >= 4 and len({r.multiplier for r in plan.rungs}) >= 3
+    assert sum(r.tokens for r in plan.rungs) < 2e7
+
+
+@pytest.mark.parametrize("override,message", [
+    ("ladder.sizes=[olmo-2B]", "unknown model 'olmo-2B'"),
+    ("ladder.multipliers=[-5]", "must be positive"),
+    ("ladder.multiplers=[20]", "ladder.multiplers"),
+    ("ladder=olmo-typo", "ladder/olmo-typo"),
+    ("ladder.multipliers=[abc]", "ladder.multipliers"),
+    ("ladder.sizes=[olmo-190M,olmo-190M]", "same rung twice"),
+])
+def test_bad_overrides_name_the_problem(override, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_of("ladder=olmo", override)
+
+
+def test_multiplier_outside_usual_range_warns(caplog):
+    plan_of("ladder=olmo", "ladder.multipliers=[2000]")
+    assert "outside 1–1000" in caplog.text
+
+
+def test_machine_readable_forms_agree_with_the_plan():
+    plan = plan_of("ladder=olmo")
+    data = json.loads(as_json(plan))
+    assert [r["params"] for r in data["rungs"]] == [r.params for r in plan.rungs]
+    rows = as_csv(plan).strip().splitlines()
+    assert len(rows) == 17 and rows[0].startswith("rung_id,size,dataset,multiplier,params")
+    assert math.isclose(sum(r["compute"] for r in data["rungs"]), plan.compute)
+    assert "13B-5T" in table(plan)
