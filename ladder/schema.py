@@ -13,7 +13,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from eval.config import EvalConfig
-from train.config import DataConfig, TrainConfig
+from train.config import TrainConfig
+from train.data.config import DataConfig
 
 
 @dataclass
