@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
 @dataclass
 class TrainConfig:
     """How rungs are trained; the recipe's numbers come from the ladder's size rules."""
