@@ -26,6 +26,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from ladder.plan import build_plan
+    from ladder.status import status_table
+
+    cfg = load(args.overrides)
+    print(status_table(build_plan(cfg), cfg.out_dir))
+    return 0
+
+
+def _add_command(sub, name: str, run, help: str, description: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=description, epilog=OVERRIDES_HELP.format(groups=_groups()),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (key=value)")
+    parser.set_defaults(run=run)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ladder",
@@ -35,17 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
-    plan = sub.add_parser(
-        "plan", help="print the rung table of a ladder (sizes × multipliers × datasets)",
+    plan = _add_command(
+        sub, "plan", cmd_plan, help="print the rung table of a ladder (sizes × multipliers × datasets)",
         description="Print every rung of a ladder with its shape, N, M = D/N, tokens D, compute C ≈ 6ND, "
                     "batch, steps, peak LR and warmup, then the ladder's total compute and its share of each "
-                    "target's compute. Example: ladder plan ladder=olmo",
-        epilog=OVERRIDES_HELP.format(groups=_groups()), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+                    "target's compute. Example: ladder plan ladder=olmo")
     plan.add_argument("--format", choices=("table", "json", "csv"), default="table",
                       help="table for people (default), json or csv for scripts")
-    plan.add_argument("overrides", nargs="*", help="Hydra overrides (key=value)")
-    plan.set_defaults(run=cmd_plan)
+    _add_command(
+        sub, "status", cmd_status, help="show each rung's state, tokens done and compute spent",
+        description="Read the records under out_dir (default runs/<ladder>) and show each rung as pending, "
+                    "running, done or failed (with the reason), its tokens done out of D, and the compute "
+                    "spent against the plan. Example: ladder status ladder=smoke")
     return parser
 
 

@@ -65,7 +65,32 @@ class LadderConfig:
 
 @dataclass
 class LauncherConfig:
+    """Where rungs run: `local` (one after another here) or `slurm` (one job per rung via submitit)."""
     name: str = "local"
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+    setup: List[str] = field(default_factory=list)  # shell lines run before each job, e.g. module loads
+    folder: str = "${out_dir}/slurm"  # submitit's job scripts and logs
+    max_parallel: int = 64  # array jobs running at once
+    # Resource rule (ladder/resources.py); gpus_per_node = 0 runs CPU-only jobs.
+    gpus_per_node: int = 8
+    max_nodes: int = 16
+    gpu_flops: float = 989e12  # dense bf16 peak of one H100 SXM
+    gpu_mem_gb: int = 80
+    cpu_flops: float = 5e10  # a CPU job's sustained FLOP/s
+    expected_mfu: float = 0.35
+    time_margin: float = 1.5
+    min_time_min: int = 20
+    max_time_min: int = 2880
+    cpus_per_task: int = 8
+    mem_gb_per_gpu: int = 64
+    # Overrides of the rule, for every rung of the sweep.
+    gpus: Optional[int] = None
+    nodes: Optional[int] = None
+    mem_gb: Optional[int] = None
+    time_min: Optional[int] = None
 
 
 @dataclass

@@ -1,0 +1,52 @@
+"""Cluster resources for a rung, derived from its size and compute (every value overridable)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from ladder.plan import Rung
+
+ADAM_BYTES_PER_PARAM = 16  # fp32 master weights, gradients and two Adam moments (Rajbhandari et al. 2020)
+
+
+@dataclass(frozen=True)
+class Resources:
+    nodes: int
+    gpus_per_node: int  # 0 means a CPU-only job
+    cpus_per_task: int
+    mem_gb: int  # per node
+    time_min: int
+
+    @property
+    def tasks_per_node(self) -> int:
+        return max(1, self.gpus_per_node)
+
+
+def _power_of_two_at_least(x: float) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(1.0, x))))
+
+
+def resources_for(rung: Rung, launcher: DictConfig) -> Resources:
+    """Enough GPUs to hold the sharded optimizer state and finish within `max_time_min`."""
+    if launcher.gpus_per_node == 0:
+        seconds = rung.compute_exact / launcher.cpu_flops
+        gpus, nodes, per_node = 0, 1, 0
+    else:
+        gpu_seconds = rung.compute_exact / (launcher.gpu_flops * launcher.expected_mfu)
+        for_memory = ADAM_BYTES_PER_PARAM * rung.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
+        for_time = gpu_seconds / (60 * launcher.max_time_min / launcher.time_margin)
+        gpus = min(_power_of_two_at_least(max(for_memory, for_time)), launcher.gpus_per_node * launcher.max_nodes)
+        gpus = launcher.gpus if launcher.gpus is not None else gpus
+        per_node = min(gpus, launcher.gpus_per_node)
+        nodes = math.ceil(gpus / per_node)
+        seconds = gpu_seconds / gpus
+    time_min = min(launcher.max_time_min, max(launcher.min_time_min, math.ceil(launcher.time_margin * seconds / 60)))
+    return Resources(
+        nodes=launcher.nodes if launcher.nodes is not None else nodes,
+        gpus_per_node=per_node,
+        cpus_per_task=launcher.cpus_per_task,
+        mem_gb=launcher.mem_gb if launcher.mem_gb is not None else max(8, launcher.mem_gb_per_gpu * max(1, per_node)),
+        time_min=launcher.time_min if launcher.time_min is not None else time_min,
+    )

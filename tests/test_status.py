@@ -1,0 +1,26 @@
+import json
+
+from ladder.config import load
+from ladder.plan import build_plan
+from ladder.status import read_status, rung_dir, status_table
+
+
+def test_status_reads_each_rungs_record(tmp_path):
+    plan = build_plan(load(["ladder=smoke"]))
+    done, failed, corrupt = plan.rungs[:3]
+    for rung, record in ((done, {"state": "done", "tokens": done.tokens}),
+                         (failed, {"state": "failed", "tokens": 1000, "reason": "loss is nan at step 7"})):
+        rung_dir(tmp_path, rung).mkdir(parents=True)
+        (rung_dir(tmp_path, rung) / "record.json").write_text(json.dumps(record))
+    rung_dir(tmp_path, corrupt).mkdir(parents=True)
+    (rung_dir(tmp_path, corrupt) / "record.json").write_text("{truncated")
+
+    assert read_status(tmp_path, done).state == "done"
+    assert read_status(tmp_path, failed).reason == "loss is nan at step 7"
+    assert read_status(tmp_path, corrupt).state == "corrupt"
+    assert read_status(tmp_path, plan.rungs[3]).state == "pending"
+    table = status_table(plan, tmp_path)
+    assert "loss is nan at step 7" in table and "unreadable record" in table
+    assert "1 done, 0 running, 1 failed, 9 pending" in table
+    spent = done.compute + failed.compute * 1000 / failed.tokens
+    assert f"compute {spent:.3g} of {plan.compute:.3g}" in table
