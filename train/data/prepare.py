@@ -47,6 +47,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LADDER_CACHE", ".cache"))
 
 
+def default_num_proc() -> int:
+    """Half the cores, at most 8: the tokenizer runs its own threads in a single process, which on 2 cores
+    beats two processes (docs/data.md); worker processes pay off where cores are many."""
+    return max(1, min(8, (os.cpu_count() or 1) // 2))
+
+
 def _source(cfg: DictConfig) -> dict:
     """What identifies the documents: local files by name, size and mtime; a hub dataset by name."""
     if cfg.path is None:
@@ -102,7 +108,7 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
         stats = Stats()
         val, train = pack(documents(cfg, stats), tokenizer_dir, tmp, seq_len=seq_len, val_tokens=val_tokens,
                           eos=tokenizer.eos_token_id, dtype=dtype, train_tokens=train_tokens,
-                          num_proc=num_proc or min(os.cpu_count() or 1, 8), progress=progress,
+                          num_proc=num_proc or cfg.num_proc or default_num_proc(), progress=progress,
                           shard_tokens=shard_tokens, desc=f"tokenize {cfg.name}")
         if not val.full:
             shutil.rmtree(tmp, ignore_errors=True)
