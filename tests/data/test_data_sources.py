@@ -81,3 +81,30 @@ def test_directory_without_shards_is_named(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match="no json.gz, jsonl or parquet files"):
         list(documents(dataset("c4", tmp_path)))
+
+
+def test_hub_datasets_stream_through_the_same_path(monkeypatch, shards):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None, streaming=False, **kw):
+        calls.append((path, name, split, streaming))
+        return iter([{"content": t, "url": "u"} for t in shards.make_docs(3)])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    stats = Stats()
+    assert list(documents(load_group_option("data", "refinedweb", DataConfig), stats)) == shards.make_docs(3)
+    assert calls == [("tiiuae/falcon-refinedweb", None, "train", True)]
+    assert stats.files == ["hf://tiiuae/falcon-refinedweb//train"]
+
+
+def test_hub_failure_says_to_use_local_shards(monkeypatch):
+    import datasets
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match=r"could not load allenai/c4 \(en\) from the hub.*set data.path"):
+        list(documents(load_group_option("data", "c4", DataConfig)))

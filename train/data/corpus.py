@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import os
 import random
 import re
 import shutil
@@ -89,7 +90,7 @@ def build(out: Path) -> Path:
     docs = [{"text": text, "timestamp": stamp, "url": url}
             for make, stamp in SOURCES.values() for url, text in make()]
     random.Random(CORPUS_SEED).shuffle(docs)
-    tmp = out.with_name(out.name + ".partial")
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     n_shards = -(-len(docs) // SHARD_DOCS)

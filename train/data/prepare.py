@@ -96,7 +96,10 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
                                     sort_keys=True).encode()).hexdigest()[:12]
     out = cache_dir / "tokens" / f"{cfg.name}-{seq_len}-{key}"
     prepared = PreparedData(cfg.name, out / "train", out / "val", tokenizer_dir)
-    done = lambda: (prepared.train_dir / MANIFEST).exists() and (prepared.val_dir / MANIFEST).exists()  # noqa: E731
+
+    def done() -> bool:
+        return (prepared.train_dir / MANIFEST).exists() and (prepared.val_dir / MANIFEST).exists()
+
     if done():
         return prepared
     out.parent.mkdir(parents=True, exist_ok=True)
