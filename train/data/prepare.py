@@ -109,10 +109,14 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
         tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         stats = Stats()
-        val, train = pack(documents(cfg, stats), tokenizer_dir, tmp, seq_len=seq_len, val_tokens=val_tokens,
-                          eos=tokenizer.eos_token_id, dtype=dtype, train_tokens=train_tokens,
-                          num_proc=num_proc or cfg.num_proc or default_num_proc(), progress=progress,
-                          shard_tokens=shard_tokens, desc=f"tokenize {cfg.name}")
+        try:
+            val, train = pack(documents(cfg, stats), tokenizer_dir, tmp, seq_len=seq_len, val_tokens=val_tokens,
+                              eos=tokenizer.eos_token_id, dtype=dtype, train_tokens=train_tokens,
+                              num_proc=num_proc or cfg.num_proc or default_num_proc(), progress=progress,
+                              shard_tokens=shard_tokens, desc=f"tokenize {cfg.name}")
+        except Exception:  # bad input: leave nothing behind (a hard kill leaves a .partial-* that is never read)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if not val.full:
             shutil.rmtree(tmp, ignore_errors=True)
             raise DataError(f"dataset '{cfg.name}' holds only {val.sequences * seq_len:,} tokens in "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -16,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from train.data.config import DataConfig
 
-log = logging.getLogger(__name__)
 
 # Local file name endings and the `datasets` builder that reads them.
 # A plain .json is left out: it may be one JSON document rather than lines (and manifests are .json).
