@@ -14,7 +14,7 @@ from omegaconf import MISSING
 
 from eval.config import EvalConfig
 from train.config import TrainConfig
-from train.data.config import DataConfig
+from train.data.config import DataConfig, TokenizerConfig
 
 
 @dataclass
@@ -61,6 +61,7 @@ class LadderConfig:
     arch: str = "olmo2"
     vocab_size: int = 100352
     seq_len: int = 4096
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
 @dataclass

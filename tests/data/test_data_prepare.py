@@ -1,0 +1,51 @@
+"""The offline default corpus, the ladder's tokenizer blocks and `prepare` over a ladder."""
+import gzip
+import json
+
+import pytest
+
+from ladder.config import load
+from train.data import TokenSequences, corpus, prepare_data
+from train.data.prepare import main
+
+
+@pytest.fixture(scope="module")
+def smoke_corpus(tmp_path_factory):
+    return corpus.build(tmp_path_factory.mktemp("cache") / "corpus" / "smoke")
+
+
+def test_default_corpus_is_c4_schema_real_text_without_repeats(smoke_corpus):
+    records = [json.loads(line) for f in sorted(smoke_corpus.glob("*.json.gz")) for line in gzip.open(f, "rt")]
+    assert all(set(r) == {"text", "timestamp", "url"} for r in records)
+    texts = [r["text"] for r in records]
+    assert len(texts) > 19_000 and len(set(texts)) == len(texts)
+    assert sum(map(len, texts)) > 24_000_000  # about 8.6M tokens of the smoke BPE
+    sources = {r["url"].split("/")[2] for r in records}
+    assert sources == {"en.wikipedia.org", "gcide.gnu.org.ua", "www.gutenberg.org"}
+    assert corpus.build(smoke_corpus) == smoke_corpus  # reused, not rebuilt
+
+
+def test_ladders_name_their_tokenizer():
+    assert load(["ladder=gadre"]).ladder.tokenizer.name_or_path == "EleutherAI/gpt-neox-20b"
+    assert load(["ladder=olmo"]).ladder.tokenizer.name_or_path == "allenai/dolma2-tokenizer"
+    smoke = load(["ladder=smoke"])
+    assert smoke.ladder.tokenizer.train_vocab_size == smoke.ladder.vocab_size == 2048
+
+
+def test_prepare_main_prepares_the_ladder_datasets_with_overrides(c4_dir, docs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path))
+    cfg = load(["ladder=smoke", f"data.path={c4_dir}", "data.corpus=null", "data.val_tokens=1000",
+                "ladder.tokenizer.train_vocab_size=300", f"ladder.tokenizer.train_path={c4_dir}"])
+    assert main(cfg) == 0
+    out = capsys.readouterr().out
+    assert "smoke (seq_len 128): train" in out and "val 1,024 tokens" in out
+    assert "warning: the largest rung needs" in out  # 240 tiny documents cannot feed smoke-64 at M=20
+
+
+@pytest.mark.slow
+def test_default_corpus_feeds_the_largest_smoke_rung(smoke_corpus, tmp_path):
+    cfg = load(["ladder=smoke"])
+    prepared = prepare_data({**cfg.data, "path": str(smoke_corpus)}, cfg.ladder.tokenizer, seq_len=128,
+                            cache_dir=smoke_corpus.parents[1], progress=False)
+    seqs = TokenSequences(prepared.train_dir, tokens=4_283_200, seed=0)
+    assert seqs.epochs < 0.6 and TokenSequences(prepared.val_dir).tokens >= 200_000

@@ -1,0 +1,64 @@
+"""The D-token contract, the seeded order, repetition and the resume position."""
+import numpy as np
+import pytest
+import torch
+
+from train.data import NotEnoughTokens, TokenSequences, prepare_data
+
+
+@pytest.fixture
+def prepared(c4_cfg, tok_cfg, tmp_path):
+    return prepare_data(c4_cfg, tok_cfg, seq_len=16, val_tokens=1000, seed=0, cache_dir=tmp_path, progress=False)
+
+
+def test_serves_exactly_ceil_d_over_seq_len_sequences(prepared):
+    seqs = TokenSequences(prepared.train_dir, tokens=1000, seed=0)
+    assert len(seqs) == 63 and seqs.seq_len == 16 and seqs.tokens == 1000
+    assert seqs[0].dtype == np.int64 and seqs[0].shape == (16,)
+    assert len(set(seqs.order.tolist())) == 63  # no sequence twice
+    assert seqs.epochs < 1
+
+
+def test_order_is_fixed_by_seed(prepared):
+    a, b = (TokenSequences(prepared.train_dir, tokens=800, seed=0) for _ in range(2))
+    c = TokenSequences(prepared.train_dir, tokens=800, seed=1)
+    assert all(np.array_equal(a[i], b[i]) for i in range(len(a)))
+    assert not all(np.array_equal(a[i], c[i]) for i in range(len(a)))
+
+
+def test_too_few_tokens_names_needed_and_available(prepared):
+    available = TokenSequences(prepared.train_dir).tokens
+    with pytest.raises(NotEnoughTokens, match=rf"needs 10,000,000 tokens \(625,000 sequences of 16\) but holds "
+                                              rf"{available:,}.*allow_repeat"):
+        TokenSequences(prepared.train_dir, tokens=10_000_000)
+
+
+def test_repetition_when_allowed_records_epochs(prepared):
+    available = len(TokenSequences(prepared.train_dir))
+    seqs = TokenSequences(prepared.train_dir, tokens=available * 16 * 5 // 2, seed=0, allow_repeat=True)
+    assert len(seqs) == available * 5 // 2 and seqs.epochs == pytest.approx(len(seqs) / available)
+    assert sorted(seqs.order[:available]) == list(range(available))  # each epoch: every sequence once
+
+
+def test_batches_resume_at_a_sequence_index(prepared):
+    seqs = TokenSequences(prepared.train_dir, tokens=1000, seed=3)
+    batches = list(seqs.batches(8))
+    assert batches[0].dtype == torch.long and batches[0].shape == (8, 16) and batches[-1].shape == (63 % 8, 16)
+    resumed = list(TokenSequences(prepared.train_dir, tokens=1000, seed=3).batches(8, start=24))
+    assert torch.equal(torch.cat(resumed), torch.cat(batches)[24:])
+    assert torch.equal(resumed[0][1], torch.from_numpy(seqs[25]))
+
+
+def test_validation_is_every_sequence_in_stored_order(prepared):
+    val = TokenSequences(prepared.val_dir)
+    stored = np.fromfile(prepared.val_dir / "tokens-00000.bin", dtype=np.uint16).reshape(-1, 16)
+    assert len(val) == 63 == val.tokens // 16
+    assert all(np.array_equal(val[i], stored[i]) for i in range(len(val)))
+
+
+def test_incomplete_split_is_refused(prepared, tmp_path):
+    (prepared.train_dir / "tokens-00000.bin").write_bytes(b"\0" * 10)
+    with pytest.raises(ValueError, match="tokens-00000.bin: missing or not"):
+        TokenSequences(prepared.train_dir)
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        TokenSequences(tmp_path)

@@ -1,0 +1,120 @@
+"""The ladder's tokenizer, always handed on as a local transformers tokenizer directory.
+
+A hub name is fetched once through transformers and saved under the cache, so later stages (and
+later runs without a network) read files only. The offline default trains a byte-level BPE.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from omegaconf import OmegaConf
+
+from train.data.config import TokenizerConfig
+
+EOS = "<|endoftext|>"
+PAD = "<|padding|>"
+DTYPES = {"uint16": 2 ** 16, "uint32": 2 ** 32}
+
+
+def tokenizer_config(cfg) -> TokenizerConfig:
+    return OmegaConf.merge(OmegaConf.structured(TokenizerConfig), cfg)
+
+
+def tokenizer_hash(directory: Path) -> str:
+    """sha256 over the directory's files: names the exact vocabulary the tokens were made with."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def load(directory: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory))
+
+
+def token_dtype(vocab_size: int, requested: str = "auto") -> str:
+    """The smallest unsigned dtype that holds every token id; a requested one must fit."""
+    if requested == "auto":
+        return "uint16" if vocab_size <= DTYPES["uint16"] else "uint32"
+    if requested not in DTYPES:
+        raise ValueError(f"data.token_dtype must be auto, uint16 or uint32, not '{requested}'")
+    if vocab_size > DTYPES[requested]:
+        raise ValueError(f"tokenizer vocabulary of {vocab_size:,} ids does not fit data.token_dtype={requested} "
+                         f"(at most {DTYPES[requested]:,}); use uint32 or auto")
+    return requested
+
+
+def _atomic_save(tokenizer, out: Path) -> Path:
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def train_bpe(texts: Iterator[str], vocab_size: int, out: Path) -> Path:
+    """A byte-level BPE (GPT-2 style: no unknown bytes) with one end-of-text token, saved for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=EOS,
+                                   pad_token=PAD)
+    return _atomic_save(fast, out)
+
+
+def _chars(texts: Iterator[str], limit: int) -> Iterator[str]:
+    total = 0
+    for text in texts:
+        if total >= limit:
+            return
+        total += len(text)
+        yield text
+
+
+def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
+    """The tokenizer directory for `cfg`, made (fetched, or trained) once and reused."""
+    cfg = tokenizer_config(cfg)
+    cache_dir = Path(cache_dir)
+    if cfg.name_or_path:
+        if Path(cfg.name_or_path).is_dir():
+            return Path(cfg.name_or_path)
+        out = cache_dir / "tokenizers" / cfg.name_or_path.replace("/", "__")
+        if not (out / "tokenizer_config.json").exists():
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path)
+            except Exception as exc:
+                raise ValueError(f"could not load tokenizer '{cfg.name_or_path}' (hub name or local directory): "
+                                 f"{exc}") from exc
+            _atomic_save(tokenizer, out)
+        return out
+    if not cfg.train_vocab_size:
+        raise ValueError("tokenizer: set name_or_path (hub name or directory) or train_vocab_size (train a BPE)")
+    from train.data import corpus, sources
+
+    train_path = Path(cfg.train_path) if cfg.train_path else corpus.build(cache_dir / "corpus" / "smoke")
+    files = sources.local_files(train_path)
+    key = hashlib.sha256(json.dumps({
+        "files": [[str(p.relative_to(train_path) if p != train_path else p.name), p.stat().st_size] for p in files],
+        "vocab": cfg.train_vocab_size, "chars": cfg.train_chars}).encode()).hexdigest()[:12]
+    out = cache_dir / "tokenizers" / f"bpe-{cfg.train_vocab_size}-{key}"
+    if not (out / "tokenizer_config.json").exists():
+        docs = sources.documents({"name": "tokenizer", "path": str(train_path)})
+        train_bpe(_chars(docs, cfg.train_chars), cfg.train_vocab_size, out)
+    return out

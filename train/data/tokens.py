@@ -1,0 +1,87 @@
+"""Read packed token files: the sequences a rung trains on, in a fixed seeded order, from any position."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from train.data.pack import FORMAT, MANIFEST
+
+
+class NotEnoughTokens(ValueError):
+    """A rung asks for more tokens than the split holds and repetition is not allowed."""
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest of a complete split directory; a missing one means an incomplete (or no) split."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{directory}: no {MANIFEST}; not a complete packed split (run `ladder prepare`)")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+class TokenSequences:
+    """Sequences of a packed split: all of them in stored order, or exactly ceil(tokens / seq_len) in an
+    order shuffled by `seed` (a fresh permutation per epoch when repetition is allowed).
+
+    seqs[i] is the i-th sequence of that order, so a run resumed at sequence i sees the data it would have;
+    `order` holds the stored index of each.
+    """
+
+    def __init__(self, directory: Path, tokens: Optional[int] = None, seed: int = 0, allow_repeat: bool = False):
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory)
+        self.seq_len = int(self.manifest["seq_len"])
+        self._shards = []
+        for shard in self.manifest["shards"]:
+            path = self.directory / shard["file"]
+            expected = shard["num_sequences"] * self.seq_len * np.dtype(self.manifest["dtype"]).itemsize
+            if not path.exists() or path.stat().st_size != expected:
+                raise ValueError(f"{path}: missing or not {expected} bytes as {MANIFEST} says; re-run prepare")
+            if shard["num_sequences"]:
+                self._shards.append(np.memmap(path, dtype=self.manifest["dtype"], mode="r",
+                                              shape=(shard["num_sequences"], self.seq_len)))
+        self._starts = np.cumsum([0] + [len(s) for s in self._shards])
+        self.available = int(self._starts[-1])
+        if tokens is None:
+            self.tokens = self.available * self.seq_len
+            self.order = np.arange(self.available)
+        else:
+            self.tokens = int(tokens)
+            self.order = self._seeded_order(-(-self.tokens // self.seq_len), seed, allow_repeat)
+        self.epochs = len(self.order) / self.available if self.available else 0.0
+
+    def _seeded_order(self, needed: int, seed: int, allow_repeat: bool) -> np.ndarray:
+        if needed > self.available and not allow_repeat:
+            raise NotEnoughTokens(
+                f"{self.directory}: needs {self.tokens:,} tokens ({needed:,} sequences of {self.seq_len}) but "
+                f"holds {self.available * self.seq_len:,} ({self.available:,} sequences); add data, lower the "
+                f"rung's tokens, or set data.allow_repeat=true")
+        if self.available == 0:
+            raise NotEnoughTokens(f"{self.directory}: holds no sequences")
+        epochs = -(-needed // self.available)
+        order = [np.random.default_rng([seed, epoch]).permutation(self.available) for epoch in range(epochs)]
+        return np.concatenate(order)[:needed]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sequence {i} out of range ({len(self)} sequences)")
+        j = int(self.order[i])
+        shard = int(np.searchsorted(self._starts, j, side="right")) - 1
+        return np.asarray(self._shards[shard][j - self._starts[shard]], dtype=np.int64)
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator:
+        """LongTensors (batch_size, seq_len) of sequences start, start+1, ...; the last batch may be smaller."""
+        import torch
+
+        for first in range(start, len(self), batch_size):
+            rows = [self[i] for i in range(first, min(first + batch_size, len(self)))]
+            yield torch.from_numpy(np.stack(rows))
