@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from omegaconf import DictConfig
 
@@ -50,8 +50,23 @@ def open_lm_sets(cfg: DictConfig) -> dict[str, LMSet]:
 
         seqs = TokenSequences(Path(path))
         n = len(seqs) if cfg.eval.max_sequences is None else min(len(seqs), cfg.eval.max_sequences)
-        sets[name] = LMSet([seqs[i] for i in range(n)])
+        sets[name] = LMSet(_Head(seqs, n))
     return sets
+
+
+class _Head(Sequence):
+    """The first n sequences of a memory-mapped set, read on demand rather than copied into memory."""
+
+    def __init__(self, seqs, n: int):
+        self.seqs, self.n = seqs, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.seqs[i]
 
 
 def prepare_tasks(cfg: DictConfig) -> dict[str, list]:
