@@ -127,3 +127,19 @@ def test_fewshot_prompts_are_deterministic_and_never_include_the_example():
     assert with_fewshot(examples, 0) == examples
     with pytest.raises(TaskError, match="needs 8 other examples"):
         with_fewshot(examples, 8)
+
+
+def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
+    from datasets import Dataset
+
+    import eval.tasks
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None):
+        calls.append((path, name, split))
+        return Dataset.from_list([ROWS["arc_challenge"]])
+
+    monkeypatch.setattr(eval.tasks, "load_dataset", fake_load_dataset)
+    assert len(load_task("arc_challenge")) == 1
+    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test")]
