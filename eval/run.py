@@ -22,7 +22,7 @@ from eval.fewshot import with_fewshot
 from eval.lm_loss import lm_loss
 from eval.metrics import ScoredExample, rc_metrics, weighted
 from eval.scoring import score_groups
-from eval.tasks import MMLU_WEIGHTS, Example, load_task, mmlu_group
+from eval.tasks import MMLU_WEIGHTS, Example, TaskError, load_task, mmlu_group
 
 log = logging.getLogger(__name__)
 # The unconditional context of PMI scoring (OLMo's domain-conditional "Answer:").
@@ -62,7 +62,7 @@ def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -
     """A task's examples with their few-shot prompts, sampled to `cfg.max_examples` (seeded)."""
     if name == "derived":
         if docs is None:
-            raise ValueError("task 'derived' needs held-out documents (eval.derived.docs)")
+            raise TaskError("task 'derived' needs held-out documents (eval.derived.docs)")
         d = cfg.derived
         examples = derived_task(docs, n_examples=d.n_examples, n_choices=d.n_choices, context_words=d.context_words,
                                 continuation_words=d.continuation_words, seed=cfg.seed)

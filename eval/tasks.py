@@ -132,9 +132,9 @@ def copa(row) -> Example:
     connector = {"cause": " because", "effect": " therefore"}.get(row["question"])
     if connector is None:
         raise TaskError(f"question must be 'cause' or 'effect', got {row['question']!r}")
-    lower = lambda c: " " + c[:1].lower() + c[1:]  # noqa: E731 - the choice continues the premise's sentence
-    return Example(row["premise"].strip().rstrip(".") + connector, (lower(row["choice1"]), lower(row["choice2"])),
-                   _int(row["label"]))
+    # The choice continues the premise's sentence: "The man broke his toe because he dropped a hammer …"
+    choices = tuple(" " + c[:1].lower() + c[1:] for c in (row["choice1"], row["choice2"]))
+    return Example(row["premise"].strip().rstrip(".") + connector, choices, _int(row["label"]))
 
 
 def _int(value) -> int:
