@@ -89,10 +89,13 @@ def _score_batch(model, units: list[_Unit], pad_id: int) -> list[list[float]]:
     for b, u in enumerate(units):
         ids[b, :len(u.prefix)] = torch.tensor(u.prefix)
         mask[b, :len(u.prefix)] = 1
-    last = torch.tensor([[len(u.prefix) - 1] for u in units])
-    # Only the prefix's last position is projected onto the vocabulary: it predicts the first rest token.
-    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True, logits_to_keep=last.to(device))
-    first = torch.log_softmax(out.logits[:, 0].float(), dim=-1)
+    # Only each prefix's last position, which predicts its first rest token, is projected onto the
+    # vocabulary (a 1-D `logits_to_keep` keeps the same positions in every row, in any transformers >= 4.57).
+    keep = sorted({len(u.prefix) - 1 for u in units})
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True,
+                logits_to_keep=torch.tensor(keep, device=device))
+    which = torch.tensor([keep.index(len(u.prefix) - 1) for u in units], device=device)
+    first = torch.log_softmax(out.logits[torch.arange(len(units), device=device), which].float(), dim=-1)
 
     rows = [b for b, u in enumerate(units) for _ in u.rests]
     rests = [r for u in units for r in u.rests]
