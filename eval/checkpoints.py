@@ -1,0 +1,68 @@
+"""Finding checkpoints (`<rung_dir>/checkpoints/step-<8 digits>/`) and checking they are complete.
+
+A checkpoint is a transformers model directory; it is usable once it has its config, all weight
+files an index names, and a tokenizer (its own or the one given). Directories still being written
+(any other name, e.g. a temporary one) are never matched.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+STEP_DIR = re.compile(r"step-(\d{8})")
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+_TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be evaluated as it is."""
+
+
+def step_of(checkpoint_dir: Path) -> int:
+    match = STEP_DIR.fullmatch(Path(checkpoint_dir).name)
+    if not match:
+        raise CheckpointError(f"{checkpoint_dir}: not a checkpoint directory name (expected step-<8 digits>)")
+    return int(match.group(1))
+
+
+def find_checkpoints(rung_dir: Path) -> list[Path]:
+    """The rung's checkpoint directories, by step."""
+    found = [p for p in (Path(rung_dir) / "checkpoints").glob("step-*") if p.is_dir() and STEP_DIR.fullmatch(p.name)]
+    return sorted(found, key=step_of)
+
+
+def missing_files(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> list[str]:
+    """What a checkpoint lacks to be evaluated; empty when complete."""
+    d = Path(checkpoint_dir)
+    if not d.is_dir():
+        return [f"{d} (no such directory)"]
+    missing = [] if (d / "config.json").is_file() else ["config.json"]
+    index = next((d / i for i in _INDEXES if (d / i).is_file()), None)
+    if index is not None:
+        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
+        missing += [s for s in shards if not (d / s).is_file()] or ([] if shards else [f"{index.name} lists no shards"])
+    elif not any((d / w).is_file() for w in _WEIGHTS):
+        missing.append(" or ".join(_WEIGHTS))
+    if not any((t / name).is_file() for t in filter(None, (d, tokenizer_dir)) for name in _TOKENIZER):
+        missing.append("tokenizer (tokenizer.json; or set eval.tokenizer)")
+    return missing
+
+
+def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, device: str = "cpu"):
+    """(model, tokenizer) in fp32 eval mode; CheckpointError naming every missing file."""
+    missing = missing_files(checkpoint_dir, tokenizer_dir)
+    if missing:
+        raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: missing {', '.join(missing)}")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32).to(device).eval()
+        has_own = any((Path(checkpoint_dir) / name).is_file() for name in _TOKENIZER)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir if has_own else tokenizer_dir)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {checkpoint_dir} cannot be loaded: {str(exc).splitlines()[0]}") from exc
+    return model, tokenizer

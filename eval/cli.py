@@ -1,0 +1,149 @@
+"""`ladder eval`: evaluate one checkpoint, one rung's checkpoints or every rung of a ladder,
+and the hook the training loop calls after each checkpoint it saves.
+
+    ladder eval eval.checkpoint=runs/smoke/rungs/smoke-24-smoke-M5/checkpoints/step-00000100
+    ladder eval eval.rung=smoke-24-smoke-M5
+    ladder eval                       # every rungs/*/checkpoints/step-* under out_dir
+
+Already evaluated (step, task) pairs are skipped, so the command can be re-run as training goes on.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from omegaconf import DictConfig
+
+from eval.checkpoints import CheckpointError, find_checkpoints, missing_files, step_of
+from eval.derived import load_documents
+from eval.run import LMSet, RungInfo, evaluate_checkpoint, is_done, prepare_task, write_results
+from eval.tasks import TaskError
+
+log = logging.getLogger(__name__)
+
+
+class EvalError(ValueError):
+    """Bad `ladder eval` input; its message names what to fix."""
+
+
+def rung_info(cfg: DictConfig, rung_id: str, rung_dir: Optional[Path] = None) -> RungInfo:
+    """A rung of the configured ladder's plan, as the fields its records share."""
+    from ladder.plan import build_plan
+
+    plan = build_plan(cfg)
+    rung = next((r for r in plan.rungs if r.rung_id == rung_id), None)
+    if rung is None:
+        raise EvalError(f"rung '{rung_id}' is not in ladder '{plan.name}' (rungs: {', '.join(r.rung_id for r in plan.rungs)})")
+    base = {"run": rung.rung_id, "size": rung.shape.name, "dataset": rung.dataset, "params": rung.params,
+            "run_tokens": rung.tokens, "multiplier": rung.multiplier}
+    return RungInfo(base, rung.hp.batch_size * rung.shape.seq_len, rung.hp.steps, rung_dir)
+
+
+def open_lm_sets(cfg: DictConfig) -> dict[str, LMSet]:
+    sets = {}
+    for name, path in cfg.eval.lm_sets.items():
+        if not Path(path).is_dir():
+            raise EvalError(f"eval.lm_sets.{name}: no directory {path}")
+        from train.data import TokenSequences  # the data stage's packed, memory-mapped val shards
+
+        seqs = TokenSequences(Path(path))
+        n = len(seqs) if cfg.eval.max_sequences is None else min(len(seqs), cfg.eval.max_sequences)
+        sets[name] = LMSet(_Head(seqs, n))
+    return sets
+
+
+class _Head(Sequence):
+    """The first n sequences of a memory-mapped set, read on demand rather than copied into memory."""
+
+    def __init__(self, seqs, n: int):
+        self.seqs, self.n = seqs, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.seqs[i]
+
+
+def prepare_tasks(cfg: DictConfig) -> dict[str, list]:
+    docs = None
+    if "derived" in cfg.eval.tasks:
+        if not cfg.eval.derived.docs:
+            raise EvalError("task 'derived' needs eval.derived.docs=PATH (held-out documents of the training data)")
+        docs = load_documents(cfg.eval.derived.docs, cfg.data.text_field)
+    return {name: prepare_task(name, cfg.eval, docs) for name in cfg.eval.tasks}
+
+
+def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
+    """(rung_dir, checkpoints) to evaluate; an explicitly named checkpoint must be complete."""
+    if cfg.eval.checkpoint:
+        ckpt = Path(cfg.eval.checkpoint)
+        step_of(ckpt)
+        missing = missing_files(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
+        if missing:
+            raise CheckpointError(f"checkpoint {ckpt} is incomplete: missing {', '.join(missing)}")
+        return [(ckpt.resolve().parent.parent, [ckpt])]
+    rungs = Path(cfg.out_dir) / "rungs"
+    if cfg.eval.rung:
+        rung_dir = rungs / cfg.eval.rung
+        if not rung_dir.is_dir():
+            raise EvalError(f"eval.rung={cfg.eval.rung}: no directory {rung_dir}")
+        return [(rung_dir, find_checkpoints(rung_dir))]
+    dirs = sorted(p for p in rungs.glob("*") if p.is_dir())
+    if not dirs:
+        raise EvalError(f"no rungs under {rungs} (train first, or set out_dir / eval.checkpoint)")
+    return [(d, find_checkpoints(d)) for d in dirs]
+
+
+def _evaluate(cfg: DictConfig, rung: RungInfo, checkpoint: Path, lm_sets, tasks, step: Optional[int] = None) -> int:
+    step = step_of(checkpoint) if step is None else step
+    if is_done(rung.rung_dir, step, list(lm_sets), list(tasks)):
+        log.info("%s step %d: already evaluated", rung.base["run"], step)
+        return 0
+    records = evaluate_checkpoint(checkpoint, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, step=step)
+    written = write_results(rung.rung_dir, records)
+    log.info("%s step %d: %d records -> %s", rung.base["run"], step, written, rung.rung_dir / "results.jsonl")
+    return written
+
+
+def main(cfg: DictConfig) -> int:
+    try:
+        targets = _targets(cfg)
+        tasks, lm_sets = prepare_tasks(cfg), open_lm_sets(cfg)
+        if not tasks and not lm_sets:
+            raise EvalError("nothing to evaluate: eval.tasks and eval.lm_sets are both empty")
+        for rung_dir, checkpoints in targets:
+            rung = rung_info(cfg, rung_dir.name, rung_dir)
+            if not checkpoints:
+                log.warning("%s: no checkpoints yet", rung_dir)
+            for ckpt in checkpoints:
+                missing = missing_files(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
+                if missing:  # e.g. still being written: say so and leave it for the next run
+                    log.warning("skipping incomplete checkpoint %s: missing %s", ckpt, ", ".join(missing))
+                    continue
+                _evaluate(cfg, rung, ckpt, lm_sets, tasks)
+    except (EvalError, CheckpointError, TaskError) as exc:
+        print(f"ladder eval: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def make_eval_hook(cfg: DictConfig, rung_dir: Path) -> Callable[[Path, int], None]:
+    """For the training loop: `hook(checkpoint_dir, step)` evaluates that checkpoint into the rung's results.
+
+    Tasks and eval sets are prepared on the first call and reused for every later checkpoint.
+    """
+    rung_dir = Path(rung_dir)
+    rung = rung_info(cfg, rung_dir.name, rung_dir)
+    state: dict = {}
+
+    def hook(checkpoint_dir: Path, step: int) -> None:
+        if not state:
+            state.update(tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg))
+        _evaluate(cfg, rung, Path(checkpoint_dir), state["lm_sets"], state["tasks"], step)
+
+    return hook

@@ -1,0 +1,150 @@
+"""Log-likelihoods of continuations given contexts: the one scoring routine every RC task uses.
+
+A request is a (context, continuation) pair; the requests of one example form a group. The tokens
+a group's sequences share at their start (the context, few-shot examples included) run through the
+model once and their key/value cache serves every continuation (shared prefix). Groups are sorted
+longest first and batched. Padding goes on the right, with the attention mask and explicit position
+ids, so every score equals scoring that request alone (tests/eval/test_eval_scoring.py checks 1e-5).
+
+Tokenization follows lm-eval and OLMo: context and continuation are tokenized separately and
+concatenated, the continuation carrying its leading space; spaces at the end of a context move to
+the continuation, so the boundary never falls inside a word's token. No special tokens are added;
+an empty context is replaced by the EOS token so the first continuation token has a prediction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class GroupScores:
+    logprobs: list[float]  # per request: sum of the continuation tokens' log-probabilities (nats)
+    n_tokens: list[int]  # per request: continuation tokens scored
+    truncated: bool  # contexts were cut from the left to fit the model's sequence length
+
+
+@dataclass
+class _Unit:
+    """One forward unit: a prefix run once, then each rest run on its cache."""
+    group: int
+    requests: list[int]  # indices into the group's requests
+    prefix: list[int]
+    rests: list[list[int]]
+    cont_lens: list[int]
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False) if text else []
+
+
+def encode_group(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> tuple[list[list[int]], list[int], bool]:
+    """Token sequences (context + continuation) and continuation lengths of one group.
+
+    Too-long sequences lose the same number of tokens from the left of every context in the group,
+    so a shared prefix stays shared; a continuation that cannot fit is an error, not a wrong score.
+    """
+    seqs, cont_lens = [], []
+    for context, continuation in pairs:
+        stripped = context.rstrip(" ")
+        context, continuation = stripped, context[len(stripped):] + continuation
+        cont = _encode(tokenizer, continuation)
+        if not cont:
+            raise ValueError(f"empty continuation after context {context[-40:]!r}")
+        ctx = _encode(tokenizer, context)
+        if not ctx:
+            if tokenizer.eos_token_id is None:
+                raise ValueError("empty context and the tokenizer has no EOS token to stand in for it")
+            ctx = [tokenizer.eos_token_id]
+        seqs.append(ctx + cont)
+        cont_lens.append(len(cont))
+    cut = max(len(s) for s in seqs) - max_len
+    if cut > 0:
+        if any(len(s) - n <= cut for s, n in zip(seqs, cont_lens)):
+            raise ValueError(f"a continuation of {max(cont_lens)} tokens leaves no room for context "
+                             f"in the model's {max_len}-token window")
+        seqs = [s[cut:] for s in seqs]
+    return seqs, cont_lens, cut > 0
+
+
+def _units(group: int, seqs: list[list[int]], cont_lens: list[int]) -> list[_Unit]:
+    """Split a group at its shared prefix: every token before the first continuation token they differ in."""
+    ctx_lens = [len(s) - n for s, n in zip(seqs, cont_lens)]
+    shared = 0
+    while shared < min(ctx_lens) and len({s[shared] for s in seqs}) == 1:
+        shared += 1
+    if shared == 0:  # nothing in common (e.g. a Winogrande blank at the start): each request alone
+        return [_Unit(group, [i], s[:c], [s[c:]], [n]) for i, (s, c, n) in enumerate(zip(seqs, ctx_lens, cont_lens))]
+    return [_Unit(group, list(range(len(seqs))), seqs[0][:shared], [s[shared:] for s in seqs], cont_lens)]
+
+
+@torch.inference_mode()
+def _score_batch(model, units: list[_Unit], pad_id: int) -> list[list[float]]:
+    device = next(model.parameters()).device
+    width = max(len(u.prefix) for u in units)
+    ids = torch.full((len(units), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(units), width), dtype=torch.long)
+    for b, u in enumerate(units):
+        ids[b, :len(u.prefix)] = torch.tensor(u.prefix)
+        mask[b, :len(u.prefix)] = 1
+    # Only each prefix's last position, which predicts its first rest token, is projected onto the
+    # vocabulary (a 1-D `logits_to_keep` keeps the same positions in every row, in any transformers >= 4.57).
+    keep = sorted({len(u.prefix) - 1 for u in units})
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True,
+                logits_to_keep=torch.tensor(keep, device=device))
+    which = torch.tensor([keep.index(len(u.prefix) - 1) for u in units], device=device)
+    first = torch.log_softmax(out.logits[torch.arange(len(units), device=device), which].float(), dim=-1)
+
+    rows = [b for b, u in enumerate(units) for _ in u.rests]
+    rests = [r for u in units for r in u.rests]
+    cache = out.past_key_values
+    cache.batch_select_indices(torch.tensor(rows, device=device))
+    rest_width = max(len(r) for r in rests)
+    rest_ids = torch.full((len(rests), rest_width), pad_id, dtype=torch.long)
+    rest_mask = torch.zeros((len(rests), rest_width), dtype=torch.long)
+    for i, r in enumerate(rests):
+        rest_ids[i, :len(r)] = torch.tensor(r)
+        rest_mask[i, :len(r)] = 1
+    # The cache holds each row's prefix padded to `width`: mask the padding, and number positions from
+    # the true prefix length so rotary embeddings match an unpadded sequence.
+    positions = torch.tensor([[len(units[b].prefix)] for b in rows]) + torch.arange(rest_width)
+    out = model(input_ids=rest_ids.to(device), attention_mask=torch.cat([mask[rows], rest_mask], 1).to(device),
+                position_ids=positions.to(device), past_key_values=cache, use_cache=True)
+    logp = torch.log_softmax(out.logits.float(), dim=-1)
+
+    scores, i = [], 0
+    for b, u in enumerate(units):
+        unit_scores = []
+        for rest, n_cont in zip(u.rests, u.cont_lens):
+            preds = torch.cat([first[b:b + 1], logp[i, :len(rest) - 1]])  # row j predicts rest[j]
+            token_lp = preds.gather(1, torch.tensor(rest, device=device)[:, None])[:, 0]
+            unit_scores.append(token_lp[len(rest) - n_cont:].sum().item())
+            i += 1
+        scores.append(unit_scores)
+    return scores
+
+
+def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8,
+                 max_len: int | None = None) -> list[GroupScores]:
+    """Score every (context, continuation) request of every group; `batch_size` counts groups per forward."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    max_len = max_len or model.config.max_position_embeddings
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    results, units = [], []
+    for g, pairs in enumerate(groups):
+        if not pairs:
+            raise ValueError(f"group {g} has no requests")
+        seqs, cont_lens, truncated = encode_group(tokenizer, pairs, max_len)
+        results.append(GroupScores([0.0] * len(pairs), cont_lens, truncated))
+        units.extend(_units(g, seqs, cont_lens))
+    # Longest first: similar lengths share a batch (little padding) and memory peaks at the start.
+    units.sort(key=lambda u: -(len(u.prefix) + max(len(r) for r in u.rests)))
+    for start in range(0, len(units), batch_size):
+        batch = units[start:start + batch_size]
+        for u, unit_scores in zip(batch, _score_batch(model, batch, pad_id)):
+            for request, score in zip(u.requests, unit_scores):
+                results[u.group].logprobs[request] = score
+    return results

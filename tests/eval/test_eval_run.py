@@ -1,0 +1,134 @@
+"""Checkpoint → results.jsonl records: fields, idempotent writes, `ladder eval` modes, the training hook."""
+import json
+
+import numpy as np
+import pytest
+
+from eval.checkpoints import CheckpointError, find_checkpoints, load_checkpoint
+from eval.cli import main, make_eval_hook, rung_info
+from eval.config import EvalConfig
+from eval.metrics import METRICS
+from eval.run import LMSet, evaluate_checkpoint, read_results, write_results
+from eval.tasks import Example
+from ladder.config import load
+
+RUNG = "smoke-24-smoke-M5"  # a rung of the smoke ladder
+DOCS = ["The river runs past the old mill and the children watch the boats go by in the morning light " * 2,
+        "A recipe for bread: mix flour, water, salt and yeast, knead the dough, let it rise, then bake it " * 2,
+        "The committee met on Tuesday to discuss the budget, and the chair asked for a vote on each item " * 2,
+        "Stars are huge balls of hot gas; the nearest one is the Sun, which gives the Earth heat and light " * 2,
+        "She opened the window because the room was too warm, and a cool breeze came in from the garden " * 2]
+
+
+@pytest.fixture
+def ladder_dir(tmp_path, tokenizer, model):
+    """out_dir with one rung holding two complete checkpoints and one being written."""
+    rung_dir = tmp_path / "rungs" / RUNG
+    for step in (10, 20):
+        model.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
+        tokenizer.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
+    (rung_dir / "checkpoints" / "step-00000030").mkdir()  # no files yet
+    docs = tmp_path / "heldout.jsonl"
+    docs.write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS))
+    return tmp_path
+
+
+def config(out_dir, *overrides):
+    return load([f"out_dir={out_dir}", f"eval.derived.docs={out_dir}/heldout.jsonl", "eval.derived.context_words=8",
+                 "eval.derived.n_choices=3", *overrides])
+
+
+def test_checkpoint_records_follow_the_results_format(ladder_dir, tokenizer):
+    cfg = config(ladder_dir)
+    rung = rung_info(cfg, RUNG, ladder_dir / "rungs" / RUNG)
+    seqs = [np.arange(1, 30) % len(tokenizer), np.arange(5, 40) % len(tokenizer)]
+    tasks = {"toy": [Example("The river runs", (" past the mill", " on Tuesday"), 0)] * 3}
+    ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000020"
+    records = evaluate_checkpoint(ckpt, lm_sets={"c4": LMSet(seqs)}, tasks=tasks, cfg=EvalConfig(), rung=rung)
+    metrics = {r["metric"] for r in records}
+    assert metrics == {"c4_val:loss", "c4_val:bpb"} | {f"toy:{m}" for m in METRICS}
+    r = records[0]
+    assert {k: r[k] for k in ("run", "size", "dataset", "multiplier", "step")} == {
+        "run": RUNG, "size": "smoke-24", "dataset": "smoke", "multiplier": 5.0, "step": 20}
+    assert r["tokens"] == 20 * rung.tokens_per_step and r["final"] is False and r["params"] > 0
+    assert r["run_tokens"] == round(5 * r["params"])
+
+
+def test_write_results_is_idempotent_and_leaves_no_temporary_file(tmp_path):
+    records = [{"run": "r", "step": s, "metric": m, "value": 1.0} for s in (1, 2) for m in ("a:acc", "b:acc")]
+    assert write_results(tmp_path, records[:3]) == 3
+    assert write_results(tmp_path, records) == 1
+    assert write_results(tmp_path, records) == 0
+    assert len(read_results(tmp_path)) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "results.jsonl.lock"]
+
+
+def test_ladder_eval_all_rungs_skips_incomplete_checkpoints_and_reruns_add_nothing(ladder_dir, caplog):
+    cfg = config(ladder_dir)
+    assert main(cfg) == 0
+    assert "skipping incomplete checkpoint" in caplog.text and "step-00000030" in caplog.text
+    results = read_results(ladder_dir / "rungs" / RUNG)
+    assert {r["step"] for r in results} == {10, 20}
+    assert {r["metric"] for r in results} == {f"derived:{m}" for m in METRICS}
+    assert main(config(ladder_dir, f"eval.rung={RUNG}")) == 0
+    assert read_results(ladder_dir / "rungs" / RUNG) == results
+
+
+def test_ladder_eval_one_checkpoint_and_bad_targets(ladder_dir, capsys):
+    ckpt = ladder_dir / "rungs" / RUNG / "checkpoints"
+    assert main(config(ladder_dir, f"eval.checkpoint={ckpt / 'step-00000010'}")) == 0
+    assert {r["step"] for r in read_results(ladder_dir / "rungs" / RUNG)} == {10}
+    assert main(config(ladder_dir, f"eval.checkpoint={ckpt / 'step-00000030'}")) == 2
+    assert "step-00000030 is incomplete: missing config.json" in capsys.readouterr().err
+    assert main(config(ladder_dir, "eval.rung=nope")) == 2
+    assert main(config(ladder_dir, "eval.derived.docs=null")) == 2
+    assert "eval.derived.docs" in capsys.readouterr().err
+
+
+def test_incomplete_checkpoints_name_what_is_missing(ladder_dir):
+    ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
+    (ckpt / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing model.safetensors or pytorch_model.bin"):
+        load_checkpoint(ckpt)
+    (ckpt / "tokenizer.json").unlink()
+    (ckpt / "tokenizer_config.json").unlink()
+    with pytest.raises(CheckpointError, match="tokenizer"):
+        load_checkpoint(ckpt)
+    assert [p.name for p in find_checkpoints(ladder_dir / "rungs" / RUNG)] == [
+        "step-00000010", "step-00000020", "step-00000030"]
+
+
+def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, tokenizer, monkeypatch):
+    class TokenSequences:  # the data stage's reader, faked: 3 sequences of 16 tokens
+        def __init__(self, path):
+            self.seq_len = 16
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return (np.arange(16, dtype=np.int64) * (i + 3)) % len(tokenizer)
+
+    import train.data
+    monkeypatch.setattr(train.data, "TokenSequences", TokenSequences, raising=False)
+    (ladder_dir / "val").mkdir()
+    cfg = config(ladder_dir, f"+eval.lm_sets.smoke={ladder_dir / 'val'}", "eval.tasks=[]")
+    hook = make_eval_hook(cfg, ladder_dir / "rungs" / RUNG)
+    ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
+    hook(ckpt, 10)
+    hook(ckpt, 10)
+    results = read_results(ladder_dir / "rungs" / RUNG)
+    assert sorted(r["metric"] for r in results) == ["smoke_val:bpb", "smoke_val:loss"]
+    assert all(np.isfinite(r["value"]) for r in results)
+
+
+def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, tmp_path):
+    model = make_model(seq_len=16)
+    ckpt = tmp_path / "step-00000005"
+    model.save_pretrained(ckpt)
+    tokenizer_dir = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
+    cfg = EvalConfig(tokenizer=str(tokenizer_dir))
+    rung = rung_info(config(ladder_dir), RUNG)
+    long = Example("The river runs past the old mill and the children watch the boats go by " * 2, (" a", " b"), 0)
+    records = evaluate_checkpoint(ckpt, lm_sets={}, tasks={"long": [long]}, cfg=cfg, rung=rung)
+    assert all("1 of 1 contexts truncated" in r["warnings"][0] for r in records)

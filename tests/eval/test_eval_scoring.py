@@ -1,0 +1,67 @@
+"""Shared-prefix batched scoring equals scoring each request alone and a direct forward pass."""
+import pytest
+import torch
+
+from eval.scoring import encode_group, score_groups
+
+GROUPS = [
+    [("The river runs", " past the mill"), ("The river runs", " fast"), ("The river runs", " on Tuesday and more")],
+    [("Question: What do plants need to grow?\nAnswer:", " water"),
+     ("Question: What do plants need to grow?\nAnswer:", " light and soil with nutrients")],
+    [("She opened the window because the", " room was warm"), ("He closed the door because the", " room was warm")],
+    [("The committee met on Tuesday ", "to vote"), ("The committee met on Tuesday ", "to talk about bread")],
+    [("A", " b"), ("A", " café über")],
+]
+
+
+def direct(model, tokenizer, context, continuation):
+    """log p(continuation | context) from one plain forward pass over the concatenated text."""
+    ids = tokenizer.encode(context + continuation, add_special_tokens=False)
+    n_ctx = len(tokenizer.encode(context, add_special_tokens=False))
+    assert ids[:n_ctx] == tokenizer.encode(context, add_special_tokens=False)  # boundary falls between tokens
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+    return sum(logp[j - 1, ids[j]].item() for j in range(n_ctx, len(ids)))
+
+
+@pytest.mark.parametrize("arch", ["olmo2", "llama"])
+def test_batched_shared_prefix_equals_one_at_a_time_and_direct_forward(tokenizer, make_model, arch):
+    model = make_model(arch=arch, seed=3)
+    batched = score_groups(model, tokenizer, GROUPS, batch_size=8)
+    small_batches = score_groups(model, tokenizer, GROUPS, batch_size=2)
+    for group, got, got2 in zip(GROUPS, batched, small_batches):
+        for (context, continuation), lp, lp2 in zip(group, got.logprobs, got2.logprobs):
+            alone = score_groups(model, tokenizer, [[(context, continuation)]], batch_size=1)[0].logprobs[0]
+            reference = direct(model, tokenizer, context.rstrip(" "), context[len(context.rstrip(" ")):] + continuation)
+            assert lp == pytest.approx(alone, abs=1e-5)
+            assert lp2 == pytest.approx(alone, abs=1e-5)
+            assert lp == pytest.approx(reference, abs=1e-5)
+        assert not got.truncated
+
+
+def test_trailing_context_space_moves_to_the_continuation(tokenizer):
+    a, _, _ = encode_group(tokenizer, [("The river runs ", "past")], 64)
+    b, _, _ = encode_group(tokenizer, [("The river runs", " past")], 64)
+    assert a == b
+
+
+def test_long_context_is_truncated_from_the_left_and_flagged(tokenizer, make_model):
+    model = make_model(seq_len=16)
+    context = "The river runs past the old mill and the children watch the boats go by " * 3
+    [scores] = score_groups(model, tokenizer, [[(context, " in the morning"), (context, " light")]])
+    assert scores.truncated
+    seqs, cont_lens, truncated = encode_group(tokenizer, [(context, " in the morning"), (context, " light")], 16)
+    assert truncated and max(len(s) for s in seqs) == 16 and cont_lens == scores.n_tokens
+    # the kept window scores like a direct forward over those 16 tokens
+    seq, n = seqs[0], cont_lens[0]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([seq])).logits[0], -1)
+    assert scores.logprobs[0] == pytest.approx(sum(logp[j - 1, seq[j]].item() for j in range(len(seq) - n, len(seq))), abs=1e-5)
+
+
+def test_unfittable_or_empty_continuation_is_an_error(tokenizer, make_model):
+    model = make_model(seq_len=8)
+    with pytest.raises(ValueError, match="leaves no room for context"):
+        score_groups(model, tokenizer, [[("ctx", " the river runs past the old mill and the children")]])
+    with pytest.raises(ValueError, match="empty continuation"):
+        score_groups(model, tokenizer, [[("ctx", "")]])

@@ -1,0 +1,145 @@
+"""Each HF schema loads from a local file in that schema; bad input fails loudly; few-shot prompts."""
+import json
+
+import pytest
+
+from eval.fewshot import with_fewshot
+from eval.run import evaluate_task
+from eval.scoring import score_groups
+from eval.tasks import TASKS, Example, TaskError, load_task
+
+ROWS = {
+    "hellaswag": {"ctx": "A man is sitting on a roof. he", "activity_label": "Roof shingle removal",
+                  "endings": ["is using wrap to wrap a pair of skis.", "is ripping level tiles off.",
+                              "is holding a rubik's cube.", "starts pulling up roofing on a roof."], "label": "3"},
+    "arc_easy": {"question": "Which gas do plants take in?", "answerKey": "B",
+                 "choices": {"text": ["oxygen", "carbon dioxide", "helium"], "label": ["A", "B", "C"]}},
+    "arc_challenge": {"question": "Which is a mineral?", "answerKey": "2",
+                      "choices": {"text": ["wood", "quartz", "glass", "paper"], "label": ["1", "2", "3", "4"]}},
+    "piqa": {"goal": "To open a jar,", "sol1": "twist the lid.", "sol2": "paint the lid.", "label": 0},
+    "csqa": {"question": "Where do you keep milk?", "answerKey": "A",
+             "choices": {"label": ["A", "B", "C", "D", "E"], "text": ["fridge", "roof", "car", "shoe", "pond"]}},
+    "socialiqa": {"context": "Tracy gave a gift.", "question": "How would Tracy feel?", "answerA": "happy",
+                  "answerB": "angry", "answerC": "bored", "label": "1"},
+    "openbookqa": {"question_stem": "The sun is a", "answerKey": "D",
+                   "choices": {"text": ["planet", "moon", "comet", "star"], "label": ["A", "B", "C", "D"]}},
+    "mmlu": {"question": "What is 2 + 2?", "subject": "elementary_mathematics", "choices": ["3", "4", "5", "6"],
+             "answer": 1},
+    "winogrande": {"sentence": "The trophy did not fit in the suitcase because _ was too big.",
+                   "option1": "the trophy", "option2": "the suitcase", "answer": "1"},
+    "boolq": {"question": "is the sun a star", "passage": "The Sun is the star at the center of the Solar System.",
+              "answer": True},
+    "copa": {"premise": "The man broke his toe.", "choice1": "He dropped a hammer on his foot.",
+             "choice2": "He got a hole in his sock.", "question": "cause", "label": 0},
+}
+EXPECTED = {  # (context, gold continuation)
+    "hellaswag": ("Roof shingle removal: A man is sitting on a roof. he", " starts pulling up roofing on a roof."),
+    "arc_easy": ("Question: Which gas do plants take in?\nAnswer:", " carbon dioxide"),
+    "arc_challenge": ("Question: Which is a mineral?\nAnswer:", " quartz"),
+    "piqa": ("Question: To open a jar,\nAnswer:", " twist the lid."),
+    "csqa": ("Question: Where do you keep milk?\nAnswer:", " fridge"),
+    "socialiqa": ("Question: Tracy gave a gift. How would Tracy feel?\nAnswer:", " happy"),
+    "openbookqa": ("Question: The sun is a\nAnswer:", " star"),
+    "mmlu": ("Question: What is 2 + 2?\nAnswer:", " 4"),
+    "winogrande": ("The trophy did not fit in the suitcase because the trophy", " was too big."),
+    "boolq": ("The Sun is the star at the center of the Solar System.\nQuestion: is the sun a star?\nAnswer:", " yes"),
+    "copa": ("The man broke his toe because", " he dropped a hammer on his foot."),
+}
+
+
+def write(tmp_path, rows, name="task.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize("task", sorted(ROWS))
+def test_each_schema_loads_from_a_local_file(tmp_path, task):
+    [ex] = load_task(task, write(tmp_path, [ROWS[task]]))
+    context, continuation = ex.requests()[ex.gold]
+    assert (context, continuation) == EXPECTED[task]
+
+
+def test_parquet_files_and_mmlu_groups(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [dict(ROWS["mmlu"], subject=s) for s in ("college_physics", "philosophy", "sociology", "virology")]
+    path = tmp_path / "mmlu.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    assert len(load_task("mmlu", str(path))) == 4
+    assert [ex.group for ex in load_task("mmlu_humanities", str(path))] == ["philosophy"]
+    assert {"mmlu_stem", "mmlu_humanities", "mmlu_social_sciences", "mmlu_other"} <= set(TASKS)
+
+
+def test_mmlu_is_the_olmo_weighted_mean_of_its_groups(tmp_path, tokenizer, model):
+    rows = [dict(ROWS["mmlu"], subject=s, answer=a) for s in ("college_physics", "philosophy", "sociology", "virology")
+            for a in (0, 1)]
+    examples = load_task("mmlu", write(tmp_path, rows))
+    result = evaluate_task(model, tokenizer, "mmlu", examples, batch_size=4)
+    m = result.metrics
+    expected = (.215 * m["mmlu_stem:acc"] + .335 * m["mmlu_humanities:acc"] + .219 * m["mmlu_social_sciences:acc"]
+                + .231 * m["mmlu_other:acc"])
+    assert m["mmlu:acc"] == pytest.approx(expected)
+
+
+def test_winogrande_scores_the_shared_suffix_after_each_filled_blank(tmp_path, tokenizer, model):
+    [ex] = load_task("winogrande", write(tmp_path, [ROWS["winogrande"]]))
+    assert ex.requests() == [("The trophy did not fit in the suitcase because the trophy", " was too big."),
+                             ("The trophy did not fit in the suitcase because the suitcase", " was too big.")]
+    [scores] = score_groups(model, tokenizer, [ex.requests()])
+    suffix_tokens = len(tokenizer.encode(" was too big.", add_special_tokens=False))
+    assert scores.n_tokens == [suffix_tokens, suffix_tokens]  # only the suffix is scored
+    m = evaluate_task(model, tokenizer, "winogrande", [ex], batch_size=2).metrics
+    assert m["winogrande:acc"] == m["winogrande:acc_raw"] == m["winogrande:acc_pmi"]
+
+
+@pytest.mark.parametrize("task,row,message", [
+    ("piqa", {"goal": "x", "sol1": "a", "label": 0}, "lacks field.*sol2"),
+    ("piqa", {"goal": "x", "sol1": "a", "sol2": "b", "label": 2}, "row 0.*gold index 2 is out of range"),
+    ("piqa", {"goal": "x", "sol1": "a", "sol2": " ", "label": 0}, "row 0.*choice 1 is empty"),
+    ("arc_easy", dict(ROWS["arc_easy"], answerKey="E"), "answer key 'E'"),
+    ("hellaswag", dict(ROWS["hellaswag"], label=""), "gold label '' is not an integer"),
+    ("mmlu", dict(ROWS["mmlu"], subject="astrology"), "unknown MMLU subject"),
+    ("winogrande", dict(ROWS["winogrande"], sentence="no blank here"), "exactly one blank"),
+    ("copa", dict(ROWS["copa"], question="why"), "'cause' or 'effect'"),
+])
+def test_bad_task_files_name_the_problem(tmp_path, task, row, message):
+    with pytest.raises(TaskError, match=message):
+        load_task(task, write(tmp_path, [row]))
+
+
+def test_unknown_task_and_missing_file(tmp_path):
+    with pytest.raises(TaskError, match="unknown task 'nope'"):
+        load_task("nope")
+    with pytest.raises(TaskError, match="no file"):
+        load_task("piqa", str(tmp_path / "absent.jsonl"))
+
+
+def test_fewshot_prompts_are_deterministic_and_never_include_the_example():
+    examples = [Example(f"Q{i}:", (f" a{i}", f" b{i}"), i % 2) for i in range(8)]
+    shot = with_fewshot(examples, 3, seed=1)
+    assert shot == with_fewshot(examples, 3, seed=1) and shot != with_fewshot(examples, 3, seed=2)
+    for i, ex in enumerate(shot):
+        blocks = ex.context.split("\n\n")
+        assert len(blocks) == 4 and blocks[-1] == f"Q{i}:" and all(not b.startswith(f"Q{i}:") for b in blocks[:-1])
+        assert ex.choices == examples[i].choices and ex.gold == examples[i].gold
+    assert with_fewshot(examples, 0) == examples
+    with pytest.raises(TaskError, match="needs 8 other examples"):
+        with_fewshot(examples, 8)
+
+
+def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
+    from datasets import Dataset
+
+    import eval.tasks
+
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None):
+        calls.append((path, name, split))
+        return Dataset.from_list([ROWS["arc_challenge"]])
+
+    monkeypatch.setattr(eval.tasks, "load_dataset", fake_load_dataset)
+    assert len(load_task("arc_challenge")) == 1
+    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test")]
