@@ -166,11 +166,12 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
             X, y, C = table.finals(sample, f"{task}:bpb")
             if flops:
                 s1 = fit_huber_log(laws.OLMO_FLOPS, C[None, :], y, [warm.get(f"{task}:s1", [3.0, 0.1, 1.0])],
-                                   [(0, None)] * 3)
+                                   [(0, None)] * 3, refine=not full)
                 tx = np.array([[per_token[t.name] * t.tokens for t in targets]])
                 X1 = C[None, :]
             else:
-                s1 = fit_huber_log(laws.OLMO_ND, X, y, [warm.get(f"{task}:s1", STEP1_START)], STEP1_BOUNDS)
+                s1 = fit_huber_log(laws.OLMO_ND, X, y, [warm.get(f"{task}:s1", STEP1_START)], STEP1_BOUNDS,
+                                   refine=not full)
                 tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
                 X1 = X
             xs, ys = table.checkpoints(sample, f"{task}:bpb", f"{task}:acc")
@@ -223,7 +224,7 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
         for task in tasks:
             X, y, _ = table.finals(sample, f"{task}:acc")
             start = warm.get(task, [3.0, 5.0, 0.2, 0.3, 0.0, FLOORS.get(task, 0.25) - 1.0, 1.0])
-            fit = fit_huber_log(laws.SINGLE_STEP, X, y, [start], bounds)
+            fit = fit_huber_log(laws.SINGLE_STEP, X, y, [start], bounds, refine=not full)
             for t, a in zip(targets, fit.predict(tx)):
                 values[t.name, f"{task}:acc"] = a
             fits[f"{task}:single_step"] = _quick(fit, X, y, full)
@@ -260,7 +261,7 @@ def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str
         for m in metrics:
             X, y, _ = table.finals(sample, m)
             fit = fit_huber_log(laws.CHINCHILLA, X, y, [warm[m]] if m in warm else CHINCHILLA_GRID, None,
-                                ftol=1e-15, gtol=1e-12, maxiter=20000)
+                                ftol=1e-15, gtol=1e-12, maxiter=20000, refine=not full)
             for t, v in zip(targets, fit.predict(tx)):
                 values[t.name, m] = v
             fits[m] = _quick(fit, X, y, full)

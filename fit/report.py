@@ -1,7 +1,6 @@
 """report.md, a self-contained report.html (figures embedded as base64 PNG) and figures/*.png."""
 import base64
 import html
-import io
 from pathlib import Path
 from typing import List
 
@@ -20,11 +19,9 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     fig_dir.mkdir(exist_ok=True)
     figures = []
     for name, fig in _figures(ps, targets, out, preds):
-        fig.savefig(fig_dir / f"{name}.png", dpi=90, bbox_inches="tight")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        fig.savefig(fig_dir / f"{name}.png", dpi=80)
         plt.close(fig)
-        figures.append((name, base64.b64encode(buf.getvalue()).decode()))
+        figures.append((name, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     table = prediction_table(preds)
     head = [f"# Ladder fit: method `{out.method}`", "",
             f"Input: `{ps.source}` (format {ps.format}{', dataset ' + cfg.dataset if cfg.dataset else ''}); "
