@@ -83,9 +83,12 @@ def range_warnings(table: RunTable, targets: List[Target]) -> List[str]:
 
 
 def olmo_fit_runs(ps: PointSet, targets: List[Target]) -> List[str]:
-    """Runs smaller than every target; on the OLMo data the paper's 16 (no -rerun, no 0.5xC)."""
+    """Every run not at a target's size; on the OLMo data the paper's 16 (no -rerun, no 0.5xC)."""
     runs = ps.points.drop_duplicates("run")
-    small = runs[runs["params"] < min(t.params for t in targets)] if targets else runs
+    at_target = np.zeros(len(runs), bool)
+    for t in targets:
+        at_target |= np.isclose(runs["params"].astype(float), t.params, rtol=1e-3)
+    small = runs[~at_target]
     if ps.format == "olmo":
         small = small[~small["run"].str.endswith("-rerun") & (small["multiplier"] > 10 + 1e-9)]
     return sorted(small["run"])
