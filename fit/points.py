@@ -183,6 +183,9 @@ def _read_olmo(path: Path, dataset):
                 if all(c in df.columns for c in cols):
                     w = np.array([_MMLU_WEIGHTS.get(s, 1.0) for s in splits])
                     wide[f"{task}:{kind}"] = df[cols].astype(float).to_numpy() @ w / w.sum()
+            if f"{task}:gold_logprob" in wide:
+                # a loss (positive, falls with scale) so that step 1's power law can take it as intermediate
+                wide[f"{task}:gold_nll"] = -wide[f"{task}:gold_logprob"]
         final_step = df["_step"].max()
         for metric, values in wide.items():
             frames.append(_frame({
