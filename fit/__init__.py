@@ -1,0 +1,1 @@
+"""Fit / predict / report stage of the model-ladder harness."""

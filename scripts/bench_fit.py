@@ -1,0 +1,26 @@
+"""Time a full `ladder fit` (default method, 1,000 bootstrap resamples) on the published OLMo ladder.
+
+    PYTHONPATH=. python scripts/bench_fit.py [results] [method] [bootstrap]
+"""
+import sys
+import tempfile
+import time
+
+from fit.config import FitConfig
+from fit.points import shared_data_dir
+from fit.run import run_fit
+
+
+def main():
+    results = sys.argv[1] if len(sys.argv) > 1 else str(shared_data_dir() / "olmo-ladder" / "runs")
+    method = sys.argv[2] if len(sys.argv) > 2 else "best"
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        run_fit(FitConfig(results=results, method=method, bootstrap=n, out=out))
+        dt = time.perf_counter() - t0
+    print(f"bench_fit: method={method} bootstrap={n}: {dt:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

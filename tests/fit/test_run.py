@@ -1,0 +1,115 @@
+"""Output contract, input formats, dropped points, bad input and bootstrap reproducibility."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fit.config import FitConfig
+from fit.errors import FitInputError
+from fit.points import detect_format, load_points
+from fit.run import PRED_COLUMNS, run_fit
+
+LADDER = [(190e6, 20), (190e6, 40), (370e6, 20), (370e6, 40), (760e6, 20), (760e6, 40), (1.3e9, 20), (1.3e9, 40)]
+
+
+def _loss(n, d):
+    return 1.8 + 400 / n ** 0.34 + 410 / d ** 0.28
+
+
+def write_csv(path, rows):
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def ladder_rows():
+    return [{"run": f"r{n:.0f}-{m}", "params": n, "tokens": n * m, "c4:loss": _loss(n, n * m)} for n, m in LADDER]
+
+
+def test_gadre_run_writes_the_output_contract(shared, tmp_path, capsys):
+    out = run_fit(FitConfig(results=str(shared / "gadre-scaling"), dataset="rpj", method="gadre",
+                            bootstrap=40, out=str(tmp_path / "o")))
+    preds = pd.read_csv(out / "predictions.csv")
+    assert list(preds.columns) == PRED_COLUMNS
+    assert set(preds["metric"]) == {"c4_val:loss", "avg46:err", "avg17:err"}
+    assert preds["actual"].notna().all() and (preds["lower"] <= preds["upper"]).all()
+    fits = json.loads((out / "fits.json").read_text())
+    assert {"c4_val:loss", "avg46:err", "avg17:err"} <= set(fits["laws"])
+    assert set(fits["laws"]["c4_val:loss"]) >= {"params", "param_intervals", "points", "residuals", "cm_params"}
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and (out / "report.md").exists()
+    assert (out / "figures" / "loss_vs_compute.png").exists() and (out / "figures" / "residuals.png").exists()
+    assert "c4_val:loss" in capsys.readouterr().out
+
+
+def test_csv_format_detection_and_dropped_points(tmp_path):
+    rows = ladder_rows()
+    rows.append({"run": "nan", "params": 5e8, "tokens": 1e10, "c4:loss": np.nan})
+    rows.append(dict(rows[0]))  # a duplicate of the first run
+    rows.append({"run": "nosize", "params": np.nan, "tokens": 1e10, "c4:loss": 3.0})
+    path = write_csv(tmp_path / "points.csv", rows)
+    assert detect_format(path) == "csv"
+    ps = load_points(str(path))
+    reasons = " | ".join(ps.dropped_summary())
+    assert "NaN" in reasons and "duplicated" in reasons and "missing or invalid params" in reasons
+    assert len(ps.points) == len(LADDER)
+
+
+def test_harness_results_jsonl_is_read(tmp_path):
+    for n, m in LADDER:
+        rung = tmp_path / "rungs" / f"olmo-{n:.0f}-c4-M{m}"
+        rung.mkdir(parents=True)
+        recs = [{"run": rung.name, "size": f"{n:.0f}", "dataset": "c4", "params": n, "run_tokens": n * m,
+                 "multiplier": m, "step": s, "tokens": n * m * s / 10, "final": s == 10, "metric": "c4_val:loss",
+                 "value": _loss(n, n * m * s / 10)} for s in (5, 10)]
+        (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+    assert detect_format(tmp_path) == "harness"
+    out = run_fit(FitConfig(results=str(tmp_path), method="chinchilla", bootstrap=0))
+    assert out == tmp_path / "report"
+    preds = pd.read_csv(out / "predictions.csv")
+    assert (preds["metric"] == "c4_val:loss").all()
+
+
+def test_chinchilla_recovers_a_known_law(tmp_path):
+    path = write_csv(tmp_path / "p.csv", ladder_rows())
+    out = run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, out=str(tmp_path / "o"),
+                            targets=[{"params": 7e9, "tokens": 1.4e11}]))
+    pred = pd.read_csv(out / "predictions.csv").iloc[0]
+    assert pred["predicted"] == pytest.approx(_loss(7e9, 1.4e11), rel=2e-3)
+
+
+def test_bootstrap_is_reproducible_for_a_seed(shared, tmp_path):
+    def run(seed, name):
+        cfg = FitConfig(results=str(shared / "gadre-scaling"), dataset="rpj", method="gadre", bootstrap=60,
+                        seed=seed, out=str(tmp_path / name))
+        return pd.read_csv(run_fit(cfg) / "predictions.csv")
+    a, b, c = run(3, "a"), run(3, "b"), run(4, "c")
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["lower"], c["lower"])
+
+
+def test_bad_input_is_named(tmp_path, shared):
+    with pytest.raises(FitInputError, match="no such file"):
+        run_fit(FitConfig(results=str(tmp_path / "absent")))
+    with pytest.raises(FitInputError, match="choose one with dataset"):
+        run_fit(FitConfig(results=str(shared / "gadre-scaling"), method="gadre"))
+    with pytest.raises(FitInputError, match="method=nope"):
+        run_fit(FitConfig(results=str(tmp_path), method="nope"))
+    few = write_csv(tmp_path / "few.csv", ladder_rows()[:3])
+    with pytest.raises(FitInputError, match="3 run\\(s\\) for a law with 5 parameters"):
+        run_fit(FitConfig(results=str(few), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1e11}]))
+    one = write_csv(tmp_path / "one.csv", [{"run": f"r{m}", "params": 1e8, "tokens": 1e8 * m, "c4:loss": _loss(1e8, 1e8 * m)}
+                                           for m in (5, 10, 20, 40, 80, 160, 320)])
+    with pytest.raises(FitInputError, match="all 7 runs are at one size"):
+        run_fit(FitConfig(results=str(one), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1e11}]))
+    nocol = write_csv(tmp_path / "nocol.csv", [{"params": 1e8, "c4:loss": 3.0}])
+    with pytest.raises(FitInputError, match="missing required column 'tokens'"):
+        run_fit(FitConfig(results=str(nocol)))
+
+
+def test_target_inside_fit_range_and_bound_hits_are_warned(tmp_path, capsys):
+    path = write_csv(tmp_path / "p.csv", ladder_rows())
+    out = run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, out=str(tmp_path / "o"),
+                            targets=[{"params": 3e8, "tokens": 6e9}]))
+    assert "inside the fit range" in capsys.readouterr().out
+    assert "inside the fit range" in (out / "report.md").read_text()
