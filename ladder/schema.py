@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from eval.config import EvalConfig
+from fit.config import FitConfig
 from train.config import TrainConfig
 from train.data.config import DataConfig, TokenizerConfig
 
@@ -100,6 +101,7 @@ class Config:
     data: DataConfig = MISSING
     train: TrainConfig = MISSING
     eval: EvalConfig = MISSING
+    fit: FitConfig = MISSING
     launcher: LauncherConfig = MISSING
     out_dir: str = "runs/${ladder.name}"
     seed: int = 0

@@ -4,7 +4,7 @@ import pytest
 from ladder.config import CONFIG_DIR, group_options, load, load_model
 from ladder.sizes import ModelShape
 
-ROOT_GROUPS = ("ladder", "data", "train", "eval", "launcher")
+ROOT_GROUPS = ("ladder", "data", "train", "eval", "fit", "launcher")
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in ROOT_GROUPS for o in group_options(g)])
@@ -21,4 +21,4 @@ def test_every_model_config_is_a_valid_shape(name):
 
 def test_every_config_file_belongs_to_a_known_group():
     groups = {p.parent.name for p in CONFIG_DIR.rglob("*.yaml") if p.parent != CONFIG_DIR}
-    assert groups <= set(ROOT_GROUPS) | {"model", "fit"}
+    assert groups <= set(ROOT_GROUPS) | {"model"}
