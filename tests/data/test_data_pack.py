@@ -54,6 +54,12 @@ def test_validation_is_disjoint_from_training_by_document(c4_cfg, tok_cfg, token
     assert val == set(range(len(val))) and min(train) == len(val)  # the first documents, then the rest
 
 
+def test_validation_documents_are_kept_as_text(c4_cfg, tok_cfg, docs, tmp_path):
+    p = prepare(c4_cfg, tok_cfg, tmp_path)
+    texts = [json.loads(line)["text"] for line in p.val_documents.read_text().splitlines()]
+    assert texts == docs[:p.val_manifest["documents"]]
+
+
 def test_deterministic_and_independent_of_process_count(c4_cfg, tok_cfg, tmp_path):
     one = prepare(c4_cfg, tok_cfg, tmp_path / "a", num_proc=1)
     again = prepare(c4_cfg, tok_cfg, tmp_path / "b", num_proc=1)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 CORPORA = {"smoke": corpus.build}  # built-in corpora a data config can name in `corpus`
 
 
+HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's raw text, for tasks derived from it
+
+
+def _write_heldout_documents(docs, count: int, path: Path, text_field: str) -> None:
+    """The first `count` documents of the stream are exactly those packed into validation."""
+    with open(path, "w") as f:
+        for text in islice(docs, count):
+            f.write(json.dumps({text_field: text}) + "\n")
+
+
 @dataclass(frozen=True)
 class PreparedData:
     dataset: str
@@ -37,6 +48,10 @@ class PreparedData:
     @property
     def train_manifest(self) -> dict:
         return json.loads((self.train_dir / MANIFEST).read_text())
+
+    @property
+    def val_documents(self) -> Path:
+        return self.val_dir / HELDOUT_DOCUMENTS
 
     @property
     def val_manifest(self) -> dict:
@@ -122,6 +137,7 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
             raise DataError(f"dataset '{cfg.name}' holds only {val.sequences * seq_len:,} tokens in "
                             f"{stats.documents:,} documents; its validation split alone needs {val_tokens:,}")
         read = {"source_files": stats.files, "skipped_empty_documents": stats.skipped_empty}
+        _write_heldout_documents(documents(cfg), val.documents, tmp / "val" / HELDOUT_DOCUMENTS, cfg.text_field)
         val.close({**meta, **read, "split": "val"})
         train.close({**meta, **read, "split": "train"})
         shutil.rmtree(out, ignore_errors=True)
