@@ -26,6 +26,39 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from train.data.prepare import main
+
+    return main(load(args.overrides))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from eval.cli import main
+    from ladder.pipeline import with_heldout
+    from ladder.plan import build_plan
+
+    cfg = load(scoped(args.overrides, "eval"))
+    plan = build_plan(cfg)
+    return main(with_heldout(cfg, plan, plan.rungs[0].shape.seq_len))
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from fit.run import run_fit
+
+    cfg = load(scoped(args.overrides, "fit"))
+    if cfg.fit.results is None:
+        raise ConfigError("say which results to fit: results=DIR (a ladder out_dir, OLMo-ladder CSVs, "
+                          "a Gadre et al. exp_data folder) or results=FILE.csv")
+    run_fit(cfg.fit)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ladder.pipeline import run_ladder
+
+    return run_ladder(load(args.overrides))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from ladder.plan import build_plan
     from ladder.status import status_table
@@ -33,6 +66,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = load(args.overrides)
     print(status_table(build_plan(cfg), cfg.out_dir))
     return 0
+
+
+def scoped(overrides: list[str], group: str) -> list[str]:
+    """Let a command's own keys go bare: `ladder fit method=gadre` means `fit.method=gadre`."""
+    import dataclasses
+    import typing
+
+    from ladder.schema import Config
+
+    root = {f.name for f in dataclasses.fields(Config)}
+    own = {f.name for f in dataclasses.fields(typing.get_type_hints(Config)[group])}
+    out = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        head = key.split(".", 1)[0]
+        out.append(f"{group}.{override}" if "=" in override and head not in root and head in own else override)
+    return out
 
 
 def _add_command(sub, name: str, run, help: str, description: str) -> argparse.ArgumentParser:
@@ -60,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=("table", "json", "csv"), default="table",
                       help="table for people (default), json or csv for scripts")
     _add_command(
+        sub, "run", cmd_run, help="run a whole ladder: data, training, evaluation, fit and report",
+        description="Prepare the data, train every rung (skipping finished ones, resuming interrupted ones), "
+                    "evaluate every checkpoint, then fit and write the prediction report to out_dir/report. "
+                    "launcher=slurm submits one job per rung instead. Example: ladder run ladder=smoke")
+    _add_command(
+        sub, "prepare", cmd_prepare, help="tokenize and pack the ladder's datasets (cached)",
+        description="Build the tokenizer (or load it) and pack every dataset of the ladder into token shards "
+                    "with a held-out validation split, once per input. Example: ladder prepare ladder=smoke "
+                    "data=c4 data.path=/data/c4-en")
+    _add_command(
+        sub, "eval", cmd_eval, help="evaluate checkpoints: held-out loss and ranked-classification tasks",
+        description="Evaluate one checkpoint (checkpoint=DIR), one rung (rung=ID) or every rung under out_dir, "
+                    "appending one record per (checkpoint, metric) to each rung's results.jsonl; finished "
+                    "pairs are skipped. Keys of the eval group may go bare (tasks=[hellaswag] means "
+                    "eval.tasks=[hellaswag]). Example: ladder eval ladder=smoke rung=smoke-24-smoke-M5")
+    _add_command(
+        sub, "fit", cmd_fit, help="fit scaling laws to results and predict target models",
+        description="Fit a method (method=best|olmo_two_step|olmo_single_step|olmo_two_step_flops|gadre|"
+                    "chinchilla) to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
+                    "exp_data folder or a CSV of points), predict the targets with bootstrap intervals, and "
+                    "write predictions.csv, fits.json, report.md and report.html to out=DIR. Keys of the fit "
+                    "group may go bare. Example: ladder fit results=../shared/data/olmo-ladder/runs "
+                    "method=olmo_two_step targets=[13B-5T] out=reports/olmo")
+    _add_command(
         sub, "status", cmd_status, help="show each rung's state, tokens done and compute spent",
         description="Read the records under out_dir (default runs/<ladder>) and show each rung as pending, "
                     "running, done or failed (with the reason), its tokens done out of D, and the compute "
@@ -67,12 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stage_errors() -> tuple[type, ...]:
+    """Each stage's bad-input error: its message already names the file or key at fault."""
+    from eval.checkpoints import CheckpointError
+    from eval.cli import EvalError
+    from eval.tasks import TaskError
+    from fit.errors import FitInputError
+    from train.data import DataError
+
+    return DataError, EvalError, CheckpointError, TaskError, FitInputError
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ConfigError as exc:
+    except (ConfigError, *_stage_errors()) as exc:
         print(f"ladder {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

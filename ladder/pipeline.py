@@ -1,0 +1,143 @@
+"""`ladder run`: data → train → eval for every rung, then fit → report; resumable at every step.
+
+Each stage is called through its public entry point and hands the next one files: packed tokens,
+checkpoints, `results.jsonl`, the report. A rung whose record says done is skipped, an interrupted
+one resumes from its last checkpoint, and a failed one is reported while the others go on.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ladder.config import load_group_option
+from ladder.plan import Plan, Rung, build_plan
+from ladder.status import read_status, rung_dir, status_table
+
+log = logging.getLogger(__name__)
+
+
+def data_config(cfg: DictConfig, dataset: str) -> DictConfig:
+    """The dataset's config; the root `data` wins when it names this dataset, so overrides apply."""
+    from train.data import DataConfig
+
+    return cfg.data if cfg.data.name == dataset else load_group_option("data", dataset, DataConfig)
+
+
+def prepare(cfg: DictConfig, dataset: str, seq_len: int, plan: Plan):
+    """Packed tokens of one dataset for one sequence length (cached: tokenized once per input)."""
+    from train.data import prepare_data
+
+    data = data_config(cfg, dataset)
+    need = max(r.trained_tokens for r in plan.rungs if r.dataset == dataset and r.shape.seq_len == seq_len)
+    # A hub stream never ends: pack only what the largest rung trains on. Local files are packed whole.
+    return prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
+                        train_tokens=None if data.path is not None else need)
+
+
+def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
+    """The config with evaluation pointed at the ladder's held-out splits, unless set explicitly:
+    LM loss on every dataset's validation split, derived tasks from the first dataset's documents."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    prepared = {name: prepare(cfg, name, seq_len, plan) for name in cfg.ladder.datasets}
+    if not cfg.eval.lm_sets:
+        cfg.eval.lm_sets = {name: str(p.val_dir) for name, p in prepared.items()}
+    if cfg.eval.derived.docs is None:
+        first = cfg.ladder.datasets[0]
+        cfg.eval.derived.docs = str(prepared[first].val_documents)
+        cfg.data = data_config(cfg, first)
+    if cfg.eval.tokenizer is None:
+        cfg.eval.tokenizer = str(prepared[cfg.ladder.datasets[0]].tokenizer_dir)
+    return cfg
+
+
+def find_rung(plan: Plan, rung_id: str) -> Rung:
+    for rung in plan.rungs:
+        if rung.rung_id == rung_id:
+            return rung
+    raise ValueError(f"rung '{rung_id}' is not in ladder '{plan.name}'")
+
+
+def run_rung(cfg: DictConfig, rung_id: str) -> str:
+    """Prepare, train with in-loop evaluation of every checkpoint, and return the rung's final state."""
+    from eval.cli import make_eval_hook
+    from train.data import TokenSequences
+    from train.loop import train_rung
+
+    plan = build_plan(cfg)
+    rung = find_rung(plan, rung_id)
+    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
+    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len)
+    directory = rung_dir(cfg.out_dir, rung)
+    # D rounded up to whole optimizer steps: what every step of the recipe consumes.
+    sequences = TokenSequences(prepared.train_dir, tokens=rung.trained_tokens, seed=cfg.seed,
+                               allow_repeat=data_config(cfg, rung.dataset).allow_repeat)
+    result = train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
+                        eval_hook=make_eval_hook(eval_cfg, directory))
+    return result.state
+
+
+def _write_plan(plan: Plan, out_dir: Path) -> None:
+    from ladder.plan_format import as_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".plan.json.tmp"
+    tmp.write_text(as_json(plan))
+    tmp.replace(out_dir / "plan.json")
+
+
+def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
+    """Fit the ladder's own results; predict its targets unless the fit config names others."""
+    fit = OmegaConf.to_container(cfg.fit, resolve=True)
+    fit["results"] = fit["results"] or str(cfg.out_dir)
+    fit["out"] = fit["out"] or str(Path(cfg.out_dir) / "report")
+    if not fit["targets"]:
+        fit["targets"] = [{"name": t.name, "params": t.params, "tokens": t.tokens} for t in plan.targets]
+    return OmegaConf.create(fit)
+
+
+def run_ladder(cfg: DictConfig) -> int:
+    """Every unfinished rung, then the fit and report. 0 when every rung is done, 1 otherwise."""
+    from fit.run import run_fit
+
+    plan = build_plan(cfg)
+    out_dir = Path(cfg.out_dir)
+    _write_plan(plan, out_dir)
+    for dataset in cfg.ladder.datasets:  # once, up front, so parallel jobs find the tokens ready
+        for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == dataset}):
+            prepare(cfg, dataset, seq_len, plan)
+    todo = [r for r in plan.rungs if read_status(out_dir, r).state != "done"]
+    log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
+    failures = _run_slurm(cfg, todo) if cfg.launcher.name == "slurm" else _run_here(cfg, todo)
+    print(status_table(plan, out_dir))
+    for rung_id, reason in failures.items():
+        print(f"rung {rung_id} failed: {reason}")
+    report = run_fit(_fit_config(cfg, plan))
+    print(f"report: {Path(report) / 'report.html'}")
+    return 1 if failures else 0
+
+
+def _run_here(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
+    failures = {}
+    for rung in rungs:
+        try:
+            state = run_rung(cfg, rung.rung_id)
+        except Exception as exc:  # one rung's failure must not stop the ladder; its message is kept
+            log.exception("%s failed", rung.rung_id)
+            state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"
+        if state != "done" and rung.rung_id not in failures:
+            failures[rung.rung_id] = read_status(cfg.out_dir, rung).reason or state
+    return failures
+
+
+def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
+    from ladder.slurm import submit_rungs, wait
+
+    failures = wait(submit_rungs(cfg, rungs))
+    for rung in rungs:  # a job can end cleanly with a rung that stopped, e.g. on divergence
+        status = read_status(cfg.out_dir, rung)
+        if status.state != "done" and rung.rung_id not in failures:
+            failures[rung.rung_id] = status.reason or status.state
+    return failures
+
