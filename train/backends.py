@@ -47,6 +47,9 @@ class AccelerateBackend:
             ) if fsdp else None,
         )
         state = self.accelerator.state
+        if fsdp and state.distributed_type.name != "FSDP":  # accelerate falls back to DDP without a word
+            raise ValueError(f"train.distributed=fsdp: accelerate shards with FSDP on GPUs only, not on "
+                             f"{state.distributed_type.name}; use ddp or the deepspeed backend here")
         self.rank, self.world_size, self.device = state.process_index, state.num_processes, self.accelerator.device
         self.is_main = self.accelerator.is_main_process
         # Weights live in the checkpoint's transformers directory; keep accelerate from saving them twice.
