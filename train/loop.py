@@ -237,16 +237,18 @@ class _Run:
             recent = (recent + [loss])[-max(1, cfg.divergence.window):]
             since += 1
             if step % cfg.log_every == 0 or step in save_at:
+                now = time.perf_counter()  # logging's own time counts towards the next interval
                 if log is not None:
-                    tokens_per_s = since * self.tokens_per_step / (time.perf_counter() - clock)
+                    tokens_per_s = since * self.tokens_per_step / (now - clock)
                     flops = tokens_per_s * flops_per_token
                     log.log({"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                              "tokens": step * self.tokens_per_step, "tokens_per_s": tokens_per_s,
                              "flops_per_s": flops, "mfu": flops / (peak * backend.world_size) if peak else None})
                     log.progress(since, tokens_per_s, loss)
+                clock, since = now, 0
                 if step in save_at:
                     self._checkpoint(step, recent)
-                clock, since = time.perf_counter(), 0  # checkpoint time is not training throughput
+                    clock = time.perf_counter()  # checkpoint writes are not training throughput
         self._record("done", hp.steps, loss=loss)
         return self._result("done", hp.steps, loss)
 
