@@ -3,6 +3,8 @@
 A backend owns the process group, the wrapped model and optimizer, gradient synchronisation and
 the optimizer's checkpoint; the loop in `train.loop` is the same for both. Weights are saved by
 the loop as a transformers model directory; a backend saves only what that directory lacks.
+The process group belongs to the process, not to a rung: a launch that trains several rungs in
+turn reuses it, and the entry point (`train.worker`, `train.cli`) destroys it on exit.
 """
 from __future__ import annotations
 
@@ -89,9 +91,6 @@ class AccelerateBackend:
     def load_state(self, checkpoint_dir: Path) -> None:
         self.accelerator.load_state(str(checkpoint_dir / STATE_DIR))
 
-    def close(self) -> None:
-        self.accelerator.end_training()
-
 
 class DeepSpeedBackend:
     """DeepSpeed's engine driven directly (not through accelerate, whose DeepSpeed path on CPU
@@ -165,9 +164,6 @@ class DeepSpeedBackend:
                                     load_lr_scheduler_states=True)
         with open(state_dir / f"random_states_{self.rank}.pkl", "rb") as f:
             _set_rng_state(pickle.load(f))
-
-    def close(self) -> None:
-        pass  # the process group outlives the engine; the launcher's exit ends it
 
 
 def _free_port() -> int:

@@ -58,4 +58,10 @@ if __name__ == "__main__":
     from ladder.config import load
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(main(load(sys.argv[1:])))
+    from train.loop import end_process_group
+
+    try:
+        code = main(load(sys.argv[1:]))
+    finally:
+        end_process_group()
+    sys.exit(code)

@@ -95,6 +95,12 @@ def _barrier() -> None:
         dist.barrier()
 
 
+def end_process_group() -> None:
+    """For entry points at exit: the group outlives each rung, so a launch can train several."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _token_ids(tokenizer_dir: Optional[Path]) -> dict:
     """EOS and padding ids for the model config, so generation tools stop where the tokenizer does."""
     if tokenizer_dir is None:
@@ -133,11 +139,7 @@ def train_rung(rung: Rung, sequences, run_dir: Path, cfg: TrainConfig, tokenizer
     run_dir = Path(run_dir)
     # transformers draws a bar for every checkpoint it writes; the run has its own bar.
     transformers.utils.logging.disable_progress_bar()
-    backend = make_backend(cfg)
-    try:
-        return _Run(rung, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend).train()
-    finally:
-        backend.close()
+    return _Run(rung, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg)).train()
 
 
 class _Run:
@@ -203,11 +205,13 @@ class _Run:
             atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(run_config))
             self._record("running", start)
             log = MetricsLog(self.run_dir, cfg, self.rung.rung_id, start, hp.steps, run_config)
+        result = None
         try:
-            return self._steps(start, recent, log)
+            result = self._steps(start, recent, log)
+            return result
         finally:
-            if log is not None:
-                log.close()
+            if log is not None:  # wandb marks the run crashed or failed unless it finished
+                log.close(exit_code=0 if result is not None and result.state == "done" else 1)
 
     def _steps(self, start: int, recent: List[float], log: Optional[MetricsLog]) -> TrainResult:
         cfg, hp, backend, rank = self.cfg, self.hp, self.backend, self.backend.rank

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from ladder.plan import Rung
 from ladder.recipes import Hyperparams
 from ladder.sizes import ModelShape
-from train.loop import as_train_config, train_rung
+from train.loop import as_train_config, end_process_group, train_rung
 from train.rundir import LAUNCH, atomic_write_json
 
 DEFAULT_DATA = "train.data:TokenSequences"
@@ -60,9 +60,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     spec = json.loads((args.run_dir / LAUNCH).read_text())
     sequences = _resolve(spec["data"])(**spec["data_kwargs"])
-    result = train_rung(rung_from_dict(spec["rung"]), sequences, args.run_dir, spec["train"],
-                        tokenizer_dir=Path(spec["tokenizer_dir"]) if spec["tokenizer_dir"] else None,
-                        eval_hook=_resolve(spec["eval_hook"]) if spec["eval_hook"] else None)
+    try:
+        result = train_rung(rung_from_dict(spec["rung"]), sequences, args.run_dir, spec["train"],
+                            tokenizer_dir=Path(spec["tokenizer_dir"]) if spec["tokenizer_dir"] else None,
+                            eval_hook=_resolve(spec["eval_hook"]) if spec["eval_hook"] else None)
+    finally:
+        end_process_group()
     return 0 if result.state == "done" else 1
 
 
