@@ -193,7 +193,7 @@ class _Run:
         start, recent = 0, []
         if latest:
             backend.load_state(latest[1])
-            state = torch.load(latest[1] / TRAINER_STATE, weights_only=False)
+            state = torch.load(latest[1] / TRAINER_STATE, weights_only=True)
             start, recent = state["step"], state["recent_losses"]
             assert state["position"] == start * hp.batch_size, "data position and step disagree"
 

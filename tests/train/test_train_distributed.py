@@ -5,11 +5,15 @@ Workers are started the way users start them, `torchrun ... -m train.worker --ru
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
 from train.config import TrainConfig, WandbConfig
@@ -27,12 +31,14 @@ def config(**overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]), "OMP_NUM_THREADS": "1"}
+
+
 def launch(run_dir: Path, rung, cfg: TrainConfig, processes: int = 2, timeout: int = 600):
     seqs = sequences_for(rung)
     write_launch(run_dir, rung, cfg, data="train_fakes:FakeSequences",
                  data_kwargs={"count": len(seqs), "seq_len": rung.shape.seq_len, "vocab_size": rung.shape.vocab_size})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(launch_command(run_dir, processes), env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(launch_command(run_dir, processes), env=ENV, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return read_record(run_dir)
 
@@ -64,7 +70,7 @@ def test_two_process_ddp_equals_one_process(single_process, tmp_path):
     rung, reference = single_process
     record = launch(tmp_path, rung, config())
     assert record["state"] == "done" and record["step"] == rung.hp.steps
-    assert json.loads((tmp_path / "config.yaml").read_text().split("world_size: ")[1].split()[0]) == 2
+    assert OmegaConf.load(tmp_path / "config.yaml").world_size == 2
     assert_same_training(tmp_path, reference, rung.hp.steps)
 
 
@@ -88,3 +94,21 @@ def test_deepspeed_resume_equals_uninterrupted(single_process, tmp_path):
     write_record(tmp_path, rung.rung_id, "running", 3, rung.hp.steps, 0)
     assert launch(tmp_path, rung, cfg)["state"] == "done"
     assert_same_training(tmp_path, reference, rung.hp.steps)
+
+
+def test_sigkilled_run_restarted_with_same_command_equals_uninterrupted(single_process, tmp_path):
+    rung, reference = single_process
+    # From global batch 4 on, each batch takes 1 s: time to kill the worker after checkpoint 3.
+    write_launch(tmp_path, rung, config(), data="train_fakes:SlowFakeSequences",
+                 data_kwargs={"count": len(sequences_for(rung)), "slow_from": 4, "delay_s": 1.0})
+    command = [sys.executable, "-m", "train.worker", "--run-dir", str(tmp_path)]
+    worker = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / "checkpoints/step-00000003").exists() and worker.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert read_record(tmp_path)["state"] == "running" and read_record(tmp_path)["step"] == 3
+    assert subprocess.run(command, env=ENV, capture_output=True, timeout=300).returncode == 0
+    assert read_record(tmp_path)["state"] == "done"
+    assert [m["loss"] for m in metrics(tmp_path)] == [m["loss"] for m in metrics(reference)]

@@ -159,8 +159,7 @@ def test_loss_spike_stops_run(tmp_path):
     assert read_record(tmp_path)["last_checkpoint"] == "checkpoints/step-00000003"
 
 
-def test_wandb_offline_writes_locally(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
+def test_wandb_offline_writes_locally(tmp_path):
     rung = tiny_rung(steps=4)
     result = train_rung(rung, sequences_for(rung), tmp_path, config(wandb=WandbConfig(mode="offline")))
     assert result.state == "done"

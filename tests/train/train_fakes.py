@@ -5,6 +5,8 @@ torch.Generator, sequences (start + stride·t) mod V so a model can learn them a
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -32,6 +34,20 @@ class FakeSequences:
     def batches(self, batch_size: int, start: int = 0):
         for i in range(start, len(self) - batch_size + 1, batch_size):
             yield self.ids[i:i + batch_size].clone()
+
+
+class SlowFakeSequences(FakeSequences):
+    """Sleeps before every batch from global batch `slow_from` on, so a test can kill a run mid-way."""
+
+    def __init__(self, count: int, slow_from: int, delay_s: float):
+        super().__init__(count)
+        self.slow_from, self.delay_s = slow_from, delay_s
+
+    def batches(self, batch_size: int, start: int = 0):
+        for i, batch in enumerate(super().batches(batch_size, start), start=start // batch_size):
+            if i >= self.slow_from:
+                time.sleep(self.delay_s)
+            yield batch
 
 
 def tiny_rung(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: ModelShape = SHAPE) -> Rung:
