@@ -9,6 +9,7 @@ turn reuses it, and the entry point (`train.worker`, `train.cli`) destroys it on
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 import random
@@ -21,6 +22,8 @@ import torch.distributed as dist
 
 from ladder.recipes import Hyperparams
 from train.config import BACKENDS, DISTRIBUTED, PRECISIONS, TrainConfig
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = "state"  # inside a checkpoint: optimizer, scheduler and RNG of every process
 
@@ -194,4 +197,6 @@ def make_backend(cfg: TrainConfig):
             raise ValueError(f"train.{key}: expected one of {allowed}, got '{value}'")
     if cfg.backend == "deepspeed" and cfg.zero_stage not in (1, 2, 3):
         raise ValueError(f"train.zero_stage: expected 1, 2 or 3, got {cfg.zero_stage}")
+    if cfg.precision == "bf16" and not use_cuda(cfg):
+        log.warning("train.precision=bf16 on CPU: bf16 matmuls run 30-100x slower than fp32 there")
     return AccelerateBackend(cfg) if cfg.backend == "accelerate" else DeepSpeedBackend(cfg)

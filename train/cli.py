@@ -40,13 +40,13 @@ def main(cfg: DictConfig) -> int:
         train_dir = Path(prepare_data(cfg, rung.dataset))
         tokenizer_dir = train_dir / "tokenizer" if (train_dir / "tokenizer").is_dir() else None
         # D rounded up to whole optimizer steps: the sequences every step of the recipe consumes.
-        data_kwargs = {"train_dir": str(train_dir), "tokens": rung.trained_tokens, "seed": cfg.seed}
+        data_kwargs = {"tokens": rung.trained_tokens, "seed": cfg.seed}
         if cfg.train.num_processes > 1 and "WORLD_SIZE" not in os.environ:
-            write_launch(run_dir, rung, cfg.train, data_kwargs, tokenizer_dir=tokenizer_dir)
+            write_launch(run_dir, rung, cfg.train, data_kwargs, data_args=[str(train_dir)], tokenizer_dir=tokenizer_dir)
             subprocess.run(launch_command(run_dir, cfg.train.num_processes), check=False)
             state = (read_record(run_dir) or {}).get("state")
         else:
-            sequences = TokenSequences(**data_kwargs)
+            sequences = TokenSequences(train_dir, **data_kwargs)
             state = train_rung(rung, sequences, run_dir, cfg.train, tokenizer_dir=tokenizer_dir).state
         if state != "done":
             log.error("%s: %s (%s)", rung.rung_id, state, (read_record(run_dir) or {}).get("reason"))

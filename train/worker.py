@@ -25,13 +25,13 @@ DEFAULT_DATA = "train.data:TokenSequences"
 
 
 def write_launch(run_dir: Path, rung: Rung, cfg, data_kwargs: dict, data: str = DEFAULT_DATA,
-                 tokenizer_dir: Optional[Path] = None, eval_hook: Optional[str] = None) -> Path:
+                 data_args: Sequence = (), tokenizer_dir: Optional[Path] = None, eval_hook: Optional[str] = None) -> Path:
     """Describe a run for its workers. `data` and `eval_hook` are "module:attribute" import paths;
-    the workers open the sequences as `data(**data_kwargs)`."""
+    the workers open the sequences as `data(*data_args, **data_kwargs)`."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = {"rung": rung.as_dict(), "train": OmegaConf.to_container(OmegaConf.structured(as_train_config(cfg))),
-            "data": data, "data_kwargs": data_kwargs,
+            "data": data, "data_args": list(data_args), "data_kwargs": data_kwargs,
             "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "eval_hook": eval_hook}
     atomic_write_json(run_dir / LAUNCH, spec)
     return run_dir / LAUNCH
@@ -59,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True, help=f"run directory holding {LAUNCH}")
     args = parser.parse_args(argv)
     spec = json.loads((args.run_dir / LAUNCH).read_text())
-    sequences = _resolve(spec["data"])(**spec["data_kwargs"])
+    sequences = _resolve(spec["data"])(*spec["data_args"], **spec["data_kwargs"])
     try:
         result = train_rung(rung_from_dict(spec["rung"]), sequences, args.run_dir, spec["train"],
                             tokenizer_dir=Path(spec["tokenizer_dir"]) if spec["tokenizer_dir"] else None,

@@ -50,6 +50,13 @@ class SlowFakeSequences(FakeSequences):
             yield batch
 
 
+class FakeTokenSequences(FakeSequences):
+    """train.data.TokenSequences' constructor over the stand-in sequences (32-token sequences, V=256)."""
+
+    def __init__(self, train_dir, tokens: int, seed: int):
+        super().__init__(-(-tokens // SHAPE.seq_len), seed=seed)
+
+
 def tiny_rung(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: ModelShape = SHAPE) -> Rung:
     hp = Hyperparams(batch_size=batch_size, lr=lr, warmup_steps=2, steps=steps, final_lr=0.1 * lr,
                      weight_decay=0.1, z_loss=1e-4)
