@@ -96,6 +96,8 @@ def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 13))
     assert {"loss", "lr", "tokens", "tokens_per_s", "grad_norm", "mfu"} <= set(rows[0])
     assert rows[-1]["loss"] < rows[0]["loss"]
+    schedule = lr_factor(rung.hp, "cosine")
+    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * schedule(r["step"] - 1) for r in rows])
     # A standard transformers directory: loads as is, with the size rule's parameter count.
     final = run / "checkpoints/step-00000012"
     model = AutoModelForCausalLM.from_pretrained(final)
@@ -122,6 +124,13 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "whole/checkpoints/step-00000012").state_dict()
     b = AutoModelForCausalLM.from_pretrained(run / "checkpoints/step-00000012").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_schedule_override_is_used(tmp_path):
+    rung = tiny_rung(steps=10)
+    train_rung(rung, sequences_for(rung), tmp_path, config(schedule="wsd"))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * lr_factor(rung.hp, "wsd")(s) for s in range(10)])
 
 
 def test_accumulation_matches_one_big_batch(tmp_path):
