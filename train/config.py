@@ -1,11 +1,51 @@
 """Schema of the `train/` config group."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+BACKENDS = ("accelerate", "deepspeed")
+DISTRIBUTED = ("ddp", "fsdp")
+PRECISIONS = ("fp32", "bf16")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def _every_tenth() -> List[float]:
+    return [round(0.1 * i, 1) for i in range(1, 11)]
+
+
+@dataclass
+class WandbConfig:
+    # offline writes under <run_dir>/wandb and never touches the network; `wandb sync` uploads later.
+    mode: str = "offline"
+    project: str = "ladder"
+    entity: Optional[str] = None
+
+
+@dataclass
+class DivergenceConfig:
+    """When a run counts as diverged: a non-finite loss, or a spike over the recent mean."""
+    spike_factor: float = 2.0  # stop when loss > spike_factor × mean of the previous `window` losses
+    window: int = 20  # the check starts once this many steps have been logged; 0 turns spikes off
 
 
 @dataclass
 class TrainConfig:
     """How rungs are trained; the recipe's numbers come from the ladder's size rules."""
-    backend: str = "accelerate"  # accelerate (DDP/FSDP) or deepspeed
+    backend: str = "accelerate"  # accelerate (DDP/FSDP) or deepspeed (ZeRO 1-3)
+    distributed: str = "ddp"  # accelerate backend with more than one process: ddp or fsdp
+    zero_stage: int = 2  # deepspeed backend only
     precision: str = "fp32"  # fp32 on CPU; bf16 on GPU
+    device: str = "auto"  # auto (cuda when available), cpu or cuda
+    micro_batch_size: int = 16  # sequences per forward pass per process; accumulation fills the global batch
+    num_processes: int = 1  # processes `ladder train` starts on this node (torchrun) when > 1
+    checkpoint_fractions: List[float] = field(default_factory=_every_tenth)  # the end is always included
+    log_every: int = 1  # steps between metrics.jsonl/wandb records
+    schedule: Optional[str] = None  # cosine or wsd; None keeps the recipe's
+    wsd_decay_fraction: float = 0.2  # share of the steps the wsd schedule spends decaying
+    seed: int = 0
+    compile: bool = False  # torch.compile the model
+    peak_flops: Optional[float] = None  # per-device peak FLOP/s for MFU; None looks the GPU up
+    progress: bool = True  # tqdm bar on rank 0
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)

@@ -1,0 +1,186 @@
+"""Training throughput: the harness's loop against a plain PyTorch loop on the same model and batch.
+
+    python scripts/bench_train.py                                    # ~5M-parameter rung, this CPU, fp32
+    python scripts/bench_train.py --size olmo-190M --device cuda --precision bf16
+    python scripts/bench_train.py --size olmo-1B --device cuda --precision bf16 --batch 16 --micro-batch 4
+
+Both loops run the same model, optimizer, schedule, loss and batches; the ratio of their tokens/s
+is the harness's overhead (accelerate, logging, records). Achieved FLOP/s (PaLM-style 6N + attention
+per token) is reported against this machine's measured matmul peak in the run's precision, and on
+GPUs against the datasheet peak (MFU). Runs alternate, and the median of the repeats is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ladder.config import load_model  # noqa: E402
+from ladder.plan import Rung  # noqa: E402
+from ladder.recipes import Hyperparams  # noqa: E402
+from ladder.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
+from train.config import TrainConfig, WandbConfig  # noqa: E402
+from train.loop import split_batch, train_rung  # noqa: E402
+from train.metrics import peak_flops  # noqa: E402
+from train.model import build_model  # noqa: E402
+from train.optim import lm_loss, make_optimizer, make_scheduler  # noqa: E402
+
+
+class RandomSequences:
+    """Uniform random token ids in memory, with train.data.TokenSequences' interface: no I/O in the timing."""
+
+    def __init__(self, count: int, seq_len: int, vocab_size: int):
+        self.ids = torch.randint(0, vocab_size, (count, seq_len), generator=torch.Generator().manual_seed(0))
+        self.seq_len = seq_len
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batches(self, batch_size: int, start: int = 0):
+        for i in range(start, len(self) - batch_size + 1, batch_size):
+            yield self.ids[i:i + batch_size]
+
+
+def shape_from(args) -> ModelShape:
+    try:
+        count = parse_count(args.size)
+    except ValueError:
+        return ModelShape(**load_model(args.size))
+    return shape_for_params(count, arch=args.arch, vocab_size=args.vocab_size, seq_len=args.seq_len, convention="total")
+
+
+def plain_loop(rung: Rung, data: RandomSequences, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
+    """Tokens/s of the textbook loop: forward, backward, clip, AdamW, schedule, loss to the host."""
+    hp = rung.hp
+    _, micro, accumulation = split_batch(hp.batch_size, 1, cfg.micro_batch_size)
+    model = build_model(rung.shape, seed=cfg.seed).to(device)
+    if cfg.compile:
+        model.compile()
+    optimizer = make_optimizer(model, hp)
+    scheduler = make_scheduler(optimizer, hp, hp.schedule, cfg.wsd_decay_fraction)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    start = None
+    for step, batch in enumerate(data.batches(hp.batch_size)):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        loss = 0.0
+        for k in range(accumulation):
+            ids = batch[k * micro:(k + 1) * micro].to(device, non_blocking=True)
+            with autocast:
+                logits = model(input_ids=ids).logits
+            total, ce = lm_loss(logits, ids, hp.z_loss)
+            (total / accumulation).backward()
+            loss += ce.detach()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        float(loss)  # the harness reads the loss every step too (logging, divergence check)
+    _sync(device)
+    return (hp.steps - warmup) * hp.batch_size * rung.shape.seq_len / (time.perf_counter() - start)
+
+
+def harness_loop(rung: Rung, data: RandomSequences, cfg: TrainConfig, warmup: int) -> float:
+    """Tokens/s of train_rung over the steps after `warmup`, from its own metrics.jsonl."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train_rung(rung, data, Path(run_dir), cfg)
+        assert result.state == "done", result
+        rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    timed = [r["tokens_per_s"] for r in rows if r["step"] > warmup]
+    return len(timed) / sum(1 / t for t in timed)  # all tokens over all time: every step has the same tokens
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """Measured FLOP/s of large square matmuls: the achievable ceiling for this run's precision."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 2.0:
+        a @ b
+        reps += 1
+        _sync(device) if reps % 8 == 0 else None
+    _sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="5M", help="a configs/model name (olmo-190M) or a total parameter count (5M)")
+    parser.add_argument("--arch", default="olmo2", help="architecture for a size given as a count")
+    parser.add_argument("--vocab-size", type=int, default=2048, help="vocabulary for a size given as a count")
+    parser.add_argument("--seq-len", type=int, default=256, help="sequence length for a size given as a count")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--batch", type=int, default=8, help="global batch in sequences")
+    parser.add_argument("--micro-batch", type=int, default=None, help="sequences per forward pass (default: the batch)")
+    parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the median counts")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model in both loops")
+    parser.add_argument("--json", type=Path, help="also append the figures to this JSONL file")
+    args = parser.parse_args(argv)
+
+    shape = shape_from(args)
+    steps = args.warmup + args.steps
+    hp = Hyperparams(batch_size=args.batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
+                     z_loss=1e-5)
+    rung = Rung(shape, "random", 1.0, shape.total_params, steps * args.batch * shape.seq_len, hp)
+    cfg = TrainConfig(device=args.device, precision=args.precision, micro_batch_size=args.micro_batch or args.batch,
+                      checkpoint_fractions=[1.0], compile=args.compile, progress=False,
+                      wandb=WandbConfig(mode="disabled"))
+    data = RandomSequences(steps * args.batch, shape.seq_len, shape.vocab_size)
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+
+    plain, harness = [], []
+    for _ in range(args.repeats):
+        plain.append(plain_loop(rung, data, cfg, device, args.warmup))
+        harness.append(harness_loop(rung, data, cfg, args.warmup))
+    peak = matmul_peak(device, dtype)
+    tokens_per_s, plain_tokens_per_s = statistics.median(harness), statistics.median(plain)
+    flops = tokens_per_s * shape.flops_per_token()
+    datasheet = peak_flops(cfg)
+    figures = {
+        "command": " ".join(["python", "scripts/bench_train.py", *(argv if argv is not None else sys.argv[1:])]),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "size": shape.name, "total_params": shape.total_params, "shape": f"d{shape.d_model} l{shape.n_layers} "
+        f"h{shape.n_heads} mlp{shape.mlp_hidden} V{shape.vocab_size} T{shape.seq_len}",
+        "precision": args.precision, "batch": args.batch, "micro_batch": cfg.micro_batch_size,
+        "harness_tokens_per_s": tokens_per_s, "plain_tokens_per_s": plain_tokens_per_s,
+        "overhead_ratio": tokens_per_s / plain_tokens_per_s,
+        "harness_runs": harness, "plain_runs": plain,
+        "achieved_flops": flops, "measured_matmul_peak": peak, "fraction_of_measured_peak": flops / peak,
+        "mfu": flops / datasheet if datasheet else None,
+    }
+    print(f"{figures['size']} ({format_count(shape.total_params)} params, {figures['shape']}) on {figures['device']}, "
+          f"{args.precision}, batch {args.batch}×{shape.seq_len}")
+    print(f"  harness {tokens_per_s:,.0f} tok/s, plain PyTorch {plain_tokens_per_s:,.0f} tok/s: "
+          f"ratio {figures['overhead_ratio']:.3f}")
+    print(f"  {flops / 1e9:,.1f} GFLOP/s achieved, {peak / 1e9:,.1f} GFLOP/s measured matmul peak: "
+          f"{figures['fraction_of_measured_peak']:.1%}" + (f"; MFU {figures['mfu']:.1%}" if datasheet else ""))
+    print(json.dumps(figures))
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(figures) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The single-process training loop: schedule, checkpoints, resume, divergence, outputs."""
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+import train.loop
+from train.config import DivergenceConfig, TrainConfig, WandbConfig
+from train.loop import checkpoint_steps, divergence, split_batch, train_rung
+from train.optim import lm_loss, lr_factor
+from train.rundir import checkpoints, read_record, temporary_checkpoint_dir
+from train_fakes import FakeSequences, sequences_for, tiny_rung
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(micro_batch_size=4, checkpoint_fractions=[0.25, 0.5, 1.0], progress=False,
+                wandb=WandbConfig(mode="disabled"))
+    return TrainConfig(**{**base, **overrides})
+
+
+def losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+class CrashingSequences(FakeSequences):
+    """Raises after `crash_after` batches, as a killed process would stop mid-run."""
+
+    def __init__(self, count, crash_after):
+        super().__init__(count)
+        self.crash_after = crash_after
+
+    def batches(self, batch_size, start=0):
+        for i, batch in enumerate(super().batches(batch_size, start)):
+            if i == self.crash_after:
+                raise KeyboardInterrupt("killed")
+            yield batch
+
+
+def test_split_batch_and_checkpoint_steps():
+    assert split_batch(16, 1, 16) == (16, 16, 1)
+    assert split_batch(16, 2, 4) == (8, 4, 2)
+    assert split_batch(12, 1, 8) == (12, 6, 2)  # largest micro-batch dividing the batch
+    with pytest.raises(ValueError):
+        split_batch(10, 4, 4)
+    assert checkpoint_steps(35, [0.1 * i for i in range(1, 11)]) == [4, 7, 11, 14, 18, 21, 25, 28, 32, 35]
+    assert checkpoint_steps(12, [0.5]) == [6, 12]  # the end is always saved
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "wsd"])
+def test_schedule_warms_up_then_decays_to_final_lr(schedule):
+    hp = tiny_rung(steps=100).hp
+    f = [lr_factor(hp, schedule)(s) for s in range(hp.steps)]
+    assert f[0] == pytest.approx(1 / hp.warmup_steps) and f[hp.warmup_steps - 1] == pytest.approx(1.0)
+    assert f[-1] == pytest.approx(hp.final_lr / hp.lr)
+    assert all(a >= b - 1e-12 for a, b in zip(f[hp.warmup_steps:], f[hp.warmup_steps + 1:]))
+    if schedule == "wsd":
+        assert f[79] == 1.0 and f[81] < 1.0  # stable until the last 20 %
+
+
+def test_loss_adds_z_loss_to_cross_entropy():
+    logits, ids = torch.randn(2, 5, 7), torch.randint(0, 7, (2, 5))
+    total, ce = lm_loss(logits, ids, z_loss=0.1)
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 7), ids[:, 1:].reshape(-1))
+    assert ce == pytest.approx(float(expected))
+    assert total == pytest.approx(float(ce + 0.1 * torch.logsumexp(logits[:, :-1], -1).pow(2).mean()))
+
+
+def test_divergence_rules():
+    rule = DivergenceConfig(spike_factor=2.0, window=3)
+    assert "non-finite" in divergence(float("nan"), [], rule)
+    assert "non-finite" in divergence(float("inf"), [1.0] * 5, rule)
+    assert divergence(5.0, [1.0, 1.0], rule) is None  # window not full yet
+    assert "spike" in divergence(2.5, [1.0, 1.0, 1.0], rule)
+    assert divergence(1.9, [1.0, 1.0, 1.0], rule) is None
+
+
+def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
+    rung = tiny_rung()
+    tok_dir = tmp_path / "tokenizer"
+    from tokenizers import Tokenizer, models
+    PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "<eos>": 1}, unk_token="<unk>")),
+                            eos_token="<eos>", unk_token="<unk>").save_pretrained(tok_dir)
+    hooked = []
+    result = train_rung(rung, sequences_for(rung), tmp_path / "run", config(), tokenizer_dir=tok_dir,
+                        eval_hook=lambda path, step: hooked.append((path.name, step, path.exists())))
+    run = tmp_path / "run"
+    assert result.state == "done" and result.step == 12 and result.tokens == 12 * 8 * 32
+    assert [p.name for p in result.checkpoints] == ["step-00000003", "step-00000006", "step-00000012"]
+    assert hooked == [("step-00000003", 3, True), ("step-00000006", 6, True), ("step-00000012", 12, True)]
+    record = read_record(run)
+    assert record["state"] == "done" and record["last_checkpoint"] == "checkpoints/step-00000012"
+    assert (run / "config.yaml").exists()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert {"loss", "lr", "tokens", "tokens_per_s", "grad_norm", "mfu"} <= set(rows[0])
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    schedule = lr_factor(rung.hp, "cosine")
+    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * schedule(r["step"] - 1) for r in rows])
+    # A standard transformers directory: loads as is, with the size rule's parameter count.
+    final = run / "checkpoints/step-00000012"
+    model = AutoModelForCausalLM.from_pretrained(final)
+    assert sum(p.numel() for p in model.parameters()) == rung.shape.total_params
+    assert model.config.eos_token_id == 1 and (final / "tokenizer.json").exists()
+    # A finished run is not trained again.
+    again = train_rung(rung, sequences_for(rung), run, config())
+    assert again.state == "done" and losses(run) == [r["loss"] for r in rows]
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
+    rung = tiny_rung()
+    whole = train_rung(rung, sequences_for(rung), tmp_path / "whole", config())
+    run = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train_rung(rung, CrashingSequences(12 * 8, crash_after=8), run, config())
+    assert read_record(run)["state"] == "failed" and "killed" in read_record(run)["reason"]
+    assert [s for s, _ in checkpoints(run)] == [3, 6]
+    temporary_checkpoint_dir(run, 9).mkdir()  # as if the crash hit a checkpoint write
+    resumed = train_rung(rung, sequences_for(rung), run, config())
+    assert resumed.state == "done" and resumed.loss == whole.loss
+    assert losses(run) == losses(tmp_path / "whole")  # step for step, bit for bit on CPU
+    assert not temporary_checkpoint_dir(run, 9).exists()
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "whole/checkpoints/step-00000012").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(run / "checkpoints/step-00000012").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_schedule_override_is_used(tmp_path):
+    rung = tiny_rung(steps=10)
+    train_rung(rung, sequences_for(rung), tmp_path, config(schedule="wsd"))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * lr_factor(rung.hp, "wsd")(s) for s in range(10)])
+
+
+def test_accumulation_matches_one_big_batch(tmp_path):
+    rung = tiny_rung(steps=4)
+    one = train_rung(rung, sequences_for(rung), tmp_path / "a", config(micro_batch_size=8))
+    four = train_rung(rung, sequences_for(rung), tmp_path / "b", config(micro_batch_size=2))
+    assert losses(tmp_path / "a") == pytest.approx(losses(tmp_path / "b"), rel=1e-5)
+    assert one.loss == pytest.approx(four.loss, rel=1e-5)
+
+
+def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+
+    def poisoned(logits, ids, z_loss):  # the 8th step's loss is NaN (2 micro-batches a step)
+        calls["n"] += 1
+        total, ce = lm_loss(logits, ids, z_loss)
+        return (total * math.nan, ce * math.nan) if calls["n"] > 14 else (total, ce)
+
+    monkeypatch.setattr(train.loop, "lm_loss", poisoned)
+    rung = tiny_rung()
+    result = train_rung(rung, sequences_for(rung), tmp_path, config())
+    record = read_record(tmp_path)
+    assert result.state == "failed" and result.step == 8 and "non-finite" in result.reason
+    assert record["state"] == "failed" and record["step"] == 8 and "non-finite" in record["reason"]
+    assert record["last_checkpoint"] == "checkpoints/step-00000006"
+    assert [s for s, _ in checkpoints(tmp_path)] == [3, 6]
+    assert len(losses(tmp_path)) == 7
+
+
+def test_loss_spike_stops_run(tmp_path):
+    rung = tiny_rung()
+    # A factor below 1 trips on the first step after the window fills: the rule itself is tested above.
+    result = train_rung(rung, sequences_for(rung), tmp_path, config(divergence=DivergenceConfig(0.5, 4)))
+    assert result.state == "failed" and result.step == 5 and "spike" in result.reason
+    assert read_record(tmp_path)["last_checkpoint"] == "checkpoints/step-00000003"
+
+
+def test_wandb_offline_writes_locally(tmp_path):
+    rung = tiny_rung(steps=4)
+    result = train_rung(rung, sequences_for(rung), tmp_path, config(wandb=WandbConfig(mode="offline")))
+    assert result.state == "done"
+    assert list((tmp_path / "wandb").glob("offline-run-*"))

@@ -1,0 +1,67 @@
+"""Stand-ins for what other stages provide, for the training tests only.
+
+`FakeSequences` has the interface of `train.data.TokenSequences`: fixed token ids from a seeded
+torch.Generator, sequences (start + stride·t) mod V so a model can learn them and the loss falls.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ladder.plan import Rung
+from ladder.recipes import Hyperparams
+from ladder.sizes import ModelShape
+
+SHAPE = ModelShape(name="tiny-24", d_model=24, n_layers=2, n_heads=2, mlp_hidden=64, vocab_size=256, seq_len=32)
+
+
+class FakeSequences:
+    def __init__(self, count: int, seq_len: int = SHAPE.seq_len, vocab_size: int = SHAPE.vocab_size, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        start = torch.randint(0, vocab_size, (count, 1), generator=g)
+        stride = torch.randint(1, 5, (count, 1), generator=g)
+        self.ids = (start + stride * torch.arange(seq_len)) % vocab_size
+        self.seq_len = seq_len
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.ids[i].numpy()
+
+    def batches(self, batch_size: int, start: int = 0):
+        for i in range(start, len(self) - batch_size + 1, batch_size):
+            yield self.ids[i:i + batch_size].clone()
+
+
+class SlowFakeSequences(FakeSequences):
+    """Sleeps before every batch from global batch `slow_from` on, so a test can kill a run mid-way."""
+
+    def __init__(self, count: int, slow_from: int, delay_s: float):
+        super().__init__(count)
+        self.slow_from, self.delay_s = slow_from, delay_s
+
+    def batches(self, batch_size: int, start: int = 0):
+        for i, batch in enumerate(super().batches(batch_size, start), start=start // batch_size):
+            if i >= self.slow_from:
+                time.sleep(self.delay_s)
+            yield batch
+
+
+class FakeTokenSequences(FakeSequences):
+    """train.data.TokenSequences' constructor over the stand-in sequences (32-token sequences, V=256)."""
+
+    def __init__(self, train_dir, tokens: int, seed: int):
+        super().__init__(-(-tokens // SHAPE.seq_len), seed=seed)
+
+
+def tiny_rung(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: ModelShape = SHAPE) -> Rung:
+    hp = Hyperparams(batch_size=batch_size, lr=lr, warmup_steps=2, steps=steps, final_lr=0.1 * lr,
+                     weight_decay=0.1, z_loss=1e-4)
+    return Rung(shape, "fake", 1.0, shape.total_params, steps * batch_size * shape.seq_len, hp)
+
+
+def sequences_for(rung: Rung, seed: int = 0) -> FakeSequences:
+    return FakeSequences(rung.hp.steps * rung.hp.batch_size, rung.shape.seq_len, rung.shape.vocab_size, seed)

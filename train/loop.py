@@ -1,0 +1,283 @@
+"""Training one rung: its model, on exactly its tokens, with its recipe, on one process or many.
+
+The same loop runs on one CPU, one GPU, a node or many nodes; `train.backends` hides how gradients
+are synchronised (accelerate DDP/FSDP or DeepSpeed ZeRO). The global batch is `hp.batch_size`
+sequences; each of the `world_size` processes takes its contiguous slice of every global batch
+and accumulates gradients over micro-batches of at most `micro_batch_size` sequences.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+import torch.distributed as dist
+import transformers
+from omegaconf import OmegaConf
+
+from ladder.plan import Rung
+from train.backends import make_backend
+from train.config import DivergenceConfig, TrainConfig
+from train.metrics import MetricsLog, peak_flops
+from train.model import build_model
+from train.optim import lm_loss, make_optimizer, make_scheduler
+from train.rundir import (CHECKPOINTS, CONFIG, TRAINER_STATE, atomic_write_text, checkpoint_name, checkpoints,
+                          commit_checkpoint, latest_checkpoint, read_record, remove_incomplete_checkpoints,
+                          temporary_checkpoint_dir, write_record)
+
+
+@dataclass
+class TrainResult:
+    rung_id: str
+    run_dir: Path
+    state: str  # done or failed
+    step: int  # last completed step (done), or the step that diverged (failed)
+    steps: int
+    tokens: int  # tokens trained on
+    loss: Optional[float]  # training CE of the last completed step
+    reason: Optional[str] = None  # why a failed run stopped
+    checkpoints: List[Path] = field(default_factory=list)
+
+
+def as_train_config(cfg) -> TrainConfig:
+    """A TrainConfig from the dataclass, a DictConfig or a dict, checked against the schema."""
+    node = OmegaConf.structured(cfg) if is_dataclass(cfg) else cfg
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), node))
+
+
+def split_batch(global_batch: int, world_size: int, micro_batch_size: int) -> tuple[int, int, int]:
+    """(sequences per process, micro-batch, accumulation steps) for a global batch over `world_size` processes.
+
+    The micro-batch is the largest divisor of the per-process batch not above `micro_batch_size`,
+    so every optimizer step sees exactly the global batch whatever the number of devices.
+    """
+    if global_batch % world_size:
+        raise ValueError(f"the global batch of {global_batch} sequences does not split over {world_size} processes")
+    per_process = global_batch // world_size
+    micro = max(d for d in range(1, min(micro_batch_size, per_process) + 1) if per_process % d == 0)
+    return per_process, micro, per_process // micro
+
+
+def checkpoint_steps(steps: int, fractions: List[float]) -> List[int]:
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad:
+        raise ValueError(f"train.checkpoint_fractions must lie in (0, 1], got {bad}")
+    # The first step by which the fraction of the run is done (the epsilon absorbs 0.1·3 > 0.3 in floats).
+    return sorted({max(1, math.ceil(f * steps - 1e-9)) for f in fractions} | {steps})
+
+
+def divergence(loss: float, recent: List[float], cfg: DivergenceConfig) -> Optional[str]:
+    """Why `loss` means the run diverged, or None. `recent` holds the previous steps' losses."""
+    if not math.isfinite(loss):
+        return f"non-finite loss ({loss})"
+    if cfg.window and len(recent) >= cfg.window:
+        mean = sum(recent[-cfg.window:]) / cfg.window
+        if loss > cfg.spike_factor * mean:
+            return (f"loss spike: {loss:.4g} > {cfg.spike_factor:g} × {mean:.4g}, "
+                    f"the mean of the previous {cfg.window} steps")
+    return None
+
+
+def _mean_over_processes(value: torch.Tensor) -> float:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return float(value)
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def end_process_group() -> None:
+    """For entry points at exit: the group outlives each rung, so a launch can train several."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _token_ids(tokenizer_dir: Optional[Path]) -> dict:
+    """EOS and padding ids for the model config, so generation tools stop where the tokenizer does."""
+    if tokenizer_dir is None:
+        return {}
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    return {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+
+
+def _load_model(rung: Rung, cfg: TrainConfig, tokenizer_dir: Optional[Path], checkpoint: Optional[Path]):
+    if checkpoint is None:
+        model = build_model(rung.shape, seed=cfg.seed, **_token_ids(tokenizer_dir))
+    else:
+        from transformers import AutoModelForCausalLM
+
+        # fp32 master weights whatever the checkpoint's dtype; the backend casts for bf16.
+        model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
+    count = sum(p.numel() for p in model.parameters())
+    if count != rung.shape.total_params:
+        raise RuntimeError(f"{rung.rung_id}: model has {count:,} parameters, the size rule says "
+                           f"{rung.shape.total_params:,}")
+    return model
+
+
+def train_rung(rung: Rung, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
+               eval_hook: Optional[Callable[[Path, int], None]] = None) -> TrainResult:
+    """Train (or resume) one rung into `run_dir` (docs/formats.md); every process of a launch calls this.
+
+    `sequences` is a `train.data.TokenSequences` (or anything with its `seq_len`, `__len__` and
+    `batches(batch_size, start)`). `eval_hook(checkpoint_dir, step)` runs on the main process after
+    each checkpoint is committed. A run whose record is done returns at once; otherwise it
+    continues from its last complete checkpoint.
+    """
+    cfg = as_train_config(cfg)
+    run_dir = Path(run_dir)
+    # transformers draws a bar for every checkpoint it writes; the run has its own bar.
+    transformers.utils.logging.disable_progress_bar()
+    return _Run(rung, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg)).train()
+
+
+class _Run:
+    def __init__(self, rung, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend):
+        self.rung, self.hp, self.sequences, self.run_dir, self.cfg = rung, rung.hp, sequences, run_dir, cfg
+        self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
+        self.eval_hook, self.backend, self.main = eval_hook, backend, backend.is_main
+        self.per_process, self.micro, self.accumulation = split_batch(
+            self.hp.batch_size, backend.world_size, cfg.micro_batch_size)
+        self.tokens_per_step = self.hp.batch_size * rung.shape.seq_len
+        if sequences.seq_len != rung.shape.seq_len:
+            raise ValueError(f"{rung.rung_id}: sequences of {sequences.seq_len} tokens, the model's are {rung.shape.seq_len}")
+        if len(sequences) < self.hp.steps * self.hp.batch_size:
+            raise ValueError(f"{rung.rung_id}: {self.hp.steps} steps of {self.hp.batch_size} sequences need "
+                             f"{self.hp.steps * self.hp.batch_size} sequences, the data has {len(sequences)}")
+
+    def _record(self, state: str, step: int, **extra) -> None:
+        if self.main:
+            latest = latest_checkpoint(self.run_dir)
+            write_record(self.run_dir, self.rung.rung_id, state, step, self.hp.steps, step * self.tokens_per_step,
+                         checkpoint=f"{CHECKPOINTS}/{latest[1].name}" if latest else None, **extra)
+
+    def _result(self, state: str, step: int, loss: Optional[float], reason: Optional[str] = None) -> TrainResult:
+        return TrainResult(self.rung.rung_id, self.run_dir, state, step, self.hp.steps, step * self.tokens_per_step,
+                           loss, reason, [p for _, p in checkpoints(self.run_dir)])
+
+    def train(self) -> TrainResult:
+        if self.main:
+            (self.run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            remove_incomplete_checkpoints(self.run_dir)
+        _barrier()
+        record = read_record(self.run_dir)
+        if record and record["state"] == "done":
+            return self._result("done", record["step"], record["loss"])
+        try:
+            return self._train()
+        except BaseException as exc:  # KeyboardInterrupt too: the record says why the run stopped
+            self._record("failed", (read_record(self.run_dir) or {}).get("step", 0),
+                         reason=f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _train(self) -> TrainResult:
+        cfg, hp, backend = self.cfg, self.hp, self.backend
+        latest = latest_checkpoint(self.run_dir)
+        model = _load_model(self.rung, cfg, self.tokenizer_dir, latest[1] if latest else None)
+        if cfg.compile:
+            model.compile()  # in place: parameter names, and so checkpoints, stay those of the plain model
+        optimizer = make_optimizer(model, hp)
+        self.scheduler = make_scheduler(optimizer, hp, cfg.schedule or hp.schedule, cfg.wsd_decay_fraction)
+        self.model = backend.prepare(model, optimizer, self.scheduler, self.micro, self.accumulation, hp)
+        start, recent = 0, []
+        if latest:
+            backend.load_state(latest[1])
+            state = torch.load(latest[1] / TRAINER_STATE, weights_only=True)
+            start, recent = state["step"], state["recent_losses"]
+            assert state["position"] == start * hp.batch_size, "data position and step disagree"
+
+        run_config = {"train": OmegaConf.to_container(OmegaConf.structured(cfg)), "rung": self.rung.as_dict(),
+                      "world_size": backend.world_size, "micro_batch_size": self.micro,
+                      "gradient_accumulation_steps": self.accumulation, "schedule": cfg.schedule or hp.schedule}
+        log = None
+        if self.main:
+            atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(run_config))
+            self._record("running", start)
+            log = MetricsLog(self.run_dir, cfg, self.rung.rung_id, start, hp.steps, run_config)
+        result = None
+        try:
+            result = self._steps(start, recent, log)
+            return result
+        finally:
+            if log is not None:  # wandb marks the run crashed or failed unless it finished
+                log.close(exit_code=0 if result is not None and result.state == "done" else 1)
+
+    def _steps(self, start: int, recent: List[float], log: Optional[MetricsLog]) -> TrainResult:
+        cfg, hp, backend, rank = self.cfg, self.hp, self.backend, self.backend.rank
+        save_at = set(checkpoint_steps(hp.steps, cfg.checkpoint_fractions))
+        flops_per_token, peak = self.rung.shape.flops_per_token(), peak_flops(cfg)
+        batches = self.sequences.batches(hp.batch_size, start=start * hp.batch_size)
+        self.model.train()
+        clock, since, loss = time.perf_counter(), 0, None
+        for step in range(start + 1, hp.steps + 1):  # 1-based: `step` optimizer steps done after this one
+            batch = next(batches)[rank * self.per_process:(rank + 1) * self.per_process]
+            ce_sum = torch.zeros((), device=backend.device)
+            for k in range(self.accumulation):
+                ids = batch[k * self.micro:(k + 1) * self.micro].to(backend.device, non_blocking=True)
+                total, ce = lm_loss(self.model(input_ids=ids).logits, ids, hp.z_loss)
+                backend.backward(total, boundary=k == self.accumulation - 1)
+                ce_sum += ce.detach()
+            step_loss = _mean_over_processes(ce_sum / self.accumulation)
+            # Checked before the optimizer step, so a bad batch never reaches the weights; every
+            # process sees the same reduced loss and so stops together.
+            reason = divergence(step_loss, recent, cfg.divergence)
+            if reason:
+                self._record("failed", step, reason=reason, loss=loss)
+                return self._result("failed", step, loss, reason)
+            lr = self.scheduler.get_last_lr()[0]
+            grad_norm = backend.step(hp.grad_clip)
+            loss = step_loss
+            recent = (recent + [loss])[-max(1, cfg.divergence.window):]
+            since += 1
+            if step % cfg.log_every == 0 or step in save_at:
+                now = time.perf_counter()  # logging's own time counts towards the next interval
+                if log is not None:
+                    tokens_per_s = since * self.tokens_per_step / (now - clock)
+                    flops = tokens_per_s * flops_per_token
+                    log.log({"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                             "tokens": step * self.tokens_per_step, "tokens_per_s": tokens_per_s,
+                             "flops_per_s": flops, "mfu": flops / (peak * backend.world_size) if peak else None})
+                    log.progress(since, tokens_per_s, loss)
+                clock, since = now, 0
+                if step in save_at:
+                    self._checkpoint(step, recent)
+                    clock = time.perf_counter()  # checkpoint writes are not training throughput
+        self._record("done", hp.steps, loss=loss)
+        return self._result("done", hp.steps, loss)
+
+    def _checkpoint(self, step: int, recent: List[float]) -> None:
+        """Write checkpoints/step-<step> atomically: everything under a temporary name, then one rename."""
+        tmp = temporary_checkpoint_dir(self.run_dir, step)
+        final = self.run_dir / CHECKPOINTS / checkpoint_name(step)
+        if self.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        _barrier()
+        weights = self.backend.full_state_dict()  # collective under FSDP and ZeRO-3
+        if self.main:
+            self.backend.unwrapped().save_pretrained(str(tmp), state_dict=weights)
+            if self.tokenizer_dir is not None:
+                for f in self.tokenizer_dir.iterdir():
+                    if f.is_file():
+                        shutil.copy2(f, tmp / f.name)
+        self.backend.save_state(tmp)  # every process writes its optimizer shard and RNG state
+        _barrier()
+        if self.main:
+            torch.save({"step": step, "position": step * self.hp.batch_size, "tokens": step * self.tokens_per_step,
+                        "recent_losses": recent, "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
+            commit_checkpoint(tmp, final)
+            self._record("running", step, loss=recent[-1])
+            if self.eval_hook is not None:
+                self.eval_hook(final, step)
+        _barrier()

@@ -1,0 +1,78 @@
+"""Where training metrics go: metrics.jsonl, wandb and a progress bar, all from the main process."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from train.config import WANDB_MODES, TrainConfig
+from train.rundir import METRICS, atomic_write_text
+
+# Dense bf16 tensor-core peaks (vendor datasheets, SXM parts), matched against the device name.
+GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "4090": 165e12}
+
+
+def peak_flops(cfg: TrainConfig) -> Optional[float]:
+    """Per-device peak FLOP/s for MFU: configured, else the GPU's bf16 datasheet figure; None if unknown."""
+    if cfg.peak_flops:
+        return cfg.peak_flops
+    if cfg.precision == "bf16" and torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+        return next((peak for key, peak in GPU_PEAK_BF16.items() if key in name), None)
+    return None
+
+
+class MetricsLog:
+    """Appends one JSON object per logged step; wandb mirrors it unless disabled."""
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, rung_id: str, resume_step: int, total_steps: int,
+                 run_config: dict):
+        self.path = Path(run_dir) / METRICS
+        _drop_steps_after(self.path, resume_step)  # those steps are trained again from the checkpoint
+        self.file = open(self.path, "a")
+        self.wandb = _start_wandb(run_dir, cfg, rung_id, run_config)
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total_steps, initial=resume_step, desc=rung_id, unit="step", disable=not cfg.progress,
+                        dynamic_ncols=True)
+
+    def log(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+    def progress(self, steps: int, tokens_per_s: float, loss: float) -> None:
+        self.bar.update(steps)
+        self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+
+    def close(self, exit_code: int = 0) -> None:
+        self.bar.close()
+        self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish(exit_code=exit_code)
+
+
+def _drop_steps_after(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _start_wandb(run_dir: Path, cfg: TrainConfig, rung_id: str, run_config: dict):
+    if cfg.wandb.mode not in WANDB_MODES:
+        raise ValueError(f"train.wandb.mode: expected one of {WANDB_MODES}, got '{cfg.wandb.mode}'")
+    if cfg.wandb.mode == "disabled":
+        return None
+    import wandb
+
+    # A stable id per run directory, so a resumed run continues the same wandb run.
+    run_id = f"{rung_id}-{hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]}"
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(project=cfg.wandb.project, entity=cfg.wandb.entity, name=rung_id, id=run_id, resume="allow",
+                      dir=str(run_dir), mode=cfg.wandb.mode, config=run_config)

@@ -1,0 +1,72 @@
+"""AdamW, the learning-rate schedules and the loss of a rung's recipe."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ladder.recipes import Hyperparams
+
+
+def lr_factor(hp: Hyperparams, schedule: str, wsd_decay_fraction: float = 0.2) -> Callable[[int], float]:
+    """Multiplier of the peak LR before optimizer step `step` (0-based), for torch's LambdaLR.
+
+    Linear warmup reaching the peak on step `warmup_steps - 1` (so step 0 already trains), then
+    cosine: a half cosine from the peak to `final_lr` at the last step;
+    wsd (warmup-stable-decay, Hägele et al. 2024): the peak until the last `wsd_decay_fraction` of
+    the steps, then linear to `final_lr`.
+    """
+    floor = hp.final_lr / hp.lr
+    warmup, steps = hp.warmup_steps, hp.steps
+    decay_start = max(warmup, steps - max(1, round(wsd_decay_fraction * steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "cosine":
+            progress = (step - warmup) / max(1, steps - 1 - warmup)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if schedule == "wsd":
+            if step < decay_start:
+                return 1.0
+            progress = (step - decay_start) / max(1, steps - 1 - decay_start)
+            return 1 - (1 - floor) * min(1.0, progress)
+        raise ValueError(f"unknown schedule '{schedule}', expected cosine or wsd")
+
+    return factor
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Decay the weight matrices only: not norm gains (1-D) and, as in OLMo 2, not the input embedding."""
+    embedding = model.get_input_embeddings().weight
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or p is embedding else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, hp: Hyperparams) -> torch.optim.AdamW:
+    # foreach: the multi-tensor AdamW, faster than the per-parameter loop on CPU and GPU alike.
+    return torch.optim.AdamW(param_groups(model, hp.weight_decay), lr=hp.lr, betas=(hp.beta1, hp.beta2),
+                             eps=1e-8, foreach=True)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams, schedule: str,
+                   wsd_decay_fraction: float) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(hp, schedule, wsd_decay_fraction))
+
+
+def lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross-entropy plus the z-loss z·log²Z (PaLM), both in fp32; returns (total, CE).
+
+    The CE alone is what the run reports and checks for divergence, comparable across recipes.
+    """
+    logits = logits[:, :-1].float()
+    targets = input_ids[:, 1:]
+    log_z = torch.logsumexp(logits, dim=-1)
+    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    total = ce + z_loss * log_z.pow(2).mean() if z_loss else ce
+    return total, ce
