@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 STEP_DIR = re.compile(r"step-(\d{8})")
@@ -59,6 +60,7 @@ def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, 
     missing = missing_files(checkpoint_dir, tokenizer_dir)
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: missing {', '.join(missing)}")
+    transformers.utils.logging.disable_progress_bar()  # a bar per checkpoint would drown the run's own
     try:
         model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32).to(device).eval()
         has_own = any((Path(checkpoint_dir) / name).is_file() for name in _TOKENIZER)
