@@ -60,8 +60,14 @@ class MetricsLog:
 def _drop_steps_after(path: Path, step: int) -> None:
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except json.JSONDecodeError:  # a line torn by the kill that stopped the last attempt
+            continue
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _start_wandb(run_dir: Path, cfg: TrainConfig, rung_id: str, run_config: dict):

@@ -104,8 +104,8 @@ def test_sigkilled_run_restarted_with_same_command_equals_uninterrupted(single_p
     command = [sys.executable, "-m", "train.worker", "--run-dir", str(tmp_path)]
     worker = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (tmp_path / "checkpoints/step-00000003").exists() and worker.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    while (read_record(tmp_path) or {}).get("step", 0) < 3 and worker.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # the record moves to step 3 just after checkpoint 3 is committed
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert read_record(tmp_path)["state"] == "running" and read_record(tmp_path)["step"] == 3

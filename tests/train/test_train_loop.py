@@ -117,6 +117,8 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     assert read_record(run)["state"] == "failed" and "killed" in read_record(run)["reason"]
     assert [s for s, _ in checkpoints(run)] == [3, 6]
     temporary_checkpoint_dir(run, 9).mkdir()  # as if the crash hit a checkpoint write
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 9, "lo')  # and a metrics line
     resumed = train_rung(rung, sequences_for(rung), run, config())
     assert resumed.state == "done" and resumed.loss == whole.loss
     assert losses(run) == losses(tmp_path / "whole")  # step for step, bit for bit on CPU
