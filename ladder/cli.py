@@ -59,6 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_ladder(load(args.overrides))
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from ladder.pipeline import run_ladder
+
+    return run_ladder(load(scoped(args.overrides, "train")), evaluate=False, fit=False)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from ladder.plan import build_plan
     from ladder.status import status_table
@@ -120,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "with a held-out validation split, once per input. Example: ladder prepare ladder=smoke "
                     "data=c4 data.path=/data/c4-en")
     _add_command(
+        sub, "train", cmd_train, help="train the ladder's unfinished rungs (no evaluation or fit)",
+        description="Prepare the data and train every rung whose record is not done, resuming interrupted "
+                    "ones from their last checkpoint. train.num_processes=N starts N torchrun workers per rung "
+                    "(train=ddp_cpu, train=deepspeed_zero2, ...); launched by torchrun across nodes, every "
+                    "process trains together. Keys of the train group may go bare. Example: ladder train "
+                    "ladder=smoke train=ddp_cpu")
+    _add_command(
         sub, "eval", cmd_eval, help="evaluate checkpoints: held-out loss and ranked-classification tasks",
         description="Evaluate one checkpoint (checkpoint=DIR), one rung (rung=ID) or every rung under out_dir, "
                     "appending one record per (checkpoint, metric) to each rung's results.jsonl; finished "
@@ -163,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, *_stage_errors()) as exc:
         print(f"ladder {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if "torch.distributed" in sys.modules:  # rungs share one process group; it ends with the command
+            from train.loop import end_process_group
+
+            end_process_group()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ one resumes from its last checkpoint, and a failed one is reported while the oth
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -14,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from ladder.config import load_group_option
 from ladder.plan import Plan, Rung, build_plan
 from ladder.status import read_status, rung_dir, status_table
+from train.rundir import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +62,53 @@ def find_rung(plan: Plan, rung_id: str) -> Rung:
     raise ValueError(f"rung '{rung_id}' is not in ladder '{plan.name}'")
 
 
-def run_rung(cfg: DictConfig, rung_id: str) -> str:
-    """Prepare, train with in-loop evaluation of every checkpoint, and return the rung's final state."""
+EVAL_CONFIG = "eval_config.yaml"  # beside a rung's checkpoints: how torchrun workers evaluate them
+
+
+def evaluate_checkpoint(checkpoint_dir: Path, step: int) -> None:
+    """The eval hook of torchrun workers, which cannot be handed a closure: it reads the eval config
+    `run_rung` wrote into the rung's directory."""
+    from eval.cli import make_eval_hook
+
+    directory = Path(checkpoint_dir).parent.parent
+    make_eval_hook(OmegaConf.load(directory / EVAL_CONFIG), directory)(checkpoint_dir, step)
+
+
+def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
+    """Prepare, train (evaluating every checkpoint as it is written) and return the rung's final state."""
     from eval.cli import make_eval_hook
     from train.data import TokenSequences
     from train.loop import train_rung
+    from train.worker import launch_command, write_launch
 
     plan = build_plan(cfg)
     rung = find_rung(plan, rung_id)
     prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
-    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len)
     directory = rung_dir(cfg.out_dir, rung)
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
-    sequences = TokenSequences(prepared.train_dir, tokens=rung.trained_tokens, seed=cfg.seed,
-                               allow_repeat=data_config(cfg, rung.dataset).allow_repeat)
-    result = train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                        eval_hook=make_eval_hook(eval_cfg, directory))
-    return result.state
+    data_kwargs = {"tokens": rung.trained_tokens, "seed": cfg.seed,
+                   "allow_repeat": data_config(cfg, rung.dataset).allow_repeat}
+    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    if cfg.train.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+        directory.mkdir(parents=True, exist_ok=True)
+        if evaluate:
+            atomic_write_text(directory / EVAL_CONFIG, OmegaConf.to_yaml(eval_cfg))
+        write_launch(directory, rung, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
+                     tokenizer_dir=prepared.tokenizer_dir,
+                     eval_hook="ladder.pipeline:evaluate_checkpoint" if evaluate else None)
+        subprocess.run(launch_command(directory, cfg.train.num_processes), check=False)
+        return read_status(cfg.out_dir, rung).state
+    sequences = TokenSequences(prepared.train_dir, **data_kwargs)
+    hook = make_eval_hook(eval_cfg, directory) if evaluate else None
+    return train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
+                      eval_hook=hook).state
 
 
 def _write_plan(plan: Plan, out_dir: Path) -> None:
     from ladder.plan_format import as_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".plan.json.tmp"
-    tmp.write_text(as_json(plan))
-    tmp.replace(out_dir / "plan.json")
+    atomic_write_text(out_dir / "plan.json", as_json(plan))
 
 
 def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
@@ -97,8 +121,9 @@ def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
     return OmegaConf.create(fit)
 
 
-def run_ladder(cfg: DictConfig) -> int:
-    """Every unfinished rung, then the fit and report. 0 when every rung is done, 1 otherwise."""
+def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
+    """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked."""
+    from fit.errors import FitInputError
     from fit.run import run_fit
 
     plan = build_plan(cfg)
@@ -109,20 +134,31 @@ def run_ladder(cfg: DictConfig) -> int:
             prepare(cfg, dataset, seq_len, plan)
     todo = [r for r in plan.rungs if read_status(out_dir, r).state != "done"]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
-    failures = _run_slurm(cfg, todo) if cfg.launcher.name == "slurm" else _run_here(cfg, todo)
+    if cfg.launcher.name == "slurm":
+        failures = _run_slurm(cfg, todo)
+    else:
+        failures = _run_here(cfg, todo, evaluate)
+    if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
+        return 1 if failures else 0
     print(status_table(plan, out_dir))
     for rung_id, reason in failures.items():
         print(f"rung {rung_id} failed: {reason}")
-    report = run_fit(_fit_config(cfg, plan))
+    if not fit:
+        return 1 if failures else 0
+    try:
+        report = run_fit(_fit_config(cfg, plan))
+    except FitInputError as exc:  # e.g. too few finished rungs for the law: the rungs' work is kept
+        print(f"fit: error: {exc}")
+        return 1
     print(f"report: {Path(report) / 'report.html'}")
     return 1 if failures else 0
 
 
-def _run_here(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
+def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> dict[str, str]:
     failures = {}
     for rung in rungs:
         try:
-            state = run_rung(cfg, rung.rung_id)
+            state = run_rung(cfg, rung.rung_id, evaluate)
         except Exception as exc:  # one rung's failure must not stop the ladder; its message is kept
             log.exception("%s failed", rung.rung_id)
             state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"

@@ -4,7 +4,7 @@ A backend owns the process group, the wrapped model and optimizer, gradient sync
 the optimizer's checkpoint; the loop in `train.loop` is the same for both. Weights are saved by
 the loop as a transformers model directory; a backend saves only what that directory lacks.
 The process group belongs to the process, not to a rung: a launch that trains several rungs in
-turn reuses it, and the entry point (`train.worker`, `train.cli`) destroys it on exit.
+turn reuses it, and the entry point (`train.worker`, the `ladder` CLI) destroys it on exit.
 """
 from __future__ import annotations
 
