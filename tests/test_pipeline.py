@@ -70,3 +70,17 @@ def test_a_failing_rung_is_reported_and_the_rest_go_on(corpus, tmp_path, cache, 
     out = capsys.readouterr().out
     assert out.count("failed: ") == 2 and "0 done, 0 running, 2 failed" in out
     assert "fit: error:" in out  # no finished rung to fit: said plainly, not a traceback
+
+
+def test_torchrun_workers_train_and_evaluate_a_rung(corpus, tmp_path, cache):
+    from ladder.pipeline import run_rung
+
+    cfg = ladder_cfg(corpus, tmp_path / "run", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1]",
+                     "train=ddp_cpu", "train.micro_batch_size=8", "train.wandb.mode=disabled", "train.progress=false",
+                     "train.checkpoint_fractions=[1.0]")
+    rung = build_plan(cfg).rungs[0]
+    assert run_rung(cfg, rung.rung_id) == "done"
+    directory = rung_dir(cfg.out_dir, rung)
+    assert "world_size: 2" in (directory / "config.yaml").read_text()
+    metrics = {json.loads(line)["metric"] for line in (directory / "results.jsonl").open()}
+    assert {"c4_val:loss", "derived:acc"} <= metrics  # the workers' eval hook ran
