@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ladder.config import load_group_option
 from ladder.plan import Plan, Rung, build_plan
-from ladder.status import read_status, rung_dir, status_table
+from ladder.status import RECORD, read_status, rung_dir, status_table
 from train.rundir import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,12 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     for dataset in cfg.ladder.datasets:  # once, up front, so parallel jobs find the tokens ready
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == dataset}):
             prepare(cfg, dataset, seq_len, plan)
-    todo = [r for r in plan.rungs if read_status(out_dir, r).state != "done"]
+    statuses = [read_status(out_dir, r) for r in plan.rungs]
+    for status in statuses:
+        if status.state == "corrupt":  # its checkpoints, if any, are still trusted and resumed from
+            log.warning("%s", status.reason)
+            (rung_dir(out_dir, status.rung) / RECORD).unlink()
+    todo = [s.rung for s in statuses if s.state != "done"]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
     if cfg.launcher.name == "slurm":
         failures = _run_slurm(cfg, todo)
