@@ -36,7 +36,7 @@ def _bound_warnings(law, p, bounds, converged, message):
 
 
 def fit_huber_log(law: Law, X, y, starts: Sequence[Sequence[float]], bounds=None, delta: float = 1e-3,
-                  ftol: float = 0.0, gtol: float = 1e-10, maxiter: int = 100000, weights=None) -> FitResult:
+                  ftol: float = 0.0, gtol: float = 1e-10, maxiter: int = 100000, weights=None, screen: int = 4) -> FitResult:
     """Minimise Σ w·Huber_δ(log f(X;p) − log y) with L-BFGS-B from each start, keep the lowest.
 
     OLMo-ladder's get_coefficients_huber uses δ = 1e-3, ftol = 0, gtol = 1e-10; Besiroglu et al.
@@ -44,6 +44,12 @@ def fit_huber_log(law: Law, X, y, starts: Sequence[Sequence[float]], bounds=None
     X, y = np.asarray(X, float), np.asarray(y, float)
     w = np.ones_like(y) if weights is None else np.asarray(weights, float)
     logy = np.log(y)
+    if len(starts) > screen:
+        # A start grid is screened by one batched Levenberg–Marquardt run from every start (cheap);
+        # L-BFGS-B, with its tight tolerances, then polishes only the `screen` best ends.
+        ends, cost, _ = fit_batched(law, X, y, np.tile(w, (len(starts), 1)), np.asarray(starts, float), bounds,
+                                    delta, max_iter=100)
+        starts = ends[np.argsort(cost)[:screen]]
 
     def loss_grad(p):
         pred = law.f(X, p)
@@ -107,7 +113,8 @@ def resample_counts(n_runs: int, n: int, seed: int) -> np.ndarray:
 
 def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = None, max_iter: int = 1000,
                 rtol: float = 1e-12):
-    """Fit one law to B weightings of the same points at once, each started at p0 (the full-data optimum).
+    """Fit one law to B weightings of the same points at once, each started at p0 (the full-data optimum;
+    or one start per row when p0 is (B, P)).
 
     W is (B, n): the weight of every point in every refit (bootstrap counts of the point's run). The
     objective is the one the full fit minimises: Σ w·Huber_δ(log f − log y) when `delta` is given (the
@@ -117,7 +124,7 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
     held there for that step. Each iteration only touches the refits not yet converged.
     Returns (params (B, P), cost (B,), converged (B,)); params of a refit with no finite cost are NaN."""
     X, y, W = np.asarray(X, float), np.asarray(y, float), np.asarray(W, float)
-    B, P = W.shape[0], len(p0)
+    B, P = W.shape[0], np.shape(p0)[-1]
     lo = np.array([-np.inf if b is None or b[0] is None else b[0] for b in (bounds or [None] * P)], float)
     hi = np.array([np.inf if b is None or b[1] is None else b[1] for b in (bounds or [None] * P)], float)
     target = np.log(y) if delta else y
@@ -130,7 +137,7 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
             c = np.sum(w * rho, axis=1)
         return f, r, np.where(np.isfinite(c), c, np.inf)
 
-    p = np.tile(np.clip(np.asarray(p0, float), lo, hi), (B, 1))
+    p = np.clip(np.broadcast_to(np.asarray(p0, float), (B, P)), lo, hi)
     f, r, cost = evaluate(p, W)
     lam = np.full(B, 1e-3)
     done = ~np.isfinite(cost)
