@@ -46,7 +46,7 @@ def _scipy(n_runs, X, y, xs, ys, owner, s1, s2, count):
 
 def test_batched_refit_finds_each_resamples_optimum(shared):
     data = _setup(shared)
-    counts = resample_counts(data[0], 12, seed=1)
+    counts = resample_counts(data[0], 6, seed=1)
     loss, acc, c1, c2, ok = _batched(*data, counts)
     assert ok.all()
     for b, count in enumerate(counts):
