@@ -450,7 +450,7 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     return out
 
 
-def best(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
+def best(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
     """The paper's two steps with the data's primary loss (C4 on OLMo) as the intermediate for every
     task, chosen by two ladder backtests (scripts/backtest_best.py, docs/fit.md): no other single
     intermediate, ensemble or the paper's task bpb was better in both.
@@ -459,7 +459,7 @@ def best(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     inside the fit set (the largest size left out and predicted from the rest), and each interval is
     widened to sqrt(bootstrap half-width² + (z·backtest RMS error)²), z the normal quantile of
     `interval`. Skipped, with a warning, when the smaller rungs cannot carry the fit."""
-    runs = olmo_fit_runs(ps, targets)
+    runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     loss = primary_loss(table)
     inter = {t: loss for t in _task_metrics(table)}

@@ -2,7 +2,9 @@
   A: fit 190M/370M/760M (1, 2, 5, 10xC), predict the four 1B runs;
   B: fit 190M/370M (1, 2, 5, 10xC), predict the 760M and 1B runs.
 Each candidate is scored by the mean absolute accuracy error in points over the 8 tasks and the
-target runs, and by the relative error of its step-1 loss prediction.
+target runs, and by the relative error of its step-1 loss prediction; `best` itself also by how
+often its 90 % intervals cover the actual values; step-1 variants for the C4
+loss (Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter.
 
     PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
@@ -11,8 +13,11 @@ import sys
 import numpy as np
 import pandas as pd
 
+from fit import laws
 from fit.config import FitConfig
-from fit.methods import olmo_fit_runs, olmo_two_step
+from fit.fitting import fit_huber_log
+from fit.laws import Law
+from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, best, olmo_fit_runs, olmo_two_step
 from fit.points import OLMO_TASKS, load_points, shared_data_dir
 from fit.targets import Target
 
@@ -37,6 +42,49 @@ def candidates(ps):
               "two_step_gold_nll": {t: f"{t}:gold_nll" for t in OLMO_TASKS}}
     single.update({f"lm:{s}": {t: f"{s}:loss" for t in OLMO_TASKS} for s in sets if s != "c4_en"})
     return single, sets
+
+
+def _joint_law(k):
+    """L_s(N, D) = e^{a_s}/N^α + e^{b_s}/D^β + E_s over k LM sets s (row 3 of X), α and β shared."""
+    def split(X, p):
+        s = X[2].astype(int)
+        return X[0], X[1], s, p[2:2 + k][s], p[2 + k:2 + 2 * k][s]
+
+    def f(X, p):
+        n, d, s, a, b = split(X, p)
+        return np.exp(a - p[0] * np.log(n)) + np.exp(b - p[1] * np.log(d)) + p[2 + 2 * k:][s]
+
+    def grad(X, p):
+        n, d, s, a, b = split(X, p)
+        tn, td, i = np.exp(a - p[0] * np.log(n)), np.exp(b - p[1] * np.log(d)), np.arange(len(n))
+        G = np.zeros((len(n), 2 + 3 * k))
+        G[:, 0], G[:, 1] = -tn * np.log(n), -td * np.log(d)
+        G[i, 2 + s], G[i, 2 + k + s], G[i, 2 + 2 * k + s] = tn, td, 1.0
+        return G
+    return Law("joint_nd", tuple(f"p{i}" for i in range(2 + 3 * k)), f, grad, "", "")
+
+
+def step1_variants(ps, fit_runs, targets, sets):
+    """Relative error (%) of the predicted C4 loss of each target run, per step-1 variant."""
+    every = sorted(r for r in ps.points["run"].unique() if not r.startswith("13B"))
+    table = RunTable(ps, every)
+    tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
+    actual = np.array([table.final[t.name, "c4_en:loss"] for t in targets])
+    X, y, _ = table.finals(fit_runs, "c4_en:loss")
+    preds = {f"delta={d:g}": fit_huber_log(laws.OLMO_ND, X, y, [STEP1_START], STEP1_BOUNDS, delta=d).predict(tx)
+             for d in (1e-4, 1e-3, 1e-2)}
+    sizes = {r.split("-")[0] for r in fit_runs}
+    more = [r for r in every if r.split("-")[0] in sizes]  # + the 0.5xC and -rerun runs of those sizes
+    Xm, ym, _ = table.finals(more, "c4_en:loss")
+    preds["+0.5xC and reruns"] = fit_huber_log(laws.OLMO_ND, Xm, ym, [STEP1_START], STEP1_BOUNDS).predict(tx)
+    parts = [table.finals(fit_runs, f"{s}:loss")[:2] for s in sets]
+    XJ = np.hstack([np.vstack([Xs, np.full(Xs.shape[1], i)]) for i, (Xs, _) in enumerate(parts)])
+    joint = _joint_law(len(sets))
+    fit = fit_huber_log(joint, XJ, np.concatenate([ys for _, ys in parts]),
+                        [[0.1, 0.2] + [3.0] * len(sets) + [6.0] * len(sets) + [1.0] * len(sets)],
+                        [(0, None)] * (2 + 3 * len(sets)))
+    preds["joint over LM sets"] = joint.f(np.vstack([tx, np.full(tx.shape[1], sets.index("c4_en"))]), fit.params)
+    return {k: 100 * (v - actual) / actual for k, v in preds.items()}
 
 
 def main():
@@ -66,6 +114,14 @@ def main():
         print("step-1 signed relative error of the intermediate, % (mean over targets):")
         print(loss[loss["cand"].isin(["two_step_c4", "two_step_bpb"])].groupby(["cand", "metric"])["rel_%"]
               .mean().round(2).to_string())
+        print("step-1 variants, C4 loss relative error % (mean signed / mean abs / max abs over targets):")
+        for k, rel in step1_variants(ps, fit_runs, targets, sets).items():
+            print(f"  {k:20s} {rel.mean():+.2f} / {np.abs(rel).mean():.2f} / {np.abs(rel).max():.2f}")
+        got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=fit_runs).predictions)
+        got = got[got["metric"].str.endswith(":acc")]
+        inside = (got["lower"] <= got["actual"]) & (got["actual"] <= got["upper"])
+        print(f"best (1,000 resamples): MAE {100 * (got['predicted'] - got['actual']).abs().mean():.2f} points, "
+              f"90% intervals cover {int(inside.sum())}/{len(got)}, mean width {100 * (got['upper'] - got['lower']).mean():.1f} points")
 
 
 if __name__ == "__main__":
