@@ -78,7 +78,7 @@ def _single(X, p):
 def _single_grad(X, p):
     s = 1 / (1 + np.exp(-_nd(X, p[:5])))
     inner = _nd_grad(X, p[:5]) * (p[5] * s * (1 - s))[..., None]
-    return np.concatenate([inner, s[..., None], np.ones_like(s)[..., None]])
+    return np.concatenate([inner, s[..., None], np.ones_like(s)[..., None]], axis=-1)
 
 
 SINGLE_STEP = Law("olmo_single_step", ("log_A", "log_B", "alpha", "beta", "E", "p", "q"), _single, _single_grad,

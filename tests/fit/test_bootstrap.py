@@ -76,3 +76,20 @@ def test_batched_intervals_match_per_resample_scipy(shared):
     for k in ("loss", "acc"):
         width = slow[k][1] - slow[k][0]
         assert abs(fast[k][0] - slow[k][0]) < 0.05 * width and abs(fast[k][1] - slow[k][1]) < 0.05 * width, k
+
+
+@pytest.mark.parametrize("law", [laws.OLMO_ND, laws.OLMO_FLOPS, laws.SIGMOID, laws.SINGLE_STEP, laws.CHINCHILLA,
+                                 laws.GADRE_LOSS, laws.GADRE_ERR], ids=lambda law: law.name)
+def test_every_law_evaluates_a_batch_of_parameters_like_one_at_a_time(law):
+    rng = np.random.default_rng(0)
+    k = {"olmo_nd": 2, "single_step": 2, "olmo_single_step": 2, "chinchilla": 2, "gadre_loss": 2}.get(law.name, 1)
+    X = np.exp(rng.uniform(2, 4, (k, 7)))
+    P = rng.uniform(0.1, 0.5, (3, len(law.params)))
+    f, g = law.f(X, P.T[..., None]), law.grad(X, P.T[..., None])
+    assert f.shape == (3, 7) and g.shape == (3, 7, len(law.params))
+    for b, p in enumerate(P):
+        np.testing.assert_allclose(f[b], law.f(X, p))
+        np.testing.assert_allclose(g[b], law.grad(X, p))
+        eps = 1e-6 * np.maximum(1, np.abs(p))
+        fd = np.stack([(law.f(X, p + e) - law.f(X, p - e)) / (2 * h) for e, h in zip(np.diag(eps), eps)], axis=-1)
+        np.testing.assert_allclose(law.grad(X, p), fd, rtol=1e-4, atol=1e-8)
