@@ -105,13 +105,14 @@ def olmo_fit_runs(ps: PointSet, targets: List[Target]) -> List[str]:
     return sorted(small["run"])
 
 
-def _task_metrics(table: RunTable, kinds=("acc",)) -> List[str]:
+def _task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
     """Tasks with every metric `<task>:<kind>` on every fit run: the paper's 8 in its order on OLMo
-    data, else every task the data has (e.g. `derived` on the harness's own ladders)."""
+    data, else every task the data has (e.g. `derived` on the harness's own ladders). None is an
+    error only when `required`."""
     names = sorted({m.split(":")[0] for (_, m) in table.final if m.endswith(":acc")})
     names = [t for t in OLMO_TASKS if t in names] + [t for t in names if t not in OLMO_TASKS]
     tasks = [t for t in names if all(table.has(f"{t}:{k}") for k in kinds)]
-    if not tasks:
+    if not tasks and required:
         raise FitInputError("the data has no task with metrics " + " and ".join(f"<task>:{k}" for k in kinds)
                             + " on every fit run")
     return tasks
@@ -221,18 +222,20 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
     """Bhagia et al. 2024: step 1 task bpb from (N, D) (or from FLOPs), step 2 sigmoid bpb -> accuracy, chained.
     `intermediate` swaps a task's bpb for another loss (e.g. c4_en:loss, <task>:gold_nll); a task
     without bpb uses the data's primary loss. Tasks with the same intermediate share one step-1 fit.
-    A task whose sigmoid cannot be fitted is left out with a warning; its loss is still predicted."""
+    A task whose sigmoid cannot be fitted is left out with a warning; its loss is still predicted, as
+    on data with no task at all."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     check_fit_set(table, 3 if flops else 5, name, needs_sizes=not flops)
     loss = primary_loss(table)
-    tasks = _task_metrics(table)
+    tasks = _task_metrics(table, required=False)
     inter = {t: (intermediate or {}).get(t) or (f"{t}:bpb" if table.has(f"{t}:bpb") else loss) for t in tasks}
     for t, xm in inter.items():
         if not table.has(xm):
             raise FitInputError(f"{name}: intermediate {xm} of task {t} is not on every fit run")
     step1_metrics = list(dict.fromkeys(inter.values())) or [loss]
+    no_tasks = [] if tasks else [f"{name}: the data has no <task>:acc on every fit run; only {loss} is predicted"]
     if flops:
         per_token = _flops_per_token(table, targets)
         law1, bounds1, starts1 = laws.OLMO_FLOPS, [(0, None)] * 3, [[3.0, 0.1, 1.0]]
@@ -294,7 +297,7 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
             r.predict(targets, f"{task}:acc", laws.SIGMOID.f(L[inter[task]][None], P2.T[..., None]))
 
     out = _run_method(name, ps, targets, runs, cfg, estimate, refit)
-    out.warnings += range_warnings(table, targets)
+    out.warnings += no_tasks + range_warnings(table, targets)
     return out
 
 
@@ -462,7 +465,7 @@ def best(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = N
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     loss = primary_loss(table)
-    inter = {t: loss for t in _task_metrics(table)}
+    inter = {t: loss for t in _task_metrics(table, required=False)}
     out = olmo_two_step(ps, targets, cfg, name="best", intermediate=inter, runs=runs)
     sizes = {r: table.info[r][0] for r in runs}
     held = [r for r in runs if sizes[r] == max(sizes.values())]

@@ -21,8 +21,7 @@ def true_acc(loss):
     return 0.25 + 0.75 / (1 + np.exp(2 * (loss - 4.0)))  # reaches 1 at loss 0, as step 2 assumes
 
 
-@pytest.fixture
-def ladder(tmp_path):
+def write_ladder(tmp_path, tasks=True):
     """4 sizes x 3 multipliers, 10 evaluations per run, 0.3 % loss noise and 0.5-point accuracy noise."""
     rng = np.random.default_rng(0)
     for size, n in SIZES.items():
@@ -35,10 +34,16 @@ def ladder(tmp_path):
                 loss = true_loss(n, d) * (1 + 0.003 * rng.standard_normal())
                 base = {"run": rung.name, "size": size, "dataset": "smoke", "params": n, "run_tokens": n * m,
                         "multiplier": m, "step": 100 * step, "tokens": d, "final": step == 10}
-                recs += [{**base, "metric": "smoke_val:loss", "value": loss},
-                         {**base, "metric": "derived:acc", "value": true_acc(loss) + 0.005 * rng.standard_normal()}]
+                acc = true_acc(loss) + 0.005 * rng.standard_normal()
+                recs += [{**base, "metric": "smoke_val:loss", "value": loss}]
+                recs += [{**base, "metric": "derived:acc", "value": acc}] if tasks else []
             (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     return tmp_path
+
+
+@pytest.fixture
+def ladder(tmp_path):
+    return write_ladder(tmp_path)
 
 
 @pytest.mark.parametrize("method", ["best", "chinchilla", "olmo_two_step"])
@@ -68,6 +73,14 @@ def test_default_method_on_harness_data_predicts_named_targets(ladder):
     assert set(preds.index) == {"smoke_val:loss", "derived:acc"} and (preds["target"] == "smoke-96-M20").all()
     assert preds.loc["smoke_val:loss", "predicted"] == pytest.approx(true_loss(2e6, 4e7), rel=0.03)
     assert "## Backtest" not in (out / "report.md").read_text()
+
+
+def test_best_on_a_ladder_without_tasks_predicts_the_loss(tmp_path, capsys):
+    out = run_fit(FitConfig(results=str(write_ladder(tmp_path, tasks=False)), holdout="largest", bootstrap=20))
+    preds = pd.read_csv(out / "predictions.csv")
+    assert set(preds["metric"]) == {"smoke_val:loss"} and len(preds) == 3
+    assert (preds["predicted"] - preds["actual"]).abs().max() < 0.02 * preds["actual"].max()
+    assert "only smoke_val:loss is predicted" in capsys.readouterr().out
 
 
 def test_holdout_rejects_unknown_values(ladder):
