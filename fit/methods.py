@@ -26,6 +26,7 @@ class MethodOutput:
     warnings: List[str] = field(default_factory=list)
     plots: Dict[str, dict] = field(default_factory=dict)
     samples: Dict[str, np.ndarray] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)  # how the method's numbers were made, for the report
 
 
 def final_window(ps: PointSet) -> int:
@@ -483,6 +484,8 @@ def best(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = N
             lo, hi = p["predicted"] - p["lower"], p["upper"] - p["predicted"]
             p["lower"] = p["predicted"] - np.hypot(lo, z * rms[p["metric"]])
             p["upper"] = p["predicted"] + np.hypot(hi, z * rms[p["metric"]])
+    out.notes.append(f"best: intervals widened by its inner backtest (runs {', '.join(held)} left out and predicted "
+                     f"from the smaller rungs): half-width = sqrt(bootstrap half-width² + ({z:.3g}·RMS error)²)")
     out.fits["backtest"] = {"held_out": held, "rms_error": rms.to_dict(), "params": {},
                             "note": "inner backtest of best: largest fit size left out; intervals widened by z·RMS"}
     return out

@@ -26,7 +26,8 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     head = [f"# Ladder fit: method `{out.method}`", "",
             f"Input: `{ps.source}` (format {ps.format}{', dataset ' + cfg.dataset if cfg.dataset else ''}); "
             f"{ps.points['run'].nunique()} runs, {len(ps.points)} points kept, {len(ps.dropped)} left out.",
-            f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}.", ""]
+            f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}."
+            + "".join(f" {n}." for n in out.notes), ""]
     warn = ["## Warnings", ""] + [f"- {w}" for w in out.warnings] + [""] if out.warnings else ["No warnings.", ""]
     back = backtest_table(preds, held)
     md = head + warn
