@@ -77,7 +77,8 @@ def run_fit(cfg) -> Path:
     (out_dir / "fits.json").write_text(json.dumps(_clean({
         "method": out.method, "results": ps.source, "format": ps.format, "dataset": cfg.dataset,
         "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
-        "seed": cfg.seed, "holdout": cfg.holdout, "held_out": [t.name for t in held], "laws": out.fits, "notes": out.notes, "warnings": out.warnings,
+        "seed": cfg.seed, "holdout": cfg.holdout, "held_out": [t.name for t in held], "laws": out.fits,
+        "notes": out.notes, "warnings": out.warnings,
         "dropped": ps.dropped.drop(columns=["value"], errors="ignore").to_dict("records"),
     }), indent=1))
     report.write_report(out_dir, cfg, ps, targets, out, preds, [t.name for t in held])
