@@ -13,6 +13,9 @@ class FitConfig:
     bootstrap: int = 1000
     interval: float = 0.9
     seed: int = 0
+    # null, or "largest": leave every run of the largest size out of the fit and predict those runs
+    # (actuals from their final points) as a backtest, next to any `targets`.
+    holdout: Optional[str] = None
 
 
 def as_fit_config(cfg) -> FitConfig:

@@ -1,13 +1,12 @@
-"""Optimisers shared by every method: Huber-on-log L-BFGS-B over a start grid, least squares over a
-start grid, and one bootstrap over runs."""
-import multiprocessing
-import os
+"""Optimisers shared by every method: Huber-on-log L-BFGS-B over a start grid and least squares over a
+start grid (the full-data fits, as the papers' code does them), and the bootstrap over runs: resample
+counts and one batched Levenberg–Marquardt refit of all resamples at once."""
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit, least_squares, minimize
+from scipy.optimize import OptimizeWarning, curve_fit, minimize
 
 from fit.laws import Law
 
@@ -37,32 +36,20 @@ def _bound_warnings(law, p, bounds, converged, message):
 
 
 def fit_huber_log(law: Law, X, y, starts: Sequence[Sequence[float]], bounds=None, delta: float = 1e-3,
-                  ftol: float = 0.0, gtol: float = 1e-10, maxiter: int = 100000, weights=None,
-                  refine: bool = False) -> FitResult:
+                  ftol: float = 0.0, gtol: float = 1e-10, maxiter: int = 100000, weights=None, screen: int = 4) -> FitResult:
     """Minimise Σ w·Huber_δ(log f(X;p) − log y) with L-BFGS-B from each start, keep the lowest.
 
     OLMo-ladder's get_coefficients_huber uses δ = 1e-3, ftol = 0, gtol = 1e-10; Besiroglu et al.
-    showed looser tolerances stop early on this objective, so they are the defaults here too.
-    refine=True (bootstrap refits started at the full-data optimum) solves the same objective with
-    scipy's trust-region least squares and its Huber loss, which needs ~10x fewer evaluations
-    there; from a far start it stalls, so the full fits keep L-BFGS-B."""
+    showed looser tolerances stop early on this objective, so they are the defaults here too."""
     X, y = np.asarray(X, float), np.asarray(y, float)
     w = np.ones_like(y) if weights is None else np.asarray(weights, float)
     logy = np.log(y)
-    if refine:
-        lo = [-np.inf if b is None or b[0] is None else b[0] for b in (bounds or [None] * len(starts[0]))]
-        hi = [np.inf if b is None or b[1] is None else b[1] for b in (bounds or [None] * len(starts[0]))]
-        sw = np.sqrt(w)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            try:
-                res = least_squares(lambda p: sw * (np.log(law.f(X, p)) - logy), np.clip(starts[0], lo, hi),
-                                    jac=lambda p: sw[:, None] * law.grad(X, p) / law.f(X, p)[:, None],
-                                    bounds=(lo, hi), loss="huber", f_scale=delta, ftol=1e-10, xtol=1e-10,
-                                    gtol=1e-10, max_nfev=2000)
-            except ValueError as e:
-                return FitResult(law, np.full(len(starts[0]), np.nan), np.inf, False, [str(e)])
-        ok = bool(res.success) and np.all(np.isfinite(res.x))
-        return FitResult(law, res.x, float(res.cost / delta ** 2) if ok else np.inf, ok, [])
+    if len(starts) > screen:
+        # A start grid is screened by one batched Levenberg–Marquardt run from every start (cheap);
+        # L-BFGS-B, with its tight tolerances, then polishes only the `screen` best ends.
+        ends, cost, _ = fit_batched(law, X, y, np.tile(w, (len(starts), 1)), np.asarray(starts, float), bounds,
+                                    delta, max_iter=100)
+        starts = ends[np.argsort(cost)[:screen]]
 
     def loss_grad(p):
         pred = law.f(X, p)
@@ -114,41 +101,90 @@ def fit_least_squares(law: Law, X, y, starts: Sequence[Sequence[float]], bounds=
     return FitResult(law, best, best_sse, True, _bound_warnings(law, best, bounds, True, ""))
 
 
-_JOB: Optional[Callable] = None
+def resample_counts(n_runs: int, n: int, seed: int) -> np.ndarray:
+    """n bootstrap resamples of n_runs runs drawn with replacement from `seed`, as an (n, n_runs) matrix
+    of how often each run is drawn: refitting with these as per-run weights is the same objective as
+    refitting on the resampled list of runs, duplicates included."""
+    if n <= 0 or n_runs == 0:
+        return np.zeros((0, n_runs))
+    draws = np.random.default_rng(seed).integers(0, n_runs, (n, n_runs))
+    return np.stack([np.bincount(d, minlength=n_runs) for d in draws]).astype(float)
 
 
-def _run_job(samples):
-    return [_JOB(s) for s in samples]
+def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = None, max_iter: int = 1000,
+                rtol: float = 1e-12):
+    """Fit one law to B weightings of the same points at once, each started at p0 (the full-data optimum;
+    or one start per row when p0 is (B, P)).
+
+    W is (B, n): the weight of every point in every refit (bootstrap counts of the point's run). The
+    objective is the one the full fit minimises: Σ w·Huber_δ(log f − log y) when `delta` is given (the
+    Huber-on-log step 1 of OLMo-ladder and Chinchilla), else Σ w·(f − y)²/2 (curve_fit). It is solved by
+    Levenberg–Marquardt over the whole batch (numpy einsum), with Huber as iteratively reweighted least
+    squares and bounds as an active set: a parameter on a bound whose gradient points out of the box is
+    held there for that step. Each iteration only touches the refits not yet converged.
+    Returns (params (B, P), cost (B,), converged (B,)); params of a refit with no finite cost are NaN."""
+    X, y, W = np.asarray(X, float), np.asarray(y, float), np.asarray(W, float)
+    B, P = W.shape[0], np.shape(p0)[-1]
+    lo = np.array([-np.inf if b is None or b[0] is None else b[0] for b in (bounds or [None] * P)], float)
+    hi = np.array([np.inf if b is None or b[1] is None else b[1] for b in (bounds or [None] * P)], float)
+    target = np.log(y) if delta else y
+
+    def evaluate(p, w):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            f = law.f(X, p.T[..., None])
+            r = (np.log(f) if delta else f) - target
+            rho = np.where(np.abs(r) < delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta)) if delta else 0.5 * r * r
+            c = np.sum(w * rho, axis=1)
+        return f, r, np.where(np.isfinite(c), c, np.inf)
+
+    p = np.clip(np.broadcast_to(np.asarray(p0, float), (B, P)), lo, hi)
+    f, r, cost = evaluate(p, W)
+    lam = np.full(B, 1e-3)
+    done = ~np.isfinite(cost)
+    converged = np.zeros(B, bool)
+    eye = np.eye(P)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(~done)
+        if not len(idx):
+            break
+        pa, fa, ra, wa = p[idx], f[idx], r[idx], W[idx]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            J = law.grad(X, pa.T[..., None])
+            if delta:
+                J = J / fa[..., None]
+                wa = wa * np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-300))  # IRLS weights of Huber
+            Jt = J.transpose(0, 2, 1)
+            g = np.matmul(Jt, (wa * ra)[..., None])[..., 0]
+            H = np.matmul(Jt * wa[:, None, :], J)
+        held = ((pa <= lo) & (g > 0)) | ((pa >= hi) & (g < 0))
+        free = (~held).astype(float)
+        H = H * free[:, :, None] * free[:, None, :] + eye * (1 - free)[:, :, None]
+        g = g * free
+        diag = np.einsum("bpp->bp", H)
+        A = H + (lam[idx, None] * np.maximum(diag, 1e-12 * diag.max(axis=1, keepdims=True) + 1e-300))[:, :, None] * eye
+        try:
+            step = -np.linalg.solve(A, g[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
+        pn = np.clip(pa + step, lo, hi)
+        fn, rn, cn = evaluate(pn, W[idx])
+        old = cost[idx]
+        better = cn < old
+        p[idx[better]], f[idx[better]], r[idx[better]], cost[idx[better]] = pn[better], fn[better], rn[better], cn[better]
+        lam[idx] = np.where(better, np.maximum(lam[idx] / 10, 1e-12), lam[idx] * 10)
+        small = np.all(np.abs(pn - pa) <= 1e-10 * (np.abs(pa) + 1e-8), axis=1)
+        stop = (better & ((old - cn) <= rtol * old)) | small | (lam[idx] > 1e12)
+        converged[idx[stop]] = True
+        done[idx[stop]] = True
+    p[~np.isfinite(cost)] = np.nan
+    return p, cost, converged & np.isfinite(cost)
 
 
-def bootstrap(estimate: Callable[[List[str]], Dict[str, float]], runs: Sequence[str], n: int, seed: int,
-              interval: float, workers: Optional[int] = None):
-    """Resample runs with replacement n times, call estimate(resampled runs) -> {key: value}, and
-    return ({key: (lower, upper)}, samples array, failed fraction). Resamples are drawn up front from
-    `seed`, so the result does not depend on how the work is split over processes."""
-    global _JOB
-    runs = list(runs)
-    if n <= 0 or not runs:
-        return {}, {}, 0.0
-    rng = np.random.default_rng(seed)
-    samples = [[runs[i] for i in rng.integers(0, len(runs), len(runs))] for _ in range(n)]
-    workers = workers or min(os.cpu_count() or 1, 4)
-    _JOB = estimate
-    if workers > 1 and n >= 50 and "fork" in multiprocessing.get_all_start_methods():
-        chunks = [samples[i::workers] for i in range(workers)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_run_job, chunks)
-        out = [None] * n
-        for w, part in enumerate(parts):
-            out[w::workers] = part
-    else:
-        out = _run_job(samples)
-    keys = sorted({k for o in out for k in o})
-    arr = {k: np.array([o.get(k, np.nan) for o in out], float) for k in keys}
+def quantile_intervals(samples: Dict[str, np.ndarray], interval: float) -> Dict[str, tuple]:
+    """(lower, upper) central `interval` quantiles of each key's finite bootstrap values."""
     q = (1 - interval) / 2
-    failed = float(np.mean([all(not np.isfinite(v) for v in o.values()) if o else True for o in out]))
-    intervals = {}
-    for k, v in arr.items():
+    out = {}
+    for k, v in samples.items():
         v = v[np.isfinite(v)]
-        intervals[k] = (float(np.quantile(v, q)), float(np.quantile(v, 1 - q))) if len(v) else (np.nan, np.nan)
-    return intervals, arr, failed
+        out[k] = (float(np.quantile(v, q)), float(np.quantile(v, 1 - q))) if len(v) else (np.nan, np.nan)
+    return out

@@ -1,9 +1,17 @@
 """Law functions with their analytic gradients. X is a (k, n) array of inputs, p the parameters;
-`grad` returns an (n, len(params)) Jacobian of the prediction."""
+`grad` returns an (n, len(params)) Jacobian of the prediction. Every law also takes a batch of
+parameter vectors as p of shape (len(params), B, 1): f then returns (B, n) and grad (B, n, len(params)),
+which is how the bootstrap refits all resamples at once (fit.fitting.fit_batched)."""
 from dataclasses import dataclass
 from typing import Callable, Tuple
 
 import numpy as np
+
+
+def _jac(columns):
+    """Stack the Jacobian's columns on a last axis as a view of a (P, ...) array: a batch's columns
+    stay contiguous, which the batched refit's matrix products rely on for speed."""
+    return np.moveaxis(np.stack(columns), 0, -1)
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,7 @@ def _nd(X, p):
 def _nd_grad(X, p):
     n, d = X
     tn, td = np.exp(p[0] - p[2] * np.log(n)), np.exp(p[1] - p[3] * np.log(d))
-    return np.stack([tn, td, -tn * np.log(n), -td * np.log(d), np.ones_like(tn)], axis=1)
+    return _jac([tn, td, -tn * np.log(n), -td * np.log(d), np.ones_like(tn)])
 
 
 OLMO_ND = Law("olmo_nd", ("log_A", "log_B", "alpha", "beta", "E"), _nd, _nd_grad,
@@ -39,7 +47,7 @@ def _flops(X, p):
 
 def _flops_grad(X, p):
     t = np.exp(p[0] - p[1] * np.log(X[0]))
-    return np.stack([t, -t * np.log(X[0]), np.ones_like(t)], axis=1)
+    return _jac([t, -t * np.log(X[0]), np.ones_like(t)])
 
 
 OLMO_FLOPS = Law("olmo_flops", ("log_A", "alpha", "E"), _flops, _flops_grad,
@@ -55,7 +63,7 @@ def _sigmoid_grad(X, p):
     e = np.exp(-p[2] * (X[0] - p[1]))
     s = 1 / (1 + e)
     ds = e * s * s
-    return np.stack([s, -p[0] * p[2] * ds, p[0] * (X[0] - p[1]) * ds, np.ones_like(s)], axis=1)
+    return _jac([s, -p[0] * p[2] * ds, p[0] * (X[0] - p[1]) * ds, np.ones_like(s)])
 
 
 SIGMOID = Law("sigmoid", ("a", "L0", "k", "b"), _sigmoid, _sigmoid_grad,
@@ -69,8 +77,8 @@ def _single(X, p):
 
 def _single_grad(X, p):
     s = 1 / (1 + np.exp(-_nd(X, p[:5])))
-    inner = _nd_grad(X, p[:5]) * (p[5] * s * (1 - s))[:, None]
-    return np.concatenate([inner, s[:, None], np.ones_like(s)[:, None]], axis=1)
+    inner = _nd_grad(X, p[:5]) * (p[5] * s * (1 - s))[..., None]
+    return np.concatenate([inner, s[..., None], np.ones_like(s)[..., None]], axis=-1)
 
 
 SINGLE_STEP = Law("olmo_single_step", ("log_A", "log_B", "alpha", "beta", "E", "p", "q"), _single, _single_grad,
@@ -87,7 +95,7 @@ def _chin(X, p):
 def _chin_grad(X, p):
     n, d = X
     tn, td = np.exp(p[0] - p[3] * np.log(n)), np.exp(p[1] - p[4] * np.log(d))
-    return np.stack([tn, td, np.full_like(tn, np.exp(p[2])), -tn * np.log(n), -td * np.log(d)], axis=1)
+    return _jac([tn, td, np.exp(p[2]) * np.ones_like(tn), -tn * np.log(n), -td * np.log(d)])
 
 
 CHINCHILLA = Law("chinchilla", ("a", "b", "e", "alpha", "beta"), _chin, _chin_grad,
@@ -104,8 +112,8 @@ def _gadre(X, p):
 def _gadre_grad(X, p):
     n, m = X
     t1, t2 = n ** p[2], 6 ** (p[2] / 2) * (m * n) ** p[2]
-    return np.stack([t1, t2, p[0] * t1 * np.log(n) + p[1] * t2 * (np.log(6) / 2 + np.log(m * n)),
-                     np.ones_like(t1)], axis=1)
+    return _jac([t1, t2, p[0] * t1 * np.log(n) + p[1] * t2 * (np.log(6) / 2 + np.log(m * n)),
+                     np.ones_like(t1)])
 
 
 GADRE_LOSS = Law("gadre_loss", ("alpha", "beta", "c", "E"), _gadre, _gadre_grad,
@@ -120,7 +128,7 @@ def _decay(X, p):
 
 def _decay_grad(X, p):
     e = np.exp(-p[1] * X[0])
-    return np.stack([-e, p[0] * X[0] * e, np.ones_like(e)], axis=1)
+    return _jac([-e, p[0] * X[0] * e, np.ones_like(e)])
 
 
 GADRE_ERR = Law("gadre_err", ("k", "gamma", "epsilon"), _decay, _decay_grad,

@@ -1,13 +1,14 @@
 """Methods: each maps a PointSet and targets to predictions with bootstrap intervals and the fitted laws."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from fit import laws
 from fit.errors import FitInputError
-from fit.fitting import FitResult, bootstrap, fit_huber_log, fit_least_squares
+from fit.fitting import FitResult, fit_batched, fit_huber_log, fit_least_squares, quantile_intervals, resample_counts
 from fit.points import OLMO_TASKS, PointSet
 from fit.targets import Target, actual_value
 
@@ -25,12 +26,21 @@ class MethodOutput:
     warnings: List[str] = field(default_factory=list)
     plots: Dict[str, dict] = field(default_factory=dict)
     samples: Dict[str, np.ndarray] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)  # how the method's numbers were made, for the report
+
+
+def final_window(ps: PointSet) -> int:
+    """How many last evaluations make a run's final value: 5 on the OLMo exports (the paper's
+    convention; they evaluate every ~1 % of a run), else the final point alone (the harness evaluates
+    a few checkpoints, whose mean would reach back into the run)."""
+    return 5 if ps.format == "olmo" else 1
 
 
 class RunTable:
     """Per-run arrays prepared once, so that bootstrap refits only index into them."""
 
-    def __init__(self, ps: PointSet, runs: List[str], last: int = 5):
+    def __init__(self, ps: PointSet, runs: List[str]):
+        last = final_window(ps)
         p = ps.points[ps.points["run"].isin(runs)].sort_values(["run", "metric", "tokens"])
         self.runs = list(runs)
         self.info, self.final, self.series = {}, {}, {}
@@ -50,14 +60,16 @@ class RunTable:
 
     def checkpoints(self, runs, x_metric, y_metric, skip=0.1, avg=5):
         """Intermediate checkpoints after the first `skip` of each run, each series smoothed with a
-        trailing moving average of `avg` (OLMo-ladder get_step2_data_by_name)."""
-        xs, ys = [], []
-        for r in runs:
+        trailing moving average of `avg` (OLMo-ladder get_step2_data_by_name), and each point's
+        position in `runs` (for per-run bootstrap weights)."""
+        xs, ys, owner = [], [], []
+        for i, r in enumerate(runs):
             x, y = self.series[r, x_metric], self.series[r, y_metric]
             k = int(np.ceil(skip * len(x)))
             xs.append(_moving_average(x[k:], avg))
             ys.append(_moving_average(y[k:], avg))
-        return np.concatenate(xs), np.concatenate(ys)
+            owner.append(np.full(len(x) - k, i))
+        return np.concatenate(xs), np.concatenate(ys), np.concatenate(owner)
 
 
 def _moving_average(a, n):
@@ -94,12 +106,30 @@ def olmo_fit_runs(ps: PointSet, targets: List[Target]) -> List[str]:
     return sorted(small["run"])
 
 
-def _task_metrics(table: RunTable, kinds=("bpb", "acc")) -> List[str]:
-    tasks = [t for t in OLMO_TASKS if all(table.has(f"{t}:{k}") for k in kinds)]
-    if not tasks:
-        raise FitInputError(f"the data has none of the tasks {', '.join(OLMO_TASKS)} with metrics "
-                            + " and ".join(f"<task>:{k}" for k in kinds))
+def _task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
+    """Tasks with every metric `<task>:<kind>` on every fit run: the paper's 8 in its order on OLMo
+    data, else every task the data has (e.g. `derived` on the harness's own ladders). None is an
+    error only when `required`."""
+    names = sorted({m.split(":")[0] for (_, m) in table.final if m.endswith(":acc")})
+    names = [t for t in OLMO_TASKS if t in names] + [t for t in names if t not in OLMO_TASKS]
+    tasks = [t for t in names if all(table.has(f"{t}:{k}") for k in kinds)]
+    if not tasks and required:
+        raise FitInputError("the data has no task with metrics " + " and ".join(f"<task>:{k}" for k in kinds)
+                            + " on every fit run")
     return tasks
+
+
+def primary_loss(table: RunTable) -> str:
+    """The LM loss a ladder is judged by: C4 (OLMo `c4_en`, Gadre `c4_val`), else the first held-out
+    `<set>_val:loss` (the harness's own `<dataset>_val:loss`), else any `:loss` on every fit run."""
+    losses = sorted({m for (_, m) in table.final if m.endswith(":loss") and table.has(m)})
+    for m in ("c4_en:loss", "c4_val:loss"):
+        if m in losses:
+            return m
+    pick = [m for m in losses if m.endswith("_val:loss")] or losses
+    if not pick:
+        raise FitInputError("the data has no loss metric (<set>:loss) on every fit run")
+    return pick[0]
 
 
 def _fit_record(fit: FitResult, X, y, extra=None) -> dict:
@@ -115,7 +145,9 @@ def _attach_intervals(out: MethodOutput, intervals: Dict[str, tuple], failed: fl
         pred["lower"], pred["upper"] = intervals.get(f"pred|{pred['target']}|{pred['metric']}", (np.nan, np.nan))
     for name, rec in out.fits.items():
         rec["param_intervals"] = {k: intervals.get(f"param|{name}|{k}", (np.nan, np.nan)) for k in rec["params"]}
-    if n and failed > 0.05:
+    if n <= 0:
+        out.warnings.append(f"{out.method}: bootstrap=0, so no intervals (lower/upper are empty)")
+    elif failed > 0.05:
         out.warnings.append(f"{out.method}: {failed:.0%} of {n} bootstrap refits failed; intervals rest on the rest")
 
 
@@ -124,82 +156,149 @@ def _pred(method, target, metric, value) -> dict:
             "metric": metric, "predicted": float(value), "lower": np.nan, "upper": np.nan}
 
 
+class Refits:
+    """The bootstrap of one method: every resample refitted at once from the full-data optimum.
+
+    `counts` is (B, runs) from fit.fitting.resample_counts; `fit` refits one law with each point
+    weighted by its run's count (plus optional always-present points such as the sigmoid's (0, 1)
+    anchor) and records its parameter samples under the full fit's name. A refit that does not
+    converge gives NaN (and whatever rests on it); its resample counts as failed."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = counts
+        self.samples: Dict[str, np.ndarray] = {}
+        self.ok = np.ones(len(counts), bool)
+
+    def weights(self, owner, fixed: int = 0):
+        return np.hstack([self.counts[:, owner], np.ones((len(self.counts), fixed))])
+
+    def fit(self, name: str, full: FitResult, X, y, W, bounds=None, delta=None) -> np.ndarray:
+        P, _, ok = fit_batched(full.law, X, y, W, full.params, bounds, delta)
+        P[~ok] = np.nan
+        self.ok &= ok
+        self.samples.update({f"param|{name}|{k}": P[:, i] for i, k in enumerate(full.law.params)})
+        return P
+
+    def predict(self, targets: List[Target], metric: str, values: np.ndarray):
+        for t, v in zip(targets, np.asarray(values).T):
+            self.samples[f"pred|{t.name}|{metric}"] = v
+
+
+def batch_predict(law, X, P: np.ndarray) -> np.ndarray:
+    """(B, targets) predictions of a law at X for each row of P."""
+    return law.f(np.asarray(X, float), P.T[..., None])
+
+
 def _run_method(name: str, ps: PointSet, targets: List[Target], runs: List[str], cfg,
-                estimate: Callable[[List[str], bool], tuple]) -> MethodOutput:
-    """Shared frame of every method: the full fit gives the point predictions and laws, the bootstrap
-    re-calls the same estimate on resampled runs."""
+                estimate: Callable[[], tuple], refit: Callable[[Refits], None]) -> MethodOutput:
+    """Shared frame of every method: the full fit (scipy, as the papers' code) gives the point
+    predictions and laws; the bootstrap refits all resamples of the runs in one batch."""
     out = MethodOutput(name)
-    values, fits, plots, warns = estimate(runs, True)
+    values, fits, plots, warns = estimate()
     out.fits, out.plots, out.warnings = fits, plots, warns
     for (tname, metric), v in values.items():
         out.predictions.append(_pred(name, next(t for t in targets if t.name == tname), metric, v))
-
-    def flat(sample):
-        vals, fs, _, _ = estimate(sample, False)
-        d = {f"pred|{t}|{m}": v for (t, m), v in vals.items()}
-        for fname, rec in fs.items():
-            d.update({f"param|{fname}|{k}": v for k, v in rec["params"].items()})
-        return d
-
-    intervals, out.samples, failed = bootstrap(flat, runs, cfg.bootstrap, cfg.seed, cfg.interval)
+    counts = resample_counts(len(runs), cfg.bootstrap, cfg.seed)
+    intervals, failed = {}, 0.0
+    if len(counts):
+        r = Refits(counts)
+        refit(r)
+        out.samples = r.samples
+        intervals, failed = quantile_intervals(out.samples, cfg.interval), float(np.mean(~r.ok))
     _attach_intervals(out, intervals, failed, cfg.bootstrap)
     for pred in out.predictions:
-        pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"])
+        pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
+                                      final_window(ps))
     return out
 
 
-def _quick(fit: FitResult, X, y, full: bool, extra=None):
-    return _fit_record(fit, X, y, extra) if full else {"params": fit.as_dict()}
+# Besiroglu et al.-style grid for step 1 off the paper's data, where the paper's one start
+# (tuned to OLMo's N, D and loss scale) can stall; screened in one batch (fit_huber_log).
+STEP1_GRID = [[a, b, al, be, e] for a in (0.0, 5.0, 10.0) for b in (0.0, 5.0, 10.0) for al in (0.1, 0.3, 0.6)
+              for be in (0.1, 0.3, 0.6) for e in (0.5, 1.5, 3.0)]
 
 
 def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False, name: Optional[str] = None,
                   intermediate: Optional[Dict[str, str]] = None, runs: Optional[List[str]] = None) -> MethodOutput:
     """Bhagia et al. 2024: step 1 task bpb from (N, D) (or from FLOPs), step 2 sigmoid bpb -> accuracy, chained.
-    `intermediate` swaps a task's bpb for another loss (e.g. c4_en:loss, <task>:gold_nll)."""
+    `intermediate` swaps a task's bpb for another loss (e.g. c4_en:loss, <task>:gold_nll); a task
+    without bpb uses the data's primary loss. Tasks with the same intermediate share one step-1 fit.
+    A task whose sigmoid cannot be fitted is left out with a warning; its loss is still predicted, as
+    on data with no task at all."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     check_fit_set(table, 3 if flops else 5, name, needs_sizes=not flops)
-    tasks = _task_metrics(table)
-    per_token = _flops_per_token(table, targets) if flops else None
-    warm: Dict[str, np.ndarray] = {}
+    loss = primary_loss(table)
+    tasks = _task_metrics(table, required=False)
+    inter = {t: (intermediate or {}).get(t) or (f"{t}:bpb" if table.has(f"{t}:bpb") else loss) for t in tasks}
+    for t, xm in inter.items():
+        if not table.has(xm):
+            raise FitInputError(f"{name}: intermediate {xm} of task {t} is not on every fit run")
+    step1_metrics = list(dict.fromkeys(inter.values())) or [loss]
+    no_tasks = [] if tasks else [f"{name}: the data has no <task>:acc on every fit run; only {loss} is predicted"]
+    if flops:
+        per_token = _flops_per_token(table, targets)
+        law1, bounds1, starts1 = laws.OLMO_FLOPS, [(0, None)] * 3, [[3.0, 0.1, 1.0]]
+        tx = np.array([[per_token[t.name] * t.tokens for t in targets]])
+    else:
+        law1, bounds1 = laws.OLMO_ND, STEP1_BOUNDS
+        starts1 = [STEP1_START] if ps.format == "olmo" else [STEP1_START] + STEP1_GRID
+        tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
 
-    def estimate(sample, full):
+    def step1_data(xm):
+        X, y, C = table.finals(runs, xm)
+        return (C[None, :] if flops else X), y
+
+    def step2_data(task):
+        xs, ys, owner = table.checkpoints(runs, inter[task], f"{task}:acc")
+        return np.append(xs, 0.0)[None, :], np.append(ys, 1.0), owner
+
+    full: Dict[str, FitResult] = {}
+
+    def estimate():
         values, fits, plots, warns = {}, {}, {}, []
-        for task in tasks:
-            xm = (intermediate or {}).get(task, f"{task}:bpb")
-            X, y, C = table.finals(sample, xm)
-            if flops:
-                s1 = fit_huber_log(laws.OLMO_FLOPS, C[None, :], y, [warm.get(f"{task}:s1", [3.0, 0.1, 1.0])],
-                                   [(0, None)] * 3, refine=not full)
-                tx = np.array([[per_token[t.name] * t.tokens for t in targets]])
-                X1 = C[None, :]
-            else:
-                s1 = fit_huber_log(laws.OLMO_ND, X, y, [warm.get(f"{task}:s1", STEP1_START)], STEP1_BOUNDS,
-                                   refine=not full)
-                tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
-                X1 = X
-            xs, ys = table.checkpoints(sample, xm, f"{task}:acc")
-            xs, ys = np.append(xs, 0.0), np.append(ys, 1.0)
-            s2 = fit_least_squares(laws.SIGMOID, xs[None, :], ys,
-                                   [warm.get(f"{task}:s2", [FLOORS.get(task, 0.25) - 1.0, 0.9, 3.0, 1.0])],
+        for xm in step1_metrics:
+            X1, y = step1_data(xm)
+            s1 = full[xm] = fit_huber_log(law1, X1, y, starts1, bounds1)
+            warns += [f"{xm}: {w}" for w in s1.warnings]
+            fits[f"{xm}:step1"] = _fit_record(s1, X1, y)
+            for t, v in zip(targets, s1.predict(tx)):
+                values[t.name, xm] = v
+        for task in list(tasks):
+            xm, s1 = inter[task], full[inter[task]]
+            xs, ys, _ = step2_data(task)
+            s2 = fit_least_squares(laws.SIGMOID, xs, ys, [[FLOORS.get(task, 0.25) - 1.0, 0.9, 3.0, 1.0]],
                                    SIGMOID_BOUNDS)
+            warns += [f"{task}: {w}" for w in s2.warnings]
+            if not np.all(np.isfinite(s2.params)):
+                warns.append(f"{task}: no sigmoid fits its (loss, accuracy) points; no accuracy predicted")
+                tasks.remove(task)
+                continue
+            full[task] = s2
             bpb = s1.predict(tx)
             acc = s2.predict(bpb[None, :])
-            for t, b, a in zip(targets, bpb, acc):
-                values[t.name, xm] = b
+            for t, a in zip(targets, acc):
                 values[t.name, f"{task}:acc"] = a
-            fits[f"{task}:step1"] = _quick(s1, X1, y, full)
-            fits[f"{task}:step2"] = _quick(s2, xs[None, :], ys, full)
-            if full:
-                warm[f"{task}:s1"], warm[f"{task}:s2"] = s1.params, s2.params
-                warns += [f"{task}: {w}" for w in s1.warnings + s2.warnings]
-                plots[task] = {"step1": (s1, X1, y, [table.info[r][3] for r in sample]),
-                               "step2": (s2, xs, ys), "targets": dict(zip([t.name for t in targets], zip(bpb, acc)))}
+            fits[f"{task}:step2"] = _fit_record(s2, xs, ys, {"intermediate": xm})
+            X1, y = step1_data(xm)
+            plots[task] = {"step1": (s1, X1, y, [table.info[r][3] for r in runs]), "step2": (s2, xs[0], ys),
+                           "intermediate": xm, "targets": dict(zip([t.name for t in targets], zip(bpb, acc)))}
         return values, fits, plots, warns
 
-    out = _run_method(name, ps, targets, runs, cfg, estimate)
-    out.warnings += range_warnings(table, targets)
+    def refit(r: Refits):
+        L = {}
+        for xm in step1_metrics:
+            X1, y = step1_data(xm)
+            L[xm] = batch_predict(law1, tx, r.fit(f"{xm}:step1", full[xm], X1, y, r.counts, bounds1, delta=1e-3))
+            r.predict(targets, xm, L[xm])
+        for task in tasks:
+            xs, ys, owner = step2_data(task)
+            P2 = r.fit(f"{task}:step2", full[task], xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS)
+            r.predict(targets, f"{task}:acc", laws.SIGMOID.f(L[inter[task]][None], P2.T[..., None]))
+
+    out = _run_method(name, ps, targets, runs, cfg, estimate, refit)
+    out.warnings += no_tasks + range_warnings(table, targets)
     return out
 
 
@@ -208,8 +307,7 @@ def _flops_per_token(table: RunTable, targets: List[Target]) -> Dict[str, float]
     N = np.array([table.info[r][0] for r in table.runs])
     fpt = np.array([table.info[r][2] / table.info[r][1] for r in table.runs])
     if not np.all(np.isfinite(fpt)):
-        fpt = 6 * N  # the data carries no FLOPs: use the 6ND convention for runs and targets alike
-        return {t.name: 6 * t.params for t in targets}
+        return {t.name: 6 * t.params for t in targets}  # the data carries no FLOPs: 6ND for runs and targets
     slope, icept = np.polyfit(np.log(N), np.log(fpt), 1)
     return {t.name: t.flops_per_token or float(np.exp(icept + slope * np.log(t.params))) for t in targets}
 
@@ -219,26 +317,30 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     runs = olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     check_fit_set(table, 7, "olmo_single_step")
-    tasks = _task_metrics(table, ("acc",))
-    warm: Dict[str, np.ndarray] = {}
+    tasks = _task_metrics(table)
     bounds = [(0, None)] * 4 + [(None, None), (-1.0, 0.0), (0.0, 1.0)]
     tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
+    full: Dict[str, FitResult] = {}
 
-    def estimate(sample, full):
+    def estimate():
         values, fits, plots, warns = {}, {}, {}, []
         for task in tasks:
-            X, y, _ = table.finals(sample, f"{task}:acc")
-            start = warm.get(task, [3.0, 5.0, 0.2, 0.3, 0.0, FLOORS.get(task, 0.25) - 1.0, 1.0])
-            fit = fit_huber_log(laws.SINGLE_STEP, X, y, [start], bounds, refine=not full)
+            X, y, _ = table.finals(runs, f"{task}:acc")
+            fit = full[task] = fit_huber_log(laws.SINGLE_STEP, X, y,
+                                             [[3.0, 5.0, 0.2, 0.3, 0.0, FLOORS.get(task, 0.25) - 1.0, 1.0]], bounds)
             for t, a in zip(targets, fit.predict(tx)):
                 values[t.name, f"{task}:acc"] = a
-            fits[f"{task}:single_step"] = _quick(fit, X, y, full)
-            if full:
-                warm[task] = fit.params
-                warns += [f"{task}: {w}" for w in fit.warnings]
+            fits[f"{task}:single_step"] = _fit_record(fit, X, y)
+            warns += [f"{task}: {w}" for w in fit.warnings]
         return values, fits, plots, warns
 
-    out = _run_method("olmo_single_step", ps, targets, runs, cfg, estimate)
+    def refit(r: Refits):
+        for task in tasks:
+            X, y, _ = table.finals(runs, f"{task}:acc")
+            P = r.fit(f"{task}:single_step", full[task], X, y, r.counts, bounds, delta=1e-3)
+            r.predict(targets, f"{task}:acc", batch_predict(laws.SINGLE_STEP, tx, P))
+
+    out = _run_method("olmo_single_step", ps, targets, runs, cfg, estimate, refit)
     out.warnings += range_warnings(table, targets)
     return out
 
@@ -258,24 +360,27 @@ def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str
         metrics = [m for m in metrics if m.split(":")[0] in OLMO_TASKS or m == "c4_en:loss"]
     if not metrics:
         raise FitInputError("chinchilla: the data has no loss metric (<set>:loss or <task>:bpb) on every fit run")
-    warm: Dict[str, np.ndarray] = {}
     tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
+    full: Dict[str, FitResult] = {}
 
-    def estimate(sample, full):
+    def estimate():
         values, fits, plots, warns = {}, {}, {}, []
         for m in metrics:
-            X, y, _ = table.finals(sample, m)
-            fit = fit_huber_log(laws.CHINCHILLA, X, y, [warm[m]] if m in warm else CHINCHILLA_GRID, None,
-                                ftol=1e-15, gtol=1e-12, maxiter=20000, refine=not full)
+            X, y, _ = table.finals(runs, m)
+            fit = full[m] = fit_huber_log(laws.CHINCHILLA, X, y, CHINCHILLA_GRID, None, ftol=1e-15, gtol=1e-12,
+                                          maxiter=20000)
             for t, v in zip(targets, fit.predict(tx)):
                 values[t.name, m] = v
-            fits[m] = _quick(fit, X, y, full)
-            if full:
-                warm[m] = fit.params
-                warns += [f"{m}: {w}" for w in fit.warnings]
+            fits[m] = _fit_record(fit, X, y)
+            warns += [f"{m}: {w}" for w in fit.warnings]
         return values, fits, plots, warns
 
-    out = _run_method("chinchilla", ps, targets, runs, cfg, estimate)
+    def refit(r: Refits):
+        for m in metrics:
+            X, y, _ = table.finals(runs, m)
+            r.predict(targets, m, batch_predict(laws.CHINCHILLA, tx, r.fit(m, full[m], X, y, r.counts, delta=1e-3)))
+
+    out = _run_method("chinchilla", ps, targets, runs, cfg, estimate, refit)
     out.warnings += range_warnings(table, targets)
     return out
 
@@ -305,46 +410,82 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     if len(loss_runs) < 5 or not table.has("c4_val:loss"):
         raise FitInputError("gadre: needs the paper's 5 loss-fit runs with a c4_val:loss metric")
     err_metrics = [m for m in ("avg46:err", "avg17:err") if table.has(m)]
-    loss_set = set(loss_runs)
-    warm: Dict[str, np.ndarray] = {}
+    n_loss = len(loss_runs)  # err_runs starts with the loss runs
     tx = np.array([[t.params for t in targets], [t.tokens / t.params for t in targets]])
+    X, y, _ = table.finals(loss_runs, "c4_val:loss")
+    XM = np.vstack([X[0], X[1] / X[0]])
+    _, L, _ = table.finals(err_runs, "c4_val:loss")
+    full: Dict[str, FitResult] = {}
 
-    def estimate(sample, full):
+    def estimate():
         values, fits, plots, warns = {}, {}, {}, []
-        lsample = [r for r in sample if r in loss_set]
-        if len(set(lsample)) < 4 or len(set(sample)) < 3:
-            return values, fits, plots, warns  # too few distinct runs in this resample to fit 4 parameters
-        X, y, _ = table.finals(lsample, "c4_val:loss")
-        XM = np.vstack([X[0], X[1] / X[0]])
-        fit = fit_least_squares(laws.GADRE_LOSS, XM, y, [warm["loss"]] if "loss" in warm else GADRE_GRID)
+        fit = full["loss"] = fit_least_squares(laws.GADRE_LOSS, XM, y, GADRE_GRID)
         lhat = fit.predict(tx)
         for t, v in zip(targets, lhat):
             values[t.name, "c4_val:loss"] = v
-        fits["c4_val:loss"] = _quick(fit, XM, y, full, {"cm_params": laws.gadre_cm_params(fit.params)} if full else None)
-        if full:
-            warm["loss"] = fit.params
-            warns += fit.warnings
-            plots["loss"] = fit
-        _, L, _ = table.finals(sample, "c4_val:loss")
+        fits["c4_val:loss"] = _fit_record(fit, XM, y, {"cm_params": laws.gadre_cm_params(fit.params)})
+        warns += fit.warnings
+        plots["loss"] = fit
         for m in err_metrics:
-            _, e, _ = table.finals(sample, m)
-            efit = fit_least_squares(laws.GADRE_ERR, L[None, :], e, [warm.get(m, [1.0, 1.0, 1.0])])
+            _, e, _ = table.finals(err_runs, m)
+            efit = full[m] = fit_least_squares(laws.GADRE_ERR, L[None, :], e, [[1.0, 1.0, 1.0]])
             for t, v in zip(targets, efit.predict(lhat[None, :])):
                 values[t.name, m] = v
-            fits[m] = _quick(efit, L[None, :], e, full)
-            if full:
-                warm[m] = efit.params
-                warns += [f"{m}: {w}" for w in efit.warnings]
-                plots[m] = efit
+            fits[m] = _fit_record(efit, L[None, :], e)
+            warns += [f"{m}: {w}" for w in efit.warnings]
+            plots[m] = efit
         return values, fits, plots, warns
 
-    out = _run_method("gadre", ps, targets, err_runs, cfg, estimate)
+    def refit(r: Refits):
+        # a resample with fewer than 4 distinct loss runs (or 3 runs in all) cannot fit the 4-parameter law
+        fits = ((r.counts[:, :n_loss] > 0).sum(1) >= 4) & ((r.counts > 0).sum(1) >= 3)
+        r.ok &= fits
+        P = r.fit("c4_val:loss", full["loss"], XM, y, r.counts[:, :n_loss])
+        P[~fits] = np.nan
+        lhat = batch_predict(laws.GADRE_LOSS, tx, P)
+        r.predict(targets, "c4_val:loss", lhat)
+        for m in err_metrics:
+            _, e, _ = table.finals(err_runs, m)
+            P = r.fit(m, full[m], L[None, :], e, r.counts)
+            r.predict(targets, m, laws.GADRE_ERR.f(lhat[None], P.T[..., None]))
+
+    out = _run_method("gadre", ps, targets, err_runs, cfg, estimate, refit)
     out.warnings += range_warnings(RunTable(ps, loss_runs), targets)
     return out
 
 
-def best(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
-    """The paper's two steps with the C4 loss as the intermediate for every task: in the backtest
-    (fit 190M-760M, predict the four 1B runs; scripts/backtest_best.py, docs/fit.md) it halves the
-    mean accuracy error of task bpb (0.64 vs 1.07 points) and wins or ties on 6 of 8 tasks."""
-    return olmo_two_step(ps, targets, cfg, name="best", intermediate={t: "c4_en:loss" for t in OLMO_TASKS})
+def best(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
+    """The paper's two steps with the data's primary loss (C4 on OLMo) as the intermediate for every
+    task, chosen by two ladder backtests (scripts/backtest_best.py, docs/fit.md): no other single
+    intermediate, ensemble or the paper's task bpb was better in both.
+
+    Its intervals also carry model error the run bootstrap cannot see: the same method is backtested
+    inside the fit set (the largest size left out and predicted from the rest), and each interval is
+    widened to sqrt(bootstrap half-width² + (z·backtest RMS error)²), z the normal quantile of
+    `interval`. Skipped, with a warning, when the smaller rungs cannot carry the fit."""
+    runs = runs or olmo_fit_runs(ps, targets)
+    table = RunTable(ps, runs)
+    loss = primary_loss(table)
+    inter = {t: loss for t in _task_metrics(table, required=False)}
+    out = olmo_two_step(ps, targets, cfg, name="best", intermediate=inter, runs=runs)
+    sizes = {r: table.info[r][0] for r in runs}
+    held = [r for r in runs if sizes[r] == max(sizes.values())]
+    try:
+        bt = olmo_two_step(ps, [Target(r, sizes[r], table.info[r][1]) for r in held], replace(cfg, bootstrap=0),
+                           name="best-backtest", intermediate=inter, runs=[r for r in runs if r not in held])
+    except FitInputError as e:
+        out.warnings.append(f"best: no inner backtest to widen the intervals ({e})")
+        return out
+    err = pd.DataFrame(bt.predictions).assign(e=lambda d: d["predicted"] - d["actual"])
+    rms = err.groupby("metric")["e"].apply(lambda e: float(np.sqrt(np.mean(e ** 2))))
+    z = float(norm.ppf(0.5 + cfg.interval / 2))
+    for p in out.predictions:
+        if p["metric"] in rms and np.isfinite(p["lower"]):
+            lo, hi = p["predicted"] - p["lower"], p["upper"] - p["predicted"]
+            p["lower"] = p["predicted"] - np.hypot(lo, z * rms[p["metric"]])
+            p["upper"] = p["predicted"] + np.hypot(hi, z * rms[p["metric"]])
+    out.notes.append(f"best: intervals widened by its inner backtest (runs {', '.join(held)} left out and predicted "
+                     f"from the smaller rungs): half-width = sqrt(bootstrap half-width² + ({z:.3g}·RMS error)²)")
+    out.fits["backtest"] = {"held_out": held, "rms_error": rms.to_dict(), "params": {},
+                            "note": "inner backtest of best: largest fit size left out; intervals widened by z·RMS"}
+    return out

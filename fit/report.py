@@ -2,7 +2,7 @@
 import base64
 import html
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import matplotlib
 
@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from fit.methods import MethodOutput  # noqa: E402
 
 
-def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.DataFrame):
+def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.DataFrame, held: List[str] = ()):
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     figures = []
@@ -26,16 +26,23 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     head = [f"# Ladder fit: method `{out.method}`", "",
             f"Input: `{ps.source}` (format {ps.format}{', dataset ' + cfg.dataset if cfg.dataset else ''}); "
             f"{ps.points['run'].nunique()} runs, {len(ps.points)} points kept, {len(ps.dropped)} left out.",
-            f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}.", ""]
+            f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}."
+            + "".join(f" {n}." for n in out.notes), ""]
     warn = ["## Warnings", ""] + [f"- {w}" for w in out.warnings] + [""] if out.warnings else ["No warnings.", ""]
-    md = head + warn + ["## Predictions", "", table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate()
-                        else table.to_string(index=False), "", _means(table), "", "## Figures", ""]
+    back = backtest_table(preds, held)
+    md = head + warn
+    if back is not None:
+        md += ["## Backtest (held-out runs)", "", BACKTEST_NOTE, "", _markdown(back), ""]
+    md += ["## Predictions", "", _markdown(table), "", _means(table), "", "## Figures", ""]
     md += [f"![{n}](figures/{n}.png)" for n, _ in figures]
     (out_dir / "report.md").write_text("\n".join(md) + "\n")
     body = [f"<h1>Ladder fit: method <code>{html.escape(out.method)}</code></h1>"]
     body += [f"<p>{html.escape(line)}</p>" for line in head[2:4]]
     body += ["<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in out.warnings) + "</ul>"
              if out.warnings else "<p>No warnings.</p>"]
+    if back is not None:
+        body += ["<h2>Backtest (held-out runs)</h2>", f"<p>{html.escape(BACKTEST_NOTE)}</p>",
+                 back.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
     body += ["<h2>Predictions</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""),
              f"<p>{html.escape(_means(table))}</p>", "<h2>Figures</h2>"]
     body += [f'<figure><img alt="{n}" src="data:image/png;base64,{b}"><figcaption>{n}</figcaption></figure>'
@@ -52,6 +59,25 @@ def _has_tabulate():
         return True
     except ImportError:
         return False
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)
+
+
+BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
+                 "the smaller rungs predict them, and each prediction is compared with the run's own final value.")
+
+
+def backtest_table(preds: pd.DataFrame, held) -> Optional[pd.DataFrame]:
+    """Predicted against actual for the held-out runs, with the signed and relative error."""
+    t = preds[preds["target"].isin(list(held))]
+    if t.empty:
+        return None
+    t = t[["target", "metric", "predicted", "lower", "upper", "actual"]].copy()
+    t["error"] = t["predicted"] - t["actual"]
+    t["rel_error_%"] = 100 * t["error"].abs() / t["actual"].abs()
+    return t
 
 
 def prediction_table(preds: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +156,7 @@ def _step1(task, p, targets):
         c = np.geomspace(X[0].min() * 0.8, X[0].max() * 1e3, 60)
         ax.plot(c, fit.predict(c[None, :]), lw=0.8)
         ax.set_xlabel("training FLOPs C")
-    ax.set(xscale="log", ylabel=f"{task} bpb", title=f"{task}: step 1 ({fit.law.name})")
+    ax.set(xscale="log", ylabel=p["intermediate"], title=f"{task}: step 1 ({fit.law.name})")
     ax.legend(fontsize=6)
     return fig
 
@@ -152,7 +178,7 @@ def _step2(task, p, out: MethodOutput):
     for name, (b, a) in p["targets"].items():
         ax.plot(b, a, "k*", ms=10)
         ax.annotate(name, (b, a), fontsize=7)
-    ax.set(xlabel=f"{task} bpb", ylabel=f"{task} accuracy", title=f"{task}: step 2 sigmoid", ylim=(0, 1))
+    ax.set(xlabel=p["intermediate"], ylabel=f"{task} accuracy", title=f"{task}: step 2 sigmoid", ylim=(0, 1))
     ax.legend(fontsize=6)
     return fig
 

@@ -11,7 +11,7 @@ from fit import methods, report
 from fit.config import FitConfig, as_fit_config
 from fit.errors import FitInputError
 from fit.points import PointSet, load_points
-from fit.targets import Target, resolve_targets
+from fit.targets import Target, actual_value, resolve_targets
 
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual"]
 METHODS = {
@@ -24,7 +24,30 @@ METHODS = {
 }
 
 
-def choose_targets(cfg: FitConfig, ps: PointSet) -> List[Target]:
+HOLDOUTS = (None, "largest")
+
+
+def apply_holdout(cfg: FitConfig, ps: PointSet):
+    """(points to fit, held-out targets). `largest` removes every run of the largest size from the
+    points the method sees; those runs become targets, scored against their own final points."""
+    if cfg.holdout not in HOLDOUTS:
+        raise FitInputError(f"holdout={cfg.holdout}: unknown (null or largest)")
+    if cfg.holdout is None:
+        return ps, []
+    runs = ps.points.drop_duplicates("run")
+    held = runs[np.isclose(runs["params"].astype(float), runs["params"].astype(float).max(), rtol=1e-6)]
+    if len(held) == len(runs):
+        raise FitInputError("holdout=largest: every run is at the largest size; nothing is left to fit")
+    kept = ps.points[~ps.points["run"].isin(set(held["run"]))].reset_index(drop=True)
+    targets = [Target(r.run, float(r.params), float(r.run_tokens)) for r in held.sort_values("run_tokens").itertuples()]
+    fit_ps = PointSet(kept, ps.dropped, ps.format, ps.source, ps.notes + [
+        f"holdout=largest: runs {', '.join(t.name for t in targets)} are left out of the fit and predicted"])
+    return fit_ps, targets
+
+
+def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> List[Target]:
+    if held:
+        return list(held) + (resolve_targets(cfg.targets, ps, []) if cfg.targets else [])
     if ps.format == "gadre":
         loss_runs, err_runs = methods.gadre_runs(ps)
         return resolve_targets(cfg.targets, ps, loss_runs, err_runs)
@@ -40,9 +63,13 @@ def run_fit(cfg) -> Path:
     if not 0 < cfg.interval < 1:
         raise FitInputError(f"interval={cfg.interval}: must lie in (0, 1)")
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
-    targets = choose_targets(cfg, ps)
-    out = METHODS[cfg.method](ps, targets, cfg)
-    out.warnings = ps.dropped_summary() + ps.notes + out.warnings
+    fit_ps, held = apply_holdout(cfg, ps)
+    targets = choose_targets(cfg, fit_ps, held)
+    out = METHODS[cfg.method](fit_ps, targets, cfg)
+    for pred in out.predictions:  # held-out runs are scored against the full data
+        pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
+                                      methods.final_window(ps))
+    out.warnings = fit_ps.dropped_summary() + fit_ps.notes + out.warnings
     out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
     out_dir.mkdir(parents=True, exist_ok=True)
     preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)
@@ -50,10 +77,11 @@ def run_fit(cfg) -> Path:
     (out_dir / "fits.json").write_text(json.dumps(_clean({
         "method": out.method, "results": ps.source, "format": ps.format, "dataset": cfg.dataset,
         "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
-        "seed": cfg.seed, "laws": out.fits, "warnings": out.warnings,
+        "seed": cfg.seed, "holdout": cfg.holdout, "held_out": [t.name for t in held], "laws": out.fits,
+        "notes": out.notes, "warnings": out.warnings,
         "dropped": ps.dropped.drop(columns=["value"], errors="ignore").to_dict("records"),
     }), indent=1))
-    report.write_report(out_dir, cfg, ps, targets, out, preds)
+    report.write_report(out_dir, cfg, ps, targets, out, preds, [t.name for t in held])
     print(summary(preds, out.warnings))
     return out_dir
 

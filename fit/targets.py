@@ -76,8 +76,8 @@ def default_targets(ps: PointSet, fit_runs: List[str], used_runs: List[str] = ()
     return [_run_target(ps, r) for r in sorted(larger, key=lambda r: (runs.loc[r, "params"], runs.loc[r, "run_tokens"]))]
 
 
-def actual_value(ps: PointSet, target: Target, metric: str, last: int = 5) -> float:
-    """The data's value for a target: the mean of its run's last `last` evaluations (the OLMo
+def actual_value(ps: PointSet, target: Target, metric: str, last: int) -> float:
+    """The data's value for a target: the mean of its run's last `last` evaluations (5 is the OLMo
     paper's convention; a single-point run gives its one value). NaN when no run matches."""
     p = ps.points
     rows = p[(p["metric"] == metric) & np.isclose(p["params"].astype(float), target.params, rtol=1e-3)

@@ -1,5 +1,10 @@
-"""Backtest that chose `best`: fit on the 190M/370M/760M rungs, predict the 1B rung at 1/2/5/10xC,
-score each candidate by mean absolute accuracy error. Never looks at the 7B/13B runs.
+"""Backtests that chose `best`, on the OLMo ladder only (never the 7B/13B runs):
+  A: fit 190M/370M/760M (1, 2, 5, 10xC), predict the four 1B runs;
+  B: fit 190M/370M (1, 2, 5, 10xC), predict the 760M and 1B runs.
+Each candidate is scored by the mean absolute accuracy error in points over the 8 tasks and the
+target runs, and by the relative error of its step-1 loss prediction; `best` itself also by how
+often its 90 % intervals cover the actual values; step-1 variants for the C4
+loss (Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter.
 
     PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
@@ -8,37 +13,115 @@ import sys
 import numpy as np
 import pandas as pd
 
+from fit import laws
 from fit.config import FitConfig
-from fit.methods import olmo_fit_runs, olmo_two_step
+from fit.fitting import fit_huber_log
+from fit.laws import Law
+from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, best, olmo_fit_runs, olmo_two_step
 from fit.points import OLMO_TASKS, load_points, shared_data_dir
 from fit.targets import Target
+
+LM_SETS = ["c4_en", "dolma_books", "dolma_common-crawl", "dolma_pes2o", "dolma_reddit", "dolma_stack",
+           "dolma_wiki", "ice", "m2d2_s2orc", "pile", "wikitext_103"]
+
+
+def backtests(ps):
+    ladder = olmo_fit_runs(ps, [])
+    size = dict(ps.points.drop_duplicates("run")[["run", "size"]].itertuples(index=False))
+    runs = [r for r in ladder if size[r] in ("190M", "370M", "760M", "1B")]
+    info = ps.points.drop_duplicates("run").set_index("run")
+    tg = lambda sizes: [Target(r, float(info.loc[r, "params"]), float(info.loc[r, "run_tokens"]))
+                        for r in runs if size[r] in sizes]
+    return {"A: fit <=760M, predict 1B": ([r for r in runs if size[r] != "1B"], tg({"1B"})),
+            "B: fit <=370M, predict 760M+1B": ([r for r in runs if size[r] in ("190M", "370M")], tg({"760M", "1B"}))}
+
+
+def candidates(ps):
+    sets = [s for s in LM_SETS if f"{s}:loss" in set(ps.points["metric"])]
+    single = {"two_step_bpb": {}, "two_step_c4": {t: "c4_en:loss" for t in OLMO_TASKS},
+              "two_step_gold_nll": {t: f"{t}:gold_nll" for t in OLMO_TASKS}}
+    single.update({f"lm:{s}": {t: f"{s}:loss" for t in OLMO_TASKS} for s in sets if s != "c4_en"})
+    return single, sets
+
+
+def _joint_law(k):
+    """L_s(N, D) = e^{a_s}/N^α + e^{b_s}/D^β + E_s over k LM sets s (row 3 of X), α and β shared."""
+    def split(X, p):
+        s = X[2].astype(int)
+        return X[0], X[1], s, p[2:2 + k][s], p[2 + k:2 + 2 * k][s]
+
+    def f(X, p):
+        n, d, s, a, b = split(X, p)
+        return np.exp(a - p[0] * np.log(n)) + np.exp(b - p[1] * np.log(d)) + p[2 + 2 * k:][s]
+
+    def grad(X, p):
+        n, d, s, a, b = split(X, p)
+        tn, td, i = np.exp(a - p[0] * np.log(n)), np.exp(b - p[1] * np.log(d)), np.arange(len(n))
+        G = np.zeros((len(n), 2 + 3 * k))
+        G[:, 0], G[:, 1] = -tn * np.log(n), -td * np.log(d)
+        G[i, 2 + s], G[i, 2 + k + s], G[i, 2 + 2 * k + s] = tn, td, 1.0
+        return G
+    return Law("joint_nd", tuple(f"p{i}" for i in range(2 + 3 * k)), f, grad, "", "")
+
+
+def step1_variants(ps, fit_runs, targets, sets):
+    """Relative error (%) of the predicted C4 loss of each target run, per step-1 variant."""
+    every = sorted(r for r in ps.points["run"].unique() if not r.startswith("13B"))
+    table = RunTable(ps, every)
+    tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
+    actual = np.array([table.final[t.name, "c4_en:loss"] for t in targets])
+    X, y, _ = table.finals(fit_runs, "c4_en:loss")
+    preds = {f"delta={d:g}": fit_huber_log(laws.OLMO_ND, X, y, [STEP1_START], STEP1_BOUNDS, delta=d).predict(tx)
+             for d in (1e-4, 1e-3, 1e-2)}
+    sizes = {r.split("-")[0] for r in fit_runs}
+    more = [r for r in every if r.split("-")[0] in sizes]  # + the 0.5xC and -rerun runs of those sizes
+    Xm, ym, _ = table.finals(more, "c4_en:loss")
+    preds["+0.5xC and reruns"] = fit_huber_log(laws.OLMO_ND, Xm, ym, [STEP1_START], STEP1_BOUNDS).predict(tx)
+    parts = [table.finals(fit_runs, f"{s}:loss")[:2] for s in sets]
+    XJ = np.hstack([np.vstack([Xs, np.full(Xs.shape[1], i)]) for i, (Xs, _) in enumerate(parts)])
+    joint = _joint_law(len(sets))
+    fit = fit_huber_log(joint, XJ, np.concatenate([ys for _, ys in parts]),
+                        [[0.1, 0.2] + [3.0] * len(sets) + [6.0] * len(sets) + [1.0] * len(sets)],
+                        [(0, None)] * (2 + 3 * len(sets)))
+    preds["joint over LM sets"] = joint.f(np.vstack([tx, np.full(tx.shape[1], sets.index("c4_en"))]), fit.params)
+    return {k: 100 * (v - actual) / actual for k, v in preds.items()}
 
 
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else str(shared_data_dir() / "olmo-ladder" / "runs")
     ps = load_points(path)
-    runs1b = ps.points[(ps.points["size"] == "1B")].drop_duplicates("run")
-    targets = [Target(r.run, r.params, r.run_tokens) for r in runs1b.itertuples()
-               if r.run in olmo_fit_runs(ps, []) and r.size == "1B"]
-    fit_runs = [r for r in olmo_fit_runs(ps, targets) if not r.startswith(("1B", "13B"))]
+    single, sets = candidates(ps)
     cfg = FitConfig(bootstrap=0)
-    cands = {
-        "two_step_bpb": dict(),
-        "two_step_gold_nll": dict(intermediate={t: f"{t}:gold_nll" for t in OLMO_TASKS}),
-        "two_step_c4": dict(intermediate={t: "c4_en:loss" for t in OLMO_TASKS}),
-    }
-    rows = []
-    for name, kw in cands.items():
-        out = olmo_two_step(ps, targets, cfg, runs=fit_runs, **kw)
-        rows += [{**p, "cand": name} for p in out.predictions if p["metric"].endswith(":acc")]
-    df = pd.DataFrame(rows)
-    ens = df[df["cand"].isin(["two_step_bpb", "two_step_c4"])].groupby(["target", "metric"], as_index=False).agg(
-        predicted=("predicted", "mean"), actual=("actual", "first"))
-    df = pd.concat([df, ens.assign(cand="mean_bpb_c4")], ignore_index=True)
-    df["err"] = 100 * (df["predicted"] - df["actual"]).abs()
-    df["task"] = df["metric"].str.split(":").str[0]
-    print(df.pivot_table(index="task", columns="cand", values="err", aggfunc="mean").round(2))
-    print(df.groupby("cand")["err"].mean().round(2))
+    for bt, (fit_runs, targets) in backtests(ps).items():
+        rows = []
+        for name, inter in single.items():
+            out = olmo_two_step(ps, targets, cfg, runs=fit_runs, intermediate=inter)
+            rows += [{**p, "cand": name} for p in out.predictions]
+        df = pd.DataFrame(rows)
+        acc = df[df["metric"].str.endswith(":acc")].copy()
+        ens = lambda names, label: acc[acc["cand"].isin(names)].groupby(["target", "metric"], as_index=False).agg(
+            predicted=("predicted", "mean"), actual=("actual", "first")).assign(cand=label)
+        acc = pd.concat([acc, ens(["two_step_bpb", "two_step_c4"], "mean_bpb_c4"),
+                         ens(["two_step_c4"] + [f"lm:{s}" for s in sets if s != "c4_en"], "mean_11_lm_sets")])
+        acc["err"] = 100 * (acc["predicted"] - acc["actual"]).abs()
+        acc["task"] = acc["metric"].str.split(":").str[0]
+        loss = df[~df["metric"].str.endswith(":acc")].copy()
+        loss["rel_%"] = 100 * (loss["predicted"] - loss["actual"]) / loss["actual"]
+        print(f"\n== {bt}")
+        print(acc.pivot_table(index="task", columns="cand", values="err", aggfunc="mean").round(2).T.to_string())
+        print("mean abs accuracy error (points):")
+        print(acc.groupby("cand")["err"].mean().round(2).sort_values().to_string())
+        print("step-1 signed relative error of the intermediate, % (mean over targets):")
+        print(loss[loss["cand"].isin(["two_step_c4", "two_step_bpb"])].groupby(["cand", "metric"])["rel_%"]
+              .mean().round(2).to_string())
+        print("step-1 variants, C4 loss relative error % (mean signed / mean abs / max abs over targets):")
+        for k, rel in step1_variants(ps, fit_runs, targets, sets).items():
+            print(f"  {k:20s} {rel.mean():+.2f} / {np.abs(rel).mean():.2f} / {np.abs(rel).max():.2f}")
+        got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=fit_runs).predictions)
+        got = got[got["metric"].str.endswith(":acc")]
+        inside = (got["lower"] <= got["actual"]) & (got["actual"] <= got["upper"])
+        print(f"best (1,000 resamples): MAE {100 * (got['predicted'] - got['actual']).abs().mean():.2f} points, "
+              f"90% intervals cover {int(inside.sum())}/{len(got)}, mean width {100 * (got['upper'] - got['lower']).mean():.1f} points")
 
 
 if __name__ == "__main__":
