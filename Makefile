@@ -26,7 +26,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 smoke: install
-	$(BIN)/ladder plan ladder=smoke
+	$(BIN)/ladder run ladder=smoke
 
 bench: install
 	@for script in scripts/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
