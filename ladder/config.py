@@ -9,7 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from ladder.schema import ModelConfig, register
+from ladder.schema import register
+from ladder.sizes import ModelShape
 
 CONFIG_DIR = Path(os.environ.get("LADDER_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
 
@@ -68,4 +69,5 @@ def load_group_option(group: str, name: str, schema: type) -> DictConfig:
 
 
 def load_model(name: str) -> DictConfig:
-    return load_group_option("model", name, ModelConfig)
+    """A named size; the shape dataclass itself is the schema of configs/model/*.yaml."""
+    return load_group_option("model", name, ModelShape)

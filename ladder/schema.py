@@ -19,19 +19,6 @@ from train.data.config import DataConfig, TokenizerConfig
 
 
 @dataclass
-class ModelConfig:
-    """One named size (configs/model/*.yaml); fields mirror ladder.sizes.ModelShape."""
-    name: str = MISSING
-    d_model: int = MISSING
-    n_layers: int = MISSING
-    n_heads: int = MISSING
-    mlp_hidden: int = MISSING
-    vocab_size: int = MISSING
-    seq_len: int = MISSING
-    arch: str = "olmo2"
-
-
-@dataclass
 class TargetConfig:
     """A model to predict: `params` or a size name, and `tokens` or a multiplier."""
     name: str = MISSING
