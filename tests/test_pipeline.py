@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -66,27 +67,32 @@ def _final_loss(cfg, rung):
     return json.loads((rung_dir(cfg.out_dir, rung) / "record.json").read_text())["loss"]
 
 
+def _ladder_run(cfg, tmp_path):
+    """`run_ladder` in a process of its own, as `ladder run` would be: every run of the comparison
+    gets the same threads and process state, so their floating-point sums agree bit for bit."""
+    config_file = tmp_path / f"{Path(cfg.out_dir).name}.yaml"
+    config_file.write_text(OmegaConf.to_yaml(cfg))
+    script = ("import sys; from omegaconf import OmegaConf; from ladder.pipeline import run_ladder; "
+              "sys.exit(run_ladder(OmegaConf.load(sys.argv[1]), fit=False))")
+    return subprocess.Popen([sys.executable, "-c", script, str(config_file)], env=os.environ.copy())
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_run_completes_on_rerun_with_the_uninterrupted_loss(tiny_ladder, tmp_path, sig):
     overrides = ["ladder.sizes=[smoke-48]", "ladder.multipliers=[2]", "train.checkpoint_fractions=[0.25,0.5,0.75,1.0]"]
     reference = tiny_ladder(*overrides, f"out_dir={tmp_path}/reference")
-    assert run_ladder(reference, fit=False) == 0
+    assert _ladder_run(reference, tmp_path).wait() == 0
     cfg = tiny_ladder(*overrides)
     rung = build_plan(cfg).rungs[0]
-    # The same ladder as a real `ladder run` process, killed once its first checkpoint is written.
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(cfg))
-    script = ("import sys; from omegaconf import OmegaConf; from ladder.pipeline import run_ladder; "
-              "sys.exit(run_ladder(OmegaConf.load(sys.argv[1]), fit=False))")
-    proc = subprocess.Popen([sys.executable, "-c", script, str(config_file)], env=os.environ.copy())
+    proc = _ladder_run(cfg, tmp_path)
     checkpoints = rung_dir(cfg.out_dir, rung) / "checkpoints"
     deadline = time.time() + 120
     while not list(checkpoints.glob("step-*")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(sig)
+    proc.send_signal(sig)  # killed once its first checkpoint is written
     proc.wait()
     assert read_status(cfg.out_dir, rung).state == "running"  # interrupted mid-way
-    assert run_ladder(cfg, fit=False) == 0
+    assert _ladder_run(cfg, tmp_path).wait() == 0  # the same command again
     assert read_status(cfg.out_dir, rung).state == "done"
     assert _final_loss(cfg, rung) == _final_loss(reference, rung)
 
