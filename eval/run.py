@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from filelock import FileLock
+
+from ladder.files import atomic_write_text
 
 from eval.checkpoints import load_checkpoint, step_of
 from eval.config import EvalConfig
@@ -162,9 +163,7 @@ def write_results(rung_dir: Path, records: Sequence[dict]) -> int:
             return 0
         if old and not old.endswith("\n"):
             old += "\n"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(old + "".join(json.dumps(r) + "\n" for r in new))
-        os.replace(tmp, path)
+        atomic_write_text(path, old + "".join(json.dumps(r) + "\n" for r in new))
     return len(new)
 
 

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fit.methods import MethodOutput  # noqa: E402
+from ladder.files import atomic_write_text  # noqa: E402
 
 
 def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.DataFrame, held: List[str] = ()):
@@ -35,7 +36,7 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
         md += ["## Backtest (held-out runs)", "", BACKTEST_NOTE, "", _markdown(back), ""]
     md += ["## Predictions", "", _markdown(table), "", _means(table), "", "## Figures", ""]
     md += [f"![{n}](figures/{n}.png)" for n, _ in figures]
-    (out_dir / "report.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
     body = [f"<h1>Ladder fit: method <code>{html.escape(out.method)}</code></h1>"]
     body += [f"<p>{html.escape(line)}</p>" for line in head[2:4]]
     body += ["<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in out.warnings) + "</ul>"
@@ -47,7 +48,7 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
              f"<p>{html.escape(_means(table))}</p>", "<h2>Figures</h2>"]
     body += [f'<figure><img alt="{n}" src="data:image/png;base64,{b}"><figcaption>{n}</figcaption></figure>'
              for n, b in figures]
-    (out_dir / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>ladder fit</title>"
+    atomic_write_text(out_dir / "report.html", "<!doctype html><html><head><meta charset='utf-8'><title>ladder fit</title>"
                                          "<style>body{font-family:sans-serif;max-width:70em;margin:auto}"
                                          "table{border-collapse:collapse}td,th{padding:2px 6px;border:1px solid #ccc}"
                                          "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>")

@@ -12,6 +12,7 @@ from fit.config import FitConfig, as_fit_config
 from fit.errors import FitInputError
 from fit.points import PointSet, load_points
 from fit.targets import Target, actual_value, resolve_targets
+from ladder.files import atomic_write_text
 
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual"]
 METHODS = {
@@ -73,8 +74,8 @@ def run_fit(cfg) -> Path:
     out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
     out_dir.mkdir(parents=True, exist_ok=True)
     preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)
-    preds.to_csv(out_dir / "predictions.csv", index=False)
-    (out_dir / "fits.json").write_text(json.dumps(_clean({
+    atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
+    atomic_write_text(out_dir / "fits.json", json.dumps(_clean({
         "method": out.method, "results": ps.source, "format": ps.format, "dataset": cfg.dataset,
         "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
         "seed": cfg.seed, "holdout": cfg.holdout, "held_out": [t.name for t in held], "laws": out.fits,
@@ -94,9 +95,11 @@ def _default_out(cfg: FitConfig, ps: PointSet) -> Path:
 
 
 def summary(preds: pd.DataFrame, warnings: List[str]) -> str:
-    lines = [f"{'target':<14} {'metric':<24} {'predicted':>10} {'interval':>21} {'actual':>9}"]
+    tw = max([6] + [len(str(t)) for t in preds["target"]])
+    mw = max([6] + [len(str(m)) for m in preds["metric"]])
+    lines = [f"{'target':<{tw}} {'metric':<{mw}} {'predicted':>10} {'interval':>21} {'actual':>9}"]
     for r in preds.itertuples():
-        lines.append(f"{r.target:<14.14} {r.metric:<24.24} {r.predicted:>10.4f} "
+        lines.append(f"{r.target:<{tw}} {r.metric:<{mw}} {r.predicted:>10.4f} "
                      f"[{r.lower:>9.4f}, {r.upper:>9.4f}] {'' if pd.isna(r.actual) else f'{r.actual:9.4f}'}")
     lines += [f"WARNING: {w}" for w in warnings]
     return "\n".join(lines)

@@ -14,9 +14,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ladder.config import load_group_option
+from ladder.files import atomic_write_text
 from ladder.plan import Plan, Rung, build_plan
 from ladder.status import RECORD, read_status, rung_dir, status_table
-from train.rundir import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,8 @@ def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> dict[str, s
         try:
             state = run_rung(cfg, rung.rung_id, evaluate)
         except Exception as exc:  # one rung's failure must not stop the ladder; its message is kept
-            log.exception("%s failed", rung.rung_id)
+            log.error("%s failed: %s: %s", rung.rung_id, type(exc).__name__, exc)
+            log.debug("%s traceback", rung.rung_id, exc_info=True)
             state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"
         if state != "done" and rung.rung_id not in failures:
             failures[rung.rung_id] = read_status(cfg.out_dir, rung).reason or state

@@ -104,3 +104,38 @@ def test_a_corrupt_record_is_redone(tiny_ladder, capsys):
     (rung_dir(cfg.out_dir, rung) / "record.json").write_text('{"state": "do')
     assert run_ladder(cfg, fit=False) == 0
     assert read_status(cfg.out_dir, rung).state == "done"
+
+
+def test_a_full_disk_fails_the_rung_cleanly_and_a_rerun_completes_it(tiny_ladder, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import transformers
+
+    from train.loop import checkpoint_steps
+
+    overrides = ["ladder.sizes=[smoke-32]", "ladder.multipliers=[2]", "train.checkpoint_fractions=[0.5,1.0]"]
+    reference = tiny_ladder(*overrides, f"out_dir={tmp_path}/reference")
+    assert run_ladder(reference, fit=False) == 0
+    cfg = tiny_ladder(*overrides)
+    rung = build_plan(cfg).rungs[0]
+    save = transformers.PreTrainedModel.save_pretrained
+    calls = []
+
+    def second_save_hits_a_full_disk(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.PreTrainedModel, "save_pretrained", second_save_hits_a_full_disk)
+    assert run_ladder(cfg, fit=False) == 1
+    status = read_status(cfg.out_dir, rung)
+    assert status.state == "failed" and "No space left on device" in status.reason
+    assert "No space left on device" in capsys.readouterr().out
+    complete = sorted(p.name for p in (rung_dir(cfg.out_dir, rung) / "checkpoints").glob("step-*"))
+    half_way = checkpoint_steps(rung.hp.steps, [0.5, 1.0])[0]
+    assert complete == [f"step-{half_way:08d}"]  # the half-written one is not taken for complete
+
+    monkeypatch.setattr(transformers.PreTrainedModel, "save_pretrained", save)  # space freed
+    assert run_ladder(cfg, fit=False) == 0
+    assert _final_loss(cfg, rung) == _final_loss(reference, rung)

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,25 @@ def test_ladder_sweeps_as_slurm_jobs_then_fits(slurm, tiny_ladder, tmp_path, cap
     assert len(list((tmp_path / "jobs").glob("*/*_submission.sh"))) >= 1  # they really went through sbatch
     assert (Path(cfg.out_dir) / "report" / "report.html").exists()
     assert "6 done" in capsys.readouterr().out
+
+
+def test_a_requeued_job_resumes_its_rung(slurm, tiny_ladder, tmp_path):
+    import threading
+
+    cfg = tiny_ladder("launcher=slurm_cpu", f"launcher.folder={tmp_path}/jobs", "ladder.sizes=[smoke-48]",
+                      "ladder.multipliers=[2]", "train.checkpoint_fractions=[0.25,0.5,0.75,1.0]")
+    rung = build_plan(cfg).rungs[0]
+    codes = []
+    sweep = threading.Thread(target=lambda: codes.append(run_ladder(cfg, fit=False)))
+    sweep.start()
+    checkpoints = rung_dir(cfg.out_dir, rung) / "checkpoints"
+    while not list(checkpoints.glob("step-*")) and sweep.is_alive():
+        time.sleep(0.1)
+    first = sorted(checkpoints.glob("step-*"))[0]
+    written = first.stat().st_mtime_ns
+    job_id = next((tmp_path / "jobs").glob("*/*_submission.sh")).parent.name
+    # What a preemption does: Slurm stops the job and queues it again.
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    sweep.join(timeout=600)
+    assert codes == [0] and read_status(cfg.out_dir, rung).state == "done"
+    assert first.stat().st_mtime_ns == written  # resumed from that checkpoint, not retrained

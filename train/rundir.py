@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ladder.files import atomic_write_json, atomic_write_text  # noqa: F401  (re-exported for train)
+
 RECORD = "record.json"
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -25,20 +27,6 @@ STATES = ("running", "done", "failed")
 
 _CHECKPOINT = re.compile(r"^step-(\d{8})$")
 _TMP_PREFIX = ".tmp-"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def read_record(run_dir: Path) -> Optional[dict]:
