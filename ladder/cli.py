@@ -85,9 +85,9 @@ def scoped(overrides: list[str], group: str) -> list[str]:
     own = {f.name for f in dataclasses.fields(typing.get_type_hints(Config)[group])}
     out = []
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        head = key.split(".", 1)[0]
-        out.append(f"{group}.{override}" if "=" in override and head not in root and head in own else override)
+        body = override.lstrip("+~")
+        prefix, head = override[:len(override) - len(body)], body.split("=", 1)[0].split(".", 1)[0]
+        out.append(f"{prefix}{group}.{body}" if "=" in body and head not in root and head in own else override)
     return out
 
 

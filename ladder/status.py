@@ -8,8 +8,8 @@ from typing import Optional
 
 from ladder.plan import Plan, Rung
 from ladder.sizes import format_count
+from train.rundir import RECORD  # written by the training stage (docs/formats.md)
 
-RECORD = "record.json"  # written by the training stage (docs/formats.md)
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,17 @@ def test_bad_override_is_one_line_error_without_traceback():
 def test_help_lists_commands_and_groups():
     assert "plan" in run("--help").stdout
     assert "ladder/ (gadre, olmo, smoke)" in run("plan", "--help").stdout
+
+
+def test_bare_keys_of_a_commands_own_group_are_scoped_to_it():
+    from ladder.cli import scoped
+
+    assert scoped(["method=gadre", "out_dir=/x", "fit.bootstrap=5", "+holdout=largest", "ladder=olmo"], "fit") == [
+        "fit.method=gadre", "out_dir=/x", "fit.bootstrap=5", "+fit.holdout=largest", "ladder=olmo"]
+    assert scoped(["seed=3"], "fit") == ["seed=3"]  # a root key keeps its root meaning
+    assert scoped(["~tasks"], "eval") == ["~tasks"]  # a deletion without a value is left as written
+
+
+def test_fit_without_results_says_what_to_give():
+    result = run("fit", "method=gadre")
+    assert result.returncode == 2 and "results=DIR" in result.stderr and "Traceback" not in result.stderr

@@ -19,13 +19,14 @@ import torch.distributed as dist
 import transformers
 from omegaconf import OmegaConf
 
+from ladder.files import atomic_write_text
 from ladder.plan import Rung
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
 from train.metrics import MetricsLog, peak_flops
 from train.model import build_model
 from train.optim import lm_loss, make_optimizer, make_scheduler
-from train.rundir import (CHECKPOINTS, CONFIG, TRAINER_STATE, atomic_write_text, checkpoint_name, checkpoints,
+from train.rundir import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints,
                           commit_checkpoint, latest_checkpoint, read_record, remove_incomplete_checkpoints,
                           temporary_checkpoint_dir, write_record)
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ladder.files import atomic_write_json, atomic_write_text  # noqa: F401  (re-exported for train)
+from ladder.files import atomic_write_json
 
 RECORD = "record.json"
 CONFIG = "config.yaml"

@@ -19,7 +19,8 @@ from ladder.plan import Rung
 from ladder.recipes import Hyperparams
 from ladder.sizes import ModelShape
 from train.loop import as_train_config, end_process_group, train_rung
-from train.rundir import LAUNCH, atomic_write_json
+from ladder.files import atomic_write_json
+from train.rundir import LAUNCH
 
 DEFAULT_DATA = "train.data:TokenSequences"
 
