@@ -1,10 +1,9 @@
 """Methods: each maps a PointSet and targets to predictions with bootstrap intervals and the fitted laws."""
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from fit import laws
 from fit.errors import FitInputError
@@ -27,6 +26,7 @@ class MethodOutput:
     plots: Dict[str, dict] = field(default_factory=dict)
     samples: Dict[str, np.ndarray] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # how the method's numbers were made, for the report
+    tables: Dict[str, pd.DataFrame] = field(default_factory=dict)  # titled method details for the report
 
 
 def final_window(ps: PointSet) -> int:
@@ -58,17 +58,18 @@ class RunTable:
         N, D, C, _ = np.array([self.info[r] for r in runs]).T
         return np.vstack([N, D]), np.array([self.final[r, metric] for r in runs]), C
 
-    def checkpoints(self, runs, x_metric, y_metric, skip=0.1, avg=5):
+    def checkpoints(self, runs, x_metric, y_metric, skip=0.1, avg=5, every=1):
         """Intermediate checkpoints after the first `skip` of each run, each series smoothed with a
         trailing moving average of `avg` (OLMo-ladder get_step2_data_by_name), and each point's
-        position in `runs` (for per-run bootstrap weights)."""
+        position in `runs` (for per-run bootstrap weights). `every` keeps every so-many smoothed
+        points of a run, counted back from its last."""
         xs, ys, owner = [], [], []
         for i, r in enumerate(runs):
             x, y = self.series[r, x_metric], self.series[r, y_metric]
             k = int(np.ceil(skip * len(x)))
-            xs.append(_moving_average(x[k:], avg))
-            ys.append(_moving_average(y[k:], avg))
-            owner.append(np.full(len(x) - k, i))
+            xs.append(_moving_average(x[k:], avg)[::-1][::every][::-1])
+            ys.append(_moving_average(y[k:], avg)[::-1][::every][::-1])
+            owner.append(np.full(len(xs[-1]), i))
         return np.concatenate(xs), np.concatenate(ys), np.concatenate(owner)
 
 
@@ -106,7 +107,7 @@ def olmo_fit_runs(ps: PointSet, targets: List[Target]) -> List[str]:
     return sorted(small["run"])
 
 
-def _task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
+def task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
     """Tasks with every metric `<task>:<kind>` on every fit run: the paper's 8 in its order on OLMo
     data, else every task the data has (e.g. `derived` on the harness's own ladders). None is an
     error only when `required`."""
@@ -172,8 +173,13 @@ class Refits:
     def weights(self, owner, fixed: int = 0):
         return np.hstack([self.counts[:, owner], np.ones((len(self.counts), fixed))])
 
-    def fit(self, name: str, full: FitResult, X, y, W, bounds=None, delta=None) -> np.ndarray:
+    def fit(self, name: str, full: FitResult, X, y, W, bounds=None, delta=None, recentre=False) -> np.ndarray:
+        """`recentre` when X, y are a subsample of the full fit's points: the all-ones weighting is
+        refitted too, and every refit is shifted by how far that lies from the full fit."""
+        W = np.vstack([W, np.ones((1, W.shape[1]))]) if recentre else W
         P, _, ok = fit_batched(full.law, X, y, W, full.params, bounds, delta)
+        if recentre:
+            P, ok = P[:-1] + (full.params - P[-1]), ok[:-1] & ok[-1]
         P[~ok] = np.nan
         self.ok &= ok
         self.samples.update({f"param|{name}|{k}": P[:, i] for i, k in enumerate(full.law.params)})
@@ -219,19 +225,26 @@ STEP1_GRID = [[a, b, al, be, e] for a in (0.0, 5.0, 10.0) for b in (0.0, 5.0, 10
 
 
 def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False, name: Optional[str] = None,
-                  intermediate: Optional[Dict[str, str]] = None, runs: Optional[List[str]] = None) -> MethodOutput:
+                  intermediate: Optional[Dict[str, str]] = None, runs: Optional[List[str]] = None,
+                  thin: int = 1) -> MethodOutput:
     """Bhagia et al. 2024: step 1 task bpb from (N, D) (or from FLOPs), step 2 sigmoid bpb -> accuracy, chained.
-    `intermediate` swaps a task's bpb for another loss (e.g. c4_en:loss, <task>:gold_nll); a task
-    without bpb uses the data's primary loss. Tasks with the same intermediate share one step-1 fit.
-    A task whose sigmoid cannot be fitted is left out with a warning; its loss is still predicted, as
-    on data with no task at all."""
+    By default every task with accuracy is predicted through its bpb (the data's primary loss when it
+    has none); `intermediate` instead maps the tasks to predict to their intermediate losses (e.g.
+    c4_en:loss, <task>:gold_nll). Tasks with the same intermediate share one step-1 fit. A task whose
+    sigmoid cannot be fitted is left out with a warning; its loss is still predicted, as on data with
+    no task at all. `thin` > 1 refits the bootstrap's sigmoids on every `thin`-th smoothed checkpoint
+    (the full fit always takes them all), for methods that refit many paths."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     check_fit_set(table, 3 if flops else 5, name, needs_sizes=not flops)
     loss = primary_loss(table)
-    tasks = _task_metrics(table, required=False)
-    inter = {t: (intermediate or {}).get(t) or (f"{t}:bpb" if table.has(f"{t}:bpb") else loss) for t in tasks}
+    tasks = task_metrics(table, required=False)
+    if intermediate is None:
+        inter = {t: f"{t}:bpb" if table.has(f"{t}:bpb") else loss for t in tasks}
+    else:
+        tasks = [t for t in tasks if t in intermediate]
+        inter = {t: intermediate[t] for t in tasks}
     for t, xm in inter.items():
         if not table.has(xm):
             raise FitInputError(f"{name}: intermediate {xm} of task {t} is not on every fit run")
@@ -250,8 +263,8 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
         X, y, C = table.finals(runs, xm)
         return (C[None, :] if flops else X), y
 
-    def step2_data(task):
-        xs, ys, owner = table.checkpoints(runs, inter[task], f"{task}:acc")
+    def step2_data(task, every=1):
+        xs, ys, owner = table.checkpoints(runs, inter[task], f"{task}:acc", every=every)
         return np.append(xs, 0.0)[None, :], np.append(ys, 1.0), owner
 
     full: Dict[str, FitResult] = {}
@@ -283,7 +296,8 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
             fits[f"{task}:step2"] = _fit_record(s2, xs, ys, {"intermediate": xm})
             X1, y = step1_data(xm)
             plots[task] = {"step1": (s1, X1, y, [table.info[r][3] for r in runs]), "step2": (s2, xs[0], ys),
-                           "intermediate": xm, "targets": dict(zip([t.name for t in targets], zip(bpb, acc)))}
+                           "intermediate": xm, "fit_key": f"{task}:step2",
+                           "targets": dict(zip([t.name for t in targets], zip(bpb, acc)))}
         return values, fits, plots, warns
 
     def refit(r: Refits):
@@ -293,8 +307,8 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
             L[xm] = batch_predict(law1, tx, r.fit(f"{xm}:step1", full[xm], X1, y, r.counts, bounds1, delta=1e-3))
             r.predict(targets, xm, L[xm])
         for task in tasks:
-            xs, ys, owner = step2_data(task)
-            P2 = r.fit(f"{task}:step2", full[task], xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS)
+            xs, ys, owner = step2_data(task, every=thin)
+            P2 = r.fit(f"{task}:step2", full[task], xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS, recentre=thin > 1)
             r.predict(targets, f"{task}:acc", laws.SIGMOID.f(L[inter[task]][None], P2.T[..., None]))
 
     out = _run_method(name, ps, targets, runs, cfg, estimate, refit)
@@ -317,7 +331,7 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     runs = olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     check_fit_set(table, 7, "olmo_single_step")
-    tasks = _task_metrics(table)
+    tasks = task_metrics(table)
     bounds = [(0, None)] * 4 + [(None, None), (-1.0, 0.0), (0.0, 1.0)]
     tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
     full: Dict[str, FitResult] = {}
@@ -451,41 +465,4 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
 
     out = _run_method("gadre", ps, targets, err_runs, cfg, estimate, refit)
     out.warnings += range_warnings(RunTable(ps, loss_runs), targets)
-    return out
-
-
-def best(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
-    """The paper's two steps with the data's primary loss (C4 on OLMo) as the intermediate for every
-    task, chosen by two ladder backtests (scripts/backtest_best.py, docs/fit.md): no other single
-    intermediate, ensemble or the paper's task bpb was better in both.
-
-    Its intervals also carry model error the run bootstrap cannot see: the same method is backtested
-    inside the fit set (the largest size left out and predicted from the rest), and each interval is
-    widened to sqrt(bootstrap half-width² + (z·backtest RMS error)²), z the normal quantile of
-    `interval`. Skipped, with a warning, when the smaller rungs cannot carry the fit."""
-    runs = runs or olmo_fit_runs(ps, targets)
-    table = RunTable(ps, runs)
-    loss = primary_loss(table)
-    inter = {t: loss for t in _task_metrics(table, required=False)}
-    out = olmo_two_step(ps, targets, cfg, name="best", intermediate=inter, runs=runs)
-    sizes = {r: table.info[r][0] for r in runs}
-    held = [r for r in runs if sizes[r] == max(sizes.values())]
-    try:
-        bt = olmo_two_step(ps, [Target(r, sizes[r], table.info[r][1]) for r in held], replace(cfg, bootstrap=0),
-                           name="best-backtest", intermediate=inter, runs=[r for r in runs if r not in held])
-    except FitInputError as e:
-        out.warnings.append(f"best: no inner backtest to widen the intervals ({e})")
-        return out
-    err = pd.DataFrame(bt.predictions).assign(e=lambda d: d["predicted"] - d["actual"])
-    rms = err.groupby("metric")["e"].apply(lambda e: float(np.sqrt(np.mean(e ** 2))))
-    z = float(norm.ppf(0.5 + cfg.interval / 2))
-    for p in out.predictions:
-        if p["metric"] in rms and np.isfinite(p["lower"]):
-            lo, hi = p["predicted"] - p["lower"], p["upper"] - p["predicted"]
-            p["lower"] = p["predicted"] - np.hypot(lo, z * rms[p["metric"]])
-            p["upper"] = p["predicted"] + np.hypot(hi, z * rms[p["metric"]])
-    out.notes.append(f"best: intervals widened by its inner backtest (runs {', '.join(held)} left out and predicted "
-                     f"from the smaller rungs): half-width = sqrt(bootstrap half-width² + ({z:.3g}·RMS error)²)")
-    out.fits["backtest"] = {"held_out": held, "rms_error": rms.to_dict(), "params": {},
-                            "note": "inner backtest of best: largest fit size left out; intervals widened by z·RMS"}
     return out

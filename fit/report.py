@@ -34,7 +34,10 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     md = head + warn
     if back is not None:
         md += ["## Backtest (held-out runs)", "", BACKTEST_NOTE, "", _markdown(back), ""]
-    md += ["## Predictions", "", _markdown(table), "", _means(table), "", "## Figures", ""]
+    md += ["## Predictions", "", _markdown(table), "", _means(table), ""]
+    for title, t in out.tables.items():
+        md += [f"## {title}", "", _markdown(t), ""]
+    md += ["## Figures", ""]
     md += [f"![{n}](figures/{n}.png)" for n, _ in figures]
     atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
     body = [f"<h1>Ladder fit: method <code>{html.escape(out.method)}</code></h1>"]
@@ -45,7 +48,10 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
         body += ["<h2>Backtest (held-out runs)</h2>", f"<p>{html.escape(BACKTEST_NOTE)}</p>",
                  back.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
     body += ["<h2>Predictions</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""),
-             f"<p>{html.escape(_means(table))}</p>", "<h2>Figures</h2>"]
+             f"<p>{html.escape(_means(table))}</p>"]
+    for title, t in out.tables.items():
+        body += [f"<h2>{html.escape(title)}</h2>", t.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
+    body += ["<h2>Figures</h2>"]
     body += [f'<figure><img alt="{n}" src="data:image/png;base64,{b}"><figcaption>{n}</figcaption></figure>'
              for n, b in figures]
     atomic_write_text(out_dir / "report.html", "<!doctype html><html><head><meta charset='utf-8'><title>ladder fit</title>"
@@ -168,7 +174,7 @@ def _step2(task, p, out: MethodOutput):
     ax.scatter(xs, ys, s=3, alpha=0.5, label="checkpoints (smoothed)")
     grid = np.linspace(0, max(xs) * 1.05, 200)
     ax.plot(grid, fit.predict(grid[None, :]), "r-", lw=1, label="fit")
-    keys = [f"param|{task}:step2|{k}" for k in fit.law.params]
+    keys = [f"param|{p['fit_key']}|{k}" for k in fit.law.params]
     if all(k in out.samples for k in keys):
         P = np.column_stack([out.samples[k] for k in keys])
         P = P[np.all(np.isfinite(P), axis=1)]
@@ -179,7 +185,7 @@ def _step2(task, p, out: MethodOutput):
     for name, (b, a) in p["targets"].items():
         ax.plot(b, a, "k*", ms=10)
         ax.annotate(name, (b, a), fontsize=7)
-    ax.set(xlabel=p["intermediate"], ylabel=f"{task} accuracy", title=f"{task}: step 2 sigmoid", ylim=(0, 1))
+    ax.set(xlabel=p["intermediate"], ylabel=f"{task} accuracy", title=p.get("title", f"{task}: step 2 sigmoid"), ylim=(0, 1))
     ax.legend(fontsize=6)
     return fig
 

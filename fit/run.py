@@ -7,7 +7,7 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from fit import methods, report
+from fit import best, methods, report
 from fit.config import FitConfig, as_fit_config
 from fit.errors import FitInputError
 from fit.points import PointSet, load_points
@@ -21,7 +21,7 @@ METHODS = {
     "olmo_single_step": methods.olmo_single_step,
     "chinchilla": methods.chinchilla,
     "gadre": methods.gadre,
-    "best": methods.best,
+    "best": best.best,
 }
 
 

@@ -1,10 +1,12 @@
 """Backtests that chose `best`, on the OLMo ladder only (never the 7B/13B runs):
   A: fit 190M/370M/760M (1, 2, 5, 10xC), predict the four 1B runs;
   B: fit 190M/370M (1, 2, 5, 10xC), predict the 760M and 1B runs.
-Each candidate is scored by the mean absolute accuracy error in points over the 8 tasks and the
-target runs, and by the relative error of its step-1 loss prediction; `best` itself also by how
-often its 90 % intervals cover the actual values; step-1 variants for the C4
-loss (Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter.
+Each two-step path (one intermediate) is scored by the mean absolute accuracy error in points over
+the 8 tasks and the target runs, and by the relative error of its step-1 loss prediction. The ways
+of combining paths are scored the same way, each weighted from the fit set's own inner backtest
+(in A: fit 190M/370M, predict 760M; B has none, so equal weights). `best` itself (1/MSE weights)
+also by how often its 90 % intervals cover the actual values; step-1 variants for the C4 loss
+(Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter.
 
     PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
@@ -17,7 +19,8 @@ from fit import laws
 from fit.config import FitConfig
 from fit.fitting import fit_huber_log
 from fit.laws import Law
-from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, best, olmo_fit_runs, olmo_two_step
+from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted
+from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, olmo_fit_runs, olmo_two_step
 from fit.points import OLMO_TASKS, load_points, shared_data_dir
 from fit.targets import Target
 
@@ -38,7 +41,7 @@ def backtests(ps):
 
 def candidates(ps):
     sets = [s for s in LM_SETS if f"{s}:loss" in set(ps.points["metric"])]
-    single = {"two_step_bpb": {}, "two_step_c4": {t: "c4_en:loss" for t in OLMO_TASKS},
+    single = {"two_step_bpb": None, "two_step_c4": {t: "c4_en:loss" for t in OLMO_TASKS},
               "two_step_gold_nll": {t: f"{t}:gold_nll" for t in OLMO_TASKS}}
     single.update({f"lm:{s}": {t: f"{s}:loss" for t in OLMO_TASKS} for s in sets if s != "c4_en"})
     return single, sets
@@ -87,6 +90,26 @@ def step1_variants(ps, fit_runs, targets, sets):
     return {k: 100 * (v - actual) / actual for k, v in preds.items()}
 
 
+def combination_schemes(ps, fit_runs, targets):
+    """MAE (points) of each way to combine the paths, weights from the fit set's inner backtests."""
+    table = RunTable(ps, fit_runs)
+    paths = intermediate_paths(table)
+    cfg = FitConfig(bootstrap=0)
+    inner, _ = backtest_predictions(ps, paths, inner_backtests(table), cfg)
+    outer, _ = backtest_predictions(ps, paths, [(fit_runs, targets)], cfg)
+    w = path_weights(inner, paths)
+    schemes = {"1/MSE weights (best)": w, "equal weights": path_weights(inner.iloc[:0], paths),
+               "per-task lowest-MSE path": w.eq(w.max(axis=1), axis=0).astype(float),
+               "1/MSE² weights": (w ** 2).div((w ** 2).sum(axis=1), axis=0)}
+    if inner.empty:
+        print("  (no inner backtest in this fit set: every scheme weights the paths equally)")
+    acc = outer[outer["metric"].str.endswith(":acc")]
+    return {name: 100 * np.mean([abs(weighted(g.pivot(index="metric", columns="path", values="predicted"),
+                                              W.loc[m]).iloc[0] - g["actual"].iloc[0])
+                                 for (_, m), g in acc.groupby(["target", "metric"])])
+            for name, W in schemes.items()}
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else str(shared_data_dir() / "olmo-ladder" / "runs")
     ps = load_points(path)
@@ -117,6 +140,9 @@ def main():
         print("step-1 variants, C4 loss relative error % (mean signed / mean abs / max abs over targets):")
         for k, rel in step1_variants(ps, fit_runs, targets, sets).items():
             print(f"  {k:20s} {rel.mean():+.2f} / {np.abs(rel).mean():.2f} / {np.abs(rel).max():.2f}")
+        print("combining the paths (weights from the fit set's inner backtests), mean abs accuracy error (points):")
+        for k, v in combination_schemes(ps, fit_runs, targets).items():
+            print(f"  {k:28s} {v:.2f}")
         got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=fit_runs).predictions)
         got = got[got["metric"].str.endswith(":acc")]
         inside = (got["lower"] <= got["actual"]) & (got["actual"] <= got["upper"])

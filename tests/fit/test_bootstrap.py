@@ -58,7 +58,7 @@ def test_batched_refit_finds_each_resamples_optimum(shared):
 
 def test_bootstrap_with_zero_resamples_gives_no_intervals(shared):
     from fit.config import FitConfig
-    from fit.methods import best
+    from fit.best import best
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
     out = best(ps, [TARGET], FitConfig(bootstrap=0))
     assert all(np.isnan(p["lower"]) and np.isnan(p["upper"]) for p in out.predictions)

@@ -1,0 +1,211 @@
+"""`best`: the paper's two steps through every intermediate loss the data has, each task's accuracy the
+weighted mean of its paths, weighted by how well each path predicted the ladder's own larger rungs.
+
+Why (docs/fit.md, scripts/backtest_best.py): no single intermediate wins both ladder backtests, and
+which one extrapolates best 10× beyond the ladder cannot be backtested. Averaging the paths spreads
+that risk; weighting each by its inverse backtest MSE per task keeps a path that failed on the
+ladder (e.g. a task bpb whose power law bends) from pulling the mean. Chosen over picking each
+task's best path, which a nested backtest showed to be noisier (docs/fit.md)."""
+from dataclasses import replace
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from fit.errors import FitInputError
+from fit.fitting import quantile_intervals
+from fit.methods import MethodOutput, RunTable, task_metrics, olmo_fit_runs, olmo_two_step
+from fit.points import PointSet
+from fit.targets import Target
+
+# Bootstrap sigmoids are refitted on every 5th smoothed checkpoint: the moving average of 5 makes
+# neighbours near-copies, and it keeps 13 paths × 8 tasks × 1,000 resamples inside the 60 s budget.
+THIN = 5
+MIN_MSE = 1e-8  # (0.01 points)²: a path that hit every backtest exactly must not take all the weight
+
+
+def intermediate_paths(table: RunTable) -> Dict[str, Dict[str, str]]:
+    """path name -> {task: intermediate}: one path per LM loss on every fit run (all tasks through it),
+    and one through each task's own bpb, and own gold-choice NLL, where the data has them."""
+    tasks = task_metrics(table, required=False)
+    if not tasks:
+        return {}
+    losses = sorted({m for (_, m) in table.final if m.endswith(":loss") and table.has(m)})
+    paths = {m: {t: m for t in tasks} for m in losses}
+    for kind in ("bpb", "gold_nll"):
+        own = {t: f"{t}:{kind}" for t in tasks if table.has(f"{t}:{kind}")}
+        if own:
+            paths[f"<task>:{kind}"] = own
+    return paths
+
+
+def inner_backtests(table: RunTable) -> List[Tuple[List[str], List[Target]]]:
+    """(fit runs, held-out targets) inside the fit set: its largest size predicted from the rest, and its
+    two largest sizes from the rest while at least two sizes remain to fit."""
+    sizes = sorted({table.info[r][0] for r in table.runs})
+    out = []
+    for k in (1, 2):
+        if len(sizes) - k < 2:
+            break
+        held = [r for r in table.runs if table.info[r][0] >= sizes[-k]]
+        out.append(([r for r in table.runs if r not in held],
+                    [Target(r, table.info[r][0], table.info[r][1]) for r in held]))
+    return out
+
+
+def backtest_predictions(ps: PointSet, paths, backtests, cfg) -> Tuple[pd.DataFrame, List[str]]:
+    """Every path's predictions of the held-out runs of every inner backtest (no bootstrap)."""
+    rows, skipped = [], []
+    quiet = replace(cfg, bootstrap=0)
+    for i, (fit_runs, held) in enumerate(backtests):
+        try:
+            for path, inter in paths.items():
+                out = olmo_two_step(ps, held, quiet, name="best-backtest", intermediate=inter, runs=fit_runs)
+                rows += [{**p, "path": path, "backtest": i} for p in out.predictions]
+        except FitInputError as e:
+            skipped.append(f"inner backtest {i + 1} ({len(fit_runs)} fit runs) skipped: {e}")
+    df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["path", "backtest", "target", "metric", "predicted",
+                                                                "actual"], dtype=float)
+    return df.assign(error=df["predicted"] - df["actual"]), skipped
+
+
+def path_weights(errors: pd.DataFrame, paths) -> pd.DataFrame:
+    """(task metric × path) weights ∝ 1 / backtest MSE, rows summing to 1; equal over the task's paths
+    where no backtest of it could be scored."""
+    acc = errors[errors["metric"].str.endswith(":acc") & errors["error"].notna()]
+    metrics = sorted({f"{t}:acc" for inter in paths.values() for t in inter})
+    w = pd.DataFrame({p: [float(m.split(":")[0] in paths[p]) for m in metrics] for p in paths}, index=metrics)
+    if not acc.empty:
+        mse = acc.groupby(["metric", "path"])["error"].apply(lambda e: float(np.mean(e ** 2))).unstack("path")
+        scored = (1 / mse.clip(lower=MIN_MSE)).reindex(index=metrics, columns=list(paths)).fillna(0.0)
+        w = scored.where(np.broadcast_to(scored.sum(axis=1).gt(0).to_numpy()[:, None], w.shape), w)
+    return w.div(w.sum(axis=1), axis=0)
+
+
+def weighted(values: pd.DataFrame, w: pd.Series) -> pd.Series:
+    """Weighted mean over the columns (paths), renormalised over the finite values of each row."""
+    v = values.reindex(columns=w.index)
+    ok = np.isfinite(v.to_numpy(float))
+    W = np.where(ok, w.to_numpy(float)[None, :], 0.0)
+    with np.errstate(invalid="ignore"):
+        return pd.Series((np.where(ok, v, 0.0) * W).sum(1) / W.sum(1), index=values.index)
+
+
+def best(ps: PointSet, targets: List[Target], cfg, runs=None) -> MethodOutput:
+    """Ensemble of two-step paths (see the module docstring). The losses themselves (each LM set, each
+    task's bpb and gold NLL) are predicted by their own step-1 fits, as in `olmo_two_step`.
+
+    Intervals: every path is bootstrapped over the same resamples of runs, so each resample's ensemble
+    is the weighted mean of its paths; the quantiles are then widened by the model error the run
+    bootstrap cannot see, the RMS error of the same ensemble in the inner backtests:
+    half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of `interval`."""
+    runs = runs or olmo_fit_runs(ps, targets)
+    table = RunTable(ps, runs)
+    paths = intermediate_paths(table)
+    if not paths:  # no task: the primary loss alone, as olmo_two_step predicts it
+        out = olmo_two_step(ps, targets, cfg, name="best", runs=runs)
+        paths_out = {}
+    else:
+        paths_out = {p: olmo_two_step(ps, targets, cfg, name="best", intermediate=inter, runs=runs, thin=THIN)
+                     for p, inter in paths.items()}
+        out = _merge(paths_out, paths)
+    backtests = inner_backtests(table)
+    errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests, cfg)
+    out.warnings += [f"best: {s}" for s in skipped]
+    weights = path_weights(errors, paths) if paths else pd.DataFrame()
+    if paths:
+        _ensemble(out, paths_out, weights, targets, cfg.interval)
+        out.tables["Ensemble weights per task (%), from the inner backtests"] = (100 * weights).round(1).reset_index(
+            names="task")
+        out.fits["ensemble"] = {"params": {}, "weights": weights.to_dict(orient="index"),
+                                "note": "each task's accuracy = weighted mean of its two-step paths; "
+                                        "weights ∝ 1/MSE of the path in the inner backtests"}
+        out.notes.append(f"best: each task's accuracy is the weighted mean of {len(paths)} two-step paths "
+                         f"(intermediates: {', '.join(paths)}), weights ∝ 1/MSE in {len(backtests)} inner backtest(s)")
+    if errors["error"].notna().any():
+        _widen(out, errors, weights, cfg.interval, [t.name for _, held in backtests for t in held])
+    else:
+        out.warnings.append("best: no inner backtest could be fitted (the fit set needs 3 sizes); "
+                            + ("paths weighted equally and " if paths else "") + "intervals are bootstrap only")
+    return out
+
+
+def _merge(paths_out: Dict[str, MethodOutput], paths) -> MethodOutput:
+    """One output from the paths: their loss predictions and fits (each step-2 fit keyed by its
+    intermediate), warnings once each."""
+    out, where = MethodOutput("best"), {}
+    for p, o in paths_out.items():
+        out.predictions += [q for q in o.predictions if not q["metric"].endswith(":acc")]
+        for key, rec in o.fits.items():
+            out.fits[_step2_key(key, paths[p])] = rec
+        for key, v in o.samples.items():
+            out.samples[_step2_sample_key(key, paths[p])] = v
+        for w in o.warnings:
+            where.setdefault(w, []).append(p)
+    out.warnings = [w if len(ps) == len(paths) else f"{w} (path{'s' * (len(ps) > 1)} {', '.join(ps)})"
+                    for w, ps in where.items()]
+    return out
+
+
+def _step2_key(key: str, inter: Dict[str, str]) -> str:
+    task = key.split(":step2")[0]
+    return f"{key}@{inter[task]}" if key.endswith(":step2") and task in inter else key
+
+
+def _step2_sample_key(key: str, inter: Dict[str, str]) -> str:
+    parts = key.split("|")
+    return "|".join([parts[0], _step2_key(parts[1], inter)] + parts[2:]) if parts[0] == "param" else key
+
+
+def _ensemble(out: MethodOutput, paths_out, weights: pd.DataFrame, targets: List[Target], interval: float):
+    """Each task's accuracy prediction and bootstrap samples as the weighted mean over its paths; the
+    figures show the path with the most weight."""
+    preds = {(q["target"], q["metric"]): q for o in paths_out.values() for q in o.predictions
+             if q["metric"].endswith(":acc")}
+    for metric, w in weights.iterrows():
+        w = w[w > 0]
+        for t in targets:
+            point = pd.DataFrame([{p: _path_pred(paths_out[p], t.name, metric) for p in w.index}])
+            if not point.notna().to_numpy().any():
+                continue
+            key = f"pred|{t.name}|{metric}"
+            sampled = [p for p in w.index if key in paths_out[p].samples]
+            if sampled:
+                out.samples[key] = weighted(pd.DataFrame({p: paths_out[p].samples[key] for p in sampled}), w).to_numpy()
+            q = dict(preds[t.name, metric])
+            q["predicted"] = float(weighted(point, w).iloc[0])
+            q["lower"], q["upper"] = quantile_intervals({key: out.samples[key]}, interval)[key] if sampled else (
+                np.nan, np.nan)
+            out.predictions.append(q)
+        task, top = metric.split(":")[0], w.idxmax()
+        plot = paths_out[top].plots.get(task)
+        if plot:
+            out.plots[task] = {**plot, "fit_key": f"{task}:step2@{plot['intermediate']}",
+                               "title": f"{task}: step 2, top path ({w[top]:.0%} of the weight)"}
+
+
+def _path_pred(o: MethodOutput, target: str, metric: str) -> float:
+    return next((q["predicted"] for q in o.predictions if q["target"] == target and q["metric"] == metric), np.nan)
+
+
+def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, interval: float, held: List[str]):
+    """Widen every interval by the inner-backtest RMS error of what predicted it: the weighted
+    ensemble for an accuracy, the loss's own step-1 fit for a loss."""
+    acc = errors["metric"].str.endswith(":acc")
+    ens = [{"metric": m, "error": weighted(g.pivot(index="metric", columns="path", values="predicted"),
+                                          weights.loc[m]).iloc[0] - g["actual"].iloc[0]}
+           for (_, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
+    err = pd.concat([pd.DataFrame(ens, columns=["metric", "error"]), errors.loc[~acc, ["metric", "error"]]]).dropna()
+    rms = err.groupby("metric")["error"].apply(lambda e: float(np.sqrt(np.mean(e ** 2))))
+    z = float(norm.ppf(0.5 + interval / 2))
+    for p in out.predictions:
+        if p["metric"] in rms and np.isfinite(p["lower"]):
+            lo, hi = p["predicted"] - p["lower"], p["upper"] - p["predicted"]
+            p["lower"] = p["predicted"] - np.hypot(lo, z * rms[p["metric"]])
+            p["upper"] = p["predicted"] + np.hypot(hi, z * rms[p["metric"]])
+    out.notes.append(f"best: intervals widened by its inner backtests (runs {', '.join(dict.fromkeys(held))} left out "
+                     f"and predicted from the smaller rungs): half-width = sqrt(bootstrap half-width² + "
+                     f"({z:.3g}·RMS error)²)")
+    out.fits["backtest"] = {"held_out": list(dict.fromkeys(held)), "rms_error": rms.to_dict(), "params": {},
+                            "note": "inner backtests of best; intervals widened by z·RMS"}

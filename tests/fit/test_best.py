@@ -1,0 +1,89 @@
+"""`best`: the ensemble of two-step paths weighted by inner backtests (fit/best.py)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from fit import laws
+from fit.best import best, inner_backtests, path_weights, weighted
+from fit.config import FitConfig
+from fit.fitting import fit_least_squares, resample_counts
+from fit.methods import SIGMOID_BOUNDS, Refits, RunTable, olmo_fit_runs
+from fit.points import OLMO_TASKS, load_points
+from fit.targets import NAMED
+
+
+def _errors(rows):
+    return pd.DataFrame(rows, columns=["path", "metric", "error"])
+
+
+def test_weights_are_inverse_backtest_mse_per_task():
+    paths = {"c4": {"mmlu": "c4:loss", "piqa": "c4:loss"}, "bpb": {"mmlu": "mmlu:bpb", "piqa": "piqa:bpb"}}
+    err = _errors([("c4", "mmlu:acc", 0.01), ("c4", "mmlu:acc", -0.01), ("bpb", "mmlu:acc", 0.02),
+                   ("c4", "piqa:acc", 0.03), ("bpb", "piqa:acc", 0.01), ("c4", "c4:loss", 5.0)])
+    w = path_weights(err, paths)
+    assert w.loc["mmlu:acc", "c4"] == pytest.approx(0.8)  # MSE 1e-4 against 4e-4: weights 4 : 1
+    assert w.loc["piqa:acc", "bpb"] == pytest.approx(0.9)  # 9e-4 against 1e-4
+    assert np.allclose(w.sum(axis=1), 1.0)
+
+
+def test_weights_are_equal_without_backtests_and_zero_for_a_path_without_the_task():
+    paths = {"c4": {"mmlu": "c4:loss", "piqa": "c4:loss"}, "bpb": {"mmlu": "mmlu:bpb"}}
+    w = path_weights(_errors([]), paths)
+    assert w.loc["mmlu:acc"].tolist() == [0.5, 0.5] and w.loc["piqa:acc"].tolist() == [1.0, 0.0]
+
+
+def test_a_task_no_backtest_could_score_gets_equal_weights():
+    paths = {"c4": {"mmlu": "c4:loss", "piqa": "c4:loss"}, "bpb": {"mmlu": "mmlu:bpb", "piqa": "piqa:bpb"}}
+    w = path_weights(_errors([("c4", "mmlu:acc", 0.01), ("bpb", "mmlu:acc", 0.02)]), paths)
+    assert w.loc["piqa:acc"].tolist() == [0.5, 0.5] and w.loc["mmlu:acc", "c4"] == pytest.approx(0.8)
+
+
+def test_weighted_mean_renormalises_over_paths_that_have_a_value():
+    values = pd.DataFrame({"a": [1.0, np.nan, np.nan], "b": [3.0, 5.0, np.nan]})
+    got = weighted(values, pd.Series({"a": 0.75, "b": 0.25}))
+    assert got[0] == pytest.approx(1.5) and got[1] == pytest.approx(5.0) and np.isnan(got[2])
+
+
+def test_inner_backtests_leave_out_the_largest_sizes_while_two_remain(shared):
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    table = RunTable(ps, olmo_fit_runs(ps, [NAMED["13B-5T"]]))
+    (fit_a, held_a), (fit_b, held_b) = inner_backtests(table)
+    assert {t.name.split("-")[0] for t in held_a} == {"1B"} and len(fit_a) == 12
+    assert {t.name.split("-")[0] for t in held_b} == {"760M", "1B"} and len(fit_b) == 8
+    assert inner_backtests(RunTable(ps, fit_b)) == []  # two sizes: nothing left to backtest on
+
+
+def test_recentred_refits_of_all_points_match_plain_refits(shared):
+    """Recentring shifts each refit by (full fit − all-ones refit); on the full points that shift is ~0."""
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    runs = olmo_fit_runs(ps, [NAMED["13B-5T"]])
+    xs, ys, owner = RunTable(ps, runs).checkpoints(runs, "c4_en:loss", "mmlu:acc")
+    xs, ys = np.append(xs, 0.0)[None, :], np.append(ys, 1.0)
+    full = fit_least_squares(laws.SIGMOID, xs, ys, [[-0.75, 0.9, 3.0, 1.0]], SIGMOID_BOUNDS)
+    r = Refits(resample_counts(len(runs), 20, seed=1))
+    plain = r.fit("p", full, xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS)
+    centred = r.fit("c", full, xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS, recentre=True)
+    assert np.allclose(plain, centred, atol=1e-5)
+
+
+def test_best_meets_its_13b_goal_without_intervals(shared):
+    """The issue's goal for `best` at 13B-5T (MAE over the 8 tasks <= 2.5 points; the paper's method:
+    4.2), met by a method chosen on ladder backtests alone (docs/fit.md); plus the output contract."""
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
+    d = pd.DataFrame(out.predictions).set_index("metric")
+    acc = d.loc[[f"{t}:acc" for t in OLMO_TASKS]]
+    assert 100 * (acc["predicted"] - acc["actual"]).abs().mean() <= 2.5
+    assert {f"{t}:bpb" for t in OLMO_TASKS} | {"c4_en:loss"} <= set(d.index)
+    weights = pd.DataFrame(out.fits["ensemble"]["weights"]).T
+    assert weights.shape == (8, 13) and np.allclose(weights.sum(axis=1), 1.0)
+    assert len(out.fits["backtest"]["held_out"]) == 8  # the 760M and 1B runs
+    assert any(k.endswith(":step2@c4_en:loss") for k in out.fits)
+
+
+@pytest.mark.slow
+def test_best_intervals_cover_the_13b_actuals(shared):
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=1000))
+    acc = pd.DataFrame(out.predictions).query("metric.str.endswith(':acc')", engine="python")
+    assert ((acc["lower"] <= acc["actual"]) & (acc["actual"] <= acc["upper"])).sum() >= 6
