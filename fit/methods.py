@@ -226,14 +226,15 @@ STEP1_GRID = [[a, b, al, be, e] for a in (0.0, 5.0, 10.0) for b in (0.0, 5.0, 10
 
 def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False, name: Optional[str] = None,
                   intermediate: Optional[Dict[str, str]] = None, runs: Optional[List[str]] = None,
-                  thin: int = 1) -> MethodOutput:
+                  thin: int = 1, grid: Optional[bool] = None) -> MethodOutput:
     """Bhagia et al. 2024: step 1 task bpb from (N, D) (or from FLOPs), step 2 sigmoid bpb -> accuracy, chained.
     By default every task with accuracy is predicted through its bpb (the data's primary loss when it
     has none); `intermediate` instead maps the tasks to predict to their intermediate losses (e.g.
     c4_en:loss, <task>:gold_nll). Tasks with the same intermediate share one step-1 fit. A task whose
     sigmoid cannot be fitted is left out with a warning; its loss is still predicted, as on data with
     no task at all. `thin` > 1 refits the bootstrap's sigmoids on every `thin`-th smoothed checkpoint
-    (the full fit always takes them all), for methods that refit many paths."""
+    (the full fit always takes them all), for methods that refit many paths. Step 1 starts from the
+    paper's start alone on the paper's data and adds STEP1_GRID elsewhere; `grid` forces either."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
@@ -256,7 +257,7 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
         tx = np.array([[per_token[t.name] * t.tokens for t in targets]])
     else:
         law1, bounds1 = laws.OLMO_ND, STEP1_BOUNDS
-        starts1 = [STEP1_START] if ps.format == "olmo" else [STEP1_START] + STEP1_GRID
+        starts1 = [STEP1_START] + (STEP1_GRID if (ps.format != "olmo" if grid is None else grid) else [])
         tx = np.array([[t.params for t in targets], [t.tokens for t in targets]])
 
     def step1_data(xm):

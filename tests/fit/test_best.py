@@ -53,6 +53,16 @@ def test_inner_backtests_leave_out_the_largest_sizes_while_two_remain(shared):
     assert inner_backtests(RunTable(ps, fit_b)) == []  # two sizes: nothing left to backtest on
 
 
+def test_a_fit_set_of_two_sizes_weights_its_paths_equally_and_says_so(shared):
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    runs = [r for r in olmo_fit_runs(ps, [NAMED["13B-5T"]]) if r.split("-")[0] in ("190M", "370M")]
+    out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0), runs=runs)
+    weights = pd.DataFrame(out.fits["ensemble"]["weights"]).T
+    assert np.allclose(weights.to_numpy(), 1 / 13)
+    assert any("no inner backtest could be fitted" in w for w in out.warnings)
+    assert len([p for p in out.predictions if p["metric"].endswith(":acc")]) == 8
+
+
 def test_recentred_refits_of_all_points_match_plain_refits(shared):
     """Recentring shifts each refit by (full fit − all-ones refit); on the full points that shift is ~0."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
