@@ -6,22 +6,26 @@ the 8 tasks and the target runs, and by the relative error of its step-1 loss pr
 of combining paths are scored the same way, each weighted from the fit set's own inner backtest
 (in A: fit 190M/370M, predict 760M; B has none, so equal weights). `best` itself (1/MSE weights)
 also by how often its 90 % intervals cover the actual values; step-1 variants for the C4 loss
-(Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter.
+(Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter;
+step-2 variants (the sigmoid's anchor, floor and ceiling) by the MAE of the whole `best` ensemble.
 
     PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fit import laws
+import fit.best as best_module
+from fit import laws, methods
 from fit.config import FitConfig
 from fit.fitting import fit_huber_log
 from fit.laws import Law
 from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted
 from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, olmo_fit_runs, olmo_two_step
-from fit.points import OLMO_TASKS, load_points, shared_data_dir
+from fit.points import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS, load_points, shared_data_dir
 from fit.targets import Target
 
 LM_SETS = ["c4_en", "dolma_books", "dolma_common-crawl", "dolma_pes2o", "dolma_reddit", "dolma_stack",
@@ -101,13 +105,47 @@ def combination_schemes(ps, fit_runs, targets):
     schemes = {"1/MSE weights (best)": w, "equal weights": path_weights(inner.iloc[:0], paths),
                "per-task lowest-MSE path": w.eq(w.max(axis=1), axis=0).astype(float),
                "1/MSE² weights": (w ** 2).div((w ** 2).sum(axis=1), axis=0)}
-    if inner.empty:
-        print("  (no inner backtest in this fit set: every scheme weights the paths equally)")
     acc = outer[outer["metric"].str.endswith(":acc")]
     return {name: 100 * np.mean([abs(weighted(g.pivot(index="metric", columns="path", values="predicted"),
                                               W.loc[m]).iloc[0] - g["actual"].iloc[0])
                                  for (_, m), g in acc.groupby(["target", "metric"])])
             for name, W in schemes.items()}
+
+
+# Step-2 variants, each a change to every sigmoid fit of the full fits (the backtests run no bootstrap):
+# no (0, 1) anchor on the LM-loss paths (zero LM loss is no physical point, unlike zero task bpb);
+# floor and ceiling fixed (a = chance − 1, b = 1: a two-parameter logistic); a ceiling c shared by all
+# tasks (b ≤ c, anchor at (0, c)), for label noise the ladder's accuracies never come near.
+STEP2_VARIANTS = {"paper (anchor (0, 1), b <= 1)": {}, "no anchor on LM-loss paths": {"drop_anchor": True},
+                  "floor and ceiling fixed": {"fixed": True}, "shared ceiling 0.95": {"ceiling": 0.95},
+                  "shared ceiling 0.9": {"ceiling": 0.9}}
+
+
+@contextmanager
+def step2_variant(drop_anchor=False, fixed=False, ceiling=1.0):
+    """Every sigmoid fit in fit.methods changed as named (see STEP2_VARIANTS) while inside."""
+    plain, plain_path, lm_path = methods.fit_least_squares, best_module.olmo_two_step, [False]
+
+    def path(*args, intermediate=None, **kw):
+        lm_path[0] = bool(intermediate) and all(m.endswith(":loss") for m in intermediate.values())
+        return plain_path(*args, intermediate=intermediate, **kw)
+
+    def sigmoid_fit(law, X, y, starts, bounds=None, **kw):
+        if law is not laws.SIGMOID:
+            return plain(law, X, y, starts, bounds, **kw)
+        X, y, (a, L0, k, b) = np.asarray(X, float), np.asarray(y, float), starts[0]
+        if drop_anchor and lm_path[0]:
+            X, y = X[:, X[0] != 0.0], y[X[0] != 0.0]
+        y = np.where(X[0] == 0.0, ceiling, y)
+        bounds = ([(a - 1e-9, a), (0.0, None), (0.0, None), (1 - 1e-9, 1.0)] if fixed else
+                  [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, ceiling)])
+        return plain(law, X, y, [[a, L0, k, min(b, ceiling)]], bounds, **kw)
+
+    methods.fit_least_squares, best_module.olmo_two_step = sigmoid_fit, path
+    try:
+        yield
+    finally:
+        methods.fit_least_squares, best_module.olmo_two_step = plain, plain_path
 
 
 def main():
@@ -140,14 +178,36 @@ def main():
         print("step-1 variants, C4 loss relative error % (mean signed / mean abs / max abs over targets):")
         for k, rel in step1_variants(ps, fit_runs, targets, sets).items():
             print(f"  {k:20s} {rel.mean():+.2f} / {np.abs(rel).mean():.2f} / {np.abs(rel).max():.2f}")
-        print("combining the paths (weights from the fit set's inner backtests), mean abs accuracy error (points):")
+        print("combining the paths (weights from the fit set's inner backtests), mean abs accuracy error (points):"
+              + ("" if inner_backtests(RunTable(ps, fit_runs)) else
+                 "\n  (no inner backtest in this fit set: every scheme weights the paths equally)"))
         for k, v in combination_schemes(ps, fit_runs, targets).items():
             print(f"  {k:28s} {v:.2f}")
+        print("step-2 variants, best's mean abs accuracy error (points):")
+        for k, v in STEP2_VARIANTS.items():
+            with step2_variant(**v):
+                print(f"  {k:30s} {combination_schemes(ps, fit_runs, targets)['1/MSE weights (best)']:.2f}")
         got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=fit_runs).predictions)
         got = got[got["metric"].str.endswith(":acc")]
         inside = (got["lower"] <= got["actual"]) & (got["actual"] <= got["upper"])
         print(f"best (1,000 resamples): MAE {100 * (got['predicted'] - got['actual']).abs().mean():.2f} points, "
               f"90% intervals cover {int(inside.sum())}/{len(got)}, mean width {100 * (got['upper'] - got['lower']).mean():.1f} points")
+    recipe(path)
+
+
+def recipe(path):
+    """The 13B-5T run's peak LR and batch against the ladder's own size rules (power laws in N through
+    its 1xC runs), from the exports' metadata columns only: a target trained off the ladder's recipe is
+    a target the ladder's laws do not describe."""
+    runs = {s: pd.read_csv(Path(path) / f"{s}-1xC.csv") for s in ("190M", "370M", "760M", "1B")}
+    logn = np.log([OLMO_PARAMS[s] for s in runs])
+    big = pd.read_csv(Path(path) / "peteish13_eval_full.csv")
+    print("\n== 13B-5T recipe against the ladder's size rules (metadata only)")
+    for col in ("learning_rate_peak", "batch_size_in_tokens"):
+        slope, icept = np.polyfit(logn, np.log([r[col].iloc[0] for r in runs.values()]), 1)
+        phases = big.loc[big[col].ne(big[col].shift()), ["_step", col]]
+        print(f"  {col}: ladder rule ∝ N^{slope:.3f} gives {np.exp(icept + slope * np.log(OLMO_TARGET_RUNS['peteish13'][1])):.3g} at 13B; "
+              f"the run: " + ", ".join(f"{v:.3g} from step {int(st)}" for st, v in phases.itertuples(index=False)))
 
 
 if __name__ == "__main__":

@@ -97,3 +97,25 @@ def test_best_intervals_cover_the_13b_actuals(shared):
     out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=1000))
     acc = pd.DataFrame(out.predictions).query("metric.str.endswith(':acc')", engine="python")
     assert ((acc["lower"] <= acc["actual"]) & (acc["actual"] <= acc["upper"])).sum() >= 6
+
+
+def test_backtest_script_step2_variants_change_every_sigmoid_and_restore_it():
+    """scripts/backtest_best.py's step-2 variants (docs/fit.md): a shared ceiling bounds b and moves
+    the anchor; fixed floor and ceiling pin a and b; leaving the block restores the paper's fit."""
+    import importlib.util
+    from pathlib import Path
+    from fit import methods
+    spec = importlib.util.spec_from_file_location("backtest_best", Path(__file__).parents[2] / "scripts" / "backtest_best.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    L = np.linspace(2.6, 4.0, 40)
+    X, y = np.append(L, 0.0)[None, :], np.append(laws.SIGMOID.f(L[None, :], np.array([-0.75, 3.0, 4.0, 1.0])), 1.0)
+    start = [[-0.75, 0.9, 3.0, 1.0]]
+    plain = methods.fit_least_squares
+    with script.step2_variant(ceiling=0.9):
+        capped = methods.fit_least_squares(laws.SIGMOID, X, y, start, SIGMOID_BOUNDS)
+    with script.step2_variant(fixed=True):
+        fixed = methods.fit_least_squares(laws.SIGMOID, X, y, [[-0.6, 0.9, 3.0, 1.0]], SIGMOID_BOUNDS)
+    assert methods.fit_least_squares is plain
+    assert capped.params[3] <= 0.9 + 1e-12 and plain(laws.SIGMOID, X, y, start, SIGMOID_BOUNDS).params[3] > 0.99
+    assert fixed.params[0] == pytest.approx(-0.6, abs=1e-6) and fixed.params[3] == pytest.approx(1.0, abs=1e-6)
