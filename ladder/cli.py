@@ -27,9 +27,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from train.data.prepare import main
+    from ladder.pipeline import data_config, prepare_all, tokens_needed
+    from ladder.plan import build_plan
+    from train.data import TokenSequences
 
-    return main(load(args.overrides))
+    cfg = load(args.overrides)
+    plan = build_plan(cfg)
+    for (name, seq_len), prepared in prepare_all(cfg, plan).items():
+        train, val = TokenSequences(prepared.train_dir), TokenSequences(prepared.val_dir)
+        print(f"{name} (seq_len {seq_len}): train {train.tokens:,} tokens in {prepared.train_dir}\n"
+              f"  val {val.tokens:,} tokens in {prepared.val_dir}\n  tokenizer {prepared.tokenizer_dir}")
+        need = tokens_needed(plan, name, seq_len)
+        if need > train.tokens and not data_config(cfg, name).allow_repeat:
+            print(f"  warning: the largest rung needs {need:,} tokens, more than the {train.tokens:,} "
+                  f"available; set data.allow_repeat=true or add data")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -28,15 +28,36 @@ def data_config(cfg: DictConfig, dataset: str) -> DictConfig:
     return cfg.data if cfg.data.name == dataset else load_group_option("data", dataset, DataConfig)
 
 
+def _rungs_of(plan: Plan, dataset: str, seq_len: int) -> list[Rung]:
+    return [r for r in plan.rungs if r.dataset == dataset and r.shape.seq_len == seq_len]
+
+
+def tokens_needed(plan: Plan, dataset: str, seq_len: int) -> int:
+    """What the largest rung on this dataset and sequence length trains on."""
+    return max(r.trained_tokens for r in _rungs_of(plan, dataset, seq_len))
+
+
 def prepare(cfg: DictConfig, dataset: str, seq_len: int, plan: Plan):
-    """Packed tokens of one dataset for one sequence length (cached: tokenized once per input)."""
-    from train.data import prepare_data
+    """Packed tokens of one dataset for one sequence length (cached: tokenized once per input), from a
+    tokenizer whose ids fit every model that trains on them."""
+    from train.data import DataError, prepare_data
 
     data = data_config(cfg, dataset)
-    need = max(r.trained_tokens for r in plan.rungs if r.dataset == dataset and r.shape.seq_len == seq_len)
     # A hub stream never ends: pack only what the largest rung trains on. Local files are packed whole.
-    return prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
-                        train_tokens=None if data.path is not None else need)
+    prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
+                            train_tokens=None if data.path is not None else tokens_needed(plan, dataset, seq_len))
+    vocab = prepared.train_manifest["tokenizer"]["vocab_size"]
+    small = min(_rungs_of(plan, dataset, seq_len), key=lambda r: r.shape.vocab_size).shape
+    if vocab > small.vocab_size:
+        raise DataError(f"tokenizer {prepared.tokenizer_dir} has {vocab:,} tokens but model {small.name} has "
+                        f"vocab_size {small.vocab_size:,} (ladder.vocab_size, or its configs/model/ file)")
+    return prepared
+
+
+def prepare_all(cfg: DictConfig, plan: Plan) -> dict:
+    """(dataset, seq_len) -> prepared tokens, for every sequence length the dataset's rungs use."""
+    return {(dataset, seq_len): prepare(cfg, dataset, seq_len, plan) for dataset in cfg.ladder.datasets
+            for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == dataset})}
 
 
 def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
@@ -129,9 +150,7 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     plan = build_plan(cfg)
     out_dir = Path(cfg.out_dir)
     _write_plan(plan, out_dir)
-    for dataset in cfg.ladder.datasets:  # once, up front, so parallel jobs find the tokens ready
-        for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == dataset}):
-            prepare(cfg, dataset, seq_len, plan)
+    prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
     statuses = [read_status(out_dir, r) for r in plan.rungs]
     for status in statuses:
         if status.state == "corrupt":  # its checkpoints, if any, are still trusted and resumed from

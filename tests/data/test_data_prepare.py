@@ -6,7 +6,7 @@ import pytest
 
 from ladder.config import load
 from train.data import TokenSequences, corpus, prepare_data
-from train.data.prepare import main
+from ladder.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +32,25 @@ def test_ladders_name_their_tokenizer():
     assert smoke.ladder.tokenizer.train_vocab_size == smoke.ladder.vocab_size == 2048
 
 
-def test_prepare_main_prepares_the_ladder_datasets_with_overrides(c4_dir, docs, tmp_path, monkeypatch, capsys):
+def _overrides(c4_dir, *extra):
+    return ["ladder=smoke", f"data.path={c4_dir}", "data.corpus=null", "data.val_tokens=1000",
+            "ladder.tokenizer.train_vocab_size=300", f"ladder.tokenizer.train_path={c4_dir}", *extra]
+
+
+def test_ladder_prepare_prepares_the_ladder_datasets_with_overrides(c4_dir, docs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LADDER_CACHE", str(tmp_path))
-    cfg = load(["ladder=smoke", f"data.path={c4_dir}", "data.corpus=null", "data.val_tokens=1000",
-                "ladder.tokenizer.train_vocab_size=300", f"ladder.tokenizer.train_path={c4_dir}"])
-    assert main(cfg) == 0
+    assert main(["prepare", *_overrides(c4_dir)]) == 0
     out = capsys.readouterr().out
     assert "smoke (seq_len 128): train" in out and "val 1,024 tokens" in out
     assert "warning: the largest rung needs" in out  # 240 tiny documents cannot feed smoke-64 at M=20
+
+
+def test_ladder_prepare_refuses_a_tokenizer_larger_than_the_models_vocabulary(c4_dir, docs, tmp_path, monkeypatch,
+                                                                              capsys):
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path))
+    assert main(["prepare", *_overrides(c4_dir, "ladder.sizes=[132K]", "ladder.vocab_size=256")]) == 2
+    err = capsys.readouterr().err
+    assert "tokenizer" in err and "but model 132K has vocab_size 256" in err
 
 
 @pytest.mark.slow

@@ -145,30 +145,3 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     log.info("prepared %s: %s", cfg.name, out)
     return prepared
 
-
-def main(cfg: DictConfig) -> int:
-    """Prepare every dataset of the ladder for its tokenizer and sequence lengths; print where they are."""
-    from ladder.config import load_group_option
-    from ladder.plan import build_plan
-    from train.data.config import DataConfig
-    from train.data.tokens import TokenSequences
-
-    plan = build_plan(cfg)
-    for name in cfg.ladder.datasets:
-        data = cfg.data if cfg.data.name == name else load_group_option("data", name, DataConfig)
-        rungs = [r for r in plan.rungs if r.dataset == name]
-        for seq_len in sorted({r.shape.seq_len for r in rungs}):
-            need = max(r.trained_tokens for r in rungs if r.shape.seq_len == seq_len)
-            prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
-                                    train_tokens=None if data.path is not None else need)
-            vocab = prepared.train_manifest["tokenizer"]["vocab_size"]
-            if vocab > cfg.ladder.vocab_size:
-                raise DataError(f"tokenizer {prepared.tokenizer_dir} has {vocab:,} tokens but "
-                                f"ladder.vocab_size is {cfg.ladder.vocab_size:,}")
-            train, val = TokenSequences(prepared.train_dir), TokenSequences(prepared.val_dir)
-            print(f"{name} (seq_len {seq_len}): train {train.tokens:,} tokens in {prepared.train_dir}\n"
-                  f"  val {val.tokens:,} tokens in {prepared.val_dir}\n  tokenizer {prepared.tokenizer_dir}")
-            if need > train.tokens and not data.allow_repeat:
-                print(f"  warning: the largest rung needs {need:,} tokens, more than the {train.tokens:,} "
-                      f"available; set data.allow_repeat=true or add data")
-    return 0
