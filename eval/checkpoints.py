@@ -55,11 +55,16 @@ def missing_files(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) ->
     return missing
 
 
-def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, device: str = "cpu"):
-    """(model, tokenizer) in fp32 eval mode; CheckpointError naming every missing file."""
+def require_complete(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> None:
+    """CheckpointError naming every file the checkpoint lacks."""
     missing = missing_files(checkpoint_dir, tokenizer_dir)
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: missing {', '.join(missing)}")
+
+
+def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, device: str = "cpu"):
+    """(model, tokenizer) in fp32 eval mode; CheckpointError naming every missing file."""
+    require_complete(checkpoint_dir, tokenizer_dir)
     transformers.utils.logging.disable_progress_bar()  # a bar per checkpoint would drown the run's own
     try:
         model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32).to(device).eval()

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from eval.checkpoints import CheckpointError, find_checkpoints, missing_files, step_of
+from eval.checkpoints import CheckpointError, find_checkpoints, missing_files, require_complete, step_of
 from eval.derived import load_documents
 from eval.run import LMSet, RungInfo, evaluate_checkpoint, is_done, prepare_task, write_results
 from eval.tasks import TaskError
@@ -83,9 +83,7 @@ def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
     if cfg.eval.checkpoint:
         ckpt = Path(cfg.eval.checkpoint)
         step_of(ckpt)
-        missing = missing_files(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
-        if missing:
-            raise CheckpointError(f"checkpoint {ckpt} is incomplete: missing {', '.join(missing)}")
+        require_complete(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
         return [(ckpt.resolve().parent.parent, [ckpt])]
     rungs = Path(cfg.out_dir) / "rungs"
     if cfg.eval.rung:

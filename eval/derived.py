@@ -9,21 +9,15 @@ a seed and a list of documents.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
-from datasets import load_dataset
-
-from eval.tasks import LOCAL_FORMATS, Example, TaskError
+from eval.tasks import Example, TaskError, read_local
 
 
 def load_documents(path: str, text_field: str = "text") -> list[str]:
     """Held-out documents from a local file (jsonl / json.gz / parquet / csv) with a text column."""
-    file = Path(path).expanduser()
-    if not file.is_file() or file.suffix not in LOCAL_FORMATS:
-        raise TaskError(f"held-out documents: {file} is not a {'/'.join(LOCAL_FORMATS)} file")
-    rows = load_dataset(LOCAL_FORMATS[file.suffix], data_files=str(file), split="train")
+    rows = read_local(path, "held-out documents")
     if text_field not in rows.column_names:
-        raise TaskError(f"held-out documents: {file} has no '{text_field}' field")
+        raise TaskError(f"held-out documents: {path} has no '{text_field}' field")
     return [t for t in rows[text_field] if t]
 
 

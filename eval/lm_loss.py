@@ -8,19 +8,15 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional, Sequence
 
-import numpy as np
 import torch
+
+from eval.scoring import pad_right
 
 
 @torch.inference_mode()
 def _batch_nll(model, batch: list[Sequence[int]], pad_id: int) -> float:
     device = next(model.parameters()).device
-    width = max(len(s) for s in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, seq in enumerate(batch):
-        ids[i, :len(seq)] = torch.as_tensor(np.asarray(seq, dtype=np.int64))
-        mask[i, :len(seq)] = 1
+    ids, mask = pad_right(batch, pad_id)
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
     nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:].to(device), reduction="none")
     return float((nll.double() * mask[:, 1:].to(device)).sum())

@@ -22,7 +22,7 @@ from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import lm_loss
 from eval.metrics import ScoredExample, rc_metrics, weighted
-from eval.scoring import score_groups
+from eval.scoring import pad_id, score_groups
 from eval.tasks import MMLU_WEIGHTS, Example, TaskError, load_task, mmlu_group
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,9 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
                    batch_size: int) -> list[tuple[str, float, list[str]]]:
     """(metric, value, warnings) for every eval set and task."""
     out = []
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     for name, lm_set in lm_sets.items():
-        r = lm_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size, pad_id=pad_id)
+        r = lm_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
+                    pad_id=pad_id(tokenizer))
         out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
     for name, examples in tasks.items():
         result = evaluate_task(model, tokenizer, name, examples, batch_size)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 
@@ -34,6 +35,21 @@ class _Unit:
     prefix: list[int]
     rests: list[list[int]]
     cont_lens: list[int]
+
+
+def pad_id(tokenizer) -> int:
+    """The padding id: the tokenizer's, else EOS (every position it fills is masked out)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+
+def pad_right(seqs: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of shape (len(seqs), longest), padded on the right."""
+    ids = torch.full((len(seqs), max(len(s) for s in seqs)), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.as_tensor(np.asarray(s, dtype=np.int64))
+        mask[i, :len(s)] = 1
+    return ids, mask
 
 
 def _encode(tokenizer, text: str) -> list[int]:
@@ -81,14 +97,9 @@ def _units(group: int, seqs: list[list[int]], cont_lens: list[int]) -> list[_Uni
 
 
 @torch.inference_mode()
-def _score_batch(model, units: list[_Unit], pad_id: int) -> list[list[float]]:
+def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
     device = next(model.parameters()).device
-    width = max(len(u.prefix) for u in units)
-    ids = torch.full((len(units), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(units), width), dtype=torch.long)
-    for b, u in enumerate(units):
-        ids[b, :len(u.prefix)] = torch.tensor(u.prefix)
-        mask[b, :len(u.prefix)] = 1
+    ids, mask = pad_right([u.prefix for u in units], pad)
     # Only each prefix's last position, which predicts its first rest token, is projected onto the
     # vocabulary (a 1-D `logits_to_keep` keeps the same positions in every row, in any transformers >= 4.57).
     keep = sorted({len(u.prefix) - 1 for u in units})
@@ -101,15 +112,10 @@ def _score_batch(model, units: list[_Unit], pad_id: int) -> list[list[float]]:
     rests = [r for u in units for r in u.rests]
     cache = out.past_key_values
     cache.batch_select_indices(torch.tensor(rows, device=device))
-    rest_width = max(len(r) for r in rests)
-    rest_ids = torch.full((len(rests), rest_width), pad_id, dtype=torch.long)
-    rest_mask = torch.zeros((len(rests), rest_width), dtype=torch.long)
-    for i, r in enumerate(rests):
-        rest_ids[i, :len(r)] = torch.tensor(r)
-        rest_mask[i, :len(r)] = 1
-    # The cache holds each row's prefix padded to `width`: mask the padding, and number positions from
-    # the true prefix length so rotary embeddings match an unpadded sequence.
-    positions = torch.tensor([[len(units[b].prefix)] for b in rows]) + torch.arange(rest_width)
+    rest_ids, rest_mask = pad_right(rests, pad)
+    # The cache holds each row's prefix padded to the longest one: mask the padding, and number positions
+    # from the true prefix length so rotary embeddings match an unpadded sequence.
+    positions = torch.tensor([[len(units[b].prefix)] for b in rows]) + torch.arange(rest_ids.shape[1])
     out = model(input_ids=rest_ids.to(device), attention_mask=torch.cat([mask[rows], rest_mask], 1).to(device),
                 position_ids=positions.to(device), past_key_values=cache, use_cache=True)
     logp = torch.log_softmax(out.logits.float(), dim=-1)
@@ -132,7 +138,6 @@ def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], 
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     max_len = max_len or model.config.max_position_embeddings
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     results, units = [], []
     for g, pairs in enumerate(groups):
         if not pairs:
@@ -144,7 +149,7 @@ def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], 
     units.sort(key=lambda u: -(len(u.prefix) + max(len(r) for r in u.rests)))
     for start in range(0, len(units), batch_size):
         batch = units[start:start + batch_size]
-        for u, unit_scores in zip(batch, _score_batch(model, batch, pad_id)):
+        for u, unit_scores in zip(batch, _score_batch(model, batch, pad_id(tokenizer))):
             for request, score in zip(u.requests, unit_scores):
                 results[u.group].logprobs[request] = score
     return results

@@ -198,18 +198,32 @@ TASKS: dict[str, TaskSpec] = {
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".gz": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
-def _read_rows(name: str, path: Optional[str]):
-    spec = TASKS[name]
-    if path is None:
-        hub_path, config, split = spec.hub
-        return load_dataset(hub_path, config, split=split), f"{hub_path} ({split})"
+def _load(what: str, source: str, advice: str, *args, **kwargs):
+    try:
+        return load_dataset(*args, **kwargs)
+    except Exception as exc:  # no network, a malformed file, ...: many types, all of them this input's fault
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise TaskError(f"{what}: could not read {source} ({type(exc).__name__}: {first}){advice}") from exc
+
+
+def read_local(path: str, what: str):
+    """A local json/jsonl/json.gz/parquet/csv file as a `datasets.Dataset`; TaskError naming `what` and the file."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise TaskError(f"task {name}: no file {file}")
+        raise TaskError(f"{what}: no file {file}")
     fmt = LOCAL_FORMATS.get(file.suffix)
     if fmt is None:
-        raise TaskError(f"task {name}: cannot read {file.name} (use one of {', '.join(LOCAL_FORMATS)})")
-    return load_dataset(fmt, data_files=str(file), split="train"), str(file)
+        raise TaskError(f"{what}: cannot read {file.name} (use one of {', '.join(LOCAL_FORMATS)})")
+    return _load(what, str(file), "", fmt, data_files=str(file), split="train")
+
+
+def _read_rows(name: str, path: Optional[str]):
+    if path is not None:
+        return read_local(path, f"task {name}"), str(Path(path).expanduser())
+    hub_path, config, split = TASKS[name].hub
+    source = f"{hub_path} ({split})"
+    return _load(f"task {name}", source, f"; without a network set eval.task_paths.{name} to a local file in its "
+                 f"schema", hub_path, config, split=split), source
 
 
 def load_task(name: str, path: Optional[str] = None) -> list[Example]:

@@ -14,13 +14,12 @@ import random
 import time
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 from eval.fewshot import with_fewshot
 from eval.scoring import score_groups
 from eval.tasks import Example
 from ladder.sizes import ModelShape
+from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model
 
 WORDS = ("river mill bread flour water salt yeast dough committee budget chair vote star gas sun earth heat light "
@@ -33,13 +32,7 @@ def build(n_examples: int, shots: int, seed: int = 0):
     examples = [Example(f"Question: {sentence(rng.randint(10, 25))}?\nAnswer:",
                         tuple(" " + sentence(rng.randint(2, 8)) for _ in range(4)), rng.randrange(4))
                 for _ in range(n_examples + shots)]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([sentence(50) for _ in range(2000)],
-                            trainers.BpeTrainer(vocab_size=2048, special_tokens=["<|endoftext|>"],
-                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer = bpe_tokenizer([sentence(50) for _ in range(2000)], 2048)
     shape = ModelShape("bench", 128, 4, 4, 384, len(tokenizer), 1024)
     model = build_model(shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).eval()
     return model, tokenizer, with_fewshot(examples, shots, seed)[:n_examples]

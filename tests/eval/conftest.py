@@ -1,9 +1,8 @@
 """Shared fixtures: a byte-level BPE tokenizer trained on a few paragraphs and tiny real models."""
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 from ladder.sizes import ModelShape
+from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model
 
 PARAGRAPHS = [
@@ -19,13 +18,7 @@ PARAGRAPHS = [
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(PARAGRAPHS * 3, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    return bpe_tokenizer(PARAGRAPHS * 3, 400)
 
 
 def tiny_model(tokenizer, seq_len=64, seed=0, arch="olmo2"):

@@ -116,6 +116,19 @@ def test_unknown_task_and_missing_file(tmp_path):
         load_task("piqa", str(tmp_path / "absent.jsonl"))
 
 
+def test_unreadable_task_files_and_an_unreachable_hub_name_the_task_and_source(tmp_path, monkeypatch):
+    bad = tmp_path / "piqa.jsonl"
+    bad.write_text('{"goal": "x", "sol1": "a"\n')
+    with pytest.raises(TaskError, match=f"task piqa: could not read {bad}"):
+        load_task("piqa", str(bad))
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'ybisk/piqa' on the Hub")
+    monkeypatch.setattr("eval.tasks.load_dataset", offline)
+    with pytest.raises(TaskError, match=r"ybisk/piqa \(validation\).*set eval.task_paths.piqa to a local file"):
+        load_task("piqa")
+
+
 def test_fewshot_prompts_are_deterministic_and_never_include_the_example():
     examples = [Example(f"Q{i}:", (f" a{i}", f" b{i}"), i % 2) for i in range(8)]
     shot = with_fewshot(examples, 3, seed=1)

@@ -61,8 +61,9 @@ def _atomic_save(tokenizer, out: Path) -> Path:
     return out
 
 
-def train_bpe(texts: Iterator[str], vocab_size: int, out: Path) -> Path:
-    """A byte-level BPE (GPT-2 style: no unknown bytes) with one end-of-text token, saved for transformers."""
+def bpe_tokenizer(texts: Iterator[str], vocab_size: int):
+    """A byte-level BPE (GPT-2 style: no unknown bytes) with end-of-text and padding tokens, as a
+    transformers tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -72,9 +73,12 @@ def train_bpe(texts: Iterator[str], vocab_size: int, out: Path) -> Path:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=EOS,
-                                   pad_token=PAD)
-    return _atomic_save(fast, out)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=EOS, pad_token=PAD)
+
+
+def train_bpe(texts: Iterator[str], vocab_size: int, out: Path) -> Path:
+    """`bpe_tokenizer`, saved to `out` for transformers."""
+    return _atomic_save(bpe_tokenizer(texts, vocab_size), out)
 
 
 def _chars(texts: Iterator[str], limit: int) -> Iterator[str]:
