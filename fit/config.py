@@ -1,16 +1,21 @@
-from dataclasses import asdict, dataclass, field, fields
+"""Schema of the `fit/` config group (docs/fit.md)."""
+from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from fit.errors import FitInputError
 
 
 @dataclass
 class FitConfig:
-    results: Optional[str] = None
-    format: str = "auto"
-    method: str = "best"
-    dataset: Optional[str] = None
-    targets: List[Any] = field(default_factory=list)
-    out: Optional[str] = None
-    bootstrap: int = 1000
+    results: Optional[str] = None  # a ladder out_dir, OLMo-ladder CSVs, a Gadre et al. exp_data folder or a CSV
+    format: str = "auto"  # auto, harness, olmo, gadre or csv
+    method: str = "best"  # a key of fit.run.METHODS
+    dataset: Optional[str] = None  # Gadre data: c4_original, rpj or rw_original
+    targets: List[Any] = field(default_factory=list)  # names (13B-5T, SIZE-MULTxC) or {params, tokens, name}
+    out: Optional[str] = None  # where predictions.csv, fits.json and the report go
+    bootstrap: int = 1000  # resamples of the runs; 0: no intervals
     interval: float = 0.9
     seed: int = 0
     # null, or "largest": leave every run of the largest size out of the fit and predict those runs
@@ -22,20 +27,9 @@ def as_fit_config(cfg) -> FitConfig:
     """Accept a FitConfig, an OmegaConf DictConfig or a plain mapping."""
     if isinstance(cfg, FitConfig):
         return cfg
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # omegaconf is only needed for DictConfig input
-        pass
-    names = {f.name for f in fields(FitConfig)}
-    unknown = set(cfg) - names
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    unknown = set(cfg) - {f.name for f in fields(FitConfig)}
     if unknown:
-        from fit.errors import FitInputError
-
         raise FitInputError(f"unknown fit config key(s): {', '.join(sorted(unknown))}")
-    return FitConfig(**{k: v for k, v in dict(cfg).items()})
-
-
-__all__ = ["FitConfig", "as_fit_config", "asdict"]
+    return FitConfig(**cfg)

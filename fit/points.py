@@ -128,14 +128,13 @@ def clean_points(raw: pd.DataFrame):
             reason[(raw["run"] == run) & (reason == "")] = f"diverged ({metric} ends 20% above its minimum)"
     ok = reason == ""
     # Every run must report every metric the other runs report; a missing column is said, not guessed.
-    kept = raw[reason == ""]
+    kept = raw[ok]
     all_metrics = set(kept["metric"].unique())
     missing_rows = []
     for run, have in kept.groupby("run")["metric"].unique().items():
         for metric in sorted(all_metrics - set(have)):
             missing_rows.append({**{c: None for c in COLUMNS}, "run": run, "metric": metric,
                                  "reason": "missing column (metric absent from this run)"})
-    ok = reason == ""
     points = raw[ok].copy()
     dropped = raw[~ok].copy()
     dropped["reason"] = reason[~ok]

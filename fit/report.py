@@ -19,7 +19,7 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     figures = []
-    for name, fig in _figures(ps, targets, out, preds):
+    for name, fig in _figures(ps, targets, out, preds, cfg.interval):
         fig.savefig(fig_dir / f"{name}.png", dpi=80)
         plt.close(fig)
         figures.append((name, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
@@ -46,11 +46,11 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
              if out.warnings else "<p>No warnings.</p>"]
     if back is not None:
         body += ["<h2>Backtest (held-out runs)</h2>", f"<p>{html.escape(BACKTEST_NOTE)}</p>",
-                 back.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
-    body += ["<h2>Predictions</h2>", table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""),
+                 _html(back)]
+    body += ["<h2>Predictions</h2>", _html(table),
              f"<p>{html.escape(_means(table))}</p>"]
     for title, t in out.tables.items():
-        body += [f"<h2>{html.escape(title)}</h2>", t.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
+        body += [f"<h2>{html.escape(title)}</h2>", _html(t)]
     body += ["<h2>Figures</h2>"]
     body += [f'<figure><img alt="{n}" src="data:image/png;base64,{b}"><figcaption>{n}</figcaption></figure>'
              for n, b in figures]
@@ -60,16 +60,12 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
                                          "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>")
 
 
-def _has_tabulate():
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def _markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)
+    return table.to_markdown(index=False, floatfmt=".4g")
+
+
+def _html(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
 
 
 BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
@@ -108,15 +104,15 @@ def _means(table: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def _figures(ps, targets, out: MethodOutput, preds):
+def _figures(ps, targets, out: MethodOutput, preds, interval: float):
     yield "loss_vs_compute", _loss_vs_compute(ps, preds)
     for task, p in out.plots.items():
         if isinstance(p, dict) and "step1" in p:
             yield f"step1_{task}", _step1(task, p, targets)
-            yield f"step2_{task}", _step2(task, p, out)
+            yield f"step2_{task}", _step2(task, p, out, interval)
     have = preds[preds["actual"].notna()]
     if not have.empty:
-        yield "predicted_vs_actual", _pred_vs_actual(have)
+        yield "predicted_vs_actual", _pred_vs_actual(have, interval)
     yield "residuals", _residuals(out)
 
 
@@ -168,7 +164,7 @@ def _step1(task, p, targets):
     return fig
 
 
-def _step2(task, p, out: MethodOutput):
+def _step2(task, p, out: MethodOutput, interval: float):
     fit, xs, ys = p["step2"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.scatter(xs, ys, s=3, alpha=0.5, label="checkpoints (smoothed)")
@@ -180,8 +176,8 @@ def _step2(task, p, out: MethodOutput):
         P = P[np.all(np.isfinite(P), axis=1)]
         if len(P):
             curves = np.array([fit.law.f(grid[None, :], q) for q in P])
-            lo, hi = np.quantile(curves, [0.05, 0.95], axis=0)
-            ax.fill_between(grid, lo, hi, color="r", alpha=0.2, label="90% bootstrap band")
+            lo, hi = np.quantile(curves, [(1 - interval) / 2, (1 + interval) / 2], axis=0)
+            ax.fill_between(grid, lo, hi, color="r", alpha=0.2, label=f"{interval:.0%} bootstrap band")
     for name, (b, a) in p["targets"].items():
         ax.plot(b, a, "k*", ms=10)
         ax.annotate(name, (b, a), fontsize=7)
@@ -190,7 +186,7 @@ def _step2(task, p, out: MethodOutput):
     return fig
 
 
-def _pred_vs_actual(have):
+def _pred_vs_actual(have, interval: float):
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.errorbar(have["actual"], have["predicted"],
                 yerr=[(have["predicted"] - have["lower"]).clip(lower=0), (have["upper"] - have["predicted"]).clip(lower=0)],
@@ -199,7 +195,7 @@ def _pred_vs_actual(have):
         ax.annotate(f"{r.metric}", (r.actual, r.predicted), fontsize=6)
     lo, hi = have[["actual", "predicted"]].min().min(), have[["actual", "predicted"]].max().max()
     ax.plot([lo, hi], [lo, hi], "k:", lw=0.8)
-    ax.set(xlabel="actual", ylabel="predicted", title="predicted vs actual (90% intervals)")
+    ax.set(xlabel="actual", ylabel="predicted", title=f"predicted vs actual ({interval:.0%} intervals)")
     return fig
 
 
