@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# lint-imports checks the layers declared in pyproject.toml ([tool.importlinter]) before the tests run.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-slow: install

@@ -7,7 +7,6 @@ files an index names, and a tokenizer (its own or the one given). Directories st
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +14,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-STEP_DIR = re.compile(r"step-(\d{8})")
+from ladder.core.layout import checkpoint_step, checkpoints
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
@@ -26,16 +25,15 @@ class CheckpointError(ValueError):
 
 
 def step_of(checkpoint_dir: Path) -> int:
-    match = STEP_DIR.fullmatch(Path(checkpoint_dir).name)
-    if not match:
+    step = checkpoint_step(checkpoint_dir)
+    if step is None:
         raise CheckpointError(f"{checkpoint_dir}: not a checkpoint directory name (expected step-<8 digits>)")
-    return int(match.group(1))
+    return step
 
 
 def find_checkpoints(rung_dir: Path) -> list[Path]:
     """The rung's checkpoint directories, by step."""
-    found = [p for p in (Path(rung_dir) / "checkpoints").glob("step-*") if p.is_dir() and STEP_DIR.fullmatch(p.name)]
-    return sorted(found, key=step_of)
+    return [path for _, path in checkpoints(rung_dir)]
 
 
 def missing_files(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> list[str]:

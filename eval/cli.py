@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from eval.checkpoints import CheckpointError, find_checkpoints, missing_files, require_complete, step_of
 from eval.derived import load_documents
 from eval.run import LMSet, RungInfo, evaluate_checkpoint, is_done, prepare_task, write_results
 from eval.tasks import TaskError
+from ladder.core.layout import CONFIG, RESULTS, RUNGS, rung_dir, rung_dirs
+from ladder.core.shards import TokenSequences
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,18 @@ class EvalError(ValueError):
     """Bad `ladder eval` input; its message names what to fix."""
 
 
-def rung_info(cfg: DictConfig, rung_id: str, rung_dir: Optional[Path] = None) -> RungInfo:
-    """A rung of the configured ladder's plan, as the fields its records share."""
-    from ladder.plan import build_plan
-
-    plan = build_plan(cfg)
-    rung = next((r for r in plan.rungs if r.rung_id == rung_id), None)
-    if rung is None:
-        raise EvalError(f"rung '{rung_id}' is not in ladder '{plan.name}' (rungs: {', '.join(r.rung_id for r in plan.rungs)})")
-    base = {"run": rung.rung_id, "size": rung.shape.name, "dataset": rung.dataset, "params": rung.params,
-            "run_tokens": rung.tokens, "multiplier": rung.multiplier}
-    return RungInfo(base, rung.hp.batch_size * rung.shape.seq_len, rung.hp.steps, rung_dir)
+def rung_info(directory: Path) -> RungInfo:
+    """The fields a rung's records share, from the rung that training wrote into its config.yaml."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise EvalError(f"{path}: missing; {directory} is not a rung directory written by `ladder train`")
+    try:
+        rung = OmegaConf.load(path).rung
+        base = {"run": rung.rung_id, "size": rung.size, "dataset": rung.dataset, "params": rung.params,
+                "run_tokens": rung.tokens, "multiplier": rung.multiplier}
+        return RungInfo(base, rung.hp.batch_size * rung.shape.seq_len, rung.hp.steps, Path(directory))
+    except Exception as exc:  # a YAML or a key error: either way the file is not what training writes
+        raise EvalError(f"{path}: not a rung config written by `ladder train` ({exc})") from exc
 
 
 def open_lm_sets(cfg: DictConfig) -> dict[str, LMSet]:
@@ -46,8 +49,6 @@ def open_lm_sets(cfg: DictConfig) -> dict[str, LMSet]:
     for name, path in cfg.eval.lm_sets.items():
         if not Path(path).is_dir():
             raise EvalError(f"eval.lm_sets.{name}: no directory {path}")
-        from train.data import TokenSequences  # the data stage's packed, memory-mapped val shards
-
         seqs = TokenSequences(Path(path))
         n = len(seqs) if cfg.eval.max_sequences is None else min(len(seqs), cfg.eval.max_sequences)
         sets[name] = LMSet(_Head(seqs, n))
@@ -85,15 +86,14 @@ def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
         step_of(ckpt)
         require_complete(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
         return [(ckpt.resolve().parent.parent, [ckpt])]
-    rungs = Path(cfg.out_dir) / "rungs"
     if cfg.eval.rung:
-        rung_dir = rungs / cfg.eval.rung
-        if not rung_dir.is_dir():
-            raise EvalError(f"eval.rung={cfg.eval.rung}: no directory {rung_dir}")
-        return [(rung_dir, find_checkpoints(rung_dir))]
-    dirs = sorted(p for p in rungs.glob("*") if p.is_dir())
+        directory = rung_dir(cfg.out_dir, cfg.eval.rung)
+        if not directory.is_dir():
+            raise EvalError(f"eval.rung={cfg.eval.rung}: no directory {directory}")
+        return [(directory, find_checkpoints(directory))]
+    dirs = rung_dirs(cfg.out_dir)
     if not dirs:
-        raise EvalError(f"no rungs under {rungs} (train first, or set out_dir / eval.checkpoint)")
+        raise EvalError(f"no rungs under {Path(cfg.out_dir) / RUNGS} (train first, or set out_dir / eval.checkpoint)")
     return [(d, find_checkpoints(d)) for d in dirs]
 
 
@@ -104,7 +104,7 @@ def _evaluate(cfg: DictConfig, rung: RungInfo, checkpoint: Path, lm_sets, tasks,
         return 0
     records = evaluate_checkpoint(checkpoint, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, step=step)
     written = write_results(rung.rung_dir, records)
-    log.info("%s step %d: %d records -> %s", rung.base["run"], step, written, rung.rung_dir / "results.jsonl")
+    log.info("%s step %d: %d records -> %s", rung.base["run"], step, written, rung.rung_dir / RESULTS)
     return written
 
 
@@ -114,10 +114,10 @@ def main(cfg: DictConfig) -> int:
         tasks, lm_sets = prepare_tasks(cfg), open_lm_sets(cfg)
         if not tasks and not lm_sets:
             raise EvalError("nothing to evaluate: eval.tasks and eval.lm_sets are both empty")
-        for rung_dir, checkpoints in targets:
-            rung = rung_info(cfg, rung_dir.name, rung_dir)
+        for directory, checkpoints in targets:
+            rung = rung_info(directory)
             if not checkpoints:
-                log.warning("%s: no checkpoints yet", rung_dir)
+                log.warning("%s: no checkpoints yet", directory)
             for ckpt in checkpoints:
                 missing = missing_files(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
                 if missing:  # e.g. still being written: say so and leave it for the next run
@@ -130,18 +130,16 @@ def main(cfg: DictConfig) -> int:
     return 0
 
 
-def make_eval_hook(cfg: DictConfig, rung_dir: Path) -> Callable[[Path, int], None]:
+def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[[Path, int], None]:
     """For the training loop: `hook(checkpoint_dir, step)` evaluates that checkpoint into the rung's results.
 
-    Tasks and eval sets are prepared on the first call and reused for every later checkpoint.
+    The rung, tasks and eval sets are read on the first call and reused for every later checkpoint.
     """
-    rung_dir = Path(rung_dir)
-    rung = rung_info(cfg, rung_dir.name, rung_dir)
     state: dict = {}
 
     def hook(checkpoint_dir: Path, step: int) -> None:
-        if not state:
-            state.update(tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg))
-        _evaluate(cfg, rung, Path(checkpoint_dir), state["lm_sets"], state["tasks"], step)
+        if not state:  # training has written the rung's config.yaml by its first checkpoint
+            state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg))
+        _evaluate(cfg, state["rung"], Path(checkpoint_dir), state["lm_sets"], state["tasks"], step)
 
     return hook

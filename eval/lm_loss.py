@@ -22,7 +22,7 @@ def _batch_nll(model, batch: list[Sequence[int]], pad_id: int) -> float:
     return float((nll.double() * mask[:, 1:].to(device)).sum())
 
 
-def lm_loss(model, sequences: Iterable[Sequence[int]], *, n_bytes: Optional[int] = None, batch_size: int = 8,
+def heldout_loss(model, sequences: Iterable[Sequence[int]], *, n_bytes: Optional[int] = None, batch_size: int = 8,
             pad_id: int = 0) -> dict[str, float]:
     """Loss over every next-token prediction in `sequences` (each token array predicts its own tokens 1..n-1).
 

@@ -53,7 +53,7 @@ def rc_metrics(examples: Sequence[ScoredExample]) -> dict[str, float]:
     return {name: float(np.mean([p[name] for p in per])) for name in METRICS}
 
 
-def weighted(metrics: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]) -> dict[str, float]:
+def group_mean(metrics: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]) -> dict[str, float]:
     """Weighted mean of several metric sets (MMLU's subject groups), over the groups present."""
     present = [k for k in weights if k in metrics]
     if not present:

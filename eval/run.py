@@ -14,16 +14,18 @@ from typing import Mapping, Optional, Sequence
 
 from filelock import FileLock
 
-from ladder.files import atomic_write_text
+from ladder.core import mmlu
+from ladder.core.files import atomic_write_text
+from ladder.core.layout import RESULTS
 
 from eval.checkpoints import load_checkpoint, step_of
 from eval.config import EvalConfig
 from eval.derived import derived_task
 from eval.fewshot import with_fewshot
-from eval.lm_loss import lm_loss
-from eval.metrics import ScoredExample, rc_metrics, weighted
+from eval.lm_loss import heldout_loss
+from eval.metrics import ScoredExample, group_mean, rc_metrics
 from eval.scoring import pad_id, score_groups
-from eval.tasks import MMLU_WEIGHTS, Example, TaskError, load_task, mmlu_group
+from eval.tasks import Example, TaskError, load_task, mmlu_group
 
 log = logging.getLogger(__name__)
 # The unconditional context of PMI scoring (OLMo's domain-conditional "Answer:").
@@ -100,10 +102,10 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
     for ex, s in zip(examples, scored):
         by_group.setdefault(mmlu_group(ex.group), []).append(s)
     groups_metrics = {g: rc_metrics(v) for g, v in by_group.items()}
-    absent = sorted(set(MMLU_WEIGHTS) - set(by_group))
+    absent = sorted(set(mmlu.WEIGHTS) - set(by_group))
     if absent:
         warnings.append(f"mmlu: no examples of group(s) {', '.join(absent)}; weights renormalised over the rest")
-    metrics = {f"mmlu:{k}": v for k, v in weighted(groups_metrics, MMLU_WEIGHTS).items()}
+    metrics = {f"mmlu:{k}": v for k, v in group_mean(groups_metrics, mmlu.WEIGHTS).items()}
     for g, m in groups_metrics.items():
         metrics.update({f"mmlu_{g}:{k}": v for k, v in m.items()})
     return TaskResult(metrics, warnings)
@@ -114,8 +116,8 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
     """(metric, value, warnings) for every eval set and task."""
     out = []
     for name, lm_set in lm_sets.items():
-        r = lm_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
-                    pad_id=pad_id(tokenizer))
+        r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
+                         pad_id=pad_id(tokenizer))
         out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
     for name, examples in tasks.items():
         result = evaluate_task(model, tokenizer, name, examples, batch_size)
@@ -142,7 +144,7 @@ def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], t
 
 
 def read_results(rung_dir: Path) -> list[dict]:
-    path = Path(rung_dir) / "results.jsonl"
+    path = Path(rung_dir) / RESULTS
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -154,7 +156,7 @@ def write_results(rung_dir: Path, records: Sequence[dict]) -> int:
     The whole file is rewritten under a temporary name and renamed, under a lock, so a reader never
     sees half a record set and re-running an evaluation adds nothing twice.
     """
-    path = Path(rung_dir) / "results.jsonl"
+    path = Path(rung_dir) / RESULTS
     with FileLock(str(path) + ".lock"):
         old = path.read_text() if path.exists() else ""
         seen = {(r["step"], r["metric"]) for r in (json.loads(x) for x in old.splitlines() if x.strip())}

@@ -13,6 +13,9 @@ from typing import Callable, Optional
 
 from datasets import load_dataset
 
+from ladder.core.mmlu import GROUPS as MMLU_GROUPS
+from ladder.core.mmlu import group_of
+
 
 class TaskError(ValueError):
     """A task that cannot be loaded or an example that cannot be scored as given."""
@@ -152,30 +155,11 @@ class TaskSpec:
     subset: Optional[Callable[[Example], bool]] = None  # e.g. one MMLU subject group
 
 
-# MMLU subject groups (Hendrycks et al. 2021, categories.py) and the OLMo ladder's weights for them.
-MMLU_GROUPS = {
-    "stem": "abstract_algebra astronomy college_biology college_chemistry college_computer_science "
-            "college_mathematics college_physics computer_security conceptual_physics electrical_engineering "
-            "elementary_mathematics high_school_biology high_school_chemistry high_school_computer_science "
-            "high_school_mathematics high_school_physics high_school_statistics machine_learning".split(),
-    "humanities": "formal_logic high_school_european_history high_school_us_history high_school_world_history "
-                  "international_law jurisprudence logical_fallacies moral_disputes moral_scenarios philosophy "
-                  "prehistory professional_law world_religions".split(),
-    "social_sciences": "econometrics high_school_geography high_school_government_and_politics "
-                       "high_school_macroeconomics high_school_microeconomics high_school_psychology human_sexuality "
-                       "professional_psychology public_relations security_studies sociology us_foreign_policy".split(),
-    "other": "anatomy business_ethics clinical_knowledge college_medicine global_facts human_aging management "
-             "marketing medical_genetics miscellaneous nutrition professional_accounting professional_medicine "
-             "virology".split(),
-}
-MMLU_WEIGHTS = {"stem": 0.215, "humanities": 0.335, "social_sciences": 0.219, "other": 0.231}
-_MMLU_GROUP_OF = {subject: group for group, subjects in MMLU_GROUPS.items() for subject in subjects}
-
-
 def mmlu_group(subject: str) -> str:
-    if subject not in _MMLU_GROUP_OF:
+    group = group_of(subject)
+    if group is None:
         raise TaskError(f"unknown MMLU subject {subject!r}")
-    return _MMLU_GROUP_OF[subject]
+    return group
 
 
 _MMLU = (("cais/mmlu", "all", "test"), ("question", "subject", "choices", "answer"), mmlu)

@@ -17,7 +17,7 @@ from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
 from fit.methods import MethodOutput, RunTable, task_metrics, olmo_fit_runs, olmo_two_step
 from fit.points import PointSet
-from fit.targets import Target
+from ladder.core.plan import Target
 
 # Bootstrap sigmoids are refitted on every 5th smoothed checkpoint: the moving average of 5 makes
 # neighbours near-copies, and it keeps 13 paths × 8 tasks × 1,000 resamples inside the 60 s budget.

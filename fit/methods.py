@@ -9,7 +9,8 @@ from fit import laws
 from fit.errors import FitInputError
 from fit.fitting import FitResult, fit_batched, fit_huber_log, fit_least_squares, quantile_intervals, resample_counts
 from fit.points import OLMO_TASKS, PointSet
-from fit.targets import Target, actual_value
+from fit.targets import actual_value
+from ladder.core.plan import Target
 
 # Accuracy floors of the OLMo paper (scaling/utils.py minimums_rc); 0.25 otherwise.
 FLOORS = {"piqa": 0.5, "socialiqa": 1 / 3, "csqa": 0.2}

@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 from fit.errors import FitInputError
+from ladder.core import mmlu
+from ladder.core.layout import RESULTS, results_files
+from ladder.core.sizes import format_count
 
 COLUMNS = ["run", "size", "multiplier", "params", "tokens", "run_tokens", "flops", "step", "final",
            "metric", "value", "dataset"]
@@ -33,8 +36,7 @@ _OLMO_SPLITS = {"hellaswag": ["hellaswag_val"], "arc_challenge": ["arc_challenge
                 "socialiqa": ["socialiqa_val"], "openbookqa": ["openbookqa_test"],
                 "mmlu": ["mmlu_stem_test", "mmlu_humanities_test", "mmlu_social_sciences_test",
                          "mmlu_other_test"]}
-_MMLU_WEIGHTS = {"mmlu_stem_test": 0.215, "mmlu_humanities_test": 0.335,
-                 "mmlu_social_sciences_test": 0.219, "mmlu_other_test": 0.231}
+_MMLU_WEIGHTS = {f"mmlu_{group}_test": weight for group, weight in mmlu.WEIGHTS.items()}
 _OLMO_KINDS = {"bpb": "eval/downstream_bpb/{s}_rc_5shot_bpb", "acc": "eval/downstream/{s}_rc_5shot_len_norm",
                "gold_prob": "eval/downstream_soft/{s}_rc_5shot_soft",
                "gold_logprob": "eval/downstream_soft_log/{s}_rc_5shot_soft_log"}
@@ -76,10 +78,10 @@ def detect_format(path: Path) -> str:
     if path.is_file():
         if path.suffix == ".csv":
             return "csv"
-        if path.name == "results.jsonl":
+        if path.name == RESULTS:
             return "harness"
     elif path.is_dir():
-        if list(path.glob("rungs/*/results.jsonl")) or list(path.glob("*/results.jsonl")):
+        if results_files(path) or list(path.glob(f"*/{RESULTS}")):
             return "harness"
         if (path / "models").is_dir() and (path / "evals").is_dir():
             return "gadre"
@@ -232,7 +234,7 @@ def _read_gadre(path: Path, dataset):
 
 
 def _read_harness(path: Path, dataset):
-    files = [path] if path.is_file() else sorted(path.glob("rungs/*/results.jsonl")) or sorted(path.glob("*/results.jsonl"))
+    files = [path] if path.is_file() else results_files(path) or sorted(path.glob(f"*/{RESULTS}"))
     rows, notes = [], []
     for f in files:
         for i, line in enumerate(f.read_text().splitlines()):
@@ -277,7 +279,7 @@ def _read_csv(path: Path, dataset):
         step = df["step"] if "step" in df.columns else pd.Series(np.nan, index=df.index)
         final = df["final"].astype(bool) if "final" in df.columns else df["tokens"] == run_tokens
         mult = df["multiplier"] if "multiplier" in df.columns else run_tokens / df["params"]
-        size = df["size"] if "size" in df.columns else df["params"].map(_size_name)
+        size = df["size"] if "size" in df.columns else df["params"].map(lambda n: format_count(float(n)))
         flops = df["flops"] if "flops" in df.columns else pd.Series(np.nan, index=df.index)
         for m in metrics:
             frames.append(_frame({"run": run, "size": size, "multiplier": mult, "params": df["params"],
@@ -286,7 +288,3 @@ def _read_csv(path: Path, dataset):
                                   "dataset": df["dataset"] if "dataset" in df.columns else dataset}))
     return frames, []
 
-
-def _size_name(n) -> str:
-    n = float(n)
-    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"

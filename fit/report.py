@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fit.methods import MethodOutput  # noqa: E402
-from ladder.files import atomic_write_text  # noqa: E402
+from ladder.core.files import atomic_write_text  # noqa: E402
 
 
 def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.DataFrame, held: List[str] = ()):

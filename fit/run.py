@@ -11,8 +11,10 @@ from fit import best, methods, report
 from fit.config import FitConfig, as_fit_config
 from fit.errors import FitInputError
 from fit.points import PointSet, load_points
-from fit.targets import Target, actual_value, resolve_targets
-from ladder.files import atomic_write_text
+from fit.targets import actual_value, resolve_targets
+from ladder.core.files import atomic_write_text
+from ladder.core.layout import REPORT
+from ladder.core.plan import Target
 
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual"]
 METHODS = {
@@ -90,7 +92,7 @@ def run_fit(cfg) -> Path:
 def _default_out(cfg: FitConfig, ps: PointSet) -> Path:
     src = Path(ps.source)
     if ps.format == "harness" and src.is_dir():
-        return src / "report"
+        return src / REPORT
     return Path("outputs") / f"fit-{cfg.method}"
 
 

@@ -1,20 +1,12 @@
 """Prediction targets: named ones, {params, tokens} dicts, or a run of the data named by size and multiplier."""
 import re
-from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, List
 
 import numpy as np
 
 from fit.errors import FitInputError
 from fit.points import PointSet
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    params: float
-    tokens: float
-    flops_per_token: Optional[float] = None  # training FLOPs per token, when the model's is known
+from ladder.core.plan import Target
 
 
 # OLMo-ladder scaling/utils.py MODEL_FLOPS gives the per-token training FLOPs of the two target models.

@@ -26,7 +26,7 @@ from fit.laws import Law
 from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted
 from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, olmo_fit_runs, olmo_two_step
 from fit.points import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS, load_points, shared_data_dir
-from fit.targets import Target
+from ladder.core.plan import Target
 
 LM_SETS = ["c4_en", "dolma_books", "dolma_common-crawl", "dolma_pes2o", "dolma_reddit", "dolma_stack",
            "dolma_wiki", "ice", "m2d2_s2orc", "pile", "wikitext_103"]

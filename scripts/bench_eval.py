@@ -18,7 +18,7 @@ import torch
 from eval.fewshot import with_fewshot
 from eval.scoring import score_groups
 from eval.tasks import Example
-from ladder.sizes import ModelShape
+from ladder.core.sizes import ModelShape
 from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model
 

@@ -23,15 +23,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ladder.config import load_model  # noqa: E402
-from ladder.plan import Rung  # noqa: E402
-from ladder.recipes import Hyperparams  # noqa: E402
-from ladder.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
+from ladder.core.configs import load_model  # noqa: E402
+from ladder.core.plan import Rung  # noqa: E402
+from ladder.core.recipes import Hyperparams  # noqa: E402
+from ladder.core.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
 from train.config import TrainConfig, WandbConfig  # noqa: E402
 from train.loop import split_batch, train_rung  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
 from train.model import build_model  # noqa: E402
-from train.optim import lm_loss, make_optimizer, make_scheduler  # noqa: E402
+from train.optim import make_optimizer, make_scheduler, training_loss  # noqa: E402
 
 
 class RandomSequences:
@@ -77,7 +77,7 @@ def plain_loop(rung: Rung, data: RandomSequences, cfg: TrainConfig, device: torc
             ids = batch[k * micro:(k + 1) * micro].to(device, non_blocking=True)
             with autocast:
                 logits = model(input_ids=ids).logits
-            total, ce = lm_loss(logits, ids, hp.z_loss)
+            total, ce = training_loss(logits, ids, hp.z_loss)
             (total / accumulation).backward()
             loss += ce.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ladder.config import load
+from ladder.orchestration.compose import load
 
 WORDS = ("the river ran past an old mill where farmers brought grain each autumn and the miller kept "
          "careful accounts of every sack in a ledger bound with leather while his daughter counted coins").split()

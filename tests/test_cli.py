@@ -4,7 +4,7 @@ import sys
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "ladder.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "ladder.orchestration.cli", *args], capture_output=True, text=True)
 
 
 def test_plan_prints_table_and_json():
@@ -28,7 +28,7 @@ def test_help_lists_commands_and_groups():
 
 
 def test_bare_keys_of_a_commands_own_group_are_scoped_to_it():
-    from ladder.cli import scoped
+    from ladder.orchestration.cli import scoped
 
     assert scoped(["method=gadre", "out_dir=/x", "fit.bootstrap=5", "+holdout=largest", "ladder=olmo"], "fit") == [
         "fit.method=gadre", "out_dir=/x", "fit.bootstrap=5", "+fit.holdout=largest", "ladder=olmo"]

@@ -1,8 +1,9 @@
 """Every config file composes against its schema."""
 import pytest
 
-from ladder.config import CONFIG_DIR, group_options, load, load_model
-from ladder.sizes import ModelShape
+from ladder.core.configs import CONFIG_DIR, group_options, load_model
+from ladder.orchestration.compose import load
+from ladder.core.sizes import ModelShape
 
 ROOT_GROUPS = ("ladder", "data", "train", "eval", "fit", "launcher")
 

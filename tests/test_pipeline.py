@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ladder.pipeline import run_ladder
-from ladder.plan import build_plan
-from ladder.status import read_status, rung_dir
+from ladder.orchestration.pipeline import run_ladder
+from ladder.core.layout import rung_dir
+from ladder.core.plan import build_plan
+from ladder.orchestration.status import read_status
 
 
 def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path, capsys):
@@ -22,7 +23,7 @@ def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path
     plan = build_plan(cfg)
     for rung in plan.rungs:
         assert read_status(cfg.out_dir, rung).state == "done"
-        records = [json.loads(line) for line in (rung_dir(cfg.out_dir, rung) / "results.jsonl").open()]
+        records = [json.loads(line) for line in (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").open()]
         steps = {r["step"] for r in records}
         assert len(steps) == 2 and max(steps) == rung.hp.steps  # both checkpoints, the last is final
         assert {"c4_val:loss", "derived:acc", "derived:bpb"} <= {r["metric"] for r in records}
@@ -50,21 +51,21 @@ def test_a_failing_rung_is_reported_and_the_rest_go_on(tiny_ladder, capsys):
 
 
 def test_torchrun_workers_train_and_evaluate_a_rung(tiny_ladder):
-    from ladder.pipeline import run_rung
+    from ladder.orchestration.rung import run_rung
 
     cfg = tiny_ladder("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]", "train=ddp_cpu",
                       "train.micro_batch_size=8", "train.wandb.mode=disabled", "train.progress=false",
                       "train.checkpoint_fractions=[1.0]")
     rung = build_plan(cfg).rungs[0]
     assert run_rung(cfg, rung.rung_id) == "done"
-    directory = rung_dir(cfg.out_dir, rung)
+    directory = rung_dir(cfg.out_dir, rung.rung_id)
     assert "world_size: 2" in (directory / "config.yaml").read_text()
     metrics = {json.loads(line)["metric"] for line in (directory / "results.jsonl").open()}
     assert {"c4_val:loss", "derived:acc"} <= metrics  # the workers' eval hook ran
 
 
 def _final_loss(cfg, rung):
-    return json.loads((rung_dir(cfg.out_dir, rung) / "record.json").read_text())["loss"]
+    return json.loads((rung_dir(cfg.out_dir, rung.rung_id) / "record.json").read_text())["loss"]
 
 
 def _ladder_run(cfg, tmp_path):
@@ -72,7 +73,7 @@ def _ladder_run(cfg, tmp_path):
     gets the same threads and process state, so their floating-point sums agree bit for bit."""
     config_file = tmp_path / f"{Path(cfg.out_dir).name}.yaml"
     config_file.write_text(OmegaConf.to_yaml(cfg))
-    script = ("import sys; from omegaconf import OmegaConf; from ladder.pipeline import run_ladder; "
+    script = ("import sys; from omegaconf import OmegaConf; from ladder.orchestration.pipeline import run_ladder; "
               "sys.exit(run_ladder(OmegaConf.load(sys.argv[1]), fit=False))")
     return subprocess.Popen([sys.executable, "-c", script, str(config_file)], env=os.environ.copy())
 
@@ -85,7 +86,7 @@ def test_a_killed_run_completes_on_rerun_with_the_uninterrupted_loss(tiny_ladder
     cfg = tiny_ladder(*overrides)
     rung = build_plan(cfg).rungs[0]
     proc = _ladder_run(cfg, tmp_path)
-    checkpoints = rung_dir(cfg.out_dir, rung) / "checkpoints"
+    checkpoints = rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints"
     deadline = time.time() + 120
     while not list(checkpoints.glob("step-*")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -100,8 +101,8 @@ def test_a_killed_run_completes_on_rerun_with_the_uninterrupted_loss(tiny_ladder
 def test_a_corrupt_record_is_redone(tiny_ladder, capsys):
     cfg = tiny_ladder("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]")
     rung = build_plan(cfg).rungs[0]
-    rung_dir(cfg.out_dir, rung).mkdir(parents=True)
-    (rung_dir(cfg.out_dir, rung) / "record.json").write_text('{"state": "do')
+    rung_dir(cfg.out_dir, rung.rung_id).mkdir(parents=True)
+    (rung_dir(cfg.out_dir, rung.rung_id) / "record.json").write_text('{"state": "do')
     assert run_ladder(cfg, fit=False) == 0
     assert read_status(cfg.out_dir, rung).state == "done"
 
@@ -132,7 +133,7 @@ def test_a_full_disk_fails_the_rung_cleanly_and_a_rerun_completes_it(tiny_ladder
     status = read_status(cfg.out_dir, rung)
     assert status.state == "failed" and "No space left on device" in status.reason
     assert "No space left on device" in capsys.readouterr().out
-    complete = sorted(p.name for p in (rung_dir(cfg.out_dir, rung) / "checkpoints").glob("step-*"))
+    complete = sorted(p.name for p in (rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints").glob("step-*"))
     half_way = checkpoint_steps(rung.hp.steps, [0.5, 1.0])[0]
     assert complete == [f"step-{half_way:08d}"]  # the half-written one is not taken for complete
 

@@ -3,9 +3,10 @@ import math
 
 import pytest
 
-from ladder.config import ConfigError, load
-from ladder.plan import build_plan
-from ladder.plan_format import as_csv, as_json, table
+from ladder.core.configs import ConfigError
+from ladder.orchestration.compose import load
+from ladder.core.plan import build_plan
+from ladder.orchestration.plan_format import as_csv, as_json, table
 
 
 def plan_of(*overrides):

@@ -1,6 +1,6 @@
-from ladder.config import load
-from ladder.plan import build_plan
-from ladder.resources import resources_for
+from ladder.orchestration.compose import load
+from ladder.core.plan import build_plan
+from ladder.orchestration.resources import resources_for
 
 
 def rungs(*overrides):

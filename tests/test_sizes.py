@@ -1,7 +1,7 @@
 import pytest
 
-from ladder.config import load_model
-from ladder.sizes import ModelShape, parse_count, shape_for_params
+from ladder.core.configs import load_model
+from ladder.core.sizes import ModelShape, parse_count, shape_for_params
 from train.model import build_model
 
 # Published N of the OLMo ladder (Bhagia et al. 2024; shared/data README) and open_lm `params` (Gadre et al. 2024).

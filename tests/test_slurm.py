@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ladder.pipeline import run_ladder
-from ladder.plan import build_plan
-from ladder.status import read_status, rung_dir
+from ladder.orchestration.pipeline import run_ladder
+from ladder.core.layout import rung_dir
+from ladder.core.plan import build_plan
+from ladder.orchestration.status import read_status
 
 CLUSTER = Path(__file__).resolve().parents[1] / "scripts" / "slurm" / "local_cluster.sh"
 pytestmark = [
@@ -40,7 +41,7 @@ def test_ladder_sweeps_as_slurm_jobs_then_fits(slurm, tiny_ladder, tmp_path, cap
     plan = build_plan(cfg)
     for rung in plan.rungs:
         assert read_status(cfg.out_dir, rung).state == "done"
-        metrics = {json.loads(line)["metric"] for line in (rung_dir(cfg.out_dir, rung) / "results.jsonl").open()}
+        metrics = {json.loads(line)["metric"] for line in (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").open()}
         assert "c4_val:loss" in metrics
     assert len(list((tmp_path / "jobs").glob("*/*_submission.sh"))) >= 1  # they really went through sbatch
     assert (Path(cfg.out_dir) / "report" / "report.html").exists()
@@ -56,7 +57,7 @@ def test_a_requeued_job_resumes_its_rung(slurm, tiny_ladder, tmp_path):
     codes = []
     sweep = threading.Thread(target=lambda: codes.append(run_ladder(cfg, fit=False)))
     sweep.start()
-    checkpoints = rung_dir(cfg.out_dir, rung) / "checkpoints"
+    checkpoints = rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints"
     while not list(checkpoints.glob("step-*")) and sweep.is_alive():
         time.sleep(0.1)
     first = sorted(checkpoints.glob("step-*"))[0]

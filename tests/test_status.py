@@ -1,8 +1,9 @@
 import json
 
-from ladder.config import load
-from ladder.plan import build_plan
-from ladder.status import read_status, rung_dir, status_table
+from ladder.core.layout import rung_dir
+from ladder.core.plan import build_plan
+from ladder.orchestration.compose import load
+from ladder.orchestration.status import read_status, status_table
 
 
 def test_status_reads_each_rungs_record(tmp_path):
@@ -10,10 +11,10 @@ def test_status_reads_each_rungs_record(tmp_path):
     done, failed, corrupt = plan.rungs[:3]
     for rung, record in ((done, {"state": "done", "tokens": done.tokens}),
                          (failed, {"state": "failed", "tokens": 1000, "reason": "loss is nan at step 7"})):
-        rung_dir(tmp_path, rung).mkdir(parents=True)
-        (rung_dir(tmp_path, rung) / "record.json").write_text(json.dumps(record))
-    rung_dir(tmp_path, corrupt).mkdir(parents=True)
-    (rung_dir(tmp_path, corrupt) / "record.json").write_text("{truncated")
+        rung_dir(tmp_path, rung.rung_id).mkdir(parents=True)
+        (rung_dir(tmp_path, rung.rung_id) / "record.json").write_text(json.dumps(record))
+    rung_dir(tmp_path, corrupt.rung_id).mkdir(parents=True)
+    (rung_dir(tmp_path, corrupt.rung_id) / "record.json").write_text("{truncated")
 
     assert read_status(tmp_path, done).state == "done"
     assert read_status(tmp_path, failed).reason == "loss is nan at step 7"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ladder.recipes import Hyperparams
+from ladder.core.recipes import Hyperparams
 from train.config import BACKENDS, DISTRIBUTED, PRECISIONS, TrainConfig
 
 log = logging.getLogger(__name__)

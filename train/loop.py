@@ -19,16 +19,16 @@ import torch.distributed as dist
 import transformers
 from omegaconf import OmegaConf
 
-from ladder.files import atomic_write_text
-from ladder.plan import Rung
+from ladder.core.files import atomic_write_text
+from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints, latest_checkpoint,
+                               temporary_checkpoint_dir)
+from ladder.core.plan import Rung
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
 from train.metrics import MetricsLog, peak_flops
 from train.model import build_model
-from train.optim import lm_loss, make_optimizer, make_scheduler
-from train.rundir import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints,
-                          commit_checkpoint, latest_checkpoint, read_record, remove_incomplete_checkpoints,
-                          temporary_checkpoint_dir, write_record)
+from train.optim import make_optimizer, make_scheduler, training_loss
+from train.rundir import commit_checkpoint, read_record, remove_incomplete_checkpoints, write_record
 
 
 @dataclass
@@ -226,7 +226,7 @@ class _Run:
             ce_sum = torch.zeros((), device=backend.device)
             for k in range(self.accumulation):
                 ids = batch[k * self.micro:(k + 1) * self.micro].to(backend.device, non_blocking=True)
-                total, ce = lm_loss(self.model(input_ids=ids).logits, ids, hp.z_loss)
+                total, ce = training_loss(self.model(input_ids=ids).logits, ids, hp.z_loss)
                 backend.backward(total, boundary=k == self.accumulation - 1)
                 ce_sum += ce.detach()
             step_loss = _mean_over_processes(ce_sum / self.accumulation)

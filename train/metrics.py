@@ -10,8 +10,8 @@ from typing import Optional
 import torch
 
 from train.config import WANDB_MODES, TrainConfig
-from ladder.files import atomic_write_text
-from train.rundir import METRICS
+from ladder.core.files import atomic_write_text
+from ladder.core.layout import METRICS
 
 # Dense bf16 tensor-core peaks (vendor datasheets, SXM parts), matched against the device name.
 GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "4090": 165e12}

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Olmo2Config, Olmo2ForCausalLM, PreTrainedModel
 
-from ladder.sizes import ModelShape
+from ladder.core.sizes import ModelShape
 
 # arch -> (config class, model class, RoPE base): OLMo 2 (OLMo et al. 2024) uses θ = 500k;
 # open_lm, the Gadre et al. ladder's code base, keeps Llama's 10k.

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ladder.recipes import Hyperparams
+from ladder.core.recipes import Hyperparams
 
 
 def lr_factor(hp: Hyperparams, schedule: str, wsd_decay_fraction: float = 0.2) -> Callable[[int], float]:
@@ -59,7 +59,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams, schedule: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(hp, schedule, wsd_decay_fraction))
 
 
-def lm_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+def training_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token cross-entropy plus the z-loss z·log²Z (PaLM), both in fp32; returns (total, CE).
 
     The CE alone is what the run reports and checks for divergence, comparable across recipes.

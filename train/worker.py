@@ -15,14 +15,14 @@ from typing import Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from ladder.plan import Rung
-from ladder.recipes import Hyperparams
-from ladder.sizes import ModelShape
+from ladder.core.plan import Rung
+from ladder.core.recipes import Hyperparams
+from ladder.core.sizes import ModelShape
 from train.loop import as_train_config, end_process_group, train_rung
-from ladder.files import atomic_write_json
-from train.rundir import LAUNCH
+from ladder.core.files import atomic_write_json
+from ladder.core.layout import LAUNCH
 
-DEFAULT_DATA = "train.data:TokenSequences"
+DEFAULT_DATA = "ladder.core.shards:TokenSequences"
 
 
 def write_launch(run_dir: Path, rung: Rung, cfg, data_kwargs: dict, data: str = DEFAULT_DATA,

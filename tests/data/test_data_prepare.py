@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from ladder.config import load
-from train.data import TokenSequences, corpus, prepare_data
-from ladder.cli import main
+from ladder.orchestration.compose import load
+from ladder.core.shards import TokenSequences
+from train.data import corpus, prepare_data
+from ladder.orchestration.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import gzip
 
 import pytest
 
-from ladder.config import load_group_option
+from ladder.core.configs import load_group_option
 from train.data.config import DataConfig
 from train.data.sources import DataError, Stats, documents
 

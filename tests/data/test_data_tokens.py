@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from train.data import NotEnoughTokens, TokenSequences, prepare_data
+from ladder.core.shards import NotEnoughTokens, TokenSequences
+from train.data import prepare_data
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Shared fixtures: a byte-level BPE tokenizer trained on a few paragraphs and tiny real models."""
 import pytest
 
-from ladder.sizes import ModelShape
+from ladder.core.sizes import ModelShape
 from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model
 

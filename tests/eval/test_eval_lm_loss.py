@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.lm_loss import lm_loss
+from eval.lm_loss import heldout_loss
 
 
 def test_loss_and_bpb_match_direct_definition_for_any_batch_size(tokenizer, model):
@@ -17,7 +17,7 @@ def test_loss_and_bpb_match_direct_definition_for_any_batch_size(tokenizer, mode
             logp = torch.log_softmax(model(torch.tensor(s)[None]).logits[0], -1)
         nll -= sum(logp[j - 1, s[j]].item() for j in range(1, len(s)))
         count += len(s) - 1
-    results = [lm_loss(model, seqs, n_bytes=500, batch_size=b) for b in (1, 2, 4, 8)]
+    results = [heldout_loss(model, seqs, n_bytes=500, batch_size=b) for b in (1, 2, 4, 8)]
     for r in results:
         assert r["loss"] == pytest.approx(nll / count, rel=1e-6)
         assert r["bpb"] == pytest.approx(nll / math.log(2) / 500, rel=1e-6)
@@ -26,8 +26,8 @@ def test_loss_and_bpb_match_direct_definition_for_any_batch_size(tokenizer, mode
 
 def test_bad_sequences_are_errors(model):
     with pytest.raises(ValueError, match="more than the model's 64"):
-        lm_loss(model, [np.zeros(65, dtype=np.int64)])
+        heldout_loss(model, [np.zeros(65, dtype=np.int64)])
     with pytest.raises(ValueError, match="no sequences"):
-        lm_loss(model, [])
+        heldout_loss(model, [])
     with pytest.raises(ValueError, match="at least 2"):
-        lm_loss(model, [[1]])
+        heldout_loss(model, [[1]])

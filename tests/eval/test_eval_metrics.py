@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from eval.metrics import ScoredExample, example_metrics, rc_metrics, weighted
+from eval.metrics import ScoredExample, example_metrics, group_mean, rc_metrics
 
 
 def test_each_normalisation_can_pick_a_different_choice():
@@ -26,7 +26,7 @@ def test_averages_over_examples_and_weighted_groups():
     assert rc_metrics([right, wrong, wrong, right])["acc"] == 0.5
     assert rc_metrics([right])["acc_pmi"] == 1.0  # no unconditional scores: PMI ranks like raw
     a, b = rc_metrics([right]), rc_metrics([wrong])
-    assert weighted({"x": a, "y": b}, {"x": 0.75, "y": 0.25})["acc"] == 0.75
-    assert weighted({"x": a}, {"x": 0.75, "y": 0.25})["acc"] == 1.0  # renormalised over groups present
+    assert group_mean({"x": a, "y": b}, {"x": 0.75, "y": 0.25})["acc"] == 0.75
+    assert group_mean({"x": a}, {"x": 0.75, "y": 0.25})["acc"] == 1.0  # renormalised over groups present
     with pytest.raises(ValueError):
         rc_metrics([])

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from eval.checkpoints import CheckpointError, find_checkpoints, load_checkpoint
 from eval.cli import main, make_eval_hook, rung_info
@@ -10,7 +11,9 @@ from eval.config import EvalConfig
 from eval.metrics import METRICS
 from eval.run import LMSet, evaluate_checkpoint, read_results, write_results
 from eval.tasks import Example
-from ladder.config import load
+from ladder.core.layout import CONFIG
+from ladder.core.plan import build_plan
+from ladder.orchestration.compose import load
 
 RUNG = "smoke-24-smoke-M5"  # a rung of the smoke ladder
 DOCS = ["The river runs past the old mill and the children watch the boats go by in the morning light " * 2,
@@ -24,6 +27,9 @@ DOCS = ["The river runs past the old mill and the children watch the boats go by
 def ladder_dir(tmp_path, tokenizer, model):
     """out_dir with one rung holding two complete checkpoints and one being written."""
     rung_dir = tmp_path / "rungs" / RUNG
+    rung = next(r for r in build_plan(load()).rungs if r.rung_id == RUNG)
+    rung_dir.mkdir(parents=True)
+    (rung_dir / CONFIG).write_text(OmegaConf.to_yaml({"rung": rung.as_dict()}))  # as training writes it
     for step in (10, 20):
         model.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
         tokenizer.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
@@ -39,8 +45,7 @@ def config(out_dir, *overrides):
 
 
 def test_checkpoint_records_follow_the_results_format(ladder_dir, tokenizer):
-    cfg = config(ladder_dir)
-    rung = rung_info(cfg, RUNG, ladder_dir / "rungs" / RUNG)
+    rung = rung_info(ladder_dir / "rungs" / RUNG)
     seqs = [np.arange(1, 30) % len(tokenizer), np.arange(5, 40) % len(tokenizer)]
     tasks = {"toy": [Example("The river runs", (" past the mill", " on Tuesday"), 0)] * 3}
     ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000020"
@@ -109,8 +114,8 @@ def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, toke
         def __getitem__(self, i):
             return (np.arange(16, dtype=np.int64) * (i + 3)) % len(tokenizer)
 
-    import train.data
-    monkeypatch.setattr(train.data, "TokenSequences", TokenSequences, raising=False)
+    import eval.cli
+    monkeypatch.setattr(eval.cli, "TokenSequences", TokenSequences)
     (ladder_dir / "val").mkdir()
     cfg = config(ladder_dir, f"+eval.lm_sets.smoke={ladder_dir / 'val'}", "eval.tasks=[]")
     hook = make_eval_hook(cfg, ladder_dir / "rungs" / RUNG)
@@ -128,7 +133,7 @@ def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, 
     model.save_pretrained(ckpt)
     tokenizer_dir = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
     cfg = EvalConfig(tokenizer=str(tokenizer_dir))
-    rung = rung_info(config(ladder_dir), RUNG)
+    rung = rung_info(ladder_dir / "rungs" / RUNG)
     long = Example("The river runs past the old mill and the children watch the boats go by " * 2, (" a", " b"), 0)
     records = evaluate_checkpoint(ckpt, lm_sets={}, tasks={"long": [long]}, cfg=cfg, rung=rung)
     assert all("1 of 1 contexts truncated" in r["warnings"][0] for r in records)

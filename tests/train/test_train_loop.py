@@ -9,8 +9,9 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 import train.loop
 from train.config import DivergenceConfig, TrainConfig, WandbConfig
 from train.loop import checkpoint_steps, divergence, split_batch, train_rung
-from train.optim import lm_loss, lr_factor
-from train.rundir import checkpoints, read_record, temporary_checkpoint_dir
+from train.optim import lr_factor, training_loss
+from ladder.core.layout import checkpoints, temporary_checkpoint_dir
+from train.rundir import read_record
 from train_fakes import FakeSequences, sequences_for, tiny_rung
 
 
@@ -61,7 +62,7 @@ def test_schedule_warms_up_then_decays_to_final_lr(schedule):
 
 def test_loss_adds_z_loss_to_cross_entropy():
     logits, ids = torch.randn(2, 5, 7), torch.randint(0, 7, (2, 5))
-    total, ce = lm_loss(logits, ids, z_loss=0.1)
+    total, ce = training_loss(logits, ids, z_loss=0.1)
     expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 7), ids[:, 1:].reshape(-1))
     assert ce == pytest.approx(float(expected))
     assert total == pytest.approx(float(ce + 0.1 * torch.logsumexp(logits[:, :-1], -1).pow(2).mean()))
@@ -148,10 +149,10 @@ def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monk
 
     def poisoned(logits, ids, z_loss):  # the 8th step's loss is NaN (2 micro-batches a step)
         calls["n"] += 1
-        total, ce = lm_loss(logits, ids, z_loss)
+        total, ce = training_loss(logits, ids, z_loss)
         return (total * math.nan, ce * math.nan) if calls["n"] > 14 else (total, ce)
 
-    monkeypatch.setattr(train.loop, "lm_loss", poisoned)
+    monkeypatch.setattr(train.loop, "training_loss", poisoned)
     rung = tiny_rung()
     result = train_rung(rung, sequences_for(rung), tmp_path, config())
     record = read_record(tmp_path)

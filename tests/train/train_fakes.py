@@ -10,9 +10,9 @@ import time
 import numpy as np
 import torch
 
-from ladder.plan import Rung
-from ladder.recipes import Hyperparams
-from ladder.sizes import ModelShape
+from ladder.core.plan import Rung
+from ladder.core.recipes import Hyperparams
+from ladder.core.sizes import ModelShape
 
 SHAPE = ModelShape(name="tiny-24", d_model=24, n_layers=2, n_heads=2, mlp_hidden=64, vocab_size=256, seq_len=32)
 

@@ -23,8 +23,8 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 from tqdm import tqdm
 
-FORMAT = "ladder-tokens/1"
-MANIFEST = "manifest.json"
+from ladder.core.shards import FORMAT, MANIFEST
+
 BATCH_DOCS = 256  # documents per tokenizer call: large enough to amortize the call, small for a smooth bar
 SHARD_TOKENS = 2 ** 28  # at most this many tokens per file (512 MiB of uint16)
 

@@ -20,7 +20,8 @@ from filelock import FileLock
 from omegaconf import DictConfig
 
 from train.data import corpus
-from train.data.pack import MANIFEST, SHARD_TOKENS, pack
+from ladder.core.shards import MANIFEST
+from train.data.pack import SHARD_TOKENS, pack
 from train.data.sources import DataError, Stats, data_config, documents, local_files
 from train.data.tokenizer import ensure_tokenizer, load, token_dtype, tokenizer_config, tokenizer_hash
 

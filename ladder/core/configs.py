@@ -1,25 +1,21 @@
-"""Hydra composition for the CLI, with errors that fit on one line and name the key."""
+"""Reading the YAML files under configs/, with errors that fit on one line and name the key or file."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-from ladder.schema import register
-from ladder.sizes import ModelShape
+from ladder.core.sizes import ModelShape
 
-CONFIG_DIR = Path(os.environ.get("LADDER_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
+CONFIG_DIR = Path(os.environ.get("LADDER_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
 
 class ConfigError(ValueError):
     """Bad configuration; its message is a single line naming the key or file."""
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The most useful message in an exception chain, folded to one line.
 
     Prefer the message that names the key (OmegaConf adds `full_key:`), else the innermost one.
@@ -37,21 +33,6 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(lines[:1] + [line for line in lines[1:] if line.startswith("full_key:")][:1])
 
 
-def _init() -> None:
-    if not GlobalHydra.instance().is_initialized():
-        register()
-        initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3")
-
-
-def load(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose the root config with command-line overrides."""
-    _init()
-    try:
-        return compose(config_name=config_name, overrides=list(overrides))
-    except Exception as exc:  # Hydra raises many types; all of them are bad input here
-        raise ConfigError(_one_line(exc)) from exc
-
-
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
@@ -65,7 +46,7 @@ def load_group_option(group: str, name: str, schema: type) -> DictConfig:
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path))
     except Exception as exc:
-        raise ConfigError(f"{path}: {_one_line(exc)}") from exc
+        raise ConfigError(f"{path}: {one_line(exc)}") from exc
 
 
 def load_model(name: str) -> DictConfig:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 from omegaconf import DictConfig
 
-from ladder.config import ConfigError, load_model
-from ladder.recipes import Hyperparams, hyperparams
-from ladder.sizes import CONVENTIONS, ModelShape, format_count, parse_count, shape_for_params
+from ladder.core.configs import ConfigError, load_model
+from ladder.core.recipes import Hyperparams, hyperparams
+from ladder.core.sizes import CONVENTIONS, ModelShape, format_count, parse_count, shape_for_params
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,11 @@ class Rung:
 
 @dataclass(frozen=True)
 class Target:
+    """A model to predict: N in the ladder's convention and D."""
     name: str
     params: float
     tokens: float
+    flops_per_token: Optional[float] = None  # training FLOPs per token, where the model's is known
 
     @property
     def compute(self) -> float:

@@ -12,8 +12,9 @@ from pathlib import Path
 import submitit
 from omegaconf import DictConfig, OmegaConf
 
-from ladder.plan import Rung
-from ladder.resources import Resources, resources_for
+from ladder.core.plan import Rung
+from ladder.orchestration.resources import Resources, resources_for
+from ladder.orchestration.rung import run_rung
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,6 @@ class RungJob(submitit.helpers.Checkpointable):
     rung resumes from its last checkpoint because training always does."""
 
     def __call__(self, config_yaml: str, rung_id: str) -> str:
-        from ladder.pipeline import run_rung
-
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU: expose torchrun's variables to accelerate/DeepSpeed
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from ladder.plan import Rung
+from ladder.core.plan import Rung
 
 ADAM_BYTES_PER_PARAM = 16  # fp32 master weights, gradients and two Adam moments (Rajbhandari et al. 2020)
 

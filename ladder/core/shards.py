@@ -1,4 +1,5 @@
-"""Read packed token files: the sequences a rung trains on, in a fixed seeded order, from any position."""
+"""Packed token shards (docs/data.md), the data stage's output: the sequences a rung trains on, in a
+fixed seeded order, from any position, and the held-out sequences eval scores."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from train.data.pack import FORMAT, MANIFEST
+FORMAT = "ladder-tokens/1"
+MANIFEST = "manifest.json"  # written last: a split directory without it is incomplete and never read
 
 
 class NotEnoughTokens(ValueError):

@@ -5,8 +5,8 @@ import csv
 import io
 import json
 
-from ladder.plan import Plan, describe_target
-from ladder.sizes import format_count
+from ladder.core.plan import Plan, describe_target
+from ladder.core.sizes import format_count
 
 COLUMNS = ("rung", "shape", "N", "M", "D", "C", "batch", "steps", "LR", "warmup")
 

@@ -5,7 +5,8 @@ import argparse
 import logging
 import sys
 
-from ladder.config import ConfigError, group_options, load
+from ladder.core.configs import ConfigError, group_options
+from ladder.orchestration.compose import load
 
 OVERRIDES_HELP = """\
 Hydra overrides, e.g. ladder=gadre 'ladder.multipliers=[20,80]' out_dir=/scratch/ladder.
@@ -18,8 +19,8 @@ def _groups() -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ladder.plan import build_plan
-    from ladder.plan_format import FORMATS
+    from ladder.core.plan import build_plan
+    from ladder.orchestration.plan_format import FORMATS
 
     plan = build_plan(load(args.overrides))
     print(FORMATS[args.format](plan))
@@ -27,9 +28,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from ladder.pipeline import data_config, prepare_all, tokens_needed
-    from ladder.plan import build_plan
-    from train.data import TokenSequences
+    from ladder.core.plan import build_plan
+    from ladder.core.shards import TokenSequences
+    from ladder.orchestration.rung import dataset_config, prepare_all, tokens_needed
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)
@@ -38,7 +39,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print(f"{name} (seq_len {seq_len}): train {train.tokens:,} tokens in {prepared.train_dir}\n"
               f"  val {val.tokens:,} tokens in {prepared.val_dir}\n  tokenizer {prepared.tokenizer_dir}")
         need = tokens_needed(plan, name, seq_len)
-        if need > train.tokens and not data_config(cfg, name).allow_repeat:
+        if need > train.tokens and not dataset_config(cfg, name).allow_repeat:
             print(f"  warning: the largest rung needs {need:,} tokens, more than the {train.tokens:,} "
                   f"available; set data.allow_repeat=true or add data")
     return 0
@@ -46,8 +47,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from eval.cli import main
-    from ladder.pipeline import with_heldout
-    from ladder.plan import build_plan
+    from ladder.core.plan import build_plan
+    from ladder.orchestration.rung import with_heldout
 
     cfg = load(scoped(args.overrides, "eval"))
     plan = build_plan(cfg)
@@ -66,20 +67,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ladder.pipeline import run_ladder
+    from ladder.orchestration.pipeline import run_ladder
 
     return run_ladder(load(args.overrides))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ladder.pipeline import run_ladder
+    from ladder.orchestration.pipeline import run_ladder
 
     return run_ladder(load(scoped(args.overrides, "train")), evaluate=False, fit=False)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ladder.plan import build_plan
-    from ladder.status import status_table
+    from ladder.core.plan import build_plan
+    from ladder.orchestration.status import status_table
 
     cfg = load(args.overrides)
     print(status_table(build_plan(cfg), cfg.out_dir))
@@ -91,7 +92,7 @@ def scoped(overrides: list[str], group: str) -> list[str]:
     import dataclasses
     import typing
 
-    from ladder.schema import Config
+    from ladder.orchestration.schema import Config
 
     root = {f.name for f in dataclasses.fields(Config)}
     own = {f.name for f in dataclasses.fields(typing.get_type_hints(Config)[group])}

@@ -38,8 +38,8 @@ class RungConfig:
 @dataclass
 class LadderConfig:
     name: str = MISSING
-    recipe: str = MISSING  # a key of ladder.recipes.RECIPES
-    convention: str = "olmo"  # how N is counted: olmo, total or non_embedding (ladder.sizes)
+    recipe: str = MISSING  # a key of ladder.core.recipes.RECIPES
+    convention: str = "olmo"  # how N is counted: olmo, total or non_embedding (ladder.core.sizes)
     sizes: List[str] = MISSING  # names in configs/model/, or parameter counts such as "50M"
     multipliers: List[float] = MISSING  # M = D/N
     datasets: List[str] = MISSING  # names in configs/data/

@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ladder.plan import Plan, Rung
-from ladder.sizes import format_count
-from train.rundir import RECORD  # written by the training stage (docs/formats.md)
-
-
+from ladder.core.layout import RECORD, rung_dir
+from ladder.core.plan import Plan, Rung
+from ladder.core.sizes import format_count
 
 @dataclass(frozen=True)
 class RungStatus:
@@ -24,12 +22,8 @@ class RungStatus:
         return self.rung.compute * min(1.0, self.tokens / self.rung.tokens)
 
 
-def rung_dir(out_dir: str | Path, rung: Rung) -> Path:
-    return Path(out_dir) / "rungs" / rung.rung_id
-
-
 def read_status(out_dir: str | Path, rung: Rung) -> RungStatus:
-    path = rung_dir(out_dir, rung) / RECORD
+    path = rung_dir(out_dir, rung.rung_id) / RECORD
     if not path.exists():
         return RungStatus(rung, "pending", 0)
     try:

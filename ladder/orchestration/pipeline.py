@@ -1,0 +1,97 @@
+"""`ladder run`: data → train → eval for every rung, then fit → report; resumable at every step.
+
+Each stage is called through its public entry point and hands the next one files: packed tokens,
+checkpoints, `results.jsonl`, the report. A rung whose record says done is skipped, an interrupted
+one resumes from its last checkpoint, and a failed one is reported while the others go on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from fit.errors import FitInputError
+from fit.run import run_fit
+from ladder.core.files import atomic_write_text
+from ladder.core.layout import PLAN, RECORD, REPORT, rung_dir
+from ladder.core.plan import Plan, Rung, build_plan
+from ladder.orchestration.plan_format import as_json
+from ladder.orchestration.rung import prepare_all, run_rung
+from ladder.orchestration.slurm import submit_rungs, wait
+from ladder.orchestration.status import read_status, status_table
+
+log = logging.getLogger(__name__)
+
+
+def _write_plan(plan: Plan, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / PLAN, as_json(plan))
+
+
+def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
+    """Fit the ladder's own results; predict its targets unless the fit config names others."""
+    fit = OmegaConf.to_container(cfg.fit, resolve=True)
+    fit["results"] = fit["results"] or str(cfg.out_dir)
+    fit["out"] = fit["out"] or str(Path(cfg.out_dir) / REPORT)
+    if not fit["targets"]:
+        fit["targets"] = [{"name": t.name, "params": t.params, "tokens": t.tokens} for t in plan.targets]
+    return OmegaConf.create(fit)
+
+
+def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
+    """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked."""
+    plan = build_plan(cfg)
+    out_dir = Path(cfg.out_dir)
+    _write_plan(plan, out_dir)
+    prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
+    statuses = [read_status(out_dir, r) for r in plan.rungs]
+    for status in statuses:
+        if status.state == "corrupt":  # its checkpoints, if any, are still trusted and resumed from
+            log.warning("%s", status.reason)
+            (rung_dir(out_dir, status.rung.rung_id) / RECORD).unlink()
+    todo = [s.rung for s in statuses if s.state != "done"]
+    log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
+    if cfg.launcher.name == "slurm":
+        failures = _run_slurm(cfg, todo)
+    else:
+        failures = _run_here(cfg, todo, evaluate)
+    if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
+        return 1 if failures else 0
+    print(status_table(plan, out_dir))
+    for rung_id, reason in failures.items():
+        print(f"rung {rung_id} failed: {reason}")
+    if not fit:
+        return 1 if failures else 0
+    try:
+        report = run_fit(_fit_config(cfg, plan))
+    except FitInputError as exc:  # e.g. too few finished rungs for the law: the rungs' work is kept
+        print(f"fit: error: {exc}")
+        return 1
+    print(f"report: {Path(report) / 'report.html'}")
+    return 1 if failures else 0
+
+
+def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> dict[str, str]:
+    failures = {}
+    for rung in rungs:
+        try:
+            state = run_rung(cfg, rung.rung_id, evaluate)
+        except Exception as exc:  # one rung's failure must not stop the ladder; its message is kept
+            log.error("%s failed: %s: %s", rung.rung_id, type(exc).__name__, exc)
+            log.debug("%s traceback", rung.rung_id, exc_info=True)
+            state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"
+        if state != "done" and rung.rung_id not in failures:
+            failures[rung.rung_id] = read_status(cfg.out_dir, rung).reason or state
+    return failures
+
+
+def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
+    failures = wait(submit_rungs(cfg, rungs))
+    for rung in rungs:  # a job can end cleanly with a rung that stopped, e.g. on divergence
+        status = read_status(cfg.out_dir, rung)
+        if status.state != "done" and rung.rung_id not in failures:
+            failures[rung.rung_id] = status.reason or status.state
+    return failures
+
