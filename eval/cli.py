@@ -20,7 +20,7 @@ from eval.checkpoints import CheckpointError, find_checkpoints, missing_files, r
 from eval.derived import load_documents
 from eval.run import LMSet, RungInfo, evaluate_checkpoint, is_done, prepare_task, write_results
 from eval.tasks import TaskError
-from ladder.core.layout import CONFIG, RESULTS, RUNGS, rung_dir, rung_dirs
+from ladder.core.layout import CONFIG, RESULTS, RUNGS, checkpoints, rung_dir, rung_dirs
 from ladder.core.shards import TokenSequences
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,11 @@ def main(cfg: DictConfig) -> int:
         tasks, lm_sets = prepare_tasks(cfg), open_lm_sets(cfg)
         if not tasks and not lm_sets:
             raise EvalError("nothing to evaluate: eval.tasks and eval.lm_sets are both empty")
-        for directory, checkpoints in targets:
+        for directory, found in targets:
             rung = rung_info(directory)
-            if not checkpoints:
+            if not found:
                 log.warning("%s: no checkpoints yet", directory)
-            for ckpt in checkpoints:
+            for ckpt in found:
                 missing = missing_files(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
                 if missing:  # e.g. still being written: say so and leave it for the next run
                     log.warning("skipping incomplete checkpoint %s: missing %s", ckpt, ", ".join(missing))
@@ -128,6 +128,12 @@ def main(cfg: DictConfig) -> int:
         print(f"ladder eval: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def unevaluated(cfg: DictConfig, directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the rung's committed checkpoints whose records lack an eval set or task of `cfg`."""
+    return [(step, path) for step, path in checkpoints(directory)
+            if not is_done(directory, step, list(cfg.eval.lm_sets), list(cfg.eval.tasks))]
 
 
 def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[[Path, int], None]:

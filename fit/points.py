@@ -18,7 +18,7 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from ladder.core import mmlu
-from ladder.core.layout import RESULTS, results_files
+from ladder.core.layout import RESULTS, RUNGS, results_files
 from ladder.core.sizes import format_count
 
 COLUMNS = ["run", "size", "multiplier", "params", "tokens", "run_tokens", "flops", "step", "final",
@@ -83,6 +83,9 @@ def detect_format(path: Path) -> str:
     elif path.is_dir():
         if results_files(path) or list(path.glob(f"*/{RESULTS}")):
             return "harness"
+        if (path / RUNGS).is_dir():
+            raise FitInputError(f"results={path}: a ladder run with no evaluation results yet (no {RUNGS}/*/{RESULTS}); "
+                                f"`ladder status` says where its rungs are")
         if (path / "models").is_dir() and (path / "evals").is_dir():
             return "gadre"
         csvs = list(path.glob("*.csv"))

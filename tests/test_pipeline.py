@@ -74,6 +74,7 @@ def _ladder_run(cfg, tmp_path):
     config_file = tmp_path / f"{Path(cfg.out_dir).name}.yaml"
     config_file.write_text(OmegaConf.to_yaml(cfg))
     script = ("import sys; from omegaconf import OmegaConf; from ladder.orchestration.pipeline import run_ladder; "
+              "from ladder.core.interrupt import stop_on_sigterm; stop_on_sigterm(); "  # as `ladder run` does
               "sys.exit(run_ladder(OmegaConf.load(sys.argv[1]), fit=False))")
     return subprocess.Popen([sys.executable, "-c", script, str(config_file)], env=os.environ.copy())
 
@@ -90,12 +91,73 @@ def test_a_killed_run_completes_on_rerun_with_the_uninterrupted_loss(tiny_ladder
     deadline = time.time() + 120
     while not list(checkpoints.glob("step-*")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(sig)  # killed once its first checkpoint is written
+    proc.send_signal(sig)  # killed once its first checkpoint is written, most often before its evaluation
     proc.wait()
-    assert read_status(cfg.out_dir, rung).state == "running"  # interrupted mid-way
+    # SIGTERM (Slurm's preemption) is recorded; after SIGKILL the record says running, but nobody holds the rung.
+    status = read_status(cfg.out_dir, rung)
+    assert status.state == {signal.SIGKILL: "stale", signal.SIGTERM: "interrupted"}[sig], status
     assert _ladder_run(cfg, tmp_path).wait() == 0  # the same command again
     assert read_status(cfg.out_dir, rung).state == "done"
     assert _final_loss(cfg, rung) == _final_loss(reference, rung)
+    assert _evaluated_steps(cfg, rung) == _evaluated_steps(reference, rung) == _checkpoint_steps(cfg, rung)
+
+
+def _evaluated_steps(cfg, rung):
+    results = rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl"
+    return sorted({json.loads(line)["step"] for line in results.open()})
+
+
+def _checkpoint_steps(cfg, rung):
+    return [int(p.name.split("-")[1]) for p in sorted((rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints").glob("step-*"))]
+
+
+def test_a_checkpoint_committed_but_not_yet_evaluated_is_evaluated_on_rerun(tiny_ladder, monkeypatch):
+    """A stop that lands between a checkpoint's commit and its evaluation: the re-run evaluates it."""
+    import ladder.orchestration.rung as rung_module
+    from ladder.core.interrupt import Interrupted
+    from train.loop import checkpoint_steps
+
+    cfg = tiny_ladder("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]")
+    rung = build_plan(cfg).rungs[0]
+
+    def stopped_before_evaluating(eval_cfg, directory):
+        def hook(checkpoint_dir, step):
+            raise Interrupted("SIGTERM")
+        return hook
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rung_module, "make_eval_hook", stopped_before_evaluating)
+        with pytest.raises(Interrupted):
+            run_ladder(cfg, fit=False)
+    status = read_status(cfg.out_dir, rung)
+    assert status.state == "interrupted" and "SIGTERM" in status.reason
+    assert len(_checkpoint_steps(cfg, rung)) == 1 and not (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").exists()
+    assert run_ladder(cfg, fit=False) == 0
+    assert read_status(cfg.out_dir, rung).state == "done"
+    assert _evaluated_steps(cfg, rung) == _checkpoint_steps(cfg, rung) == checkpoint_steps(rung.hp.steps, [0.5, 1.0])
+
+
+def test_two_runners_on_one_ladder_train_each_rung_once(tiny_ladder, tmp_path):
+    cfg = tiny_ladder("ladder.sizes=[smoke-24,smoke-32]", "ladder.multipliers=[1]", "train.log_every=1")
+    first, second = _ladder_run(cfg, tmp_path), _ladder_run(cfg, tmp_path)
+    assert first.wait() == 0 and second.wait() == 0
+    for rung in build_plan(cfg).rungs:
+        assert read_status(cfg.out_dir, rung).state == "done"
+        directory = rung_dir(cfg.out_dir, rung.rung_id)
+        steps = [json.loads(line)["step"] for line in (directory / "metrics.jsonl").open()]
+        assert steps == list(range(1, rung.hp.steps + 1))  # trained once: every step logged once, none lost
+        records = [json.loads(line) for line in (directory / "results.jsonl").open()]
+        assert len({(r["step"], r["metric"]) for r in records}) == len(records)
+        assert sorted({r["step"] for r in records}) == _checkpoint_steps(cfg, rung)
+
+
+def test_a_rung_that_fails_before_training_is_recorded_failed_with_its_reason(tiny_ladder, capsys):
+    cfg = tiny_ladder("ladder.sizes=[smoke-24]", "ladder.multipliers=[1000]")  # more tokens than the shards hold
+    assert run_ladder(cfg) == 1
+    status = read_status(cfg.out_dir, build_plan(cfg).rungs[0])
+    assert status.state == "failed" and "NotEnoughTokens" in status.reason and "allow_repeat" in status.reason
+    out = capsys.readouterr().out
+    assert "fit: skipped: no rung has evaluation results" in out and "cannot detect" not in out
 
 
 def test_a_corrupt_record_is_redone(tiny_ladder, capsys):

@@ -3,6 +3,7 @@ import json
 from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
 from ladder.orchestration.compose import load
+from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status, status_table
 
 
@@ -22,6 +23,21 @@ def test_status_reads_each_rungs_record(tmp_path):
     assert read_status(tmp_path, plan.rungs[3]).state == "pending"
     table = status_table(plan, tmp_path)
     assert "loss is nan at step 7" in table and "unreadable record" in table
-    assert "1 done, 0 running, 1 failed, 9 pending" in table
+    assert "1 done, 0 running, 1 failed, 1 corrupt, 9 pending" in table
     spent = done.compute + failed.compute * 1000 / failed.tokens
     assert f"compute {spent:.3g} of {plan.compute:.3g}" in table
+
+
+def test_a_running_record_whose_runner_is_gone_is_stale(tmp_path):
+    """A record says `running` while its runner holds the rung's lock; once the runner is gone (kill -9
+    drops its lock with the process), the same record shows as stale."""
+    rung = build_plan(load(["ladder=smoke"])).rungs[0]
+    directory = rung_dir(tmp_path, rung.rung_id)
+    directory.mkdir(parents=True)
+    (directory / "record.json").write_text(json.dumps({"state": "running", "tokens": 10, "pid": 4321,
+                                                       "host": "node7", "updated": "2026-11-29T07:00:00"}))
+    lock = try_lock(directory)
+    assert read_status(tmp_path, rung).state == "running"
+    lock.release()
+    status = read_status(tmp_path, rung)
+    assert status.state == "stale" and "pid 4321 on node7" in status.reason and "ladder run" in status.reason

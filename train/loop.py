@@ -177,8 +177,10 @@ class _Run:
             return self._result("done", record["step"], record["loss"])
         try:
             return self._train()
-        except BaseException as exc:  # KeyboardInterrupt too: the record says why the run stopped
-            self._record("failed", (read_record(self.run_dir) or {}).get("step", 0),
+        except BaseException as exc:  # the record says why the run stopped
+            # Ctrl-C, SIGTERM (ladder.core.interrupt) and submitit's exit on preemption stop a healthy run.
+            stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+            self._record("interrupted" if stopped else "failed", (read_record(self.run_dir) or {}).get("step", 0),
                          reason=f"{type(exc).__name__}: {exc}")
             raise
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,7 +18,7 @@ from typing import Optional
 from ladder.core.files import atomic_write_json
 from ladder.core.layout import CHECKPOINTS, RECORD, TMP_PREFIX, checkpoint_name
 
-STATES = ("running", "done", "failed")
+STATES = ("running", "done", "failed", "interrupted")
 
 
 def read_record(run_dir: Path) -> Optional[dict]:
@@ -27,11 +28,11 @@ def read_record(run_dir: Path) -> Optional[dict]:
 
 def write_record(run_dir: Path, rung_id: str, state: str, step: int, steps: int, tokens: int,
                  reason: Optional[str] = None, checkpoint: Optional[str] = None, loss: Optional[float] = None) -> dict:
-    """record.json: the rung's state (running, done or failed), where it got to and why it stopped."""
+    """record.json: the rung's state, where it got to, why it stopped, and which process wrote it."""
     assert state in STATES, state
     record = {"rung_id": rung_id, "state": state, "step": step, "steps": steps, "tokens": tokens,
               "loss": loss, "reason": reason, "last_checkpoint": checkpoint,
-              "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "pid": os.getpid(), "host": socket.gethostname(), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_json(Path(run_dir) / RECORD, record)
     return record
 

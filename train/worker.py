@@ -20,6 +20,7 @@ from ladder.core.recipes import Hyperparams
 from ladder.core.sizes import ModelShape
 from train.loop import as_train_config, end_process_group, train_rung
 from ladder.core.files import atomic_write_json
+from ladder.core.interrupt import stop_on_sigterm
 from ladder.core.layout import LAUNCH
 
 DEFAULT_DATA = "ladder.core.shards:TokenSequences"
@@ -59,6 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True, help=f"run directory holding {LAUNCH}")
     args = parser.parse_args(argv)
+    stop_on_sigterm()  # torchrun passes a SIGTERM on to its workers: record the rung as interrupted
     spec = json.loads((args.run_dir / LAUNCH).read_text())
     sequences = _resolve(spec["data"])(*spec["data_args"], **spec["data_kwargs"])
     try:

@@ -25,6 +25,7 @@ METRICS = "metrics.jsonl"  # training log
 RESULTS = "results.jsonl"  # evaluation records (eval → fit)
 LAUNCH = "launch.json"  # multi-process runs: what each torchrun worker trains
 EVAL_CONFIG = "eval_config.yaml"  # multi-process runs: how workers evaluate checkpoints
+LOCK = "run.lock"  # held by the one process running the rung (ladder.orchestration.lock)
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.pt"  # inside a checkpoint: optimizer, scheduler, RNG and data position
 

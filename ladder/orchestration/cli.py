@@ -6,6 +6,7 @@ import logging
 import sys
 
 from ladder.core.configs import ConfigError, group_options
+from ladder.core.interrupt import stop_on_sigterm
 from ladder.orchestration.compose import load
 
 OVERRIDES_HELP = """\
@@ -184,11 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     for chatty in ("accelerate", "transformers", "datasets", "deepspeed", "torch.distributed"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    stop_on_sigterm()  # Slurm's preemption and `kill` stop a run the way Ctrl-C does: recorded, resumable
     try:
         return args.run(args)
     except (ConfigError, *_stage_errors()) as exc:
         print(f"ladder {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"ladder {args.command}: interrupted ({exc or 'Ctrl-C'}); run it again to resume", file=sys.stderr)
+        return 130
     finally:
         if "torch.distributed" in sys.modules:  # rungs share one process group; it ends with the command
             from train.loop import end_process_group

@@ -15,10 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 from fit.errors import FitInputError
 from fit.run import run_fit
 from ladder.core.files import atomic_write_text
-from ladder.core.layout import PLAN, RECORD, REPORT, rung_dir
+from eval.cli import unevaluated
+from ladder.core.layout import PLAN, RECORD, REPORT, results_files, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.orchestration.plan_format import as_json
-from ladder.orchestration.rung import prepare_all, run_rung
+from ladder.orchestration.rung import LOCKED, prepare_all, run_rung, with_heldout
 from ladder.orchestration.slurm import submit_rungs, wait
 from ladder.orchestration.status import read_status, status_table
 
@@ -51,19 +52,26 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
         if status.state == "corrupt":  # its checkpoints, if any, are still trusted and resumed from
             log.warning("%s", status.reason)
             (rung_dir(out_dir, status.rung.rung_id) / RECORD).unlink()
-    todo = [s.rung for s in statuses if s.state != "done"]
+    todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
     if cfg.launcher.name == "slurm":
-        failures = _run_slurm(cfg, todo)
+        failures, elsewhere = _run_slurm(cfg, todo), []
     else:
-        failures = _run_here(cfg, todo, evaluate)
+        failures, elsewhere = _run_here(cfg, todo, evaluate)
     if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
         return 1 if failures else 0
     print(status_table(plan, out_dir))
     for rung_id, reason in failures.items():
         print(f"rung {rung_id} failed: {reason}")
-    if not fit:
+    if elsewhere:
+        print(f"{len(elsewhere)} rung(s) are being run by another process ({', '.join(elsewhere)}); "
+              f"the fit waits for them: run `ladder run` or `ladder fit` again once they are done")
+    if not fit or elsewhere:
         return 1 if failures else 0
+    if not results_files(out_dir):
+        print(f"fit: skipped: no rung has evaluation results under {out_dir} yet"
+              + (f" ({len(failures)} failed, see above)" if failures else ""))
+        return 1
     try:
         report = run_fit(_fit_config(cfg, plan))
     except FitInputError as exc:  # e.g. too few finished rungs for the law: the rungs' work is kept
@@ -73,8 +81,14 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     return 1 if failures else 0
 
 
-def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> dict[str, str]:
-    failures = {}
+def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung) -> bool:
+    """Whether a rung has a committed checkpoint without its records (a kill between commit and eval)."""
+    return bool(unevaluated(with_heldout(cfg, plan, rung.shape.seq_len), rung_dir(cfg.out_dir, rung.rung_id)))
+
+
+def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> tuple[dict[str, str], list[str]]:
+    """Run the rungs one after another: (failure reason by rung id, rungs another process is running)."""
+    failures, elsewhere = {}, []
     for rung in rungs:
         try:
             state = run_rung(cfg, rung.rung_id, evaluate)
@@ -82,9 +96,11 @@ def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> dict[str, s
             log.error("%s failed: %s: %s", rung.rung_id, type(exc).__name__, exc)
             log.debug("%s traceback", rung.rung_id, exc_info=True)
             state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"
-        if state != "done" and rung.rung_id not in failures:
+        if state == LOCKED:
+            elsewhere.append(rung.rung_id)
+        elif state != "done" and rung.rung_id not in failures:
             failures[rung.rung_id] = read_status(cfg.out_dir, rung).reason or state
-    return failures
+    return failures, elsewhere
 
 
 def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:

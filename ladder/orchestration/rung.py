@@ -1,25 +1,32 @@
 """One rung end to end: its data prepared, then trained with every checkpoint evaluated as it is written.
 
-Both launchers call `run_rung`: the local one in this process, the Slurm one inside each job.
+Both launchers call `run_rung`: the local one in this process, the Slurm one inside each job. It holds
+the rung's lock throughout, so two runners (or a requeued job and a stale one) never run the same rung.
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from eval.cli import make_eval_hook
+from eval.cli import make_eval_hook, unevaluated
 from ladder.core.configs import load_group_option
 from ladder.core.files import atomic_write_text
-from ladder.core.layout import EVAL_CONFIG, rung_dir
+from ladder.core.layout import EVAL_CONFIG, LOCK, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.shards import TokenSequences
+from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status
 from train.data import DataConfig, DataError, prepare_data
 from train.loop import train_rung
+from train.rundir import read_record, write_record
 from train.worker import launch_command, write_launch
+
+log = logging.getLogger(__name__)
+LOCKED = "locked"  # run_rung's state for a rung another process is running
 
 
 def dataset_config(cfg: DictConfig, dataset: str) -> DictConfig:
@@ -40,9 +47,11 @@ def prepare(cfg: DictConfig, dataset: str, seq_len: int, plan: Plan):
     """Packed tokens of one dataset for one sequence length (cached: tokenized once per input), from a
     tokenizer whose ids fit every model that trains on them."""
     data = dataset_config(cfg, dataset)
-    # A hub stream never ends: pack only what the largest rung trains on. Local files are packed whole.
+    # A hub stream never ends: pack only what the largest rung trains on. Local files (a built-in corpus
+    # too) are packed whole.
+    stream = data.path is None and data.corpus is None
     prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
-                            train_tokens=None if data.path is not None else tokens_needed(plan, dataset, seq_len))
+                            train_tokens=tokens_needed(plan, dataset, seq_len) if stream else None)
     vocab = prepared.train_manifest["tokenizer"]["vocab_size"]
     small = min(_rungs_of(plan, dataset, seq_len), key=lambda r: r.shape.vocab_size).shape
     if vocab > small.vocab_size:
@@ -88,11 +97,36 @@ def worker_eval_hook(checkpoint_dir: Path, step: int) -> None:
 
 
 def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
-    """Prepare, train (evaluating every checkpoint as it is written) and return the rung's final state."""
+    """Prepare, train (evaluating every checkpoint as it is written, and any committed checkpoint an
+    interruption left without records) and return the rung's final state; LOCKED when another process
+    is running the rung. A failure before training starts is recorded too, with its reason."""
     plan = build_plan(cfg)
     rung = find_rung(plan, rung_id)
-    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
     directory = rung_dir(cfg.out_dir, rung.rung_id)
+    distributed = "WORLD_SIZE" in os.environ  # one of several processes started together to run it as one
+    if distributed and int(os.environ.get("RANK", 0)) > 0:  # rank 0 holds the lock for them all
+        return _run_rung(cfg, plan, rung, directory, evaluate)
+    lock = try_lock(directory)
+    if lock is None and distributed:  # the other ranks are waiting for this one: wait too, then resume
+        log.warning("%s: another process is running this rung (it holds %s); waiting for it", rung_id, directory / LOCK)
+        lock = try_lock(directory, wait=True)
+    if lock is None:
+        log.warning("%s: another process is running this rung (it holds %s); skipping it", rung_id, directory / LOCK)
+        return LOCKED
+    with lock:
+        try:
+            return _run_rung(cfg, plan, rung, directory, evaluate)
+        except Exception as exc:
+            record = read_record(directory) or {}
+            if record.get("state") not in ("failed", "interrupted"):  # training records its own stops
+                write_record(directory, rung_id, "failed", record.get("step", 0), rung.hp.steps,
+                             record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
+                             checkpoint=record.get("last_checkpoint"), loss=record.get("loss"))
+            raise
+
+
+def _run_rung(cfg: DictConfig, plan: Plan, rung: Rung, directory: Path, evaluate: bool) -> str:
+    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
     data_kwargs = {"tokens": rung.trained_tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, rung.dataset).allow_repeat}
@@ -105,8 +139,18 @@ def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
                      tokenizer_dir=prepared.tokenizer_dir,
                      eval_hook="ladder.orchestration.rung:worker_eval_hook" if evaluate else None)
         subprocess.run(launch_command(directory, cfg.train.num_processes), check=False)
-        return read_status(cfg.out_dir, rung).state
-    sequences = TokenSequences(prepared.train_dir, **data_kwargs)
-    hook = make_eval_hook(eval_cfg, directory) if evaluate else None
-    return train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                      eval_hook=hook).state
+        state = read_status(cfg.out_dir, rung).state
+    else:
+        sequences = TokenSequences(prepared.train_dir, **data_kwargs)
+        hook = make_eval_hook(eval_cfg, directory) if evaluate else None
+        state = train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
+                           eval_hook=hook).state
+    if evaluate and int(os.environ.get("RANK", 0)) == 0:
+        # A kill between a checkpoint's commit and its evaluation leaves it without records: evaluate it now.
+        missing = unevaluated(eval_cfg, directory)
+        if missing:
+            log.info("%s: evaluating %d checkpoint(s) without records", rung.rung_id, len(missing))
+            hook = make_eval_hook(eval_cfg, directory)
+            for step, path in missing:
+                hook(path, step)
+    return state

@@ -6,7 +6,7 @@ import pytest
 
 from ladder.orchestration.compose import load
 from ladder.core.shards import TokenSequences
-from train.data import corpus, prepare_data
+from train.data import DataError, corpus, prepare_data
 from ladder.orchestration.cli import main
 
 
@@ -44,6 +44,31 @@ def test_ladder_prepare_prepares_the_ladder_datasets_with_overrides(c4_dir, docs
     out = capsys.readouterr().out
     assert "smoke (seq_len 128): train" in out and "val 1,024 tokens" in out
     assert "warning: the largest rung needs" in out  # 240 tiny documents cannot feed smoke-64 at M=20
+
+
+def _snapshot(directory):
+    return {p.relative_to(directory): (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.rglob("*")}
+
+
+def test_a_users_data_path_is_read_and_never_written(c4_dir, docs, tmp_path, monkeypatch, capsys):
+    """data=smoke builds its corpus under the cache; a data.path the user sets is only read."""
+    (c4_dir / "notes.txt").write_text("the user's own file, not the harness's")
+    before = _snapshot(c4_dir)
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "cache"))
+    overrides = [o for o in _overrides(c4_dir) if o != "data.corpus=null"]  # corpus: smoke, as data=smoke ships
+    assert main(["prepare", *overrides]) == 0
+    assert _snapshot(c4_dir) == before
+    assert "smoke (seq_len 128): train" in capsys.readouterr().out
+    assert not (tmp_path / "cache" / "corpus").exists()  # the user's files were read, not the built-in corpus
+
+
+def test_the_corpus_is_never_built_over_a_directory_it_did_not_write(tmp_path):
+    out = tmp_path / "corpus" / "smoke"
+    out.mkdir(parents=True)
+    (out / "mine.jsonl").write_text('{"text": "keep me"}\n')
+    with pytest.raises(DataError, match="holds no complete built-in corpus"):
+        corpus.build(out)
+    assert (out / "mine.jsonl").read_text() == '{"text": "keep me"}\n'
 
 
 def test_ladder_prepare_refuses_a_tokenizer_larger_than_the_models_vocabulary(c4_dir, docs, tmp_path, monkeypatch,

@@ -17,7 +17,7 @@ class DataConfig:
     path: Optional[str] = None  # local json.gz/jsonl/parquet file or directory in the same schema; wins over hf_path
     split: str = "train"  # the hub split the documents are read from; train and validation are both cut from it
     streaming: bool = True  # stream hub datasets instead of downloading them whole
-    corpus: Optional[str] = None  # a built-in corpus (train.data.corpus) written to `path` at first use
+    corpus: Optional[str] = None  # a built-in corpus (train.data.corpus), built under the cache; `path` wins
     val_tokens: int = 200_000  # held-out validation tokens, the first documents of the stream
     max_tokens: Optional[int] = None  # stop packing training tokens here (a hub dataset never ends)
     allow_repeat: bool = False  # let a rung draw more tokens than the split holds (epochs are recorded)

@@ -19,6 +19,10 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock
+
+from train.data.sources import DataError
+
 SHARD_DOCS = 5000
 DOC_WORDS = 300  # GCIDE entries and Bible verses are grouped into documents of about this many words
 CORPUS_SEED = 1234
@@ -87,6 +91,17 @@ def build(out: Path) -> Path:
     out = Path(out)
     if (out / MARKER).exists():
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):  # two processes starting together: one builds, the other waits
+        if (out / MARKER).exists():
+            return out
+        if out.exists():  # not a complete corpus, so not one this function wrote: never delete it
+            raise DataError(f"{out}: exists but holds no complete built-in corpus ({MARKER} missing); "
+                            f"move it away or set LADDER_CACHE to another directory")
+        return _build(out)
+
+
+def _build(out: Path) -> Path:
     docs = [{"text": text, "timestamp": stamp, "url": url}
             for make, stamp in SOURCES.values() for url, text in make()]
     random.Random(CORPUS_SEED).shuffle(docs)
@@ -101,6 +116,5 @@ def build(out: Path) -> Path:
     (tmp / MARKER).write_text(json.dumps({
         "version": CORPUS_VERSION, "documents": len(docs), "characters": sum(len(d["text"]) for d in docs),
         "sources": sorted(SOURCES), "seed": CORPUS_SEED}, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    tmp.rename(out)  # under build's lock, and out did not exist
     return out

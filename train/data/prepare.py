@@ -92,9 +92,10 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     if cfg.corpus:
         if cfg.corpus not in CORPORA:
             raise DataError(f"data.corpus: unknown built-in corpus '{cfg.corpus}'; known: {', '.join(CORPORA)}")
-        if cfg.path is None:
-            raise DataError(f"data.corpus={cfg.corpus} needs data.path, where the corpus is written")
-        CORPORA[cfg.corpus](Path(cfg.path))
+        if cfg.path is None:  # built under the cache, the one place the harness writes documents
+            cfg.path = str(CORPORA[cfg.corpus](cache_dir / "corpus" / cfg.corpus))
+        else:  # a user's data.path is only ever read
+            log.info("data.path=%s is set: reading it instead of the built-in corpus '%s'", cfg.path, cfg.corpus)
     tokenizer_dir = ensure_tokenizer(tok_cfg, cache_dir)
     tokenizer = load(tokenizer_dir)
     if tokenizer.eos_token_id is None:

@@ -9,9 +9,11 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from filelock import FileLock
 from omegaconf import OmegaConf
 
 from train.data.config import TokenizerConfig
@@ -56,8 +58,7 @@ def _atomic_save(tokenizer, out: Path) -> Path:
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    tmp.rename(out)  # callers hold out's lock and found no tokenizer there: nothing is replaced
     return out
 
 
@@ -98,15 +99,16 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
         if Path(cfg.name_or_path).is_dir():
             return Path(cfg.name_or_path)
         out = cache_dir / "tokenizers" / cfg.name_or_path.replace("/", "__")
-        if not (out / "tokenizer_config.json").exists():
-            from transformers import AutoTokenizer
+        with _made_once(out) as missing:
+            if missing:
+                from transformers import AutoTokenizer
 
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path)
-            except Exception as exc:
-                raise ValueError(f"could not load tokenizer '{cfg.name_or_path}' (hub name or local directory): "
-                                 f"{exc}") from exc
-            _atomic_save(tokenizer, out)
+                try:
+                    tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path)
+                except Exception as exc:
+                    raise ValueError(f"could not load tokenizer '{cfg.name_or_path}' (hub name or local directory): "
+                                     f"{exc}") from exc
+                _atomic_save(tokenizer, out)
         return out
     if not cfg.train_vocab_size:
         raise ValueError("tokenizer: set name_or_path (hub name or directory) or train_vocab_size (train a BPE)")
@@ -118,7 +120,20 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
         "files": [[str(p.relative_to(train_path) if p != train_path else p.name), p.stat().st_size] for p in files],
         "vocab": cfg.train_vocab_size, "chars": cfg.train_chars}).encode()).hexdigest()[:12]
     out = cache_dir / "tokenizers" / f"bpe-{cfg.train_vocab_size}-{key}"
-    if not (out / "tokenizer_config.json").exists():
-        docs = sources.documents({"name": "tokenizer", "path": str(train_path)})
-        train_bpe(_chars(docs, cfg.train_chars), cfg.train_vocab_size, out)
+    with _made_once(out) as missing:
+        if missing:
+            docs = sources.documents({"name": "tokenizer", "path": str(train_path)})
+            train_bpe(_chars(docs, cfg.train_chars), cfg.train_vocab_size, out)
     return out
+
+
+@contextmanager
+def _made_once(out: Path):
+    """Yields whether the tokenizer at `out` is still to be made, under a lock, so that two processes
+    starting together make it once and neither reads a half-written one."""
+    if (out / "tokenizer_config.json").exists():
+        yield False
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        yield not (out / "tokenizer_config.json").exists()
