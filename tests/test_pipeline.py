@@ -47,7 +47,7 @@ def test_a_failing_rung_is_reported_and_the_rest_go_on(tiny_ladder, capsys):
     assert run_ladder(cfg) == 1
     out = capsys.readouterr().out
     assert out.count("failed: ") == 2 and "0 done, 0 running, 2 failed" in out
-    assert "fit: error:" in out  # no finished rung to fit: said plainly, not a traceback
+    assert "fit: skipped: no rung has evaluation results" in out  # said plainly, not a traceback
 
 
 def test_torchrun_workers_train_and_evaluate_a_rung(tiny_ladder):
