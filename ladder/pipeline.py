@@ -86,13 +86,18 @@ def find_rung(plan: Plan, rung_id: str) -> Rung:
 EVAL_CONFIG = "eval_config.yaml"  # beside a rung's checkpoints: how torchrun workers evaluate them
 
 
-def evaluate_checkpoint(checkpoint_dir: Path, step: int) -> None:
+_worker_hooks: dict = {}  # rung directory -> its eval hook, so tasks are prepared once per worker
+
+
+def evaluate_checkpoint(checkpoint_dir: Path, step: int, model, **kwargs) -> None:
     """The eval hook of torchrun workers, which cannot be handed a closure: it reads the eval config
     `run_rung` wrote into the rung's directory."""
     from eval.cli import make_eval_hook
 
     directory = Path(checkpoint_dir).parent.parent
-    make_eval_hook(OmegaConf.load(directory / EVAL_CONFIG), directory)(checkpoint_dir, step)
+    if directory not in _worker_hooks:
+        _worker_hooks[directory] = make_eval_hook(OmegaConf.load(directory / EVAL_CONFIG), directory)
+    _worker_hooks[directory](checkpoint_dir, step, model, **kwargs)
 
 
 def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:

@@ -98,7 +98,7 @@ def test_incomplete_checkpoints_name_what_is_missing(ladder_dir):
         "step-00000010", "step-00000020", "step-00000030"]
 
 
-def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, tokenizer, monkeypatch):
+def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, tokenizer, model, monkeypatch):
     class TokenSequences:  # the data stage's reader, faked: 3 sequences of 16 tokens
         def __init__(self, path):
             self.seq_len = 16
@@ -115,8 +115,8 @@ def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, toke
     cfg = config(ladder_dir, f"+eval.lm_sets.smoke={ladder_dir / 'val'}", "eval.tasks=[]")
     hook = make_eval_hook(cfg, ladder_dir / "rungs" / RUNG)
     ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
-    hook(ckpt, 10)
-    hook(ckpt, 10)
+    hook(ckpt, 10, model)
+    hook(ckpt, 10, model)
     results = read_results(ladder_dir / "rungs" / RUNG)
     assert sorted(r["metric"] for r in results) == ["smoke_val:bpb", "smoke_val:loss"]
     assert all(np.isfinite(r["value"]) for r in results)
