@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -110,11 +111,13 @@ def _evaluate(rung: RungInfo, step: int, lm_sets, tasks, shards: Shards, records
         if shards.is_main:
             log.info("%s step %d: already evaluated", rung.base["run"], step)
         return 0
+    start = time.perf_counter()
     new = records()
     if not shards.is_main:
         return 0
     written = write_results(rung.rung_dir, new)
-    log.info("%s step %d: %d records -> %s", rung.base["run"], step, written, rung.rung_dir / "results.jsonl")
+    log.info("%s step %d: %d records -> %s, evaluated in %.2f s", rung.base["run"], step, written,
+             rung.rung_dir / "results.jsonl", time.perf_counter() - start)
     return written
 
 

@@ -101,3 +101,17 @@ def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny
         assert [name for name, _, _ in rank["results"]] == [name for name, _, _ in one_process]
         assert [value for _, value, _ in rank["results"]] == pytest.approx(
             [value for _, value, _ in one_process], **TOLERANCE)
+
+
+@pytest.mark.slow
+def test_zero3_training_evaluates_its_sharded_parameters_in_lockstep_like_ladder_eval(tiny_ladder):
+    cfg = tiny_ladder(*ONE_RUNG, "train=deepspeed_zero3", "train.device=cpu", "train.precision=fp32",
+                      "train.num_processes=2", "train.micro_batch_size=8", "train.wandb.mode=disabled",
+                      "train.progress=false", "eval.batch_size=3")
+    rung = build_plan(cfg).rungs[0]
+    assert run_rung(cfg, rung.rung_id) == "done"
+    directory = rung_dir(cfg.out_dir, rung)
+    in_loop = results(directory)
+    (directory / "results.jsonl").unlink()
+    assert main(heldout(cfg)) == 0
+    assert_same(in_loop, results(directory))
