@@ -3,12 +3,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from eval.checkpoints import CheckpointError, find_checkpoints, load_checkpoint
 from eval.cli import main, make_eval_hook, rung_info
 from eval.config import EvalConfig
 from eval.metrics import METRICS
-from eval.run import LMSet, evaluate_checkpoint, read_results, write_results
+from eval.run import LMSet, eval_device, eval_dtype, evaluate_checkpoint, read_results, write_results
 from eval.tasks import Example
 from ladder.config import load
 
@@ -132,3 +133,17 @@ def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, 
     long = Example("The river runs past the old mill and the children watch the boats go by " * 2, (" a", " b"), 0)
     records = evaluate_checkpoint(ckpt, lm_sets={}, tasks={"long": [long]}, cfg=cfg, rung=rung)
     assert all("1 of 1 contexts truncated" in r["warnings"][0] for r in records)
+
+
+def test_device_and_precision_errors_name_the_key(ladder_dir, capsys):
+    assert main(config(ladder_dir, "eval.precision=fp16")) == 2
+    assert "eval.precision: expected one of ('auto', 'fp32', 'bf16'), got 'fp16'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(config(ladder_dir, "eval.device=cuda")) == 2
+        assert "eval.device=cuda but no CUDA device is visible" in capsys.readouterr().err
+
+
+def test_auto_device_and_precision_follow_the_hardware():
+    assert eval_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert eval_dtype("auto", torch.device("cpu")) is None and eval_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert eval_dtype("bf16", torch.device("cpu")) == torch.bfloat16 and eval_dtype("fp32", torch.device("cuda")) is None
