@@ -60,14 +60,19 @@ def require_complete(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None)
         raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: missing {', '.join(missing)}")
 
 
-def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, device: str = "cpu"):
+def load_tokenizer(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None):
+    """The checkpoint's own tokenizer, else the one in `tokenizer_dir`."""
+    has_own = any((Path(checkpoint_dir) / name).is_file() for name in _TOKENIZER)
+    return AutoTokenizer.from_pretrained(checkpoint_dir if has_own else tokenizer_dir)
+
+
+def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, device: str | torch.device = "cpu"):
     """(model, tokenizer) in fp32 eval mode; CheckpointError naming every missing file."""
     require_complete(checkpoint_dir, tokenizer_dir)
     transformers.utils.logging.disable_progress_bar()  # a bar per checkpoint would drown the run's own
     try:
         model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, dtype=torch.float32).to(device).eval()
-        has_own = any((Path(checkpoint_dir) / name).is_file() for name in _TOKENIZER)
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir if has_own else tokenizer_dir)
+        tokenizer = load_tokenizer(checkpoint_dir, tokenizer_dir)
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {checkpoint_dir} cannot be loaded: {str(exc).splitlines()[0]}") from exc
     return model, tokenizer

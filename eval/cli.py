@@ -6,28 +6,36 @@ and the hook the training loop calls after each checkpoint it saves.
     ladder eval                       # every rungs/*/checkpoints/step-* under out_dir
 
 Already evaluated (step, task) pairs are skipped, so the command can be re-run as training goes on.
+`eval.device=auto` (the default) uses a GPU when one is visible. Started by torchrun or `accelerate
+launch` on several processes, each loads the checkpoint, scores its share of the examples and
+sequences (eval/sharding.py), and rank 0 writes the records:
+
+    torchrun --nproc-per-node 8 -m ladder eval eval.rung=...
 """
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import torch
+import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
-from eval.checkpoints import CheckpointError, find_checkpoints, missing_files, require_complete, step_of
+from eval.checkpoints import (CheckpointError, find_checkpoints, load_tokenizer, missing_files, require_complete,
+                              step_of)
+from eval.config import EvalError
 from eval.derived import load_documents
-from eval.run import LMSet, RungInfo, evaluate_checkpoint, is_done, prepare_task, write_results
+from eval.run import (LMSet, RungInfo, as_records, eval_device, evaluate_checkpoint, evaluate_model, is_done,
+                      prepare_task, write_results)
+from eval.sharding import Shards, init_from_environment
 from eval.tasks import TaskError
 from ladder.core.layout import CONFIG, RESULTS, RUNGS, checkpoints, rung_dir, rung_dirs
 from ladder.core.shards import TokenSequences
 
 log = logging.getLogger(__name__)
-
-
-class EvalError(ValueError):
-    """Bad `ladder eval` input; its message names what to fix."""
 
 
 def rung_info(directory: Path) -> RungInfo:
@@ -97,55 +105,97 @@ def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
     return [(d, find_checkpoints(d)) for d in dirs]
 
 
-def _evaluate(cfg: DictConfig, rung: RungInfo, checkpoint: Path, lm_sets, tasks, step: Optional[int] = None) -> int:
-    step = step_of(checkpoint) if step is None else step
-    if is_done(rung.rung_dir, step, list(lm_sets), list(tasks)):
-        log.info("%s step %d: already evaluated", rung.base["run"], step)
+def _evaluate(rung: RungInfo, step: int, lm_sets, tasks, shards: Shards, records: Callable[[], list[dict]]) -> int:
+    """`records()` of one step into the rung's results, unless already there; every rank calls this."""
+    if shards.agree(is_done(rung.rung_dir, step, list(lm_sets), list(tasks)) if shards.is_main else None):
+        if shards.is_main:
+            log.info("%s step %d: already evaluated", rung.base["run"], step)
         return 0
-    records = evaluate_checkpoint(checkpoint, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, step=step)
-    written = write_results(rung.rung_dir, records)
-    log.info("%s step %d: %d records -> %s", rung.base["run"], step, written, rung.rung_dir / RESULTS)
+    start = time.perf_counter()
+    new = records()
+    if not shards.is_main:
+        return 0
+    written = write_results(rung.rung_dir, new)
+    log.info("%s step %d: %d records -> %s, evaluated in %.2f s", rung.base["run"], step, written,
+             rung.rung_dir / RESULTS, time.perf_counter() - start)
     return written
 
 
 def main(cfg: DictConfig) -> int:
     try:
-        targets = _targets(cfg)
-        tasks, lm_sets = prepare_tasks(cfg), open_lm_sets(cfg)
-        if not tasks and not lm_sets:
-            raise EvalError("nothing to evaluate: eval.tasks and eval.lm_sets are both empty")
-        for directory, found in targets:
-            rung = rung_info(directory)
-            if not found:
-                log.warning("%s: no checkpoints yet", directory)
-            for ckpt in found:
-                missing = missing_files(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
-                if missing:  # e.g. still being written: say so and leave it for the next run
-                    log.warning("skipping incomplete checkpoint %s: missing %s", ckpt, ", ".join(missing))
-                    continue
-                _evaluate(cfg, rung, ckpt, lm_sets, tasks)
+        evaluate_saved(cfg, _targets(cfg))
     except (EvalError, CheckpointError, TaskError) as exc:
         print(f"ladder eval: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def unevaluated(cfg: DictConfig, directory: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the rung's committed checkpoints whose records lack an eval set or task of `cfg`."""
-    return [(step, path) for step, path in checkpoints(directory)
+def unevaluated(cfg: DictConfig, directory: Path) -> list[Path]:
+    """The rung's committed checkpoints whose records lack an eval set or task of `cfg`."""
+    return [path for step, path in checkpoints(directory)
             if not is_done(directory, step, list(cfg.eval.lm_sets), list(cfg.eval.tasks))]
 
 
-def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[[Path, int], None]:
-    """For the training loop: `hook(checkpoint_dir, step)` evaluates that checkpoint into the rung's results.
+def evaluate_unevaluated(cfg: DictConfig, directory: Path) -> int:
+    """Evaluate the rung's committed checkpoints that have no records yet (a stop between a checkpoint's
+    commit and its evaluation leaves them so); every process of a launch calls it. How many there were."""
+    shards = Shards.of_process_group()
+    missing = shards.agree(unevaluated(cfg, directory) if shards.is_main else None)
+    if missing:
+        evaluate_saved(cfg, [(Path(directory), missing)])
+    return len(missing)
 
+
+def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> None:
+    """Evaluate saved checkpoints, [(rung directory, checkpoints)], skipping evaluated ones; on several
+    processes when started by torchrun or accelerate."""
+    created = False
+    try:
+        device = eval_device(cfg.eval.device)
+        created = init_from_environment(device)
+        shards = Shards.of_process_group()
+        tasks, lm_sets = prepare_tasks(cfg), open_lm_sets(cfg)
+        if not tasks and not lm_sets:
+            raise EvalError("nothing to evaluate: eval.tasks and eval.lm_sets are both empty")
+        tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
+        for directory, found in targets:
+            rung = rung_info(directory)
+            if not found and shards.is_main:
+                log.warning("%s: no checkpoints yet", directory)
+            for ckpt in found:
+                # Rank 0 decides, so a checkpoint being written as the ranks look is skipped by all or none.
+                missing = shards.agree(missing_files(ckpt, tokenizer_dir) if shards.is_main else None)
+                if missing:  # e.g. still being written: say so and leave it for the next run
+                    if shards.is_main:
+                        log.warning("skipping incomplete checkpoint %s: missing %s", ckpt, ", ".join(missing))
+                    continue
+                _evaluate(rung, step_of(ckpt), lm_sets, tasks, shards, lambda: evaluate_checkpoint(
+                    ckpt, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, shards=shards))
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
+    """For the training loop: `hook(checkpoint_dir, step, model, dtype=None, lockstep=False)`, called on
+    every process, evaluates the live `model` (on its device, under `dtype` autocast) into the rung's results.
+
+    Each rank scores its share; `lockstep` says the parameters are sharded (FSDP, ZeRO-3), so forwards
+    are collectives. `checkpoint_dir` (just committed) supplies the tokenizer and names the step.
     The rung, tasks and eval sets are read on the first call and reused for every later checkpoint.
     """
     state: dict = {}
 
-    def hook(checkpoint_dir: Path, step: int) -> None:
+    def hook(checkpoint_dir: Path, step: int, model, *, dtype: Optional[torch.dtype] = None,
+             lockstep: bool = False) -> None:
         if not state:  # training has written the rung's config.yaml by its first checkpoint
-            state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg))
-        _evaluate(cfg, state["rung"], Path(checkpoint_dir), state["lm_sets"], state["tasks"], step)
+            tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
+            state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg),
+                         tokenizer=load_tokenizer(Path(checkpoint_dir), tokenizer_dir))
+        shards = Shards.of_process_group(lockstep)
+        rung, tasks, lm_sets = state["rung"], state["tasks"], state["lm_sets"]
+        _evaluate(rung, step, lm_sets, tasks, shards, lambda: as_records(evaluate_model(
+            model, state["tokenizer"], lm_sets=lm_sets, tasks=tasks, batch_size=cfg.eval.batch_size,
+            shards=shards, dtype=dtype), rung, step))
 
     return hook

@@ -4,6 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class EvalError(ValueError):
+    """Bad `ladder eval` input; its message names what to fix."""
+
 
 @dataclass
 class DerivedConfig:
@@ -29,5 +35,7 @@ class EvalConfig:
     checkpoint: Optional[str] = None  # evaluate this one checkpoint directory
     rung: Optional[str] = None  # else every checkpoint of this rung id; else all rungs under out_dir
     tokenizer: Optional[str] = None  # tokenizer directory for checkpoints saved without one
-    device: str = "cpu"
+    device: str = "auto"  # auto: this process's GPU when one is visible, else cpu; or cpu, cuda
+    precision: str = "auto"  # ladder eval's forwards: auto (bf16 autocast on GPU, fp32 on CPU), fp32 or bf16;
+    #                          in-loop evaluation always uses the training precision
     derived: DerivedConfig = field(default_factory=DerivedConfig)

@@ -5,13 +5,16 @@ Records follow docs/formats.md (one per run, checkpoint step and metric); a reco
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+import torch
 from filelock import FileLock
 
 from ladder.core import mmlu
@@ -19,12 +22,13 @@ from ladder.core.files import atomic_write_text
 from ladder.core.layout import RESULTS
 
 from eval.checkpoints import load_checkpoint, step_of
-from eval.config import EvalConfig
+from eval.config import PRECISIONS, EvalConfig, EvalError
 from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import heldout_loss
 from eval.metrics import ScoredExample, group_mean, rc_metrics
 from eval.scoring import pad_id, score_groups
+from eval.sharding import Shards
 from eval.tasks import Example, TaskError, load_task, mmlu_group
 
 log = logging.getLogger(__name__)
@@ -79,11 +83,13 @@ def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -
     return examples
 
 
-def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int) -> TaskResult:
+def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int,
+                  shards: Shards = Shards()) -> TaskResult:
     # PMI needs log p(choice | "Answer:"); partial scoring (Winogrande) scores one shared suffix, so it has none.
     uncond = [[(UNCONDITIONAL, c) for c in ex.choices] if ex.suffix is None else None for ex in examples]
     groups = [ex.requests() for ex in examples] + [u for u in uncond if u is not None]
-    scores = score_groups(model, tokenizer, groups, batch_size=batch_size)
+    mine = shards.take(groups)
+    scores = shards.gather(shards.run(model, lambda m: score_groups(m, tokenizer, mine, batch_size=batch_size)))
     uncond_scores = iter(scores[len(examples):])
     scored = []
     for ex, s, u in zip(examples, scores, uncond):
@@ -112,35 +118,71 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
 
 
 def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
-                   batch_size: int) -> list[tuple[str, float, list[str]]]:
-    """(metric, value, warnings) for every eval set and task."""
+                   batch_size: int, shards: Shards = Shards(),
+                   dtype: Optional[torch.dtype] = None) -> list[tuple[str, float, list[str]]]:
+    """(metric, value, warnings) for every eval set and task, the same on every rank of `shards`.
+
+    `dtype` (e.g. torch.bfloat16) runs the forwards under autocast, as training does; None is fp32.
+    Forwards run eagerly even on a compiled model: eval shapes vary, and each would recompile it.
+    """
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     out = []
-    for name, lm_set in lm_sets.items():
-        r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
-                         pad_id=pad_id(tokenizer))
-        out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
-    for name, examples in tasks.items():
-        result = evaluate_task(model, tokenizer, name, examples, batch_size)
-        for warning in result.warnings:
-            log.warning(warning)
-        out += [(metric, value, result.warnings) for metric, value in result.metrics.items()]
+    with autocast, torch.compiler.set_stance("force_eager"):
+        for name, lm_set in lm_sets.items():
+            r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
+                             pad_id=pad_id(tokenizer), shards=shards)
+            out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
+        for name, examples in tasks.items():
+            result = evaluate_task(model, tokenizer, name, examples, batch_size, shards)
+            if shards.is_main:
+                for warning in result.warnings:
+                    log.warning(warning)
+            out += [(metric, value, result.warnings) for metric, value in result.metrics.items()]
     return out
 
 
-def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
-                        cfg: EvalConfig, rung: RungInfo, step: Optional[int] = None) -> list[dict]:
-    """Records (docs/formats.md) of one checkpoint; raises CheckpointError if it is incomplete."""
-    step = step_of(checkpoint_dir) if step is None else step
-    model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, cfg.device)
+def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, step: int) -> list[dict]:
+    """The docs/formats.md records of one checkpoint's (metric, value, warnings)."""
     records = []
-    for metric, value, warnings in evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks,
-                                                  batch_size=cfg.batch_size):
+    for metric, value, warnings in results:
         record = {**rung.base, "step": step, "tokens": step * rung.tokens_per_step,
                   "final": step >= rung.final_step, "metric": metric, "value": value}
         if warnings:
             record["warnings"] = warnings
         records.append(record)
     return records
+
+
+def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
+                        cfg: EvalConfig, rung: RungInfo, step: Optional[int] = None,
+                        shards: Shards = Shards()) -> list[dict]:
+    """Records (docs/formats.md) of one checkpoint; raises CheckpointError if it is incomplete."""
+    step = step_of(checkpoint_dir) if step is None else step
+    device = eval_device(cfg.device)
+    model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, device)
+    results = evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks, batch_size=cfg.batch_size,
+                             shards=shards, dtype=eval_dtype(cfg.precision, device))
+    return as_records(results, rung, step)
+
+
+def eval_device(name: str) -> torch.device:
+    """`eval.device`: auto is this process's GPU (LOCAL_RANK under torchrun) when one is visible, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise EvalError("eval.device=cuda but no CUDA device is visible (eval.device=auto uses one if any)")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(name)
+
+
+def eval_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """`eval.precision`: auto is bf16 autocast on a GPU and fp32 on the CPU."""
+    if precision not in PRECISIONS:
+        raise EvalError(f"eval.precision: expected one of {PRECISIONS}, got '{precision}'")
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.bfloat16 if bf16 else None
 
 
 def read_results(rung_dir: Path) -> list[dict]:

@@ -121,7 +121,7 @@ def test_a_checkpoint_committed_but_not_yet_evaluated_is_evaluated_on_rerun(tiny
     rung = build_plan(cfg).rungs[0]
 
     def stopped_before_evaluating(eval_cfg, directory):
-        def hook(checkpoint_dir, step):
+        def hook(*args, **kwargs):
             raise Interrupted("SIGTERM")
         return hook
 

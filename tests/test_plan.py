@@ -81,9 +81,11 @@ def test_multiplier_outside_usual_range_warns(caplog):
 
 def test_machine_readable_forms_agree_with_the_plan():
     plan = plan_of("ladder=olmo")
-    data = json.loads(as_json(plan))
+    evaluation = {r.rung_id: 1e15 * i for i, r in enumerate(plan.rungs)}
+    data = json.loads(as_json(plan, evaluation))
     assert [r["params"] for r in data["rungs"]] == [r.params for r in plan.rungs]
-    rows = as_csv(plan).strip().splitlines()
+    assert [r["eval_compute"] for r in data["rungs"]] == list(evaluation.values())
+    rows = as_csv(plan, evaluation).strip().splitlines()
     assert len(rows) == 17 and rows[0].startswith("rung_id,size,dataset,multiplier,params")
     assert math.isclose(sum(r["compute"] for r in data["rungs"]), plan.compute)
-    assert "13B-5T" in table(plan)
+    assert "13B-5T" in table(plan, evaluation) and "eval C" in table(plan, evaluation)

@@ -1,6 +1,6 @@
-from ladder.orchestration.compose import load
 from ladder.core.plan import build_plan
-from ladder.orchestration.resources import resources_for
+from ladder.orchestration.compose import load
+from ladder.orchestration.resources import eval_compute, resources_for
 
 
 def rungs(*overrides):
@@ -27,3 +27,18 @@ def test_cpu_jobs_have_no_gpus():
     cfg = load(["ladder=smoke", "launcher=slurm_cpu"])
     res = resources_for(build_plan(cfg).rungs[0], cfg.launcher)
     assert res.gpus_per_node == 0 and res.tasks_per_node == 1 and res.nodes == 1
+
+
+def test_eval_compute_follows_the_eval_config_and_lengthens_cpu_jobs():
+    # The OLMo suite (33K examples, 5-shot, ~500 tokens a prompt) on a 1B model: ~4e16 FLOPs per checkpoint.
+    cfg, by_id = rungs("eval=olmo")
+    rung = by_id["olmo-1B-c4-M20"]
+    per_checkpoint = eval_compute(cfg, rung) / 10  # the olmo ladder checkpoints every tenth
+    assert 2e16 < per_checkpoint < 8e16
+    assert eval_compute(load(["ladder=olmo", "eval=olmo", "eval.num_fewshot=0"]), rung) < eval_compute(cfg, rung)
+    assert eval_compute(load(["ladder=olmo", "eval=olmo", "train.checkpoint_fractions=[1.0]"]), rung) == \
+        eval_compute(cfg, rung) / 10
+    cpu = load(["ladder=smoke", "launcher=slurm_cpu", "launcher.cpu_flops=1e7", "launcher.max_time_min=100000"])
+    small = build_plan(cpu).rungs[0]
+    assert resources_for(small, cpu.launcher, eval_compute(cpu, small)).time_min > \
+        resources_for(small, cpu.launcher).time_min

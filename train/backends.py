@@ -52,6 +52,7 @@ class AccelerateBackend:
             ) if fsdp else None,
         )
         state = self.accelerator.state
+        self.shards_parameters = fsdp  # forwards are collectives: evaluation runs them in step on every rank
         if fsdp and state.distributed_type.name != "FSDP":  # accelerate falls back to DDP without a word
             raise ValueError(f"train.distributed=fsdp: accelerate shards with FSDP on GPUs only, not on "
                              f"{state.distributed_type.name}; use ddp or the deepspeed backend here")
@@ -110,6 +111,7 @@ class DeepSpeedBackend:
         deepspeed.init_distributed(dist_backend="nccl" if self.cuda else "gloo")
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
+        self.shards_parameters = cfg.zero_stage == 3 and self.world_size > 1
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if self.cuda:
             torch.cuda.set_device(local_rank)

@@ -128,13 +128,13 @@ def _load_model(rung: Rung, cfg: TrainConfig, tokenizer_dir: Optional[Path], che
 
 
 def train_rung(rung: Rung, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
-               eval_hook: Optional[Callable[[Path, int], None]] = None) -> TrainResult:
+               eval_hook: Optional[Callable[..., None]] = None) -> TrainResult:
     """Train (or resume) one rung into `run_dir` (docs/formats.md); every process of a launch calls this.
 
-    `sequences` is a `train.data.TokenSequences` (or anything with its `seq_len`, `__len__` and
-    `batches(batch_size, start)`). `eval_hook(checkpoint_dir, step)` runs on the main process after
-    each checkpoint is committed. A run whose record is done returns at once; otherwise it
-    continues from its last complete checkpoint.
+    `sequences` is a `ladder.core.shards.TokenSequences` (or anything with its `seq_len`, `__len__` and
+    `batches(batch_size, start)`). `eval_hook(checkpoint_dir, step, model, dtype=, lockstep=)` runs on
+    every process after each checkpoint is committed, with the live model (eval.cli.make_eval_hook).
+    A run whose record is done returns at once; otherwise it continues from its last complete checkpoint.
     """
     cfg = as_train_config(cfg)
     run_dir = Path(run_dir)
@@ -281,6 +281,16 @@ class _Run:
                         "recent_losses": recent, "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
             commit_checkpoint(tmp, final)
             self._record("running", step, loss=recent[-1])
-            if self.eval_hook is not None:
-                self.eval_hook(final, step)
         _barrier()
+        if self.eval_hook is not None:
+            self._evaluate(final, step)
+
+    def _evaluate(self, checkpoint: Path, step: int) -> None:
+        """The eval hook on every process, with the live model where it trains, in the training precision."""
+        self.model.eval()
+        try:
+            self.eval_hook(checkpoint, step, self.backend.unwrapped(),
+                           dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None,
+                           lockstep=self.backend.shards_parameters)
+        finally:
+            self.model.train()

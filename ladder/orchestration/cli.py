@@ -22,9 +22,11 @@ def _groups() -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from ladder.core.plan import build_plan
     from ladder.orchestration.plan_format import FORMATS
+    from ladder.orchestration.resources import eval_compute
 
-    plan = build_plan(load(args.overrides))
-    print(FORMATS[args.format](plan))
+    cfg = load(args.overrides)
+    plan = build_plan(cfg)
+    print(FORMATS[args.format](plan, {r.rung_id: eval_compute(cfg, r) for r in plan.rungs}))
     return 0
 
 

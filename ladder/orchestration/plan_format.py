@@ -4,56 +4,64 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Mapping, Optional
 
 from ladder.core.plan import Plan, describe_target
 from ladder.core.sizes import format_count
 
-COLUMNS = ("rung", "shape", "N", "M", "D", "C", "batch", "steps", "LR", "warmup")
+COLUMNS = ("rung", "shape", "N", "M", "D", "C", "eval C", "batch", "steps", "LR", "warmup")
 
 
-def _row(rung) -> tuple[str, ...]:
+def _row(rung, eval_c: float) -> tuple[str, ...]:
     s, hp = rung.shape, rung.hp
     return (
         rung.rung_id, f"d{s.d_model} l{s.n_layers} h{s.n_heads} mlp{s.mlp_hidden}",
         f"{rung.params:,}", f"{rung.multiplier:g}", format_count(rung.tokens), f"{rung.compute:.3g}",
-        f"{hp.batch_size}×{s.seq_len}", f"{hp.steps:,}", f"{hp.lr:.3g}", f"{hp.warmup_steps:,}",
+        f"{eval_c:.3g}", f"{hp.batch_size}×{s.seq_len}", f"{hp.steps:,}", f"{hp.lr:.3g}", f"{hp.warmup_steps:,}",
     )
 
 
-def table(plan: Plan) -> str:
-    rows = [COLUMNS] + [_row(r) for r in plan.rungs]
+def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
+    """`eval_compute`: each rung's in-loop evaluation FLOPs, by rung id (ladder.resources.eval_compute)."""
+    rows = [COLUMNS] + [_row(r, eval_compute[r.rung_id]) for r in plan.rungs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     tokens = sum(r.tokens for r in plan.rungs)
+    evaluation = sum(eval_compute.values())
     lines += ["", f"ladder '{plan.name}': {len(plan.rungs)} rungs, {format_count(tokens)} tokens, "
-                  f"C = {plan.compute:.3g} FLOPs (6ND), {sum(r.compute_exact for r in plan.rungs):.3g} with attention"]
+                  f"C = {plan.compute:.3g} FLOPs (6ND), {sum(r.compute_exact for r in plan.rungs):.3g} with attention",
+              f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
+              f"{100 * evaluation / plan.compute:.2g} % of training"]
     for target in plan.targets:
         lines.append(f"  target {describe_target(target)}: C = {target.compute:.3g}, "
                      f"ladder = {100 * plan.compute / target.compute:.3g} % of it (1/{target.compute / plan.compute:.0f})")
     return "\n".join(lines)
 
 
-def as_json(plan: Plan) -> str:
+def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> str:
+    rungs = [r.as_dict() for r in plan.rungs]
+    if eval_compute is not None:
+        rungs = [{**d, "eval_compute": eval_compute[r.rung_id]} for d, r in zip(rungs, plan.rungs)]
     return json.dumps({
         "ladder": plan.name, "compute": plan.compute,
-        "rungs": [r.as_dict() for r in plan.rungs],
+        "rungs": rungs,
         "targets": [{"name": t.name, "params": t.params, "tokens": t.tokens, "compute": t.compute,
                      "ladder_fraction": plan.compute / t.compute} for t in plan.targets],
     }, indent=2)
 
 
-def as_csv(plan: Plan) -> str:
+def as_csv(plan: Plan, eval_compute: Mapping[str, float]) -> str:
     out = io.StringIO()
     fields = ["rung_id", "size", "dataset", "multiplier", "params", "tokens", "compute", "compute_exact",
-              "d_model", "n_layers", "n_heads", "mlp_hidden", "vocab_size", "seq_len",
+              "eval_compute", "d_model", "n_layers", "n_heads", "mlp_hidden", "vocab_size", "seq_len",
               "batch_size", "steps", "lr", "warmup_steps", "final_lr"]
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for rung in plan.rungs:
         d = rung.as_dict()
-        writer.writerow({**d, **d["shape"], **d["hp"]})
+        writer.writerow({**d, **d["shape"], **d["hp"], "eval_compute": eval_compute[rung.rung_id]})
     return out.getvalue()
 
 

@@ -1,4 +1,4 @@
-"""Cluster resources for a rung, derived from its size and compute (every value overridable)."""
+"""Cluster resources for a rung, derived from its size and compute, evaluation included (every value overridable)."""
 from __future__ import annotations
 
 import math
@@ -28,13 +28,29 @@ def _power_of_two_at_least(x: float) -> int:
     return 1 << max(0, math.ceil(math.log2(max(1.0, x))))
 
 
-def resources_for(rung: Rung, launcher: DictConfig) -> Resources:
-    """Enough GPUs to hold the sharded optimizer state and finish within `max_time_min`."""
+def eval_compute(cfg: DictConfig, rung: Rung) -> float:
+    """FLOPs of the rung's in-loop evaluation: 2·N per token (eval/cost.py's estimate) at every checkpoint."""
+    from eval.cost import checkpoint_tokens
+    from ladder.orchestration.rung import dataset_config
+    from train.loop import checkpoint_steps
+
+    seq_len = rung.shape.seq_len
+    cap = math.inf if cfg.eval.max_sequences is None else cfg.eval.max_sequences * seq_len
+    # Explicit eval sets are not opened here: each is taken to be as large as the data's validation split.
+    sets = [data_config(cfg, name).val_tokens for name in cfg.ladder.datasets] if not cfg.eval.lm_sets else \
+        [cfg.data.val_tokens] * len(cfg.eval.lm_sets)
+    tokens = checkpoint_tokens(cfg.eval, seq_len, sum(min(cap, t) for t in sets))
+    return 2 * rung.params * tokens * len(checkpoint_steps(rung.hp.steps, list(cfg.train.checkpoint_fractions)))
+
+
+def resources_for(rung: Rung, launcher: DictConfig, eval_flops: float = 0.0) -> Resources:
+    """Enough GPUs to hold the sharded optimizer state and finish training and `eval_flops` of
+    evaluation within `max_time_min`."""
     if launcher.gpus_per_node == 0:
-        seconds = rung.compute_exact / launcher.cpu_flops
+        seconds = (rung.compute_exact + eval_flops) / launcher.cpu_flops
         gpus, nodes, per_node = 0, 1, 0
     else:
-        gpu_seconds = rung.compute_exact / (launcher.gpu_flops * launcher.expected_mfu)
+        gpu_seconds = (rung.compute_exact + eval_flops) / (launcher.gpu_flops * launcher.expected_mfu)
         for_memory = ADAM_BYTES_PER_PARAM * rung.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
         for_time = gpu_seconds / (60 * launcher.max_time_min / launcher.time_margin)
         gpus = min(_power_of_two_at_least(max(for_memory, for_time)), launcher.gpus_per_node * launcher.max_nodes)

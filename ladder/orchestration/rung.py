@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from eval.cli import make_eval_hook, unevaluated
+from eval.cli import evaluate_unevaluated, make_eval_hook
 from ladder.core.configs import load_group_option
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import EVAL_CONFIG, LOCK, rung_dir
@@ -89,11 +89,16 @@ def find_rung(plan: Plan, rung_id: str) -> Rung:
     raise ValueError(f"rung '{rung_id}' is not in ladder '{plan.name}'")
 
 
-def worker_eval_hook(checkpoint_dir: Path, step: int) -> None:
+_worker_hooks: dict = {}  # rung directory -> its eval hook, so tasks are prepared once per worker
+
+
+def worker_eval_hook(checkpoint_dir: Path, step: int, model, **kwargs) -> None:
     """The eval hook of torchrun workers, which cannot be handed a closure: it reads the eval config
     `run_rung` wrote into the rung's directory."""
     directory = Path(checkpoint_dir).parent.parent
-    make_eval_hook(OmegaConf.load(directory / EVAL_CONFIG), directory)(checkpoint_dir, step)
+    if directory not in _worker_hooks:
+        _worker_hooks[directory] = make_eval_hook(OmegaConf.load(directory / EVAL_CONFIG), directory)
+    _worker_hooks[directory](checkpoint_dir, step, model, **kwargs)
 
 
 def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
@@ -145,12 +150,6 @@ def _run_rung(cfg: DictConfig, plan: Plan, rung: Rung, directory: Path, evaluate
         hook = make_eval_hook(eval_cfg, directory) if evaluate else None
         state = train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
                            eval_hook=hook).state
-    if evaluate and int(os.environ.get("RANK", 0)) == 0:
-        # A kill between a checkpoint's commit and its evaluation leaves it without records: evaluate it now.
-        missing = unevaluated(eval_cfg, directory)
-        if missing:
-            log.info("%s: evaluating %d checkpoint(s) without records", rung.rung_id, len(missing))
-            hook = make_eval_hook(eval_cfg, directory)
-            for step, path in missing:
-                hook(path, step)
+    if evaluate:  # a stop between a checkpoint's commit and its evaluation leaves it without records
+        evaluate_unevaluated(eval_cfg, directory)
     return state

@@ -13,7 +13,7 @@ import submitit
 from omegaconf import DictConfig, OmegaConf
 
 from ladder.core.plan import Rung
-from ladder.orchestration.resources import Resources, resources_for
+from ladder.orchestration.resources import Resources, eval_compute, resources_for
 from ladder.orchestration.rung import run_rung
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def submit_rungs(cfg: DictConfig, rungs: list[Rung]) -> dict[str, submitit.Job]:
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     groups: dict[Resources, list[Rung]] = defaultdict(list)
     for rung in rungs:
-        groups[resources_for(rung, cfg.launcher)].append(rung)
+        groups[resources_for(rung, cfg.launcher, eval_compute(cfg, rung))].append(rung)
     jobs = {}
     for resources, group in groups.items():
         executor = _executor(cfg, resources)

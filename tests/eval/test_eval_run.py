@@ -3,13 +3,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from eval.checkpoints import CheckpointError, find_checkpoints, load_checkpoint
 from eval.cli import main, make_eval_hook, rung_info
 from eval.config import EvalConfig
 from eval.metrics import METRICS
-from eval.run import LMSet, evaluate_checkpoint, read_results, write_results
+from eval.run import LMSet, eval_device, eval_dtype, evaluate_checkpoint, read_results, write_results
 from eval.tasks import Example
 from ladder.core.layout import CONFIG
 from ladder.core.plan import build_plan
@@ -103,7 +104,7 @@ def test_incomplete_checkpoints_name_what_is_missing(ladder_dir):
         "step-00000010", "step-00000020", "step-00000030"]
 
 
-def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, tokenizer, monkeypatch):
+def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, tokenizer, model, monkeypatch):
     class TokenSequences:  # the data stage's reader, faked: 3 sequences of 16 tokens
         def __init__(self, path):
             self.seq_len = 16
@@ -120,8 +121,8 @@ def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, toke
     cfg = config(ladder_dir, f"+eval.lm_sets.smoke={ladder_dir / 'val'}", "eval.tasks=[]")
     hook = make_eval_hook(cfg, ladder_dir / "rungs" / RUNG)
     ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
-    hook(ckpt, 10)
-    hook(ckpt, 10)
+    hook(ckpt, 10, model)
+    hook(ckpt, 10, model)
     results = read_results(ladder_dir / "rungs" / RUNG)
     assert sorted(r["metric"] for r in results) == ["smoke_val:bpb", "smoke_val:loss"]
     assert all(np.isfinite(r["value"]) for r in results)
@@ -137,3 +138,17 @@ def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, 
     long = Example("The river runs past the old mill and the children watch the boats go by " * 2, (" a", " b"), 0)
     records = evaluate_checkpoint(ckpt, lm_sets={}, tasks={"long": [long]}, cfg=cfg, rung=rung)
     assert all("1 of 1 contexts truncated" in r["warnings"][0] for r in records)
+
+
+def test_device_and_precision_errors_name_the_key(ladder_dir, capsys):
+    assert main(config(ladder_dir, "eval.precision=fp16")) == 2
+    assert "eval.precision: expected one of ('auto', 'fp32', 'bf16'), got 'fp16'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(config(ladder_dir, "eval.device=cuda")) == 2
+        assert "eval.device=cuda but no CUDA device is visible" in capsys.readouterr().err
+
+
+def test_auto_device_and_precision_follow_the_hardware():
+    assert eval_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert eval_dtype("auto", torch.device("cpu")) is None and eval_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert eval_dtype("bf16", torch.device("cpu")) == torch.bfloat16 and eval_dtype("fp32", torch.device("cuda")) is None

@@ -85,11 +85,15 @@ def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
                             eos_token="<eos>", unk_token="<unk>").save_pretrained(tok_dir)
     hooked = []
     result = train_rung(rung, sequences_for(rung), tmp_path / "run", config(), tokenizer_dir=tok_dir,
-                        eval_hook=lambda path, step: hooked.append((path.name, step, path.exists())))
+                        eval_hook=lambda path, step, model, **kw: hooked.append(
+                            (path.name, step, path.exists(), model.training, kw)))
     run = tmp_path / "run"
     assert result.state == "done" and result.step == 12 and result.tokens == 12 * 8 * 32
     assert [p.name for p in result.checkpoints] == ["step-00000003", "step-00000006", "step-00000012"]
-    assert hooked == [("step-00000003", 3, True), ("step-00000006", 6, True), ("step-00000012", 12, True)]
+    # The live model, in eval mode, in the training precision (fp32: no autocast), parameters not sharded.
+    fp32 = {"dtype": None, "lockstep": False}
+    assert hooked == [("step-00000003", 3, True, False, fp32), ("step-00000006", 6, True, False, fp32),
+                      ("step-00000012", 12, True, False, fp32)]
     record = read_record(run)
     assert record["state"] == "done" and record["last_checkpoint"] == "checkpoints/step-00000012"
     assert (run / "config.yaml").exists()

@@ -1,0 +1,43 @@
+"""The share of a ladder run's time spent in in-loop evaluation, from what the run leaves behind.
+
+    ladder run ladder=smoke out_dir=runs/smoke-share 2> smoke.log
+    python scripts/eval_share.py runs/smoke-share smoke.log
+
+Training time of a rung is what its metrics.jsonl logs (tokens / tokens_per_s per interval;
+checkpoint writes and evaluation excluded); evaluation time is the eval hook's
+"evaluated in X s" log lines. Data preparation and the fit are in neither.
+"""
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+EVALUATED = re.compile(r"INFO eval\.cli: (\S+) step \d+: .* evaluated in ([0-9.]+) s")
+
+
+def training_seconds(rung_dir: Path) -> float:
+    seconds, tokens = 0.0, 0
+    for row in map(json.loads, (rung_dir / "metrics.jsonl").read_text().splitlines()):
+        seconds += (row["tokens"] - tokens) / row["tokens_per_s"]
+        tokens = row["tokens"]
+    return seconds
+
+
+def main(out_dir: str, log_file: str) -> None:
+    evaluation = defaultdict(float)
+    for line in Path(log_file).read_text().splitlines():
+        match = EVALUATED.search(line)
+        if match:
+            evaluation[match.group(1)] += float(match.group(2))
+    print(f"{'rung':24} {'train s':>9} {'eval s':>8} {'eval share':>10}")
+    total_train = total_eval = 0.0
+    for rung_dir in sorted(Path(out_dir, "rungs").iterdir()):
+        train, ev = training_seconds(rung_dir), evaluation[rung_dir.name]
+        total_train, total_eval = total_train + train, total_eval + ev
+        print(f"{rung_dir.name:24} {train:9.1f} {ev:8.1f} {100 * ev / (train + ev):9.1f} %")
+    print(f"{'all':24} {total_train:9.1f} {total_eval:8.1f} {100 * total_eval / (total_train + total_eval):9.1f} %")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

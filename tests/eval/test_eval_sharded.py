@@ -1,0 +1,117 @@
+"""Evaluation where the model is: the training loop's live model, sharded over its processes.
+
+In fp32 the in-loop figures equal `ladder eval` of the saved checkpoints, and a sharded evaluation
+equals a one-process one (the last two are slow: torchrun launches). Both hold to rel 1e-5: each score depends on its own request only, but
+batches of other compositions round differently in fp32 (eval/scoring.py checks 1e-5 per score).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from eval.checkpoints import load_checkpoint
+from eval.cli import main, open_lm_sets, prepare_tasks
+from eval.run import evaluate_model, read_results
+from ladder.orchestration.rung import run_rung, with_heldout
+from ladder.core.plan import build_plan
+from ladder.orchestration.status import rung_dir
+from train.model import build_model
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "sharded_eval_worker.py"
+TOLERANCE = dict(rel=1e-5, abs=1e-7)
+ONE_RUNG = ("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]")
+
+
+def heldout(cfg):
+    """The config `ladder eval` evaluates with: eval pointed at the ladder's held-out splits."""
+    plan = build_plan(cfg)
+    return with_heldout(cfg, plan, plan.rungs[0].shape.seq_len)
+
+
+def results(directory: Path) -> dict:
+    return {(r["step"], r["metric"]): r["value"] for r in read_results(directory)}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a and sorted(a) == sorted(b)
+    assert [a[k] for k in sorted(a)] == pytest.approx([b[k] for k in sorted(a)], **TOLERANCE)
+
+
+def torchrun(tmp_path, cfg, *args) -> None:
+    config_file = tmp_path / "eval_config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(cfg))
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(WORKER), str(config_file), *args], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_in_loop_eval_equals_ladder_eval_of_the_saved_checkpoints(tiny_ladder):
+    cfg = tiny_ladder(*ONE_RUNG)
+    rung = build_plan(cfg).rungs[0]
+    assert run_rung(cfg, rung.rung_id) == "done"
+    directory = rung_dir(cfg.out_dir, rung)
+    in_loop = results(directory)
+    assert len({step for step, _ in in_loop}) == 2  # both checkpoints
+    (directory / "results.jsonl").unlink()
+    assert main(heldout(cfg)) == 0  # `ladder eval`: every checkpoint reloaded from disk
+    assert_same(results(directory), in_loop)
+
+
+@pytest.mark.slow  # ~1 min: two torchrun launches (tests/test_pipeline.py runs the sharded in-loop path by default)
+def test_two_process_training_evaluates_sharded_like_one_process_ladder_eval(tiny_ladder, tmp_path):
+    # DDP over 2 gloo processes; 3 examples per forward, so the ranks' shares split into uneven batches.
+    cfg = tiny_ladder(*ONE_RUNG, "train=ddp_cpu", "train.micro_batch_size=8", "train.wandb.mode=disabled",
+                      "train.progress=false", "eval.batch_size=3")
+    rung = build_plan(cfg).rungs[0]
+    assert run_rung(cfg, rung.rung_id) == "done"
+    directory = rung_dir(cfg.out_dir, rung)
+    assert "world_size: 2" in (directory / "config.yaml").read_text()
+    in_loop = results(directory)
+    (directory / "results.jsonl").unlink()
+    assert main(heldout(cfg)) == 0
+    one_process = results(directory)
+    assert_same(in_loop, one_process)
+    (directory / "results.jsonl").unlink()
+    torchrun(tmp_path, heldout(cfg), "ladder-eval")  # `ladder eval` on 2 processes
+    assert_same(results(directory), one_process)
+
+
+@pytest.mark.slow
+def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny_ladder, tmp_path):
+    """What FSDP and ZeRO-3 need: 11 sequences one per forward split 6 + 5, and rank 1 runs one padding forward."""
+    cfg = heldout(tiny_ladder(*ONE_RUNG, "eval.batch_size=1", "eval.max_sequences=11", "eval.derived.n_examples=6"))
+    rung = build_plan(cfg).rungs[0]
+    checkpoint = tmp_path / "step-00000001"
+    build_model(rung.shape, seed=0).save_pretrained(checkpoint)
+    cfg.eval.checkpoint = str(checkpoint)
+    model, tokenizer = load_checkpoint(checkpoint, Path(cfg.eval.tokenizer))
+    one_process = evaluate_model(model, tokenizer, lm_sets=open_lm_sets(cfg), tasks=prepare_tasks(cfg), batch_size=1)
+    torchrun(tmp_path, cfg, "lockstep", str(tmp_path))
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # LM loss: 6 forwards on rank 0, 5 and a padding one on rank 1. RC: 6 examples and their 6 PMI
+    # groups, 6 groups a rank, 2 forwards each (shared prefix, then the continuations on its cache).
+    assert [r["forwards"] for r in ranks] == [6 + 6 * 2] * 2
+    for rank in ranks:
+        assert [name for name, _, _ in rank["results"]] == [name for name, _, _ in one_process]
+        assert [value for _, value, _ in rank["results"]] == pytest.approx(
+            [value for _, value, _ in one_process], **TOLERANCE)
+
+
+@pytest.mark.slow
+def test_zero3_training_evaluates_its_sharded_parameters_in_lockstep_like_ladder_eval(tiny_ladder):
+    cfg = tiny_ladder(*ONE_RUNG, "train=deepspeed_zero3", "train.device=cpu", "train.precision=fp32",
+                      "train.num_processes=2", "train.micro_batch_size=8", "train.wandb.mode=disabled",
+                      "train.progress=false", "eval.batch_size=3")
+    rung = build_plan(cfg).rungs[0]
+    assert run_rung(cfg, rung.rung_id) == "done"
+    directory = rung_dir(cfg.out_dir, rung)
+    in_loop = results(directory)
+    (directory / "results.jsonl").unlink()
+    assert main(heldout(cfg)) == 0
+    assert_same(in_loop, results(directory))
