@@ -16,9 +16,9 @@ from omegaconf import OmegaConf
 from eval.checkpoints import load_checkpoint
 from eval.cli import main, open_lm_sets, prepare_tasks
 from eval.run import evaluate_model, read_results
-from ladder.orchestration.rung import run_rung, with_heldout
+from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
-from ladder.orchestration.status import rung_dir
+from ladder.orchestration.rung import run_rung, with_heldout
 from train.model import build_model
 
 HERE = Path(__file__).resolve().parent
@@ -55,7 +55,7 @@ def test_in_loop_eval_equals_ladder_eval_of_the_saved_checkpoints(tiny_ladder):
     cfg = tiny_ladder(*ONE_RUNG)
     rung = build_plan(cfg).rungs[0]
     assert run_rung(cfg, rung.rung_id) == "done"
-    directory = rung_dir(cfg.out_dir, rung)
+    directory = rung_dir(cfg.out_dir, rung.rung_id)
     in_loop = results(directory)
     assert len({step for step, _ in in_loop}) == 2  # both checkpoints
     (directory / "results.jsonl").unlink()
@@ -70,7 +70,7 @@ def test_two_process_training_evaluates_sharded_like_one_process_ladder_eval(tin
                       "train.progress=false", "eval.batch_size=3")
     rung = build_plan(cfg).rungs[0]
     assert run_rung(cfg, rung.rung_id) == "done"
-    directory = rung_dir(cfg.out_dir, rung)
+    directory = rung_dir(cfg.out_dir, rung.rung_id)
     assert "world_size: 2" in (directory / "config.yaml").read_text()
     in_loop = results(directory)
     (directory / "results.jsonl").unlink()
@@ -110,7 +110,7 @@ def test_zero3_training_evaluates_its_sharded_parameters_in_lockstep_like_ladder
                       "train.progress=false", "eval.batch_size=3")
     rung = build_plan(cfg).rungs[0]
     assert run_rung(cfg, rung.rung_id) == "done"
-    directory = rung_dir(cfg.out_dir, rung)
+    directory = rung_dir(cfg.out_dir, rung.rung_id)
     in_loop = results(directory)
     (directory / "results.jsonl").unlink()
     assert main(heldout(cfg)) == 0
