@@ -51,12 +51,32 @@ def test_long_context_is_truncated_from_the_left_and_flagged(tokenizer, make_mod
     [scores] = score_groups(model, tokenizer, [[(context, " in the morning"), (context, " light")]])
     assert scores.truncated
     seqs, cont_lens, truncated = encode_group(tokenizer, [(context, " in the morning"), (context, " light")], 16)
-    assert truncated and max(len(s) for s in seqs) == 16 and cont_lens == scores.n_tokens
-    # the kept window scores like a direct forward over those 16 tokens
+    # 17 tokens kept: the last one is never fed, so 16 positions run, as lm-eval's max_length + 1 window
+    assert truncated and max(len(s) for s in seqs) == 17 and cont_lens == scores.n_tokens
     seq, n = seqs[0], cont_lens[0]
     with torch.no_grad():
-        logp = torch.log_softmax(model(torch.tensor([seq])).logits[0], -1)
+        logp = torch.log_softmax(model(torch.tensor([seq[:-1]])).logits[0], -1)
     assert scores.logprobs[0] == pytest.approx(sum(logp[j - 1, seq[j]].item() for j in range(len(seq) - n, len(seq))), abs=1e-5)
+
+
+def test_a_sequence_of_window_plus_one_tokens_is_not_truncated(tokenizer, make_model):
+    """lm-eval's rule: max_length + 1 tokens fit, as the last one is never fed; below that nothing is cut."""
+    context, continuation = "The river runs past the old mill and", " the children watch"
+    n = len(tokenizer.encode(context + continuation, add_special_tokens=False))
+    model = make_model(seq_len=n - 1)
+    [fits] = score_groups(model, tokenizer, [[(context, continuation)]])
+    assert not fits.truncated
+    assert fits.logprobs[0] == pytest.approx(direct(model, tokenizer, context, continuation), abs=1e-5)
+    [cut] = score_groups(model, tokenizer, [[(context, continuation)]], max_len=n - 2)
+    assert cut.truncated
+
+
+def test_scoring_raises_no_deprecation_warnings(tokenizer, model):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        score_groups(model, tokenizer, GROUPS[:2])
 
 
 def test_unfittable_or_empty_continuation_is_an_error(tokenizer, make_model):
