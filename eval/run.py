@@ -73,30 +73,39 @@ def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -
         d = cfg.derived
         examples = derived_task(docs, n_examples=d.n_examples, n_choices=d.n_choices, context_words=d.context_words,
                                 continuation_words=d.continuation_words, seed=cfg.seed)
+        pool = examples  # no train split: demonstrations are other examples of the task
     else:
         examples = load_task(name, cfg.task_paths.get(name))
-    # Few-shot prompts come from the whole task, so a sample sees the same prompts as a full run.
-    examples = with_fewshot(examples, cfg.num_fewshot, cfg.seed)
+        pool = load_task(name, cfg.fewshot_paths.get(name), fewshot=True) if cfg.num_fewshot else []
+    # Few-shot prompts come from the whole pool, so a sample sees the same prompts as a full run.
+    examples = with_fewshot(examples, pool, cfg.num_fewshot)
     if cfg.max_examples is not None and len(examples) > cfg.max_examples:
         keep = sorted(random.Random(cfg.seed).sample(range(len(examples)), cfg.max_examples))
         examples = [examples[i] for i in keep]
     return examples
 
 
+def unconditional_groups(examples: list[Example]) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """PMI's denominator, log p(choice | "Answer:"), as requests: every distinct choice text once, in groups
+    the size of an example's so they batch like the rest. Partial scoring (Winogrande) scores one shared
+    suffix, so it has none."""
+    texts = sorted({c for ex in examples if ex.suffix is None for c in ex.choices})
+    width = max((len(ex.choices) for ex in examples), default=1)
+    return texts, [[(UNCONDITIONAL, t) for t in texts[i:i + width]] for i in range(0, len(texts), width)]
+
+
 def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int,
                   shards: Shards = Shards()) -> TaskResult:
-    # PMI needs log p(choice | "Answer:"); partial scoring (Winogrande) scores one shared suffix, so it has none.
-    uncond = [[(UNCONDITIONAL, c) for c in ex.choices] if ex.suffix is None else None for ex in examples]
-    groups = [ex.requests() for ex in examples] + [u for u in uncond if u is not None]
-    mine = shards.take(groups)
+    choices, uncond_groups = unconditional_groups(examples)
+    mine = shards.take([ex.requests() for ex in examples] + uncond_groups)
     scores = shards.gather(shards.run(model, lambda m: score_groups(m, tokenizer, mine, batch_size=batch_size)))
-    uncond_scores = iter(scores[len(examples):])
+    uncond = dict(zip(choices, (lp for s in scores[len(examples):] for lp in s.logprobs)))
     scored = []
-    for ex, s, u in zip(examples, scores, uncond):
+    for ex, s in zip(examples, scores):
         texts = [t[1:] if t.startswith(" ") else t for t in ex.scored_texts()]  # OLMo drops the leading space
         scored.append(ScoredExample(s.logprobs, s.n_tokens, [len(t) for t in texts],
                                     [len(t.encode("utf-8")) for t in texts], ex.gold,
-                                    next(uncond_scores).logprobs if u is not None else None))
+                                    [uncond[c] for c in ex.choices] if ex.suffix is None else None))
     warnings = []
     truncated = sum(s.truncated for s in scores[:len(examples)])
     if truncated:

@@ -3,7 +3,8 @@
 A request is a (context, continuation) pair; the requests of one example form a group. The tokens
 a group's sequences share at their start (the context, few-shot examples included) run through the
 model once and their key/value cache serves every continuation (shared prefix). Groups are sorted
-longest first and batched. Padding goes on the right, with the attention mask and explicit position
+longest first and batched; the tokens a whole batch shares (the same k-shot demonstrations) run once
+as a single row before the rest of each prefix. Padding goes on the right, with the attention mask and explicit position
 ids, so every score equals scoring that request alone (tests/eval/test_eval_scoring.py checks 1e-5).
 
 Tokenization follows lm-eval and OLMo: context and continuation are tokenized separately and
@@ -13,11 +14,13 @@ an empty context is replaced by the EOS token so the first continuation token ha
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
 
 @dataclass
@@ -59,8 +62,10 @@ def _encode(tokenizer, text: str) -> list[int]:
 def encode_group(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> tuple[list[list[int]], list[int], bool]:
     """Token sequences (context + continuation) and continuation lengths of one group.
 
-    Too-long sequences lose the same number of tokens from the left of every context in the group,
-    so a shared prefix stays shared; a continuation that cannot fit is an error, not a wrong score.
+    A sequence's last token is never fed to the model, so `max_len + 1` tokens fit the window, as in
+    lm-eval. Longer groups lose the same number of tokens from the left of every context, so a shared
+    prefix stays shared (docs/eval.md, "Too-long contexts"); a continuation that cannot fit is an
+    error, not a wrong score.
     """
     seqs, cont_lens = [], []
     for context, continuation in pairs:
@@ -76,7 +81,7 @@ def encode_group(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> t
             ctx = [tokenizer.eos_token_id]
         seqs.append(ctx + cont)
         cont_lens.append(len(cont))
-    cut = max(len(s) for s in seqs) - max_len
+    cut = max(len(s) for s in seqs) - (max_len + 1)
     if cut > 0:
         if any(len(s) - n <= cut for s, n in zip(seqs, cont_lens)):
             raise ValueError(f"a continuation of {max(cont_lens)} tokens leaves no room for context "
@@ -96,40 +101,68 @@ def _units(group: int, seqs: list[list[int]], cont_lens: list[int]) -> list[_Uni
     return [_Unit(group, list(range(len(seqs))), seqs[0][:shared], [s[shared:] for s in seqs], cont_lens)]
 
 
+def _cache_kwargs(model, cache) -> dict:
+    # transformers 5 renamed forward's `past_key_values` to `cache` (the old name warns); 4.x knows only the old one.
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache}
+
+
+def _batch_prefix(units: list[_Unit]) -> int:
+    """Tokens every unit's prefix starts with (k-shot demonstrations), leaving each unit one of its own."""
+    n = min(len(u.prefix) for u in units) - 1
+    head = units[0].prefix
+    for u in units[1:]:
+        n = next((i for i in range(n) if u.prefix[i] != head[i]), n)
+    return n
+
+
 @torch.inference_mode()
 def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
     device = next(model.parameters()).device
-    ids, mask = pad_right([u.prefix for u in units], pad)
+    cache = DynamicCache(config=model.config)
+    # What the whole batch shares (the same few-shot demonstrations) runs once, as one row.
+    shared = _batch_prefix(units) if len(units) > 1 else 0
+    if shared:
+        model(input_ids=torch.tensor([units[0].prefix[:shared]], device=device), use_cache=True, logits_to_keep=1,
+              **_cache_kwargs(model, cache))
+        cache.batch_select_indices(torch.zeros(len(units), dtype=torch.long, device=device))
+    ids, mask = pad_right([u.prefix[shared:] for u in units], pad)
+    mask = torch.cat([torch.ones(len(units), shared, dtype=mask.dtype), mask], 1)
     # Only each prefix's last position, which predicts its first rest token, is projected onto the
     # vocabulary (a 1-D `logits_to_keep` keeps the same positions in every row, in any transformers >= 4.57).
-    keep = sorted({len(u.prefix) - 1 for u in units})
+    keep = sorted({len(u.prefix) - shared - 1 for u in units})
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True,
-                logits_to_keep=torch.tensor(keep, device=device))
-    which = torch.tensor([keep.index(len(u.prefix) - 1) for u in units], device=device)
+                position_ids=(shared + torch.arange(ids.shape[1])).expand(len(units), -1).to(device),
+                logits_to_keep=torch.tensor(keep, device=device), **_cache_kwargs(model, cache))
+    which = torch.tensor([keep.index(len(u.prefix) - shared - 1) for u in units], device=device)
     first = torch.log_softmax(out.logits[torch.arange(len(units), device=device), which].float(), dim=-1)
 
     rows = [b for b, u in enumerate(units) for _ in u.rests]
     rests = [r for u in units for r in u.rests]
-    cache = out.past_key_values
-    cache.batch_select_indices(torch.tensor(rows, device=device))
-    rest_ids, rest_mask = pad_right(rests, pad)
-    # The cache holds each row's prefix padded to the longest one: mask the padding, and number positions
-    # from the true prefix length so rotary embeddings match an unpadded sequence.
-    positions = torch.tensor([[len(units[b].prefix)] for b in rows]) + torch.arange(rest_ids.shape[1])
-    out = model(input_ids=rest_ids.to(device), attention_mask=torch.cat([mask[rows], rest_mask], 1).to(device),
-                position_ids=positions.to(device), past_key_values=cache, use_cache=True)
-    logp = torch.log_softmax(out.logits.float(), dim=-1)
-
-    scores, i = [], 0
-    for b, u in enumerate(units):
-        unit_scores = []
-        for rest, n_cont in zip(u.rests, u.cont_lens):
-            preds = torch.cat([first[b:b + 1], logp[i, :len(rest) - 1]])  # row j predicts rest[j]
-            token_lp = preds.gather(1, torch.tensor(rest, device=device)[:, None])[:, 0]
-            unit_scores.append(token_lp[len(rest) - n_cont:].sum().item())
-            i += 1
-        scores.append(unit_scores)
-    return scores
+    # token_lp[r, j]: log p(rest token j of row r); the prefix's last position predicts token 0.
+    targets, valid = pad_right(rests, pad)
+    scored = valid.clone()
+    for r, n_cont in enumerate(n for u in units for n in u.cont_lens):
+        scored[r, :len(rests[r]) - n_cont] = 0  # rest tokens before the continuation belong to the context
+    targets, valid, scored = targets.to(device), valid.to(device), scored.to(device).bool()
+    token_lp = torch.zeros(targets.shape, device=device)
+    token_lp[:, 0] = first[torch.tensor(rows, device=device)].gather(1, targets[:, :1])[:, 0]
+    if targets.shape[1] > 1:
+        # A rest's last token is never fed (nothing it predicts is scored), as in lm-eval.
+        cache.batch_select_indices(torch.tensor(rows, device=device))
+        # The cache holds each row's prefix padded to the longest one: mask the padding, and number positions
+        # from the true prefix length so rotary embeddings match an unpadded sequence.
+        positions = torch.tensor([[len(units[b].prefix)] for b in rows]) + torch.arange(targets.shape[1] - 1)
+        out = model(input_ids=targets[:, :-1], attention_mask=torch.cat([mask[rows].to(device), valid[:, :-1]], 1),
+                    position_ids=positions.to(device), use_cache=True, **_cache_kwargs(model, cache))
+        logits = out.logits.float()
+        token_lp[:, 1:] = logits.gather(2, targets[:, 1:, None])[..., 0] - torch.logsumexp(logits, dim=-1)
+    sums = torch.where(scored, token_lp, 0.0).sum(1).tolist()  # one transfer for the whole batch
+    out_scores, i = [], 0
+    for u in units:
+        out_scores.append(sums[i:i + len(u.rests)])
+        i += len(u.rests)
+    return out_scores
 
 
 def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8,
