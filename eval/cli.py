@@ -49,7 +49,10 @@ def open_lm_sets(cfg: DictConfig) -> dict[str, LMSet]:
     for name, path in cfg.eval.lm_sets.items():
         if not Path(path).is_dir():
             raise EvalError(f"eval.lm_sets.{name}: no directory {path}")
-        seqs = TokenSequences(Path(path))
+        try:
+            seqs = TokenSequences(Path(path))
+        except (OSError, ValueError) as exc:  # no manifest, a shard of the wrong size, no sequences
+            raise EvalError(f"eval.lm_sets.{name}: {exc}") from None
         n = len(seqs) if cfg.eval.max_sequences is None else min(len(seqs), cfg.eval.max_sequences)
         sets[name] = LMSet(_Head(seqs, n))
     return sets
@@ -108,8 +111,34 @@ def _evaluate(cfg: DictConfig, rung: RungInfo, checkpoint: Path, lm_sets, tasks,
     return written
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Values the schema's types let through that would fail deep inside an evaluation."""
+    import torch
+
+    from eval.tasks import TASKS
+
+    e = cfg.eval
+    for key, value, least in (("batch_size", e.batch_size, 1), ("max_examples", e.max_examples, 1),
+                              ("max_sequences", e.max_sequences, 1), ("derived.n_examples", e.derived.n_examples, 1),
+                              ("derived.n_choices", e.derived.n_choices, 2),
+                              ("derived.context_words", e.derived.context_words, 1),
+                              ("derived.continuation_words", e.derived.continuation_words, 1)):
+        if value is not None and value < least:
+            raise EvalError(f"eval.{key}={value}: must be at least {least}")
+    unknown = sorted(set(e.task_paths) - set(TASKS))
+    if unknown:
+        raise EvalError(f"eval.task_paths.{unknown[0]}: unknown task; known: {', '.join(sorted(TASKS))}")
+    try:
+        device = torch.device(e.device)
+    except RuntimeError as exc:
+        raise EvalError(f"eval.device={e.device}: {str(exc).splitlines()[0]}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EvalError(f"eval.device={e.device}: no CUDA device here (eval.device=cpu)")
+
+
 def main(cfg: DictConfig) -> int:
     try:
+        check_config(cfg)
         targets = _targets(cfg)
         tasks, lm_sets = prepare_tasks(cfg), open_lm_sets(cfg)
         if not tasks and not lm_sets:

@@ -83,7 +83,10 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
     # PMI needs log p(choice | "Answer:"); partial scoring (Winogrande) scores one shared suffix, so it has none.
     uncond = [[(UNCONDITIONAL, c) for c in ex.choices] if ex.suffix is None else None for ex in examples]
     groups = [ex.requests() for ex in examples] + [u for u in uncond if u is not None]
-    scores = score_groups(model, tokenizer, groups, batch_size=batch_size)
+    try:
+        scores = score_groups(model, tokenizer, groups, batch_size=batch_size)
+    except ValueError as exc:  # an example this model cannot score, e.g. longer than its window
+        raise TaskError(f"task {name}: {exc}") from None
     uncond_scores = iter(scores[len(examples):])
     scored = []
     for ex, s, u in zip(examples, scores, uncond):
@@ -116,8 +119,11 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
     """(metric, value, warnings) for every eval set and task."""
     out = []
     for name, lm_set in lm_sets.items():
-        r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
-                         pad_id=pad_id(tokenizer))
+        try:
+            r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
+                             pad_id=pad_id(tokenizer))
+        except ValueError as exc:  # e.g. sequences longer than this model's window
+            raise TaskError(f"eval.lm_sets.{name}: {exc}") from None
         out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
     for name, examples in tasks.items():
         result = evaluate_task(model, tokenizer, name, examples, batch_size)
