@@ -28,10 +28,10 @@ from eval.checkpoints import (CheckpointError, find_checkpoints, load_tokenizer,
                               step_of)
 from eval.config import EvalError
 from eval.derived import load_documents
-from eval.run import (LMSet, RungInfo, as_records, eval_device, evaluate_checkpoint, evaluate_model, is_done,
-                      prepare_task, write_results)
+from eval.run import (LMSet, RungInfo, as_records, eval_device, eval_dtype, evaluate_checkpoint, evaluate_model,
+                      is_done, prepare_task, write_results)
 from eval.sharding import Shards, init_from_environment
-from eval.tasks import TaskError
+from eval.tasks import TASKS, TaskError
 from ladder.core.layout import CONFIG, RESULTS, RUNGS, checkpoints, rung_dir, rung_dirs
 from ladder.core.shards import TokenSequences
 
@@ -57,7 +57,10 @@ def open_lm_sets(cfg: DictConfig) -> dict[str, LMSet]:
     for name, path in cfg.eval.lm_sets.items():
         if not Path(path).is_dir():
             raise EvalError(f"eval.lm_sets.{name}: no directory {path}")
-        seqs = TokenSequences(Path(path))
+        try:
+            seqs = TokenSequences(Path(path))
+        except (OSError, ValueError) as exc:  # no manifest, a shard of the wrong size, no sequences
+            raise EvalError(f"eval.lm_sets.{name}: {exc}") from None
         n = len(seqs) if cfg.eval.max_sequences is None else min(len(seqs), cfg.eval.max_sequences)
         sets[name] = LMSet(_Head(seqs, n))
     return sets
@@ -121,8 +124,25 @@ def _evaluate(rung: RungInfo, step: int, lm_sets, tasks, shards: Shards, records
     return written
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Values the schema's types let through that would fail deep inside an evaluation."""
+    e = cfg.eval
+    for key, value, least in (("batch_size", e.batch_size, 1), ("max_examples", e.max_examples, 1),
+                              ("max_sequences", e.max_sequences, 1), ("derived.n_examples", e.derived.n_examples, 1),
+                              ("derived.n_choices", e.derived.n_choices, 2),
+                              ("derived.context_words", e.derived.context_words, 1),
+                              ("derived.continuation_words", e.derived.continuation_words, 1)):
+        if value is not None and value < least:
+            raise EvalError(f"eval.{key}={value}: must be at least {least}")
+    unknown = sorted(set(e.task_paths) - set(TASKS))
+    if unknown:
+        raise EvalError(f"eval.task_paths.{unknown[0]}: unknown task; known: {', '.join(sorted(TASKS))}")
+    eval_dtype(e.precision, eval_device(e.device))  # each names its key when it is wrong
+
+
 def main(cfg: DictConfig) -> int:
     try:
+        check_config(cfg)
         evaluate_saved(cfg, _targets(cfg))
     except (EvalError, CheckpointError, TaskError) as exc:
         print(f"ladder eval: error: {exc}", file=sys.stderr)

@@ -98,7 +98,10 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
                   shards: Shards = Shards()) -> TaskResult:
     choices, uncond_groups = unconditional_groups(examples)
     mine = shards.take([ex.requests() for ex in examples] + uncond_groups)
-    scores = shards.gather(shards.run(model, lambda m: score_groups(m, tokenizer, mine, batch_size=batch_size)))
+    try:
+        scores = shards.gather(shards.run(model, lambda m: score_groups(m, tokenizer, mine, batch_size=batch_size)))
+    except ValueError as exc:  # an example this model cannot score, e.g. longer than its window
+        raise TaskError(f"task {name}: {exc}") from None
     uncond = dict(zip(choices, (lp for s in scores[len(examples):] for lp in s.logprobs)))
     scored = []
     for ex, s in zip(examples, scores):
@@ -139,8 +142,11 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
     out = []
     with autocast, torch.compiler.set_stance("force_eager"):
         for name, lm_set in lm_sets.items():
-            r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
-                             pad_id=pad_id(tokenizer), shards=shards)
+            try:
+                r = heldout_loss(model, lm_set.sequences, n_bytes=lm_set.bytes_for(tokenizer), batch_size=batch_size,
+                                 pad_id=pad_id(tokenizer), shards=shards)
+            except ValueError as exc:  # e.g. sequences longer than this model's window
+                raise TaskError(f"eval.lm_sets.{name}: {exc}") from None
             out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
         for name, examples in tasks.items():
             result = evaluate_task(model, tokenizer, name, examples, batch_size, shards)
@@ -183,7 +189,10 @@ def eval_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise EvalError("eval.device=cuda but no CUDA device is visible (eval.device=auto uses one if any)")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise EvalError(f"eval.device={name}: expected auto, cpu, cuda or cuda:N") from None
 
 
 def eval_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:

@@ -84,8 +84,9 @@ def encode_group(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> t
     cut = max(len(s) for s in seqs) - (max_len + 1)
     if cut > 0:
         if any(len(s) - n <= cut for s, n in zip(seqs, cont_lens)):
-            raise ValueError(f"a continuation of {max(cont_lens)} tokens leaves no room for context "
-                             f"in the model's {max_len}-token window")
+            longest = max(range(len(pairs)), key=lambda i: cont_lens[i])
+            raise ValueError(f"a continuation of {cont_lens[longest]} tokens ({pairs[longest][1][:40]!r}) leaves "
+                             f"no room for context in the model's {max_len}-token window")
         seqs = [s[cut:] for s in seqs]
     return seqs, cont_lens, cut > 0
 

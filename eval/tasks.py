@@ -10,6 +10,7 @@ its few-shot demonstrations come from the split OLMES takes them from (`TaskSpec
 """
 from __future__ import annotations
 
+import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,8 +215,24 @@ def _load(what: str, source: str, advice: str, *args, **kwargs):
     try:
         return load_dataset(*args, **kwargs)
     except Exception as exc:  # no network, a malformed file, ...: many types, all of them this input's fault
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise TaskError(f"{what}: could not read {source} ({type(exc).__name__}: {first}){advice}") from exc
+        if _is_empty(Path(source)):
+            raise TaskError(f"{what}: {source} is empty") from None
+        cause = _root_cause(exc)  # `datasets` wraps a parse error in "An error occurred while generating …"
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise TaskError(f"{what}: could not read {source} ({type(cause).__name__}: {first}){advice}") from exc
+
+
+def _is_empty(path: Path) -> bool:
+    if not path.is_file():  # a hub name
+        return False
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        return not f.read(1 << 16).strip()
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def read_local(path: str, what: str):
@@ -255,6 +272,9 @@ def load_task(name: str, path: Optional[str] = None, *, fewshot: bool = False) -
         raise TaskError(f"task {name}: {source} lacks field(s) {', '.join(missing)} of the schema")
     examples = []
     for i, row in enumerate(rows):
+        absent = [f for f in spec.fields if row[f] is None]  # the reader fills a field a row lacks with null
+        if absent:
+            raise TaskError(f"task {name}: {source} row {i}: no value for field(s) {', '.join(absent)}")
         try:
             example = spec.convert(row)
         except (TaskError, KeyError, TypeError, AttributeError) as exc:

@@ -33,3 +33,11 @@ def as_fit_config(cfg) -> FitConfig:
     if unknown:
         raise FitInputError(f"unknown fit config key(s): {', '.join(sorted(unknown))}")
     return FitConfig(**cfg)
+
+
+def check_numbers(cfg: FitConfig) -> None:
+    """The settings whose wrong values would give NaN intervals rather than an error."""
+    if not 0 < cfg.interval < 1:
+        raise FitInputError(f"fit.interval={cfg.interval}: must lie in (0, 1)")
+    if cfg.bootstrap < 0:
+        raise FitInputError(f"fit.bootstrap={cfg.bootstrap}: must be 0 (no intervals) or a number of resamples")

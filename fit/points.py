@@ -205,6 +205,8 @@ def _read_gadre(path: Path, dataset):
     by_ds = {}
     for f in models:
         by_ds.setdefault(json.loads(f.read_text())["dataset_name"], []).append(f)
+    if not by_ds:
+        raise FitInputError(f"results={path}: no {path / 'models'}/*.json, not a Gadre et al. exp_data folder")
     if dataset is None:
         if len(by_ds) > 1:
             raise FitInputError(f"{path}/models: holds datasets {', '.join(sorted(by_ds))}; choose one with dataset=NAME")
@@ -264,17 +266,34 @@ def _num(v):
         return math.nan
 
 
+def _numeric(df: pd.DataFrame, path: Path, columns: List[str]) -> pd.DataFrame:
+    """The numeric columns as numbers; an empty cell is a missing value, any other text an error naming its cell."""
+    df = df.copy()
+    for col in (c for c in columns if c in df.columns):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            row = bad.to_numpy().nonzero()[0][0]
+            raise FitInputError(f"{path}: line {row + 2}, column '{col}': {df[col].iloc[row]!r} is not a number")
+        df[col] = values
+    return df
+
+
 def _read_csv(path: Path, dataset):
     files = [path] if path.is_file() else sorted(path.glob("*.csv"))
     frames = []
     for f in files:
-        df = pd.read_csv(f)
+        try:
+            df = pd.read_csv(f)
+        except pd.errors.EmptyDataError:
+            raise FitInputError(f"{f}: empty file (expected a header with params, tokens and metric columns)") from None
         for col in ("params", "tokens"):
             if col not in df.columns:
                 raise FitInputError(f"{f}: missing required column '{col}'")
         metrics = [c for c in df.columns if ":" in c]
         if not metrics:
             raise FitInputError(f"{f}: no metric columns (named like 'c4:loss' or 'hellaswag:acc')")
+        df = _numeric(df, f, ["params", "tokens", "run_tokens", "multiplier", "step", "flops", *metrics])
         if dataset is not None and "dataset" in df.columns:
             df = df[df["dataset"] == dataset]
         run = df["run"] if "run" in df.columns else df["params"].astype(str) + "-" + df["tokens"].astype(str)

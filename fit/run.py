@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 
 from fit import best, methods, report
-from fit.config import FitConfig, as_fit_config
+from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet, load_points
 from fit.targets import actual_value, resolve_targets
-from ladder.core.files import atomic_write_text
+from ladder.core.configs import ConfigError
+from ladder.core.files import atomic_write_text, writable_dir
 from ladder.core.layout import REPORT
 from ladder.core.plan import Target
 
@@ -63,8 +64,7 @@ def run_fit(cfg) -> Path:
     cfg = as_fit_config(cfg)
     if cfg.method not in METHODS:
         raise FitInputError(f"method={cfg.method}: unknown (one of {', '.join(METHODS)})")
-    if not 0 < cfg.interval < 1:
-        raise FitInputError(f"interval={cfg.interval}: must lie in (0, 1)")
+    check_numbers(cfg)
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
@@ -74,7 +74,10 @@ def run_fit(cfg) -> Path:
                                       methods.final_window(ps))
     out.warnings = fit_ps.dropped_summary() + fit_ps.notes + out.warnings
     out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        writable_dir(out_dir, "out")
+    except ConfigError as exc:
+        raise FitInputError(str(exc)) from None
     preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)
     atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
     atomic_write_text(out_dir / "fits.json", json.dumps(_clean({

@@ -35,13 +35,25 @@ def resolve_targets(specs: List[Any], ps: PointSet, fit_runs: List[str], used_ru
             size, mult, unit = re.fullmatch(r"(.+)-([\d.]+)(xC|x)?", spec).groups()
             out.append(_size_mult(ps, size, float(mult) * (20 if unit == "xC" else 1), spec))
         elif hasattr(spec, "keys") and "params" in spec and "tokens" in spec:
-            name = spec.get("name") or f"N={float(spec['params']):.3g},D={float(spec['tokens']):.3g}"
-            out.append(Target(name, float(spec["params"]), float(spec["tokens"]), spec.get("flops_per_token")))
+            params, tokens = _positive(spec, "params"), _positive(spec, "tokens")
+            name = spec.get("name") or f"N={params:.3g},D={tokens:.3g}"
+            out.append(Target(name, params, tokens, spec.get("flops_per_token")))
         elif hasattr(spec, "keys") and "size" in spec and "multiplier" in spec:
-            out.append(_size_mult(ps, str(spec["size"]), float(spec["multiplier"]), f"{spec['size']}-M{spec['multiplier']}"))
+            out.append(_size_mult(ps, str(spec["size"]), _positive(spec, "multiplier"), f"{spec['size']}-M{spec['multiplier']}"))
         else:
             raise FitInputError(f"targets: cannot read target {spec!r} (a name like 13B-5T, SIZE-MULTxC, or {{params: N, tokens: D}})")
     return out
+
+
+def _positive(spec, key: str) -> float:
+    """A target's number, which must be positive (like ladder.targets in `ladder plan`)."""
+    try:
+        value = float(spec[key])
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or not np.isfinite(value):
+        raise FitInputError(f"targets: {key}={spec[key]!r} of target {dict(spec)!r} must be a positive number")
+    return value
 
 
 def _size_mult(ps: PointSet, size: str, mult: float, name: str) -> Target:

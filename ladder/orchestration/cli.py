@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from ladder.core.configs import ConfigError, group_options
 from ladder.core.interrupt import stop_on_sigterm
@@ -17,6 +18,17 @@ Config groups: {groups}."""
 def _groups() -> str:
     return "; ".join(f"{g}/ ({', '.join(group_options(g)) or '-'})"
                      for g in ("ladder", "model", "data", "train", "eval", "launcher"))
+
+
+def _check_writable(out_dir: str | None = None) -> None:
+    """Before any work: the commands that prepare data write tokenizers and token shards under
+    $LADDER_CACHE, and `run` and `train` write the ladder under out_dir."""
+    from ladder.core.files import writable_dir
+    from train.data.prepare import default_cache_dir
+
+    writable_dir(default_cache_dir(), "LADDER_CACHE")
+    if out_dir is not None:
+        writable_dir(out_dir, "out_dir")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -37,6 +49,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)
+    _check_writable()
     for (name, seq_len), prepared in prepare_all(cfg, plan).items():
         train, val = TokenSequences(prepared.train_dir), TokenSequences(prepared.val_dir)
         print(f"{name} (seq_len {seq_len}): train {train.tokens:,} tokens in {prepared.train_dir}\n"
@@ -49,12 +62,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from eval.cli import main
+    from eval.cli import check_config, main
     from ladder.core.plan import build_plan
     from ladder.orchestration.rung import with_heldout
 
     cfg = load(scoped(args.overrides, "eval"))
     plan = build_plan(cfg)
+    check_config(cfg)  # before the held-out data is prepared
+    _check_writable()
     return main(with_heldout(cfg, plan, plan.rungs[0].shape.seq_len))
 
 
@@ -70,15 +85,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from eval.cli import check_config
     from ladder.orchestration.pipeline import run_ladder
 
-    return run_ladder(load(args.overrides))
+    cfg = load(args.overrides)
+    _check_writable(cfg.out_dir)
+    check_config(cfg)  # before training, not at its first checkpoint
+    return run_ladder(cfg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
-    return run_ladder(load(scoped(args.overrides, "train")), evaluate=False, fit=False)
+    cfg = load(scoped(args.overrides, "train"))
+    _check_writable(cfg.out_dir)
+    return run_ladder(cfg, evaluate=False, fit=False)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -86,6 +107,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ladder.orchestration.status import status_table
 
     cfg = load(args.overrides)
+    if Path(cfg.out_dir).exists() and not Path(cfg.out_dir).is_dir():
+        raise ConfigError(f"out_dir={cfg.out_dir}: is a file, not a ladder's directory")
     print(status_table(build_plan(cfg), cfg.out_dir))
     return 0
 

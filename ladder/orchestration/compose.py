@@ -1,14 +1,18 @@
 """Hydra composition of the root config for the CLI; a bad override is a ConfigError naming the key."""
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from ladder.core.configs import CONFIG_DIR, ConfigError, one_line
-from ladder.orchestration.schema import register
+from fit.config import as_fit_config, check_numbers
+from ladder.core.configs import CONFIG_DIR, ConfigError, load_group_option, one_line
+from ladder.orchestration.schema import LAUNCHERS, Config, register
+from train.data.config import DataConfig
 
 
 def _init() -> None:
@@ -21,6 +25,42 @@ def load(overrides: Sequence[str] = (), config_name: str = "config") -> DictConf
     """Compose the root config with command-line overrides."""
     _init()
     try:
-        return compose(config_name=config_name, overrides=list(overrides))
+        cfg = compose(config_name=config_name, overrides=[_open_map_entry(o) for o in overrides])
     except Exception as exc:  # Hydra raises many types; all of them are bad input here
         raise ConfigError(one_line(exc)) from exc
+    _check(cfg)
+    return cfg
+
+
+def _maps(schema: type = Config, prefix: str = "") -> list[str]:
+    """Dotted names of the schema's free-form mappings (eval.task_paths, eval.lm_sets, ...)."""
+    out = []
+    for name, hint in typing.get_type_hints(schema).items():
+        if typing.get_origin(hint) is dict:
+            out.append(prefix + name)
+        elif dataclasses.is_dataclass(hint):
+            out += _maps(hint, f"{prefix}{name}.")
+    return out
+
+
+def _open_map_entry(override: str) -> str:
+    """`eval.task_paths.piqa=FILE` as written in the docs: Hydra's struct mode refuses a new key of a
+    mapping unless forced with `++`, which sets it whether or not the key exists."""
+    key = override.split("=", 1)[0]
+    if "=" in override and not override.startswith(("+", "~")) and any(
+            key == m or key.startswith(m + ".") for m in _maps()):
+        return "++" + override
+    return override
+
+
+def _check(cfg: DictConfig) -> None:
+    """Names the schema cannot check: what the plan, not only `ladder run`, must refuse."""
+    check_numbers(as_fit_config(cfg.fit))  # before a `ladder run` trains for hours to reach the fit
+    if cfg.launcher.name not in LAUNCHERS:
+        raise ConfigError(f"launcher.name={cfg.launcher.name}: unknown launcher; known: {', '.join(LAUNCHERS)}")
+    for dataset in cfg.ladder.datasets:
+        if dataset != cfg.data.name:  # as ladder.orchestration.rung.dataset_config finds it
+            try:
+                load_group_option("data", dataset, DataConfig)
+            except ConfigError as exc:
+                raise ConfigError(f"ladder.datasets: {exc}") from None

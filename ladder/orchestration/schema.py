@@ -52,10 +52,13 @@ class LadderConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
+LAUNCHERS = ("local", "slurm")
+
+
 @dataclass
 class LauncherConfig:
     """Where rungs run: `local` (one after another here) or `slurm` (one job per rung via submitit)."""
-    name: str = "local"
+    name: str = "local"  # one of LAUNCHERS
     partition: Optional[str] = None
     account: Optional[str] = None
     qos: Optional[str] = None

@@ -21,6 +21,9 @@ from train.data.config import DataConfig
 FORMATS = {".jsonl": "json", ".jsonl.gz": "json", ".json.gz": "json", ".parquet": "parquet"}
 
 
+EMPTY = "empty file (no records); remove it or fill it"
+
+
 class DataError(ValueError):
     """Bad input data; the message names the file (and line where it applies)."""
 
@@ -51,8 +54,10 @@ def local_files(path: str | Path) -> list[Path]:
 
 
 def _bad_line(path: Path) -> str:
-    """Find the first line of a JSON-lines file that is not valid UTF-8 JSON, to name it in an error."""
+    """Find the first line of a JSON-lines file that is not valid UTF-8 JSON, or say that it holds no line,
+    to name it in an error."""
     opener = gzip.open if path.name.endswith(".gz") else open
+    records = 0
     try:
         with opener(path, "rb") as f:
             for number, raw in enumerate(f, 1):
@@ -61,13 +66,30 @@ def _bad_line(path: Path) -> str:
                 except UnicodeDecodeError as exc:
                     return f"line {number}: invalid UTF-8 ({exc.reason} at byte {exc.start})"
                 if line.strip():
+                    records += 1
                     try:
                         json.loads(line)
                     except json.JSONDecodeError as exc:
                         return f"line {number}: invalid JSON ({exc.msg})"
     except (OSError, EOFError) as exc:
         return f"corrupt or truncated gzip ({exc})"
-    return ""
+    return "" if records else EMPTY
+
+
+def _require_field(path: Path, text_field: str) -> None:
+    """A DataError naming the first record of a JSON-lines file that lacks `text_field`.
+
+    The JSON reader gives every record the fields of all of them, so a record without the text field
+    reads like one whose text is null (skipped and counted): only the file itself tells them apart.
+    """
+    if _format(path) != "json":
+        return
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for row, record in enumerate((json.loads(line) for line in f if line.strip()), 1):
+            if text_field not in record:
+                raise DataError(f"{path}: record {row} has no field '{text_field}' "
+                                f"(fields: {', '.join(sorted(record))}); set data.text_field")
 
 
 @dataclass
@@ -99,12 +121,14 @@ def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dic
             ds = datasets.load_dataset(_format(path), data_files=[str(path)], split="train", streaming=True)
             for row, record in enumerate(ds, 1):
                 yield str(path), row, record
+            if row == 0:
+                raise DataError(f"{path}: {EMPTY}")
         except DataError:
             raise
         except Exception as exc:  # json/parquet/gzip/UTF-8 failures arrive as many types
             where = _bad_line(path) if _format(path) == "json" else ""
-            raise DataError(f"{path}: {where or f'unreadable file (read {row} records)'} "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+            cause = f" ({type(exc).__name__}: {str(exc).splitlines()[0]})" if str(exc).strip() else ""
+            raise DataError(f"{path}: {where or f'unreadable file (read {row} records)'}{cause}") from exc
 
 
 def documents(cfg, stats: Optional[Stats] = None) -> Iterator[str]:
@@ -113,11 +137,15 @@ def documents(cfg, stats: Optional[Stats] = None) -> Iterator[str]:
     stats = stats if stats is not None else Stats()
     files = local_files(cfg.path) if cfg.path is not None else []
     stats.files = [str(p) for p in files] or [f"hf://{cfg.hf_path}/{cfg.hf_name or ''}/{cfg.split}"]
+    checked = set()  # local files already searched for a record without the text field
     for source, row, record in _records(cfg, files):
         if cfg.text_field not in record:
             raise DataError(f"{source}: record {row} has no field '{cfg.text_field}' "
                             f"(fields: {', '.join(sorted(record))}); set data.text_field")
         text = record[cfg.text_field]
+        if text is None and files and source not in checked:
+            checked.add(source)
+            _require_field(Path(source), cfg.text_field)
         if text is not None and not isinstance(text, str):
             raise DataError(f"{source}: record {row}: field '{cfg.text_field}' is {type(text).__name__}, not text")
         if not text or not text.strip():

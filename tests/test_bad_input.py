@@ -1,0 +1,189 @@
+"""Bad input reaches the user as one line naming the key, file or row, with exit code 2, from every
+command that can meet it: never a library traceback, never a silently wrong result (issue 15)."""
+import gzip
+import json
+import os
+import re
+import tempfile
+
+import pandas as pd
+import pytest
+
+from ladder.orchestration.cli import main
+from ladder.orchestration.compose import load
+from train.data.sources import DataError, Stats, documents
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Every command gets its own cache, so nothing here builds the default corpus."""
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def error(capsys, *argv) -> str:
+    """The one line a failing command prints; it must exit with 2."""
+    rc = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert err.count("\n") == 0 and err.startswith(f"ladder {argv[0]}: error: "), err
+    return err
+
+
+def jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def local_data(path):
+    """Overrides that read a ladder's data from `path` (its own tokenizer trained there too)."""
+    return ["ladder.datasets=[c4]", "data=c4", f"data.path={path}", f"ladder.tokenizer.train_path={path}",
+            "ladder.tokenizer.train_vocab_size=300"]
+
+
+# Silent wrong behaviour
+
+def test_an_unknown_launcher_is_refused_not_run_locally(capsys):
+    assert "launcher.name=nope: unknown launcher; known: local, slurm" in error(capsys, "plan", "launcher.name=nope")
+
+
+def test_plan_refuses_an_unknown_dataset_like_run(capsys):
+    assert "ladder.datasets: unknown data 'nope'" in error(capsys, "plan", "ladder.datasets=[nope]")
+
+
+def test_a_record_without_the_text_field_is_named_even_after_good_ones(tmp_path, capsys):
+    shard = jsonl(tmp_path / "c4" / "a.jsonl", [{"text": f"document {i} of the river"} for i in range(30)]
+                  + [{"body": "no text here"}])
+    with pytest.raises(DataError, match=r"a\.jsonl: record 31 has no field 'text' \(fields: body\)"):
+        list(documents({"name": "c4", "path": str(shard)}))
+    assert "record 31 has no field 'text'" in error(capsys, "prepare", *local_data(shard.parent))
+
+
+def test_null_text_is_still_skipped_and_counted(tmp_path):
+    shard = jsonl(tmp_path / "a.jsonl", [{"text": "first"}, {"text": None}, {"text": "last"}])
+    stats = Stats()
+    assert list(documents({"name": "c4", "path": str(shard)}, stats)) == ["first", "last"]
+    assert stats.skipped_empty == 1
+
+
+@pytest.fixture
+def points(tmp_path):
+    """A CSV of eight runs of a known law (tests/fit/test_run.py)."""
+    rows = [{"run": f"r{n:.0f}-{m}", "params": n, "tokens": n * m, "c4:loss": 1.8 + 400 / n ** 0.34 + 410 / (n * m) ** 0.28}
+            for n in (190e6, 370e6, 760e6, 1.3e9) for m in (20, 40)]
+    path = tmp_path / "points.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def fit_args(points, tmp_path, *more):
+    return ["fit", f"results={points}", "method=chinchilla", "bootstrap=0", f"out={tmp_path}/report", *more]
+
+
+@pytest.mark.parametrize("target,message", [
+    ("{params:-7e9,tokens:1e11}", "params=-7000000000.0 .* must be a positive number"),
+    ("{params:7e9,tokens:0}", "tokens=0 .* must be a positive number"),
+    ("{params:abc,tokens:1e11}", "params='abc' .* must be a positive number"),
+    ("{size:190M,multiplier:-2}", "multiplier=-2 .* must be a positive number"),
+])
+def test_fit_refuses_a_target_that_is_not_positive(points, tmp_path, capsys, target, message):
+    assert re.search(message, error(capsys, *fit_args(points, tmp_path, f"targets=[{target}]")))
+    assert not (tmp_path / "report").exists()
+
+
+def test_fit_refuses_a_negative_bootstrap_like_plan_and_run(points, tmp_path, capsys):
+    assert "fit.bootstrap=-1: must be 0" in error(capsys, *fit_args(points, tmp_path, "bootstrap=-1"))
+    assert "fit.bootstrap=-1" in error(capsys, "plan", "fit.bootstrap=-1")
+    assert "fit.interval=1.5" in error(capsys, "run", "fit.interval=1.5")
+
+
+def test_the_documented_task_path_override_needs_no_plus():
+    cfg = load(["eval=olmo", "eval.task_paths.piqa=/data/piqa.jsonl", "eval.task_paths.piqa=/data/piqa2.jsonl",
+                "eval.lm_sets.c4=/data/c4-val", "eval.task_paths={hellaswag:/data/hs.jsonl}"])
+    assert dict(cfg.eval.task_paths) == {"piqa": "/data/piqa2.jsonl", "hellaswag": "/data/hs.jsonl"}
+    assert dict(cfg.eval.lm_sets) == {"c4": "/data/c4-val"}
+    assert load(["+eval.task_paths.piqa=/x"]).eval.task_paths.piqa == "/x"  # the old spelling still works
+
+
+def test_a_task_path_for_an_unknown_task_is_refused(capsys):
+    assert "eval.task_paths.piqq: unknown task" in error(capsys, "eval", "task_paths.piqq=/data/piqa.jsonl")
+
+
+# Tracebacks instead of messages
+
+def test_fit_names_an_empty_csv(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    assert f"{tmp_path}/empty.csv: empty file" in error(capsys, "fit", f"results={tmp_path}/empty.csv")
+
+
+@pytest.mark.parametrize("column,line", [("params", 4), ("c4:loss", 7)])
+def test_fit_names_the_cell_that_is_not_a_number(points, tmp_path, capsys, column, line):
+    df = pd.read_csv(points).astype(object)
+    df.loc[line - 2, column] = "n/a?"
+    df.to_csv(points, index=False)
+    assert f"{points}: line {line}, column '{column}': 'n/a?' is not a number" in error(
+        capsys, *fit_args(points, tmp_path))
+
+
+def test_fit_as_gadre_data_of_a_file_that_is_not_says_so(points, tmp_path, capsys):
+    assert "not a Gadre et al. exp_data folder" in error(capsys, *fit_args(points, tmp_path, "format=gadre"))
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_out_dir_that_is_a_file_or_under_one(tmp_path, capsys, command):
+    (tmp_path / "file").write_text("mine")
+    assert f"out_dir={tmp_path}/file: is a file, not a directory" in error(capsys, command, f"out_dir={tmp_path}/file")
+    assert f"out_dir={tmp_path}/file/run: {tmp_path}/file is a file" in error(
+        capsys, command, f"out_dir={tmp_path}/file/run")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_status_and_fit_outputs_that_are_files(points, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert "is a file" in error(capsys, "status", f"out_dir={tmp_path}/file")
+    assert f"out={tmp_path}/file: is a file" in error(capsys, *fit_args(points, tmp_path, f"out={tmp_path}/file"))
+
+
+def _unwritable_dir(tmp_path):
+    """A directory this process cannot write into: permission bits for a user; root ignores them, so a
+    read-only mount (/sys in most containers) for root, else the test is skipped."""
+    if os.geteuid() != 0:
+        path = tmp_path / "locked"
+        path.mkdir(mode=0o500)
+        return path
+    for path in ("/sys", "/proc/sys"):
+        try:
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError:
+            return path
+    pytest.skip("no directory here that root cannot write into")
+
+
+def test_out_dir_and_cache_that_cannot_be_written(tmp_path, capsys, monkeypatch):
+    locked = _unwritable_dir(tmp_path)
+    assert f"out_dir={locked}: cannot write there" in error(capsys, "train", f"out_dir={locked}")
+    monkeypatch.setenv("LADDER_CACHE", str(locked))
+    assert f"LADDER_CACHE={locked}: cannot write there" in error(capsys, "prepare")
+
+
+@pytest.mark.parametrize("command", ["prepare", "run", "train", "eval"])
+def test_a_cache_that_is_a_file(tmp_path, capsys, monkeypatch, command):
+    (tmp_path / "file").write_text("mine")
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "file"))
+    assert f"LADDER_CACHE={tmp_path}/file: is a file" in error(capsys, command, f"out_dir={tmp_path}/run")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name,write", [
+    ("a.jsonl", lambda p: p.write_text("")),
+    ("a.jsonl", lambda p: p.write_text("\n  \n")),
+    ("a.json.gz", lambda p: gzip.open(p, "wt").close()),
+])
+def test_an_empty_shard_is_named(tmp_path, capsys, name, write):
+    good = jsonl(tmp_path / "c4" / "0.jsonl", [{"text": f"document {i} of the river"} for i in range(30)])
+    write(good.parent / name)
+    with pytest.raises(DataError, match=rf"{name}: empty file \(no records\)") as exc:
+        list(documents({"name": "c4", "path": str(good.parent)}))
+    assert "StopIteration" not in str(exc.value)
+    assert f"{name}: empty file" in error(capsys, "prepare", *local_data(good.parent))
