@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ladder.config import load_group_option
+from ladder.config import CONFIG_DIR, load_group_option
 from ladder.files import atomic_write_text
 from ladder.plan import Plan, Rung, build_plan
 from ladder.status import RECORD, read_status, rung_dir, status_table
@@ -132,6 +132,27 @@ def _write_plan(plan: Plan, out_dir: Path) -> None:
     atomic_write_text(out_dir / "plan.json", as_json(plan))
 
 
+FIT_SETTINGS = "fit.yaml"  # beside plan.json: the fit settings the ladder ran with, for a later `ladder fit`
+
+
+def saved_fit_settings(results: Path) -> DictConfig | None:
+    """The fit settings a harness run directory ran with (its FIT_SETTINGS, less where results and
+    report lay), or those of the ladder its plan.json names (run directories written before
+    FIT_SETTINGS); None for anything else (published data, a CSV)."""
+    from ladder.config import load
+
+    if (results / FIT_SETTINGS).is_file():
+        fit = OmegaConf.load(results / FIT_SETTINGS)
+        return OmegaConf.masked_copy(fit, [k for k in fit if k not in ("results", "out")])
+    if (results / "plan.json").is_file():
+        import json
+
+        name = json.loads((results / "plan.json").read_text()).get("ladder")
+        if name and (CONFIG_DIR / "ladder" / f"{name}.yaml").is_file():
+            return load([f"ladder={name}"]).fit
+    return None
+
+
 def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
     """Fit the ladder's own results; predict its targets unless the fit config names others."""
     fit = OmegaConf.to_container(cfg.fit, resolve=True)
@@ -150,6 +171,7 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     plan = build_plan(cfg)
     out_dir = Path(cfg.out_dir)
     _write_plan(plan, out_dir)
+    atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
     prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
     statuses = [read_status(out_dir, r) for r in plan.rungs]
     for status in statuses:
