@@ -11,11 +11,13 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
-from fit.methods import MethodOutput, RunTable, task_metrics, olmo_fit_runs, olmo_two_step
+from fit.calibration import inner_backtests, widen
+from fit.chain import MethodOutput
+from fit.methods import PAPER_SIGMOID, Sigmoid, olmo_two_step
+from fit.runs import RunTable, olmo_fit_runs, task_metrics
 from fit.points import PointSet
 from ladder.core.plan import Target
 
@@ -47,21 +49,8 @@ def _grid(path: str) -> bool:
     return path != "<task>:bpb"
 
 
-def inner_backtests(table: RunTable) -> List[Tuple[List[str], List[Target]]]:
-    """(fit runs, held-out targets) inside the fit set: its largest size predicted from the rest, and its
-    two largest sizes from the rest while at least two sizes remain to fit."""
-    sizes = sorted({table.info[r][0] for r in table.runs})
-    out = []
-    for k in (1, 2):
-        if len(sizes) - k < 2:
-            break
-        held = [r for r in table.runs if table.info[r][0] >= sizes[-k]]
-        out.append(([r for r in table.runs if r not in held],
-                    [Target(r, table.info[r][0], table.info[r][1]) for r in held]))
-    return out
-
-
-def backtest_predictions(ps: PointSet, paths, backtests, cfg) -> Tuple[pd.DataFrame, List[str]]:
+def backtest_predictions(ps: PointSet, paths, backtests, cfg,
+                         sigmoid: Sigmoid = PAPER_SIGMOID) -> Tuple[pd.DataFrame, List[str]]:
     """Every path's predictions of the held-out runs of every inner backtest (no bootstrap)."""
     rows, skipped = [], []
     quiet = replace(cfg, bootstrap=0)
@@ -69,7 +58,7 @@ def backtest_predictions(ps: PointSet, paths, backtests, cfg) -> Tuple[pd.DataFr
         try:
             for path, inter in paths.items():
                 out = olmo_two_step(ps, held, quiet, name="best-backtest", intermediate=inter, runs=fit_runs,
-                                    grid=_grid(path))
+                                    grid=_grid(path), sigmoid=sigmoid)
                 rows += [{**p, "path": path, "backtest": i} for p in out.predictions]
         except FitInputError as e:
             skipped.append(f"inner backtest {i + 1} ({len(fit_runs)} fit runs) skipped: {e}")
@@ -90,7 +79,7 @@ def path_weights(errors: pd.DataFrame, paths) -> pd.DataFrame:
     return w.div(w.sum(axis=1), axis=0)
 
 
-def weighted(values: pd.DataFrame, w: pd.Series) -> pd.Series:
+def weighted_mean(values: pd.DataFrame, w: pd.Series) -> pd.Series:
     """Weighted mean over the columns (paths), renormalised over the finite values of each row."""
     v = values.reindex(columns=w.index)
     ok = np.isfinite(v.to_numpy(float))
@@ -99,31 +88,32 @@ def weighted(values: pd.DataFrame, w: pd.Series) -> pd.Series:
         return pd.Series((np.where(ok, v, 0.0) * W).sum(1) / W.sum(1), index=values.index)
 
 
-def best(ps: PointSet, targets: List[Target], cfg, runs=None) -> MethodOutput:
+def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid = PAPER_SIGMOID) -> MethodOutput:
     """Ensemble of two-step paths (see the module docstring). The losses themselves (each LM set, each
     task's bpb and gold NLL) are predicted by their own step-1 fits, as in `olmo_two_step`.
 
     Intervals: every path is bootstrapped over the same resamples of runs, so each resample's ensemble
     is the weighted mean of its paths; the quantiles are then widened by the model error the run
     bootstrap cannot see, the RMS error of the same ensemble in the inner backtests:
-    half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of `interval`."""
+    half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of `interval`.
+    `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests."""
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     paths = intermediate_paths(table)
     if not paths:  # no task: the primary loss alone, as olmo_two_step predicts it
-        out = olmo_two_step(ps, targets, cfg, name="best", runs=runs)
+        out = olmo_two_step(ps, targets, cfg, name="best", runs=runs, sigmoid=sigmoid)
         paths_out = {}
     else:
         paths_out = {p: olmo_two_step(ps, targets, cfg, name="best", intermediate=inter, runs=runs, thin=THIN,
-                                       grid=_grid(p))
+                                       grid=_grid(p), sigmoid=sigmoid)
                      for p, inter in paths.items()}
         out = _merge(paths_out, paths)
     backtests = inner_backtests(table)
-    errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests, cfg)
+    errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests, cfg, sigmoid)
     out.warnings += [f"best: {s}" for s in skipped]
     weights = path_weights(errors, paths) if paths else pd.DataFrame()
     if paths:
-        _ensemble(out, paths_out, weights, targets, cfg.interval)
+        _ensemble(out, paths_out, paths, weights, targets, cfg.interval)
         out.tables["Ensemble weights per task (%), from the inner backtests"] = (100 * weights).round(1).reset_index(
             names="task")
         out.fits["ensemble"] = {"params": {}, "weights": weights.to_dict(orient="index"),
@@ -131,22 +121,25 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None) -> MethodOutput:
                                         "weights ∝ 1/MSE of the path in the inner backtests"}
         out.notes.append(f"best: each task's accuracy is the weighted mean of {len(paths)} two-step paths "
                          f"(intermediates: {', '.join(paths)}), weights ∝ 1/MSE in {len(backtests)} inner backtest(s)")
-    if errors["error"].notna().any():
-        _widen(out, errors, weights, cfg.interval, [t.name for _, held in backtests for t in held])
-    else:
+    if not errors["error"].notna().any():
         out.warnings.append("best: no inner backtest could be fitted (the fit set needs 3 sizes); "
                             + ("paths weighted equally and " if paths else "") + "intervals are bootstrap only")
+    elif cfg.calibrate:
+        _widen(out, errors, weights, cfg.interval, [t.name for _, held in backtests for t in held])
+    out.calibrated = True  # by its own inner backtests, which also weight its paths (or deliberately not)
     return out
 
 
 def _merge(paths_out: Dict[str, MethodOutput], paths) -> MethodOutput:
-    """One output from the paths: their loss predictions and fits (each step-2 fit keyed by its
-    intermediate), warnings once each."""
-    out, where = MethodOutput("best"), {}
+    """One output from the paths: their loss predictions, fits and fitted steps (each step-2 fit keyed
+    by its intermediate), warnings once each."""
+    out, where = MethodOutput("best", runs=next(iter(paths_out.values())).runs), {}
     for p, o in paths_out.items():
         out.predictions += [q for q in o.predictions if not q["metric"].endswith(":acc")]
         for key, rec in o.fits.items():
             out.fits[_step2_key(key, paths[p])] = rec
+        for key, fitted in o.steps.items():
+            out.steps[_step2_key(key, paths[p])] = fitted
         for key, v in o.samples.items():
             out.samples[_step2_sample_key(key, paths[p])] = v
         for w in o.warnings:
@@ -166,9 +159,9 @@ def _step2_sample_key(key: str, inter: Dict[str, str]) -> str:
     return "|".join([parts[0], _step2_key(parts[1], inter)] + parts[2:]) if parts[0] == "param" else key
 
 
-def _ensemble(out: MethodOutput, paths_out, weights: pd.DataFrame, targets: List[Target], interval: float):
+def _ensemble(out: MethodOutput, paths_out, paths, weights: pd.DataFrame, targets: List[Target], interval: float):
     """Each task's accuracy prediction and bootstrap samples as the weighted mean over its paths; the
-    figures show the path with the most weight."""
+    figures show each task's path with the most weight."""
     preds = {(q["target"], q["metric"]): q for o in paths_out.values() for q in o.predictions
              if q["metric"].endswith(":acc")}
     for metric, w in weights.iterrows():
@@ -180,17 +173,16 @@ def _ensemble(out: MethodOutput, paths_out, weights: pd.DataFrame, targets: List
             key = f"pred|{t.name}|{metric}"
             sampled = [p for p in w.index if key in paths_out[p].samples]
             if sampled:
-                out.samples[key] = weighted(pd.DataFrame({p: paths_out[p].samples[key] for p in sampled}), w).to_numpy()
+                out.samples[key] = weighted_mean(pd.DataFrame({p: paths_out[p].samples[key] for p in sampled}), w).to_numpy()
             q = dict(preds[t.name, metric])
-            q["predicted"] = float(weighted(point, w).iloc[0])
+            q["predicted"] = float(weighted_mean(point, w).iloc[0])
             q["lower"], q["upper"] = quantile_intervals({key: out.samples[key]}, interval)[key] if sampled else (
                 np.nan, np.nan)
             out.predictions.append(q)
         task, top = metric.split(":")[0], w.idxmax()
-        plot = paths_out[top].plots.get(task)
-        if plot:
-            out.plots[task] = {**plot, "fit_key": f"{task}:step2@{plot['intermediate']}",
-                               "title": f"{task}: step 2, top path ({w[top]:.0%} of the weight)"}
+        key = _step2_key(f"{task}:step2", paths[top]) if task in paths[top] else None
+        if key in out.steps:
+            out.shown[key] = f"{task}: top path ({w[top]:.0%} of the weight)"
 
 
 def _path_pred(o: MethodOutput, target: str, metric: str) -> float:
@@ -201,19 +193,8 @@ def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, inter
     """Widen every interval by the inner-backtest RMS error of what predicted it: the weighted
     ensemble for an accuracy, the loss's own step-1 fit for a loss."""
     acc = errors["metric"].str.endswith(":acc")
-    ens = [{"metric": m, "error": weighted(g.pivot(index="metric", columns="path", values="predicted"),
-                                          weights.loc[m]).iloc[0] - g["actual"].iloc[0]}
+    ens = [{"metric": m, "error": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"),
+                                               weights.loc[m]).iloc[0] - g["actual"].iloc[0]}
            for (_, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
-    err = pd.concat([pd.DataFrame(ens, columns=["metric", "error"]), errors.loc[~acc, ["metric", "error"]]]).dropna()
-    rms = err.groupby("metric")["error"].apply(lambda e: float(np.sqrt(np.mean(e ** 2))))
-    z = float(norm.ppf(0.5 + interval / 2))
-    for p in out.predictions:
-        if p["metric"] in rms and np.isfinite(p["lower"]):
-            lo, hi = p["predicted"] - p["lower"], p["upper"] - p["predicted"]
-            p["lower"] = p["predicted"] - np.hypot(lo, z * rms[p["metric"]])
-            p["upper"] = p["predicted"] + np.hypot(hi, z * rms[p["metric"]])
-    out.notes.append(f"best: intervals widened by its inner backtests (runs {', '.join(dict.fromkeys(held))} left out "
-                     f"and predicted from the smaller rungs): half-width = sqrt(bootstrap half-width² + "
-                     f"({z:.3g}·RMS error)²)")
-    out.fits["backtest"] = {"held_out": list(dict.fromkeys(held)), "rms_error": rms.to_dict(), "params": {},
-                            "note": "inner backtests of best; intervals widened by z·RMS"}
+    widen(out, pd.concat([pd.DataFrame(ens, columns=["metric", "error"]), errors.loc[~acc, ["metric", "error"]]]),
+          interval, held)

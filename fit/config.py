@@ -11,7 +11,7 @@ from fit.errors import FitInputError
 class FitConfig:
     results: Optional[str] = None  # a ladder out_dir, OLMo-ladder CSVs, a Gadre et al. exp_data folder or a CSV
     format: str = "auto"  # auto, harness, olmo, gadre or csv
-    method: str = "best"  # a key of fit.run.METHODS
+    method: str = "best"  # a key of fit.registry.METHODS
     dataset: Optional[str] = None  # Gadre data: c4_original, rpj or rw_original
     targets: List[Any] = field(default_factory=list)  # names (13B-5T, SIZE-MULTxC) or {params, tokens, name}
     out: Optional[str] = None  # where predictions.csv, fits.json and the report go
@@ -21,6 +21,8 @@ class FitConfig:
     # null, or "largest": leave every run of the largest size out of the fit and predict those runs
     # (actuals from their final points) as a backtest, next to any `targets`.
     holdout: Optional[str] = None
+    # widen every interval by the method's own inner backtests (fit.calibration); false: bootstrap only
+    calibrate: bool = True
 
 
 def as_fit_config(cfg) -> FitConfig:

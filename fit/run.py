@@ -7,10 +7,13 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from fit import best, methods, report
+from fit import report
+from fit.calibration import calibrate
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet, load_points
+from fit.registry import METHODS
+from fit.runs import final_window, gadre_runs
 from fit.targets import actual_value, resolve_targets
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
@@ -18,14 +21,6 @@ from ladder.core.layout import REPORT
 from ladder.core.plan import Target
 
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual"]
-METHODS = {
-    "olmo_two_step": methods.olmo_two_step,
-    "olmo_two_step_flops": lambda ps, t, c: methods.olmo_two_step(ps, t, c, flops=True),
-    "olmo_single_step": methods.olmo_single_step,
-    "chinchilla": methods.chinchilla,
-    "gadre": methods.gadre,
-    "best": best.best,
-}
 
 
 HOLDOUTS = (None, "largest")
@@ -53,7 +48,7 @@ def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> Lis
     if held:
         return list(held) + (resolve_targets(cfg.targets, ps, []) if cfg.targets else [])
     if ps.format == "gadre":
-        loss_runs, err_runs = methods.gadre_runs(ps)
+        loss_runs, err_runs = gadre_runs(ps)
         return resolve_targets(cfg.targets, ps, loss_runs, err_runs)
     runs = ps.points.drop_duplicates("run")
     smaller = list(runs[runs["params"] < runs["params"].max()]["run"])
@@ -69,9 +64,11 @@ def run_fit(cfg) -> Path:
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
     out = METHODS[cfg.method](fit_ps, targets, cfg)
+    if cfg.calibrate and cfg.bootstrap > 0 and not out.calibrated:
+        calibrate(METHODS[cfg.method], fit_ps, targets, cfg, out)
     for pred in out.predictions:  # held-out runs are scored against the full data
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
-                                      methods.final_window(ps))
+                                      final_window(ps))
     out.warnings = fit_ps.dropped_summary() + fit_ps.notes + out.warnings
     out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
     try:
@@ -83,7 +80,7 @@ def run_fit(cfg) -> Path:
     atomic_write_text(out_dir / "fits.json", json.dumps(_clean({
         "method": out.method, "results": ps.source, "format": ps.format, "dataset": cfg.dataset,
         "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
-        "seed": cfg.seed, "holdout": cfg.holdout, "held_out": [t.name for t in held], "laws": out.fits,
+        "seed": cfg.seed, "holdout": cfg.holdout, "calibrate": cfg.calibrate, "held_out": [t.name for t in held], "laws": out.fits,
         "notes": out.notes, "warnings": out.warnings,
         "dropped": ps.dropped.drop(columns=["value"], errors="ignore").to_dict("records"),
     }), indent=1))

@@ -12,19 +12,18 @@ step-2 variants (the sigmoid's anchor, floor and ceiling) by the MAE of the whol
     PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-import fit.best as best_module
-from fit import laws, methods
+from fit import laws
 from fit.config import FitConfig
 from fit.fitting import fit_huber_log
 from fit.laws import Law
-from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted
-from fit.methods import STEP1_BOUNDS, STEP1_START, RunTable, olmo_fit_runs, olmo_two_step
+from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted_mean
+from fit.methods import PAPER_SIGMOID, STEP1_BOUNDS, STEP1_START, Sigmoid, olmo_two_step
+from fit.runs import RunTable, olmo_fit_runs
 from fit.points import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS, load_points, shared_data_dir
 from ladder.core.plan import Target
 
@@ -94,58 +93,31 @@ def step1_variants(ps, fit_runs, targets, sets):
     return {k: 100 * (v - actual) / actual for k, v in preds.items()}
 
 
-def combination_schemes(ps, fit_runs, targets):
+def combination_schemes(ps, fit_runs, targets, sigmoid: Sigmoid = PAPER_SIGMOID):
     """MAE (points) of each way to combine the paths, weights from the fit set's inner backtests."""
     table = RunTable(ps, fit_runs)
     paths = intermediate_paths(table)
     cfg = FitConfig(bootstrap=0)
-    inner, _ = backtest_predictions(ps, paths, inner_backtests(table), cfg)
-    outer, _ = backtest_predictions(ps, paths, [(fit_runs, targets)], cfg)
+    inner, _ = backtest_predictions(ps, paths, inner_backtests(table), cfg, sigmoid)
+    outer, _ = backtest_predictions(ps, paths, [(fit_runs, targets)], cfg, sigmoid)
     w = path_weights(inner, paths)
     schemes = {"1/MSE weights (best)": w, "equal weights": path_weights(inner.iloc[:0], paths),
                "per-task lowest-MSE path": w.eq(w.max(axis=1), axis=0).astype(float),
                "1/MSE² weights": (w ** 2).div((w ** 2).sum(axis=1), axis=0)}
     acc = outer[outer["metric"].str.endswith(":acc")]
-    return {name: 100 * np.mean([abs(weighted(g.pivot(index="metric", columns="path", values="predicted"),
+    return {name: 100 * np.mean([abs(weighted_mean(g.pivot(index="metric", columns="path", values="predicted"),
                                               W.loc[m]).iloc[0] - g["actual"].iloc[0])
                                  for (_, m), g in acc.groupby(["target", "metric"])])
             for name, W in schemes.items()}
 
 
-# Step-2 variants, each a change to every sigmoid fit of the full fits (the backtests run no bootstrap):
-# no (0, 1) anchor on the LM-loss paths (zero LM loss is no physical point, unlike zero task bpb);
-# floor and ceiling fixed (a = chance − 1, b = 1: a two-parameter logistic); a ceiling c shared by all
-# tasks (b ≤ c, anchor at (0, c)), for label noise the ladder's accuracies never come near.
-STEP2_VARIANTS = {"paper (anchor (0, 1), b <= 1)": {}, "no anchor on LM-loss paths": {"drop_anchor": True},
-                  "floor and ceiling fixed": {"fixed": True}, "shared ceiling 0.95": {"ceiling": 0.95},
-                  "shared ceiling 0.9": {"ceiling": 0.9}}
-
-
-@contextmanager
-def step2_variant(drop_anchor=False, fixed=False, ceiling=1.0):
-    """Every sigmoid fit in fit.methods changed as named (see STEP2_VARIANTS) while inside."""
-    plain, plain_path, lm_path = methods.fit_least_squares, best_module.olmo_two_step, [False]
-
-    def path(*args, intermediate=None, **kw):
-        lm_path[0] = bool(intermediate) and all(m.endswith(":loss") for m in intermediate.values())
-        return plain_path(*args, intermediate=intermediate, **kw)
-
-    def sigmoid_fit(law, X, y, starts, bounds=None, **kw):
-        if law is not laws.SIGMOID:
-            return plain(law, X, y, starts, bounds, **kw)
-        X, y, (a, L0, k, b) = np.asarray(X, float), np.asarray(y, float), starts[0]
-        if drop_anchor and lm_path[0]:
-            X, y = X[:, X[0] != 0.0], y[X[0] != 0.0]
-        y = np.where(X[0] == 0.0, ceiling, y)
-        bounds = ([(a - 1e-9, a), (0.0, None), (0.0, None), (1 - 1e-9, 1.0)] if fixed else
-                  [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, ceiling)])
-        return plain(law, X, y, [[a, L0, k, min(b, ceiling)]], bounds, **kw)
-
-    methods.fit_least_squares, best_module.olmo_two_step = sigmoid_fit, path
-    try:
-        yield
-    finally:
-        methods.fit_least_squares, best_module.olmo_two_step = plain, plain_path
+# Step-2 variants (fit.methods.Sigmoid), passed to every sigmoid fit of the backtests: no (0, 1) anchor on
+# the LM-loss paths; floor and ceiling fixed; a ceiling shared by all tasks (b <= c, anchor at (0, c)),
+# for label noise the ladder's accuracies never come near.
+STEP2_VARIANTS = {"paper (anchor (0, 1), b <= 1)": PAPER_SIGMOID,
+                  "no anchor on LM-loss paths": Sigmoid(anchor_on_lm_loss=False),
+                  "floor and ceiling fixed": Sigmoid(fixed=True), "shared ceiling 0.95": Sigmoid(ceiling=0.95),
+                  "shared ceiling 0.9": Sigmoid(ceiling=0.9)}
 
 
 def main():
@@ -185,8 +157,7 @@ def main():
             print(f"  {k:28s} {v:.2f}")
         print("step-2 variants, best's mean abs accuracy error (points):")
         for k, v in STEP2_VARIANTS.items():
-            with step2_variant(**v):
-                print(f"  {k:30s} {combination_schemes(ps, fit_runs, targets)['1/MSE weights (best)']:.2f}")
+            print(f"  {k:30s} {combination_schemes(ps, fit_runs, targets, v)['1/MSE weights (best)']:.2f}")
         got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=fit_runs).predictions)
         got = got[got["metric"].str.endswith(":acc")]
         inside = (got["lower"] <= got["actual"]) & (got["actual"] <= got["upper"])

@@ -1,5 +1,5 @@
 """Time a full `ladder fit` (1,000 bootstrap resamples) on the published OLMo ladder, for the default
-method and the paper's two-step method.
+method, the paper's two-step method and the direct method.
 
     PYTHONPATH=. python scripts/bench_fit.py [results] [method[,method...]] [bootstrap]
 """
@@ -14,7 +14,7 @@ from fit.run import run_fit
 
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else str(shared_data_dir() / "olmo-ladder" / "runs")
-    methods = sys.argv[2].split(",") if len(sys.argv) > 2 else ["best", "olmo_two_step"]
+    methods = sys.argv[2].split(",") if len(sys.argv) > 2 else ["best", "olmo_two_step", "direct"]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     times = []
     for method in methods:

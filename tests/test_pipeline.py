@@ -32,6 +32,8 @@ def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path
     assert (report / "predictions.csv").exists() and (report / "report.html").exists()
     assert "big" in (report / "predictions.csv").read_text()
     assert "report:" in capsys.readouterr().out
+    from ladder.orchestration.cli import fit_settings  # a later `ladder fit` of the run fits as the run did
+    assert fit_settings([f"fit.results={tmp_path}/run"]).method == "chinchilla"
 
     checkpoints = sorted((tmp_path / "run").glob("rungs/*/checkpoints/step-*"))
     mtimes = [c.stat().st_mtime_ns for c in checkpoints]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 PLAN = "plan.json"  # the rung table, as `ladder plan --format json` prints it
+FIT_SETTINGS = "fit.yaml"  # the fit settings the ladder ran with, for a later `ladder fit` of its results
 RUNGS = "rungs"
 REPORT = "report"  # `ladder fit`'s default output directory
 

@@ -76,12 +76,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from fit.run import run_fit
 
-    cfg = load(scoped(args.overrides, "fit"))
-    if cfg.fit.results is None:
+    fit = fit_settings(scoped(args.overrides, "fit"))
+    if fit.results is None:
         raise ConfigError("say which results to fit: results=DIR (a ladder out_dir, OLMo-ladder CSVs, "
                           "a Gadre et al. exp_data folder) or results=FILE.csv")
-    run_fit(cfg.fit)
+    run_fit(fit)
     return 0
+
+
+def fit_settings(overrides: list[str]):
+    """What `ladder fit` fits with: the settings of a ladder the user names (ladder=NAME or fit=NAME);
+    else a harness run directory's own (pipeline.saved_fit_settings); else configs/fit/default.yaml,
+    never those of the root config's default ladder (smoke: a backtest with 200 resamples). Keys the
+    user sets win over either."""
+    from omegaconf import OmegaConf
+
+    from ladder.orchestration.pipeline import saved_fit_settings
+
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    if "ladder" in keys or "fit" in keys:
+        return load(overrides).fit
+    fit = load(["fit=default", *overrides]).fit
+    saved = saved_fit_settings(Path(fit.results)) if fit.results else None
+    if saved is None:
+        return fit
+    mine = {k.split(".", 1)[1].split(".", 1)[0] for k in keys if k.startswith("fit.")}
+    return OmegaConf.merge(fit, OmegaConf.masked_copy(saved, [k for k in saved if k not in mine]))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

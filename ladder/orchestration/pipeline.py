@@ -6,6 +6,7 @@ one resumes from its last checkpoint, and a failed one is reported while the oth
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -14,10 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from fit.errors import FitInputError
 from fit.run import run_fit
+from ladder.core.configs import CONFIG_DIR
 from ladder.core.files import atomic_write_text
 from eval.cli import unevaluated
-from ladder.core.layout import PLAN, RECORD, REPORT, results_files, rung_dir
+from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
+from ladder.orchestration.compose import load
 from ladder.orchestration.plan_format import as_json
 from ladder.orchestration.rung import LOCKED, prepare_all, run_rung, with_heldout
 from ladder.orchestration.slurm import submit_rungs, wait
@@ -29,6 +32,20 @@ log = logging.getLogger(__name__)
 def _write_plan(plan: Plan, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / PLAN, as_json(plan))
+
+
+def saved_fit_settings(results: Path) -> DictConfig | None:
+    """The fit settings a harness run directory ran with (its FIT_SETTINGS, less where results and
+    report lay), or those of the ladder its plan.json names (run directories written before
+    FIT_SETTINGS); None for anything else (published data, a CSV)."""
+    if (results / FIT_SETTINGS).is_file():
+        fit = OmegaConf.load(results / FIT_SETTINGS)
+        return OmegaConf.masked_copy(fit, [k for k in fit if k not in ("results", "out")])
+    if (results / PLAN).is_file():
+        name = json.loads((results / PLAN).read_text()).get("ladder")
+        if name and (CONFIG_DIR / "ladder" / f"{name}.yaml").is_file():
+            return load([f"ladder={name}"]).fit
+    return None
 
 
 def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
@@ -46,6 +63,7 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     plan = build_plan(cfg)
     out_dir = Path(cfg.out_dir)
     _write_plan(plan, out_dir)
+    atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
     prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
     statuses = [read_status(out_dir, r) for r in plan.rungs]
     for status in statuses:

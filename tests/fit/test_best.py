@@ -1,15 +1,29 @@
 """`best`: the ensemble of two-step paths weighted by inner backtests (fit/best.py)."""
+import importlib.util
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from fit import laws
-from fit.best import best, inner_backtests, path_weights, weighted
+from fit.best import best, inner_backtests, path_weights, weighted_mean
+from fit.chain import bootstrap_chain, fit_chain
 from fit.config import FitConfig
-from fit.fitting import fit_least_squares, resample_counts
-from fit.methods import SIGMOID_BOUNDS, Refits, RunTable, olmo_fit_runs
+from fit.fitting import resample_counts
+from fit.methods import PAPER_SIGMOID, Sigmoid, olmo_two_step
 from fit.points import OLMO_TASKS, load_points
+from fit.runs import RunTable, olmo_fit_runs
 from fit.targets import NAMED
+from ladder.core.plan import Target
+
+
+def _module(path):
+    spec = importlib.util.spec_from_file_location(Path(path).stem, Path(__file__).parents[2] / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _errors(rows):
@@ -40,7 +54,7 @@ def test_a_task_no_backtest_could_score_gets_equal_weights():
 
 def test_weighted_mean_renormalises_over_paths_that_have_a_value():
     values = pd.DataFrame({"a": [1.0, np.nan, np.nan], "b": [3.0, 5.0, np.nan]})
-    got = weighted(values, pd.Series({"a": 0.75, "b": 0.25}))
+    got = weighted_mean(values, pd.Series({"a": 0.75, "b": 0.25}))
     assert got[0] == pytest.approx(1.5) and got[1] == pytest.approx(5.0) and np.isnan(got[2])
 
 
@@ -67,13 +81,16 @@ def test_recentred_refits_of_all_points_match_plain_refits(shared):
     """Recentring shifts each refit by (full fit − all-ones refit); on the full points that shift is ~0."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
     runs = olmo_fit_runs(ps, [NAMED["13B-5T"]])
-    xs, ys, owner = RunTable(ps, runs).checkpoints(runs, "c4_en:loss", "mmlu:acc")
-    xs, ys = np.append(xs, 0.0)[None, :], np.append(ys, 1.0)
-    full = fit_least_squares(laws.SIGMOID, xs, ys, [[-0.75, 0.9, 3.0, 1.0]], SIGMOID_BOUNDS)
-    r = Refits(resample_counts(len(runs), 20, seed=1))
-    plain = r.fit("p", full, xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS)
-    centred = r.fit("c", full, xs, ys, r.weights(owner, fixed=1), SIGMOID_BOUNDS, recentre=True)
-    assert np.allclose(plain, centred, atol=1e-5)
+    data = RunTable(ps, runs).checkpoints(runs, "c4_en:loss", "mmlu:acc")
+    step = PAPER_SIGMOID.step("s", "mmlu", *data, "c4_en:loss", target_x=np.array([[0.9]]), output="mmlu:acc")
+    counts, targets = resample_counts(len(runs), 20, seed=1), [Target("t", 1.0, 1.0)]
+
+    def refits(s):
+        out = fit_chain("t", [s], targets)
+        assert bootstrap_chain(out, targets, counts).all()
+        return np.column_stack([out.samples[f"param|s|{k}"] for k in laws.SIGMOID.params])
+
+    assert np.allclose(refits(step), refits(replace(step, refit_points=step.points)), atol=1e-5)
 
 
 def test_best_meets_its_13b_goal_without_intervals(shared):
@@ -99,23 +116,26 @@ def test_best_intervals_cover_the_13b_actuals(shared):
     assert ((acc["lower"] <= acc["actual"]) & (acc["actual"] <= acc["upper"])).sum() >= 6
 
 
-def test_backtest_script_step2_variants_change_every_sigmoid_and_restore_it():
-    """scripts/backtest_best.py's step-2 variants (docs/fit.md): a shared ceiling bounds b and moves
-    the anchor; fixed floor and ceiling pin a and b; leaving the block restores the paper's fit."""
-    import importlib.util
-    from pathlib import Path
-    from fit import methods
-    spec = importlib.util.spec_from_file_location("backtest_best", Path(__file__).parents[2] / "scripts" / "backtest_best.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_step2_variants_are_arguments_that_change_every_sigmoid():
+    """The backtests' step-2 variants (docs/fit.md) are fit.methods.Sigmoid values: a shared ceiling
+    bounds b and moves the anchor; fixed floor and ceiling pin a and b; the paper's form is the default."""
     L = np.linspace(2.6, 4.0, 40)
-    X, y = np.append(L, 0.0)[None, :], np.append(laws.SIGMOID.f(L[None, :], np.array([-0.75, 3.0, 4.0, 1.0])), 1.0)
-    start = [[-0.75, 0.9, 3.0, 1.0]]
-    plain = methods.fit_least_squares
-    with script.step2_variant(ceiling=0.9):
-        capped = methods.fit_least_squares(laws.SIGMOID, X, y, start, SIGMOID_BOUNDS)
-    with script.step2_variant(fixed=True):
-        fixed = methods.fit_least_squares(laws.SIGMOID, X, y, [[-0.6, 0.9, 3.0, 1.0]], SIGMOID_BOUNDS)
-    assert methods.fit_least_squares is plain
-    assert capped.params[3] <= 0.9 + 1e-12 and plain(laws.SIGMOID, X, y, start, SIGMOID_BOUNDS).params[3] > 0.99
-    assert fixed.params[0] == pytest.approx(-0.6, abs=1e-6) and fixed.params[3] == pytest.approx(1.0, abs=1e-6)
+    acc = laws.SIGMOID.f(L[None, :], np.array([-0.75, 3.0, 4.0, 1.0]))
+    fit = lambda sigmoid, task="mmlu": sigmoid.step("s", task, L, acc, np.zeros(40, int), "c4:loss").fit()
+    assert fit(PAPER_SIGMOID).params[3] > 0.99
+    assert fit(Sigmoid(ceiling=0.9)).params[3] <= 0.9 + 1e-12
+    fixed = fit(Sigmoid(fixed=True), task="csqa")
+    assert fixed.params[0] == pytest.approx(-0.8, abs=1e-6) and fixed.params[3] == pytest.approx(1.0, abs=1e-6)
+    free = Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "c4:loss")
+    assert free.points.X.shape[1] == 40  # no (0, 1) anchor on an LM-loss path
+    assert Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "mmlu:bpb").points.X.shape[1] == 41
+
+
+def test_olmo_two_step_and_the_backtest_script_take_the_variant_as_an_argument(tmp_path):
+    ps = load_points(str(_module("tests/fit/test_holdout.py").write_ladder(tmp_path)))
+    out = olmo_two_step(ps, [Target("big", 2e6, 4e7)], FitConfig(bootstrap=0), sigmoid=Sigmoid(fixed=True))
+    params = out.fits["derived:step2"]["params"]
+    assert params["a"] == pytest.approx(-0.75, abs=1e-6) and params["b"] == pytest.approx(1.0, abs=1e-6)
+    script = _module("scripts/backtest_best.py")
+    assert all(isinstance(v, Sigmoid) for v in script.STEP2_VARIANTS.values())
+    assert script.STEP2_VARIANTS["paper (anchor (0, 1), b <= 1)"] == PAPER_SIGMOID

@@ -5,8 +5,9 @@ import pytest
 
 from fit import laws
 from fit.fitting import fit_batched, fit_huber_log, fit_least_squares, quantile_intervals, resample_counts
-from fit.methods import SIGMOID_BOUNDS, STEP1_BOUNDS, STEP1_START, RunTable, olmo_fit_runs
+from fit.methods import SIGMOID_BOUNDS, STEP1_BOUNDS, STEP1_START
 from fit.points import load_points
+from fit.runs import RunTable, olmo_fit_runs
 from fit.targets import NAMED
 
 TARGET = NAMED["13B-5T"]
@@ -79,10 +80,11 @@ def test_batched_intervals_match_per_resample_scipy(shared):
 
 
 @pytest.mark.parametrize("law", [laws.OLMO_ND, laws.OLMO_FLOPS, laws.SIGMOID, laws.SINGLE_STEP, laws.CHINCHILLA,
-                                 laws.GADRE_LOSS, laws.GADRE_ERR], ids=lambda law: law.name)
+                                 laws.GADRE_LOSS, laws.GADRE_ERR, laws.DIRECT_C, laws.DIRECT_ND], ids=lambda law: law.name)
 def test_every_law_evaluates_a_batch_of_parameters_like_one_at_a_time(law):
     rng = np.random.default_rng(0)
-    k = {"olmo_nd": 2, "single_step": 2, "olmo_single_step": 2, "chinchilla": 2, "gadre_loss": 2}.get(law.name, 1)
+    k = {"olmo_nd": 2, "single_step": 2, "olmo_single_step": 2, "chinchilla": 2, "gadre_loss": 2,
+         "direct_nd": 2}.get(law.name, 1)
     X = np.exp(rng.uniform(2, 4, (k, 7)))
     P = rng.uniform(0.1, 0.5, (3, len(law.params)))
     f, g = law.f(X, P.T[..., None]), law.grad(X, P.T[..., None])

@@ -1,0 +1,128 @@
+"""The runs a method fits and what it reads from them: the run table (each run's N, D, FLOPs, final
+values and checkpoint series, prepared once), each paper's fit set, the tasks and losses the data has,
+and the checks every fit set must pass."""
+from typing import List
+
+import numpy as np
+
+from fit.errors import FitInputError
+from fit.points import OLMO_TASKS, PointSet
+from ladder.core.plan import Target
+
+
+def final_window(ps: PointSet) -> int:
+    """How many last evaluations make a run's final value: 5 on the OLMo exports (the paper's
+    convention; they evaluate every ~1 % of a run), else the final point alone (the harness evaluates
+    a few checkpoints, whose mean would reach back into the run)."""
+    return 5 if ps.format == "olmo" else 1
+
+
+class RunTable:
+    """Per-run arrays prepared once, so that bootstrap refits only index into them."""
+
+    def __init__(self, ps: PointSet, runs: List[str]):
+        last = final_window(ps)
+        p = ps.points[ps.points["run"].isin(runs)].sort_values(["run", "metric", "tokens"])
+        self.runs = list(runs)
+        self.info, self.final, self.series = {}, {}, {}
+        for (run, metric), g in p.groupby(["run", "metric"], sort=False):
+            self.info.setdefault(run, (float(g["params"].iloc[-1]), float(g["tokens"].iloc[-1]),
+                                       float(g["flops"].iloc[-1]), float(g["multiplier"].iloc[-1])))
+            self.final[run, metric] = float(g["value"].tail(last).mean())
+            self.series[run, metric] = g["value"].to_numpy(float)
+
+    def has(self, metric):
+        return all((r, metric) in self.final for r in self.runs)
+
+    def finals(self, runs, metric):
+        """(X = [N, D], y, C) at each run's final checkpoint, y averaged over its last evaluations."""
+        N, D, C, _ = np.array([self.info[r] for r in runs]).T
+        return np.vstack([N, D]), np.array([self.final[r, metric] for r in runs]), C
+
+    def checkpoints(self, runs, x_metric, y_metric, skip=0.1, avg=5, every=1):
+        """Intermediate checkpoints after the first `skip` of each run, each series smoothed with a
+        trailing moving average of `avg` (OLMo-ladder get_step2_data_by_name), and each point's
+        position in `runs` (for per-run bootstrap weights). `every` keeps every so-many smoothed
+        points of a run, counted back from its last."""
+        xs, ys, owner = [], [], []
+        for i, r in enumerate(runs):
+            x, y = self.series[r, x_metric], self.series[r, y_metric]
+            k = int(np.ceil(skip * len(x)))
+            xs.append(_moving_average(x[k:], avg)[::-1][::every][::-1])
+            ys.append(_moving_average(y[k:], avg)[::-1][::every][::-1])
+            owner.append(np.full(len(xs[-1]), i))
+        return np.concatenate(xs), np.concatenate(ys), np.concatenate(owner)
+
+
+def _moving_average(a, n):
+    c = np.cumsum(a, dtype=float)
+    c[n:] = c[n:] - c[:-n]
+    return c / np.minimum(np.arange(1, len(a) + 1), n)
+
+
+def check_fit_set(table: RunTable, n_params: int, what: str, needs_sizes: bool = True):
+    sizes = {table.info[r][0] for r in table.runs}
+    if len(table.runs) < n_params + 1:
+        raise FitInputError(f"{what}: {len(table.runs)} run(s) for a law with {n_params} parameters; need at least {n_params + 1}")
+    if needs_sizes and len(sizes) < 2:
+        raise FitInputError(f"{what}: all {len(table.runs)} runs are at one size (N = {sizes.pop():.4g}); the N exponent cannot be fitted")
+
+
+def range_warnings(table: RunTable, targets: List[Target]) -> List[str]:
+    N = max(v[0] for v in table.info.values())
+    D = max(v[1] for v in table.info.values())
+    return [f"target {t.name} (N={t.params:.4g}, D={t.tokens:.4g}) lies inside the fit range "
+            f"(largest N={N:.4g}, D={D:.4g}): this is interpolation, not the extrapolation the ladder is for"
+            for t in targets if t.params <= N and t.tokens <= D]
+
+
+def olmo_fit_runs(ps: PointSet, targets: List[Target]) -> List[str]:
+    """Every run not at a target's size; on the OLMo data the paper's 16 (no -rerun, no 0.5xC)."""
+    runs = ps.points.drop_duplicates("run")
+    at_target = np.zeros(len(runs), bool)
+    for t in targets:
+        at_target |= np.isclose(runs["params"].astype(float), t.params, rtol=1e-3)
+    small = runs[~at_target]
+    if ps.format == "olmo":
+        small = small[~small["run"].str.endswith("-rerun") & (small["multiplier"] > 10 + 1e-9)]
+    return sorted(small["run"])
+
+
+def task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
+    """Tasks with every metric `<task>:<kind>` on every fit run: the paper's 8 in its order on OLMo
+    data, else every task the data has (e.g. `derived` on the harness's own ladders). None is an
+    error only when `required`."""
+    names = sorted({m.split(":")[0] for (_, m) in table.final if m.endswith(":acc")})
+    names = [t for t in OLMO_TASKS if t in names] + [t for t in names if t not in OLMO_TASKS]
+    tasks = [t for t in names if all(table.has(f"{t}:{k}") for k in kinds)]
+    if not tasks and required:
+        raise FitInputError("the data has no task with metrics " + " and ".join(f"<task>:{k}" for k in kinds)
+                            + " on every fit run")
+    return tasks
+
+
+def primary_loss(table: RunTable) -> str:
+    """The LM loss a ladder is judged by: C4 (OLMo `c4_en`, Gadre `c4_val`), else the first held-out
+    `<set>_val:loss` (the harness's own `<dataset>_val:loss`), else any `:loss` on every fit run."""
+    losses = sorted({m for (_, m) in table.final if m.endswith(":loss") and table.has(m)})
+    for m in ("c4_en:loss", "c4_val:loss"):
+        if m in losses:
+            return m
+    pick = [m for m in losses if m.endswith("_val:loss")] or losses
+    if not pick:
+        raise FitInputError("the data has no loss metric (<set>:loss) on every fit run")
+    return pick[0]
+
+
+def gadre_runs(ps: PointSet):
+    """Gadre et al.'s fit sets: the four smallest shapes at M = 20 plus the smallest at M = 320 for the
+    loss law, and those plus the next shape at M = 20 for the error law."""
+    runs = ps.points.drop_duplicates("run")
+    sizes = sorted(runs["params"].unique())
+    if len(sizes) < 5:
+        raise FitInputError(f"gadre: the data has {len(sizes)} model sizes; the paper's fit sets need 5")
+    m20 = runs[np.isclose(runs["multiplier"], 20)]
+    loss = sorted(m20[m20["params"].isin(sizes[:4])]["run"]) + sorted(
+        runs[(runs["params"] == sizes[0]) & np.isclose(runs["multiplier"], 320)]["run"])
+    err = loss + sorted(m20[m20["params"] == sizes[4]]["run"])
+    return loss, err

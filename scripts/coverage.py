@@ -1,0 +1,94 @@
+"""Empirical coverage of each method's intervals on every backtest the published data allows, before
+and after calibration (fit.calibration), with the mean width:
+  OLMo ladder: fit <=760M, predict the 1B runs; fit <=370M, predict the 760M and 1B runs;
+  Gadre et al. RPJ and C4 grids: fit the three smallest shapes, predict the largest small shape
+  (0.411B) and the 1.4B runs.
+Accuracies and errors are counted apart from losses; a 90 % interval should cover 85-95 %.
+
+    PYTHONPATH=. python scripts/coverage.py [bootstrap] [method,method,...]
+"""
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from fit.calibration import calibrate
+from fit.config import FitConfig
+from fit.points import PointSet, load_points, shared_data_dir
+from fit.registry import METHODS
+from fit.runs import olmo_fit_runs
+from ladder.core.plan import Target
+
+OLMO_METHODS = ["olmo_two_step", "olmo_single_step", "chinchilla", "direct", "best"]
+GADRE_METHODS = ["chinchilla", "direct", "best"]  # the gadre method's paper fit set needs the held-out shapes
+
+
+def backtests():
+    """name -> (points restricted to the fit and held-out runs, held-out targets)."""
+    data = shared_data_dir()
+    olmo = load_points(str(data / "olmo-ladder" / "runs"))
+    ladder = olmo_fit_runs(olmo, [])
+    out = {}
+    for name, fit_sizes, held_sizes in (("OLMo: <=760M -> 1B", ("190M", "370M", "760M"), ("1B",)),
+                                        ("OLMo: <=370M -> 760M+1B", ("190M", "370M"), ("760M", "1B"))):
+        out[name] = _split(olmo, [r for r in ladder if r.split("-")[0] in fit_sizes],
+                           [r for r in ladder if r.split("-")[0] in held_sizes])
+    for ds in ("rpj", "c4_original"):
+        g = load_points(str(data / "gadre-scaling"), dataset=ds)
+        runs = g.points.drop_duplicates("run")
+        small = sorted(runs["params"].unique())[:3]
+        held = runs[runs["size"].isin(["0.411B", "1.4B"])]["run"].tolist()
+        out[f"Gadre {ds}: 3 smallest shapes -> 0.411B+1.4B"] = _split(g, runs[runs["params"].isin(small)]["run"].tolist(),
+                                                                        held)
+    return out
+
+
+def _split(ps, fit_runs, held_runs):
+    keep = ps.points[ps.points["run"].isin(set(fit_runs) | set(held_runs))]
+    info = keep.drop_duplicates("run").set_index("run")
+    held = [Target(r, float(info.loc[r, "params"]), float(info.loc[r, "run_tokens"])) for r in held_runs]
+    return PointSet(keep.reset_index(drop=True), ps.dropped, ps.format, ps.source), held
+
+
+def score(preds: pd.DataFrame) -> dict:
+    p = preds[preds["actual"].notna() & preds["lower"].notna()]
+    out = {}
+    for kind, g in p.groupby(np.where(p["metric"].str.endswith((":acc", ":err")), "acc/err", "loss")):
+        inside = (g["lower"] <= g["actual"]) & (g["actual"] <= g["upper"])
+        scale = 100 if kind == "acc/err" else 1
+        out[kind] = (int(inside.sum()), len(g), scale * float((g["upper"] - g["lower"]).mean()))
+    return out
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    only = set(sys.argv[2].split(",")) if len(sys.argv) > 2 else None
+    rows = []
+    for bt, (ps, held) in backtests().items():
+        for m in OLMO_METHODS if bt.startswith("OLMo") else GADRE_METHODS:
+            if only and m not in only:
+                continue
+            cfg = FitConfig(bootstrap=n, calibrate=False)
+            raw = METHODS[m](ps, held, cfg)
+            before = score(pd.DataFrame(raw.predictions))
+            calibrated = METHODS[m](ps, held, replace(cfg, calibrate=True)) if m == "best" else raw
+            if not calibrated.calibrated:
+                calibrate(METHODS[m], ps, held, replace(cfg, calibrate=True), calibrated)
+            after = score(pd.DataFrame(calibrated.predictions))
+            for kind in sorted(set(before) | set(after)):
+                b, a = before.get(kind, (0, 0, np.nan)), after.get(kind, (0, 0, np.nan))
+                rows.append({"backtest": bt, "method": m, "kind": kind, "n": a[1] or b[1],
+                             "covered_raw": b[0], "width_raw": round(b[2], 3),
+                             "covered_calibrated": a[0], "width_calibrated": round(a[2], 3)})
+            print(pd.DataFrame(rows[-2:]).to_string(index=False), flush=True)
+    df = pd.DataFrame(rows)
+    print("\nper backtest and method:\n" + df.to_markdown(index=False))
+    tot = df.groupby(["method", "kind"])[["n", "covered_raw", "covered_calibrated"]].sum()
+    tot["coverage_raw_%"] = (100 * tot["covered_raw"] / tot["n"]).round(1)
+    tot["coverage_calibrated_%"] = (100 * tot["covered_calibrated"] / tot["n"]).round(1)
+    print("\nall backtests together:\n" + tot.reset_index().to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
