@@ -15,8 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ladder.config import load_group_option
 from ladder.files import atomic_write_text
-from ladder.plan import Plan, Rung, build_plan
-from ladder.status import RECORD, read_status, rung_dir, status_table
+from ladder.plan import Plan, Rung, Trunk, build_plan
+from ladder.status import RECORD, read_status, rung_dir, status_table, trunk_dir
+from ladder.trunks import JOB, Points, find_trunk
 
 log = logging.getLogger(__name__)
 
@@ -96,32 +97,65 @@ def evaluate_checkpoint(checkpoint_dir: Path, step: int) -> None:
 
 
 def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
-    """Prepare, train (evaluating every checkpoint as it is written) and return the rung's final state."""
+    """Prepare, train (evaluating every checkpoint as it is written) and return the rung's final state.
+    `rung_id` may name a trunk of a wsds or branch ladder instead: then `run_trunk`."""
     from eval.cli import make_eval_hook
+
+    plan = build_plan(cfg)
+    trunk = find_trunk(plan, rung_id)
+    if trunk is not None:
+        return run_trunk(cfg, plan, trunk, evaluate)
+    rung = find_rung(plan, rung_id)
+    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
+    directory = rung_dir(cfg.out_dir, rung)
+    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    return _train(cfg, rung, directory, prepared, make_eval_hook(eval_cfg, directory) if evaluate else None,
+                  ("ladder.pipeline:evaluate_checkpoint", EVAL_CONFIG, eval_cfg) if evaluate else None)
+
+
+def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) -> str:
+    """One size of a wsds or branch ladder: the trunk, then (branch) each rung's decay from its fork.
+    Each checkpoint is linked into its rung and evaluated there as it is written (ladder.trunks)."""
+    rung = trunk.rungs[0]
+    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
+    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    points = Points(cfg.out_dir, trunk, eval_cfg)
+    points.catch_up()  # what a crash between a checkpoint and its hook left undone
+    job = OmegaConf.create({"config": eval_cfg or OmegaConf.to_container(cfg, resolve=True), "evaluate": evaluate})
+    state = _train(cfg, trunk.run, trunk_dir(cfg.out_dir, trunk), prepared, points.publish,
+                   ("ladder.trunks:publish_checkpoint", JOB, job))
+    points.catch_up()
+    if state != "done" or trunk.schedule != "branch":
+        return state
+    for k, rung in enumerate(trunk.rungs):  # each resumes from its fork, linked into its directory above
+        state = _train(cfg, trunk.branch(k), rung_dir(cfg.out_dir, rung), prepared, points.hook(rung),
+                       ("ladder.pipeline:evaluate_checkpoint", EVAL_CONFIG, eval_cfg) if evaluate else None)
+        if state != "done":
+            return state
+    return "done"
+
+
+def _train(cfg: DictConfig, run: Rung, directory: Path, prepared, hook, worker_hook) -> str:
+    """Train `run` into `directory` here, or in torchrun workers when train.num_processes > 1; the
+    state it ends in. `hook(checkpoint_dir, step)` follows each checkpoint here; workers call the
+    import path of `worker_hook` = (path, file name, config), which reads the config from that file."""
     from train.data import TokenSequences
     from train.loop import train_rung
     from train.worker import launch_command, write_launch
 
-    plan = build_plan(cfg)
-    rung = find_rung(plan, rung_id)
-    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
-    directory = rung_dir(cfg.out_dir, rung)
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
-    data_kwargs = {"tokens": rung.trained_tokens, "seed": cfg.seed,
-                   "allow_repeat": data_config(cfg, rung.dataset).allow_repeat}
-    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    data_kwargs = {"tokens": run.trained_tokens, "seed": cfg.seed,
+                   "allow_repeat": data_config(cfg, run.dataset).allow_repeat}
     if cfg.train.num_processes > 1 and "WORLD_SIZE" not in os.environ:
         directory.mkdir(parents=True, exist_ok=True)
-        if evaluate:
-            atomic_write_text(directory / EVAL_CONFIG, OmegaConf.to_yaml(eval_cfg))
-        write_launch(directory, rung, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
-                     tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook="ladder.pipeline:evaluate_checkpoint" if evaluate else None)
+        if worker_hook is not None:
+            atomic_write_text(directory / worker_hook[1], OmegaConf.to_yaml(worker_hook[2]))
+        write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
+                     tokenizer_dir=prepared.tokenizer_dir, eval_hook=worker_hook[0] if worker_hook else None)
         subprocess.run(launch_command(directory, cfg.train.num_processes), check=False)
-        return read_status(cfg.out_dir, rung).state
+        return read_status(cfg.out_dir, run, directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
-    hook = make_eval_hook(eval_cfg, directory) if evaluate else None
-    return train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
+    return train_rung(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
                       eval_hook=hook).state
 
 
@@ -158,6 +192,8 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
             (rung_dir(out_dir, status.rung) / RECORD).unlink()
     todo = [s.rung for s in statuses if s.state != "done"]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
+    if plan.trunks:  # wsds/branch: one run per size trains all its rungs
+        todo = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)]
     if cfg.launcher.name == "slurm":
         failures = _run_slurm(cfg, todo)
     else:
@@ -188,8 +224,14 @@ def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> dict[str, s
             log.debug("%s traceback", rung.rung_id, exc_info=True)
             state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"
         if state != "done" and rung.rung_id not in failures:
-            failures[rung.rung_id] = read_status(cfg.out_dir, rung).reason or state
+            failures[rung.rung_id] = _status(cfg, rung).reason or state
     return failures
+
+
+def _status(cfg: DictConfig, job: Rung):
+    """A job's status: a rung's, or a trunk's from its own directory."""
+    trunk = find_trunk(build_plan(cfg), job.rung_id)
+    return read_status(cfg.out_dir, job, trunk_dir(cfg.out_dir, trunk) if trunk else None)
 
 
 def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
@@ -197,7 +239,7 @@ def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
 
     failures = wait(submit_rungs(cfg, rungs))
     for rung in rungs:  # a job can end cleanly with a rung that stopped, e.g. on divergence
-        status = read_status(cfg.out_dir, rung)
+        status = _status(cfg, rung)
         if status.state != "done" and rung.rung_id not in failures:
             failures[rung.rung_id] = status.reason or status.state
     return failures
