@@ -229,6 +229,9 @@ def build_plan(cfg: DictConfig) -> Plan:
         raise ConfigError(f"ladder.schedule: expected one of {SCHEDULES}, got '{ladder.schedule}'")
     if ladder.schedule == "cosine":
         return Plan(ladder.name, rungs, targets)
+    train = cfg.get("train")
+    if train is not None and train.get("schedule"):  # it would replace the trunks' decays with its own
+        raise ConfigError(f"train.schedule={train.schedule} cannot be combined with ladder.schedule={ladder.schedule}")
     if not 0 < ladder.decay_fraction < 0.5:
         raise ConfigError(f"ladder.decay_fraction: must lie in (0, 0.5), got {ladder.decay_fraction:g}")
     groups: dict[tuple, list[Rung]] = {}

@@ -120,6 +120,7 @@ def test_any_increasing_multiplier_grid_and_extra_rungs_share_their_sizes_trunk(
     (["ladder.schedule=wsd"], "ladder.schedule: expected one of"),
     (["ladder.decay_fraction=0.5"], "ladder.decay_fraction: must lie in (0, 0.5)"),
     (["ladder.multipliers=[5,5.01]"], "round to the same number of steps"),
+    (["train.schedule=cosine"], "train.schedule=cosine cannot be combined with ladder.schedule=wsds"),
 ])
 def test_bad_wsds_settings_are_named(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

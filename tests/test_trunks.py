@@ -46,6 +46,13 @@ def test_a_wsds_ladder_gives_every_rung_its_directory_and_fits(tiny_ladder):
     stamps = {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).glob("*/*/results.jsonl")}
     assert run_ladder(cfg, fit=False) == 0  # again: nothing trained or evaluated twice
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    rung = plan.rungs[1]  # as if a crash hit between a trunk checkpoint and its rung's link and record
+    final = rung_dir(cfg.out_dir, rung) / "checkpoints" / f"step-{rung.hp.steps:08d}"
+    final.unlink()
+    (rung_dir(cfg.out_dir, rung) / "record.json").unlink()
+    assert read_status(cfg.out_dir, rung).state == "pending"
+    assert run_ladder(cfg, fit=False) == 0
+    assert final.is_symlink() and read_status(cfg.out_dir, rung).state == "done"
 
 
 @pytest.mark.slow
