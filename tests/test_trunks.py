@@ -71,3 +71,17 @@ def test_a_branch_ladder_decays_each_rung_from_its_fork(tiny_ladder):
         lrs = [json.loads(line)["lr"] for line in (directory / "metrics.jsonl").open()]
         assert len(lrs) == end - fork and lrs[0] == pytest.approx(rung.hp.lr) and lrs[-1] < lrs[0]
         assert max(r["step"] for r in _results(cfg, rung) if r["final"]) == end
+
+
+@pytest.mark.slow
+def test_torchrun_workers_train_a_trunk_and_publish_its_checkpoints(tiny_ladder):
+    from ladder.pipeline import run_rung
+
+    cfg = tiny_ladder("ladder.schedule=wsds", "ladder.sizes=[smoke-24]", "train=ddp_cpu", "train.micro_batch_size=8",
+                      "train.wandb.mode=disabled", "train.progress=false")
+    trunk = build_plan(cfg).trunks[0]
+    assert run_rung(cfg, trunk.name) == "done"
+    assert "world_size: 2" in (trunk_dir(cfg.out_dir, trunk) / "config.yaml").read_text()
+    for rung in trunk.rungs:  # each rung linked, recorded and evaluated
+        assert read_status(cfg.out_dir, rung).state == "done"
+        assert {"c4_val:loss", "derived:acc"} <= {r["metric"] for r in _results(cfg, rung) if r["final"]}
