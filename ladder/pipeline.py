@@ -119,6 +119,10 @@ def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) 
     rung = trunk.rungs[0]
     prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
     eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    status = read_status(cfg.out_dir, trunk.run, trunk_dir(cfg.out_dir, trunk))
+    if status.state == "corrupt":  # as for a rung's: its checkpoints are still trusted and resumed from
+        log.warning("%s", status.reason)
+        (trunk_dir(cfg.out_dir, trunk) / RECORD).unlink()
     points = Points(cfg.out_dir, trunk, eval_cfg)
     points.catch_up()  # what a crash between a checkpoint and its hook left undone
     job = OmegaConf.create({"config": eval_cfg or OmegaConf.to_container(cfg, resolve=True), "evaluate": evaluate})

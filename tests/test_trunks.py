@@ -53,6 +53,12 @@ def test_a_wsds_ladder_gives_every_rung_its_directory_and_fits(tiny_ladder):
     assert read_status(cfg.out_dir, rung).state == "pending"
     assert run_ladder(cfg, fit=False) == 0
     assert final.is_symlink() and read_status(cfg.out_dir, rung).state == "done"
+    from ladder.pipeline import run_rung
+
+    trunk = plan.trunks[0]
+    (trunk_dir(cfg.out_dir, trunk) / "record.json").write_text('{"state": "do')  # a corrupt trunk record
+    assert run_rung(cfg, trunk.name) == "done"  # dropped; the trunk resumes from its last checkpoint
+    assert read_record(trunk_dir(cfg.out_dir, trunk))["step"] == trunk.ends[-1]
 
 
 @pytest.mark.slow
