@@ -218,7 +218,8 @@ class _Run:
 
     def _steps(self, start: int, recent: List[float], log: Optional[MetricsLog]) -> TrainResult:
         cfg, hp, backend, rank = self.cfg, self.hp, self.backend, self.backend.rank
-        save_at = set(checkpoint_steps(hp.steps, cfg.checkpoint_fractions))
+        # and wherever the plan needs one: a WSD-S trunk at each decay's bottom, a branch trunk at each fork
+        save_at = set(checkpoint_steps(hp.steps, cfg.checkpoint_fractions)) | set(self.rung.checkpoint_steps)
         flops_per_token, peak = self.rung.shape.flops_per_token(), peak_flops(cfg)
         batches = self.sequences.batches(hp.batch_size, start=start * hp.batch_size)
         self.model.train()

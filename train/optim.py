@@ -16,11 +16,20 @@ def lr_factor(hp: Hyperparams, schedule: str, wsd_decay_fraction: float = 0.2) -
     Linear warmup reaching the peak on step `warmup_steps - 1` (so step 0 already trains), then
     cosine: a half cosine from the peak to `final_lr` at the last step;
     wsd (warmup-stable-decay, Hägele et al. 2024): the peak until the last `wsd_decay_fraction` of
-    the steps, then linear to `final_lr`.
+    the steps, then linear to `final_lr`;
+    wsds (WSD-S, Wen et al. 2024): the peak, except in each window (a, b) of `hp.decays`, which
+    falls linearly from the peak at step a to `final_lr` at step b - 1; the next step is back at
+    the peak. A decay's first step is still at the peak, so a branch forked there from a constant
+    trunk continues the trunk's LR exactly.
     """
     floor = hp.final_lr / hp.lr
     warmup, steps = hp.warmup_steps, hp.steps
-    decay_start = max(warmup, steps - max(1, round(wsd_decay_fraction * steps)))
+    if schedule == "wsd":
+        decays = ((max(warmup, steps - max(1, round(wsd_decay_fraction * steps))), steps),)
+    elif schedule == "wsds":
+        decays = hp.decays
+    elif schedule != "cosine":
+        raise ValueError(f"unknown schedule '{schedule}', expected cosine, wsd or wsds")
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -28,12 +37,10 @@ def lr_factor(hp: Hyperparams, schedule: str, wsd_decay_fraction: float = 0.2) -
         if schedule == "cosine":
             progress = (step - warmup) / max(1, steps - 1 - warmup)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if schedule == "wsd":
-            if step < decay_start:
-                return 1.0
-            progress = (step - decay_start) / max(1, steps - 1 - decay_start)
-            return 1 - (1 - floor) * min(1.0, progress)
-        raise ValueError(f"unknown schedule '{schedule}', expected cosine or wsd")
+        for start, end in decays:
+            if start <= step < end:
+                return 1 - (1 - floor) * (step - start) / max(1, end - 1 - start)
+        return 1.0
 
     return factor
 

@@ -48,7 +48,7 @@ def launch_command(run_dir: Path, num_processes: int, torchrun_args: Sequence[st
 
 def rung_from_dict(d: dict) -> Rung:
     return Rung(ModelShape(**d["shape"]), d["dataset"], d["multiplier"], d["params"], d["tokens"],
-                Hyperparams(**d["hp"]))
+                Hyperparams(**d["hp"]), d.get("name", ""), tuple(d.get("checkpoint_steps", ())))
 
 
 def _resolve(path: str):

@@ -17,6 +17,7 @@ from typing import Optional
 PLAN = "plan.json"  # the rung table, as `ladder plan --format json` prints it
 FIT_SETTINGS = "fit.yaml"  # the fit settings the ladder ran with, for a later `ladder fit` of its results
 RUNGS = "rungs"
+TRUNKS = "trunks"  # wsds/branch ladders: one run directory per size, its checkpoints linked into its rungs
 REPORT = "report"  # `ladder fit`'s default output directory
 
 # One rung's directory.
@@ -38,6 +39,10 @@ TMP_PREFIX = ".tmp-"
 
 def rung_dir(out_dir: str | Path, rung_id: str) -> Path:
     return Path(out_dir) / RUNGS / rung_id
+
+
+def trunk_dir(out_dir: str | Path, trunk_name: str) -> Path:
+    return Path(out_dir) / TRUNKS / trunk_name
 
 
 def rung_dirs(out_dir: str | Path) -> list[Path]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCHEDULES = ("cosine", "wsd")
+SCHEDULES = ("cosine", "wsd", "wsds")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,12 @@ class Hyperparams:
     beta1: float = 0.9
     beta2: float = 0.95
     schedule: str = "cosine"
+    # wsds only: (first step, end step) of each linear decay to final_lr, by 0-based optimizer step;
+    # the LR is at its peak outside them (and rises back at once after each). Empty: constant after warmup.
+    decays: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "decays", tuple((int(a), int(b)) for a, b in self.decays))  # JSON gives lists
         if self.batch_size <= 0 or self.steps <= 0:
             raise ValueError(f"batch_size and steps must be positive, got {self.batch_size} and {self.steps}")
         if not 0 < self.lr < 1:
@@ -35,6 +39,10 @@ class Hyperparams:
             raise ValueError(f"warmup of {self.warmup_steps} steps does not fit in a run of {self.steps} steps")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got '{self.schedule}'")
+        ends = [0] + [b for _, b in self.decays]
+        if any(not ends[i] <= a < b for i, (a, b) in enumerate(self.decays)) or ends[-1] > self.steps:
+            raise ValueError(f"decays {list(self.decays)} must be increasing, non-overlapping windows "
+                             f"within the run's {self.steps} steps")
 
 
 def _steps(tokens: float, batch_size: int, seq_len: int) -> int:

@@ -18,13 +18,14 @@ from fit.run import run_fit
 from ladder.core.configs import CONFIG_DIR
 from ladder.core.files import atomic_write_text
 from eval.cli import unevaluated
-from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir
+from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir, trunk_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.orchestration.compose import load
 from ladder.orchestration.plan_format import as_json
 from ladder.orchestration.rung import LOCKED, prepare_all, run_rung, with_heldout
 from ladder.orchestration.slurm import submit_rungs, wait
 from ladder.orchestration.status import read_status, status_table
+from ladder.orchestration.trunks import find_trunk
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
             (rung_dir(out_dir, status.rung.rung_id) / RECORD).unlink()
     todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
+    if plan.trunks:  # wsds/branch: one run per size trains all its rungs
+        todo = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)]
     if cfg.launcher.name == "slurm":
         failures, elsewhere = _run_slurm(cfg, todo), []
     else:
@@ -117,14 +120,20 @@ def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> tuple[dict[
         if state == LOCKED:
             elsewhere.append(rung.rung_id)
         elif state != "done" and rung.rung_id not in failures:
-            failures[rung.rung_id] = read_status(cfg.out_dir, rung).reason or state
+            failures[rung.rung_id] = _status(cfg, rung).reason or state
     return failures, elsewhere
+
+
+def _status(cfg: DictConfig, job: Rung):
+    """A job's status: a rung's, or a trunk's from its own directory."""
+    trunk = find_trunk(build_plan(cfg), job.rung_id)
+    return read_status(cfg.out_dir, job, trunk_dir(cfg.out_dir, trunk.name) if trunk else None)
 
 
 def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
     failures = wait(submit_rungs(cfg, rungs))
     for rung in rungs:  # a job can end cleanly with a rung that stopped, e.g. on divergence
-        status = read_status(cfg.out_dir, rung)
+        status = _status(cfg, rung)
         if status.state != "done" and rung.rung_id not in failures:
             failures[rung.rung_id] = status.reason or status.state
     return failures

@@ -31,9 +31,16 @@ def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
     tokens = sum(r.tokens for r in plan.rungs)
     evaluation = sum(eval_compute.values())
     lines += ["", f"ladder '{plan.name}': {len(plan.rungs)} rungs, {format_count(tokens)} tokens, "
-                  f"C = {plan.compute:.3g} FLOPs (6ND), {sum(r.compute_exact for r in plan.rungs):.3g} with attention",
-              f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
-              f"{100 * evaluation / plan.compute:.2g} % of training"]
+                  f"C = {plan.compute:.3g} FLOPs (6ND), {sum(r.compute_exact for r in plan.rungs):.3g} with attention"]
+    if plan.trunks:
+        lines[-1] = (f"ladder '{plan.name}': {len(plan.rungs)} rungs from {len(plan.trunks)} {plan.schedule} runs "
+                     f"(one per size), C = {plan.compute:.3g} FLOPs (6ND); trained as a cosine ladder "
+                     f"{plan.cosine_compute:.3g}: {plan.compute / plan.cosine_compute:.2f} of it, "
+                     f"{100 * (1 - plan.compute / plan.cosine_compute):.0f} % saved")
+        lines += [f"  {t.name}: {t.run.hp.steps:,} steps, decays {', '.join(f'{f}–{e}' for f, e in zip(t.forks, t.ends))}"
+                  for t in plan.trunks]
+    lines.append(f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
+                 f"{100 * evaluation / plan.compute:.2g} % of training")
     for target in plan.targets:
         lines.append(f"  target {describe_target(target)}: C = {target.compute:.3g}, "
                      f"ladder = {100 * plan.compute / target.compute:.3g} % of it (1/{target.compute / plan.compute:.0f})")
@@ -45,8 +52,12 @@ def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> s
     if eval_compute is not None:
         rungs = [{**d, "eval_compute": eval_compute[r.rung_id]} for d, r in zip(rungs, plan.rungs)]
     return json.dumps({
-        "ladder": plan.name, "compute": plan.compute,
+        "ladder": plan.name, "compute": plan.compute, "schedule": plan.schedule,
+        "cosine_compute": plan.cosine_compute,
         "rungs": rungs,
+        "trunks": [{"name": t.name, "rungs": [r.rung_id for r in t.rungs], "forks": list(t.forks),
+                    "ends": list(t.ends), "warmup_steps": t.warmup_steps, "steps": t.run.hp.steps,
+                    "compute": t.compute} for t in plan.trunks],
         "targets": [{"name": t.name, "params": t.params, "tokens": t.tokens, "compute": t.compute,
                      "ladder_fraction": plan.compute / t.compute} for t in plan.targets],
     }, indent=2)

@@ -1,13 +1,16 @@
-"""One rung end to end: its data prepared, then trained with every checkpoint evaluated as it is written.
+"""One rung (or one trunk of a wsds/branch ladder) end to end: its data prepared, then trained with every
+checkpoint evaluated as it is written.
 
 Both launchers call `run_rung`: the local one in this process, the Slurm one inside each job. It holds
-the rung's lock throughout, so two runners (or a requeued job and a stale one) never run the same rung.
+the lock of every directory it writes throughout, so two runners (or a requeued job and a stale one)
+never run the same rung.
 """
 from __future__ import annotations
 
 import logging
 import os
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,11 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from eval.cli import evaluate_unevaluated, make_eval_hook
 from ladder.core.configs import load_group_option
 from ladder.core.files import atomic_write_text
-from ladder.core.layout import EVAL_CONFIG, LOCK, rung_dir
-from ladder.core.plan import Plan, Rung, build_plan
+from ladder.core.layout import EVAL_CONFIG, LOCK, rung_dir, trunk_dir
+from ladder.core.plan import Plan, Rung, Trunk, build_plan
 from ladder.core.shards import TokenSequences
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status
+from ladder.orchestration.trunks import JOB, Points, find_trunk
 from train.data import DataConfig, DataError, prepare_data
 from train.loop import train_rung
 from train.rundir import read_record, write_record
@@ -104,52 +108,92 @@ def worker_eval_hook(checkpoint_dir: Path, step: int, model, **kwargs) -> None:
 def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
     """Prepare, train (evaluating every checkpoint as it is written, and any committed checkpoint an
     interruption left without records) and return the rung's final state; LOCKED when another process
-    is running the rung. A failure before training starts is recorded too, with its reason."""
+    is running it. `rung_id` may name a trunk of a wsds or branch ladder: then its rungs are trained.
+    A failure before training starts is recorded too, with its reason."""
     plan = build_plan(cfg)
-    rung = find_rung(plan, rung_id)
-    directory = rung_dir(cfg.out_dir, rung.rung_id)
+    trunk = find_trunk(plan, rung_id)
+    rungs = trunk.rungs if trunk else (find_rung(plan, rung_id),)
+    directories = [rung_dir(cfg.out_dir, r.rung_id) for r in rungs] + ([trunk_dir(cfg.out_dir, trunk.name)] if trunk else [])
     distributed = "WORLD_SIZE" in os.environ  # one of several processes started together to run it as one
-    if distributed and int(os.environ.get("RANK", 0)) > 0:  # rank 0 holds the lock for them all
-        return _run_rung(cfg, plan, rung, directory, evaluate)
-    lock = try_lock(directory)
-    if lock is None and distributed:  # the other ranks are waiting for this one: wait too, then resume
-        log.warning("%s: another process is running this rung (it holds %s); waiting for it", rung_id, directory / LOCK)
-        lock = try_lock(directory, wait=True)
-    if lock is None:
-        log.warning("%s: another process is running this rung (it holds %s); skipping it", rung_id, directory / LOCK)
-        return LOCKED
-    with lock:
+    with ExitStack() as held:
+        if not distributed or int(os.environ.get("RANK", 0)) == 0:  # rank 0 holds the locks for them all
+            for directory in directories:
+                lock = try_lock(directory)
+                if lock is None and distributed:  # the other ranks wait for this one: wait too, then resume
+                    log.warning("%s: another process holds %s; waiting for it", rung_id, directory / LOCK)
+                    lock = try_lock(directory, wait=True)
+                if lock is None:
+                    log.warning("%s: another process holds %s; skipping it", rung_id, directory / LOCK)
+                    return LOCKED
+                held.enter_context(lock)
         try:
-            return _run_rung(cfg, plan, rung, directory, evaluate)
+            if trunk is not None:
+                return run_trunk(cfg, plan, trunk, evaluate)
+            return _run_rung(cfg, plan, rungs[0], directories[0], evaluate)
         except Exception as exc:
-            record = read_record(directory) or {}
-            if record.get("state") not in ("failed", "interrupted"):  # training records its own stops
-                write_record(directory, rung_id, "failed", record.get("step", 0), rung.hp.steps,
-                             record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
-                             checkpoint=record.get("last_checkpoint"), loss=record.get("loss"))
+            record_failure(directories[-1], trunk.run if trunk else rungs[0], exc)
             raise
+
+
+def record_failure(directory: Path, rung: Rung, exc: Exception) -> None:
+    """A failure outside the training loop (data, evaluation), recorded like one inside it."""
+    record = read_record(directory) or {}
+    if record.get("state") not in ("failed", "interrupted"):  # training records its own stops
+        write_record(directory, rung.rung_id, "failed", record.get("step", 0), rung.hp.steps,
+                     record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
+                     checkpoint=record.get("last_checkpoint"), loss=record.get("loss"))
 
 
 def _run_rung(cfg: DictConfig, plan: Plan, rung: Rung, directory: Path, evaluate: bool) -> str:
     prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
-    # D rounded up to whole optimizer steps: what every step of the recipe consumes.
-    data_kwargs = {"tokens": rung.trained_tokens, "seed": cfg.seed,
-                   "allow_repeat": dataset_config(cfg, rung.dataset).allow_repeat}
     eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
-    if cfg.train.num_processes > 1 and "WORLD_SIZE" not in os.environ:
-        directory.mkdir(parents=True, exist_ok=True)
-        if evaluate:
-            atomic_write_text(directory / EVAL_CONFIG, OmegaConf.to_yaml(eval_cfg))
-        write_launch(directory, rung, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
-                     tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook="ladder.orchestration.rung:worker_eval_hook" if evaluate else None)
-        subprocess.run(launch_command(directory, cfg.train.num_processes), check=False)
-        state = read_status(cfg.out_dir, rung).state
-    else:
-        sequences = TokenSequences(prepared.train_dir, **data_kwargs)
-        hook = make_eval_hook(eval_cfg, directory) if evaluate else None
-        state = train_rung(rung, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                           eval_hook=hook).state
+    state = _train(cfg, rung, directory, prepared, make_eval_hook(eval_cfg, directory) if evaluate else None,
+                   ("ladder.orchestration.rung:worker_eval_hook", EVAL_CONFIG, eval_cfg) if evaluate else None)
     if evaluate:  # a stop between a checkpoint's commit and its evaluation leaves it without records
         evaluate_unevaluated(eval_cfg, directory)
     return state
+
+
+def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) -> str:
+    """One size of a wsds or branch ladder: the trunk, then (branch) each rung's decay from its fork.
+    Each checkpoint is linked into its rung and evaluated there as it is written (ladder.orchestration.trunks)."""
+    rung = trunk.rungs[0]
+    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
+    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    points = Points(cfg.out_dir, trunk, eval_cfg)
+    points.catch_up()  # what a stop between a checkpoint and its hook left undone
+    job = OmegaConf.create({"config": eval_cfg or OmegaConf.to_container(cfg, resolve=True), "evaluate": evaluate})
+    state = _train(cfg, trunk.run, trunk_dir(cfg.out_dir, trunk.name), prepared, points.publish,
+                   ("ladder.orchestration.trunks:publish_checkpoint", JOB, job))
+    points.catch_up()
+    if state != "done" or trunk.schedule != "branch":
+        return state
+    for k, rung in enumerate(trunk.rungs):  # each resumes from its fork, linked into its directory above
+        directory = rung_dir(cfg.out_dir, rung.rung_id)
+        state = _train(cfg, trunk.branch(k), directory, prepared, points.hook(rung),
+                       ("ladder.orchestration.rung:worker_eval_hook", EVAL_CONFIG, eval_cfg) if evaluate else None)
+        if evaluate:
+            evaluate_unevaluated(eval_cfg, directory)
+        if state != "done":
+            return state
+    return "done"
+
+
+def _train(cfg: DictConfig, run: Rung, directory: Path, prepared, hook, worker_hook) -> str:
+    """Train `run` into `directory` here, or in torchrun workers when train.num_processes > 1; the
+    state it ends in. `hook` follows each checkpoint here; workers call the import path of
+    `worker_hook` = (path, file name, config), which reads the config from that file."""
+    # D rounded up to whole optimizer steps: what every step of the recipe consumes.
+    data_kwargs = {"tokens": run.trained_tokens, "seed": cfg.seed,
+                   "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
+    if cfg.train.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+        directory.mkdir(parents=True, exist_ok=True)
+        if worker_hook is not None:
+            atomic_write_text(directory / worker_hook[1], OmegaConf.to_yaml(worker_hook[2]))
+        write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
+                     tokenizer_dir=prepared.tokenizer_dir, eval_hook=worker_hook[0] if worker_hook else None)
+        subprocess.run(launch_command(directory, cfg.train.num_processes), check=False)
+        return read_status(cfg.out_dir, run, directory).state
+    sequences = TokenSequences(prepared.train_dir, **data_kwargs)
+    return train_rung(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
+                      eval_hook=hook).state

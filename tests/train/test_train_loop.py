@@ -180,3 +180,61 @@ def test_wandb_offline_writes_locally(tmp_path):
     result = train_rung(rung, sequences_for(rung), tmp_path, config(wandb=WandbConfig(mode="offline")))
     assert result.state == "done"
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def _trunk(schedule, ends=(8, 16, 24), decay_fraction=0.4):
+    from dataclasses import replace
+
+    from ladder.core.plan import make_trunk
+
+    rungs = [replace(tiny_rung(steps=e), multiplier=float(e)) for e in ends]
+    return make_trunk(rungs, schedule, decay_fraction)
+
+
+def test_wsds_schedule_decays_at_the_end_of_every_period_and_rises_back():
+    trunk = _trunk("wsds")  # periods of 8 steps, each decaying over its last round(0.4 · 8) = 3
+    hp = trunk.run.hp
+    assert hp.decays == ((5, 8), (13, 16), (21, 24)) and hp.steps == 24
+    f = [lr_factor(hp, "wsds")(s) for s in range(hp.steps)]
+    floor = hp.final_lr / hp.lr
+    assert f[0] == pytest.approx(1 / hp.warmup_steps) and f[4] == 1.0
+    assert f[5] == 1.0 and f[6] == pytest.approx((1 + floor) / 2) and f[7] == pytest.approx(floor)  # the bottom ends M1
+    assert f[8] == 1.0 and f[12] == 1.0 and f[15] == pytest.approx(floor) and f[23] == pytest.approx(floor)
+    assert trunk.run.checkpoint_steps == (8, 16)  # every bottom but the last, which ends the run anyway
+    # One window at the end is the wsd schedule.
+    one = tiny_rung(steps=100).hp
+    from dataclasses import replace
+    wsds = replace(one, schedule="wsds", decays=((80, 100),))
+    assert [lr_factor(wsds, "wsds")(s) for s in range(100)] == [lr_factor(one, "wsd")(s) for s in range(100)]
+
+
+@pytest.mark.parametrize("crash_after,resumes_from", [(14, 12), (7, 6)])  # stable phase; inside the first decay
+def test_a_wsds_trunk_killed_in_a_stable_phase_or_a_decay_resumes_exactly(tmp_path, crash_after, resumes_from):
+    trunk = _trunk("wsds")
+    run, cfg = trunk.run, config(checkpoint_fractions=[0.25, 0.5, 0.625, 1.0])  # 6, 12, 15, 24 and 8, 16
+    whole = train_rung(run, sequences_for(run), tmp_path / "whole", cfg)
+    assert [s for s, _ in checkpoints(tmp_path / "whole")] == [6, 8, 12, 15, 16, 24]
+    with pytest.raises(KeyboardInterrupt):
+        train_rung(run, CrashingSequences(24 * 8, crash_after=crash_after), tmp_path / "resumed", cfg)
+    assert [s for s, _ in checkpoints(tmp_path / "resumed")][-1] == resumes_from
+    resumed = train_rung(run, sequences_for(run), tmp_path / "resumed", cfg)
+    assert resumed.loss == whole.loss and losses(tmp_path / "resumed") == losses(tmp_path / "whole")
+    rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * lr_factor(run.hp, "wsds")(s) for s in range(24)])
+
+
+def test_a_branch_from_the_trunk_equals_one_run_with_its_schedule(tmp_path):
+    import os
+
+    trunk = _trunk("branch")
+    assert trunk.run.hp.steps == 21 and trunk.run.hp.decays == () and trunk.run.checkpoint_steps == (5, 13, 21)
+    sequences = sequences_for(trunk.rungs[-1])
+    train_rung(trunk.run, sequences, tmp_path / "trunk", config(checkpoint_fractions=[1.0]))
+    branch = trunk.branch(1)  # M16: forks at step 13, decays to 16
+    fork = tmp_path / "trunk" / "checkpoints" / "step-00000013"
+    (tmp_path / "branch" / "checkpoints").mkdir(parents=True)
+    os.symlink(fork, tmp_path / "branch" / "checkpoints" / fork.name)
+    forked = train_rung(branch, sequences, tmp_path / "branch", config(checkpoint_fractions=[1.0]))
+    straight = train_rung(branch, sequences, tmp_path / "straight", config(checkpoint_fractions=[1.0]))
+    assert forked.state == "done" and forked.step == 16 and forked.loss == straight.loss
+    assert losses(tmp_path / "branch") == losses(tmp_path / "straight")[13:]

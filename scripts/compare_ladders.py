@@ -1,0 +1,43 @@
+"""Compare two runs of the same ladder trained two ways (e.g. cosine and wsds): compute, the final
+loss of every rung, and each one's held-out-size backtest errors (its report/predictions.csv).
+
+    PYTHONPATH=. python scripts/compare_ladders.py runs/smoke-cosine runs/smoke-wsds [metric]
+
+`metric` is the held-out loss to compare rung by rung (default: the first `*_val:loss` found).
+"""
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def final_values(out_dir: Path) -> pd.DataFrame:
+    rows = [json.loads(line) for f in sorted(out_dir.glob("rungs/*/results.jsonl")) for line in f.open()]
+    return pd.DataFrame([r for r in rows if r["final"]]).set_index(["run", "metric"])["value"]
+
+
+def backtest(out_dir: Path) -> pd.DataFrame:
+    preds = pd.read_csv(out_dir / "report" / "predictions.csv").dropna(subset=["actual"])
+    preds["rel_err_pct"] = 100 * (preds["predicted"] - preds["actual"]).abs() / preds["actual"].abs()
+    return preds.set_index(["target", "metric"])["rel_err_pct"]
+
+
+def main():
+    a, b = Path(sys.argv[1]), Path(sys.argv[2])
+    plan_a, plan_b = (json.loads((d / "plan.json").read_text()) for d in (a, b))
+    print(f"compute (6ND): {a.name} {plan_a['compute']:.4g}, {b.name} {plan_b['compute']:.4g}, "
+          f"ratio {plan_b['compute'] / plan_a['compute']:.3f}")
+    fa, fb = final_values(a), final_values(b)
+    metric = sys.argv[3] if len(sys.argv) > 3 else next(m for m in fa.index.get_level_values(1) if m.endswith("_val:loss"))
+    loss = pd.DataFrame({a.name: fa.xs(metric, level=1), b.name: fb.xs(metric, level=1)}).dropna()
+    loss["diff_pct"] = 100 * (loss[b.name] - loss[a.name]) / loss[a.name]
+    print(f"\nfinal {metric} per rung:\n{loss.to_string(float_format=lambda x: f'{x:.4f}')}")
+    print(f"mean |diff| {loss['diff_pct'].abs().mean():.2f} %, max |diff| {loss['diff_pct'].abs().max():.2f} %")
+    err = pd.DataFrame({a.name: backtest(a), b.name: backtest(b)})
+    err["diff_pp"] = err[b.name] - err[a.name]
+    print(f"\nheld-out backtest, relative error in %:\n{err.to_string(float_format=lambda x: f'{x:.2f}')}")
+
+
+if __name__ == "__main__":
+    main()
