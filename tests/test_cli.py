@@ -4,7 +4,7 @@ import sys
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "ladder.orchestration.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "ladder", *args], capture_output=True, text=True)
 
 
 def test_plan_prints_table_and_json():

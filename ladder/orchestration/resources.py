@@ -37,7 +37,7 @@ def eval_compute(cfg: DictConfig, rung: Rung) -> float:
     seq_len = rung.shape.seq_len
     cap = math.inf if cfg.eval.max_sequences is None else cfg.eval.max_sequences * seq_len
     # Explicit eval sets are not opened here: each is taken to be as large as the data's validation split.
-    sets = [data_config(cfg, name).val_tokens for name in cfg.ladder.datasets] if not cfg.eval.lm_sets else \
+    sets = [dataset_config(cfg, name).val_tokens for name in cfg.ladder.datasets] if not cfg.eval.lm_sets else \
         [cfg.data.val_tokens] * len(cfg.eval.lm_sets)
     tokens = checkpoint_tokens(cfg.eval, seq_len, sum(min(cap, t) for t in sets))
     return 2 * rung.params * tokens * len(checkpoint_steps(rung.hp.steps, list(cfg.train.checkpoint_fractions)))

@@ -99,4 +99,4 @@ def test_bad_eval_settings_are_named_before_any_work(short_window, capsys, overr
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_cuda_device_without_cuda_is_named(short_window, capsys):
-    assert "eval.device=cuda: no CUDA device here" in ladder_eval(capsys, short_window, "eval.device=cuda")
+    assert "eval.device=cuda but no CUDA device is visible" in ladder_eval(capsys, short_window, "eval.device=cuda")
