@@ -138,6 +138,8 @@ class DeepSpeedBackend:
         }
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config)
+        if self.cfg.zero_stage == 3:  # the training loss reads the LM head's weight in the model's own forward
+            deepspeed.zero.register_external_parameter(self.engine.module, self.engine.module.lm_head.weight)
         return self.engine
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:

@@ -48,7 +48,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
     def forward(ctx, hidden, weight, targets, z_loss: float, chunk_rows: int):
         n, dtype = hidden.size(0), _compute_dtype(hidden.device, hidden.dtype)
         h, w = hidden.to(dtype), weight.to(dtype)
-        grads = hidden.requires_grad or weight.requires_grad
+        grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         grad_h = torch.empty_like(hidden) if grads else None
         grad_w = torch.zeros_like(weight, dtype=torch.float32) if grads else None
         ce_sum = torch.zeros((), device=hidden.device, dtype=torch.float32)
@@ -83,6 +83,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
         return grad_h * d_total, (grad_w * d_total).to(ctx.weight_dtype), None, None, None
 
 
+@torch.compiler.disable  # a few large matmuls: nothing for the compiler to fuse, and liger brings its own kernels
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, input_ids: torch.Tensor, z_loss: float,
                          chunk_rows: int = CHUNK_ROWS) -> LossOutput:
     """Next-token CE (mean) and the z-loss of logits = hidden @ weightᵀ, for hidden (B, T, d) of input_ids (B, T)."""

@@ -34,11 +34,14 @@ def derive_micro_batch(shape: ModelShape, precision: str, memory_bytes: int, opt
 
 
 def device_memory(device) -> int:
-    """Bytes of memory the device has: the GPU's total, or the host's available RAM for a CPU."""
+    """Bytes of memory one process may use: the GPU's total, or for a CPU the host's RAM over the node's
+    processes (the total, not what is free now, so that every process derives the same micro-batch)."""
+    import os
+
     import torch
 
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
     import psutil
 
-    return psutil.virtual_memory().available
+    return psutil.virtual_memory().total // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
