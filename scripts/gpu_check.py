@@ -73,24 +73,40 @@ def micro_batch(shape: ModelShape, cfg: TrainConfig, tiny: bool) -> int:
     return min(micro, 4) if tiny else micro  # a CPU's RAM would hold thousands of tiny sequences
 
 
+def halving_on_oom(run, micro: int) -> tuple[float, int]:
+    """run(micro) -> tokens/s, retried with half the micro-batch while the device runs out of memory."""
+    while True:
+        try:
+            return run(micro), micro
+        except torch.OutOfMemoryError:
+            if micro == 1:
+                raise
+            micro //= 2
+            torch.cuda.empty_cache()
+
+
 def throughput(shape: ModelShape, data: str, args, tmp: Path) -> dict:
     cfg = train_config(args)
     micro = micro_batch(shape, cfg, args.tiny)
-    cfg.micro_batch_size = micro
     batch, steps = 2 * micro, args.warmup + args.steps  # two micro-batches a step: accumulation is timed too
     rung = rung_for(shape, batch, steps)
     count = steps * batch
-    source = (packed_shards(tmp / f"{shape.name}-shards", count, shape.seq_len, shape.vocab_size)
+    source = (packed_shards(tmp / f"{shape.name}-{data}", count, shape.seq_len, shape.vocab_size)
               if data == "shards" else RandomSequences(count, shape.seq_len, shape.vocab_size))
     device = torch.device(args.device)
-    harness = harness_loop(rung, source, cfg, args.warmup)
-    plain = plain_loop(rung, source, cfg, device, args.warmup)
+
+    def configured(m: int) -> TrainConfig:
+        return train_config(args, micro_batch_size=m)
+
+    # The plain loop holds the full logits (and their fp32 copy), so it may need a smaller micro-batch.
+    harness, harness_micro = halving_on_oom(lambda m: harness_loop(rung, source, configured(m), args.warmup), micro)
+    plain, plain_micro = halving_on_oom(lambda m: plain_loop(rung, source, configured(m), device, args.warmup), micro)
     peak = peak_flops(cfg)
     flops = shape.flops_per_token()
-    return {"size": shape.name, "data": data, "batch": batch, "micro_batch": micro, "seq_len": shape.seq_len,
-            "timed_steps": args.steps, "harness_tokens_per_s": harness, "plain_tokens_per_s": plain,
-            "ratio": harness / plain, "harness_mfu": harness * flops / peak if peak else None,
-            "plain_mfu": plain * flops / peak if peak else None}
+    return {"size": shape.name, "data": data, "batch": batch, "micro_batch": harness_micro,
+            "plain_micro_batch": plain_micro, "seq_len": shape.seq_len, "timed_steps": args.steps,
+            "harness_tokens_per_s": harness, "plain_tokens_per_s": plain, "ratio": harness / plain,
+            "harness_mfu": harness * flops / peak if peak else None, "plain_mfu": plain * flops / peak if peak else None}
 
 
 def write_tasks(directory: Path, n: int, seed: int = 0) -> dict[str, str]:
@@ -127,6 +143,7 @@ def write_tasks(directory: Path, n: int, seed: int = 0) -> dict[str, str]:
 
 def eval_share(shape: ModelShape, tokens_per_s: float, args, tmp: Path) -> dict:
     """Time the eval stage's entry point on one saved checkpoint; extrapolate to the suite and a rung."""
+    from eval.checkpoints import load_checkpoint
     from eval.config import EvalConfig
     from eval.run import RungInfo, evaluate_checkpoint, prepare_task
     from train.data.tokenizer import train_bpe
@@ -146,14 +163,17 @@ def eval_share(shape: ModelShape, tokens_per_s: float, args, tmp: Path) -> dict:
     tasks = {name: prepare_task(name, cfg) for name in SUITE}
     rung = RungInfo({"run": "check"}, 1, 1, tmp)
     start = time.perf_counter()
+    load_checkpoint(checkpoint, None, args.device)  # what the hook spends once per checkpoint
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
     records = evaluate_checkpoint(checkpoint, lm_sets={}, tasks=tasks, cfg=cfg, rung=rung, step=1)
     seconds = time.perf_counter() - start
     examples = sum(len(v) for v in tasks.values())
-    suite_s = seconds / examples * sum(SUITE.values())
+    suite_s = load_s + max(0.0, seconds - load_s) / examples * sum(SUITE.values())
     # A rung at M = 20 trains 20·N tokens; its 10 checkpoints split that into 10 intervals.
     interval_s = 20 * shape.total_params / 10 / tokens_per_s
     return {"size": shape.name, "entry_point": "eval.run.evaluate_checkpoint", "examples_timed": examples,
-            "records": len(records), "seconds": seconds, "suite_examples": sum(SUITE.values()),
+            "records": len(records), "seconds": seconds, "load_seconds": load_s, "suite_examples": sum(SUITE.values()),
             "suite_seconds_estimate": suite_s, "train_seconds_per_checkpoint_M20": interval_s,
             "share_of_training": suite_s / interval_s}
 
