@@ -1,13 +1,17 @@
-"""Training throughput: the harness's loop against a plain PyTorch loop on the same model and batch.
+"""Training throughput: the harness's loop against a plain PyTorch loop on the same model and data.
 
     python scripts/bench_train.py                                    # ~5M-parameter rung, this CPU, fp32
     python scripts/bench_train.py --size olmo-190M --device cuda --precision bf16
     python scripts/bench_train.py --size olmo-1B --device cuda --precision bf16 --batch 16 --micro-batch 4
 
-Both loops run the same model, optimizer, schedule, loss and batches; the ratio of their tokens/s
-is the harness's overhead (accelerate, logging, records). Achieved FLOP/s (PaLM-style 6N + attention
-per token) is reported against this machine's measured matmul peak in the run's precision, and on
-GPUs against the datasheet peak (MFU). Runs alternate, and the median of the repeats is reported.
+Both loops read the same sequences from packed memmap shards (written first, random tokens, in the
+data stage's format; `--data synthetic` keeps them in memory instead) and run the same model, AdamW,
+schedule and z-loss. The plain loop is the textbook one: read the batch, forward to logits, the
+full-logits loss, backward, clip, step, the loss to the host every `--log-every` steps. The ratio of
+their tokens/s is what the harness's loop costs or saves (accelerate, its reader, its loss, logging,
+records). Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's
+measured matmul peak in the run's precision, and on GPUs against the datasheet peak (MFU). Runs
+alternate, and the median of the repeats is reported.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from ladder.core.plan import Rung  # noqa: E402
 from ladder.core.recipes import Hyperparams  # noqa: E402
 from ladder.core.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
 from train.config import TrainConfig, WandbConfig  # noqa: E402
+from train.data.pack import SplitWriter  # noqa: E402
+from ladder.core.shards import TokenSequences  # noqa: E402
 from train.loop import split_batch, train_rung  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
 from train.model import build_model  # noqa: E402
@@ -44,9 +50,21 @@ class RandomSequences:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batches(self, batch_size: int, start: int = 0):
+    def batches(self, batch_size: int, start: int = 0, rows=None, pin_memory: bool = False):
+        lo, hi = rows or (0, batch_size)
         for i in range(start, len(self) - batch_size + 1, batch_size):
-            yield self.ids[i:i + batch_size]
+            batch = self.ids[i + lo:i + hi]
+            yield batch.pin_memory() if pin_memory else batch
+
+
+def packed_shards(directory: Path, count: int, seq_len: int, vocab_size: int, seed: int = 0) -> TokenSequences:
+    """`count` sequences of random tokens written as the data stage writes them (several shards), read back
+    in a seeded shuffled order as a rung reads its data."""
+    writer = SplitWriter(directory, seq_len, "uint16" if vocab_size <= 2**16 else "uint32",
+                         shard_tokens=max(seq_len, count * seq_len // 4))
+    writer.add(RandomSequences(count, seq_len, vocab_size).ids.numpy().reshape(-1), documents=count)
+    writer.close({})
+    return TokenSequences(directory, tokens=count * seq_len, seed=seed)
 
 
 def shape_from(args) -> ModelShape:
@@ -57,8 +75,8 @@ def shape_from(args) -> ModelShape:
     return shape_for_params(count, arch=args.arch, vocab_size=args.vocab_size, seq_len=args.seq_len, convention="total")
 
 
-def plain_loop(rung: Rung, data: RandomSequences, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
-    """Tokens/s of the textbook loop: forward, backward, clip, AdamW, schedule, loss to the host."""
+def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
+    """Tokens/s of the textbook loop: read, forward, backward, clip, AdamW, schedule, loss to the host."""
     hp = rung.hp
     _, micro, accumulation = split_batch(hp.batch_size, 1, cfg.micro_batch_size)
     model = build_model(rung.shape, seed=cfg.seed).to(device)
@@ -84,19 +102,22 @@ def plain_loop(rung: Rung, data: RandomSequences, cfg: TrainConfig, device: torc
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        float(loss)  # the harness reads the loss every step too (logging, divergence check)
+        if (step + 1) % cfg.log_every == 0:
+            float(loss)  # logged, as the harness logs its loss
     _sync(device)
     return (hp.steps - warmup) * hp.batch_size * rung.shape.seq_len / (time.perf_counter() - start)
 
 
-def harness_loop(rung: Rung, data: RandomSequences, cfg: TrainConfig, warmup: int) -> float:
+def harness_loop(rung: Rung, data, cfg: TrainConfig, warmup: int) -> float:
     """Tokens/s of train_rung over the steps after `warmup`, from its own metrics.jsonl."""
     with tempfile.TemporaryDirectory() as run_dir:
         result = train_rung(rung, data, Path(run_dir), cfg)
         assert result.state == "done", result
         rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    timed = [r["tokens_per_s"] for r in rows if r["step"] > warmup]
-    return len(timed) / sum(1 / t for t in timed)  # all tokens over all time: every step has the same tokens
+    timed = [r for r in rows if r["step"] > warmup]
+    steps = [b["step"] - a["step"] for a, b in zip([{"step": warmup}] + timed, timed)]
+    # All tokens over all time: each record's rate covers the steps since the one before.
+    return sum(steps) / sum(n / r["tokens_per_s"] for n, r in zip(steps, timed))
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
@@ -134,6 +155,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the median counts")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model in both loops")
+    parser.add_argument("--data", default="shards", choices=("shards", "synthetic"),
+                        help="packed memmap shards on disk (default) or random tokens in memory")
+    parser.add_argument("--log-every", type=int, default=1, help="steps between loss reads in both loops")
     parser.add_argument("--json", type=Path, help="also append the figures to this JSONL file")
     args = parser.parse_args(argv)
 
@@ -143,16 +167,18 @@ def main(argv=None) -> int:
                      z_loss=1e-5)
     rung = Rung(shape, "random", 1.0, shape.total_params, steps * args.batch * shape.seq_len, hp)
     cfg = TrainConfig(device=args.device, precision=args.precision, micro_batch_size=args.micro_batch or args.batch,
-                      checkpoint_fractions=[1.0], compile=args.compile, progress=False,
+                      checkpoint_fractions=[1.0], compile=args.compile, progress=False, log_every=args.log_every,
                       wandb=WandbConfig(mode="disabled"))
-    data = RandomSequences(steps * args.batch, shape.seq_len, shape.vocab_size)
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
     plain, harness = [], []
-    for _ in range(args.repeats):
-        plain.append(plain_loop(rung, data, cfg, device, args.warmup))
-        harness.append(harness_loop(rung, data, cfg, args.warmup))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = (packed_shards(Path(tmp) / "train", steps * args.batch, shape.seq_len, shape.vocab_size)
+                if args.data == "shards" else RandomSequences(steps * args.batch, shape.seq_len, shape.vocab_size))
+        for _ in range(args.repeats):
+            plain.append(plain_loop(rung, data, cfg, device, args.warmup))
+            harness.append(harness_loop(rung, data, cfg, args.warmup))
     peak = matmul_peak(device, dtype)
     tokens_per_s, plain_tokens_per_s = statistics.median(harness), statistics.median(plain)
     flops = tokens_per_s * shape.flops_per_token()
@@ -162,7 +188,7 @@ def main(argv=None) -> int:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "size": shape.name, "total_params": shape.total_params, "shape": f"d{shape.d_model} l{shape.n_layers} "
         f"h{shape.n_heads} mlp{shape.mlp_hidden} V{shape.vocab_size} T{shape.seq_len}",
-        "precision": args.precision, "batch": args.batch, "micro_batch": cfg.micro_batch_size,
+        "precision": args.precision, "batch": args.batch, "micro_batch": cfg.micro_batch_size, "data": args.data,
         "harness_tokens_per_s": tokens_per_s, "plain_tokens_per_s": plain_tokens_per_s,
         "overhead_ratio": tokens_per_s / plain_tokens_per_s,
         "harness_runs": harness, "plain_runs": plain,
@@ -170,7 +196,7 @@ def main(argv=None) -> int:
         "mfu": flops / datasheet if datasheet else None,
     }
     print(f"{figures['size']} ({format_count(shape.total_params)} params, {figures['shape']}) on {figures['device']}, "
-          f"{args.precision}, batch {args.batch}×{shape.seq_len}")
+          f"{args.precision}, batch {args.batch}×{shape.seq_len}, data: {args.data}")
     print(f"  harness {tokens_per_s:,.0f} tok/s, plain PyTorch {plain_tokens_per_s:,.0f} tok/s: "
           f"ratio {figures['overhead_ratio']:.3f}")
     print(f"  {flops / 1e9:,.1f} GFLOP/s achieved, {peak / 1e9:,.1f} GFLOP/s measured matmul peak: "

@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from ladder.core.recipes import Hyperparams
 from train.config import BACKENDS, DISTRIBUTED, PRECISIONS, TrainConfig
+from train.optim import skip_unless
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ class AccelerateBackend:
     def __init__(self, cfg: TrainConfig):
         from accelerate import Accelerator, FullyShardedDataParallelPlugin
 
-        # The FSDP plugin makes accelerate shard even a world of 1, so only ask for it where it shards.
-        fsdp = cfg.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        # On GPUs FSDP is used as asked, a world of one included (one GPU checks the path); a CPU process
+        # alone trains plainly, and with others it stops below, as accelerate has no FSDP there.
+        fsdp = cfg.distributed == "fsdp" and (use_cuda(cfg) or int(os.environ.get("WORLD_SIZE", "1")) > 1)
         self.accelerator = Accelerator(
             cpu=not use_cuda(cfg), mixed_precision="bf16" if cfg.precision == "bf16" else "no",
             fsdp_plugin=FullyShardedDataParallelPlugin(
@@ -75,12 +77,19 @@ class AccelerateBackend:
         with contextlib.nullcontext() if boundary else self.accelerator.no_sync(self.model):
             self.accelerator.backward(loss / self.accumulation)
 
-    def step(self, max_norm: float) -> float:
+    def step(self, max_norm: float, loss_finite: torch.Tensor) -> torch.Tensor:
+        """Clip and take the optimizer step unless the loss or the gradient norm is not finite; the norm.
+
+        The norm is of the gradients after their all-reduce, so every process skips alike; a non-finite
+        loss on one process makes its gradients, and so the norm, non-finite.
+        """
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
+        skip_unless(self.optimizer.optimizer, loss_finite & torch.isfinite(norm))
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
+        return norm.detach()
 
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
@@ -131,6 +140,8 @@ class DeepSpeedBackend:
         }
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config)
+        if self.cfg.zero_stage == 3:  # the training loss reads the LM head's weight in the model's own forward
+            deepspeed.zero.register_external_parameter(self.engine.module, self.engine.module.lm_head.weight)
         return self.engine
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
@@ -138,11 +149,20 @@ class DeepSpeedBackend:
         if not boundary:
             self.engine.step()  # counts the micro-step; the optimizer only steps at a boundary
 
-    def step(self, max_norm: float) -> float:
+    def step(self, max_norm: float, loss_finite: torch.Tensor) -> torch.Tensor:
+        """The engine's step, skipped by its AdamW when any process's loss is not finite; the gradient norm.
+
+        The engine computes the norm inside its step, too late to decide on; a non-finite gradient from a
+        finite loss still shows in the norm and fails the run at the next check.
+        """
+        bad = (~loss_finite).float()
+        if self.world_size > 1:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # a device collective, not a host wait
+        skip_unless(self.engine.optimizer.optimizer, bad == 0)
         # Clipping to `max_norm` is the engine's `gradient_clipping`, set from the same recipe.
         self.engine.step()
         norm = self.engine.get_global_grad_norm()
-        return float(norm) if norm is not None else float("nan")
+        return torch.as_tensor(float("nan") if norm is None else norm, device=self.device).float()
 
     def unwrapped(self):
         return self.engine.module

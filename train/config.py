@@ -37,10 +37,14 @@ class TrainConfig:
     zero_stage: int = 2  # deepspeed backend only
     precision: str = "fp32"  # fp32 on CPU; bf16 on GPU
     device: str = "auto"  # auto (cuda when available), cpu or cuda
-    micro_batch_size: int = 16  # sequences per forward pass per process; accumulation fills the global batch
+    # Sequences per forward pass per process (accumulation fills the global batch); None: as many as the
+    # device's memory holds for the model (train/sizing.py).
+    micro_batch_size: Optional[int] = None
+    attention: str = "sdpa"  # sdpa, flash_attention_2 (sdpa with a warning where flash-attn is missing) or eager
     num_processes: int = 1  # processes `ladder train` starts on this node (torchrun) when > 1
     checkpoint_fractions: List[float] = field(default_factory=_every_tenth)  # the end is always included
-    log_every: int = 1  # steps between metrics.jsonl/wandb records
+    # Steps between checks (losses to the host, divergence, metrics.jsonl/wandb): the only host waits.
+    log_every: int = 1
     schedule: Optional[str] = None  # cosine or wsd; None keeps the recipe's
     wsd_decay_fraction: float = 0.2  # share of the steps the wsd schedule spends decaying
     seed: int = 0

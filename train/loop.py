@@ -2,8 +2,15 @@
 
 The same loop runs on one CPU, one GPU, a node or many nodes; `train.backends` hides how gradients
 are synchronised (accelerate DDP/FSDP or DeepSpeed ZeRO). The global batch is `hp.batch_size`
-sequences; each of the `world_size` processes takes its contiguous slice of every global batch
-and accumulates gradients over micro-batches of at most `micro_batch_size` sequences.
+sequences; each of the `world_size` processes reads only its contiguous slice of every global batch
+(a thread reads the next while the current trains) and accumulates gradients over micro-batches of at
+most `micro_batch_size` sequences.
+
+Between checks the host never waits for the device: losses and gradient norms stay device tensors, and
+a step whose loss or gradient is not finite is skipped by the optimizer itself (`train.optim.skip_unless`).
+Every `log_every` steps and at every checkpoint the losses of the steps since the last check are reduced
+over the processes and read in one transfer, then checked step by step for divergence, as if each step
+had been checked on its own.
 """
 from __future__ import annotations
 
@@ -25,10 +32,13 @@ from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_n
 from ladder.core.plan import Rung
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
+from train.feed import Prefetch
+from train.loss import attach_loss
 from train.metrics import MetricsLog, peak_flops
-from train.model import build_model
-from train.optim import make_optimizer, make_scheduler, training_loss
+from train.model import attention, build_model
+from train.optim import make_optimizer, make_scheduler
 from train.rundir import commit_checkpoint, read_record, remove_incomplete_checkpoints, write_record
+from train.sizing import derive_micro_batch, device_memory
 
 
 @dataclass
@@ -83,12 +93,23 @@ def divergence(loss: float, recent: List[float], cfg: DivergenceConfig) -> Optio
     return None
 
 
-def _mean_over_processes(value: torch.Tensor) -> float:
+@dataclass
+class _Pending:
+    """A step whose loss and gradient norm are still on the device."""
+    step: int
+    lr: float
+    loss: torch.Tensor  # this process's CE
+    grad_norm: torch.Tensor  # over the whole model, the same on every process
+
+
+def _read(pending: List[_Pending]) -> tuple[List[float], List[float]]:
+    """The pending steps' losses (mean over processes) and gradient norms: one all-reduce, one device→host copy."""
+    losses = torch.stack([p.loss for p in pending])
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        value = value.clone()
-        dist.all_reduce(value)
-        value /= dist.get_world_size()
-    return float(value)
+        dist.all_reduce(losses)
+        losses /= dist.get_world_size()
+    values = torch.cat([losses, torch.stack([p.grad_norm.to(losses) for p in pending])]).tolist()
+    return values[:len(pending)], values[len(pending):]
 
 
 def _barrier() -> None:
@@ -112,14 +133,15 @@ def _token_ids(tokenizer_dir: Optional[Path]) -> dict:
     return {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
 
 
-def _load_model(rung: Rung, cfg: TrainConfig, tokenizer_dir: Optional[Path], checkpoint: Optional[Path]):
+def _load_model(rung: Rung, cfg: TrainConfig, tokenizer_dir: Optional[Path], checkpoint: Optional[Path], cuda: bool):
+    attn = attention(cfg.attention, cuda)
     if checkpoint is None:
-        model = build_model(rung.shape, seed=cfg.seed, **_token_ids(tokenizer_dir))
+        model = build_model(rung.shape, seed=cfg.seed, attn_implementation=attn, **_token_ids(tokenizer_dir))
     else:
         from transformers import AutoModelForCausalLM
 
         # fp32 master weights whatever the checkpoint's dtype; the backend casts for bf16.
-        model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32, attn_implementation=attn)
     count = sum(p.numel() for p in model.parameters())
     if count != rung.shape.total_params:
         raise RuntimeError(f"{rung.rung_id}: model has {count:,} parameters, the size rule says "
@@ -149,13 +171,18 @@ class _Run:
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
         self.eval_hook, self.backend, self.main = eval_hook, backend, backend.is_main
         self.per_process, self.micro, self.accumulation = split_batch(
-            self.hp.batch_size, backend.world_size, cfg.micro_batch_size)
+            self.hp.batch_size, backend.world_size, cfg.micro_batch_size or self._derived_micro_batch())
         self.tokens_per_step = self.hp.batch_size * rung.shape.seq_len
         if sequences.seq_len != rung.shape.seq_len:
             raise ValueError(f"{rung.rung_id}: sequences of {sequences.seq_len} tokens, the model's are {rung.shape.seq_len}")
         if len(sequences) < self.hp.steps * self.hp.batch_size:
             raise ValueError(f"{rung.rung_id}: {self.hp.steps} steps of {self.hp.batch_size} sequences need "
                              f"{self.hp.steps * self.hp.batch_size} sequences, the data has {len(sequences)}")
+
+    def _derived_micro_batch(self) -> int:
+        sharded = self.cfg.backend == "deepspeed" or self.cfg.distributed == "fsdp"
+        return derive_micro_batch(self.rung.shape, self.cfg.precision, device_memory(self.backend.device),
+                                  self.backend.world_size if sharded else 1)
 
     def _record(self, state: str, step: int, **extra) -> None:
         if self.main:
@@ -187,7 +214,9 @@ class _Run:
     def _train(self) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
         latest = latest_checkpoint(self.run_dir)
-        model = _load_model(self.rung, cfg, self.tokenizer_dir, latest[1] if latest else None)
+        model = _load_model(self.rung, cfg, self.tokenizer_dir, latest[1] if latest else None,
+                            backend.device.type == "cuda")
+        attach_loss(model, hp.z_loss)
         if cfg.compile:
             model.compile()  # in place: parameter names, and so checkpoints, stay those of the plain model
         optimizer = make_optimizer(model, hp)
@@ -217,46 +246,60 @@ class _Run:
                 log.close(exit_code=0 if result is not None and result.state == "done" else 1)
 
     def _steps(self, start: int, recent: List[float], log: Optional[MetricsLog]) -> TrainResult:
-        cfg, hp, backend, rank = self.cfg, self.hp, self.backend, self.backend.rank
+        cfg, hp, backend = self.cfg, self.hp, self.backend
         # and wherever the plan needs one: a WSD-S trunk at each decay's bottom, a branch trunk at each fork
         save_at = set(checkpoint_steps(hp.steps, cfg.checkpoint_fractions)) | set(self.rung.checkpoint_steps)
+        lo = backend.rank * self.per_process
+        feed = Prefetch(self.sequences.batches(hp.batch_size, start=start * hp.batch_size,
+                                               rows=(lo, lo + self.per_process),
+                                               pin_memory=backend.device.type == "cuda"))
+        try:
+            return self._run_steps(start, recent, log, feed, save_at)
+        finally:
+            feed.close()
+
+    def _run_steps(self, start, recent, log, feed, save_at) -> TrainResult:
+        cfg, hp, backend = self.cfg, self.hp, self.backend
         flops_per_token, peak = self.rung.shape.flops_per_token(), peak_flops(cfg)
-        batches = self.sequences.batches(hp.batch_size, start=start * hp.batch_size)
         self.model.train()
-        clock, since, loss = time.perf_counter(), 0, None
+        clock, since, loss, pending = time.perf_counter(), 0, None, []
         for step in range(start + 1, hp.steps + 1):  # 1-based: `step` optimizer steps done after this one
-            batch = next(batches)[rank * self.per_process:(rank + 1) * self.per_process]
+            batch = next(feed).to(backend.device, non_blocking=True)
             ce_sum = torch.zeros((), device=backend.device)
             for k in range(self.accumulation):
-                ids = batch[k * self.micro:(k + 1) * self.micro].to(backend.device, non_blocking=True)
-                total, ce = training_loss(self.model(input_ids=ids).logits, ids, hp.z_loss)
-                backend.backward(total, boundary=k == self.accumulation - 1)
-                ce_sum += ce.detach()
-            step_loss = _mean_over_processes(ce_sum / self.accumulation)
-            # Checked before the optimizer step, so a bad batch never reaches the weights; every
-            # process sees the same reduced loss and so stops together.
-            reason = divergence(step_loss, recent, cfg.divergence)
-            if reason:
-                self._record("failed", step, reason=reason, loss=loss)
-                return self._result("failed", step, loss, reason)
+                ids = batch[k * self.micro:(k + 1) * self.micro]
+                out = self.model(input_ids=ids, labels=ids)
+                backend.backward(out.total, boundary=k == self.accumulation - 1)
+                ce_sum += out.ce
+            step_loss = ce_sum / self.accumulation
             lr = self.scheduler.get_last_lr()[0]
-            grad_norm = backend.step(hp.grad_clip)
-            loss = step_loss
-            recent = (recent + [loss])[-max(1, cfg.divergence.window):]
+            # A non-finite loss or gradient never reaches the weights: the optimizer skips on the device.
+            pending.append(_Pending(step, lr, step_loss, backend.step(hp.grad_clip, torch.isfinite(step_loss))))
             since += 1
-            if step % cfg.log_every == 0 or step in save_at:
-                now = time.perf_counter()  # logging's own time counts towards the next interval
-                if log is not None:
-                    tokens_per_s = since * self.tokens_per_step / (now - clock)
-                    flops = tokens_per_s * flops_per_token
-                    log.log({"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                             "tokens": step * self.tokens_per_step, "tokens_per_s": tokens_per_s,
-                             "flops_per_s": flops, "mfu": flops / (peak * backend.world_size) if peak else None})
-                    log.progress(since, tokens_per_s, loss)
-                clock, since = now, 0
-                if step in save_at:
-                    self._checkpoint(step, recent)
-                    clock = time.perf_counter()  # checkpoint writes are not training throughput
+            if step % cfg.log_every and step not in save_at:
+                continue
+            losses, norms = _read(pending)
+            for p, step_loss, grad_norm in zip(pending, losses, norms):
+                reason = divergence(step_loss, recent, cfg.divergence) or (
+                    None if math.isfinite(grad_norm) else f"non-finite gradient norm ({grad_norm})")
+                if reason:  # every process read the same reduced losses and norms, so all stop here
+                    self._record("failed", p.step, reason=reason, loss=loss)
+                    return self._result("failed", p.step, loss, reason)
+                loss = step_loss
+                recent = (recent + [loss])[-max(1, cfg.divergence.window):]
+            pending = []
+            now = time.perf_counter()  # logging's own time counts towards the next interval
+            if log is not None:
+                tokens_per_s = since * self.tokens_per_step / (now - clock)
+                flops = tokens_per_s * flops_per_token
+                log.log({"step": step, "loss": loss, "lr": lr, "grad_norm": norms[-1],
+                         "tokens": step * self.tokens_per_step, "tokens_per_s": tokens_per_s,
+                         "flops_per_s": flops, "mfu": flops / (peak * backend.world_size) if peak else None})
+                log.progress(since, tokens_per_s, loss)
+            clock, since = now, 0
+            if step in save_at:
+                self._checkpoint(step, recent)
+                clock = time.perf_counter()  # checkpoint writes are not training throughput
         self._record("done", hp.steps, loss=loss)
         return self._result("done", hp.steps, loss)
 

@@ -1,12 +1,18 @@
 """Causal LMs built from a ladder shape: standard transformers models, no weights downloaded."""
 from __future__ import annotations
 
+import importlib.util
+import logging
 from typing import Optional
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Olmo2Config, Olmo2ForCausalLM, PreTrainedModel
 
 from ladder.core.sizes import ModelShape
+
+log = logging.getLogger(__name__)
+
+ATTENTION = ("sdpa", "flash_attention_2", "eager")
 
 # arch -> (config class, model class, RoPE base): OLMo 2 (OLMo et al. 2024) uses θ = 500k;
 # open_lm, the Gadre et al. ladder's code base, keeps Llama's 10k.
@@ -16,7 +22,20 @@ ARCHITECTURES = {
 }
 
 
-def hf_config(shape: ModelShape, eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None):
+def attention(requested: str, cuda: bool) -> str:
+    """The attention implementation to build with: the one asked for, or sdpa (with one warning line) where
+    flash-attn is not installed or there is no GPU. On GPUs in bf16 sdpa itself runs a flash kernel."""
+    if requested not in ATTENTION:
+        raise ValueError(f"train.attention: expected one of {ATTENTION}, got '{requested}'")
+    if requested == "flash_attention_2" and not (cuda and importlib.util.find_spec("flash_attn")):
+        log.warning("train.attention=flash_attention_2: %s; using sdpa",
+                    "flash-attn is not installed" if cuda else "it needs a CUDA device")
+        return "sdpa"
+    return requested
+
+
+def hf_config(shape: ModelShape, eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
+              attn_implementation: str = "sdpa"):
     config_cls, _, rope_theta = ARCHITECTURES[shape.arch]
     return config_cls(
         vocab_size=shape.vocab_size, hidden_size=shape.d_model, intermediate_size=shape.mlp_hidden,
@@ -24,11 +43,12 @@ def hf_config(shape: ModelShape, eos_token_id: Optional[int] = None, pad_token_i
         max_position_embeddings=shape.seq_len, rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
         tie_word_embeddings=False, attention_bias=False,
         bos_token_id=None, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+        attn_implementation=attn_implementation,
     )
 
 
-def build_model(shape: ModelShape, seed: int = 0, **token_ids) -> PreTrainedModel:
+def build_model(shape: ModelShape, seed: int = 0, attn_implementation: str = "sdpa", **token_ids) -> PreTrainedModel:
     """A freshly initialised model whose parameter count is exactly `shape.total_params`."""
     _, model_cls, _ = ARCHITECTURES[shape.arch]
     torch.manual_seed(seed)
-    return model_cls(hf_config(shape, **token_ids))
+    return model_cls(hf_config(shape, attn_implementation=attn_implementation, **token_ids))

@@ -56,9 +56,19 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: torch.nn.Module, hp: Hyperparams) -> torch.optim.AdamW:
-    # foreach: the multi-tensor AdamW, faster than the per-parameter loop on CPU and GPU alike.
+    # fused: one kernel for every parameter (CUDA and CPU), and the only AdamW that can skip a step
+    # on the device (`skip_unless`).
     return torch.optim.AdamW(param_groups(model, hp.weight_decay), lr=hp.lr, betas=(hp.beta1, hp.beta2),
-                             eps=1e-8, foreach=True)
+                             eps=1e-8, fused=True)
+
+
+def skip_unless(optimizer: torch.optim.Optimizer, ok: torch.Tensor) -> None:
+    """Make the fused AdamW's next step a no-op where `ok` (a bool tensor on the parameters' device) is false.
+
+    The fused kernel reads `found_inf` on the device (the flag torch's GradScaler uses) and leaves weights,
+    moments and step count untouched when it is 1, so deciding costs the host no wait for the device.
+    """
+    optimizer.found_inf = (~ok).float()
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams, schedule: str,

@@ -76,14 +76,32 @@ class TokenSequences:
     def __getitem__(self, i: int) -> np.ndarray:
         if not -len(self) <= i < len(self):
             raise IndexError(f"sequence {i} out of range ({len(self)} sequences)")
-        j = int(self.order[i])
-        shard = int(np.searchsorted(self._starts, j, side="right")) - 1
-        return np.asarray(self._shards[shard][j - self._starts[shard]], dtype=np.int64)
+        return self.read(i % len(self), 1)[0]
 
-    def batches(self, batch_size: int, start: int = 0) -> Iterator:
-        """LongTensors (batch_size, seq_len) of sequences start, start+1, ...; the last batch may be smaller."""
+    def read(self, first: int, count: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Sequences first … first+count−1 as int64 rows of `out` (a new (count, seq_len) array if None):
+        one fancy-indexed read per shard they fall in, no per-row Python loop."""
+        stored = self.order[first:first + count]
+        out = np.empty((len(stored), self.seq_len), dtype=np.int64) if out is None else out
+        shard_of = np.searchsorted(self._starts, stored, side="right") - 1
+        for shard in np.unique(shard_of):
+            rows = shard_of == shard
+            out[rows] = self._shards[shard][stored[rows] - self._starts[shard]]
+        return out
+
+    def batches(self, batch_size: int, start: int = 0, rows: Optional[tuple[int, int]] = None,
+                pin_memory: bool = False) -> Iterator:
+        """LongTensors of the global batches of sequences start, start+1, ...; the last may be smaller.
+
+        `rows=(lo, hi)` yields only rows lo … hi−1 of each global batch, one process's share, and reads
+        nothing else; `pin_memory` puts them in page-locked memory for an asynchronous copy to a GPU.
+        """
         import torch
 
+        lo, hi = rows if rows is not None else (0, batch_size)
         for first in range(start, len(self), batch_size):
-            rows = [self[i] for i in range(first, min(first + batch_size, len(self)))]
-            yield torch.from_numpy(np.stack(rows))
+            size = min(batch_size, len(self) - first)
+            a, b = min(lo, size), min(hi, size)
+            batch = torch.empty((b - a, self.seq_len), dtype=torch.long, pin_memory=pin_memory)
+            self.read(first + a, b - a, batch.numpy())
+            yield batch

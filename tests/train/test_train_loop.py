@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-import train.loop
+import train.loss
 from train.config import DivergenceConfig, TrainConfig, WandbConfig
 from train.loop import checkpoint_steps, divergence, split_batch, train_rung
 from train.optim import lr_factor, training_loss
@@ -32,8 +32,8 @@ class CrashingSequences(FakeSequences):
         super().__init__(count)
         self.crash_after = crash_after
 
-    def batches(self, batch_size, start=0):
-        for i, batch in enumerate(super().batches(batch_size, start)):
+    def batches(self, batch_size, start=0, **kwargs):
+        for i, batch in enumerate(super().batches(batch_size, start, **kwargs)):
             if i == self.crash_after:
                 raise KeyboardInterrupt("killed")
             yield batch
@@ -148,15 +148,19 @@ def test_accumulation_matches_one_big_batch(tmp_path):
     assert one.loss == pytest.approx(four.loss, rel=1e-5)
 
 
-def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    calls = {"n": 0}
+def poison(monkeypatch, bad_calls):
+    """Make the loss (and so every gradient) NaN on the given 1-based calls of the loss."""
+    calls, original = {"n": 0}, train.loss.linear_cross_entropy
 
-    def poisoned(logits, ids, z_loss):  # the 8th step's loss is NaN (2 micro-batches a step)
+    def poisoned(hidden, *args, **kwargs):
         calls["n"] += 1
-        total, ce = training_loss(logits, ids, z_loss)
-        return (total * math.nan, ce * math.nan) if calls["n"] > 14 else (total, ce)
+        return original(hidden * math.nan if calls["n"] in bad_calls else hidden, *args, **kwargs)
 
-    monkeypatch.setattr(train.loop, "training_loss", poisoned)
+    monkeypatch.setattr(train.loss, "linear_cross_entropy", poisoned)
+
+
+def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    poison(monkeypatch, range(15, 10**6))  # from the 8th step on (2 micro-batches a step)
     rung = tiny_rung()
     result = train_rung(rung, sequences_for(rung), tmp_path, config())
     record = read_record(tmp_path)
@@ -165,6 +169,41 @@ def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monk
     assert record["last_checkpoint"] == "checkpoints/step-00000006"
     assert [s for s, _ in checkpoints(tmp_path)] == [3, 6]
     assert len(losses(tmp_path)) == 7
+
+
+def test_non_finite_step_between_checks_is_skipped_then_named(tmp_path, monkeypatch):
+    """With checks every 4 steps, a NaN at step 7 is found at the check of step 8 and named; the weights
+    that step 8 trained on were never touched by it (its update was skipped on the device)."""
+    poison(monkeypatch, {13, 14})
+    rung = tiny_rung()
+    result = train_rung(rung, sequences_for(rung), tmp_path, config(log_every=4))
+    assert result.state == "failed" and result.step == 7 and "non-finite loss" in result.reason
+    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [3, 4, 6]
+
+
+def test_optimizer_step_is_skipped_on_the_device_when_not_finite():
+    from train.backends import make_backend
+    from train.loss import attach_loss
+    from train.model import build_model
+    from train.optim import make_optimizer, make_scheduler
+
+    rung = tiny_rung()
+    backend = make_backend(config(device="cpu"))
+    model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
+    optimizer = make_optimizer(model, rung.hp)
+    wrapped = backend.prepare(model, optimizer, make_scheduler(optimizer, rung.hp, "cosine", 0.2), 4, 1, rung.hp)
+    ids = sequences_for(rung).ids[:4]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = wrapped(input_ids=ids, labels=ids)
+    backend.backward(out.total * math.nan, boundary=True)
+    norm = backend.step(1.0, torch.isfinite(out.ce * math.nan))
+    assert not torch.isfinite(norm)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(float(s["step"]) == 0 for s in optimizer.state.values())  # AdamW's bias correction unmoved
+    out = wrapped(input_ids=ids, labels=ids)
+    backend.backward(out.total, boundary=True)
+    assert torch.isfinite(backend.step(1.0, torch.isfinite(out.ce)))
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_loss_spike_stops_run(tmp_path):

@@ -31,9 +31,10 @@ class FakeSequences:
     def __getitem__(self, i: int) -> np.ndarray:
         return self.ids[i].numpy()
 
-    def batches(self, batch_size: int, start: int = 0):
+    def batches(self, batch_size: int, start: int = 0, rows=None, pin_memory: bool = False):
+        lo, hi = rows or (0, batch_size)
         for i in range(start, len(self) - batch_size + 1, batch_size):
-            yield self.ids[i:i + batch_size].clone()
+            yield self.ids[i + lo:i + hi].clone()
 
 
 class SlowFakeSequences(FakeSequences):
@@ -43,8 +44,8 @@ class SlowFakeSequences(FakeSequences):
         super().__init__(count)
         self.slow_from, self.delay_s = slow_from, delay_s
 
-    def batches(self, batch_size: int, start: int = 0):
-        for i, batch in enumerate(super().batches(batch_size, start), start=start // batch_size):
+    def batches(self, batch_size: int, start: int = 0, **kwargs):
+        for i, batch in enumerate(super().batches(batch_size, start, **kwargs), start=start // batch_size):
             if i >= self.slow_from:
                 time.sleep(self.delay_s)
             yield batch
