@@ -23,6 +23,8 @@ class EvalConfig:
     batch_size: int = 8  # examples (RC) or sequences (LM loss) per forward pass
     max_examples: Optional[int] = None  # per task, a seeded sample; None: all
     task_paths: Dict[str, str] = field(default_factory=dict)  # task -> local file in its HF schema; else the hub
+    # task -> local file of its few-shot split (train; MMLU: dev) in its HF schema; else the hub
+    fewshot_paths: Dict[str, str] = field(default_factory=dict)
     lm_sets: Dict[str, str] = field(default_factory=dict)  # eval set name (c4, ...) -> packed val shard directory
     max_sequences: Optional[int] = None  # per LM set; None: all
     seed: int = 0  # few-shot draws, example samples, derived tasks

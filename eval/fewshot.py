@@ -1,12 +1,13 @@
-"""k-shot prompts: k solved examples, then the example to score, separated by blank lines.
+"""k-shot prompts, as OLMES builds them: the header, k solved examples, then the example to score.
 
-Demonstrations are drawn from the same task (the same group, e.g. MMLU subject, where the example
-has one), never the example itself, with a generator seeded by (seed, example index), so a prompt
-does not depend on which other examples are evaluated alongside it.
+Demonstrations are the first k examples of a pool in its order (OLMES takes the first k of its
+curated list, MMLU the first k of the subject's dev split), from the example's group (the MMLU
+subject) where it has one, never the example itself. Every example of a group thus gets the same
+demonstrations, whatever else is evaluated alongside it. Blocks are joined by a blank line (lm-eval's
+few-shot delimiter); a header (MMLU's subject line) comes once, before the first demonstration.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 from eval.tasks import Example, TaskError
@@ -14,20 +15,22 @@ from eval.tasks import Example, TaskError
 SEPARATOR = "\n\n"
 
 
-def with_fewshot(examples: list[Example], k: int, seed: int = 0) -> list[Example]:
+def with_fewshot(examples: list[Example], pool: list[Example], k: int) -> list[Example]:
+    """`examples` with k demonstrations from `pool` (the task's few-shot split, or the examples themselves)."""
     if k < 0:
         raise TaskError(f"num_fewshot must be >= 0, got {k}")
     if k == 0:
         return list(examples)
-    by_group: dict[str, list[int]] = {}
-    for i, ex in enumerate(examples):
-        by_group.setdefault(ex.group, []).append(i)
+    by_group: dict[str, list[Example]] = {}
+    for shot in pool:
+        by_group.setdefault(shot.group, []).append(shot)
     out = []
-    for i, ex in enumerate(examples):
-        pool = [j for j in by_group[ex.group] if j != i]
-        if len(pool) < k:
-            raise TaskError(f"{k}-shot needs {k} other examples in group {ex.group or '(all)'}, found {len(pool)}")
-        shots = random.Random(f"{seed}/{i}").sample(pool, k)
-        prefix = SEPARATOR.join(examples[j].with_gold() for j in shots) + SEPARATOR
-        out.append(replace(ex, context=prefix + ex.context))
+    for ex in examples:
+        # k + 1 candidates are enough: at most one of them is the example itself.
+        shots = [s for s in by_group.get(ex.group, [])[:k + 1] if s != ex][:k]
+        if len(shots) < k:
+            raise TaskError(f"{k}-shot needs {k} few-shot examples in group {ex.group or '(all)'} other than the "
+                            f"one scored, found {len(shots)}")
+        demos = SEPARATOR.join(s.with_gold() for s in shots) + SEPARATOR
+        out.append(replace(ex, context=ex.header + demos + ex.context[len(ex.header):]))
     return out

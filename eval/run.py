@@ -67,10 +67,12 @@ def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -
         d = cfg.derived
         examples = derived_task(docs, n_examples=d.n_examples, n_choices=d.n_choices, context_words=d.context_words,
                                 continuation_words=d.continuation_words, seed=cfg.seed)
+        pool = examples  # no train split: demonstrations are other examples of the task
     else:
         examples = load_task(name, cfg.task_paths.get(name))
-    # Few-shot prompts come from the whole task, so a sample sees the same prompts as a full run.
-    examples = with_fewshot(examples, cfg.num_fewshot, cfg.seed)
+        pool = load_task(name, cfg.fewshot_paths.get(name), fewshot=True) if cfg.num_fewshot else []
+    # Few-shot prompts come from the whole pool, so a sample sees the same prompts as a full run.
+    examples = with_fewshot(examples, pool, cfg.num_fewshot)
     if cfg.max_examples is not None and len(examples) > cfg.max_examples:
         keep = sorted(random.Random(cfg.seed).sample(range(len(examples)), cfg.max_examples))
         examples = [examples[i] for i in keep]

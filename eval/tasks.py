@@ -1,8 +1,12 @@
 """Downstream tasks: examples, the loaders that turn each HF schema into them, and the task registry.
 
-Prompts follow the OLMo ladder's ranked-classification (RC) formats: "Question: …\\nAnswer:" with
-each choice as a continuation carrying its leading space. A task loads by hub name through
-`datasets` where a network exists, or from a local file (json/jsonl/parquet/csv) in the same schema.
+Prompts are OLMES's ranked-classification (RC, "cloze") formats, the ones the OLMo ladder's numbers
+come from: OLMES v0.1 (Gu et al. 2024, arXiv 2406.08446), whose task definitions are
+allenai/OLMo-Eval olmo_eval/tasks/olmes_v0_1/<task>_std.py (cited per loader below as "OLMES <file>").
+Each choice is a continuation carrying its leading space (lm-eval's target delimiter " "). COPA is
+not in OLMES; it follows lm-evaluation-harness's super_glue/copa. A task loads by hub name through
+`datasets` where a network exists, or from a local file (json/jsonl/parquet/csv) in the same schema;
+its few-shot demonstrations come from the split OLMES takes them from (`TaskSpec.fewshot_split`).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class Example:
     # Partial scoring (Winogrande): each choice completes the context and this shared suffix is scored.
     suffix: Optional[str] = None
     group: str = ""  # e.g. the MMLU subject; few-shot examples come from the same group
+    header: str = ""  # the start of `context` that precedes any few-shot demonstrations (MMLU's subject line)
 
     def __post_init__(self):
         if not isinstance(self.context, str):
@@ -39,6 +44,8 @@ class Example:
             raise TaskError(f"gold index {self.gold!r} is out of range for {len(self.choices)} choices")
         if self.suffix is not None and not self.suffix.strip():
             raise TaskError("partial-scoring suffix is empty")
+        if not self.context.startswith(self.header):
+            raise TaskError("the header must be the start of the context")
 
     def requests(self) -> list[tuple[str, str]]:
         """The (context, continuation) pairs that score the choices."""
@@ -51,13 +58,14 @@ class Example:
         return [cont for _, cont in self.requests()]
 
     def with_gold(self) -> str:
-        """The example answered correctly, as a few-shot demonstration."""
+        """The example answered correctly, as a few-shot demonstration (without its header)."""
         context, continuation = self.requests()[self.gold]
-        return context + continuation
+        return context[len(self.header):] + continuation
 
 
-def _qa(question: str) -> str:
-    return f"Question: {question}\nAnswer:"
+def _qa(question: str, prefix: str = "Question: ") -> str:
+    # OLMES utils.py make_cloze_prompt
+    return f"{prefix}{question}\nAnswer:"
 
 
 def _letter_index(labels, key) -> int:
@@ -68,51 +76,64 @@ def _letter_index(labels, key) -> int:
 
 
 def _hellaswag_clean(text: str) -> str:
-    # The OLMo/lm-eval preprocessing: WikiHow markup out, double spaces collapsed.
-    text = text.strip().replace(" [title]", ". ")
+    # OLMES hellaswag_std.py preprocess: WikiHow's bracketed markup out ("[title]" ends a sentence, without
+    # doubling a full stop before it, where lm-eval's replace(" [title]", ". ") would), double spaces collapsed.
+    text = re.sub(r"\.? \[title\]", ". ", text.strip())
     text = re.sub(r"\[.*?\]", "", text)
     return text.replace("  ", " ")
 
 
 def hellaswag(row) -> Example:
-    context = _hellaswag_clean(f"{row['activity_label']}: {row['ctx']}")
+    # OLMES hellaswag_std.py: "<activity>: <ctx_a> <Ctx_b>" (ctx_b capitalised; the stored `ctx` is not used)
+    context = _hellaswag_clean(f"{row['activity_label']}: {row['ctx_a']} {row['ctx_b'].capitalize()}")
     return Example(context, tuple(" " + _hellaswag_clean(e) for e in row["endings"]), _int(row["label"]))
 
 
 def arc(row) -> Example:
+    # OLMES arc_std.py (a numeric answerKey "1".."5" is found among numeric labels)
     choices = row["choices"]
     return Example(_qa(row["question"]), tuple(" " + t for t in choices["text"]),
                    _letter_index(choices["label"], row["answerKey"]))
 
 
 def piqa(row) -> Example:
-    return Example(_qa(row["goal"]), (" " + row["sol1"], " " + row["sol2"]), _int(row["label"]))
+    # OLMES piqa_std.py: "Goal: …\nAnswer:" (lm-eval's piqa says "Question:")
+    return Example(_qa(row["goal"], "Goal: "), (" " + row["sol1"], " " + row["sol2"]), _int(row["label"]))
 
 
 def csqa(row) -> Example:
+    # OLMES csqa_std.py
     choices = row["choices"]
     return Example(_qa(row["question"]), tuple(" " + t for t in choices["text"]),
                    _letter_index(choices["label"], row["answerKey"]))
 
 
 def socialiqa(row) -> Example:
+    # OLMES siqa_std.py: context and question in one "Question:" line
     answers = (row["answerA"], row["answerB"], row["answerC"])
     return Example(_qa(f"{row['context']} {row['question']}"), tuple(" " + a for a in answers), _int(row["label"]) - 1)
 
 
 def openbookqa(row) -> Example:
+    # OLMES openbookqa_std.py
     choices = row["choices"]
     return Example(_qa(row["question_stem"]), tuple(" " + t for t in choices["text"]),
-                   _letter_index(choices["label"], row["answerKey"]))
+                   _letter_index(choices["label"], row["answerKey"].strip()))
 
 
 def mmlu(row) -> Example:
-    mmlu_group(row["subject"])  # an unknown subject is an error, not an example left out of every group
-    return Example(_qa(row["question"].strip()), tuple(" " + str(c) for c in row["choices"]), _int(row["answer"]),
-                   group=row["subject"])
+    # OLMES mmlu_std.py, RC variant ("mmlu-rc"): the subject line (Hendrycks et al.'s description, "\n\n"
+    # after it) heads the prompt once, before any demonstrations; the question is stripped.
+    subject = row["subject"]
+    mmlu_group(subject)  # an unknown subject is an error, not an example left out of every group
+    header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+    return Example(header + _qa(row["question"].strip()), tuple(" " + str(c) for c in row["choices"]),
+                   _int(row["answer"]), group=subject, header=header)
 
 
 def winogrande(row) -> Example:
+    # OLMES winogrande_std.py, partial scoring (Trinh & Le 2018): the context runs to the blank and the
+    # option fills it; the rest of the sentence, with one leading space, is what is scored.
     sentence = row["sentence"]
     if sentence.count("_") != 1:
         raise TaskError(f"sentence must have exactly one blank '_': {sentence!r}")
@@ -121,6 +142,7 @@ def winogrande(row) -> Example:
 
 
 def boolq(row) -> Example:
+    # OLMES boolq_std.py: "<passage>\nQuestion: <question>?\nAnswer:" with " yes" / " no"
     question = row["question"].strip().rstrip("?")
     answer = row["answer"]
     if not isinstance(answer, bool):
@@ -129,12 +151,13 @@ def boolq(row) -> Example:
 
 
 def copa(row) -> Example:
+    # lm-evaluation-harness super_glue/copa (not in OLMES): the premise loses its last character (the full
+    # stop) and the choice continues its sentence: "The man broke his toe because he dropped a hammer …"
     connector = {"cause": " because", "effect": " therefore"}.get(row["question"])
     if connector is None:
         raise TaskError(f"question must be 'cause' or 'effect', got {row['question']!r}")
-    # The choice continues the premise's sentence: "The man broke his toe because he dropped a hammer …"
     choices = tuple(" " + c[:1].lower() + c[1:] for c in (row["choice1"], row["choice2"]))
-    return Example(row["premise"].strip().rstrip(".") + connector, choices, _int(row["label"]))
+    return Example(row["premise"].strip()[:-1] + connector, choices, _int(row["label"]))
 
 
 def _int(value) -> int:
@@ -150,6 +173,9 @@ class TaskSpec:
     fields: tuple[str, ...]  # required columns of the schema
     convert: Callable[[dict], Example]
     subset: Optional[Callable[[Example], bool]] = None  # e.g. one MMLU subject group
+    # Where few-shot demonstrations come from: OLMES's curated examples are drawn from the train split
+    # (OLMES std_fewshot.py), MMLU's are the first of its dev split (OLMES mmlu_std.py).
+    fewshot_split: str = "train"
 
 
 # MMLU subject groups (Hendrycks et al. 2021, categories.py) and the OLMo ladder's weights for them.
@@ -178,9 +204,11 @@ def mmlu_group(subject: str) -> str:
     return _MMLU_GROUP_OF[subject]
 
 
-_MMLU = (("cais/mmlu", "all", "test"), ("question", "subject", "choices", "answer"), mmlu)
+_MMLU = dict(hub=("cais/mmlu", "all", "test"), fields=("question", "subject", "choices", "answer"), convert=mmlu,
+             fewshot_split="dev")
 TASKS: dict[str, TaskSpec] = {
-    "hellaswag": TaskSpec(("Rowan/hellaswag", None, "validation"), ("ctx", "endings", "label", "activity_label"), hellaswag),
+    "hellaswag": TaskSpec(("Rowan/hellaswag", None, "validation"),
+                          ("ctx_a", "ctx_b", "endings", "label", "activity_label"), hellaswag),
     "arc_easy": TaskSpec(("allenai/ai2_arc", "ARC-Easy", "test"), ("question", "choices", "answerKey"), arc),
     "arc_challenge": TaskSpec(("allenai/ai2_arc", "ARC-Challenge", "test"), ("question", "choices", "answerKey"), arc),
     "piqa": TaskSpec(("ybisk/piqa", None, "validation"), ("goal", "sol1", "sol2", "label"), piqa),
@@ -188,8 +216,8 @@ TASKS: dict[str, TaskSpec] = {
     "socialiqa": TaskSpec(("allenai/social_i_qa", None, "validation"),
                           ("context", "question", "answerA", "answerB", "answerC", "label"), socialiqa),
     "openbookqa": TaskSpec(("allenai/openbookqa", "main", "test"), ("question_stem", "choices", "answerKey"), openbookqa),
-    "mmlu": TaskSpec(*_MMLU),
-    **{f"mmlu_{g}": TaskSpec(*_MMLU, subset=lambda ex, g=g: mmlu_group(ex.group) == g) for g in MMLU_GROUPS},
+    "mmlu": TaskSpec(**_MMLU),
+    **{f"mmlu_{g}": TaskSpec(**_MMLU, subset=lambda ex, g=g: mmlu_group(ex.group) == g) for g in MMLU_GROUPS},
     "winogrande": TaskSpec(("allenai/winogrande", "winogrande_xl", "validation"),
                            ("sentence", "option1", "option2", "answer"), winogrande),
     "boolq": TaskSpec(("google/boolq", None, "validation"), ("question", "passage", "answer"), boolq),
@@ -217,21 +245,27 @@ def read_local(path: str, what: str):
     return _load(what, str(file), "", fmt, data_files=str(file), split="train")
 
 
-def _read_rows(name: str, path: Optional[str]):
+def _read_rows(name: str, path: Optional[str], fewshot: bool):
+    what = f"task {name}" + (" few-shot examples" if fewshot else "")
     if path is not None:
-        return read_local(path, f"task {name}"), str(Path(path).expanduser())
+        return read_local(path, what), str(Path(path).expanduser())
     hub_path, config, split = TASKS[name].hub
+    split = TASKS[name].fewshot_split if fewshot else split
     source = f"{hub_path} ({split})"
-    return _load(f"task {name}", source, f"; without a network set eval.task_paths.{name} to a local file in its "
-                 f"schema", hub_path, config, split=split), source
+    key = "fewshot_paths" if fewshot else "task_paths"
+    return _load(what, source, f"; without a network set eval.{key}.{name} to a local file of its {split} split in "
+                 f"its schema", hub_path, config, split=split), source
 
 
-def load_task(name: str, path: Optional[str] = None) -> list[Example]:
-    """Examples of a registered task from `path` (a local file in the HF schema) or from the hub."""
+def load_task(name: str, path: Optional[str] = None, *, fewshot: bool = False) -> list[Example]:
+    """Examples of a registered task from `path` (a local file in the HF schema) or from the hub.
+
+    `fewshot`: the split demonstrations come from (`TaskSpec.fewshot_split`) when `path` is None.
+    """
     if name not in TASKS:
         raise TaskError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}, derived")
     spec = TASKS[name]
-    rows, source = _read_rows(name, path)
+    rows, source = _read_rows(name, path, fewshot)
     missing = [f for f in spec.fields if f not in rows.column_names]
     if missing:
         raise TaskError(f"task {name}: {source} lacks field(s) {', '.join(missing)} of the schema")

@@ -35,7 +35,7 @@ def build(n_examples: int, shots: int, seed: int = 0):
     tokenizer = bpe_tokenizer([sentence(50) for _ in range(2000)], 2048)
     shape = ModelShape("bench", 128, 4, 4, 384, len(tokenizer), 1024)
     model = build_model(shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).eval()
-    return model, tokenizer, with_fewshot(examples, shots, seed)[:n_examples]
+    return model, tokenizer, with_fewshot(examples[shots:], examples[:shots], shots)[:n_examples]
 
 
 def main() -> None:

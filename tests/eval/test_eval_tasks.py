@@ -9,7 +9,8 @@ from eval.scoring import score_groups
 from eval.tasks import TASKS, Example, TaskError, load_task
 
 ROWS = {
-    "hellaswag": {"ctx": "A man is sitting on a roof. he", "activity_label": "Roof shingle removal",
+    "hellaswag": {"ctx_a": "A man is sitting on a roof.", "ctx_b": "he", "ctx": "A man is sitting on a roof. he",
+                  "activity_label": "Roof shingle removal",
                   "endings": ["is using wrap to wrap a pair of skis.", "is ripping level tiles off.",
                               "is holding a rubik's cube.", "starts pulling up roofing on a roof."], "label": "3"},
     "arc_easy": {"question": "Which gas do plants take in?", "answerKey": "B",
@@ -33,14 +34,15 @@ ROWS = {
              "choice2": "He got a hole in his sock.", "question": "cause", "label": 0},
 }
 EXPECTED = {  # (context, gold continuation)
-    "hellaswag": ("Roof shingle removal: A man is sitting on a roof. he", " starts pulling up roofing on a roof."),
+    "hellaswag": ("Roof shingle removal: A man is sitting on a roof. He", " starts pulling up roofing on a roof."),
     "arc_easy": ("Question: Which gas do plants take in?\nAnswer:", " carbon dioxide"),
     "arc_challenge": ("Question: Which is a mineral?\nAnswer:", " quartz"),
-    "piqa": ("Question: To open a jar,\nAnswer:", " twist the lid."),
+    "piqa": ("Goal: To open a jar,\nAnswer:", " twist the lid."),
     "csqa": ("Question: Where do you keep milk?\nAnswer:", " fridge"),
     "socialiqa": ("Question: Tracy gave a gift. How would Tracy feel?\nAnswer:", " happy"),
     "openbookqa": ("Question: The sun is a\nAnswer:", " star"),
-    "mmlu": ("Question: What is 2 + 2?\nAnswer:", " 4"),
+    "mmlu": ("The following are multiple choice questions (with answers) about elementary mathematics.\n\n"
+             "Question: What is 2 + 2?\nAnswer:", " 4"),
     "winogrande": ("The trophy did not fit in the suitcase because the trophy", " was too big."),
     "boolq": ("The Sun is the star at the center of the Solar System.\nQuestion: is the sun a star?\nAnswer:", " yes"),
     "copa": ("The man broke his toe because", " he dropped a hammer on his foot."),
@@ -127,19 +129,40 @@ def test_unreadable_task_files_and_an_unreachable_hub_name_the_task_and_source(t
     monkeypatch.setattr("eval.tasks.load_dataset", offline)
     with pytest.raises(TaskError, match=r"ybisk/piqa \(validation\).*set eval.task_paths.piqa to a local file"):
         load_task("piqa")
+    with pytest.raises(TaskError, match=r"few-shot examples.*ybisk/piqa \(train\).*set eval.fewshot_paths.piqa"):
+        load_task("piqa", fewshot=True)
 
 
-def test_fewshot_prompts_are_deterministic_and_never_include_the_example():
+def test_hellaswag_strips_wikihow_markup_as_olmes_does(tmp_path):
+    row = dict(ROWS["hellaswag"], activity_label="Health", ctx_a="[header] How to cope. [title] Put off plans.",
+               ctx_b="[step] promise yourself", endings=["Wait a day. [substeps] Rest.", "Run.", "Sing.", "Eat."], label=0)
+    [ex] = load_task("hellaswag", write(tmp_path, [row]))
+    # ctx_b is capitalised before the markup goes, so "[step] promise" keeps its lower case, as in OLMES
+    assert ex.context == "Health: How to cope. Put off plans. promise yourself"
+    assert ex.choices[0] == " Wait a day. Rest."
+
+
+def test_fewshot_prompts_are_the_first_k_of_the_pool_and_never_the_example():
     examples = [Example(f"Q{i}:", (f" a{i}", f" b{i}"), i % 2) for i in range(8)]
-    shot = with_fewshot(examples, 3, seed=1)
-    assert shot == with_fewshot(examples, 3, seed=1) and shot != with_fewshot(examples, 3, seed=2)
-    for i, ex in enumerate(shot):
-        blocks = ex.context.split("\n\n")
-        assert len(blocks) == 4 and blocks[-1] == f"Q{i}:" and all(not b.startswith(f"Q{i}:") for b in blocks[:-1])
-        assert ex.choices == examples[i].choices and ex.gold == examples[i].gold
-    assert with_fewshot(examples, 0) == examples
-    with pytest.raises(TaskError, match="needs 8 other examples"):
-        with_fewshot(examples, 8)
+    shot = with_fewshot(examples, examples, 3)
+    assert shot[5].context == "Q0: a0\n\nQ1: b1\n\nQ2: a2\n\nQ5:"
+    assert shot[1].context == "Q0: a0\n\nQ2: a2\n\nQ3: b3\n\nQ1:"  # itself skipped
+    for ex, orig in zip(shot, examples):
+        assert ex.choices == orig.choices and ex.gold == orig.gold
+    assert with_fewshot(examples, examples, 0) == examples
+    with pytest.raises(TaskError, match="needs 8 few-shot examples"):
+        with_fewshot(examples, examples, 8)
+
+
+def test_mmlu_fewshot_keeps_one_subject_header_and_uses_the_same_subject(tmp_path):
+    subjects = ("virology", "philosophy")
+    dev = load_task("mmlu", write(tmp_path, [dict(ROWS["mmlu"], subject=s, question=f"{s} {i}?")
+                                             for i in range(3) for s in subjects], "dev.jsonl"))
+    [ex] = load_task("mmlu", write(tmp_path, [dict(ROWS["mmlu"], subject="virology")]))
+    [shot] = with_fewshot([ex], dev, 2)
+    assert shot.context == ("The following are multiple choice questions (with answers) about virology.\n\n"
+                            "Question: virology 0?\nAnswer: 4\n\nQuestion: virology 1?\nAnswer: 4\n\n"
+                            "Question: What is 2 + 2?\nAnswer:")
 
 
 def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
@@ -155,4 +178,6 @@ def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
 
     monkeypatch.setattr(eval.tasks, "load_dataset", fake_load_dataset)
     assert len(load_task("arc_challenge")) == 1
-    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test")]
+    assert len(load_task("arc_challenge", fewshot=True)) == 1
+    assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test"), ("allenai/ai2_arc", "ARC-Challenge", "train")]
+    assert TASKS["mmlu_stem"].fewshot_split == "dev"
