@@ -79,20 +79,29 @@ def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -
     return examples
 
 
-def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int) -> TaskResult:
-    # PMI needs log p(choice | "Answer:"); partial scoring (Winogrande) scores one shared suffix, so it has none.
-    uncond = [[(UNCONDITIONAL, c) for c in ex.choices] if ex.suffix is None else None for ex in examples]
-    groups = [ex.requests() for ex in examples] + [u for u in uncond if u is not None]
+def unconditional_scores(model, tokenizer, examples: list[Example], batch_size: int) -> dict[str, float]:
+    """log p(choice | "Answer:") (PMI's denominator) of every distinct choice text, each scored once."""
+    # Partial scoring (Winogrande) scores one shared suffix, so it has no PMI denominator.
+    texts = sorted({c for ex in examples if ex.suffix is None for c in ex.choices})
+    if not texts:
+        return {}
+    width = max(len(ex.choices) for ex in examples)  # groups the size of an example's: batches like the rest
+    groups = [[(UNCONDITIONAL, t) for t in texts[i:i + width]] for i in range(0, len(texts), width)]
     scores = score_groups(model, tokenizer, groups, batch_size=batch_size)
-    uncond_scores = iter(scores[len(examples):])
+    return dict(zip(texts, (lp for s in scores for lp in s.logprobs)))
+
+
+def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int) -> TaskResult:
+    scores = score_groups(model, tokenizer, [ex.requests() for ex in examples], batch_size=batch_size)
+    uncond = unconditional_scores(model, tokenizer, examples, batch_size)
     scored = []
-    for ex, s, u in zip(examples, scores, uncond):
+    for ex, s in zip(examples, scores):
         texts = [t[1:] if t.startswith(" ") else t for t in ex.scored_texts()]  # OLMo drops the leading space
         scored.append(ScoredExample(s.logprobs, s.n_tokens, [len(t) for t in texts],
                                     [len(t.encode("utf-8")) for t in texts], ex.gold,
-                                    next(uncond_scores).logprobs if u is not None else None))
+                                    [uncond[c] for c in ex.choices] if ex.suffix is None else None))
     warnings = []
-    truncated = sum(s.truncated for s in scores[:len(examples)])
+    truncated = sum(s.truncated for s in scores)
     if truncated:
         warnings.append(f"{name}: {truncated} of {len(examples)} contexts truncated from the left to fit "
                         f"the model's {model.config.max_position_embeddings} tokens")

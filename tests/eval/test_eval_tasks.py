@@ -181,3 +181,23 @@ def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
     assert len(load_task("arc_challenge", fewshot=True)) == 1
     assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test"), ("allenai/ai2_arc", "ARC-Challenge", "train")]
     assert TASKS["mmlu_stem"].fewshot_split == "dev"
+
+
+def test_pmi_scores_each_distinct_choice_once_and_matches_scoring_per_example(tokenizer, model, monkeypatch):
+    import eval.run
+    from eval.metrics import ScoredExample, example_metrics
+
+    examples = [Example(f"Question: is {w} a river?\nAnswer:", (" yes", " no", " maybe"), i % 3)
+                for i, w in enumerate(["the Rhine", "bread", "a star", "the Nile"])]
+    requests = []
+    real = eval.run.score_groups
+    monkeypatch.setattr(eval.run, "score_groups", lambda m, t, groups, **kw: (
+        requests.extend(p for g in groups for p in g), real(m, t, groups, **kw))[1])
+    m = evaluate_task(model, tokenizer, "t", examples, batch_size=2).metrics
+    assert len(requests) == 4 * 3 + 3  # conditional, then " yes", " no", " maybe" once each
+    uncond = [lp for lp in score_groups(model, tokenizer, [[("Answer:", c) for c in examples[0].choices]])[0].logprobs]
+    per_example = []
+    for ex, s in zip(examples, score_groups(model, tokenizer, [ex.requests() for ex in examples])):
+        n = [len(c) - 1 for c in ex.choices]
+        per_example.append(example_metrics(ScoredExample(s.logprobs, s.n_tokens, n, n, ex.gold, uncond))["acc_pmi"])
+    assert m["t:acc_pmi"] == pytest.approx(sum(per_example) / len(per_example))
