@@ -3,7 +3,8 @@
 A request is a (context, continuation) pair; the requests of one example form a group. The tokens
 a group's sequences share at their start (the context, few-shot examples included) run through the
 model once and their key/value cache serves every continuation (shared prefix). Groups are sorted
-longest first and batched. Padding goes on the right, with the attention mask and explicit position
+longest first and batched; the tokens a whole batch shares (the same k-shot demonstrations) run once
+as a single row before the rest of each prefix. Padding goes on the right, with the attention mask and explicit position
 ids, so every score equals scoring that request alone (tests/eval/test_eval_scoring.py checks 1e-5).
 
 Tokenization follows lm-eval and OLMo: context and continuation are tokenized separately and
@@ -106,17 +107,34 @@ def _cache_kwargs(model, cache) -> dict:
     return {name: cache}
 
 
+def _batch_prefix(units: list[_Unit]) -> int:
+    """Tokens every unit's prefix starts with (k-shot demonstrations), leaving each unit one of its own."""
+    n = min(len(u.prefix) for u in units) - 1
+    head = units[0].prefix
+    for u in units[1:]:
+        n = next((i for i in range(n) if u.prefix[i] != head[i]), n)
+    return n
+
+
 @torch.inference_mode()
 def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
     device = next(model.parameters()).device
-    ids, mask = pad_right([u.prefix for u in units], pad)
+    cache = DynamicCache(config=model.config)
+    # What the whole batch shares (the same few-shot demonstrations) runs once, as one row.
+    shared = _batch_prefix(units) if len(units) > 1 else 0
+    if shared:
+        model(input_ids=torch.tensor([units[0].prefix[:shared]], device=device), use_cache=True, logits_to_keep=1,
+              **_cache_kwargs(model, cache))
+        cache.batch_select_indices(torch.zeros(len(units), dtype=torch.long, device=device))
+    ids, mask = pad_right([u.prefix[shared:] for u in units], pad)
+    mask = torch.cat([torch.ones(len(units), shared, dtype=mask.dtype), mask], 1)
     # Only each prefix's last position, which predicts its first rest token, is projected onto the
     # vocabulary (a 1-D `logits_to_keep` keeps the same positions in every row, in any transformers >= 4.57).
-    keep = sorted({len(u.prefix) - 1 for u in units})
-    cache = DynamicCache(config=model.config)
+    keep = sorted({len(u.prefix) - shared - 1 for u in units})
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True,
+                position_ids=(shared + torch.arange(ids.shape[1])).expand(len(units), -1).to(device),
                 logits_to_keep=torch.tensor(keep, device=device), **_cache_kwargs(model, cache))
-    which = torch.tensor([keep.index(len(u.prefix) - 1) for u in units], device=device)
+    which = torch.tensor([keep.index(len(u.prefix) - shared - 1) for u in units], device=device)
     first = torch.log_softmax(out.logits[torch.arange(len(units), device=device), which].float(), dim=-1)
 
     rows = [b for b, u in enumerate(units) for _ in u.rests]

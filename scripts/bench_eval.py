@@ -1,69 +1,144 @@
-"""RC scoring throughput on this CPU: shared-prefix batches vs one request at a time.
+"""RC scoring throughput on this CPU: ours (shared prefix) vs lm-evaluation-harness on the same checkpoint.
 
-    PYTHONPATH=. python scripts/bench_eval.py [--examples 64] [--shots 5] [--batch-size 8]
+    PYTHONPATH=. python scripts/bench_eval.py [--examples 64] [--shots 0 5] [--batch-size 32]
 
-A small OLMo-2 model (d128, 4 layers, vocab 2048) scores 4-choice examples with k-shot contexts
-(OLMo's 5-shot by default), built from random words, with a byte-level BPE tokenizer trained on
-them. "one-at-a-time" scores every (context, choice) alone with batch size 1, the way a naive loop
-would; both paths must agree to 1e-4 or the script fails.
+A small OLMo-2 model (d128, 4 layers, vocab 2048) with a byte-level BPE tokenizer trained on random
+words; an ARC-schema task of 4-choice questions built from those words, written to local files (the
+evaluated split and a train split for the demonstrations) and an lm-eval config of the OLMES ARC
+format reading them. Both tools score the same examples back to back in this process, from the task
+files to per-choice log-likelihoods, with the same sequences per forward pass (`--batch-size`: lm-eval's
+batch of requests; ours runs batch-size / choices examples, one sequence per choice). Prints examples/s
+of each and the ratio, and fails when the log-likelihoods differ by more than 1e-4 or the accuracies differ.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from eval.fewshot import with_fewshot
+from eval.metrics import ScoredExample, example_metrics
 from eval.scoring import score_groups
-from eval.tasks import Example
+from eval.tasks import load_task
 from ladder.sizes import ModelShape
 from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model
 
 WORDS = ("river mill bread flour water salt yeast dough committee budget chair vote star gas sun earth heat light "
          "window room breeze garden child boat morning question answer plant soil grow night city road").split()
+N_CHOICES = 4
+LM_EVAL_TASK = """task: bench_arc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {test}
+    train: {train}
+test_split: test
+fewshot_split: train
+fewshot_config:
+  sampler: first_n
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_choice: "{{{{choices.text}}}}"
+doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+metadata:
+  version: 1.0
+"""
 
 
-def build(n_examples: int, shots: int, seed: int = 0):
+def arc_rows(n: int, rng: random.Random) -> list[dict]:
+    sentence = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
+    labels = "ABCD"[:N_CHOICES]
+    return [{"id": str(i), "question": sentence(rng.randint(10, 25)) + "?", "answerKey": rng.choice(labels),
+             "choices": {"text": [sentence(rng.randint(2, 8)) for _ in labels], "label": list(labels)}}
+            for i in range(n)]
+
+
+def build(root: Path, n_examples: int, seed: int = 0):
+    """The checkpoint's model and tokenizer, the task files and lm-eval's config for them."""
     rng = random.Random(seed)
-    sentence = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
-    examples = [Example(f"Question: {sentence(rng.randint(10, 25))}?\nAnswer:",
-                        tuple(" " + sentence(rng.randint(2, 8)) for _ in range(4)), rng.randrange(4))
-                for _ in range(n_examples + shots)]
-    tokenizer = bpe_tokenizer([sentence(50) for _ in range(2000)], 2048)
+    tokenizer = bpe_tokenizer([" ".join(rng.choice(WORDS) for _ in range(50)) for _ in range(2000)], 2048)
     shape = ModelShape("bench", 128, 4, 4, 384, len(tokenizer), 1024)
     model = build_model(shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).eval()
-    return model, tokenizer, with_fewshot(examples[shots:], examples[:shots], shots)[:n_examples]
+    files = {}
+    for split, n in (("test", n_examples), ("train", 8)):
+        files[split] = root / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps(r) + "\n" for r in arc_rows(n, rng)))
+    (root / "tasks").mkdir()
+    (root / "tasks" / "bench_arc.yaml").write_text(LM_EVAL_TASK.format(**files))
+    return model, tokenizer, files
+
+
+def run_ours(model, tokenizer, files, shots: int, batch_size: int):
+    examples = with_fewshot(load_task("arc_easy", str(files["test"])),
+                            load_task("arc_easy", str(files["train"]), fewshot=True), shots)
+    scores = score_groups(model, tokenizer, [ex.requests() for ex in examples], batch_size=batch_size // N_CHOICES)
+    lls = [s.logprobs for s in scores]
+    per = []
+    for ex, s in zip(examples, scores):
+        n = [len(c.lstrip(" ")) for c in ex.choices]
+        per.append(example_metrics(ScoredExample(s.logprobs, s.n_tokens, n, n, ex.gold)))
+    acc = {k: sum(p[k] for p in per) / len(per) for k in ("acc_raw", "acc")}
+    return lls, acc, examples
+
+
+def run_lm_eval(model, tokenizer, root: Path, shots: int, batch_size: int):
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device="cpu")
+    out = lm_eval.simple_evaluate(model=lm, tasks=["bench_arc"], num_fewshot=shots, log_samples=True,
+                                  task_manager=TaskManager(include_path=str(root / "tasks")), verbosity="ERROR")
+    samples = sorted(out["samples"]["bench_arc"], key=lambda s: s["doc_id"])
+    res = out["results"]["bench_arc"]
+    return [[ll for ll, _ in s["filtered_resps"]] for s in samples], {"acc_raw": res["acc,none"],
+                                                                      "acc": res["acc_norm,none"]}
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=64)
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--shots", type=int, nargs="+", default=[0, 5])
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
     args = parser.parse_args()
-    model, tokenizer, examples = build(args.examples, args.shots)
-    groups = [ex.requests() for ex in examples]
-    n_tokens = sum(len(tokenizer.encode(c + t)) for g in groups for c, t in g)
-    print(f"{len(examples)} examples x 4 choices, {args.shots}-shot, {n_tokens / len(groups) / 4:.0f} tokens per "
-          f"request, {torch.get_num_threads()} threads")
-
-    score_groups(model, tokenizer, groups[:2], batch_size=2)  # warm-up
-    start = time.perf_counter()
-    batched = score_groups(model, tokenizer, groups, batch_size=args.batch_size)
-    t_batched = time.perf_counter() - start
-    start = time.perf_counter()
-    alone = [score_groups(model, tokenizer, [[pair]], batch_size=1)[0].logprobs[0] for g in groups for pair in g]
-    t_alone = time.perf_counter() - start
-
-    diff = max(abs(a - b) for a, b in zip((x for s in batched for x in s.logprobs), alone))
-    print(f"shared-prefix batched (batch {args.batch_size}): {len(groups) / t_batched:8.1f} examples/s")
-    print(f"one-at-a-time (batch 1):       {len(groups) / t_alone:8.1f} examples/s")
-    print(f"speed-up {t_alone / t_batched:.1f}x, max |difference| {diff:.2e} nats")
-    if diff > 1e-4:
-        raise SystemExit("batched and one-at-a-time scores disagree")
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        raise SystemExit("bench_eval compares with lm-evaluation-harness: pip install -e '.[test]'")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model, tokenizer, files = build(root, args.examples)
+        print(f"{args.examples} examples x {N_CHOICES} choices, batch {args.batch_size} sequences, "
+              f"{torch.get_num_threads()} threads")
+        score_groups(model, tokenizer, [[("warm", " up")]])
+        failed = False
+        for shots in args.shots:
+            (ours, our_acc, examples), t_ours = timed(run_ours, model, tokenizer, files, shots, args.batch_size)
+            (theirs, their_acc), t_theirs = timed(run_lm_eval, model, tokenizer, root, shots, args.batch_size)
+            tokens = sum(len(tokenizer.encode(c + t)) for ex in examples for c, t in ex.requests()) / len(examples)
+            diff = max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y))
+            print(f"{shots}-shot ({tokens / N_CHOICES:.0f} tokens per request): ours {args.examples / t_ours:7.1f} "
+                  f"examples/s, lm-eval {args.examples / t_theirs:7.1f} examples/s, ratio {t_theirs / t_ours:.2f}x; "
+                  f"max |difference| {diff:.1e} nats; acc {our_acc['acc']:.3f} / {their_acc['acc']:.3f}, "
+                  f"acc_raw {our_acc['acc_raw']:.3f} / {their_acc['acc_raw']:.3f} (ours / lm-eval)")
+            failed |= diff > 1e-4 or any(abs(our_acc[k] - their_acc[k]) > 1e-9 for k in our_acc)
+        if failed:
+            raise SystemExit("our scores and lm-eval's differ")
 
 
 if __name__ == "__main__":

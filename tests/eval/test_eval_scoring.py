@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from eval.scoring import encode_group, score_groups
+from eval.scoring import _batch_prefix, _units, encode_group, score_groups
 
 GROUPS = [
     [("The river runs", " past the mill"), ("The river runs", " fast"), ("The river runs", " on Tuesday and more")],
@@ -37,6 +37,19 @@ def test_batched_shared_prefix_equals_one_at_a_time_and_direct_forward(tokenizer
             assert lp2 == pytest.approx(alone, abs=1e-5)
             assert lp == pytest.approx(reference, abs=1e-5)
         assert not got.truncated
+
+
+@pytest.mark.parametrize("arch", ["olmo2", "llama"])
+def test_demonstrations_shared_by_a_batch_run_once_and_score_as_alone(tokenizer, make_model, arch):
+    model = make_model(arch=arch, seed=4, seq_len=256)
+    demos = "Question: What do plants need to grow?\nAnswer: water\n\nQuestion: Who met on Tuesday?\nAnswer: the committee\n\n"
+    groups = [[(demos + c, t) for c, t in g] for g in GROUPS] + [[(demos.rstrip(), " Question")]]
+    units = [u for g, pairs in enumerate(groups) for u in _units(g, *encode_group(tokenizer, pairs, 256)[:2])]
+    assert _batch_prefix(units) >= len(tokenizer.encode(demos.rstrip(), add_special_tokens=False)) - 1
+    for got, group in zip(score_groups(model, tokenizer, groups, batch_size=8), groups):
+        for (context, continuation), lp in zip(group, got.logprobs):
+            assert lp == pytest.approx(direct(model, tokenizer, context.rstrip(" "),
+                                              context[len(context.rstrip(" ")):] + continuation), abs=1e-5)
 
 
 def test_trailing_context_space_moves_to_the_continuation(tokenizer):
