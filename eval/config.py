@@ -33,7 +33,7 @@ class EvalConfig:
     fewshot_paths: Dict[str, str] = field(default_factory=dict)
     lm_sets: Dict[str, str] = field(default_factory=dict)  # eval set name (c4, ...) -> packed val shard directory
     max_sequences: Optional[int] = None  # per LM set; None: all
-    seed: int = 0  # few-shot draws, example samples, derived tasks
+    seed: int = 0  # example samples (max_examples), derived tasks
     checkpoint: Optional[str] = None  # evaluate this one checkpoint directory
     rung: Optional[str] = None  # else every checkpoint of this rung id; else all rungs under out_dir
     tokenizer: Optional[str] = None  # tokenizer directory for checkpoints saved without one

@@ -23,6 +23,9 @@ import torch
 from transformers import DynamicCache
 
 
+MIN_BATCH_PREFIX = 16  # tokens; a batch-wide prefix shorter than this runs with each row's own
+
+
 @dataclass
 class GroupScores:
     logprobs: list[float]  # per request: sum of the continuation tokens' log-probabilities (nats)
@@ -121,8 +124,10 @@ def _batch_prefix(units: list[_Unit]) -> int:
 def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
     device = next(model.parameters()).device
     cache = DynamicCache(config=model.config)
-    # What the whole batch shares (the same few-shot demonstrations) runs once, as one row.
+    # What the whole batch shares (the same few-shot demonstrations) runs once, as one row, where it is
+    # long enough to pay for the extra forward pass ("Question:" alone is not).
     shared = _batch_prefix(units) if len(units) > 1 else 0
+    shared = shared if shared >= MIN_BATCH_PREFIX else 0
     if shared:
         model(input_ids=torch.tensor([units[0].prefix[:shared]], device=device), use_cache=True, logits_to_keep=1,
               **_cache_kwargs(model, cache))

@@ -135,7 +135,8 @@ def test_unreadable_task_files_and_an_unreachable_hub_name_the_task_and_source(t
 
 def test_hellaswag_strips_wikihow_markup_as_olmes_does(tmp_path):
     row = dict(ROWS["hellaswag"], activity_label="Health", ctx_a="[header] How to cope. [title] Put off plans.",
-               ctx_b="[step] promise yourself", endings=["Wait a day. [substeps] Rest.", "Run.", "Sing.", "Eat."], label=0)
+               ctx_b="[step] promise yourself", label=0,
+               endings=["Wait a day. [substeps] Rest.", "Run.", "Sing.", "Eat."])
     [ex] = load_task("hellaswag", write(tmp_path, [row]))
     # ctx_b is capitalised before the markup goes, so "[step] promise" keeps its lower case, as in OLMES
     assert ex.context == "Health: How to cope. Put off plans. promise yourself"
