@@ -212,3 +212,18 @@ def test_prepare_names_a_bad_data_or_tokenizer_setting(tmp_path, capsys, overrid
     (tmp_path / "file").write_text("mine")
     override, message = override.format(tmp=tmp_path), message.format(tmp=tmp_path)
     assert message in error(capsys, "prepare", *local_data(shard.parent), override)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.backend=nope", "train.backend: expected one of ('accelerate', 'deepspeed'), got 'nope'"),
+    ("train.device=nope", "train.device: expected one of ('auto', 'cpu', 'cuda'), got 'nope'"),
+    ("train.schedule=nope", "train.schedule: expected one of (None, 'cosine', 'wsd'), got 'nope'"),
+    ("train.micro_batch_size=0", "train.micro_batch_size=0: must be at least 1"),
+    ("train.num_processes=0", "train.num_processes=0: must be at least 1"),
+    ("train.log_every=0", "train.log_every=0: must be at least 1"),
+    ("train.checkpoint_fractions=[0.5,2.0]", "train.checkpoint_fractions must lie in (0, 1], got [2.0]"),
+])
+@pytest.mark.parametrize("command", ["plan", "train"])
+def test_bad_train_settings_fail_the_command_once_before_any_rung(tmp_path, capsys, command, override, message):
+    assert message in error(capsys, command, f"out_dir={tmp_path}/run", override)
+    assert not (tmp_path / "run").exists()
