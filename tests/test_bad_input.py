@@ -187,3 +187,43 @@ def test_an_empty_shard_is_named(tmp_path, capsys, name, write):
         list(documents({"name": "c4", "path": str(good.parent)}))
     assert "StopIteration" not in str(exc.value)
     assert f"{name}: empty file" in error(capsys, "prepare", *local_data(good.parent))
+
+
+# Found while hunting past the list
+
+@pytest.mark.parametrize("override,message", [
+    ("ladder.targets=[{name:x,size:nope,multiplier:20}]", "ladder.targets[x]: unknown model 'nope'"),
+    ("ladder.extra_rungs=[{size:nope,multiplier:20}]", "ladder.extra_rungs: unknown model 'nope'"),
+    ("ladder.extra_rungs=[{size:smoke-24,multiplier:0}]", "ladder.extra_rungs: token multiplier must be positive"),
+])
+def test_plan_names_the_key_of_a_bad_target_or_extra_rung(capsys, override, message):
+    assert message in error(capsys, "plan", override)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.val_tokens=-5", "data.val_tokens=-5: must be at least 1"),
+    ("data.num_proc=0", "data.num_proc=0: must be at least 1"),
+    ("data.token_dtype=uint8", "data.token_dtype must be auto, uint16 or uint32, not 'uint8'"),
+    ("ladder.tokenizer.name_or_path={tmp}/file", "ladder.tokenizer.name_or_path={tmp}/file: could not load a tokenizer"),
+    ("ladder.tokenizer.name_or_path={tmp}", "{tmp}: not a tokenizer directory"),
+])
+def test_prepare_names_a_bad_data_or_tokenizer_setting(tmp_path, capsys, override, message):
+    shard = jsonl(tmp_path / "c4" / "a.jsonl", [{"text": f"document {i} of the river"} for i in range(30)])
+    (tmp_path / "file").write_text("mine")
+    override, message = override.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    assert message in error(capsys, "prepare", *local_data(shard.parent), override)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.backend=nope", "train.backend: expected one of ('accelerate', 'deepspeed'), got 'nope'"),
+    ("train.device=nope", "train.device: expected one of ('auto', 'cpu', 'cuda'), got 'nope'"),
+    ("train.schedule=nope", "train.schedule: expected one of (None, 'cosine', 'wsd'), got 'nope'"),
+    ("train.micro_batch_size=0", "train.micro_batch_size=0: must be at least 1"),
+    ("train.num_processes=0", "train.num_processes=0: must be at least 1"),
+    ("train.log_every=0", "train.log_every=0: must be at least 1"),
+    ("train.checkpoint_fractions=[0.5,2.0]", "train.checkpoint_fractions must lie in (0, 1], got [2.0]"),
+])
+@pytest.mark.parametrize("command", ["plan", "train"])
+def test_bad_train_settings_fail_the_command_once_before_any_rung(tmp_path, capsys, command, override, message):
+    assert message in error(capsys, command, f"out_dir={tmp_path}/run", override)
+    assert not (tmp_path / "run").exists()

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from ladder.core.recipes import Hyperparams
-from train.config import BACKENDS, DISTRIBUTED, PRECISIONS, TrainConfig
+from train.config import TrainConfig, check
 from train.optim import skip_unless
 
 log = logging.getLogger(__name__)
@@ -213,12 +213,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def make_backend(cfg: TrainConfig):
-    for key, value, allowed in (("backend", cfg.backend, BACKENDS), ("distributed", cfg.distributed, DISTRIBUTED),
-                                ("precision", cfg.precision, PRECISIONS)):
-        if value not in allowed:
-            raise ValueError(f"train.{key}: expected one of {allowed}, got '{value}'")
-    if cfg.backend == "deepspeed" and cfg.zero_stage not in (1, 2, 3):
-        raise ValueError(f"train.zero_stage: expected 1, 2 or 3, got {cfg.zero_stage}")
+    check(cfg)
     if cfg.precision == "bf16" and not use_cuda(cfg):
         log.warning("train.precision=bf16 on CPU: bf16 matmuls run 30-100x slower than fp32 there")
     return AccelerateBackend(cfg) if cfg.backend == "accelerate" else DeepSpeedBackend(cfg)

@@ -4,10 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ladder.core.configs import ConfigError
+
 BACKENDS = ("accelerate", "deepspeed")
 DISTRIBUTED = ("ddp", "fsdp")
 PRECISIONS = ("fp32", "bf16")
 WANDB_MODES = ("offline", "online", "disabled")
+DEVICES = ("auto", "cpu", "cuda")
+SCHEDULES = (None, "cosine", "wsd")
 
 
 def _every_tenth() -> List[float]:
@@ -53,3 +57,27 @@ class TrainConfig:
     progress: bool = True  # tqdm bar on rank 0
     wandb: WandbConfig = field(default_factory=WandbConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+
+
+def check(cfg: TrainConfig) -> None:
+    """Values the schema's types let through; checked before any rung starts, so that a bad one fails the
+    command once, naming its key, rather than every rung after its data is prepared."""
+    for key, value, allowed in (("backend", cfg.backend, BACKENDS), ("distributed", cfg.distributed, DISTRIBUTED),
+                                ("precision", cfg.precision, PRECISIONS), ("device", cfg.device, DEVICES),
+                                ("schedule", cfg.schedule, SCHEDULES), ("wandb.mode", cfg.wandb.mode, WANDB_MODES)):
+        if value not in allowed:
+            raise ConfigError(f"train.{key}: expected one of {allowed}, got '{value}'")
+    if cfg.backend == "deepspeed" and cfg.zero_stage not in (1, 2, 3):
+        raise ConfigError(f"train.zero_stage: expected 1, 2 or 3, got {cfg.zero_stage}")
+    for key, value in (("micro_batch_size", cfg.micro_batch_size), ("num_processes", cfg.num_processes),
+                       ("log_every", cfg.log_every)):
+        if value < 1:
+            raise ConfigError(f"train.{key}={value}: must be at least 1")
+    bad = [f for f in cfg.checkpoint_fractions if not 0 < f <= 1]
+    if bad:
+        raise ConfigError(f"train.checkpoint_fractions must lie in (0, 1], got {bad}")
+    if not 0 < cfg.wsd_decay_fraction <= 1:
+        raise ConfigError(f"train.wsd_decay_fraction={cfg.wsd_decay_fraction}: must lie in (0, 1]")
+    if cfg.divergence.spike_factor <= 0 or cfg.divergence.window < 0:
+        raise ConfigError(f"train.divergence: spike_factor must be positive and window at least 0, got "
+                          f"{cfg.divergence.spike_factor} and {cfg.divergence.window}")

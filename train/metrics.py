@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from train.config import WANDB_MODES, TrainConfig
+from train.config import TrainConfig
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import METRICS
 
@@ -72,8 +72,6 @@ def _drop_steps_after(path: Path, step: int) -> None:
 
 
 def _start_wandb(run_dir: Path, cfg: TrainConfig, rung_id: str, run_config: dict):
-    if cfg.wandb.mode not in WANDB_MODES:
-        raise ValueError(f"train.wandb.mode: expected one of {WANDB_MODES}, got '{cfg.wandb.mode}'")
     if cfg.wandb.mode == "disabled":
         return None
     import wandb

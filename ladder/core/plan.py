@@ -179,9 +179,9 @@ def resolve_size(size: str, ladder: DictConfig) -> ModelShape:
                             seq_len=ladder.seq_len, convention=ladder.convention)
 
 
-def _check_multiplier(m: float) -> float:
+def _check_multiplier(m: float, key: str = "ladder.multipliers") -> float:
     if m <= 0:
-        raise ConfigError(f"ladder.multipliers: token multiplier must be positive, got {m:g}")
+        raise ConfigError(f"{key}: token multiplier must be positive, got {m:g}")
     if not 1 <= m <= 1000:
         log.warning("token multiplier M=%g is outside 1–1000, far from any published ladder", m)
     return float(m)
@@ -203,7 +203,10 @@ def _target(spec: DictConfig, ladder: DictConfig) -> Target:
         raise ConfigError(f"{where}: give exactly one of params or size")
     if (spec.tokens is None) == (spec.multiplier is None):
         raise ConfigError(f"{where}: give exactly one of tokens or multiplier")
-    params = spec.params if spec.params is not None else resolve_size(spec.size, ladder).params(ladder.convention)
+    try:
+        params = spec.params if spec.params is not None else resolve_size(spec.size, ladder).params(ladder.convention)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
     tokens = spec.tokens if spec.tokens is not None else spec.multiplier * params
     if params <= 0 or tokens <= 0:
         raise ConfigError(f"{where}: params and tokens must be positive")
@@ -218,9 +221,13 @@ def build_plan(cfg: DictConfig) -> Plan:
         raise ConfigError("ladder.sizes, ladder.multipliers and ladder.datasets must each name at least one entry")
     try:
         shapes = [resolve_size(size, ladder) for size in ladder.sizes]
-        extra = [(resolve_size(r.size, ladder), _check_multiplier(r.multiplier)) for r in ladder.extra_rungs]
     except ValueError as exc:
         raise ConfigError(f"ladder.sizes: {exc}") from exc
+    try:
+        extra = [(resolve_size(r.size, ladder), r.multiplier) for r in ladder.extra_rungs]
+    except ValueError as exc:
+        raise ConfigError(f"ladder.extra_rungs: {exc}") from exc
+    extra = [(shape, _check_multiplier(m, "ladder.extra_rungs")) for shape, m in extra]
     grid = [(shape, _check_multiplier(m)) for shape in shapes for m in ladder.multipliers]
     rungs = [_rung(shape, dataset, m, ladder) for dataset in ladder.datasets for shape, m in grid + extra]
     ids = [r.rung_id for r in rungs]

@@ -1,4 +1,5 @@
-"""Hydra composition of the root config for the CLI; a bad override is a ConfigError naming the key."""
+"""Hydra composition of the root config for the CLI; a bad override, or a value the schema cannot check, is a
+ConfigError naming the key."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 from fit.config import as_fit_config, check_numbers
 from ladder.core.configs import CONFIG_DIR, ConfigError, load_group_option, one_line
 from ladder.orchestration.schema import LAUNCHERS, Config, register
+from train.config import check as check_train
 from train.data.config import DataConfig
 
 
@@ -55,6 +57,7 @@ def _open_map_entry(override: str) -> str:
 
 def _check(cfg: DictConfig) -> None:
     """Names the schema cannot check: what the plan, not only `ladder run`, must refuse."""
+    check_train(cfg.train)
     check_numbers(as_fit_config(cfg.fit))  # before a `ladder run` trains for hours to reach the fit
     if cfg.launcher.name not in LAUNCHERS:
         raise ConfigError(f"launcher.name={cfg.launcher.name}: unknown launcher; known: {', '.join(LAUNCHERS)}")

@@ -99,7 +99,7 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     tokenizer_dir = ensure_tokenizer(tok_cfg, cache_dir)
     tokenizer = load(tokenizer_dir)
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"tokenizer {tokenizer_dir} has no end-of-text (eos) token to separate documents")
+        raise DataError(f"tokenizer {tokenizer_dir} has no end-of-text (eos) token to separate documents")
     dtype = token_dtype(len(tokenizer), cfg.token_dtype)
     val_tokens = cfg.val_tokens if val_tokens is None else val_tokens
     train_tokens = cfg.max_tokens if train_tokens is None else train_tokens

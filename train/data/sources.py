@@ -29,8 +29,12 @@ class DataError(ValueError):
 
 
 def data_config(cfg) -> DictConfig:
-    """A DataConfig from a dataclass, dict or DictConfig, validated against the schema."""
-    return OmegaConf.merge(OmegaConf.structured(DataConfig), cfg)
+    """A DataConfig from a dataclass, dict or DictConfig, validated against the schema and its numbers checked."""
+    cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), cfg)
+    for key in ("val_tokens", "max_tokens", "num_proc"):
+        if cfg[key] is not None and cfg[key] < 1:
+            raise DataError(f"data.{key}={cfg[key]}: must be at least 1 (dataset '{cfg.name}')")
+    return cfg
 
 
 def _format(path: Path) -> Optional[str]:

@@ -17,6 +17,7 @@ from filelock import FileLock
 from omegaconf import OmegaConf
 
 from train.data.config import TokenizerConfig
+from train.data.sources import DataError
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
@@ -39,7 +40,10 @@ def tokenizer_hash(directory: Path) -> str:
 def load(directory: Path):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(directory))
+    try:
+        return AutoTokenizer.from_pretrained(str(directory))
+    except (OSError, ValueError) as exc:  # e.g. a directory given as ladder.tokenizer.name_or_path holds none
+        raise DataError(f"{directory}: not a tokenizer directory ({str(exc).strip().splitlines()[0]})") from exc
 
 
 def token_dtype(vocab_size: int, requested: str = "auto") -> str:
@@ -47,9 +51,9 @@ def token_dtype(vocab_size: int, requested: str = "auto") -> str:
     if requested == "auto":
         return "uint16" if vocab_size <= DTYPES["uint16"] else "uint32"
     if requested not in DTYPES:
-        raise ValueError(f"data.token_dtype must be auto, uint16 or uint32, not '{requested}'")
+        raise DataError(f"data.token_dtype must be auto, uint16 or uint32, not '{requested}'")
     if vocab_size > DTYPES[requested]:
-        raise ValueError(f"tokenizer vocabulary of {vocab_size:,} ids does not fit data.token_dtype={requested} "
+        raise DataError(f"tokenizer vocabulary of {vocab_size:,} ids does not fit data.token_dtype={requested} "
                          f"(at most {DTYPES[requested]:,}); use uint32 or auto")
     return requested
 
@@ -106,12 +110,12 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
                 try:
                     tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path)
                 except Exception as exc:
-                    raise ValueError(f"could not load tokenizer '{cfg.name_or_path}' (hub name or local directory): "
-                                     f"{exc}") from exc
+                    raise DataError(f"ladder.tokenizer.name_or_path={cfg.name_or_path}: could not load a tokenizer "
+                                    f"(hub name or local directory): {str(exc).strip().splitlines()[0]}") from exc
                 _atomic_save(tokenizer, out)
         return out
     if not cfg.train_vocab_size:
-        raise ValueError("tokenizer: set name_or_path (hub name or directory) or train_vocab_size (train a BPE)")
+        raise DataError("ladder.tokenizer: set name_or_path (hub name or directory) or train_vocab_size (train a BPE)")
     from train.data import corpus, sources
 
     train_path = Path(cfg.train_path) if cfg.train_path else corpus.build(cache_dir / "corpus" / "smoke")
