@@ -4,6 +4,7 @@ its own fit set (its largest size, then its two largest, predicted from the rest
 remain to fit), and every interval is widened by that backtest's RMS error of the same metric:
 half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of the interval. Coverage
 before and after, on the backtests the published data allows: scripts/coverage.py, docs/fit.md."""
+import inspect
 from dataclasses import replace
 from typing import Callable, List, Tuple
 
@@ -51,17 +52,19 @@ def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, held: List[s
 
 
 def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: MethodOutput):
-    """Backtest `method` inside the fit set it chose (olmo_fit_runs) and widen `out`'s intervals by
-    its errors. Methods with a fixed fit set of their paper (gadre) cannot be backtested so; said."""
-    runs = olmo_fit_runs(ps, targets)
-    backtests = inner_backtests(RunTable(ps, runs))
+    """Backtest `method` inside the runs it fitted (`out.runs`), passing each inner fit set as its
+    `runs`, and widen `out`'s intervals by its errors. A method whose fit set is its paper's fixed one
+    (gadre: no `runs` argument) cannot be backtested so; said."""
+    if "runs" not in inspect.signature(method).parameters:
+        out.warnings.append(f"{out.method}: its fit set is its paper's own and cannot be backtested inside; "
+                            "intervals are bootstrap only (calibrate)")
+        return
+    backtests = inner_backtests(RunTable(ps, out.runs or olmo_fit_runs(ps, targets)))
     rows, held = [], []
     quiet = replace(cfg, bootstrap=0)
     for fit_runs, tgt in backtests:
-        sub = PointSet(ps.points[ps.points["run"].isin(set(fit_runs) | {t.name for t in tgt})], ps.dropped,
-                       ps.format, ps.source)
         try:
-            rows += method(sub, tgt, quiet).predictions
+            rows += method(ps, tgt, quiet, runs=fit_runs).predictions
         except FitInputError as e:
             out.warnings.append(f"{out.method}: inner backtest with {len(fit_runs)} fit runs skipped: {e}")
             continue
@@ -70,6 +73,6 @@ def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: M
     errors["error"] = errors["predicted"] - errors["actual"]
     if errors["error"].notna().any():
         widen(out, errors[["metric", "error"]], cfg.interval, held)
-    elif cfg.bootstrap > 0:
+    else:
         out.warnings.append(f"{out.method}: no inner backtest could be scored (the fit set needs 3 sizes); "
                             "intervals are bootstrap only and too narrow for an extrapolation")

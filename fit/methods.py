@@ -139,9 +139,9 @@ def _flops_per_token(table: RunTable, targets: List[Target]) -> Dict[str, float]
     return {t.name: t.flops_per_token or float(np.exp(icept + slope * np.log(t.params))) for t in targets}
 
 
-def olmo_single_step(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
+def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
     """Bhagia et al. 2024 baseline: accuracy straight from (N, D) through a sigmoid of L(N, D)."""
-    runs = olmo_fit_runs(ps, targets)
+    runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
     check_fit_set(table, 7, "olmo_single_step")
     bounds = [(0, None)] * 4 + [(None, None), (-1.0, 0.0), (0.0, 1.0)]

@@ -4,7 +4,7 @@ from fit import best, methods
 
 METHODS = {
     "olmo_two_step": methods.olmo_two_step,
-    "olmo_two_step_flops": lambda ps, t, c: methods.olmo_two_step(ps, t, c, flops=True),
+    "olmo_two_step_flops": lambda ps, t, c, runs=None: methods.olmo_two_step(ps, t, c, flops=True, runs=runs),
     "olmo_single_step": methods.olmo_single_step,
     "chinchilla": methods.chinchilla,
     "gadre": methods.gadre,

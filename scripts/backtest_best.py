@@ -1,7 +1,7 @@
 """Backtests that chose `best`, on the OLMo ladder only (never the 7B/13B runs):
   A: fit 190M/370M/760M (1, 2, 5, 10xC), predict the four 1B runs;
   B: fit 190M/370M (1, 2, 5, 10xC), predict the 760M and 1B runs.
-Each two-step path (one intermediate) is scored by the mean absolute accuracy error in points over
+Each two-step path (one intermediate), and the direct method (Krajewski et al. 2025), is scored by the mean absolute accuracy error in points over
 the 8 tasks and the target runs, and by the relative error of its step-1 loss prediction. The ways
 of combining paths are scored the same way, each weighted from the fit set's own inner backtest
 (in A: fit 190M/370M, predict 760M; B has none, so equal weights). `best` itself (1/MSE weights)
@@ -22,7 +22,7 @@ from fit.config import FitConfig
 from fit.fitting import fit_huber_log
 from fit.laws import Law
 from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted_mean
-from fit.methods import PAPER_SIGMOID, STEP1_BOUNDS, STEP1_START, Sigmoid, olmo_two_step
+from fit.methods import PAPER_SIGMOID, STEP1_BOUNDS, STEP1_START, Sigmoid, direct, olmo_two_step
 from fit.runs import RunTable, olmo_fit_runs
 from fit.points import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS, load_points, shared_data_dir
 from ladder.core.plan import Target
@@ -130,6 +130,7 @@ def main():
         for name, inter in single.items():
             out = olmo_two_step(ps, targets, cfg, runs=fit_runs, intermediate=inter)
             rows += [{**p, "cand": name} for p in out.predictions]
+        rows += [{**p, "cand": "direct"} for p in direct(ps, targets, cfg, runs=fit_runs).predictions]
         df = pd.DataFrame(rows)
         acc = df[df["metric"].str.endswith(":acc")].copy()
         ens = lambda names, label: acc[acc["cand"].isin(names)].groupby(["target", "metric"], as_index=False).agg(

@@ -5,7 +5,7 @@ and after calibration (fit.calibration), with the mean width:
   (0.411B) and the 1.4B runs.
 Accuracies and errors are counted apart from losses; a 90 % interval should cover 85-95 %.
 
-    PYTHONPATH=. python scripts/coverage.py [bootstrap] [method,method,...]
+    PYTHONPATH=. python scripts/coverage.py [bootstrap] [method,method,...] [backtest name prefix]
 """
 import sys
 from dataclasses import replace
@@ -25,7 +25,7 @@ GADRE_METHODS = ["chinchilla", "direct", "best"]  # the gadre method's paper fit
 
 
 def backtests():
-    """name -> (points restricted to the fit and held-out runs, held-out targets)."""
+    """name -> (points restricted to the fit and held-out runs, held-out targets, fit runs)."""
     data = shared_data_dir()
     olmo = load_points(str(data / "olmo-ladder" / "runs"))
     ladder = olmo_fit_runs(olmo, [])
@@ -48,7 +48,7 @@ def _split(ps, fit_runs, held_runs):
     keep = ps.points[ps.points["run"].isin(set(fit_runs) | set(held_runs))]
     info = keep.drop_duplicates("run").set_index("run")
     held = [Target(r, float(info.loc[r, "params"]), float(info.loc[r, "run_tokens"])) for r in held_runs]
-    return PointSet(keep.reset_index(drop=True), ps.dropped, ps.format, ps.source), held
+    return PointSet(keep.reset_index(drop=True), ps.dropped, ps.format, ps.source), held, fit_runs
 
 
 def score(preds: pd.DataFrame) -> dict:
@@ -63,16 +63,19 @@ def score(preds: pd.DataFrame) -> dict:
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    only = set(sys.argv[2].split(",")) if len(sys.argv) > 2 else None
+    only = set(sys.argv[2].split(",")) if len(sys.argv) > 2 and sys.argv[2] else None
+    which = sys.argv[3] if len(sys.argv) > 3 else ""
     rows = []
-    for bt, (ps, held) in backtests().items():
+    for bt, (ps, held, fit_runs) in backtests().items():
+        if not bt.startswith(which):
+            continue
         for m in OLMO_METHODS if bt.startswith("OLMo") else GADRE_METHODS:
             if only and m not in only:
                 continue
             cfg = FitConfig(bootstrap=n, calibrate=False)
-            raw = METHODS[m](ps, held, cfg)
+            raw = METHODS[m](ps, held, cfg, runs=fit_runs)
             before = score(pd.DataFrame(raw.predictions))
-            calibrated = METHODS[m](ps, held, replace(cfg, calibrate=True)) if m == "best" else raw
+            calibrated = METHODS[m](ps, held, replace(cfg, calibrate=True), runs=fit_runs) if m == "best" else raw
             if not calibrated.calibrated:
                 calibrate(METHODS[m], ps, held, replace(cfg, calibrate=True), calibrated)
             after = score(pd.DataFrame(calibrated.predictions))

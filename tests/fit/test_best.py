@@ -131,8 +131,8 @@ def test_step2_variants_are_arguments_that_change_every_sigmoid():
     assert Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "mmlu:bpb").points.X.shape[1] == 41
 
 
-def test_olmo_two_step_and_the_backtest_script_take_the_variant_as_an_argument(tmp_path):
-    ps = load_points(str(_module("tests/fit/test_holdout.py").write_ladder(tmp_path)))
+def test_olmo_two_step_and_the_backtest_script_take_the_variant_as_an_argument(tmp_path, write_ladder):
+    ps = load_points(str(write_ladder(tmp_path)))
     out = olmo_two_step(ps, [Target("big", 2e6, 4e7)], FitConfig(bootstrap=0), sigmoid=Sigmoid(fixed=True))
     params = out.fits["derived:step2"]["params"]
     assert params["a"] == pytest.approx(-0.75, abs=1e-6) and params["b"] == pytest.approx(1.0, abs=1e-6)

@@ -2,11 +2,9 @@
 points, and a report.html that renders in a real browser (headless Chromium) with every image loaded
 and no console error."""
 import base64
-import importlib.util
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,17 +19,10 @@ from fit.run import run_fit
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _ladder(tmp_path):
-    spec = importlib.util.spec_from_file_location("test_holdout", Path(__file__).with_name("test_holdout.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_ladder(tmp_path)
-
-
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, write_ladder):
     root = tmp_path_factory.mktemp("report")
-    out = run_fit(FitConfig(results=str(_ladder(root)), method="olmo_two_step", holdout="largest", bootstrap=30,
+    out = run_fit(FitConfig(results=str(write_ladder(root)), method="olmo_two_step", holdout="largest", bootstrap=30,
                             out=str(root / "out")))
     return out
 
@@ -66,10 +57,10 @@ def test_figures_are_small_multiples_at_150_dpi_with_measured_held_out_points(re
     assert Image.open(pngs["step1"]).size[0] >= 600
 
 
-def test_step_figures_draw_the_measured_targets(tmp_path):
+def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder):
     from fit.methods import olmo_two_step
     from fit.run import apply_holdout, choose_targets
-    ps = load_points(str(_ladder(tmp_path)))
+    ps = load_points(str(write_ladder(tmp_path)))
     fit_ps, held = apply_holdout(FitConfig(holdout="largest"), ps)
     targets = choose_targets(FitConfig(), fit_ps, held)
     out = olmo_two_step(fit_ps, targets, FitConfig(bootstrap=10))
