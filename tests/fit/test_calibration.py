@@ -8,7 +8,7 @@ from fit.calibration import calibrate
 from fit.config import FitConfig
 from fit.points import load_points
 from fit.registry import METHODS
-from fit.targets import Target
+from ladder.core.plan import Target
 
 
 @pytest.mark.parametrize("method", ["olmo_two_step", "direct"])
