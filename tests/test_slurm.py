@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ladder.orchestration.pipeline import run_ladder
 from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
+from ladder.orchestration.pipeline import run_ladder
+from ladder.orchestration.rung import run_rung
 from ladder.orchestration.status import read_status
 
 CLUSTER = Path(__file__).resolve().parents[1] / "scripts" / "slurm" / "local_cluster.sh"
@@ -68,3 +69,51 @@ def test_a_requeued_job_resumes_its_rung(slurm, tiny_ladder, tmp_path):
     sweep.join(timeout=600)
     assert codes == [0] and read_status(cfg.out_dir, rung).state == "done"
     assert first.stat().st_mtime_ns == written  # resumed from that checkpoint, not retrained
+
+
+def _by_step(directory: Path) -> dict:
+    """The last logged training loss of every step (a requeued run logs the steps after its checkpoint again)."""
+    return {m["step"]: m["loss"] for m in map(json.loads, (directory / "metrics.jsonl").read_text().splitlines())}
+
+
+def test_a_two_task_job_trains_evaluates_and_requeues_like_one_process(slurm, tiny_ladder, tmp_path):
+    """One rung as one Slurm job of 2 tasks (DDP over gloo, evaluation sharded over both), preempted
+    after its first checkpoint: the same checkpoints, losses and evaluation as the rung in one process."""
+    import threading
+
+    rung_args = ("ladder.sizes=[smoke-32]", "ladder.multipliers=[2]", "train=ddp_cpu", "train.wandb.mode=disabled",
+                 "train.progress=false", "train.checkpoint_fractions=[0.25,0.5,0.75,1.0]", "eval.batch_size=3")
+    reference = tiny_ladder(*rung_args, "train.num_processes=1", f"out_dir={tmp_path}/reference")
+    rung = build_plan(reference).rungs[0]
+    assert run_rung(reference, rung.rung_id) == "done"
+    cfg = tiny_ladder(*rung_args, "launcher=slurm_cpu", "launcher.cpu_tasks=2", f"launcher.folder={tmp_path}/jobs")
+    codes = []
+    sweep = threading.Thread(target=lambda: codes.append(run_ladder(cfg, fit=False)))
+    sweep.start()
+    directory = rung_dir(cfg.out_dir, rung.rung_id)
+    while not list((directory / "checkpoints").glob("step-*")) and sweep.is_alive():
+        time.sleep(0.1)
+    first = sorted((directory / "checkpoints").glob("step-*"))[0]
+    written = first.stat().st_mtime_ns
+    job_id = next((tmp_path / "jobs").glob("*/*_submission.sh")).parent.name
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    sweep.join(timeout=900)
+    assert codes == [0] and read_status(cfg.out_dir, rung).state == "done"
+    assert first.stat().st_mtime_ns == written  # resumed from it, not retrained
+    assert "#SBATCH --ntasks-per-node=2" in next((tmp_path / "jobs").glob("*/*_submission.sh")).read_text()
+    assert "world_size: 2" in (directory / "config.yaml").read_text()
+
+    one = rung_dir(reference.out_dir, rung.rung_id)
+    assert [p.name for p in sorted((directory / "checkpoints").glob("step-*"))] == \
+        [p.name for p in sorted((one / "checkpoints").glob("step-*"))]
+    two_losses, one_losses = _by_step(directory), _by_step(one)
+    assert sorted(two_losses) == sorted(one_losses)
+    assert [two_losses[s] for s in sorted(one_losses)] == pytest.approx([one_losses[s] for s in sorted(one_losses)],
+                                                                      rel=1e-4)  # DDP's sums round differently
+    two_results = [json.loads(line) for line in (directory / "results.jsonl").open()]
+    one_results = {(r["step"], r["metric"]): r["value"] for r in map(json.loads, (one / "results.jsonl").open())}
+    assert len(two_results) == len(one_results)  # every checkpoint evaluated once, none twice after the requeue
+    assert {(r["step"], r["metric"]) for r in two_results} == set(one_results)
+    for r in two_results:
+        if r["metric"].endswith(("_val:loss", "_val:bpb")):
+            assert r["value"] == pytest.approx(one_results[r["step"], r["metric"]], rel=1e-3)

@@ -18,10 +18,11 @@ class Resources:
     cpus_per_task: int
     mem_gb: int  # per node
     time_min: int
+    cpu_tasks: int = 1  # tasks of a CPU-only job
 
     @property
     def tasks_per_node(self) -> int:
-        return max(1, self.gpus_per_node)
+        return self.gpus_per_node or self.cpu_tasks
 
 
 def _power_of_two_at_least(x: float) -> int:
@@ -65,4 +66,5 @@ def resources_for(rung: Rung, launcher: DictConfig, eval_flops: float = 0.0) -> 
         cpus_per_task=launcher.cpus_per_task,
         mem_gb=launcher.mem_gb if launcher.mem_gb is not None else max(8, launcher.mem_gb_per_gpu * max(1, per_node)),
         time_min=launcher.time_min if launcher.time_min is not None else time_min,
+        cpu_tasks=launcher.cpu_tasks,
     )

@@ -80,6 +80,7 @@ class LauncherConfig:
     min_time_min: int = 20
     max_time_min: int = 2880
     cpus_per_task: int = 8
+    cpu_tasks: int = 1  # processes (Slurm tasks) of a CPU-only job, e.g. 2 with train=ddp_cpu (gloo)
     mem_gb_per_gpu: int = 64
     # Overrides of the rule, for every rung of the sweep.
     gpus: Optional[int] = None

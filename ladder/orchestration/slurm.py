@@ -72,7 +72,7 @@ def wait(jobs: dict[str, submitit.Job]) -> dict[str, str]:
     failures = {}
     for rung_id, job in jobs.items():
         try:
-            job.result()
+            job.results()  # one result per task; `result()` refuses jobs of several tasks
         except Exception as exc:  # a failed job raises its own error, of any type
             failures[rung_id] = f"job {job.job_id}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
     return failures
