@@ -107,7 +107,8 @@ def _units(group: int, seqs: list[list[int]], cont_lens: list[int]) -> list[_Uni
 
 def _cache_kwargs(model, cache) -> dict:
     # transformers 5 renamed forward's `past_key_values` to `cache` (the old name warns); 4.x knows only the old one.
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    # The class's forward: training may have wrapped this instance's (train/loss.py) in a generic signature.
+    name = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
     return {name: cache}
 
 

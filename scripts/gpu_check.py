@@ -120,8 +120,8 @@ def write_tasks(directory: Path, n: int, seed: int = 0) -> dict[str, str]:
         return {"text": [text(words) for _ in range(k)], "label": list("ABCDE"[:k])}
 
     rows = {
-        "hellaswag": lambda: {"ctx": text(40), "endings": [text(20) for _ in range(4)], "label": str(rng.randrange(4)),
-                              "activity_label": text(2)},
+        "hellaswag": lambda: {"ctx_a": text(30), "ctx_b": text(10), "endings": [text(20) for _ in range(4)],
+                              "label": str(rng.randrange(4)), "activity_label": text(2)},
         "arc_easy": lambda: {"question": text(25), "choices": choices(4, 6), "answerKey": rng.choice("ABCD")},
         "arc_challenge": lambda: {"question": text(30), "choices": choices(4, 8), "answerKey": rng.choice("ABCD")},
         "piqa": lambda: {"goal": text(15), "sol1": text(20), "sol2": text(20), "label": rng.randrange(2)},
@@ -159,7 +159,7 @@ def eval_share(shape: ModelShape, tokens_per_s: float, args, tmp: Path) -> dict:
     for f in Path(tokenizer).iterdir():
         (checkpoint / f.name).write_bytes(f.read_bytes())
     cfg = EvalConfig(tasks=list(SUITE), num_fewshot=5, batch_size=args.eval_batch, task_paths=paths,
-                     device=args.device)
+                     fewshot_paths=paths, device=args.device)  # demonstrations from the same local files: no hub
     tasks = {name: prepare_task(name, cfg) for name in SUITE}
     rung = RungInfo({"run": "check"}, 1, 1, tmp)
     start = time.perf_counter()

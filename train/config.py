@@ -71,7 +71,7 @@ def check(cfg: TrainConfig) -> None:
         raise ConfigError(f"train.zero_stage: expected 1, 2 or 3, got {cfg.zero_stage}")
     for key, value in (("micro_batch_size", cfg.micro_batch_size), ("num_processes", cfg.num_processes),
                        ("log_every", cfg.log_every)):
-        if value < 1:
+        if value is not None and value < 1:  # micro_batch_size None: derived from the device's memory
             raise ConfigError(f"train.{key}={value}: must be at least 1")
     bad = [f for f in cfg.checkpoint_fractions if not 0 < f <= 1]
     if bad:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from eval.cli import evaluate_unevaluated, make_eval_hook
 from ladder.core.configs import load_group_option
 from ladder.core.files import atomic_write_text
-from ladder.core.layout import EVAL_CONFIG, LOCK, rung_dir, trunk_dir
+from ladder.core.layout import EVAL_CONFIG, LOCK, RECORD, rung_dir, trunk_dir
 from ladder.core.plan import Plan, Rung, Trunk, build_plan
 from ladder.core.shards import TokenSequences
 from ladder.orchestration.lock import try_lock
@@ -125,7 +125,7 @@ def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
                 if lock is None:
                     log.warning("%s: another process holds %s; skipping it", rung_id, directory / LOCK)
                     return LOCKED
-                held.enter_context(lock)
+                held.callback(lock.release)  # try_lock acquired it: `with lock` would count a second hold
         try:
             if trunk is not None:
                 return run_trunk(cfg, plan, trunk, evaluate)
@@ -137,7 +137,10 @@ def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
 
 def record_failure(directory: Path, rung: Rung, exc: Exception) -> None:
     """A failure outside the training loop (data, evaluation), recorded like one inside it."""
-    record = read_record(directory) or {}
+    try:
+        record = read_record(directory) or {}
+    except ValueError:  # a corrupt record (status shows it so): replaced by this one
+        record = {}
     if record.get("state") not in ("failed", "interrupted"):  # training records its own stops
         write_record(directory, rung.rung_id, "failed", record.get("step", 0), rung.hp.steps,
                      record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
@@ -160,6 +163,10 @@ def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) 
     rung = trunk.rungs[0]
     prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
     eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
+    status = read_status(cfg.out_dir, trunk.run, trunk_dir(cfg.out_dir, trunk.name))
+    if status.state == "corrupt":  # as for a rung's: its checkpoints are still trusted and resumed from
+        log.warning("%s", status.reason)
+        (trunk_dir(cfg.out_dir, trunk.name) / RECORD).unlink()
     points = Points(cfg.out_dir, trunk, eval_cfg)
     points.catch_up()  # what a stop between a checkpoint and its hook left undone
     job = OmegaConf.create({"config": eval_cfg or OmegaConf.to_container(cfg, resolve=True), "evaluate": evaluate})

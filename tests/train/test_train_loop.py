@@ -119,7 +119,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     run = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         train_rung(rung, CrashingSequences(12 * 8, crash_after=8), run, config())
-    assert read_record(run)["state"] == "failed" and "killed" in read_record(run)["reason"]
+    assert read_record(run)["state"] == "interrupted" and "killed" in read_record(run)["reason"]
     assert [s for s, _ in checkpoints(run)] == [3, 6]
     temporary_checkpoint_dir(run, 9).mkdir()  # as if the crash hit a checkpoint write
     with open(run / "metrics.jsonl", "a") as f:
