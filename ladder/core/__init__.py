@@ -1,6 +1,7 @@
 """The foundation: what every stage and the orchestration share, importing none of them.
 
 `sizes` (model shapes and parameter counts), `recipes` (size rules: each hyperparameter a function of N),
-`plan` (a ladder config → rungs and targets), `configs` (reading configs/ files), `layout` (the run
-directory's names), `shards` (packed token shards), `files` (atomic writes), `mmlu` (subject groups).
+`plan` (a ladder config → rungs, trunks and targets), `configs` (reading configs/ files), `layout` (the
+run directory's names), `shards` (packed token shards), `files` (atomic writes), `mmlu` (subject groups),
+`interrupt` (SIGTERM as a recorded, resumable stop).
 """
