@@ -13,11 +13,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from eval.cli import unevaluated
 from fit.errors import FitInputError
 from fit.run import run_fit
 from ladder.core.configs import CONFIG_DIR
 from ladder.core.files import atomic_write_text
-from eval.cli import unevaluated
 from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir, trunk_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.orchestration.compose import load
@@ -71,14 +71,18 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
         if status.state == "corrupt":  # its checkpoints, if any, are still trusted and resumed from
             log.warning("%s", status.reason)
             (rung_dir(out_dir, status.rung.rung_id) / RECORD).unlink()
-    todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung))]
+    todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung.rung_id))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
     if plan.trunks:  # wsds/branch: one run per size trains all its rungs
         todo = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)]
     if cfg.launcher.name == "slurm":
-        failures, elsewhere = _run_slurm(cfg, todo), []
+        failures, elsewhere = wait(submit_rungs(cfg, todo)), []
     else:
         failures, elsewhere = _run_here(cfg, todo, evaluate)
+    for job in todo:  # a job can end cleanly with a rung that stopped, e.g. on divergence
+        status = _status(cfg, plan, job)
+        if status.state != "done" and job.rung_id not in failures and job.rung_id not in elsewhere:
+            failures[job.rung_id] = status.reason or status.state
     if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
         return 1 if failures else 0
     print(status_table(plan, out_dir))
@@ -102,39 +106,28 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     return 1 if failures else 0
 
 
-def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung) -> bool:
+def _unevaluated(cfg: DictConfig, plan: Plan, rung_id: str) -> bool:
     """Whether a rung has a committed checkpoint without its records (a kill between commit and eval)."""
-    return bool(unevaluated(with_heldout(cfg, plan, rung.shape.seq_len), rung_dir(cfg.out_dir, rung.rung_id)))
+    seq_len = next(r for r in plan.rungs if r.rung_id == rung_id).shape.seq_len
+    return bool(unevaluated(with_heldout(cfg, plan, seq_len), rung_dir(cfg.out_dir, rung_id)))
 
 
-def _run_here(cfg: DictConfig, rungs: list[Rung], evaluate: bool) -> tuple[dict[str, str], list[str]]:
-    """Run the rungs one after another: (failure reason by rung id, rungs another process is running)."""
+def _run_here(cfg: DictConfig, jobs: list[Rung], evaluate: bool) -> tuple[dict[str, str], list[str]]:
+    """Run the jobs one after another: (the error of each that raised, the ones another process is running)."""
     failures, elsewhere = {}, []
-    for rung in rungs:
+    for job in jobs:
         try:
-            state = run_rung(cfg, rung.rung_id, evaluate)
+            if run_rung(cfg, job.rung_id, evaluate) == LOCKED:
+                elsewhere.append(job.rung_id)
         except Exception as exc:  # one rung's failure must not stop the ladder; its message is kept
-            log.error("%s failed: %s: %s", rung.rung_id, type(exc).__name__, exc)
-            log.debug("%s traceback", rung.rung_id, exc_info=True)
-            state, failures[rung.rung_id] = "failed", f"{type(exc).__name__}: {exc}"
-        if state == LOCKED:
-            elsewhere.append(rung.rung_id)
-        elif state != "done" and rung.rung_id not in failures:
-            failures[rung.rung_id] = _status(cfg, rung).reason or state
+            log.error("%s failed: %s: %s", job.rung_id, type(exc).__name__, exc)
+            log.debug("%s traceback", job.rung_id, exc_info=True)
+            failures[job.rung_id] = f"{type(exc).__name__}: {exc}"
     return failures, elsewhere
 
 
-def _status(cfg: DictConfig, job: Rung):
+def _status(cfg: DictConfig, plan: Plan, job: Rung):
     """A job's status: a rung's, or a trunk's from its own directory."""
-    trunk = find_trunk(build_plan(cfg), job.rung_id)
+    trunk = find_trunk(plan, job.rung_id)
     return read_status(cfg.out_dir, job, trunk_dir(cfg.out_dir, trunk.name) if trunk else None)
-
-
-def _run_slurm(cfg: DictConfig, rungs: list[Rung]) -> dict[str, str]:
-    failures = wait(submit_rungs(cfg, rungs))
-    for rung in rungs:  # a job can end cleanly with a rung that stopped, e.g. on divergence
-        status = _status(cfg, rung)
-        if status.state != "done" and rung.rung_id not in failures:
-            failures[rung.rung_id] = status.reason or status.state
-    return failures
 
