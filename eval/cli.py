@@ -15,6 +15,7 @@ sequences (eval/sharding.py), and rank 0 writes the records:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -96,7 +97,9 @@ def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
         ckpt = Path(cfg.eval.checkpoint)
         step_of(ckpt)
         require_complete(ckpt, Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None)
-        return [(ckpt.resolve().parent.parent, [ckpt])]
+        # Not resolved: a WSD-S rung's checkpoints are links into its trunk, and the rung named in the
+        # path is the one whose records these are.
+        return [(Path(os.path.abspath(ckpt)).parent.parent, [ckpt])]
     if cfg.eval.rung:
         directory = rung_dir(cfg.out_dir, cfg.eval.rung)
         if not directory.is_dir():

@@ -94,7 +94,7 @@ def test_machine_readable_forms_agree_with_the_plan():
 
 @pytest.mark.parametrize("schedule,ratio", [("wsds", 20 / 35), ("branch", 0.5998)])
 def test_wsds_and_branch_plans_train_each_size_once(schedule, ratio):
-    cosine, plan = plan_of("ladder=smoke"), plan_of("ladder=smoke", f"ladder.schedule={schedule}")
+    cosine, plan = plan_of("ladder=smoke", "ladder.schedule=cosine"), plan_of("ladder=smoke", f"ladder.schedule={schedule}")
     assert [r.rung_id for r in plan.rungs] == [r.rung_id for r in cosine.rungs]  # every point keeps its identity
     assert [r.hp.steps for r in plan.rungs] == [r.hp.steps for r in cosine.rungs]
     assert len(plan.trunks) == 4 and plan.cosine_compute == cosine.compute

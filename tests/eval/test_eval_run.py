@@ -1,5 +1,6 @@
 """Checkpoint → results.jsonl records: fields, idempotent writes, `ladder eval` modes, the training hook."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,18 @@ def test_ladder_eval_one_checkpoint_and_bad_targets(ladder_dir, capsys):
     assert main(config(ladder_dir, "eval.rung=nope")) == 2
     assert main(config(ladder_dir, "eval.derived.docs=null")) == 2
     assert "eval.derived.docs" in capsys.readouterr().err
+
+
+def test_a_linked_checkpoint_is_recorded_in_the_rung_it_was_named_through(ladder_dir):
+    """A WSD-S rung's checkpoints are links into its trunk's directory; naming one evaluates it for the rung."""
+    ckpt = ladder_dir / "rungs" / RUNG / "checkpoints" / "step-00000010"
+    trunk = ladder_dir / "trunks" / "trunk" / "checkpoints"
+    trunk.mkdir(parents=True)
+    ckpt.rename(trunk / ckpt.name)
+    ckpt.symlink_to(Path("../../../trunks/trunk/checkpoints") / ckpt.name)
+    assert main(config(ladder_dir, f"eval.checkpoint={ckpt}")) == 0
+    assert {r["step"] for r in read_results(ladder_dir / "rungs" / RUNG)} == {10}
+    assert not list((ladder_dir / "trunks").glob("*/results.jsonl"))
 
 
 def test_incomplete_checkpoints_name_what_is_missing(ladder_dir):
