@@ -14,7 +14,7 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
-from fit.calibration import inner_backtests, widen
+from fit.calibration import inner_backtests, longest_runs_backtest, widen
 from fit.chain import MethodOutput
 from fit.methods import PAPER_SIGMOID, Sigmoid, olmo_two_step
 from fit.runs import RunTable, olmo_fit_runs, task_metrics
@@ -94,8 +94,8 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
 
     Intervals: every path is bootstrapped over the same resamples of runs, so each resample's ensemble
     is the weighted mean of its paths; the quantiles are then widened by the model error the run
-    bootstrap cannot see, the RMS error of the same ensemble in the inner backtests:
-    half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of `interval`.
+    bootstrap cannot see, the pooled RMS miss of the same ensemble in the inner backtests (across
+    sizes and along D, fit.calibration): half-width = sqrt(bootstrap half-width² + (z·RMS)²).
     `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests."""
     runs = runs or olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
@@ -109,9 +109,11 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
                      for p, inter in paths.items()}
         out = _merge(paths_out, paths)
     backtests = inner_backtests(table)
-    errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests, cfg, sigmoid)
+    extra = longest_runs_backtest(table) if cfg.calibrate else []  # for the intervals, not the weights
+    errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests + extra, cfg, sigmoid)
     out.warnings += [f"best: {s}" for s in skipped]
-    weights = path_weights(errors, paths) if paths else pd.DataFrame()
+    by_size = errors[errors["backtest"] < len(backtests)]
+    weights = path_weights(by_size, paths) if paths else pd.DataFrame()
     if paths:
         _ensemble(out, paths_out, paths, weights, targets, cfg.interval)
         out.tables["Ensemble weights per task (%), from the inner backtests"] = (100 * weights).round(1).reset_index(
@@ -121,11 +123,14 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
                                         "weights ∝ 1/MSE of the path in the inner backtests"}
         out.notes.append(f"best: each task's accuracy is the weighted mean of {len(paths)} two-step paths "
                          f"(intermediates: {', '.join(paths)}), weights ∝ 1/MSE in {len(backtests)} inner backtest(s)")
-    if not errors["error"].notna().any():
-        out.warnings.append("best: no inner backtest could be fitted (the fit set needs 3 sizes); "
-                            + ("paths weighted equally and " if paths else "") + "intervals are bootstrap only")
+    if paths and not by_size["error"].notna().any():
+        out.warnings.append("best: no inner backtest across sizes could be fitted (the fit set needs 3 sizes); "
+                            "paths weighted equally")
+    if cfg.calibrate and errors["error"].notna().any():
+        scored = [b for i, b in enumerate(backtests + extra) if errors.loc[errors["backtest"] == i, "error"].notna().any()]
+        _widen(out, errors, weights, cfg.interval, table, scored, targets)
     elif cfg.calibrate:
-        _widen(out, errors, weights, cfg.interval, [t.name for _, held in backtests for t in held])
+        out.warnings.append("best: no inner backtest could be scored; intervals are bootstrap only")
     out.calibrated = True  # by its own inner backtests, which also weight its paths (or deliberately not)
     return out
 
@@ -189,12 +194,14 @@ def _path_pred(o: MethodOutput, target: str, metric: str) -> float:
     return next((q["predicted"] for q in o.predictions if q["target"] == target and q["metric"] == metric), np.nan)
 
 
-def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, interval: float, held: List[str]):
-    """Widen every interval by the inner-backtest RMS error of what predicted it: the weighted
-    ensemble for an accuracy, the loss's own step-1 fit for a loss."""
+def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, interval: float, table: RunTable,
+           backtests, targets: List[Target]):
+    """Widen every interval by the inner-backtest misses of what predicted it: the weighted ensemble
+    for an accuracy, the loss's own step-1 fit for a loss (the same in every path, so counted once)."""
     acc = errors["metric"].str.endswith(":acc")
-    ens = [{"metric": m, "error": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"),
-                                               weights.loc[m]).iloc[0] - g["actual"].iloc[0]}
+    ens = [{"metric": m, "actual": g["actual"].iloc[0],
+            "predicted": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"), weights.loc[m]).iloc[0]}
            for (_, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
-    widen(out, pd.concat([pd.DataFrame(ens, columns=["metric", "error"]), errors.loc[~acc, ["metric", "error"]]]),
-          interval, held)
+    misses = pd.concat([pd.DataFrame(ens, columns=["metric", "predicted", "actual"]),
+                        errors[~acc].drop_duplicates(["backtest", "target", "metric"])[["metric", "predicted", "actual"]]])
+    widen(out, misses, interval, table, backtests, targets, "its inner backtests")

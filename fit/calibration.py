@@ -1,9 +1,19 @@
 """Intervals that mean what they say: the run bootstrap only sees how the fit moves when runs are
 resampled, not how wrong the law is when it extrapolates. Each method is therefore backtested inside
-its own fit set (its largest size, then its two largest, predicted from the rest, while two sizes
-remain to fit), and every interval is widened by that backtest's RMS error of the same metric:
-half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of the interval. Coverage
-before and after, on the backtests the published data allows: scripts/coverage.py, docs/fit.md."""
+its own fit set, and every interval is widened by that backtest's RMS error:
+half-width = sqrt(bootstrap half-width² + (z·RMS)²), z the normal quantile of the interval.
+
+The backtests (`calibration_backtests`): the fit set's largest size, then its two largest, predicted
+from the rest while two sizes remain (extrapolations in N), and each size's longest run predicted
+from the rest (an extrapolation in D, the one a fit set of two sizes still allows). A method whose
+fit set is its paper's fixed one (gadre) is scored instead on every run of the data outside that set,
+and its interval is z·RMS alone: its run bootstrap cannot refit the law on most resamples.
+
+One RMS per kind of metric, pooled over its metrics: accuracies and errors as they are (fractions),
+everything else (losses, bpb, NLL) relative to the measured value. One or two errors per metric, which is what
+a ladder gives, say little about that metric; pooled, they say how far the method's extrapolations
+miss. Coverage before and after, on the backtests the published data allows: scripts/coverage.py,
+docs/fit.md."""
 import inspect
 from dataclasses import replace
 from typing import Callable, List, Tuple
@@ -14,65 +24,125 @@ from scipy.stats import norm
 
 from fit.chain import MethodOutput
 from fit.errors import FitInputError
-from fit.points import PointSet
+from fit.points import PointSet, is_accuracy
 from fit.runs import RunTable, olmo_fit_runs
 from ladder.core.plan import Target
 
+Backtest = Tuple[List[str], List[Target]]  # (fit runs, held-out targets)
 
-def inner_backtests(table: RunTable) -> List[Tuple[List[str], List[Target]]]:
-    """(fit runs, held-out targets) inside the fit set: its largest size predicted from the rest, and its
-    two largest sizes from the rest while at least two sizes remain to fit."""
+
+def inner_backtests(table: RunTable) -> List[Backtest]:
+    """The fit set's largest size predicted from the rest, and its two largest sizes from the rest
+    while at least two sizes remain to fit."""
     sizes = sorted({table.info[r][0] for r in table.runs})
     out = []
     for k in (1, 2):
         if len(sizes) - k < 2:
             break
-        held = [r for r in table.runs if table.info[r][0] >= sizes[-k]]
-        out.append(([r for r in table.runs if r not in held],
-                    [Target(r, table.info[r][0], table.info[r][1]) for r in held]))
+        out.append(_hold_out(table, [r for r in table.runs if table.info[r][0] >= sizes[-k]]))
     return out
 
 
-def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, held: List[str]):
-    """Widen every interval by the RMS of `errors` (columns metric, error) of its metric."""
-    rms = errors.dropna().groupby("metric")["error"].apply(lambda e: float(np.sqrt(np.mean(e ** 2))))
+def longest_runs_backtest(table: RunTable) -> List[Backtest]:
+    """Each size's longest run (largest D) predicted from the rest; a size with one run stays whole."""
+    held = []
+    for size in sorted({table.info[r][0] for r in table.runs}):
+        runs = [r for r in table.runs if table.info[r][0] == size]
+        if len(runs) > 1:
+            held.append(max(runs, key=lambda r: table.info[r][1]))
+    return [_hold_out(table, held)] if held else []
+
+
+def calibration_backtests(table: RunTable) -> List[Backtest]:
+    return inner_backtests(table) + longest_runs_backtest(table)
+
+
+def _hold_out(table: RunTable, held: List[str]) -> Backtest:
+    return ([r for r in table.runs if r not in held],
+            [Target(r, table.info[r][0], table.info[r][1]) for r in held])
+
+
+def pooled_rms(errors: pd.DataFrame) -> dict:
+    """{"absolute": RMS miss of the accuracies and errors, "relative": RMS of (predicted - actual)/|actual|
+    of the other metrics}, from `errors` (columns metric, predicted, actual); a kind without errors is absent."""
+    e = errors.dropna(subset=["predicted", "actual"])
+    acc = e["metric"].map(is_accuracy).astype(bool)
+    miss = {"absolute": e.loc[acc, "predicted"] - e.loc[acc, "actual"],
+            "relative": (e.loc[~acc, "predicted"] - e.loc[~acc, "actual"]) / e.loc[~acc, "actual"].abs()}
+    return {k: float(np.sqrt(np.mean(v ** 2))) for k, v in miss.items() if len(v)}
+
+
+def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, table: RunTable, backtests: List[Backtest],
+          targets: List[Target], source: str, bootstrap: bool = True):
+    """Widen every interval by z times the pooled RMS miss of its kind of metric (`pooled_rms`) in
+    `backtests` of the fit set `table`, and warn of targets further beyond it than they reached.
+    `bootstrap=False`: the interval is z·RMS alone, for a bootstrap that cannot measure the fit."""
+    rms = pooled_rms(errors)
     z = float(norm.ppf(0.5 + interval / 2))
     for p in out.predictions:
-        if p["metric"] in rms and np.isfinite(p["lower"]):
-            lo, hi = p["predicted"] - p["lower"], p["upper"] - p["predicted"]
-            p["lower"] = p["predicted"] - np.hypot(lo, z * rms[p["metric"]])
-            p["upper"] = p["predicted"] + np.hypot(hi, z * rms[p["metric"]])
-    held = list(dict.fromkeys(held))
-    out.notes.append(f"{out.method}: intervals widened by its inner backtests (runs {', '.join(held)} left out "
-                     f"and predicted from the smaller rungs): half-width = sqrt(bootstrap half-width² + "
-                     f"({z:.3g}·RMS error)²)")
-    out.fits["backtest"] = {"held_out": held, "rms_error": rms.to_dict(), "params": {},
-                            "note": f"inner backtests of {out.method}; intervals widened by z·RMS"}
+        kind = "absolute" if is_accuracy(p["metric"]) else "relative"
+        if kind in rms and np.isfinite(p["lower"]):
+            extra = z * rms[kind] * (1.0 if kind == "absolute" else abs(p["predicted"]))
+            lo, hi = (p["predicted"] - p["lower"], p["upper"] - p["predicted"]) if bootstrap else (0.0, 0.0)
+            p["lower"], p["upper"] = p["predicted"] - np.hypot(lo, extra), p["predicted"] + np.hypot(hi, extra)
+    held = list(dict.fromkeys(t.name for _, tgt in backtests for t in tgt))
+    said = ", ".join(f"{k} {v:.3g}" for k, v in rms.items())
+    rule = f"sqrt(bootstrap half-width² + ({z:.3g}·RMS)²)" if bootstrap else f"{z:.3g}·RMS (the bootstrap left out)"
+    runs = f"runs {', '.join(held)}" if len(held) <= 8 else f"{len(held)} runs"
+    out.notes.append(f"{out.method}: intervals widened by {source} ({runs} predicted, RMS miss {said}): "
+                     f"half-width = {rule}")
+    out.fits["backtest"] = {"held_out": held, "rms_error": rms, "errors": int(errors.dropna().shape[0]),
+                            "params": {}, "note": f"{source}; intervals widened by z·RMS"}
+    out.warnings += reach_warnings(out.method, table, backtests, targets)
     out.calibrated = True
 
 
+def reach_warnings(method: str, table: RunTable, backtests: List[Backtest], targets: List[Target]) -> List[str]:
+    """Targets whose N is further beyond the fit set's largest than any backtest's held-out N was
+    beyond its own fit set's: misses grow with the distance, so their intervals are likely too narrow."""
+    top = lambda runs: max(table.info[r][0] for r in runs)
+    reach = max([max(t.params for t in tgt) / top(fit) for fit, tgt in backtests if fit] + [1.0])
+    reached = (f"the backtests that calibrated its intervals reached {reach:.3g}×" if reach > 1 else
+               "the runs that calibrated its intervals lie inside the fitted range of N")
+    return [f"{method}: target {t.name} is {t.params / top(table.runs):.3g}× the largest fitted N, and {reached}; "
+            "its intervals are likely too narrow" for t in targets if t.params / top(table.runs) > reach * (1 + 1e-6)]
+
+
 def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: MethodOutput):
-    """Backtest `method` inside the runs it fitted (`out.runs`), passing each inner fit set as its
-    `runs`, and widen `out`'s intervals by its errors. A method whose fit set is its paper's fixed one
-    (gadre: no `runs` argument) cannot be backtested so; said."""
-    if "runs" not in inspect.signature(method).parameters:
-        out.warnings.append(f"{out.method}: its fit set is its paper's own and cannot be backtested inside; "
-                            "intervals are bootstrap only (calibrate)")
-        return
-    backtests = inner_backtests(RunTable(ps, out.runs or olmo_fit_runs(ps, targets)))
-    rows, held = [], []
+    """Backtest `method` inside the runs it fitted (`out.runs`) by `calibration_backtests`, passing each
+    inner fit set as its `runs`, and widen `out`'s intervals by its misses. A method without a `runs`
+    argument fits its paper's fixed set (gadre: 5 runs for a 4-parameter law, so most bootstrap
+    resamples cannot refit it and the rest interpolate): it is scored on the data's runs outside that
+    set instead, and its interval is that miss alone."""
     quiet = replace(cfg, bootstrap=0)
+    table = RunTable(ps, out.runs or olmo_fit_runs(ps, targets))
+    fixed = "runs" not in inspect.signature(method).parameters
+    if fixed:
+        backtests, source = _outside_fit_set(ps, targets, table), "its misses on the data's runs outside its fit set"
+        predict = lambda tgt, runs: method(ps, tgt, quiet)
+    else:
+        backtests, source = calibration_backtests(table), "its inner backtests"
+        predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)
+    rows, scored = [], []
     for fit_runs, tgt in backtests:
         try:
-            rows += method(ps, tgt, quiet, runs=fit_runs).predictions
+            rows += predict(tgt, fit_runs).predictions
         except FitInputError as e:
-            out.warnings.append(f"{out.method}: inner backtest with {len(fit_runs)} fit runs skipped: {e}")
+            out.warnings.append(f"{out.method}: backtest with {len(fit_runs)} fit runs skipped: {e}")
             continue
-        held += [t.name for t in tgt]
+        scored.append((fit_runs, tgt))
     errors = pd.DataFrame(rows, columns=["metric", "predicted", "actual"])
-    errors["error"] = errors["predicted"] - errors["actual"]
-    if errors["error"].notna().any():
-        widen(out, errors[["metric", "error"]], cfg.interval, held)
-    else:
-        out.warnings.append(f"{out.method}: no inner backtest could be scored (the fit set needs 3 sizes); "
-                            "intervals are bootstrap only and too narrow for an extrapolation")
+    if errors.dropna().empty:
+        out.warnings.append(f"{out.method}: no backtest of it could be scored; intervals are bootstrap only "
+                            "and too narrow for an extrapolation")
+        return
+    widen(out, errors, cfg.interval, table, scored, targets, source, bootstrap=not fixed)
+
+
+def _outside_fit_set(ps: PointSet, targets: List[Target], table: RunTable) -> List[Backtest]:
+    """A fixed fit set's backtest: every run of the data it did not fit that is not a target."""
+    aimed = lambda r: any(t.name == r.run or (np.isclose(r.params, t.params, rtol=1e-3)
+                                               and np.isclose(r.run_tokens, t.tokens, rtol=1e-2)) for t in targets)
+    other = [Target(r.run, float(r.params), float(r.run_tokens)) for r in ps.points.drop_duplicates("run").itertuples()
+             if r.run not in set(table.runs) and not aimed(r)]
+    return [(table.runs, other)] if other else []

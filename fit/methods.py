@@ -193,8 +193,9 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     if cfg.bootstrap > 0:
         out.warnings.append(
             "gadre: its loss law has 4 parameters and the paper fits it on 5 runs, so 59 % of the resamples of "
-            "its runs hold fewer than 4 distinct loss-fit runs and cannot refit it; the interval rests on "
-            "resamples that nearly interpolate 4-5 points and is not a calibrated 90 % interval (docs/fit.md)")
+            "its runs hold fewer than 4 distinct loss-fit runs and cannot refit it, and the rest nearly "
+            "interpolate: the bootstrap does not measure the fit. With calibrate (the default) the interval is "
+            "the method's miss on the data's runs outside its fit set instead (docs/fit.md)")
     return out
 
 

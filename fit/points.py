@@ -67,6 +67,12 @@ class PointSet:
         return out
 
 
+def is_accuracy(metric: str) -> bool:
+    """Accuracies and errors (`<task>:acc`, `avg46:err`), fractions shown in points; every other metric
+    (losses, bpb, NLL) is a positive quantity compared relative to its value."""
+    return metric.endswith((":acc", ":err"))
+
+
 def shared_data_dir() -> Optional[Path]:
     """`<repo>/../shared/data`, or $LADDER_SHARED_DATA; None when absent."""
     env = os.environ.get("LADDER_SHARED_DATA")

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fit.chain import FittedStep, MethodOutput  # noqa: E402
+from fit.points import is_accuracy  # noqa: E402
 from ladder.core.files import atomic_write_text  # noqa: E402
 
 DPI = 150
@@ -85,7 +86,7 @@ BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of
 
 def _scale(metric: str) -> float:
     """Accuracies and errors are shown in points (%), losses as they are."""
-    return 100.0 if metric.endswith((":acc", ":err")) else 1.0
+    return 100.0 if is_accuracy(metric) else 1.0
 
 
 def answer_table(preds: pd.DataFrame) -> pd.DataFrame:

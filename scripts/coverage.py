@@ -15,7 +15,7 @@ import pandas as pd
 
 from fit.calibration import calibrate
 from fit.config import FitConfig
-from fit.points import PointSet, load_points, shared_data_dir
+from fit.points import PointSet, is_accuracy, load_points, shared_data_dir
 from fit.registry import METHODS
 from fit.runs import olmo_fit_runs
 from ladder.core.plan import Target
@@ -54,7 +54,7 @@ def _split(ps, fit_runs, held_runs):
 def score(preds: pd.DataFrame) -> dict:
     p = preds[preds["actual"].notna() & preds["lower"].notna()]
     out = {}
-    for kind, g in p.groupby(np.where(p["metric"].str.endswith((":acc", ":err")), "acc/err", "loss")):
+    for kind, g in p.groupby(np.where(p["metric"].map(is_accuracy), "acc/err", "loss")):
         inside = (g["lower"] <= g["actual"]) & (g["actual"] <= g["upper"])
         scale = 100 if kind == "acc/err" else 1
         out[kind] = (int(inside.sum()), len(g), scale * float((g["upper"] - g["lower"]).mean()))

@@ -1,38 +1,84 @@
-"""Intervals widened by each method's own inner backtests (fit/calibration.py)."""
+"""Intervals widened by each method's own backtests (fit/calibration.py)."""
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fit.calibration import calibrate
+from fit.calibration import calibrate, calibration_backtests, longest_runs_backtest, pooled_rms
 from fit.config import FitConfig
 from fit.points import load_points
 from fit.registry import METHODS
+from fit.runs import RunTable, olmo_fit_runs
 from ladder.core.plan import Target
 
 
+def test_pooled_rms_keeps_accuracies_absolute_and_losses_relative():
+    errors = pd.DataFrame([("a:acc", 0.53, 0.50), ("b:acc", 0.36, 0.40), ("c4:loss", 3.3, 3.0),
+                           ("c4:loss", 1.8, 2.0), ("d:bpb", np.nan, 1.0)], columns=["metric", "predicted", "actual"])
+    rms = pooled_rms(errors)
+    assert rms["absolute"] == pytest.approx(np.sqrt((0.03 ** 2 + 0.04 ** 2) / 2))
+    assert rms["relative"] == pytest.approx(0.1)
+    assert pooled_rms(errors.iloc[:2]).keys() == {"absolute"}
+
+
+def test_backtests_leave_out_the_largest_sizes_and_each_sizes_longest_run(tmp_path, write_ladder):
+    ps = load_points(str(write_ladder(tmp_path)))
+    table = RunTable(ps, sorted(ps.points["run"].unique()))
+    by_size, by_size2, by_length = calibration_backtests(table)
+    assert {t.name for t in by_size[1]} == {f"smoke-64-smoke-M{m}" for m in (5, 10, 20)}
+    assert {t.name for t in by_size2[1]} == {f"smoke-{s}-smoke-M{m}" for s in (48, 64) for m in (5, 10, 20)}
+    assert {t.name for t in by_length[1]} == {f"smoke-{s}-smoke-M20" for s in (24, 32, 48, 64)}
+    assert len(by_length[0]) == 8 and not set(by_length[0]) & {t.name for t in by_length[1]}
+    two = RunTable(ps, [r for r in table.runs if r.startswith(("smoke-24", "smoke-32"))])
+    assert calibration_backtests(two) == longest_runs_backtest(two)  # two sizes: only the one along D
+    assert longest_runs_backtest(RunTable(ps, [r for r in table.runs if r.endswith("M5")])) == []
+
+
 @pytest.mark.parametrize("method", ["olmo_two_step", "direct"])
-def test_calibration_widens_each_interval_by_the_inner_backtest_error(tmp_path, method, write_ladder):
+def test_calibration_widens_each_interval_by_the_pooled_backtest_miss(tmp_path, method, write_ladder):
     ps, targets = load_points(str(write_ladder(tmp_path))), [Target("big", 2e6, 4e7)]
     raw = METHODS[method](ps, targets, FitConfig(bootstrap=20))
     out = copy.deepcopy(raw)
     calibrate(METHODS[method], ps, targets, FitConfig(bootstrap=20), out)
-    assert out.calibrated and set(out.fits["backtest"]["held_out"]) == {f"smoke-{s}-smoke-M{m}" for s in (48, 64)
-                                                                       for m in (5, 10, 20)}
+    held = {f"smoke-{s}-smoke-M{m}" for s in (48, 64) for m in (5, 10, 20)} | {
+        f"smoke-{s}-smoke-M20" for s in (24, 32)}
+    assert out.calibrated and set(out.fits["backtest"]["held_out"]) == held
     rms = out.fits["backtest"]["rms_error"]
     for before, after in zip(raw.predictions, out.predictions):
-        half = (before["upper"] - before["lower"]) / 2
+        kind = "absolute" if before["metric"].endswith(":acc") else "relative"
+        extra = 1.6449 * rms[kind] * (1 if kind == "absolute" else abs(before["predicted"]))
         assert after["lower"] < before["lower"] and after["upper"] > before["upper"]
-        widened = np.hypot(before["predicted"] - before["lower"], 1.6449 * rms[before["metric"]])
-        assert before["predicted"] - after["lower"] == pytest.approx(widened, rel=1e-3) and half > 0
+        widened = np.hypot(before["predicted"] - before["lower"], extra)
+        assert before["predicted"] - after["lower"] == pytest.approx(widened, rel=1e-3)
     assert any("widened by its inner backtests" in n for n in out.notes)
 
 
-def test_a_fixed_paper_fit_set_is_not_calibrated_and_says_so(shared):
+def test_a_fit_set_of_two_sizes_is_calibrated_along_d(shared):
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    runs = [r for r in olmo_fit_runs(ps, []) if r.split("-")[0] in ("190M", "370M")]
+    targets = [Target("1B-M10", 1279395840, 10 * 20 * 1279395840)]
+    raw = METHODS["chinchilla"](ps, targets, FitConfig(bootstrap=20), runs=runs)
+    out = copy.deepcopy(raw)
+    calibrate(METHODS["chinchilla"], ps, targets, FitConfig(bootstrap=20), out)
+    assert out.calibrated and {h.split("-")[0] for h in out.fits["backtest"]["held_out"]} == {"190M", "370M"}
+    assert len(out.fits["backtest"]["held_out"]) == 2 and out.fits["backtest"]["rms_error"]["relative"] > 0
+    assert all(a["upper"] - a["lower"] > b["upper"] - b["lower"] for a, b in zip(out.predictions, raw.predictions))
+
+
+def test_a_fixed_paper_fit_set_is_calibrated_on_the_runs_outside_it(shared):
     ps = load_points(str(shared / "gadre-scaling"), dataset="rpj")
     from fit.run import choose_targets
     targets = choose_targets(FitConfig(dataset="rpj"), ps)
-    out = METHODS["gadre"](ps, targets, FitConfig(bootstrap=20))
+    raw = METHODS["gadre"](ps, targets, FitConfig(bootstrap=20))
+    out = copy.deepcopy(raw)
     calibrate(METHODS["gadre"], ps, targets, FitConfig(bootstrap=20), out)
-    assert not out.calibrated and any("cannot be backtested inside" in w for w in out.warnings)
+    held = out.fits["backtest"]["held_out"]
+    assert out.calibrated and len(held) == 32 - 5  # the 4 small shapes × 8 multipliers, less the loss-fit runs
+    assert not set(held) & set(raw.runs) and not set(held) & {t.name for t in targets}
+    rms = out.fits["backtest"]["rms_error"]
+    for p in out.predictions:  # the miss alone: the bootstrap cannot refit the law on most resamples
+        half = 1.6449 * (rms["absolute"] if p["metric"].endswith(":err") else rms["relative"] * p["predicted"])
+        assert (p["predicted"] - p["lower"], p["upper"] - p["predicted"]) == pytest.approx((half, half), rel=1e-4)
     assert any("59 % of the resamples" in w for w in out.warnings)
+    assert any("target rpj-open_lm_7b-1.0 is 4.78× the largest fitted N" in w for w in out.warnings)

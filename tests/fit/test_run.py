@@ -82,7 +82,7 @@ def test_chinchilla_recovers_a_known_law(tmp_path):
 def test_bootstrap_is_reproducible_for_a_seed(shared, tmp_path):
     def run(seed, name):
         cfg = FitConfig(results=str(shared / "gadre-scaling"), dataset="rpj", method="gadre", bootstrap=60,
-                        seed=seed, out=str(tmp_path / name))
+                        seed=seed, out=str(tmp_path / name), calibrate=False)  # gadre's calibrated interval has no bootstrap
         return pd.read_csv(run_fit(cfg) / "predictions.csv")
     a, b, c = run(3, "a"), run(3, "b"), run(4, "c")
     pd.testing.assert_frame_equal(a, b)
