@@ -3,7 +3,7 @@
     ladder run ladder=smoke out_dir=runs/smoke-share 2> smoke.log
     python scripts/eval_share.py runs/smoke-share smoke.log
 
-Training time of a rung is what its metrics.jsonl logs (tokens / tokens_per_s per interval;
+Training time of a rung (of a WSD-S trunk, whose rungs' evaluations it sums) is what its metrics.jsonl logs (tokens / tokens_per_s per interval;
 checkpoint writes and evaluation excluded); evaluation time is the eval hook's
 "evaluated in X s" log lines. Data preparation and the fit are in neither.
 """
@@ -24,20 +24,30 @@ def training_seconds(rung_dir: Path) -> float:
     return seconds
 
 
+def runs(out_dir: Path) -> dict:
+    """Each directory that trained (a cosine rung, or a WSD-S trunk) -> the rungs its evaluations are
+    logged under (plan.json's trunks)."""
+    plan = json.loads((out_dir / "plan.json").read_text())
+    trunks = {t["name"]: t["rungs"] for t in plan.get("trunks", [])}
+    in_trunk = {r for rungs in trunks.values() for r in rungs}
+    out = {out_dir / "trunks" / name: rungs for name, rungs in trunks.items()}
+    out.update({out_dir / "rungs" / r["rung_id"]: [r["rung_id"]] for r in plan["rungs"] if r["rung_id"] not in in_trunk})
+    return out
+
+
 def main(out_dir: str, log_file: str) -> None:
     evaluation = defaultdict(float)
     for line in Path(log_file).read_text().splitlines():
         match = EVALUATED.search(line)
         if match:
             evaluation[match.group(1)] += float(match.group(2))
-    print(f"{'rung':24} {'train s':>9} {'eval s':>8} {'eval share':>10}")
+    print(f"{'run':24} {'train s':>9} {'eval s':>8} {'eval share':>10}")
     total_train = total_eval = 0.0
-    for rung_dir in sorted(Path(out_dir, "rungs").iterdir()):
-        train, ev = training_seconds(rung_dir), evaluation[rung_dir.name]
+    for run_dir, rungs in sorted(runs(Path(out_dir)).items()):
+        train, ev = training_seconds(run_dir), sum(evaluation[r] for r in rungs)
         total_train, total_eval = total_train + train, total_eval + ev
-        print(f"{rung_dir.name:24} {train:9.1f} {ev:8.1f} {100 * ev / (train + ev):9.1f} %")
+        print(f"{run_dir.name:24} {train:9.1f} {ev:8.1f} {100 * ev / (train + ev):9.1f} %")
     print(f"{'all':24} {total_train:9.1f} {total_eval:8.1f} {100 * total_eval / (total_train + total_eval):9.1f} %")
-
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
