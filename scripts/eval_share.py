@@ -3,9 +3,10 @@
     ladder run ladder=smoke out_dir=runs/smoke-share 2> smoke.log
     python scripts/eval_share.py runs/smoke-share smoke.log
 
-Training time of a rung (of a WSD-S trunk, whose rungs' evaluations it sums) is what its metrics.jsonl logs (tokens / tokens_per_s per interval;
-checkpoint writes and evaluation excluded); evaluation time is the eval hook's
-"evaluated in X s" log lines. Data preparation and the fit are in neither.
+Training time of a run (a cosine rung, or a WSD-S trunk, whose rungs' evaluations it sums) is what
+its metrics.jsonl logs (tokens / tokens_per_s per interval; checkpoint writes and evaluation
+excluded); evaluation time is the eval hook's "evaluated in X s" log lines. Data preparation and
+the fit are in neither.
 """
 import json
 import re
