@@ -15,7 +15,9 @@ from eval.scoring import pad_right
 from eval.sharding import Shards
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: in-loop evaluation runs the training model, and under ZeRO-3 the
+# parameters it gathers here would become inference tensors that training's backward cannot save.
+@torch.no_grad()
 def _batch_nll(model, batch: list[Sequence[int]], pad_id: int) -> float:
     device = next(model.parameters()).device
     ids, mask = pad_right(batch, pad_id)

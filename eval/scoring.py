@@ -107,8 +107,10 @@ def _units(group: int, seqs: list[list[int]], cont_lens: list[int]) -> list[_Uni
 
 def _cache_kwargs(model, cache) -> dict:
     # transformers 5 renamed forward's `past_key_values` to `cache` (the old name warns); 4.x knows only the old one.
-    # The class's forward: training may have wrapped this instance's (train/loss.py) in a generic signature.
-    name = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+    # The class's forward: training may have wrapped this instance's (train/loss.py) in a generic signature,
+    # and sharded evaluation wraps the model itself (eval.sharding.Lockstep.wrapped_model).
+    forward = type(getattr(model, "wrapped_model", model)).forward
+    name = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
     return {name: cache}
 
 
@@ -121,7 +123,9 @@ def _batch_prefix(units: list[_Unit]) -> int:
     return n
 
 
-@torch.inference_mode()
+# no_grad, not inference_mode: in-loop evaluation runs the training model, and under ZeRO-3 the
+# parameters it gathers here would become inference tensors that training's backward cannot save.
+@torch.no_grad()
 def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
     device = next(model.parameters()).device
     cache = DynamicCache(config=model.config)

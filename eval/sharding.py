@@ -99,6 +99,11 @@ class Lockstep:
     def __init__(self, model, shards: Shards):
         self.model, self.shards = model, shards
 
+    @property
+    def wrapped_model(self):
+        """The model itself, for code that inspects its class (eval.scoring's cache argument)."""
+        return self.model
+
     def __getattr__(self, name: str):
         return getattr(self.model, name)
 

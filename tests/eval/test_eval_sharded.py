@@ -95,8 +95,9 @@ def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny
     torchrun(tmp_path, cfg, "lockstep", str(tmp_path))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     # LM loss: 6 forwards on rank 0, 5 and a padding one on rank 1. RC: 6 examples and their 6 PMI
-    # groups, 6 groups a rank, 2 forwards each (shared prefix, then the continuations on its cache).
-    assert [r["forwards"] for r in ranks] == [6 + 6 * 2] * 2
+    # groups, 6 groups a rank, one forward each for the prefix and one more where a continuation is
+    # longer than a token (eval.scoring): how many depends on the tokenizer, the same on both ranks.
+    assert ranks[0]["forwards"] == ranks[1]["forwards"] >= 6 + 6
     for rank in ranks:
         assert [name for name, _, _ in rank["results"]] == [name for name, _, _ in one_process]
         assert [value for _, value, _ in rank["results"]] == pytest.approx(
