@@ -26,6 +26,7 @@ from fit.chain import MethodOutput
 from fit.errors import FitInputError
 from fit.points import PointSet, is_accuracy
 from fit.runs import RunTable, olmo_fit_runs
+from fit.targets import at_target
 from ladder.core.plan import Target
 
 Backtest = Tuple[List[str], List[Target]]  # (fit runs, held-out targets)
@@ -141,8 +142,10 @@ def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: M
 
 def _outside_fit_set(ps: PointSet, targets: List[Target], table: RunTable) -> List[Backtest]:
     """A fixed fit set's backtest: every run of the data it did not fit that is not a target."""
-    aimed = lambda r: any(t.name == r.run or (np.isclose(r.params, t.params, rtol=1e-3)
-                                               and np.isclose(r.run_tokens, t.tokens, rtol=1e-2)) for t in targets)
-    other = [Target(r.run, float(r.params), float(r.run_tokens)) for r in ps.points.drop_duplicates("run").itertuples()
-             if r.run not in set(table.runs) and not aimed(r)]
+    runs = ps.points.drop_duplicates("run")
+    aimed = np.zeros(len(runs), bool)
+    for t in targets:
+        aimed |= at_target(runs, t) | (runs["run"] == t.name).to_numpy()
+    other = [Target(r.run, float(r.params), float(r.run_tokens)) for r in runs[~aimed].itertuples()
+             if r.run not in set(table.runs)]
     return [(table.runs, other)] if other else []

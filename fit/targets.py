@@ -80,12 +80,17 @@ def default_targets(ps: PointSet, fit_runs: List[str], used_runs: List[str] = ()
     return [_run_target(ps, r) for r in sorted(larger, key=lambda r: (runs.loc[r, "params"], runs.loc[r, "run_tokens"]))]
 
 
+def at_target(points, target: Target) -> np.ndarray:
+    """Which rows of `points` (params, run_tokens) are a run of the target's N and D."""
+    return (np.isclose(points["params"].astype(float), target.params, rtol=1e-3)
+            & np.isclose(points["run_tokens"].astype(float), target.tokens, rtol=1e-2))
+
+
 def actual_value(ps: PointSet, target: Target, metric: str, last: int) -> float:
     """The data's value for a target: the mean of its run's last `last` evaluations (5 is the OLMo
     paper's convention; a single-point run gives its one value). NaN when no run matches."""
     p = ps.points
-    rows = p[(p["metric"] == metric) & np.isclose(p["params"].astype(float), target.params, rtol=1e-3)
-             & np.isclose(p["run_tokens"].astype(float), target.tokens, rtol=1e-2)]
+    rows = p[(p["metric"] == metric) & at_target(p, target)]
     if rows.empty:
         return float("nan")
     run = rows["run"].iloc[0]

@@ -50,5 +50,6 @@ def main(out_dir: str, log_file: str) -> None:
         print(f"{run_dir.name:24} {train:9.1f} {ev:8.1f} {100 * ev / (train + ev):9.1f} %")
     print(f"{'all':24} {total_train:9.1f} {total_eval:8.1f} {100 * total_eval / (total_train + total_eval):9.1f} %")
 
+
 if __name__ == "__main__":
     main(*sys.argv[1:])
