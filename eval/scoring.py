@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from ladder.core.interrupt import raise_if_stopped
+
 
 MIN_BATCH_PREFIX = 16  # tokens; a batch-wide prefix shorter than this runs with each row's own
 
@@ -192,6 +194,7 @@ def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], 
     # Longest first: similar lengths share a batch (little padding) and memory peaks at the start.
     units.sort(key=lambda u: -(len(u.prefix) + max(len(r) for r in u.rests)))
     for start in range(0, len(units), batch_size):
+        raise_if_stopped()
         batch = units[start:start + batch_size]
         for u, unit_scores in zip(batch, _score_batch(model, batch, pad_id(tokenizer))):
             for request, score in zip(u.requests, unit_scores):

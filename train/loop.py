@@ -27,6 +27,7 @@ import transformers
 from omegaconf import OmegaConf
 
 from ladder.core.files import atomic_write_text
+from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints, latest_checkpoint,
                                temporary_checkpoint_dir)
 from ladder.core.plan import Rung
@@ -262,6 +263,7 @@ class _Run:
         self.model.train()
         clock, since, loss, pending = time.perf_counter(), 0, None, []
         for step in range(start + 1, hp.steps + 1):  # 1-based: `step` optimizer steps done after this one
+            raise_if_stopped()
             batch = next(feed).to(backend.device, non_blocking=True)
             ce_sum = torch.zeros((), device=backend.device)
             for k in range(self.accumulation):

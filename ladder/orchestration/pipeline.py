@@ -18,6 +18,7 @@ from fit.errors import FitInputError
 from fit.run import run_fit
 from ladder.core.configs import CONFIG_DIR
 from ladder.core.files import atomic_write_text
+from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir, trunk_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.orchestration.compose import load
@@ -116,6 +117,7 @@ def _run_here(cfg: DictConfig, jobs: list[Rung], evaluate: bool) -> tuple[dict[s
     """Run the jobs one after another: (the error of each that raised, the ones another process is running)."""
     failures, elsewhere = {}, []
     for job in jobs:
+        raise_if_stopped()
         try:
             if run_rung(cfg, job.rung_id, evaluate) == LOCKED:
                 elsewhere.append(job.rung_id)
