@@ -137,9 +137,14 @@ def check_config(cfg: DictConfig) -> None:
                               ("derived.continuation_words", e.derived.continuation_words, 1)):
         if value is not None and value < least:
             raise EvalError(f"eval.{key}={value}: must be at least {least}")
-    unknown = sorted(set(e.task_paths) - set(TASKS))
+    known = ", ".join(sorted(TASKS))
+    unknown = [t for t in e.tasks if t not in TASKS and t != "derived"]
     if unknown:
-        raise EvalError(f"eval.task_paths.{unknown[0]}: unknown task; known: {', '.join(sorted(TASKS))}")
+        raise EvalError(f"eval.tasks: unknown task {unknown[0]!r}; known: {known}, derived")
+    for key in ("task_paths", "fewshot_paths"):
+        unknown = sorted(set(e[key]) - set(TASKS))
+        if unknown:
+            raise EvalError(f"eval.{key}.{unknown[0]}: unknown task; known: {known}")
     eval_dtype(e.precision, eval_device(e.device))  # each names its key when it is wrong
 
 
@@ -182,9 +187,11 @@ def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> N
             raise EvalError("nothing to evaluate: eval.tasks and eval.lm_sets are both empty")
         tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
         for directory, found in targets:
+            if not found:  # e.g. a rung whose training has not begun: no config.yaml to read yet either
+                if shards.is_main:
+                    log.warning("%s: no checkpoints yet", directory)
+                continue
             rung = rung_info(directory)
-            if not found and shards.is_main:
-                log.warning("%s: no checkpoints yet", directory)
             for ckpt in found:
                 # Rank 0 decides, so a checkpoint being written as the ranks look is skipped by all or none.
                 missing = shards.agree(missing_files(ckpt, tokenizer_dir) if shards.is_main else None)

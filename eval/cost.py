@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from eval.config import EvalConfig
+from eval.config import EvalConfig, EvalError
 
 TOKENS_PER_WORD = 1.3
 
@@ -52,7 +52,7 @@ def task_tokens(name: str, cfg: EvalConfig, seq_len: int) -> float:
     """Tokens through the model to score one task once."""
     size = _derived(cfg) if name == "derived" else TASK_SIZES.get(name)
     if size is None:
-        raise ValueError(f"eval.tasks: unknown task {name!r}; known: {', '.join(sorted(TASK_SIZES))}, derived")
+        raise EvalError(f"eval.tasks: unknown task {name!r}; known: {', '.join(sorted(TASK_SIZES))}, derived")
     examples = size.examples if cfg.max_examples is None else min(size.examples, cfg.max_examples)
     prompt = min(seq_len, (cfg.num_fewshot + 1) * size.context_tokens + cfg.num_fewshot * size.choice_tokens)
     per_example = prompt + size.choices * size.choice_tokens

@@ -27,7 +27,7 @@ from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import heldout_loss
 from eval.metrics import ScoredExample, group_mean, rc_metrics
-from eval.scoring import pad_id, score_groups
+from eval.scoring import encode_groups, pad_id, score_encoded
 from eval.sharding import Shards
 from eval.tasks import Example, TaskError, load_task, mmlu_group
 
@@ -98,10 +98,11 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
                   shards: Shards = Shards()) -> TaskResult:
     choices, uncond_groups = unconditional_groups(examples)
     mine = shards.take([ex.requests() for ex in examples] + uncond_groups)
-    try:
-        scores = shards.gather(shards.run(model, lambda m: score_groups(m, tokenizer, mine, batch_size=batch_size)))
-    except ValueError as exc:  # an example this model cannot score, e.g. longer than its window
+    try:  # an example this model cannot score, e.g. longer than its window, stops every rank
+        encoded = shards.together(lambda: encode_groups(tokenizer, mine, model.config.max_position_embeddings))
+    except ValueError as exc:
         raise TaskError(f"task {name}: {exc}") from None
+    scores = shards.gather(shards.run(model, lambda m: score_encoded(m, encoded, pad_id(tokenizer), batch_size)))
     uncond = dict(zip(choices, (lp for s in scores[len(examples):] for lp in s.logprobs)))
     scored = []
     for ex, s in zip(examples, scores):
@@ -185,14 +186,17 @@ def eval_device(name: str) -> torch.device:
     """`eval.device`: auto is this process's GPU (LOCAL_RANK under torchrun) when one is visible, else the CPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise EvalError("eval.device=cuda but no CUDA device is visible (eval.device=auto uses one if any)")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise EvalError(f"eval.device={name}: expected auto, cpu, cuda or cuda:N") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise EvalError(f"eval.device={name}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EvalError(f"eval.device={name} but no CUDA device is visible (eval.device=auto uses one if any)")
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
 
 
 def eval_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:

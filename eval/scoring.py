@@ -178,25 +178,43 @@ def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
     return out_scores
 
 
-def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8,
-                 max_len: int | None = None) -> list[GroupScores]:
-    """Score every (context, continuation) request of every group; `batch_size` counts groups per forward."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    max_len = max_len or model.config.max_position_embeddings
-    results, units = [], []
+@dataclass
+class Encoded:
+    """Groups tokenized into forward units, each unit's scores still to fill in."""
+    scores: list[GroupScores]
+    units: list[_Unit]
+
+
+def encode_groups(tokenizer, groups: Sequence[Sequence[tuple[str, str]]], max_len: int) -> Encoded:
+    """Tokenize every request; a ValueError names the first one no model of `max_len` tokens can score."""
+    scores, units = [], []
     for g, pairs in enumerate(groups):
         if not pairs:
             raise ValueError(f"group {g} has no requests")
         seqs, cont_lens, truncated = encode_group(tokenizer, pairs, max_len)
-        results.append(GroupScores([0.0] * len(pairs), cont_lens, truncated))
+        scores.append(GroupScores([0.0] * len(pairs), cont_lens, truncated))
         units.extend(_units(g, seqs, cont_lens))
     # Longest first: similar lengths share a batch (little padding) and memory peaks at the start.
     units.sort(key=lambda u: -(len(u.prefix) + max(len(r) for r in u.rests)))
+    return Encoded(scores, units)
+
+
+def score_encoded(model, encoded: Encoded, pad: int, batch_size: int = 8) -> list[GroupScores]:
+    """Run the forwards of `encode_groups`' units, `batch_size` units per forward."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    units, results = encoded.units, encoded.scores
     for start in range(0, len(units), batch_size):
         raise_if_stopped()
         batch = units[start:start + batch_size]
-        for u, unit_scores in zip(batch, _score_batch(model, batch, pad_id(tokenizer))):
+        for u, unit_scores in zip(batch, _score_batch(model, batch, pad)):
             for request, score in zip(u.requests, unit_scores):
                 results[u.group].logprobs[request] = score
     return results
+
+
+def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8,
+                 max_len: int | None = None) -> list[GroupScores]:
+    """Score every (context, continuation) request of every group; `batch_size` counts groups per forward."""
+    encoded = encode_groups(tokenizer, groups, max_len or model.config.max_position_embeddings)
+    return score_encoded(model, encoded, pad_id(tokenizer), batch_size)

@@ -50,6 +50,21 @@ class Shards:
         stepped.finish()
         return result
 
+    def together(self, work: Callable[[], Any]):
+        """`work()` on every rank; a ValueError on any rank is raised on all of them, with the first
+        failing rank's message, so no rank waits in a collective for one that has stopped."""
+        try:
+            result, error = work(), None
+        except ValueError as exc:
+            result, error = None, str(exc)
+        if self.world_size > 1:
+            errors: list = [None] * self.world_size
+            dist.all_gather_object(errors, error)
+            error = next((e for e in errors if e is not None), None)
+        if error is not None:
+            raise ValueError(error)
+        return result
+
     def gather(self, mine: list) -> list:
         """Every rank's `take` results, in the order of the items they were taken from."""
         if self.world_size == 1:

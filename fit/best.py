@@ -109,7 +109,8 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
                      for p, inter in paths.items()}
         out = _merge(paths_out, paths)
     backtests = inner_backtests(table)
-    extra = longest_runs_backtest(table) if cfg.calibrate else []  # for the intervals, not the weights
+    calibrating = cfg.calibrate and cfg.bootstrap > 0  # as run_fit decides for the other methods
+    extra = longest_runs_backtest(table) if calibrating else []  # for the intervals, not the weights
     errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests + extra, cfg, sigmoid)
     out.warnings += [f"best: {s}" for s in skipped]
     by_size = errors[errors["backtest"] < len(backtests)]
@@ -126,10 +127,10 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
     if paths and not by_size["error"].notna().any():
         out.warnings.append("best: no inner backtest across sizes could be fitted (the fit set needs 3 sizes); "
                             "paths weighted equally")
-    if cfg.calibrate and errors["error"].notna().any():
+    if calibrating and errors["error"].notna().any():
         scored = [b for i, b in enumerate(backtests + extra) if errors.loc[errors["backtest"] == i, "error"].notna().any()]
         _widen(out, errors, weights, cfg.interval, table, scored, targets)
-    elif cfg.calibrate:
+    elif calibrating:
         out.warnings.append("best: no inner backtest could be scored; intervals are bootstrap only")
     out.calibrated = True  # by its own inner backtests, which also weight its paths (or deliberately not)
     return out
@@ -143,8 +144,9 @@ def _merge(paths_out: Dict[str, MethodOutput], paths) -> MethodOutput:
         out.predictions += [q for q in o.predictions if not q["metric"].endswith(":acc")]
         for key, rec in o.fits.items():
             out.fits[_step2_key(key, paths[p])] = rec
-        for key, fitted in o.steps.items():
-            out.steps[_step2_key(key, paths[p])] = fitted
+        for key, fitted in o.steps.items():  # renamed in the step too: the figures look up samples by it
+            key = _step2_key(key, paths[p])
+            out.steps[key] = replace(fitted, step=replace(fitted.step, key=key))
         for key, v in o.samples.items():
             out.samples[_step2_sample_key(key, paths[p])] = v
         for w in o.warnings:
@@ -197,11 +199,11 @@ def _path_pred(o: MethodOutput, target: str, metric: str) -> float:
 def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, interval: float, table: RunTable,
            backtests, targets: List[Target]):
     """Widen every interval by the inner-backtest misses of what predicted it: the weighted ensemble
-    for an accuracy, the loss's own step-1 fit for a loss (the same in every path, so counted once)."""
+    for an accuracy, the step-1 fit of the one path that predicts it for a loss or bpb."""
     acc = errors["metric"].str.endswith(":acc")
     ens = [{"metric": m, "actual": g["actual"].iloc[0],
             "predicted": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"), weights.loc[m]).iloc[0]}
            for (_, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
     misses = pd.concat([pd.DataFrame(ens, columns=["metric", "predicted", "actual"]),
-                        errors[~acc].drop_duplicates(["backtest", "target", "metric"])[["metric", "predicted", "actual"]]])
+                        errors[~acc][["metric", "predicted", "actual"]]])
     widen(out, misses, interval, table, backtests, targets, "its inner backtests")

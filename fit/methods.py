@@ -70,7 +70,7 @@ class Sigmoid:
             return Points(np.append(xs, 0.0)[None, :], np.append(ys, self.ceiling), np.append(owner, -1))
 
         bounds = ([(a - 1e-9, a), (0.0, None), (0.0, None), (1 - 1e-9, 1.0)] if self.fixed else
-                  [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, self.ceiling)])
+                  SIGMOID_BOUNDS[:3] + [(0.0, self.ceiling)])
         return Step(key, laws.SIGMOID, points(xs, ys, owner), [[a, 0.9, 3.0, min(1.0, self.ceiling)]], bounds,
                     refit_points=refit and points(*refit), label=task, x_label=intermediate,
                     drop_note="no sigmoid fits its (loss, accuracy) points; no accuracy predicted",
@@ -182,7 +182,8 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     to_nm = lambda X, C: np.vstack([X[0], X[1] / X[0]])  # (N, M): the paper's code fits in N and M = D/N
     steps = [Step("c4_val:loss", laws.GADRE_LOSS, final_points(table, loss_runs, "c4_val:loss", err_runs, to_nm),
                   GADRE_GRID, target_x=to_nm(nd(targets), None), output="c4_val:loss", min_runs=4,
-                  describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)}, x_label="tokens D")]
+                  describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)},
+                  x_label="tokens per parameter M")]
     _, L, _ = table.finals(err_runs, "c4_val:loss")
     for m in [m for m in ("avg46:err", "avg17:err") if table.has(m)]:
         _, e, _ = table.finals(err_runs, m)

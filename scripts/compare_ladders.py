@@ -1,7 +1,7 @@
 """Compare two runs of the same ladder trained two ways (e.g. cosine and wsds): compute, the final
 loss of every rung, and each one's held-out-size backtest errors (its report/predictions.csv).
 
-    PYTHONPATH=. python scripts/compare_ladders.py runs/smoke-cosine runs/smoke-wsds [metric]
+    .venv/bin/python scripts/compare_ladders.py runs/smoke-cosine runs/smoke-wsds [metric]
 
 `metric` is the held-out loss to compare rung by rung (default: the first `*_val:loss` found).
 """
@@ -11,21 +11,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from ladder.core.layout import PLAN, REPORT, results_files
+
 
 def final_values(out_dir: Path) -> pd.DataFrame:
-    rows = [json.loads(line) for f in sorted(out_dir.glob("rungs/*/results.jsonl")) for line in f.open()]
+    rows = [json.loads(line) for f in results_files(out_dir) for line in f.open() if line.strip()]
     return pd.DataFrame([r for r in rows if r["final"]]).set_index(["run", "metric"])["value"]
 
 
 def backtest(out_dir: Path) -> pd.DataFrame:
-    preds = pd.read_csv(out_dir / "report" / "predictions.csv").dropna(subset=["actual"])
+    preds = pd.read_csv(out_dir / REPORT / "predictions.csv").dropna(subset=["actual"])
     preds["rel_err_pct"] = 100 * (preds["predicted"] - preds["actual"]).abs() / preds["actual"].abs()
     return preds.set_index(["target", "metric"])["rel_err_pct"]
 
 
 def main():
     a, b = Path(sys.argv[1]), Path(sys.argv[2])
-    plan_a, plan_b = (json.loads((d / "plan.json").read_text()) for d in (a, b))
+    plan_a, plan_b = (json.loads((d / PLAN).read_text()) for d in (a, b))
     print(f"compute (6ND): {a.name} {plan_a['compute']:.4g}, {b.name} {plan_b['compute']:.4g}, "
           f"ratio {plan_b['compute'] / plan_a['compute']:.3f}")
     fa, fb = final_values(a), final_values(b)

@@ -1,7 +1,7 @@
 """The share of a ladder run's time spent in in-loop evaluation, from what the run leaves behind.
 
     ladder run ladder=smoke out_dir=runs/smoke-share 2> smoke.log
-    python scripts/eval_share.py runs/smoke-share smoke.log
+    .venv/bin/python scripts/eval_share.py runs/smoke-share smoke.log
 
 Training time of a run (a cosine rung, or a WSD-S trunk, whose rungs' evaluations it sums) is what
 its metrics.jsonl logs (tokens / tokens_per_s per interval; checkpoint writes and evaluation
@@ -14,12 +14,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from ladder.core.layout import METRICS, PLAN, rung_dir, trunk_dir
+
 EVALUATED = re.compile(r"INFO eval\.cli: (\S+) step \d+: .* evaluated in ([0-9.]+) s")
 
 
-def training_seconds(rung_dir: Path) -> float:
+def training_seconds(run_dir: Path) -> float:
     seconds, tokens = 0.0, 0
-    for row in map(json.loads, (rung_dir / "metrics.jsonl").read_text().splitlines()):
+    for row in map(json.loads, (run_dir / METRICS).read_text().splitlines()):
         seconds += (row["tokens"] - tokens) / row["tokens_per_s"]
         tokens = row["tokens"]
     return seconds
@@ -28,11 +30,11 @@ def training_seconds(rung_dir: Path) -> float:
 def runs(out_dir: Path) -> dict:
     """Each directory that trained (a cosine rung, or a WSD-S trunk) -> the rungs its evaluations are
     logged under (plan.json's trunks)."""
-    plan = json.loads((out_dir / "plan.json").read_text())
+    plan = json.loads((out_dir / PLAN).read_text())
     trunks = {t["name"]: t["rungs"] for t in plan.get("trunks", [])}
     in_trunk = {r for rungs in trunks.values() for r in rungs}
-    out = {out_dir / "trunks" / name: rungs for name, rungs in trunks.items()}
-    out.update({out_dir / "rungs" / r["rung_id"]: [r["rung_id"]] for r in plan["rungs"] if r["rung_id"] not in in_trunk})
+    out = {trunk_dir(out_dir, name): rungs for name, rungs in trunks.items()}
+    out.update({rung_dir(out_dir, r["rung_id"]): [r["rung_id"]] for r in plan["rungs"] if r["rung_id"] not in in_trunk})
     return out
 
 

@@ -48,6 +48,17 @@ def test_an_unknown_launcher_is_refused_not_run_locally(capsys):
     assert "launcher.name=nope: unknown launcher; known: local, slurm" in error(capsys, "plan", "launcher.name=nope")
 
 
+def test_plan_names_an_unknown_task_in_its_evaluation_cost(capsys):
+    assert "eval.tasks: unknown task 'piqq'" in error(capsys, "plan", "eval.tasks=[piqq]")
+
+
+def test_every_task_has_a_size_for_the_plan_cost():
+    from eval.cost import TASK_SIZES
+    from eval.tasks import TASKS
+
+    assert set(TASK_SIZES) == set(TASKS)
+
+
 def test_plan_refuses_an_unknown_dataset_like_run(capsys):
     assert "ladder.datasets: unknown data 'nope'" in error(capsys, "plan", "ladder.datasets=[nope]")
 

@@ -22,7 +22,7 @@ def _row(rung, eval_c: float) -> tuple[str, ...]:
 
 
 def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
-    """`eval_compute`: each rung's in-loop evaluation FLOPs, by rung id (ladder.resources.eval_compute)."""
+    """`eval_compute`: each rung's in-loop evaluation FLOPs, by rung id (ladder.orchestration.resources.eval_compute)."""
     rows = [COLUMNS] + [_row(r, eval_compute[r.rung_id]) for r in plan.rungs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))

@@ -45,7 +45,7 @@ class LadderConfig:
     datasets: List[str] = MISSING  # names in configs/data/
     extra_rungs: List[RungConfig] = field(default_factory=list)
     targets: List[TargetConfig] = field(default_factory=list)
-    # cosine: every rung its own run; wsds / branch: one run per size gives every multiplier's rung (ladder.plan.Trunk)
+    # cosine: every rung its own run; wsds / branch: one run per size gives every multiplier's rung (ladder.core.plan.Trunk)
     schedule: str = "cosine"
     decay_fraction: float = 0.1  # wsds/branch: share of each rung's period spent decaying (OLMo-core's minimum)
     # The shape family for sizes given as parameter counts.
@@ -69,7 +69,7 @@ class LauncherConfig:
     setup: List[str] = field(default_factory=list)  # shell lines run before each job, e.g. module loads
     folder: str = "${out_dir}/slurm"  # submitit's job scripts and logs
     max_parallel: int = 64  # array jobs running at once
-    # Resource rule (ladder/resources.py); gpus_per_node = 0 runs CPU-only jobs.
+    # Resource rule (ladder/orchestration/resources.py); gpus_per_node = 0 runs CPU-only jobs.
     gpus_per_node: int = 8
     max_nodes: int = 16
     gpu_flops: float = 989e12  # dense bf16 peak of one H100 SXM

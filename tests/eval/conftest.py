@@ -1,5 +1,12 @@
-"""Shared fixtures: a byte-level BPE tokenizer trained on a few paragraphs and tiny real models."""
+"""Shared fixtures: a byte-level BPE tokenizer trained on a few paragraphs, tiny real models, and a
+two-process torchrun launch of sharded_eval_worker.py."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from omegaconf import OmegaConf
 
 from ladder.core.sizes import ModelShape
 from train.data.tokenizer import bpe_tokenizer
@@ -35,3 +42,18 @@ def model(tokenizer):
 def make_model(tokenizer):
     """Build another tiny model: make_model(seq_len=16, seed=1, arch="llama")."""
     return lambda **kw: tiny_model(tokenizer, **kw)
+
+
+@pytest.fixture
+def launch_eval(tmp_path):
+    """launch_eval(cfg, *args): sharded_eval_worker.py CONFIG *args on 2 gloo processes under torchrun."""
+    here = Path(__file__).resolve().parent
+
+    def launch(cfg, *args) -> subprocess.CompletedProcess:
+        config_file = tmp_path / "eval_config.yaml"
+        config_file.write_text(OmegaConf.to_yaml(cfg))
+        env = {**os.environ, "PYTHONPATH": str(here.parents[1]), "OMP_NUM_THREADS": "1"}
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                               str(here / "sharded_eval_worker.py"), str(config_file), *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+    return launch

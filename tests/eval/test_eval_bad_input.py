@@ -78,6 +78,19 @@ def test_a_continuation_longer_than_the_window_is_a_message_not_a_traceback(shor
     assert "' Put it in a bowl" in err and "leaves no room for context in the model's 16-token window" in err
 
 
+@pytest.mark.slow  # a torchrun launch
+def test_an_example_only_one_rank_holds_stops_every_rank_with_its_message(short_window, launch_eval):
+    """Rank 0 takes the unscorable example, rank 1 the other: both print the line and stop, none is
+    left in a collective waiting for the other (a hang under NCCL, a gloo traceback here)."""
+    long = dict(PIQA, sol1="Put it in a bowl of dry uncooked rice for two whole days, then try it " * 3)
+    path = write(short_window / "piqa.jsonl", [long, PIQA])
+    proc = launch_eval(load([f"out_dir={short_window}", "eval.tasks=[piqa]", f"eval.task_paths.piqa={path}"]),
+                  "ladder-eval")
+    # torchrun reports each worker's exit code: 2 from both, `ladder eval`'s code for bad input.
+    assert proc.returncode != 0 and proc.stderr.count("exitcode  : 2 ") == 2, proc.stderr[-3000:]
+    assert proc.stderr.count("ladder eval: error: task piqa: a continuation of ") == 2, proc.stderr[-3000:]
+
+
 def test_held_out_sequences_longer_than_the_window_name_the_set(tokenizer, make_model):
     with pytest.raises(TaskError, match=r"eval.lm_sets.c4: sequence 0 has 40 tokens, more than the model's 16"):
         evaluate_model(make_model(seq_len=16), tokenizer, lm_sets={"c4": LMSet([list(range(1, 41))])}, tasks={},
@@ -90,6 +103,10 @@ def test_held_out_sequences_longer_than_the_window_name_the_set(tokenizer, make_
     ("eval.max_sequences=0", "eval.max_sequences=0: must be at least 1"),
     ("eval.derived.n_choices=1", "eval.derived.n_choices=1: must be at least 2"),
     ("eval.task_paths.piqq=/x.jsonl", "eval.task_paths.piqq: unknown task; known: arc_challenge"),
+    ("eval.fewshot_paths.piqq=/x.jsonl", "eval.fewshot_paths.piqq: unknown task; known: arc_challenge"),
+    ("eval.tasks=[piqq]", "eval.tasks: unknown task 'piqq'; known: arc_challenge"),
+    ("eval.device=mps", "eval.device=mps: expected auto, cpu, cuda or cuda:N"),
+    ("eval.precision=fp16", "eval.precision: expected one of ('auto', 'fp32', 'bf16'), got 'fp16'"),
     ("eval.device=nope", "eval.device=nope: "),
     ("eval.tasks=[] eval.lm_sets.c4=/", "eval.lm_sets.c4: /: no manifest.json"),
 ])
@@ -98,5 +115,7 @@ def test_bad_eval_settings_are_named_before_any_work(short_window, capsys, overr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_cuda_device_without_cuda_is_named(short_window, capsys):
-    assert "eval.device=cuda but no CUDA device is visible" in ladder_eval(capsys, short_window, "eval.device=cuda")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_cuda_device_without_cuda_is_named(short_window, capsys, device):
+    assert f"eval.device={device} but no CUDA device is visible" in ladder_eval(capsys, short_window,
+                                                                                f"eval.device={device}")

@@ -153,14 +153,6 @@ def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, 
     assert all("1 of 1 contexts truncated" in r["warnings"][0] for r in records)
 
 
-def test_device_and_precision_errors_name_the_key(ladder_dir, capsys):
-    assert main(config(ladder_dir, "eval.precision=fp16")) == 2
-    assert "eval.precision: expected one of ('auto', 'fp32', 'bf16'), got 'fp16'" in capsys.readouterr().err
-    if not torch.cuda.is_available():
-        assert main(config(ladder_dir, "eval.device=cuda")) == 2
-        assert "eval.device=cuda but no CUDA device is visible" in capsys.readouterr().err
-
-
 def test_auto_device_and_precision_follow_the_hardware():
     assert eval_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert eval_dtype("auto", torch.device("cpu")) is None and eval_dtype("auto", torch.device("cuda")) == torch.bfloat16

@@ -5,13 +5,9 @@ equals a one-process one (the last two are slow: torchrun launches). Both hold t
 batches of other compositions round differently in fp32 (eval/scoring.py checks 1e-5 per score).
 """
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from eval.checkpoints import load_checkpoint
 from eval.cli import main, open_lm_sets, prepare_tasks
@@ -21,8 +17,6 @@ from ladder.core.plan import build_plan
 from ladder.orchestration.rung import run_rung, with_heldout
 from train.model import build_model
 
-HERE = Path(__file__).resolve().parent
-WORKER = HERE / "sharded_eval_worker.py"
 TOLERANCE = dict(rel=1e-5, abs=1e-7)
 ONE_RUNG = ("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]")
 
@@ -42,13 +36,12 @@ def assert_same(a: dict, b: dict) -> None:
     assert [a[k] for k in sorted(a)] == pytest.approx([b[k] for k in sorted(a)], **TOLERANCE)
 
 
-def torchrun(tmp_path, cfg, *args) -> None:
-    config_file = tmp_path / "eval_config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(cfg))
-    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(WORKER), str(config_file), *args], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+@pytest.fixture
+def torchrun(launch_eval):
+    def run(cfg, *args) -> None:
+        proc = launch_eval(cfg, *args)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return run
 
 
 def test_in_loop_eval_equals_ladder_eval_of_the_saved_checkpoints(tiny_ladder):
@@ -59,12 +52,13 @@ def test_in_loop_eval_equals_ladder_eval_of_the_saved_checkpoints(tiny_ladder):
     in_loop = results(directory)
     assert len({step for step, _ in in_loop}) == 2  # both checkpoints
     (directory / "results.jsonl").unlink()
+    (directory.parent / "smoke-24-smoke-M9").mkdir()  # a rung whose training has not begun: no config.yaml
     assert main(heldout(cfg)) == 0  # `ladder eval`: every checkpoint reloaded from disk
     assert_same(results(directory), in_loop)
 
 
 @pytest.mark.slow  # ~1 min: two torchrun launches (tests/test_pipeline.py runs the sharded in-loop path by default)
-def test_two_process_training_evaluates_sharded_like_one_process_ladder_eval(tiny_ladder, tmp_path):
+def test_two_process_training_evaluates_sharded_like_one_process_ladder_eval(tiny_ladder, torchrun):
     # DDP over 2 gloo processes; 3 examples per forward, so the ranks' shares split into uneven batches.
     cfg = tiny_ladder(*ONE_RUNG, "train=ddp_cpu", "train.micro_batch_size=8", "train.wandb.mode=disabled",
                       "train.progress=false", "eval.batch_size=3")
@@ -78,12 +72,12 @@ def test_two_process_training_evaluates_sharded_like_one_process_ladder_eval(tin
     one_process = results(directory)
     assert_same(in_loop, one_process)
     (directory / "results.jsonl").unlink()
-    torchrun(tmp_path, heldout(cfg), "ladder-eval")  # `ladder eval` on 2 processes
+    torchrun(heldout(cfg), "ladder-eval")  # `ladder eval` on 2 processes
     assert_same(results(directory), one_process)
 
 
 @pytest.mark.slow
-def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny_ladder, tmp_path):
+def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny_ladder, tmp_path, torchrun):
     """What FSDP and ZeRO-3 need: 11 sequences one per forward split 6 + 5, and rank 1 runs one padding forward."""
     cfg = heldout(tiny_ladder(*ONE_RUNG, "eval.batch_size=1", "eval.max_sequences=11", "eval.derived.n_examples=6"))
     rung = build_plan(cfg).rungs[0]
@@ -92,7 +86,7 @@ def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny
     cfg.eval.checkpoint = str(checkpoint)
     model, tokenizer = load_checkpoint(checkpoint, Path(cfg.eval.tokenizer))
     one_process = evaluate_model(model, tokenizer, lm_sets=open_lm_sets(cfg), tasks=prepare_tasks(cfg), batch_size=1)
-    torchrun(tmp_path, cfg, "lockstep", str(tmp_path))
+    torchrun(cfg, "lockstep", str(tmp_path))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     # LM loss: 6 forwards on rank 0, 5 and a padding one on rank 1. RC: 6 examples and their 6 PMI
     # groups, 6 groups a rank, one forward each for the prefix and one more where a continuation is

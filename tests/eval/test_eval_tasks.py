@@ -191,9 +191,9 @@ def test_pmi_scores_each_distinct_choice_once_and_matches_scoring_per_example(to
     examples = [Example(f"Question: is {w} a river?\nAnswer:", (" yes", " no", " maybe"), i % 3)
                 for i, w in enumerate(["the Rhine", "bread", "a star", "the Nile"])]
     requests = []
-    real = eval.run.score_groups
-    monkeypatch.setattr(eval.run, "score_groups", lambda m, t, groups, **kw: (
-        requests.extend(p for g in groups for p in g), real(m, t, groups, **kw))[1])
+    real = eval.run.encode_groups
+    monkeypatch.setattr(eval.run, "encode_groups", lambda t, groups, max_len: (
+        requests.extend(p for g in groups for p in g), real(t, groups, max_len))[1])
     m = evaluate_task(model, tokenizer, "t", examples, batch_size=2).metrics
     assert len(requests) == 4 * 3 + 3  # conditional, then " yes", " no", " maybe" once each
     uncond = [lp for lp in score_groups(model, tokenizer, [[("Answer:", c) for c in examples[0].choices]])[0].logprobs]

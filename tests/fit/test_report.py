@@ -57,13 +57,14 @@ def test_figures_are_small_multiples_at_150_dpi_with_measured_held_out_points(re
     assert Image.open(pngs["step1"]).size[0] >= 600
 
 
-def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder):
-    from fit.methods import olmo_two_step
+@pytest.mark.parametrize("method", ["olmo_two_step", "best"])
+def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder, method):
+    from fit.registry import METHODS
     from fit.run import apply_holdout, choose_targets
     ps = load_points(str(write_ladder(tmp_path)))
     fit_ps, held = apply_holdout(FitConfig(holdout="largest"), ps)
     targets = choose_targets(FitConfig(), fit_ps, held)
-    out = olmo_two_step(fit_ps, targets, FitConfig(bootstrap=10))
+    out = METHODS[method](fit_ps, targets, FitConfig(bootstrap=10))
     preds = pd.DataFrame(out.predictions)
     from fit.targets import actual_value
     preds["actual"] = [actual_value(ps, next(t for t in targets if t.name == r.target), r.metric, 1)
@@ -72,6 +73,10 @@ def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder):
     for name in ("step1", "step2"):
         labels = {t.get_text() for t in figs[name].legends[0].texts}
         assert {"predicted target", "measured target"} <= labels, name
+    assert "90% bootstrap band" in {t.get_text() for t in figs["step2"].legends[0].texts}
+    if method == "best":  # each task's top path, captioned with its weight
+        titles = [ax.get_title() for ax in figs["step2"].axes if ax.get_visible()]
+        assert titles and all("top path" in t for t in titles), titles
 
 
 PROBE = """<script>window.__errors=[];['error','warn'].forEach(function(k){var o=console[k];console[k]=function(){
