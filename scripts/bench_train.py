@@ -75,9 +75,20 @@ def shape_from(args) -> ModelShape:
     return shape_for_params(count, arch=args.arch, vocab_size=args.vocab_size, seq_len=args.seq_len, convention="total")
 
 
+def timed_from(warmup: int, log_every: int, steps: int) -> int:
+    """The step both loops start their clocks after: the first logged one at or after `warmup`, since
+    the harness's tokens/s is known only over the intervals between its metrics records."""
+    start = -(-warmup // log_every) * log_every
+    if start >= steps:
+        raise SystemExit(f"--warmup {warmup} --log-every {log_every}: no logged step before the last ({steps}) "
+                         f"to start timing at; give more --steps or a --log-every that divides --warmup")
+    return start
+
+
 def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
     """Tokens/s of the textbook loop: read, forward, backward, clip, AdamW, schedule, loss to the host."""
     hp = rung.hp
+    warmup = timed_from(warmup, cfg.log_every, hp.steps)
     _, micro, accumulation = split_batch(hp.batch_size, 1, cfg.micro_batch_size)
     model = build_model(rung.shape, seed=cfg.seed).to(device)
     if cfg.compile:
@@ -110,6 +121,7 @@ def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup:
 
 def harness_loop(rung: Rung, data, cfg: TrainConfig, warmup: int) -> float:
     """Tokens/s of train_rung over the steps after `warmup`, from its own metrics.jsonl."""
+    warmup = timed_from(warmup, cfg.log_every, rung.hp.steps)
     with tempfile.TemporaryDirectory() as run_dir:
         result = train_rung(rung, data, Path(run_dir), cfg)
         assert result.state == "done", result

@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from bench_train import harness_loop, packed_shards, plain_loop, RandomSequences  # noqa: E402
+from bench_train import harness_loop, packed_shards, plain_loop, RandomSequences, timed_from  # noqa: E402
 from ladder.core.configs import load_model  # noqa: E402
 from ladder.core.plan import Rung  # noqa: E402
 from ladder.core.recipes import Hyperparams  # noqa: E402
@@ -104,7 +104,8 @@ def throughput(shape: ModelShape, data: str, args, tmp: Path) -> dict:
     peak = peak_flops(cfg)
     flops = shape.flops_per_token()
     return {"size": shape.name, "data": data, "batch": batch, "micro_batch": harness_micro,
-            "plain_micro_batch": plain_micro, "seq_len": shape.seq_len, "timed_steps": args.steps,
+            "plain_micro_batch": plain_micro, "seq_len": shape.seq_len,
+            "timed_steps": steps - timed_from(args.warmup, args.log_every, steps),
             "harness_tokens_per_s": harness, "plain_tokens_per_s": plain, "ratio": harness / plain,
             "harness_mfu": harness * flops / peak if peak else None, "plain_mfu": plain * flops / peak if peak else None}
 
@@ -238,9 +239,10 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--tiny", action="store_true", help="a tiny model instead of the olmo sizes (CPU dry run)")
     parser.add_argument("--sizes", nargs="+", default=["olmo-190M", "olmo-1B"])
-    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per loop")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
-    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per loop")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
+    parser.add_argument("--log-every", type=int, default=5, help="steps between loss reads; divides --warmup, "
+                        "since the harness's clock starts at a logged step")
     parser.add_argument("--eval-examples", type=int, default=24, help="examples per task timed")
     parser.add_argument("--eval-batch", type=int, default=32)
     parser.add_argument("--step-timeout", type=int, default=240, help="seconds for each torchrun step check")

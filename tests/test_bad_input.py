@@ -59,6 +59,19 @@ def test_every_task_has_a_size_for_the_plan_cost():
     assert set(TASK_SIZES) == set(TASKS)
 
 
+def test_a_bad_line_after_a_null_text_is_named_not_a_json_traceback(tmp_path):
+    """A null text makes the reader search the whole file for a record without the field; a bad line
+    past the `datasets` reader's first 10 MB block is met by that search first."""
+    good = json.dumps({"text": "document of the river " * 20}) + "\n"
+    n = (12 << 20) // len(good)
+    shard = tmp_path / "c4" / "a.jsonl"
+    jsonl(shard, [{"text": None}])
+    with shard.open("a") as f:
+        f.write(good * n + "{not json\n")
+    with pytest.raises(DataError, match=rf"a\.jsonl: line {n + 2}: invalid JSON"):
+        list(documents({"name": "c4", "path": str(shard)}))
+
+
 def test_plan_refuses_an_unknown_dataset_like_run(capsys):
     assert "ladder.datasets: unknown data 'nope'" in error(capsys, "plan", "ladder.datasets=[nope]")
 
@@ -229,6 +242,7 @@ def test_prepare_names_a_bad_data_or_tokenizer_setting(tmp_path, capsys, overrid
     ("train.backend=nope", "train.backend: expected one of ('accelerate', 'deepspeed'), got 'nope'"),
     ("train.device=nope", "train.device: expected one of ('auto', 'cpu', 'cuda'), got 'nope'"),
     ("train.schedule=nope", "train.schedule: expected one of (None, 'cosine', 'wsd'), got 'nope'"),
+    ("train.attention=flash", "train.attention: expected one of ('sdpa', 'flash_attention_2', 'eager'), got 'flash'"),
     ("train.micro_batch_size=0", "train.micro_batch_size=0: must be at least 1"),
     ("train.num_processes=0", "train.num_processes=0: must be at least 1"),
     ("train.log_every=0", "train.log_every=0: must be at least 1"),

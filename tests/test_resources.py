@@ -1,3 +1,5 @@
+import pytest
+
 from ladder.core.plan import build_plan
 from ladder.orchestration.compose import load
 from ladder.orchestration.resources import eval_compute, resources_for
@@ -29,16 +31,38 @@ def test_cpu_jobs_have_no_gpus():
     assert res.gpus_per_node == 0 and res.tasks_per_node == 1 and res.nodes == 1
 
 
+def evaluation(*overrides) -> dict:
+    cfg = load(list(overrides))
+    return eval_compute(cfg, build_plan(cfg))
+
+
 def test_eval_compute_follows_the_eval_config_and_lengthens_cpu_jobs():
     # The OLMo suite (33K examples, 5-shot, ~500 tokens a prompt) on a 1B model: ~4e16 FLOPs per checkpoint.
-    cfg, by_id = rungs("eval=olmo")
-    rung = by_id["olmo-1B-c4-M20"]
-    per_checkpoint = eval_compute(cfg, rung) / 10  # the olmo ladder checkpoints every tenth
+    olmo = evaluation("ladder=olmo", "eval=olmo")
+    per_checkpoint = olmo["olmo-1B-c4-M20"] / 10  # the olmo ladder checkpoints every tenth
     assert 2e16 < per_checkpoint < 8e16
-    assert eval_compute(load(["ladder=olmo", "eval=olmo", "eval.num_fewshot=0"]), rung) < eval_compute(cfg, rung)
-    assert eval_compute(load(["ladder=olmo", "eval=olmo", "train.checkpoint_fractions=[1.0]"]), rung) == \
-        eval_compute(cfg, rung) / 10
+    assert evaluation("ladder=olmo", "eval=olmo", "eval.num_fewshot=0")["olmo-1B-c4-M20"] < olmo["olmo-1B-c4-M20"]
+    assert evaluation("ladder=olmo", "eval=olmo", "train.checkpoint_fractions=[1.0]")["olmo-1B-c4-M20"] == \
+        olmo["olmo-1B-c4-M20"] / 10
     cpu = load(["ladder=smoke", "launcher=slurm_cpu", "launcher.cpu_flops=1e7", "launcher.max_time_min=100000"])
     small = build_plan(cpu).rungs[0]
-    assert resources_for(small, cpu.launcher, eval_compute(cpu, small)).time_min > \
+    assert resources_for(small, cpu.launcher, eval_compute(cpu, build_plan(cpu))[small.rung_id]).time_min > \
         resources_for(small, cpu.launcher).time_min
+
+
+@pytest.mark.parametrize("schedule", ["wsds", "branch"])
+def test_a_trunk_ladder_evaluates_the_checkpoints_its_runs_write_not_one_set_per_rung(schedule):
+    from train.loop import saved_steps
+
+    cosine = evaluation("ladder=smoke", "ladder.schedule=cosine")
+    cfg = load(["ladder=smoke", f"ladder.schedule={schedule}"])
+    plan, fractions = build_plan(cfg), list(cfg.train.checkpoint_fractions)
+    per_rung = eval_compute(cfg, plan)
+    for trunk in plan.trunks:
+        first = trunk.rungs[0]  # every rung of a trunk has the same N, so the same cost per checkpoint
+        per_checkpoint = cosine[first.rung_id] / len(saved_steps(first, fractions))
+        written = len(saved_steps(trunk.run, fractions))  # the trunk's, then each branch's after its fork
+        if schedule == "branch":
+            written += sum(sum(s > f for s in saved_steps(trunk.branch(k), fractions)) for k, f in enumerate(trunk.forks))
+        assert sum(per_rung[r.rung_id] for r in trunk.rungs) == pytest.approx(per_checkpoint * written)
+        assert written < sum(len(saved_steps(r, fractions)) for r in trunk.rungs)  # fewer than rung by rung

@@ -80,6 +80,29 @@ def test_a_branch_ladder_decays_each_rung_from_its_fork(tiny_ladder):
         assert max(r["step"] for r in _results(cfg, rung) if r["final"]) == end
 
 
+def test_a_branch_that_fails_is_reported_as_its_rung_not_the_trunk(tiny_ladder, monkeypatch, capsys):
+    import ladder.orchestration.rung as rung_module
+
+    cfg = tiny_ladder("ladder.schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2]",
+                      "ladder.decay_fraction=0.3")
+    trunk = build_plan(cfg).trunks[0]
+    first, second = trunk.rungs
+    real = rung_module.evaluate_unevaluated
+
+    def failing_on_the_second(eval_cfg, directory):
+        if directory == rung_dir(cfg.out_dir, second.rung_id):
+            raise RuntimeError("evaluation broke")
+        return real(eval_cfg, directory)
+
+    monkeypatch.setattr(rung_module, "evaluate_unevaluated", failing_on_the_second)
+    assert run_ladder(cfg, fit=False) == 1
+    assert f"rung {second.rung_id} failed: RuntimeError: evaluation broke" in capsys.readouterr().out
+    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["state"] == "done"  # not blamed
+    assert read_status(cfg.out_dir, first).state == "done" and read_status(cfg.out_dir, second).state == "failed"
+    monkeypatch.setattr(rung_module, "evaluate_unevaluated", real)
+    assert run_ladder(cfg, fit=False) == 0  # the same command again finishes it
+
+
 @pytest.mark.slow
 def test_torchrun_workers_train_a_trunk_and_publish_its_checkpoints(tiny_ladder):
     from ladder.orchestration.rung import run_rung

@@ -11,6 +11,7 @@ DISTRIBUTED = ("ddp", "fsdp")
 PRECISIONS = ("fp32", "bf16")
 WANDB_MODES = ("offline", "online", "disabled")
 DEVICES = ("auto", "cpu", "cuda")
+ATTENTION = ("sdpa", "flash_attention_2", "eager")
 SCHEDULES = (None, "cosine", "wsd")
 
 
@@ -64,7 +65,8 @@ def check(cfg: TrainConfig) -> None:
     command once, naming its key, rather than every rung after its data is prepared."""
     for key, value, allowed in (("backend", cfg.backend, BACKENDS), ("distributed", cfg.distributed, DISTRIBUTED),
                                 ("precision", cfg.precision, PRECISIONS), ("device", cfg.device, DEVICES),
-                                ("schedule", cfg.schedule, SCHEDULES), ("wandb.mode", cfg.wandb.mode, WANDB_MODES)):
+                                ("schedule", cfg.schedule, SCHEDULES), ("wandb.mode", cfg.wandb.mode, WANDB_MODES),
+                                ("attention", cfg.attention, ATTENTION)):
         if value not in allowed:
             raise ConfigError(f"train.{key}: expected one of {allowed}, got '{value}'")
     if cfg.backend == "deepspeed" and cfg.zero_stage not in (1, 2, 3):

@@ -80,6 +80,12 @@ def checkpoint_steps(steps: int, fractions: List[float]) -> List[int]:
     return sorted({max(1, math.ceil(f * steps - 1e-9)) for f in fractions} | {steps})
 
 
+def saved_steps(run: Rung, fractions: List[float]) -> List[int]:
+    """Every step `run` checkpoints at: the fractions' and any its plan needs (a WSD-S trunk at each
+    decay's bottom, a branch trunk at each fork)."""
+    return sorted(set(checkpoint_steps(run.hp.steps, fractions)) | set(run.checkpoint_steps))
+
+
 def divergence(loss: float, recent: List[float], cfg: DivergenceConfig) -> Optional[str]:
     """Why `loss` means the run diverged, or None. `recent` holds the previous steps' losses."""
     if not math.isfinite(loss):
@@ -96,7 +102,6 @@ def divergence(loss: float, recent: List[float], cfg: DivergenceConfig) -> Optio
 class _Pending:
     """A step whose loss and gradient norm are still on the device."""
     step: int
-    lr: float
     loss: torch.Tensor  # this process's CE
     grad_norm: torch.Tensor  # over the whole model, the same on every process
 
@@ -246,8 +251,7 @@ class _Run:
 
     def _steps(self, start: int, recent: List[float], log: Optional[MetricsLog]) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
-        # and wherever the plan needs one: a WSD-S trunk at each decay's bottom, a branch trunk at each fork
-        save_at = set(checkpoint_steps(hp.steps, cfg.checkpoint_fractions)) | set(self.rung.checkpoint_steps)
+        save_at = set(saved_steps(self.rung, cfg.checkpoint_fractions))
         lo = backend.rank * self.per_process
         feed = Prefetch(self.sequences.batches(hp.batch_size, start=start * hp.batch_size,
                                                rows=(lo, lo + self.per_process),
@@ -272,9 +276,9 @@ class _Run:
                 backend.backward(out.total, boundary=k == self.accumulation - 1)
                 ce_sum += out.ce
             step_loss = ce_sum / self.accumulation
-            lr = self.scheduler.get_last_lr()[0]
+            lr = self.scheduler.get_last_lr()[0]  # the LR this step uses, for the log
             # A non-finite loss or gradient never reaches the weights: the optimizer skips on the device.
-            pending.append(_Pending(step, lr, step_loss, backend.step(hp.grad_clip, torch.isfinite(step_loss))))
+            pending.append(_Pending(step, step_loss, backend.step(hp.grad_clip, torch.isfinite(step_loss))))
             since += 1
             if step % cfg.log_every and step not in save_at:
                 continue

@@ -12,8 +12,6 @@ from ladder.core.sizes import ModelShape
 
 log = logging.getLogger(__name__)
 
-ATTENTION = ("sdpa", "flash_attention_2", "eager")
-
 # arch -> (config class, model class, RoPE base): OLMo 2 (OLMo et al. 2024) uses θ = 500k;
 # open_lm, the Gadre et al. ladder's code base, keeps Llama's 10k.
 ARCHITECTURES = {
@@ -23,10 +21,9 @@ ARCHITECTURES = {
 
 
 def attention(requested: str, cuda: bool) -> str:
-    """The attention implementation to build with: the one asked for, or sdpa (with one warning line) where
-    flash-attn is not installed or there is no GPU. On GPUs in bf16 sdpa itself runs a flash kernel."""
-    if requested not in ATTENTION:
-        raise ValueError(f"train.attention: expected one of {ATTENTION}, got '{requested}'")
+    """The attention implementation to build with (`requested` is one of train.config.ATTENTION, checked
+    there): the one asked for, or sdpa (with one warning line) where flash-attn is not installed or there
+    is no GPU. On GPUs in bf16 sdpa itself runs a flash kernel."""
     if requested == "flash_attention_2" and not (cuda and importlib.util.find_spec("flash_attn")):
         log.warning("train.attention=flash_attention_2: %s; using sdpa",
                     "flash-attn is not installed" if cuda else "it needs a CUDA device")

@@ -121,11 +121,15 @@ class Trunk:
         return next(k for k, end in enumerate(self.segment_ends()) if step <= end)
 
     @property
+    def branch_compute(self) -> float:
+        """6ND of the branches' decays that the trunk does not train (branch form; 0 under wsds)."""
+        extra = sum(e - f for f, e in zip(self.forks[:-1], self.ends[:-1])) if self.schedule == "branch" else 0
+        return 6.0 * self.rungs[-1].params * extra * self.tokens_per_step
+
+    @property
     def compute(self) -> float:
         """6ND of what the trunk and its branches train, D counted as the rungs count it."""
-        last = self.rungs[-1]
-        extra = sum(e - f for f, e in zip(self.forks[:-1], self.ends[:-1])) if self.schedule == "branch" else 0
-        return last.compute + 6.0 * last.params * extra * self.tokens_per_step
+        return self.rungs[-1].compute + self.branch_compute
 
 
 def make_trunk(rungs: list[Rung], schedule: str, decay_fraction: float) -> Trunk:
@@ -167,6 +171,10 @@ class Plan:
     def cosine_compute(self) -> float:
         """What it costs with every rung trained on its own."""
         return sum(r.compute for r in self.rungs)
+
+    def trunk(self, name: str) -> Optional[Trunk]:
+        """The trunk of that name (a job's rung id under wsds/branch), or None."""
+        return next((t for t in self.trunks if t.name == name), None)
 
 
 def resolve_size(size: str, ladder: DictConfig) -> ModelShape:

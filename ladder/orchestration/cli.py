@@ -38,7 +38,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)
-    print(FORMATS[args.format](plan, {r.rung_id: eval_compute(cfg, r) for r in plan.rungs}))
+    print(FORMATS[args.format](plan, eval_compute(cfg, plan)))
     return 0
 
 

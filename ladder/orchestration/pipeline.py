@@ -26,7 +26,6 @@ from ladder.orchestration.plan_format import as_json
 from ladder.orchestration.rung import LOCKED, prepare_all, run_rung, with_heldout
 from ladder.orchestration.slurm import submit_rungs, wait
 from ladder.orchestration.status import read_status, status_table
-from ladder.orchestration.trunks import find_trunk
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +73,22 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
             (rung_dir(out_dir, status.rung.rung_id) / RECORD).unlink()
     todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung.rung_id))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
-    if plan.trunks:  # wsds/branch: one run per size trains all its rungs
-        todo = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)]
+    # wsds/branch: one run per size trains all its rungs
+    jobs = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)] if plan.trunks else todo
     if cfg.launcher.name == "slurm":
-        failures, elsewhere = wait(submit_rungs(cfg, todo)), []
+        failures, elsewhere = wait(submit_rungs(cfg, jobs)), []
     else:
-        failures, elsewhere = _run_here(cfg, todo, evaluate)
-    for job in todo:  # a job can end cleanly with a rung that stopped, e.g. on divergence
-        status = _status(cfg, plan, job)
-        if status.state != "done" and job.rung_id not in failures and job.rung_id not in elsewhere:
+        failures, elsewhere = _run_here(cfg, jobs, evaluate)
+    # A job can end cleanly with a rung that stopped, e.g. on divergence (under branch: one of its branches).
+    for job in jobs:
+        if job.rung_id in failures or job.rung_id in elsewhere:
+            continue
+        status, trunk = _status(cfg, plan, job), plan.trunk(job.rung_id)
+        if status.state != "done":
             failures[job.rung_id] = status.reason or status.state
+        elif trunk is not None:  # a done trunk; under branch, a branch may have stopped (the later ones wait)
+            rungs = [read_status(out_dir, r) for r in trunk.rungs]
+            failures.update({s.rung.rung_id: s.reason or s.state for s in rungs if s.state not in ("done", "pending")})
     if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
         return 1 if failures else 0
     print(status_table(plan, out_dir))
@@ -130,6 +135,6 @@ def _run_here(cfg: DictConfig, jobs: list[Rung], evaluate: bool) -> tuple[dict[s
 
 def _status(cfg: DictConfig, plan: Plan, job: Rung):
     """A job's status: a rung's, or a trunk's from its own directory."""
-    trunk = find_trunk(plan, job.rung_id)
+    trunk = plan.trunk(job.rung_id)
     return read_status(cfg.out_dir, job, trunk_dir(cfg.out_dir, trunk.name) if trunk else None)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from ladder.core.plan import Rung
+from ladder.core.plan import Plan, Rung
 
 ADAM_BYTES_PER_PARAM = 16  # fp32 master weights, gradients and two Adam moments (Rajbhandari et al. 2020)
 
@@ -29,29 +29,53 @@ def _power_of_two_at_least(x: float) -> int:
     return 1 << max(0, math.ceil(math.log2(max(1.0, x))))
 
 
-def eval_compute(cfg: DictConfig, rung: Rung) -> float:
-    """FLOPs of the rung's in-loop evaluation: 2·N per token (eval/cost.py's estimate) at every checkpoint."""
+def _checkpoint_eval(cfg: DictConfig, rung: Rung) -> float:
+    """FLOPs of evaluating one of the rung's checkpoints: 2·N per token (eval/cost.py's estimate)."""
     from eval.cost import checkpoint_tokens
     from ladder.orchestration.rung import dataset_config
-    from train.loop import checkpoint_steps
 
     seq_len = rung.shape.seq_len
     cap = math.inf if cfg.eval.max_sequences is None else cfg.eval.max_sequences * seq_len
     # Explicit eval sets are not opened here: each is taken to be as large as the data's validation split.
     sets = [dataset_config(cfg, name).val_tokens for name in cfg.ladder.datasets] if not cfg.eval.lm_sets else \
         [cfg.data.val_tokens] * len(cfg.eval.lm_sets)
-    tokens = checkpoint_tokens(cfg.eval, seq_len, sum(min(cap, t) for t in sets))
-    return 2 * rung.params * tokens * len(checkpoint_steps(rung.hp.steps, list(cfg.train.checkpoint_fractions)))
+    return 2 * rung.params * checkpoint_tokens(cfg.eval, seq_len, sum(min(cap, t) for t in sets))
 
 
-def resources_for(rung: Rung, launcher: DictConfig, eval_flops: float = 0.0) -> Resources:
-    """Enough GPUs to hold the sharded optimizer state and finish training and `eval_flops` of
-    evaluation within `max_time_min`."""
+def eval_compute(cfg: DictConfig, plan: Plan) -> dict[str, float]:
+    """Each rung's in-loop evaluation FLOPs, by rung id: every checkpoint evaluated into its directory,
+    its own run's; under wsds/branch the trunk checkpoints it owns, and (branch) its own decay's."""
+    from train.loop import saved_steps
+
+    fractions = list(cfg.train.checkpoint_fractions)
+    counts = {r.rung_id: len(saved_steps(r, fractions)) for r in plan.rungs}
+    for trunk in plan.trunks:
+        counts.update({r.rung_id: 0 for r in trunk.rungs})
+        for step in saved_steps(trunk.run, fractions):
+            counts[trunk.rungs[trunk.owner(step)].rung_id] += 1
+        if trunk.schedule == "branch":  # a branch writes its own checkpoints after its fork
+            for k, rung in enumerate(trunk.rungs):
+                counts[rung.rung_id] += sum(s > trunk.forks[k] for s in saved_steps(trunk.branch(k), fractions))
+    return {r.rung_id: _checkpoint_eval(cfg, r) * counts[r.rung_id] for r in plan.rungs}
+
+
+def job_extra_flops(plan: Plan, job: Rung, evaluation: dict[str, float]) -> float:
+    """What a job computes beyond training `job` itself: its rungs' evaluation (`eval_compute`) and, for
+    a branch trunk, its branches' decays."""
+    trunk = plan.trunk(job.rung_id)
+    if trunk is None:
+        return evaluation[job.rung_id]
+    return sum(evaluation[r.rung_id] for r in trunk.rungs) + trunk.branch_compute
+
+
+def resources_for(rung: Rung, launcher: DictConfig, extra_flops: float = 0.0) -> Resources:
+    """Enough GPUs to hold the sharded optimizer state and finish training and `extra_flops` more
+    (evaluation; a branch trunk's decays: `job_extra_flops`) within `max_time_min`."""
     if launcher.gpus_per_node == 0:
-        seconds = (rung.compute_exact + eval_flops) / launcher.cpu_flops
+        seconds = (rung.compute_exact + extra_flops) / launcher.cpu_flops
         gpus, nodes, per_node = 0, 1, 0
     else:
-        gpu_seconds = (rung.compute_exact + eval_flops) / (launcher.gpu_flops * launcher.expected_mfu)
+        gpu_seconds = (rung.compute_exact + extra_flops) / (launcher.gpu_flops * launcher.expected_mfu)
         for_memory = ADAM_BYTES_PER_PARAM * rung.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
         for_time = gpu_seconds / (60 * launcher.max_time_min / launcher.time_margin)
         gpus = min(_power_of_two_at_least(max(for_memory, for_time)), launcher.gpus_per_node * launcher.max_nodes)

@@ -23,7 +23,7 @@ from ladder.core.plan import Plan, Rung, Trunk, build_plan
 from ladder.core.shards import TokenSequences
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status
-from ladder.orchestration.trunks import JOB, Points, find_trunk
+from ladder.orchestration.trunks import JOB, Points
 from train.data import DataConfig, DataError, prepare_data
 from train.loop import train_rung
 from train.rundir import read_record, write_record
@@ -111,7 +111,7 @@ def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
     is running it. `rung_id` may name a trunk of a wsds or branch ladder: then its rungs are trained.
     A failure before training starts is recorded too, with its reason."""
     plan = build_plan(cfg)
-    trunk = find_trunk(plan, rung_id)
+    trunk = plan.trunk(rung_id)
     rungs = trunk.rungs if trunk else (find_rung(plan, rung_id),)
     directories = [rung_dir(cfg.out_dir, r.rung_id) for r in rungs] + ([trunk_dir(cfg.out_dir, trunk.name)] if trunk else [])
     distributed = "WORLD_SIZE" in os.environ  # one of several processes started together to run it as one
@@ -177,11 +177,15 @@ def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) 
         return state
     for k, rung in enumerate(trunk.rungs):  # each resumes from its fork, linked into its directory above
         directory = rung_dir(cfg.out_dir, rung.rung_id)
-        state = _train(cfg, trunk.branch(k), directory, prepared, points.hook(rung),
-                       ("ladder.orchestration.rung:worker_eval_hook", EVAL_CONFIG, eval_cfg) if evaluate else None)
-        if evaluate:
-            evaluate_unevaluated(eval_cfg, directory)
-        if state != "done":
+        try:
+            state = _train(cfg, trunk.branch(k), directory, prepared, points.hook(rung),
+                           ("ladder.orchestration.rung:worker_eval_hook", EVAL_CONFIG, eval_cfg) if evaluate else None)
+            if evaluate:
+                evaluate_unevaluated(eval_cfg, directory)
+        except Exception as exc:  # the branch's record says why, not the trunk's, which is done
+            record_failure(directory, trunk.branch(k), exc)
+            return "failed"
+        if state != "done":  # the rung's record says why (the pipeline reports it); the next waits for a rerun
             return state
     return "done"
 

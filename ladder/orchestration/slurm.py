@@ -12,8 +12,8 @@ from pathlib import Path
 import submitit
 from omegaconf import DictConfig, OmegaConf
 
-from ladder.core.plan import Rung
-from ladder.orchestration.resources import Resources, eval_compute, resources_for
+from ladder.core.plan import Rung, build_plan
+from ladder.orchestration.resources import Resources, eval_compute, job_extra_flops, resources_for
 from ladder.orchestration.rung import run_rung
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,11 @@ def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
 def submit_rungs(cfg: DictConfig, rungs: list[Rung]) -> dict[str, submitit.Job]:
     """Submit the rungs as one job array per resource shape and return the jobs by rung id."""
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    plan = build_plan(cfg)
+    evaluation = eval_compute(cfg, plan)
     groups: dict[Resources, list[Rung]] = defaultdict(list)
     for rung in rungs:
-        groups[resources_for(rung, cfg.launcher, eval_compute(cfg, rung))].append(rung)
+        groups[resources_for(rung, cfg.launcher, job_extra_flops(plan, rung, evaluation))].append(rung)
     jobs = {}
     for resources, group in groups.items():
         executor = _executor(cfg, resources)

@@ -20,14 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from eval.cli import evaluate_unevaluated, make_eval_hook
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoints, rung_dir, trunk_dir
-from ladder.core.plan import Plan, Rung, Trunk, build_plan
+from ladder.core.plan import Rung, Trunk, build_plan
 from train.rundir import read_record, write_record
 
 JOB = "trunk.yaml"  # beside a trunk's checkpoints: how torchrun workers publish them (`publish_checkpoint`)
-
-
-def find_trunk(plan: Plan, name: str) -> Optional[Trunk]:
-    return next((t for t in plan.trunks if t.name == name), None)
 
 
 def link_checkpoint(checkpoint: Path, directory: Path) -> Path:
@@ -95,7 +91,7 @@ class Points:
 
     def write_records(self) -> None:
         """wsds: each rung's record from the trunk's. Done once the bottom of its decay is saved;
-        running (or failed, with the trunk's reason) while the trunk is in its segment; else none."""
+        running (or failed or interrupted, with the trunk's reason) while the trunk is in its segment; else none."""
         if self.trunk.schedule != "wsds":
             return
         record = read_record(self.directory)
@@ -109,7 +105,8 @@ class Points:
             if end in saved:
                 state, step, loss, reason = "done", end, _final_loss(saved[end]), None
             elif record["step"] > start or start == 0:
-                state, step, loss = ("failed" if record["state"] == "failed" else "running"), min(record["step"], end), record["loss"]
+                state = record["state"] if record["state"] in ("failed", "interrupted") else "running"
+                step, loss = min(record["step"], end), record["loss"]
                 reason = record["reason"]
             else:
                 continue
@@ -128,6 +125,6 @@ def publish_checkpoint(checkpoint_dir: Path, step: int, model, **kwargs) -> None
     directory = Path(checkpoint_dir).parent.parent
     if directory not in _worker_points:
         job = OmegaConf.load(directory / JOB)
-        trunk = find_trunk(build_plan(job.config), directory.name)
+        trunk = build_plan(job.config).trunk(directory.name)
         _worker_points[directory] = Points(job.config.out_dir, trunk, job.config if job.evaluate else None)
     _worker_points[directory].publish(Path(checkpoint_dir), step, model, **kwargs)

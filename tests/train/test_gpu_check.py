@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def check(tmp_path, *sections) -> dict:
     out = tmp_path / "check.json"
     command = [sys.executable, str(ROOT / "scripts/gpu_check.py"), "--device", "cpu", "--tiny", "--steps", "2",
-               "--warmup", "1", "--eval-examples", "6", "--out", str(out), "--sections", *sections]
+               "--warmup", "1", "--log-every", "1", "--eval-examples", "6", "--out", str(out), "--sections", *sections]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -95,8 +95,6 @@ def test_attention_is_chosen_explicitly_with_one_line_on_fallback(caplog):
         "train.attention=flash_attention_2: it needs a CUDA device; using sdpa"]
     assert attention("eager", cuda=False) == "eager"
     assert build_model(SHAPE, attn_implementation="eager").config._attn_implementation == "eager"
-    with pytest.raises(ValueError, match="train.attention: expected one of"):
-        attention("flash", cuda=True)
 
 
 def test_micro_batch_is_the_largest_power_of_two_that_fits():
@@ -109,7 +107,9 @@ def test_micro_batch_is_the_largest_power_of_two_that_fits():
     assert state + micro * per_seq <= 0.8 * h200 < state + 2 * micro * per_seq + 2 * 2**30
     assert derive_micro_batch(shape, "bf16", h200 // 2) < micro  # less memory, fewer sequences
     assert derive_micro_batch(shape, "fp32", h200) < micro  # fp32 activations take twice the room
-    assert derive_micro_batch(shape, "bf16", h200, optimizer_shards=8) >= micro  # sharded moments free room
+    # Sharded moments free room: at 100 GiB (an H100 has 80) twice the sequences fit.
+    assert derive_micro_batch(shape, "bf16", 100 * 2**30, optimizer_shards=8) > derive_micro_batch(
+        shape, "bf16", 100 * 2**30)
     assert derive_micro_batch(shape, "bf16", 2**30) == 1  # never below one sequence
 
 

@@ -199,8 +199,8 @@ def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monk
 
 
 def test_non_finite_step_between_checks_is_skipped_then_named(tmp_path, monkeypatch):
-    """With checks every 4 steps, a NaN at step 7 is found at the check of step 8 and named; the weights
-    that step 8 trained on were never touched by it (its update was skipped on the device)."""
+    """With checks every 4 steps, a NaN at step 7 is found at the check of step 8 and named as step 7's
+    (that its update is skipped on the device: test_optimizer_step_is_skipped_on_the_device_when_not_finite)."""
     poison(monkeypatch, {13, 14})
     rung = tiny_rung()
     result = train_rung(rung, sequences_for(rung), tmp_path, config(log_every=4))

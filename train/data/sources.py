@@ -57,13 +57,21 @@ def local_files(path: str | Path) -> list[Path]:
     return files
 
 
+def _opener(path: Path):
+    return gzip.open if path.name.endswith(".gz") else open
+
+
+def _no_field(source, row: int, text_field: str, record: dict) -> DataError:
+    return DataError(f"{source}: record {row} has no field '{text_field}' "
+                     f"(fields: {', '.join(sorted(record))}); set data.text_field")
+
+
 def _bad_line(path: Path) -> str:
     """Find the first line of a JSON-lines file that is not valid UTF-8 JSON, or say that it holds no line,
     to name it in an error."""
-    opener = gzip.open if path.name.endswith(".gz") else open
     records = 0
     try:
-        with opener(path, "rb") as f:
+        with _opener(path)(path, "rb") as f:
             for number, raw in enumerate(f, 1):
                 try:
                     line = raw.decode("utf-8")
@@ -88,12 +96,13 @@ def _require_field(path: Path, text_field: str) -> None:
     """
     if _format(path) != "json":
         return
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for row, record in enumerate((json.loads(line) for line in f if line.strip()), 1):
-            if text_field not in record:
-                raise DataError(f"{path}: record {row} has no field '{text_field}' "
-                                f"(fields: {', '.join(sorted(record))}); set data.text_field")
+    try:
+        with _opener(path)(path, "rt", encoding="utf-8") as f:
+            for row, record in enumerate((json.loads(line) for line in f if line.strip()), 1):
+                if text_field not in record:
+                    raise _no_field(path, row, text_field, record)
+    except (json.JSONDecodeError, UnicodeDecodeError):  # a bad line after the one read so far
+        raise DataError(f"{path}: {_bad_line(path)}") from None
 
 
 @dataclass
@@ -144,8 +153,7 @@ def documents(cfg, stats: Optional[Stats] = None) -> Iterator[str]:
     checked = set()  # local files already searched for a record without the text field
     for source, row, record in _records(cfg, files):
         if cfg.text_field not in record:
-            raise DataError(f"{source}: record {row} has no field '{cfg.text_field}' "
-                            f"(fields: {', '.join(sorted(record))}); set data.text_field")
+            raise _no_field(source, row, cfg.text_field, record)
         text = record[cfg.text_field]
         if text is None and files and source not in checked:
             checked.add(source)
