@@ -4,7 +4,9 @@ Tokens through the model per checkpoint: the LM-loss sequences, plus for each RC
 once (the k solved examples and its own context, the shared prefix), each choice's continuation, and
 PMI's unconditional "Answer:" + choice where the task has one. Forward FLOPs are 2·N per token.
 Task sizes are the splits eval/tasks.py reads; token lengths are typical means under a ~50K BPE
-(measured roughly on the OLMo suite; a 2× error here moves the estimate, not the plan).
+(measured roughly on the OLMo suite; a 2× error here moves the estimate, not the plan). It is an upper
+bound: scoring runs a batch's shared prefix once and each distinct PMI choice once per task
+(eval/scoring.py, eval/run.py), which this count does not model, so Slurm time limits err long.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ few-shot delimiter); a header (MMLU's subject line) comes once, before the first
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import islice
 
 from eval.tasks import Example, TaskError
 
@@ -26,8 +27,8 @@ def with_fewshot(examples: list[Example], pool: list[Example], k: int) -> list[E
         by_group.setdefault(shot.group, []).append(shot)
     out = []
     for ex in examples:
-        # k + 1 candidates are enough: at most one of them is the example itself.
-        shots = [s for s in by_group.get(ex.group, [])[:k + 1] if s != ex][:k]
+        # The first k that are not the example itself (the pool may hold it, and copies of it).
+        shots = list(islice((s for s in by_group.get(ex.group, []) if s != ex), k))
         if len(shots) < k:
             raise TaskError(f"{k}-shot needs {k} few-shot examples in group {ex.group or '(all)'} other than the "
                             f"one scored, found {len(shots)}")

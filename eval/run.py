@@ -27,7 +27,7 @@ from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import heldout_loss
 from eval.metrics import ScoredExample, group_mean, rc_metrics
-from eval.scoring import encode_groups, pad_id, score_encoded
+from eval.scoring import GroupScores, encode_groups, pad_id, score_encoded
 from eval.sharding import Shards
 from eval.tasks import Example, TaskError, load_task, mmlu_group
 
@@ -94,6 +94,15 @@ def unconditional_groups(examples: list[Example]) -> tuple[list[str], list[list[
     return texts, [[(UNCONDITIONAL, t) for t in texts[i:i + width]] for i in range(0, len(texts), width)]
 
 
+def scored_example(ex: Example, scores: GroupScores, uncond: Optional[dict[str, float]] = None) -> ScoredExample:
+    """An example's scores with the lengths its normalizations divide by (characters and UTF-8 bytes of
+    each scored text, without its leading space, as OLMo counts) and, given `uncond` (choice text ->
+    log p(choice | "Answer:")), PMI's denominators; partial scoring has none."""
+    texts = [t[1:] if t.startswith(" ") else t for t in ex.scored_texts()]
+    return ScoredExample(scores.logprobs, scores.n_tokens, [len(t) for t in texts], [len(t.encode("utf-8")) for t in texts],
+                         ex.gold, [uncond[c] for c in ex.choices] if uncond is not None and ex.suffix is None else None)
+
+
 def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int,
                   shards: Shards = Shards()) -> TaskResult:
     choices, uncond_groups = unconditional_groups(examples)
@@ -104,12 +113,7 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
         raise TaskError(f"task {name}: {exc}") from None
     scores = shards.gather(shards.run(model, lambda m: score_encoded(m, encoded, pad_id(tokenizer), batch_size)))
     uncond = dict(zip(choices, (lp for s in scores[len(examples):] for lp in s.logprobs)))
-    scored = []
-    for ex, s in zip(examples, scores):
-        texts = [t[1:] if t.startswith(" ") else t for t in ex.scored_texts()]  # OLMo drops the leading space
-        scored.append(ScoredExample(s.logprobs, s.n_tokens, [len(t) for t in texts],
-                                    [len(t.encode("utf-8")) for t in texts], ex.gold,
-                                    [uncond[c] for c in ex.choices] if ex.suffix is None else None))
+    scored = [scored_example(ex, s, uncond) for ex, s in zip(examples, scores)]
     warnings = []
     truncated = sum(s.truncated for s in scores[:len(examples)])
     if truncated:

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from eval.fewshot import with_fewshot
-from eval.metrics import ScoredExample, example_metrics
+from eval.metrics import example_metrics
+from eval.run import scored_example
 from eval.scoring import score_groups
 from eval.tasks import load_task
 from ladder.core.sizes import ModelShape
@@ -87,8 +88,7 @@ def run_ours(model, tokenizer, files, shots: int, batch_size: int):
     lls = [s.logprobs for s in scores]
     per = []
     for ex, s in zip(examples, scores):
-        n = [len(c.lstrip(" ")) for c in ex.choices]
-        per.append(example_metrics(ScoredExample(s.logprobs, s.n_tokens, n, n, ex.gold)))
+        per.append(example_metrics(scored_example(ex, s)))
     acc = {k: sum(p[k] for p in per) / len(per) for k in ("acc_raw", "acc")}
     return lls, acc, examples
 

@@ -71,7 +71,8 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
         if status.state == "corrupt":  # its checkpoints, if any, are still trusted and resumed from
             log.warning("%s", status.reason)
             (rung_dir(out_dir, status.rung.rung_id) / RECORD).unlink()
-    todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung.rung_id))]
+    heldout = {}  # seq_len -> the eval config (with_heldout prepares every dataset: once per length)
+    todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung, heldout))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
     # wsds/branch: one run per size trains all its rungs
     jobs = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)] if plan.trunks else todo
@@ -112,10 +113,12 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     return 1 if failures else 0
 
 
-def _unevaluated(cfg: DictConfig, plan: Plan, rung_id: str) -> bool:
+def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> bool:
     """Whether a rung has a committed checkpoint without its records (a kill between commit and eval)."""
-    seq_len = next(r for r in plan.rungs if r.rung_id == rung_id).shape.seq_len
-    return bool(unevaluated(with_heldout(cfg, plan, seq_len), rung_dir(cfg.out_dir, rung_id)))
+    seq_len = rung.shape.seq_len
+    if seq_len not in heldout:
+        heldout[seq_len] = with_heldout(cfg, plan, seq_len)
+    return bool(unevaluated(heldout[seq_len], rung_dir(cfg.out_dir, rung.rung_id)))
 
 
 def _run_here(cfg: DictConfig, jobs: list[Rung], evaluate: bool) -> tuple[dict[str, str], list[str]]:

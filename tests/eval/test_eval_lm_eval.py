@@ -10,7 +10,8 @@ import json
 import pytest
 
 from eval.fewshot import with_fewshot
-from eval.metrics import ScoredExample, example_metrics
+from eval.metrics import example_metrics
+from eval.run import scored_example
 from eval.scoring import score_groups
 from eval.tasks import load_task
 
@@ -159,8 +160,7 @@ def test_loglikelihoods_and_accuracies_equal_lm_evaluation_harness(setup, tokeni
         for ex, s, t in zip(examples, scores, theirs):
             their_lls = [ll for ll, _ in t["filtered_resps"]]
             assert s.logprobs == pytest.approx(their_lls, abs=1e-4), (name, t["arguments"])
-            n = [len(c.lstrip(" ")) for c in ex.scored_texts()]
-            ours_metrics.append(example_metrics(ScoredExample(s.logprobs, s.n_tokens, n, n, ex.gold)))
+            ours_metrics.append(example_metrics(scored_example(ex, s)))
         mean = lambda k: sum(m[k] for m in ours_metrics) / len(ours_metrics)  # noqa: E731
         assert mean("acc_raw") == pytest.approx(results[f"x_{name}"]["acc,none"])
         if name != "winogrande":  # lm-eval's acc_norm there divides by the contexts' lengths, not the suffix's

@@ -45,8 +45,17 @@ def test_demonstrations_shared_by_a_batch_run_once_and_score_as_alone(tokenizer,
     demos = "Question: What do plants need to grow?\nAnswer: water\n\nQuestion: Who met on Tuesday?\nAnswer: the committee\n\n"
     groups = [[(demos + c, t) for c, t in g] for g in GROUPS] + [[(demos.rstrip(), " Question")]]
     units = [u for g, pairs in enumerate(groups) for u in _units(g, *encode_group(tokenizer, pairs, 256)[:2])]
-    assert _batch_prefix(units) >= len(tokenizer.encode(demos.rstrip(), add_special_tokens=False)) - 1
-    for got, group in zip(score_groups(model, tokenizer, groups, batch_size=8), groups):
+    shared = _batch_prefix(units)
+    assert shared >= len(tokenizer.encode(demos.rstrip(), add_special_tokens=False)) - 1
+    inputs = []  # the shape of every forward's input_ids
+    hook = model.register_forward_pre_hook(lambda m, args, kw: inputs.append(tuple(kw["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        scored = score_groups(model, tokenizer, groups, batch_size=8)
+    finally:
+        hook.remove()
+    assert inputs[0] == (1, shared)  # the demonstrations ran once, as one row, before the batch
+    for got, group in zip(scored, groups):
         for (context, continuation), lp in zip(group, got.logprobs):
             assert lp == pytest.approx(direct(model, tokenizer, context.rstrip(" "),
                                               context[len(context.rstrip(" ")):] + continuation), abs=1e-5)

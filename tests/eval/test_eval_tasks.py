@@ -151,6 +151,8 @@ def test_fewshot_prompts_are_the_first_k_of_the_pool_and_never_the_example():
     for ex, orig in zip(shot, examples):
         assert ex.choices == orig.choices and ex.gold == orig.gold
     assert with_fewshot(examples, examples, 0) == examples
+    copies = [examples[0]] * 3 + examples[1:]  # a pool holding the example more than once
+    assert with_fewshot(copies[:1], copies, 2)[0].context == "Q1: b1\n\nQ2: a2\n\nQ0:"
     with pytest.raises(TaskError, match="needs 8 few-shot examples"):
         with_fewshot(examples, examples, 8)
 
