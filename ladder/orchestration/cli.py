@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ladder.core.configs import ConfigError, group_options
 from ladder.core.interrupt import stop_on_sigterm
-from ladder.orchestration.compose import load
+from ladder.orchestration.compose import dataset_config, load
 
 OVERRIDES_HELP = """\
 Hydra overrides, e.g. ladder=gadre 'ladder.multipliers=[20,80]' out_dir=/scratch/ladder.
@@ -45,7 +45,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ladder.core.plan import build_plan
     from ladder.core.shards import TokenSequences
-    from ladder.orchestration.rung import dataset_config, prepare_all, tokens_needed
+    from ladder.orchestration.rung import prepare_all, tokens_needed
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)

@@ -55,6 +55,11 @@ def _open_map_entry(override: str) -> str:
     return override
 
 
+def dataset_config(cfg: DictConfig, dataset: str) -> DictConfig:
+    """The dataset's config; the root `data` wins when it names this dataset, so overrides apply."""
+    return cfg.data if cfg.data.name == dataset else load_group_option("data", dataset, DataConfig)
+
+
 def _check(cfg: DictConfig) -> None:
     """Names the schema cannot check: what the plan, not only `ladder run`, must refuse."""
     check_train(cfg.train)
@@ -62,8 +67,7 @@ def _check(cfg: DictConfig) -> None:
     if cfg.launcher.name not in LAUNCHERS:
         raise ConfigError(f"launcher.name={cfg.launcher.name}: unknown launcher; known: {', '.join(LAUNCHERS)}")
     for dataset in cfg.ladder.datasets:
-        if dataset != cfg.data.name:  # as ladder.orchestration.rung.dataset_config finds it
-            try:
-                load_group_option("data", dataset, DataConfig)
-            except ConfigError as exc:
-                raise ConfigError(f"ladder.datasets: {exc}") from None
+        try:
+            dataset_config(cfg, dataset)
+        except ConfigError as exc:
+            raise ConfigError(f"ladder.datasets: {exc}") from None

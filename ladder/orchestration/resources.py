@@ -32,7 +32,7 @@ def _power_of_two_at_least(x: float) -> int:
 def _checkpoint_eval(cfg: DictConfig, rung: Rung) -> float:
     """FLOPs of evaluating one of the rung's checkpoints: 2·N per token (eval/cost.py's estimate)."""
     from eval.cost import checkpoint_tokens
-    from ladder.orchestration.rung import dataset_config
+    from ladder.orchestration.compose import dataset_config
 
     seq_len = rung.shape.seq_len
     cap = math.inf if cfg.eval.max_sequences is None else cfg.eval.max_sequences * seq_len

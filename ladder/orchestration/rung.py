@@ -16,26 +16,21 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import evaluate_unevaluated, make_eval_hook
-from ladder.core.configs import load_group_option
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import EVAL_CONFIG, LOCK, RECORD, rung_dir, trunk_dir
 from ladder.core.plan import Plan, Rung, Trunk, build_plan
 from ladder.core.shards import TokenSequences
+from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status
 from ladder.orchestration.trunks import JOB, Points
-from train.data import DataConfig, DataError, prepare_data
+from train.data import DataError, prepare_data
 from train.loop import train_rung
 from train.rundir import read_record, write_record
 from train.worker import launch_command, write_launch
 
 log = logging.getLogger(__name__)
 LOCKED = "locked"  # run_rung's state for a rung another process is running
-
-
-def dataset_config(cfg: DictConfig, dataset: str) -> DictConfig:
-    """The dataset's config; the root `data` wins when it names this dataset, so overrides apply."""
-    return cfg.data if cfg.data.name == dataset else load_group_option("data", dataset, DataConfig)
 
 
 def _rungs_of(plan: Plan, dataset: str, seq_len: int) -> list[Rung]:
