@@ -241,7 +241,9 @@ def test_prepare_names_a_bad_data_or_tokenizer_setting(tmp_path, capsys, overrid
 @pytest.mark.parametrize("override,message", [
     ("train.backend=nope", "train.backend: expected one of ('accelerate', 'deepspeed'), got 'nope'"),
     ("train.device=nope", "train.device: expected one of ('auto', 'cpu', 'cuda'), got 'nope'"),
-    ("train.schedule=nope", "train.schedule: expected one of (None, 'cosine', 'wsd'), got 'nope'"),
+    ("train.loss=nope", "train.loss: expected one of ('chunked', 'liger'), got 'nope'"),
+    ("train.collective_timeout_min=0", "train.collective_timeout_min=0: must be positive"),
+    ("ladder.lr_schedule=nope", "ladder.lr_schedule: expected one of ('cosine', 'wsd', 'wsds', 'branch'), got 'nope'"),
     ("train.attention=flash", "train.attention: expected one of ('sdpa', 'flash_attention_2', 'eager'), got 'flash'"),
     ("train.micro_batch_size=0", "train.micro_batch_size=0: must be at least 1"),
     ("train.num_processes=0", "train.num_processes=0: must be at least 1"),
