@@ -36,7 +36,7 @@ def write_ladder(tmp_path, tasks=True):
                         "multiplier": m, "step": 100 * step, "tokens": d, "final": step == 10}
                 acc = true_acc(loss) + 0.005 * rng.standard_normal()
                 recs += [{**base, "metric": "smoke_val:loss", "value": loss}]
-                recs += [{**base, "metric": "derived:acc", "value": acc}] if tasks else []
+                recs += [{**base, "metric": "derived:acc", "value": acc, "chance": 0.25}] if tasks else []
             (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     return tmp_path
 
