@@ -1,8 +1,5 @@
 """Chance levels come from the data (eval writes each task's on its accuracy records; the OLMo reader knows
 its paper's; a CSV may carry a `<task>:chance` column), and every accuracy method starts from them."""
-import json
-
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,39 +10,18 @@ from fit.methods import direct, olmo_single_step, olmo_two_step
 from fit.points import OLMO_TASKS, load_points
 from ladder.core.plan import Target
 
-SIZES = {"smoke-24": 1.2e5, "smoke-32": 2.4e5, "smoke-48": 5.0e5, "smoke-64": 9.0e5}
 TARGET = [Target("big", 2e6, 4e7)]
 
 
-def true_loss(n, d):
-    return 1.5 + 30 / n ** 0.3 + 200 / d ** 0.3
+@pytest.fixture
+def ladder(tmp_path, write_ladder):
+    """The points of a 4 x 3 harness ladder (test_holdout.write_ladder) of one task, `ladder(task, chance, floor)`."""
+    return lambda task, chance, floor: load_points(str(write_ladder(tmp_path, task=task, chance=chance, floor=floor)))
 
 
-def write_results(tmp_path, task, chance, floor):
-    """A 4 x 3 harness ladder (10 evaluations a run) whose `<task>:acc` rises from `floor` to 1 as the loss
-    falls; its records carry `chance` (None: no field, as eval wrote before it recorded one)."""
-    rng = np.random.default_rng(0)
-    for size, n in SIZES.items():
-        for m in (5, 10, 20):
-            rung = tmp_path / "rungs" / f"{size}-smoke-M{m}"
-            rung.mkdir(parents=True)
-            recs = []
-            for step in range(1, 11):
-                d = n * m * step / 10
-                loss = true_loss(n, d) * (1 + 0.003 * rng.standard_normal())
-                base = {"run": rung.name, "size": size, "dataset": "smoke", "params": n, "run_tokens": n * m,
-                        "multiplier": m, "step": 100 * step, "tokens": d, "final": step == 10}
-                acc = floor + (1 - floor) / (1 + np.exp(2 * (loss - 4.0))) + 0.003 * rng.standard_normal()
-                record = {**base, "metric": f"{task}:acc", "value": acc}
-                recs += [{**base, "metric": "smoke_val:loss", "value": loss},
-                         record if chance is None else {**record, "chance": chance}]
-            (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
-    return load_points(str(tmp_path))
-
-
-def test_a_two_choice_task_is_normalised_and_started_from_its_recorded_chance(tmp_path):
+def test_a_two_choice_task_is_normalised_and_started_from_its_recorded_chance(ladder):
     """The bug of issue 28: winogrande/boolq/copa fell back to 0.25."""
-    ps = write_results(tmp_path, "winogrande", 0.5, 0.5)
+    ps = ladder("winogrande", 0.5, 0.5)
     assert ps.chance == {"winogrande:acc": 0.5} and not ps.notes
     cfg = FitConfig(bootstrap=0)
     out = direct(ps, TARGET, cfg)
@@ -55,15 +31,15 @@ def test_a_two_choice_task_is_normalised_and_started_from_its_recorded_chance(tm
     assert olmo_single_step(ps, TARGET, cfg).steps["winogrande:single_step"].step.starts[0][5] == -0.5
 
 
-def test_results_without_a_chance_level_take_the_default_and_say_so(tmp_path):
-    ps = write_results(tmp_path, "copa", None, 0.25)
+def test_results_without_a_chance_level_take_the_default_and_say_so(ladder):
+    ps = ladder("copa", None, 0.25)
     assert ps.chance == {"copa:acc": 0.25}
     assert ps.notes == ["copa:acc: the data gives no chance level (a `chance` field on its results.jsonl records, "
                         "a `copa:chance` CSV column); taken as 0.25, a four-choice task's"]
 
 
-def test_runs_at_or_below_chance_are_said_by_the_sigmoid_methods_too(tmp_path):
-    ps = write_results(tmp_path, "boolq", 0.5, 0.45)  # the smallest runs end below a two-choice guess
+def test_runs_at_or_below_chance_are_said_by_the_sigmoid_methods_too(ladder):
+    ps = ladder("boolq", 0.5, 0.45)  # the smallest runs end below a two-choice guess
     for method in (olmo_two_step, best):
         warnings = method(ps, TARGET, FitConfig(bootstrap=0)).warnings
         said = [w for w in warnings if "boolq:acc" in w and "at or below chance (0.5), kept in its sigmoid fit" in w]
@@ -72,9 +48,9 @@ def test_runs_at_or_below_chance_are_said_by_the_sigmoid_methods_too(tmp_path):
 
 
 @pytest.mark.parametrize("method", [olmo_two_step, olmo_single_step, direct, best])
-def test_an_accuracy_with_chance_0_goes_through_every_accuracy_method(tmp_path, method):
+def test_an_accuracy_with_chance_0_goes_through_every_accuracy_method(ladder, method):
     """Not multiple choice (e.g. a cloze task's exact match): no floor, and nothing divides by it or logs it."""
-    ps = write_results(tmp_path, "cloze", 0.0, 0.0)
+    ps = ladder("cloze", 0.0, 0.0)
     out = method(ps, TARGET, FitConfig(bootstrap=0))
     pred = next(p for p in out.predictions if p["metric"] == "cloze:acc")
     assert 0 < pred["predicted"] < 1
@@ -101,14 +77,14 @@ def test_a_csv_carries_chance_as_a_task_column(tmp_path):
 
 
 @pytest.mark.parametrize("chance", [1.0, -0.1, "half", True])
-def test_a_bad_chance_level_is_named_with_its_line(tmp_path, chance):
+def test_a_bad_chance_level_is_named_with_its_line(ladder, chance):
     with pytest.raises(FitInputError, match=rf"/results.jsonl:2: chance level {chance!r} of t:acc is not a number in "
                                             r"\[0, 1\)$"):
-        write_results(tmp_path, "t", chance, 0.25)
+        ladder("t", chance, 0.25)
 
 
-def test_records_of_one_metric_that_disagree_on_chance_are_refused(tmp_path):
-    write_results(tmp_path, "t", 0.25, 0.25)
+def test_records_of_one_metric_that_disagree_on_chance_are_refused(ladder, tmp_path):
+    ladder("t", 0.25, 0.25)
     f = tmp_path / "rungs" / "smoke-64-smoke-M20" / "results.jsonl"
     f.write_text(f.read_text().replace('"chance": 0.25', '"chance": 0.5'))
     with pytest.raises(FitInputError, match=r"smoke-64-smoke-M20/results.jsonl:2: chance level 0.5 of t:acc, "
