@@ -149,7 +149,8 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("task_paths", "fewshot_paths"):
         bad = sorted(set(e[key]) - set(files))
         if bad and needs_documents(bad[:1]):
-            raise EvalError(f"eval.{key}.{bad[0]}: task {bad[0]} is built from held-out documents, not read from a file")
+            raise EvalError(f"eval.{key}.{bad[0]}: task {bad[0]} is built from held-out documents, not read "
+                            f"from a file")
         if bad:
             raise EvalError(f"eval.{key}.{bad[0]}: unknown task; known: {', '.join(files)}")
     eval_dtype(e.precision, eval_device(e.device))  # each names its key when it is wrong

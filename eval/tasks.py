@@ -224,8 +224,8 @@ class GroupMean:
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything eval knows of a task besides its prompt format (its converter): where its examples come
-    from, its size (or how the eval config sets it), how its metrics combine. Scoring is the same for
-    every task (RC, eval/run.py); partial scoring is the converter's (`Example.suffix`)."""
+    from, its size (or how the eval config sets it), its chance level, how its metrics combine. Scoring
+    is the same for every task (RC, eval/run.py); partial scoring is the converter's (`Example.suffix`)."""
     loader: Union[Hub, HeldOut]
     size: Union[TaskSize, Callable[[EvalConfig], TaskSize]]
     groups: Optional[GroupMean] = None
@@ -261,16 +261,18 @@ def _mmlu(subset: Optional[Callable[[Example], bool]] = None) -> Hub:
 _MMLU_MEAN = GroupMean(mmlu_groups.WEIGHTS, lambda ex: mmlu_group(ex.group))
 _MMLU_GROUP_SIZES = {"stem": TaskSize(3018, 4, 70, 12), "humanities": TaskSize(4705, 4, 90, 12),
                      "social_sciences": TaskSize(3077, 4, 50, 10), "other": TaskSize(3242, 4, 55, 12)}
-_ARC = ("question", "choices", "answerKey")
+_QUESTION_CHOICES = ("question", "choices", "answerKey")
 TASKS: dict[str, TaskSpec] = {
     "hellaswag": TaskSpec(Hub("Rowan/hellaswag", None, "validation",
                               ("ctx_a", "ctx_b", "endings", "label", "activity_label"), hellaswag),
                           TaskSize(10042, 4, 45, 25)),
-    "arc_easy": TaskSpec(Hub("allenai/ai2_arc", "ARC-Easy", "test", _ARC, arc), TaskSize(2376, 4, 30, 6)),
-    "arc_challenge": TaskSpec(Hub("allenai/ai2_arc", "ARC-Challenge", "test", _ARC, arc), TaskSize(1172, 4, 35, 8)),
+    "arc_easy": TaskSpec(Hub("allenai/ai2_arc", "ARC-Easy", "test", _QUESTION_CHOICES, arc),
+                         TaskSize(2376, 4, 30, 6)),
+    "arc_challenge": TaskSpec(Hub("allenai/ai2_arc", "ARC-Challenge", "test", _QUESTION_CHOICES, arc),
+                              TaskSize(1172, 4, 35, 8)),
     "piqa": TaskSpec(Hub("ybisk/piqa", None, "validation", ("goal", "sol1", "sol2", "label"), piqa),
                      TaskSize(1838, 2, 15, 25)),
-    "csqa": TaskSpec(Hub("tau/commonsense_qa", None, "validation", _ARC, csqa), TaskSize(1221, 5, 20, 3)),
+    "csqa": TaskSpec(Hub("tau/commonsense_qa", None, "validation", _QUESTION_CHOICES, csqa), TaskSize(1221, 5, 20, 3)),
     "socialiqa": TaskSpec(Hub("allenai/social_i_qa", None, "validation",
                               ("context", "question", "answerA", "answerB", "answerC", "label"), socialiqa),
                           TaskSize(1954, 3, 35, 5)),
