@@ -52,11 +52,12 @@ def test_plan_names_an_unknown_task_in_its_evaluation_cost(capsys):
     assert "eval.tasks: unknown task 'piqq'" in error(capsys, "plan", "eval.tasks=[piqq]")
 
 
-def test_every_task_has_a_size_for_the_plan_cost():
-    from eval.cost import TASK_SIZES
+def test_every_task_has_a_cost_in_the_plan():
+    from eval.config import EvalConfig
+    from eval.cost import task_tokens
     from eval.tasks import TASKS
 
-    assert set(TASK_SIZES) == set(TASKS)
+    assert all(task_tokens(name, EvalConfig(), 2048) > 0 for name in TASKS)
 
 
 def test_a_bad_line_after_a_null_text_is_named_not_a_json_traceback(tmp_path):

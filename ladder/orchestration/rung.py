@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import evaluate_unevaluated
+from eval.tasks import needs_documents
 from ladder.core.layout import LOCK, RECORD, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job, Run
@@ -68,12 +69,12 @@ def prepare_all(cfg: DictConfig, plan: Plan) -> dict:
 
 def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
     """The config with evaluation pointed at the ladder's held-out splits, unless set explicitly:
-    LM loss on every dataset's validation split, derived tasks from the first dataset's documents."""
+    LM loss on every dataset's validation split, and tasks built from held-out documents on the first dataset's."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     prepared = {name: prepare(cfg, name, seq_len, plan) for name in cfg.ladder.datasets}
     if not cfg.eval.lm_sets:
         cfg.eval.lm_sets = {name: str(p.val_dir) for name, p in prepared.items()}
-    if cfg.eval.derived.docs is None:
+    if cfg.eval.derived.docs is None and needs_documents(cfg.eval.tasks):
         first = cfg.ladder.datasets[0]
         cfg.eval.derived.docs = str(prepared[first].val_documents)
         cfg.data = dataset_config(cfg, first)
