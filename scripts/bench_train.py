@@ -37,7 +37,18 @@ from ladder.core.shards import TokenSequences  # noqa: E402
 from train.loop import split_batch, train_run  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
 from train.model import build_model, compile_blocks  # noqa: E402
-from train.optim import make_optimizer, make_scheduler, training_loss  # noqa: E402
+from train.optim import make_optimizer, make_scheduler  # noqa: E402
+
+
+def training_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The textbook loss from the full logits: next-token cross-entropy plus the z-loss z·log²Z (PaLM), both in
+    fp32; (total, CE). What train/loss.py computes chunk by chunk (its tests compare the two)."""
+    logits = logits[:, :-1].float()
+    targets = input_ids[:, 1:]
+    log_z = torch.logsumexp(logits, dim=-1)
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    total = ce + z_loss * log_z.pow(2).mean() if z_loss else ce
+    return total, ce
 
 
 class RandomSequences:

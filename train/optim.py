@@ -1,8 +1,8 @@
-"""AdamW and the learning-rate schedule of a run's recipe (its curve: ladder.core.recipes.lr_factor)."""
+"""AdamW and the learning-rate schedule of a run's recipe (its curve: ladder.core.recipes.lr_factor). The loss is
+train/loss.py's."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ladder.core.recipes import Hyperparams, lr_factor
 
@@ -36,15 +36,3 @@ def skip_unless(optimizer: torch.optim.Optimizer, ok: torch.Tensor) -> None:
 def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(hp))
 
-
-def training_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross-entropy plus the z-loss z·log²Z (PaLM), both in fp32; returns (total, CE).
-
-    The CE alone is what the run reports and checks for divergence, comparable across recipes.
-    """
-    logits = logits[:, :-1].float()
-    targets = input_ids[:, 1:]
-    log_z = torch.logsumexp(logits, dim=-1)
-    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-    total = ce + z_loss * log_z.pow(2).mean() if z_loss else ce
-    return total, ce

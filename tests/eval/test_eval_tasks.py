@@ -9,7 +9,7 @@ import pytest
 
 from eval.fewshot import with_fewshot
 from eval.run import evaluate_task
-from eval.scoring import score_groups
+from eval_helpers import score_groups
 from eval.config import DerivedConfig, EvalConfig
 from eval.tasks import TASKS, Example, TaskError, chance_levels, load_task
 

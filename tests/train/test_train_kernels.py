@@ -9,7 +9,8 @@ from ladder.core.configs import load_model
 from ladder.core.sizes import ModelShape
 from train.loss import attach_loss, linear_cross_entropy
 from train.model import attention, build_model
-from train.optim import make_optimizer, param_groups, training_loss
+from scripts.bench_train import training_loss
+from train.optim import make_optimizer, param_groups
 from train.sizing import activation_bytes_per_sequence, derive_micro_batch
 from train_fakes import SHAPE, sequences_for, tiny_run
 

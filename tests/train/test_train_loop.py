@@ -13,7 +13,7 @@ from train.config import DivergenceConfig, TrainConfig, WandbConfig
 from ladder.core.recipes import lr_factor
 from ladder.core.schedules import SCHEDULES, checkpoint_steps
 from train.loop import divergence, split_batch, train_run
-from train.optim import training_loss
+from scripts.bench_train import training_loss
 from ladder.core.layout import checkpoints, temporary_checkpoint_dir
 from train.rundir import read_record
 from train_fakes import FakeSequences, sequences_for, tiny_rung, tiny_run
