@@ -14,10 +14,11 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
-from fit.calibration import inner_backtests, longest_runs_backtest, widen
-from fit.chain import MethodOutput
-from fit.methods import PAPER_SIGMOID, Sigmoid, olmo_two_step
-from fit.runs import RunTable, olmo_fit_runs, task_metrics
+from fit import laws
+from fit.calibration import calibrate, inner_backtests, longest_runs_backtest, wanted, widen
+from fit.chain import Method, MethodOutput
+from fit.methods import PAPER_SIGMOID, Sigmoid, direct, olmo_two_step
+from fit.runs import RunTable, check_fit_set, fit_runs, primary_loss, task_metrics
 from fit.points import PointSet
 from ladder.core.plan import Target
 
@@ -96,9 +97,18 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
     is the weighted mean of its paths; the quantiles are then widened by the model error the run
     bootstrap cannot see, the pooled RMS miss of the same ensemble in the inner backtests (across
     sizes and along D, fit.calibration): half-width = sqrt(bootstrap half-width² + (z·RMS)²).
-    `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests."""
-    runs = runs or olmo_fit_runs(ps, targets)
+    `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests. Where the data supports no
+    two-step path (no loss on every fit run, or too few runs for step 1's law) but has accuracies, they are
+    predicted straight from (N, D) by `direct`, and the output says so."""
+    runs = runs or fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
+    try:
+        check_fit_set(table, len(laws.OLMO_ND.params), "best's step 1")
+        primary_loss(table)
+    except FitInputError as exc:
+        if not task_metrics(table, required=False):
+            raise
+        return _direct_instead(ps, targets, cfg, runs, str(exc))
     paths = intermediate_paths(table)
     if not paths:  # no task: the primary loss alone, as olmo_two_step predicts it
         out = olmo_two_step(ps, targets, cfg, name="best", runs=runs, sigmoid=sigmoid)
@@ -109,7 +119,7 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
                      for p, inter in paths.items()}
         out = _merge(paths_out, paths)
     backtests = inner_backtests(table)
-    calibrating = cfg.calibrate and cfg.bootstrap > 0  # as run_fit decides for the other methods
+    calibrating = wanted(cfg)
     extra = longest_runs_backtest(table) if calibrating else []  # for the intervals, not the weights
     errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests + extra, cfg, sigmoid)
     out.warnings += [f"best: {s}" for s in skipped]
@@ -132,7 +142,16 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
         _widen(out, errors, weights, cfg.interval, table, scored, targets)
     elif calibrating:
         out.warnings.append("best: no inner backtest could be scored; intervals are bootstrap only")
-    out.calibrated = True  # by its own inner backtests, which also weight its paths (or deliberately not)
+    return out
+
+
+def _direct_instead(ps: PointSet, targets: List[Target], cfg, runs: List[str], why: str) -> MethodOutput:
+    """The accuracies from `direct` (Krajewski et al. 2025), calibrated as the registry would calibrate it."""
+    out = direct(ps, targets, cfg, runs=runs)
+    out.warnings.insert(0, f"best: no two-step path fits this data ({why}); its accuracies are predicted "
+                           "straight from (N, D) by direct (Krajewski et al. 2025) and no loss is predicted")
+    if wanted(cfg):
+        calibrate(Method("direct", direct, "best's fallback"), ps, targets, cfg, out)
     return out
 
 

@@ -14,18 +14,17 @@ everything else (losses, bpb, NLL) relative to the measured value. One or two er
 a ladder gives, say little about that metric; pooled, they say how far the method's extrapolations
 miss. Coverage before and after, on the backtests the published data allows: scripts/coverage.py,
 docs/fit.md."""
-import inspect
 from dataclasses import replace
-from typing import Callable, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from fit.chain import MethodOutput
+from fit.chain import Method, MethodOutput
 from fit.errors import FitInputError
 from fit.points import PointSet, is_accuracy
-from fit.runs import RunTable, olmo_fit_runs
+from fit.runs import RunTable, fit_runs
 from fit.targets import at_target
 from ladder.core.plan import Target
 
@@ -95,7 +94,6 @@ def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, table: RunTa
     out.fits["backtest"] = {"held_out": held, "rms_error": rms, "errors": int(errors.dropna().shape[0]),
                             "params": {}, "note": f"{source}; intervals widened by z·RMS"}
     out.warnings += reach_warnings(out.method, table, backtests, targets)
-    out.calibrated = True
 
 
 def reach_warnings(method: str, table: RunTable, backtests: List[Backtest], targets: List[Target]) -> List[str]:
@@ -109,21 +107,24 @@ def reach_warnings(method: str, table: RunTable, backtests: List[Backtest], targ
             "its intervals are likely too narrow" for t in targets if t.params / top(table.runs) > reach * (1 + 1e-6)]
 
 
-def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: MethodOutput):
+def wanted(cfg) -> bool:
+    """Whether intervals are calibrated: asked for (fit.calibrate), and there are bootstrap intervals to widen."""
+    return cfg.calibrate and cfg.bootstrap > 0
+
+
+def calibrate(method: Method, ps: PointSet, targets: List[Target], cfg, out: MethodOutput):
     """Backtest `method` inside the runs it fitted (`out.runs`) by `calibration_backtests`, passing each
-    inner fit set as its `runs`, and widen `out`'s intervals by its misses. A method without a `runs`
-    argument fits its paper's fixed set (gadre: 5 runs for a 4-parameter law, so most bootstrap
-    resamples cannot refit it and the rest interpolate): it is scored on the data's runs outside that
-    set instead, and its interval is that miss alone."""
+    inner fit set as its `runs`, and widen `out`'s intervals by its misses. A method with a fixed fit set
+    (gadre: its paper's 5 runs for a 4-parameter law, so most bootstrap resamples cannot refit it and the
+    rest interpolate) is scored on the data's runs outside that set instead, and its interval is that miss
+    alone."""
     quiet = replace(cfg, bootstrap=0)
-    table = RunTable(ps, out.runs or olmo_fit_runs(ps, targets))
-    fixed = "runs" not in inspect.signature(method).parameters
-    if fixed:
+    table = RunTable(ps, out.runs or fit_runs(ps, targets, cfg.include))
+    if method.fixed_fit_set:
         backtests, source = _outside_fit_set(ps, targets, table), "its misses on the data's runs outside its fit set"
-        predict = lambda tgt, runs: method(ps, tgt, quiet)
     else:
         backtests, source = calibration_backtests(table), "its inner backtests"
-        predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)
+    predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)  # noqa: E731
     rows, scored = [], []
     for fit_runs, tgt in backtests:
         try:
@@ -137,7 +138,7 @@ def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: M
         out.warnings.append(f"{out.method}: no backtest of it could be scored; intervals are bootstrap only "
                             "and too narrow for an extrapolation")
         return
-    widen(out, errors, cfg.interval, table, scored, targets, source, bootstrap=not fixed)
+    widen(out, errors, cfg.interval, table, scored, targets, source, bootstrap=not method.fixed_fit_set)
 
 
 def _outside_fit_set(ps: PointSet, targets: List[Target], table: RunTable) -> List[Backtest]:

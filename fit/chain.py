@@ -16,7 +16,6 @@ import pandas as pd
 from fit.fitting import FitResult, fit_batched, fit_huber_log, fit_least_squares, quantile_intervals, resample_counts
 from fit.laws import Law
 from fit.points import PointSet
-from fit.runs import final_window
 from fit.targets import actual_value
 from ladder.core.plan import Target
 
@@ -81,11 +80,23 @@ class MethodOutput:
     warnings: List[str] = field(default_factory=list)
     steps: Dict[str, FittedStep] = field(default_factory=dict)  # the fitted chain, for the figures
     shown: Dict[str, str] = field(default_factory=dict)  # step key -> caption of the steps to draw; empty: all
-    calibrated: bool = False  # intervals widened by the method's own backtests (fit.calibration)
     runs: List[str] = field(default_factory=list)  # the runs it fitted
     samples: Dict[str, np.ndarray] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # how the method's numbers were made, for the report
     tables: Dict[str, pd.DataFrame] = field(default_factory=dict)  # titled method details for the report
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method as `ladder fit method=NAME` runs it (fit.registry): its fit and what it is, read, never inspected."""
+    name: str
+    fit: Callable  # (points, targets, cfg[, runs]) -> MethodOutput; `runs` narrows its fit set (the backtests)
+    summary: str  # one line for `ladder fit --help`
+    fixed_fit_set: bool = False  # it fits its paper's own runs whatever it is given (gadre): no `runs`
+    calibrates_itself: bool = False  # it widens its intervals itself (best: from the backtests weighting its paths)
+
+    def __call__(self, ps, targets, cfg, runs=None) -> "MethodOutput":
+        return self.fit(ps, targets, cfg) if self.fixed_fit_set else self.fit(ps, targets, cfg, runs=runs)
 
 
 def _fit_record(step: Step, fit: FitResult) -> dict:
@@ -174,5 +185,5 @@ def run_chain(name: str, ps: PointSet, targets: List[Target], runs: List[str], s
         out.warnings.append(f"{name}: {failed:.0%} of {cfg.bootstrap} bootstrap refits failed; intervals rest on the rest")
     by_name = {t.name: t for t in targets}
     for pred in out.predictions:
-        pred["actual"] = actual_value(ps, by_name[pred["target"]], pred["metric"], final_window(ps))
+        pred["actual"] = actual_value(ps, by_name[pred["target"]], pred["metric"], ps.profile.final_window)
     return out

@@ -14,6 +14,9 @@ class FitConfig:
     method: str = "best"  # a key of fit.registry.METHODS
     dataset: Optional[str] = None  # Gadre data: c4_original, rpj or rw_original
     targets: List[Any] = field(default_factory=list)  # names (13B-5T, SIZE-MULTxC) or {params, tokens, name}
+    # Runs at or above a target's N that the fit may still take (by default a ladder fits only what is smaller
+    # than every target: fit.runs.fit_runs).
+    include: List[str] = field(default_factory=list)
     out: Optional[str] = None  # where predictions.csv, fits.json and the report go
     bootstrap: int = 1000  # resamples of the runs; 0: no intervals
     interval: float = 0.9

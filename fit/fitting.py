@@ -29,9 +29,11 @@ class FitResult:
 def _bound_warnings(law, p, bounds, converged, message):
     out = [] if converged else [f"{law.name}: optimiser did not converge ({message})"]
     for name, v, (lo, hi) in zip(law.params, p, bounds or [(None, None)] * len(p)):
+        meaning = law.at_bound.get(name, "")
         for b in (lo, hi):
-            if b is not None and np.isfinite(b) and abs(v - b) <= 1e-6 * max(1.0, abs(b)):
-                out.append(f"{law.name}: parameter {name} = {v:.4g} is on its bound {b:g}")
+            if meaning is not None and b is not None and np.isfinite(b) and abs(v - b) <= 1e-6 * max(1.0, abs(b)):
+                out.append(f"{law.name}: parameter {name} = {v:.4g} is on its bound {b:g}"
+                           + (f": {meaning}" if meaning else ""))
     return out
 
 

@@ -11,8 +11,8 @@ import numpy as np
 from fit import laws
 from fit.chain import MethodOutput, Points, Step, run_chain
 from fit.errors import FitInputError
-from fit.points import OLMO_TASKS, PointSet
-from fit.runs import (RunTable, check_fit_set, gadre_runs, olmo_fit_runs, primary_loss, range_warnings,
+from fit.points import PointSet
+from fit.runs import (RunTable, check_fit_set, fit_runs, gadre_runs, primary_loss, range_warnings,
                       task_metrics)
 from ladder.core.plan import Target
 
@@ -103,7 +103,7 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
     paper's start alone on the paper's data and adds STEP1_GRID elsewhere; `grid` forces either.
     `sigmoid` is step 2's form (the paper's, or a backtest variant)."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
-    runs = runs or olmo_fit_runs(ps, targets)
+    runs = runs or fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     check_fit_set(table, 3 if flops else 5, name, needs_sizes=not flops)
     loss = primary_loss(table)
@@ -122,7 +122,7 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
         tx, x1 = np.array([[per_token[t.name] * t.tokens for t in targets]]), (lambda X, C: C[None, :])
     else:
         law1, bounds1 = laws.OLMO_ND, STEP1_BOUNDS
-        starts1 = [STEP1_START] + (STEP1_GRID if (ps.format != "olmo" if grid is None else grid) else [])
+        starts1 = [STEP1_START] + (STEP1_GRID if (not ps.profile.paper_starts if grid is None else grid) else [])
         tx, x1 = nd(targets), None
     steps = [Step(f"{xm}:step1", law1, final_points(table, runs, xm, x=x1), starts1, bounds1, huber=1e-3,
                   target_x=tx, output=xm, label=xm, x_label="FLOPs C" if flops else "tokens D")
@@ -152,7 +152,7 @@ def _flops_per_token(table: RunTable, targets: List[Target]) -> Dict[str, float]
 
 def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
     """Bhagia et al. 2024 baseline: accuracy straight from (N, D) through a sigmoid of L(N, D)."""
-    runs = runs or olmo_fit_runs(ps, targets)
+    runs = runs or fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     check_fit_set(table, 7, "olmo_single_step")
     bounds = [(0, None)] * 4 + [(None, None), (-1.0, 0.0), (0.0, 1.0)]
@@ -169,12 +169,12 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[Li
 
 def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
     """Hoffmann et al. 2022 approach 3 on every loss-like metric (`:loss`, `:bpb`) of the data."""
-    runs = runs or (gadre_runs(ps)[0] if ps.format == "gadre" else olmo_fit_runs(ps, targets))
+    runs = runs or (ps.profile.fit_sets(ps)[0] if ps.profile.fit_sets else fit_runs(ps, targets, cfg.include))
     table = RunTable(ps, runs)
     check_fit_set(table, 5, "chinchilla")
     metrics = [m for m in sorted(ps.points["metric"].unique()) if m.endswith((":loss", ":bpb")) and table.has(m)]
-    if ps.format == "olmo":
-        metrics = [m for m in metrics if m.split(":")[0] in OLMO_TASKS or m == "c4_en:loss"]
+    if ps.profile.losses is not None:  # the paper's (OLMo: C4 and its 8 tasks)
+        metrics = [m for m in metrics if ps.profile.losses(m)]
     if not metrics:
         raise FitInputError("chinchilla: the data has no loss metric (<set>:loss or <task>:bpb) on every fit run")
     steps = [Step(m, laws.CHINCHILLA, final_points(table, runs, m), CHINCHILLA_GRID, None, huber=1e-3,
@@ -222,10 +222,10 @@ def direct(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] =
     as the log cannot take them. Tasks: every `<task>:acc`, or on Gadre data 1 - `avg46/avg17:err`; chance
     levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance)."""
     if runs is None:
-        runs = gadre_runs(ps)[1] if ps.format == "gadre" else olmo_fit_runs(ps, targets)
+        runs = ps.profile.fit_sets(ps)[1] if ps.profile.fit_sets else fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     check_fit_set(table, 4, "direct")
-    metrics = ([m for m in ("avg46:err", "avg17:err") if table.has(m)] if ps.format == "gadre"
+    metrics = ([m for m in ps.profile.accuracies if table.has(m)] if ps.profile.accuracies
                else [f"{t}:acc" for t in task_metrics(table)])
     steps, warns = [], []
     for m in metrics:

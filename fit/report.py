@@ -34,7 +34,7 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     answer, back, details = answer_table(preds), backtest_table(preds, held), prediction_table(preds)
     title = f"Ladder fit: method `{out.method}`"
     lead = answer_sentence(out, ps, preds, cfg)
-    source = (f"Input: `{ps.source}` (format {ps.format}{', dataset ' + cfg.dataset if cfg.dataset else ''}); "
+    source = (f"Input: `{ps.source}` (format {ps.profile.name}{', dataset ' + cfg.dataset if cfg.dataset else ''}); "
               f"{ps.points['run'].nunique()} runs, {len(ps.points)} points kept, {len(ps.dropped)} left out.")
     sections = [("Predictions", [lead], answer)]
     if back is not None:

@@ -8,13 +8,12 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from fit import report
-from fit.calibration import calibrate
+from fit import calibration, report
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
-from fit.points import PointSet, load_points
+from fit.points import PointSet
+from fit.sources import load_points
 from fit.registry import METHODS
-from fit.runs import final_window, gadre_runs
 from fit.targets import actual_value, resolve_targets
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
@@ -48,8 +47,8 @@ def apply_holdout(cfg: FitConfig, ps: PointSet):
 def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> List[Target]:
     if held:
         return list(held) + (resolve_targets(cfg.targets, ps, []) if cfg.targets else [])
-    if ps.format == "gadre":
-        loss_runs, err_runs = gadre_runs(ps)
+    if ps.profile.fit_sets is not None:  # the runs larger than the paper's fit sets
+        loss_runs, err_runs = ps.profile.fit_sets(ps)
         return resolve_targets(cfg.targets, ps, loss_runs, err_runs)
     runs = ps.points.drop_duplicates("run")
     smaller = list(runs[runs["params"] < runs["params"].max()]["run"])
@@ -64,12 +63,13 @@ def run_fit(cfg) -> Path:
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
-    out = METHODS[cfg.method](fit_ps, targets, cfg)
-    if cfg.calibrate and cfg.bootstrap > 0 and not out.calibrated:
-        calibrate(METHODS[cfg.method], fit_ps, targets, cfg, out)
+    method = METHODS[cfg.method]
+    out = method(fit_ps, targets, cfg)
+    if calibration.wanted(cfg) and not method.calibrates_itself:
+        calibration.calibrate(method, fit_ps, targets, cfg, out)
     for pred in out.predictions:  # held-out runs are scored against the full data
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
-                                      final_window(ps))
+                                      ps.profile.final_window)
     out.warnings = fit_ps.dropped_summary() + fit_ps.notes + out.warnings
     out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
     try:
@@ -79,7 +79,7 @@ def run_fit(cfg) -> Path:
     preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)
     atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
     atomic_write_text(out_dir / "fits.json", json.dumps(_clean({
-        "method": out.method, "results": ps.source, "format": ps.format, "dataset": cfg.dataset,
+        "method": out.method, "results": ps.source, "format": ps.profile.name, "dataset": cfg.dataset,
         "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
         "seed": cfg.seed, "holdout": cfg.holdout, "calibrate": cfg.calibrate, "held_out": [t.name for t in held], "laws": out.fits,
         "notes": out.notes, "warnings": out.warnings,
@@ -92,7 +92,7 @@ def run_fit(cfg) -> Path:
 
 def _default_out(cfg: FitConfig, ps: PointSet) -> Path:
     src = Path(ps.source)
-    if ps.format == "harness" and src.is_dir():
+    if ps.profile.report_beside and src.is_dir():
         return src / REPORT
     return Path("outputs") / f"fit-{cfg.method}"
 

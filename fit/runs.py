@@ -1,27 +1,23 @@
 """The runs a method fits and what it reads from them: the run table (each run's N, D, FLOPs, final
 values and checkpoint series, prepared once), each paper's fit set, the tasks and losses the data has,
 and the checks every fit set must pass."""
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 
 from fit.errors import FitInputError
-from fit.points import OLMO_TASKS, PointSet
+from fit.points import PointSet
 from ladder.core.plan import Target
-
-
-def final_window(ps: PointSet) -> int:
-    """How many last evaluations make a run's final value: 5 on the OLMo exports (the paper's
-    convention; they evaluate every ~1 % of a run), else the final point alone (the harness evaluates
-    a few checkpoints, whose mean would reach back into the run)."""
-    return 5 if ps.format == "olmo" else 1
 
 
 class RunTable:
     """Per-run arrays prepared once, so that bootstrap refits only index into them."""
 
     def __init__(self, ps: PointSet, runs: List[str]):
-        last = final_window(ps)
+        # A run's final value: the mean of its last evaluations where the source evaluates every ~1 % of a
+        # run (the OLMo exports: 5), else its final point (the harness's few checkpoints reach back far).
+        last = ps.profile.final_window
+        self.task_order = ps.profile.task_order
         p = ps.points[ps.points["run"].isin(runs)].sort_values(["run", "metric", "tokens"])
         self.runs = list(runs)
         self.info, self.final, self.series = {}, {}, {}
@@ -63,7 +59,8 @@ def _moving_average(a, n):
 def check_fit_set(table: RunTable, n_params: int, what: str, needs_sizes: bool = True):
     sizes = {table.info[r][0] for r in table.runs}
     if len(table.runs) < n_params + 1:
-        raise FitInputError(f"{what}: {len(table.runs)} run(s) for a law with {n_params} parameters; need at least {n_params + 1}")
+        raise FitInputError(f"{what}: {len(table.runs)} run(s) for a law with {n_params} parameters; need at least "
+                            f"{n_params + 1} (a fit takes the runs smaller than every target; include=[RUN,...] adds others)")
     if needs_sizes and len(sizes) < 2:
         raise FitInputError(f"{what}: all {len(table.runs)} runs are at one size (N = {sizes.pop():.4g}); the N exponent cannot be fitted")
 
@@ -76,24 +73,28 @@ def range_warnings(table: RunTable, targets: List[Target]) -> List[str]:
             for t in targets if t.params <= N and t.tokens <= D]
 
 
-def olmo_fit_runs(ps: PointSet, targets: List[Target]) -> List[str]:
-    """Every run not at a target's size; on the OLMo data the paper's 16 (no -rerun, no 0.5xC)."""
+def fit_runs(ps: PointSet, targets: List[Target], include: Sequence[str] = ()) -> List[str]:
+    """The runs a method fits by default: every run smaller than every target in N, so that a ladder predicts
+    what is bigger than itself (a target between ladder sizes is fitted from the sizes below it alone), less
+    those its source leaves out (the OLMo exports' reruns and 0.5xC runs, as the paper does); a run at or
+    above a target enters only when `include` names it (fit.include)."""
     runs = ps.points.drop_duplicates("run")
-    at_target = np.zeros(len(runs), bool)
-    for t in targets:
-        at_target |= np.isclose(runs["params"].astype(float), t.params, rtol=1e-3)
-    small = runs[~at_target]
-    if ps.format == "olmo":
-        small = small[~small["run"].str.endswith("-rerun") & (small["multiplier"] > 10 + 1e-9)]
-    return sorted(small["run"])
+    unknown = sorted(set(include) - set(runs["run"]))
+    if unknown:
+        raise FitInputError(f"fit.include: no run {unknown[0]!r} in the data (runs: {', '.join(sorted(runs['run']))})")
+    smallest = min((t.params for t in targets), default=np.inf)
+    keep = runs["params"].astype(float) < smallest * (1 - 1e-3)
+    if ps.profile.excluded is not None:
+        keep &= ~ps.profile.excluded(runs)
+    return sorted(set(runs.loc[keep, "run"]) | set(include))
 
 
 def task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
-    """Tasks with every metric `<task>:<kind>` on every fit run: the paper's 8 in its order on OLMo
-    data, else every task the data has (e.g. `derived` on the harness's own ladders). None is an
+    """Tasks with every metric `<task>:<kind>` on every fit run, those of the source's paper first in its order
+    (the OLMo paper's 8), then every other task the data has (e.g. `derived` on the harness's own ladders). None is an
     error only when `required`."""
     names = sorted({m.split(":")[0] for (_, m) in table.final if m.endswith(":acc")})
-    names = [t for t in OLMO_TASKS if t in names] + [t for t in names if t not in OLMO_TASKS]
+    names = [t for t in table.task_order if t in names] + [t for t in names if t not in table.task_order]
     tasks = [t for t in names if all(table.has(f"{t}:{k}") for k in kinds)]
     if not tasks and required:
         raise FitInputError("the data has no task with metrics " + " and ".join(f"<task>:{k}" for k in kinds)

@@ -69,9 +69,10 @@ def _size_mult(ps: PointSet, size: str, mult: float, name: str) -> Target:
 
 
 def default_targets(ps: PointSet, fit_runs: List[str], used_runs: List[str] = ()) -> List[Target]:
-    """Every run larger than the fit set and not used by any fit; for OLMo data the two named targets."""
-    if ps.format == "olmo":
-        return list(NAMED.values())
+    """The source's own targets (the OLMo paper's two), else every run larger than the fit set and not used by
+    any fit."""
+    if ps.profile.targets:
+        return list(ps.profile.targets)
     runs = ps.points.drop_duplicates("run").set_index("run")
     biggest = runs.loc[list(fit_runs), "params"].max() if fit_runs else -np.inf
     larger = [r for r in runs.index if runs.loc[r, "params"] > biggest and r not in fit_runs and r not in used_runs]

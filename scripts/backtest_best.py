@@ -23,8 +23,10 @@ from fit.fitting import fit_huber_log
 from fit.laws import Law
 from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted_mean
 from fit.methods import PAPER_SIGMOID, STEP1_BOUNDS, STEP1_START, Sigmoid, direct, olmo_two_step
-from fit.runs import RunTable, olmo_fit_runs
-from fit.points import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS, load_points, shared_data_dir
+from fit.runs import RunTable, fit_runs
+from fit.sources import load_points
+from fit.sources.olmo import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS
+from scripts.shared_data import shared_data_dir
 from ladder.core.plan import Target
 
 LM_SETS = ["c4_en", "dolma_books", "dolma_common-crawl", "dolma_pes2o", "dolma_reddit", "dolma_stack",
@@ -32,7 +34,7 @@ LM_SETS = ["c4_en", "dolma_books", "dolma_common-crawl", "dolma_pes2o", "dolma_r
 
 
 def backtests(ps):
-    ladder = olmo_fit_runs(ps, [])
+    ladder = fit_runs(ps, [])
     size = dict(ps.points.drop_duplicates("run")[["run", "size"]].itertuples(index=False))
     runs = [r for r in ladder if size[r] in ("190M", "370M", "760M", "1B")]
     info = ps.points.drop_duplicates("run").set_index("run")

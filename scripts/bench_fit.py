@@ -8,7 +8,7 @@ import tempfile
 import time
 
 from fit.config import FitConfig
-from fit.points import shared_data_dir
+from scripts.shared_data import shared_data_dir
 from fit.run import run_fit
 
 

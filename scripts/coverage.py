@@ -15,9 +15,11 @@ import pandas as pd
 
 from fit.calibration import calibrate
 from fit.config import FitConfig
-from fit.points import is_accuracy, load_points, shared_data_dir
+from fit.points import is_accuracy
+from fit.sources import load_points
+from scripts.shared_data import shared_data_dir
 from fit.registry import METHODS
-from fit.runs import olmo_fit_runs
+from fit.runs import fit_runs
 from ladder.core.plan import Target
 
 OLMO_METHODS = ["olmo_two_step", "olmo_single_step", "chinchilla", "direct", "best"]
@@ -28,7 +30,7 @@ def backtests():
     """name -> (points restricted to the fit and held-out runs, held-out targets, fit runs)."""
     data = shared_data_dir()
     olmo = load_points(str(data / "olmo-ladder" / "runs"))
-    ladder = olmo_fit_runs(olmo, [])
+    ladder = fit_runs(olmo, [])
     out = {}
     for name, fit_sizes, held_sizes in (("OLMo: <=760M -> 1B", ("190M", "370M", "760M"), ("1B",)),
                                         ("OLMo: <=370M -> 760M+1B", ("190M", "370M"), ("760M", "1B"))):
@@ -44,11 +46,11 @@ def backtests():
     return out
 
 
-def _split(ps, fit_runs, held_runs):
-    keep = ps.points[ps.points["run"].isin(set(fit_runs) | set(held_runs))]
+def _split(ps, runs, held_runs):
+    keep = ps.points[ps.points["run"].isin(set(runs) | set(held_runs))]
     info = keep.drop_duplicates("run").set_index("run")
     held = [Target(r, float(info.loc[r, "params"]), float(info.loc[r, "run_tokens"])) for r in held_runs]
-    return replace(ps, points=keep.reset_index(drop=True), notes=[]), held, fit_runs
+    return replace(ps, points=keep.reset_index(drop=True), notes=[]), held, runs
 
 
 def score(preds: pd.DataFrame) -> dict:
@@ -66,18 +68,19 @@ def main():
     only = set(sys.argv[2].split(",")) if len(sys.argv) > 2 and sys.argv[2] else None
     which = sys.argv[3] if len(sys.argv) > 3 else ""
     rows = []
-    for bt, (ps, held, fit_runs) in backtests().items():
+    for bt, (ps, held, runs) in backtests().items():
         if not bt.startswith(which):
             continue
         for m in OLMO_METHODS if bt.startswith("OLMo") else GADRE_METHODS:
             if only and m not in only:
                 continue
             cfg = FitConfig(bootstrap=n, calibrate=False)
-            raw = METHODS[m](ps, held, cfg, runs=fit_runs)
+            raw = METHODS[m](ps, held, cfg, runs=runs)
             before = score(pd.DataFrame(raw.predictions))
-            calibrated = METHODS[m](ps, held, replace(cfg, calibrate=True), runs=fit_runs) if m == "best" else raw
-            if not calibrated.calibrated:
-                calibrate(METHODS[m], ps, held, replace(cfg, calibrate=True), calibrated)
+            method = METHODS[m]
+            calibrated = method(ps, held, replace(cfg, calibrate=True), runs=runs) if method.calibrates_itself else raw
+            if not method.calibrates_itself:
+                calibrate(method, ps, held, replace(cfg, calibrate=True), calibrated)
             after = score(pd.DataFrame(calibrated.predictions))
             for kind in sorted(set(before) | set(after)):
                 b, a = before.get(kind, (0, 0, np.nan)), after.get(kind, (0, 0, np.nan))

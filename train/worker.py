@@ -54,6 +54,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True, help=f"run directory holding {LAUNCH}")
     args = parser.parse_args(argv)
     stop_on_sigterm()  # torchrun passes a SIGTERM on to its workers: record the rung as interrupted
+    if not (args.run_dir / LAUNCH).is_file():
+        print(f"train.worker: error: no {args.run_dir / LAUNCH}: `ladder train` writes it for a job it trains on "
+              f"several processes (e.g. train=ddp_cpu, or one per GPU); run that first, or give the run "
+              f"directory it trained", file=sys.stderr)
+        return 2
     spec = json.loads((args.run_dir / LAUNCH).read_text())
     sequences = _resolve(spec["data"])(*spec["data_args"], **spec["data_kwargs"])
     try:

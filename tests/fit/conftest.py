@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from fit.points import shared_data_dir
+from scripts.shared_data import shared_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ from fit.chain import bootstrap_chain, fit_chain
 from fit.config import FitConfig
 from fit.fitting import resample_counts
 from fit.methods import PAPER_SIGMOID, Sigmoid, olmo_two_step
-from fit.points import OLMO_TASKS, load_points
-from fit.runs import RunTable, olmo_fit_runs
+from fit.sources import load_points
+from fit.sources.olmo import OLMO_TASKS
+from fit.runs import RunTable, fit_runs
 from fit.targets import NAMED
 from ladder.core.plan import Target
 
@@ -60,7 +61,7 @@ def test_weighted_mean_renormalises_over_paths_that_have_a_value():
 
 def test_inner_backtests_leave_out_the_largest_sizes_while_two_remain(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    table = RunTable(ps, olmo_fit_runs(ps, [NAMED["13B-5T"]]))
+    table = RunTable(ps, fit_runs(ps, [NAMED["13B-5T"]]))
     (fit_a, held_a), (fit_b, held_b) = inner_backtests(table)
     assert {t.name.split("-")[0] for t in held_a} == {"1B"} and len(fit_a) == 12
     assert {t.name.split("-")[0] for t in held_b} == {"760M", "1B"} and len(fit_b) == 8
@@ -69,7 +70,7 @@ def test_inner_backtests_leave_out_the_largest_sizes_while_two_remain(shared):
 
 def test_a_fit_set_of_two_sizes_weights_its_paths_equally_and_says_so(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    runs = [r for r in olmo_fit_runs(ps, [NAMED["13B-5T"]]) if r.split("-")[0] in ("190M", "370M")]
+    runs = [r for r in fit_runs(ps, [NAMED["13B-5T"]]) if r.split("-")[0] in ("190M", "370M")]
     out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0), runs=runs)
     weights = pd.DataFrame(out.fits["ensemble"]["weights"]).T
     assert np.allclose(weights.to_numpy(), 1 / 13)
@@ -80,7 +81,7 @@ def test_a_fit_set_of_two_sizes_weights_its_paths_equally_and_says_so(shared):
 def test_recentred_refits_of_all_points_match_plain_refits(shared):
     """Recentring shifts each refit by (full fit − all-ones refit); on the full points that shift is ~0."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    runs = olmo_fit_runs(ps, [NAMED["13B-5T"]])
+    runs = fit_runs(ps, [NAMED["13B-5T"]])
     data = RunTable(ps, runs).checkpoints(runs, "c4_en:loss", "mmlu:acc")
     step = PAPER_SIGMOID.step("s", "mmlu", *data, "c4_en:loss", 0.25, target_x=np.array([[0.9]]), output="mmlu:acc")
     counts, targets = resample_counts(len(runs), 20, seed=1), [Target("t", 1.0, 1.0)]
@@ -146,3 +147,23 @@ def test_olmo_two_step_and_the_backtest_script_take_the_variant_as_an_argument(t
     script = _module("scripts/backtest_best.py")
     assert all(isinstance(v, Sigmoid) for v in script.STEP2_VARIANTS.values())
     assert script.STEP2_VARIANTS["paper (anchor (0, 1), b <= 1)"] == PAPER_SIGMOID
+
+
+def test_best_falls_back_to_direct_on_a_suite_with_accuracies_and_no_loss(tmp_path):
+    """A public model suite as a CSV: 5 sizes at one D, accuracies only. No two-step path can be fitted (no loss,
+    5 runs for step 1's 5 parameters); best predicts the accuracies by direct and says so."""
+    sizes = [1.6e8, 4.1e8, 1.0e9, 2.8e9, 6.9e9]
+    acc = lambda n: 0.25 + 0.75 * np.exp(-(30 * n ** -0.2 + 0.05))  # noqa: E731 (direct's law at one D)
+    noise = [0.004, -0.003, 0.002, -0.004, 0.003]
+    rows = [{"params": n, "tokens": 3e11, "hellaswag:acc": acc(n) + e, "hellaswag:chance": 0.25}
+            for n, e in zip(sizes, noise)]
+    pd.DataFrame(rows).to_csv(tmp_path / "suite.csv", index=False)
+    ps = load_points(str(tmp_path / "suite.csv"))
+    target = [Target("12B", 1.2e10, 3e11)]
+    out = best(ps, target, FitConfig(bootstrap=20))
+    assert any("no two-step path fits this data" in w and "direct" in w for w in out.warnings)
+    (pred,) = out.predictions
+    assert pred["metric"] == "hellaswag:acc" and pred["method"] == "direct"
+    assert pred["lower"] < pred["predicted"] < pred["upper"] and abs(pred["predicted"] - acc(1.2e10)) < 0.02
+    # Calibrated as the registry calibrates direct, here saying that 5 runs leave no backtest to score.
+    assert any("no backtest of it could be scored" in w for w in out.warnings)

@@ -6,8 +6,8 @@ import pytest
 from fit import laws
 from fit.fitting import fit_batched, fit_huber_log, fit_least_squares, quantile_intervals, resample_counts
 from fit.methods import SIGMOID_BOUNDS, STEP1_BOUNDS, STEP1_START
-from fit.points import load_points
-from fit.runs import RunTable, olmo_fit_runs
+from fit.sources import load_points
+from fit.runs import RunTable, fit_runs
 from fit.targets import NAMED
 
 TARGET = NAMED["13B-5T"]
@@ -16,7 +16,7 @@ TX = np.array([[TARGET.params], [TARGET.tokens]])
 
 def _setup(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    runs = olmo_fit_runs(ps, [TARGET])
+    runs = fit_runs(ps, [TARGET])
     table = RunTable(ps, runs)
     X, y, _ = table.finals(runs, "c4_en:loss")
     xs, ys, owner = table.checkpoints(runs, "c4_en:loss", "mmlu:acc")

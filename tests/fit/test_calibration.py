@@ -7,9 +7,9 @@ import pytest
 
 from fit.calibration import calibrate, calibration_backtests, longest_runs_backtest, pooled_rms
 from fit.config import FitConfig
-from fit.points import load_points
+from fit.sources import load_points
 from fit.registry import METHODS
-from fit.runs import RunTable, olmo_fit_runs
+from fit.runs import RunTable, fit_runs
 from ladder.core.plan import Target
 
 
@@ -43,7 +43,7 @@ def test_calibration_widens_each_interval_by_the_pooled_backtest_miss(tmp_path, 
     calibrate(METHODS[method], ps, targets, FitConfig(bootstrap=20), out)
     held = {f"smoke-{s}-smoke-M{m}" for s in (48, 64) for m in (5, 10, 20)} | {
         f"smoke-{s}-smoke-M20" for s in (24, 32)}
-    assert out.calibrated and set(out.fits["backtest"]["held_out"]) == held
+    assert "backtest" in out.fits and set(out.fits["backtest"]["held_out"]) == held
     rms = out.fits["backtest"]["rms_error"]
     for before, after in zip(raw.predictions, out.predictions):
         kind = "absolute" if before["metric"].endswith(":acc") else "relative"
@@ -56,12 +56,12 @@ def test_calibration_widens_each_interval_by_the_pooled_backtest_miss(tmp_path, 
 
 def test_a_fit_set_of_two_sizes_is_calibrated_along_d(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    runs = [r for r in olmo_fit_runs(ps, []) if r.split("-")[0] in ("190M", "370M")]
+    runs = [r for r in fit_runs(ps, []) if r.split("-")[0] in ("190M", "370M")]
     targets = [Target("1B-M10", 1279395840, 10 * 20 * 1279395840)]
     raw = METHODS["chinchilla"](ps, targets, FitConfig(bootstrap=20), runs=runs)
     out = copy.deepcopy(raw)
     calibrate(METHODS["chinchilla"], ps, targets, FitConfig(bootstrap=20), out)
-    assert out.calibrated and {h.split("-")[0] for h in out.fits["backtest"]["held_out"]} == {"190M", "370M"}
+    assert "backtest" in out.fits and {h.split("-")[0] for h in out.fits["backtest"]["held_out"]} == {"190M", "370M"}
     assert len(out.fits["backtest"]["held_out"]) == 2 and out.fits["backtest"]["rms_error"]["relative"] > 0
     assert all(a["upper"] - a["lower"] > b["upper"] - b["lower"] for a, b in zip(out.predictions, raw.predictions))
 
@@ -74,7 +74,7 @@ def test_a_fixed_paper_fit_set_is_calibrated_on_the_runs_outside_it(shared):
     out = copy.deepcopy(raw)
     calibrate(METHODS["gadre"], ps, targets, FitConfig(bootstrap=20), out)
     held = out.fits["backtest"]["held_out"]
-    assert out.calibrated and len(held) == 32 - 5  # the 4 small shapes × 8 multipliers, less the loss-fit runs
+    assert "backtest" in out.fits and len(held) == 32 - 5  # the 4 small shapes × 8 multipliers, less the loss-fit runs
     assert not set(held) & set(raw.runs) and not set(held) & {t.name for t in targets}
     rms = out.fits["backtest"]["rms_error"]
     for p in out.predictions:  # the miss alone: the bootstrap cannot refit the law on most resamples

@@ -7,7 +7,8 @@ from fit.best import best
 from fit.config import FitConfig
 from fit.errors import FitInputError
 from fit.methods import direct, olmo_single_step, olmo_two_step
-from fit.points import OLMO_TASKS, load_points
+from fit.sources import load_points
+from fit.sources.olmo import OLMO_TASKS
 from ladder.core.plan import Target
 
 TARGET = [Target("big", 2e6, 4e7)]

@@ -7,7 +7,9 @@ from fit import laws
 from fit.chain import Points, Step, run_chain
 from fit.config import FitConfig
 from fit.methods import direct
-from fit.points import COLUMNS, OLMO_TASKS, PointSet, load_points
+from fit.points import COLUMNS, PointSet
+from fit.sources import load_points, table
+from fit.sources.olmo import OLMO_TASKS
 from fit.run import choose_targets
 from fit.targets import NAMED
 from ladder.core.plan import Target
@@ -57,7 +59,7 @@ def test_a_declared_chain_is_fitted_bootstrapped_and_predicted_through_its_steps
     steps = [Step("loss", laws.CHINCHILLA, Points(X, L, runs), [loss_p + 0.2], huber=1e-3, target_x=tx, output="c4:loss"),
              Step("err", laws.GADRE_ERR, Points(L[None, :], laws.GADRE_ERR.f(L[None, :], err_p), runs), [[1.0, 1.0, 1.0]],
                   fed_by="loss", output="avg:err")]
-    ps = PointSet(pd.DataFrame(columns=COLUMNS), pd.DataFrame(), "csv", "-")  # no actuals
+    ps = PointSet(pd.DataFrame(columns=COLUMNS), pd.DataFrame(), table.PROFILE, "-")  # no actuals
     out = run_chain("two", ps, [Target("big", 7e9, 1.4e11)], [str(r) for r in runs], steps, FitConfig(bootstrap=20))
     truth = laws.GADRE_ERR.f(laws.CHINCHILLA.f(tx, loss_p)[None, :], err_p)[0]
     err = next(p for p in out.predictions if p["metric"] == "avg:err")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from fit.config import FitConfig
-from fit.points import load_points
+from fit.sources import load_points
 from fit.report import _figures, answer_table
 from fit.run import run_fit
 

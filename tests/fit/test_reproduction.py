@@ -4,7 +4,7 @@ import pytest
 
 from fit.config import FitConfig
 from fit.methods import gadre, olmo_two_step
-from fit.points import load_points
+from fit.sources import load_points
 from fit.targets import NAMED
 from fit.run import choose_targets
 
@@ -18,6 +18,20 @@ def test_olmo_two_step_reproduces_published_13b_table(shared):
     acc = {p["metric"].split(":")[0]: 100 * p["predicted"] for p in out.predictions if p["metric"].endswith(":acc")}
     for task, published in PUBLISHED_13B.items():
         assert acc[task] == pytest.approx(published, abs=0.1), task
+
+
+def test_a_fit_never_takes_a_run_as_large_as_a_target(shared):
+    """The paper fits its 16 ladder runs for each target: naming 7B-4T alone must not let the 13B run in."""
+    ps = load_points(str(shared / "olmo-ladder" / "runs"))
+    cfg = FitConfig(bootstrap=0)
+    both = olmo_two_step(ps, [NAMED["7B-4T"], NAMED["13B-5T"]], cfg)
+    assert len(both.runs) == 16 and not any(r.startswith("13B") for r in both.runs)
+    for name in ("7B-4T", "13B-5T"):
+        alone = olmo_two_step(ps, [NAMED[name]], cfg)
+        assert alone.runs == both.runs, name
+        assert [p["predicted"] for p in alone.predictions] == [p["predicted"] for p in both.predictions if p["target"] == name]
+    with_13b = olmo_two_step(ps, [NAMED["7B-4T"]], FitConfig(bootstrap=0, include=["13B-5T"]))
+    assert len(with_13b.runs) == 17  # a run at or above a target enters only when listed
 
 
 @pytest.mark.parametrize("dataset,expected", [

@@ -7,7 +7,7 @@ import pytest
 
 from fit.config import FitConfig
 from fit.errors import FitInputError
-from fit.points import detect_format, load_points
+from fit.sources import detect_format, load_points
 from fit.run import PRED_COLUMNS, run_fit
 
 LADDER = [(190e6, 20), (190e6, 40), (370e6, 20), (370e6, 40), (760e6, 20), (760e6, 40), (1.3e9, 20), (1.3e9, 40)]
@@ -110,7 +110,11 @@ def test_bad_input_is_named(tmp_path, shared):
 
 def test_target_inside_fit_range_and_bound_hits_are_warned(tmp_path, capsys):
     path = write_csv(tmp_path / "p.csv", ladder_rows())
+    target = {"params": 3e8, "tokens": 6e9}
+    with pytest.raises(FitInputError, match=r"2 run\(s\) for a law .* include=\[RUN,...\] adds others"):
+        run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, targets=[target]))
+    larger = [r["run"] for r in ladder_rows() if r["params"] >= 3e8]  # a fit takes them only when asked
     out = run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, out=str(tmp_path / "o"),
-                            targets=[{"params": 3e8, "tokens": 6e9}]))
+                            targets=[target], include=larger))
     assert "inside the fit range" in capsys.readouterr().out
     assert "inside the fit range" in (out / "report.md").read_text()

@@ -135,3 +135,12 @@ def test_one_precision_policy_on_every_backend(tmp_path):
         got = [m["loss"] for m in metrics(tmp_path / name)]
         print(name, max(abs(a - b) / b for a, b in zip(got, reference)))
         assert got == pytest.approx(reference, rel=2e-3), name
+
+
+def test_a_worker_without_its_launch_file_says_what_writes_it(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "train.worker", "--run-dir", str(tmp_path)], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"train.worker: error: no {tmp_path / 'launch.json'}: `ladder train` writes it for a job it trains on several "
+        "processes (e.g. train=ddp_cpu, or one per GPU); run that first, or give the run directory it trained")

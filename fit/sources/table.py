@@ -1,0 +1,65 @@
+"""A CSV of points (docs/fit.md): a row per run (or per evaluation), `params` and `tokens` columns and a column
+per metric named like `c4:loss` or `hellaswag:acc`, optionally `<task>:chance`."""
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pandas as pd
+
+from fit.errors import FitInputError
+from fit.points import SourceProfile, add_chance, frame
+from ladder.core.sizes import format_count
+
+PROFILE = SourceProfile("csv")
+
+
+def _numeric(df: pd.DataFrame, path: Path, columns: List[str]) -> pd.DataFrame:
+    """The numeric columns as numbers; an empty cell is a missing value, any other text an error naming its cell."""
+    df = df.copy()
+    for col in (c for c in columns if c in df.columns):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            row = bad.to_numpy().nonzero()[0][0]
+            raise FitInputError(f"{path}: line {row + 2}, column '{col}': {df[col].iloc[row]!r} is not a number")
+        df[col] = values
+    return df
+
+
+def read(path: Path, dataset):
+    files = [path] if path.is_file() else sorted(path.glob("*.csv"))
+    frames, chance = [], {}
+    for f in files:
+        try:
+            df = pd.read_csv(f)
+        except pd.errors.EmptyDataError:
+            raise FitInputError(f"{f}: empty file (expected a header with params, tokens and metric columns)") from None
+        for col in ("params", "tokens"):
+            if col not in df.columns:
+                raise FitInputError(f"{f}: missing required column '{col}'")
+        chances = [c for c in df.columns if c.endswith(":chance")]
+        metrics = [c for c in df.columns if ":" in c and c not in chances]
+        if not metrics:
+            raise FitInputError(f"{f}: no metric columns (named like 'c4:loss' or 'hellaswag:acc')")
+        df = _numeric(df, f, ["params", "tokens", "run_tokens", "multiplier", "step", "flops", *metrics, *chances])
+        for col in chances:  # `<task>:chance`: the chance level of the task's accuracies, <task>:acc and acc_*
+            task = col[:-len(":chance")]
+            for value in df[col].dropna().unique():
+                for m in (m for m in metrics if m.split(":")[0] == task and m.split(":")[1].startswith("acc")):
+                    add_chance(chance, m, value, f"{f}: column '{col}'")
+        if dataset is not None and "dataset" in df.columns:
+            df = df[df["dataset"] == dataset]
+        run = df["run"] if "run" in df.columns else df["params"].astype(str) + "-" + df["tokens"].astype(str)
+        run_tokens = df["run_tokens"] if "run_tokens" in df.columns else df.groupby(run)["tokens"].transform("max")
+        step = df["step"] if "step" in df.columns else pd.Series(np.nan, index=df.index)
+        final = df["final"].astype(bool) if "final" in df.columns else df["tokens"] == run_tokens
+        mult = df["multiplier"] if "multiplier" in df.columns else run_tokens / df["params"]
+        size = df["size"] if "size" in df.columns else df["params"].map(lambda n: format_count(float(n)))
+        flops = df["flops"] if "flops" in df.columns else pd.Series(np.nan, index=df.index)
+        for m in metrics:
+            frames.append(frame({"run": run, "size": size, "multiplier": mult, "params": df["params"],
+                                  "tokens": df["tokens"], "run_tokens": run_tokens, "flops": flops, "step": step,
+                                  "final": final, "metric": m, "value": pd.to_numeric(df[m], errors="coerce"),
+                                  "dataset": df["dataset"] if "dataset" in df.columns else dataset}))
+    return frames, [], chance
+
