@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from fit.chain import MethodOutput
+from fit.chain import MethodOutput, progress
 from fit.errors import FitInputError
 from fit.points import PointSet, is_accuracy
 from fit.runs import RunTable, olmo_fit_runs
@@ -125,7 +125,7 @@ def calibrate(method: Callable, ps: PointSet, targets: List[Target], cfg, out: M
         backtests, source = calibration_backtests(table), "its inner backtests"
         predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)
     rows, scored = [], []
-    for fit_runs, tgt in backtests:
+    for fit_runs, tgt in progress(backtests, f"{out.method}: calibration backtests", "backtest"):
         try:
             rows += predict(tgt, fit_runs).predictions
         except FitInputError as e:
