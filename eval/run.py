@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: held-out LM loss per eval set and RC metrics per task, as results records.
 
-Records follow docs/formats.md (one per run, checkpoint step and metric); a record may also carry
-`warnings` (e.g. contexts truncated to fit the model), which readers that do not know it ignore.
+Records follow docs/formats.md (one per run, checkpoint step and metric); a task's accuracy records
+carry its `chance` level, and a record may carry `warnings` (e.g. contexts truncated to fit the model),
+which readers that do not know them ignore.
 """
 from __future__ import annotations
 
@@ -17,19 +18,18 @@ from typing import Mapping, Optional, Sequence
 import torch
 from filelock import FileLock
 
-from ladder.core import mmlu
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import RESULTS
 
 from eval.checkpoints import load_checkpoint, step_of
 from eval.config import PRECISIONS, EvalConfig, EvalError
-from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import heldout_loss
-from eval.metrics import ScoredExample, group_mean, rc_metrics
-from eval.scoring import GroupScores, encode_groups, pad_id, score_encoded
+from eval.examples import Example, TaskError
+from eval.metrics import ACCURACIES, ScoredExample, group_mean, rc_metrics
+from eval.scoring import Encoded, GroupScores, encode_groups, pad_id, score_encoded
 from eval.sharding import Shards
-from eval.tasks import Example, TaskError, load_task, mmlu_group
+from eval.tasks import TASKS, chance_levels, task_spec
 
 log = logging.getLogger(__name__)
 # The unconditional context of PMI scoring (OLMo's domain-conditional "Answer:").
@@ -66,17 +66,9 @@ class TaskResult:
 
 
 def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -> list[Example]:
-    """A task's examples with their few-shot prompts, sampled to `cfg.max_examples` (seeded)."""
-    if name == "derived":
-        if docs is None:
-            raise TaskError("task 'derived' needs held-out documents (eval.derived.docs)")
-        d = cfg.derived
-        examples = derived_task(docs, n_examples=d.n_examples, n_choices=d.n_choices, context_words=d.context_words,
-                                continuation_words=d.continuation_words, seed=cfg.seed)
-        pool = examples  # no train split: demonstrations are other examples of the task
-    else:
-        examples = load_task(name, cfg.task_paths.get(name))
-        pool = load_task(name, cfg.fewshot_paths.get(name), fewshot=True) if cfg.num_fewshot else []
+    """A task's examples with their few-shot prompts, sampled to `cfg.max_examples` (seeded); `docs`: the
+    held-out documents a task built from them needs."""
+    examples, pool = task_spec(name).loader.examples(name, cfg, docs)
     # Few-shot prompts come from the whole pool, so a sample sees the same prompts as a full run.
     examples = with_fewshot(examples, pool, cfg.num_fewshot)
     if cfg.max_examples is not None and len(examples) > cfg.max_examples:
@@ -103,14 +95,28 @@ def scored_example(ex: Example, scores: GroupScores, uncond: Optional[dict[str, 
                          ex.gold, [uncond[c] for c in ex.choices] if uncond is not None and ex.suffix is None else None)
 
 
+class Encodings:
+    """Each task's requests, this rank's share, tokenized once and scored at every checkpoint of a rung: its
+    checkpoints share one tokenizer and one window, so tokenizing again at each would only cost time."""
+
+    def __init__(self):
+        self._encoded: dict[tuple, Encoded] = {}
+
+    def of(self, tokenizer, name: str, examples: list[Example], max_len: int, shards: Shards) -> Encoded:
+        key = (name, max_len, shards.rank, shards.world_size)
+        if key not in self._encoded:
+            mine = shards.take([ex.requests() for ex in examples] + unconditional_groups(examples)[1])
+            try:  # an example this model cannot score, e.g. longer than its window, stops every rank
+                self._encoded[key] = shards.together(lambda: encode_groups(tokenizer, mine, max_len))
+            except ValueError as exc:
+                raise TaskError(f"task {name}: {exc}") from None
+        return self._encoded[key]
+
+
 def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int,
-                  shards: Shards = Shards()) -> TaskResult:
-    choices, uncond_groups = unconditional_groups(examples)
-    mine = shards.take([ex.requests() for ex in examples] + uncond_groups)
-    try:  # an example this model cannot score, e.g. longer than its window, stops every rank
-        encoded = shards.together(lambda: encode_groups(tokenizer, mine, model.config.max_position_embeddings))
-    except ValueError as exc:
-        raise TaskError(f"task {name}: {exc}") from None
+                  shards: Shards = Shards(), encodings: Optional[Encodings] = None) -> TaskResult:
+    choices, _ = unconditional_groups(examples)
+    encoded = (encodings or Encodings()).of(tokenizer, name, examples, model.config.max_position_embeddings, shards)
     scores = shards.gather(shards.run(model, lambda m: score_encoded(m, encoded, pad_id(tokenizer), batch_size)))
     uncond = dict(zip(choices, (lp for s in scores[len(examples):] for lp in s.logprobs)))
     scored = [scored_example(ex, s, uncond) for ex, s in zip(examples, scores)]
@@ -119,27 +125,29 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
     if truncated:
         warnings.append(f"{name}: {truncated} of {len(examples)} contexts truncated from the left to fit "
                         f"the model's {model.config.max_position_embeddings} tokens")
-    if name != "mmlu":
+    groups = TASKS[name].groups if name in TASKS else None
+    if groups is None:
         return TaskResult({f"{name}:{k}": v for k, v in rc_metrics(scored).items()}, warnings)
     by_group: dict[str, list[ScoredExample]] = {}
     for ex, s in zip(examples, scored):
-        by_group.setdefault(mmlu_group(ex.group), []).append(s)
+        by_group.setdefault(groups.group_of(ex), []).append(s)
     groups_metrics = {g: rc_metrics(v) for g, v in by_group.items()}
-    absent = sorted(set(mmlu.WEIGHTS) - set(by_group))
+    absent = sorted(set(groups.weights) - set(by_group))
     if absent:
-        warnings.append(f"mmlu: no examples of group(s) {', '.join(absent)}; weights renormalised over the rest")
-    metrics = {f"mmlu:{k}": v for k, v in group_mean(groups_metrics, mmlu.WEIGHTS).items()}
+        warnings.append(f"{name}: no examples of group(s) {', '.join(absent)}; weights renormalised over the rest")
+    metrics = {f"{name}:{k}": v for k, v in group_mean(groups_metrics, groups.weights).items()}
     for g, m in groups_metrics.items():
-        metrics.update({f"mmlu_{g}:{k}": v for k, v in m.items()})
+        metrics.update({f"{groups.names(name)[g]}:{k}": v for k, v in m.items()})
     return TaskResult(metrics, warnings)
 
 
 def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
-                   batch_size: int, shards: Shards = Shards(),
-                   dtype: Optional[torch.dtype] = None) -> list[tuple[str, float, list[str]]]:
+                   batch_size: int, shards: Shards = Shards(), dtype: Optional[torch.dtype] = None,
+                   encodings: Optional[Encodings] = None) -> list[tuple[str, float, list[str]]]:
     """(metric, value, warnings) for every eval set and task, the same on every rank of `shards`.
 
     `dtype` (e.g. torch.bfloat16) runs the forwards under autocast, as training does; None is fp32.
+    `encodings` keeps the tasks' tokenized requests for the next checkpoint of the same rung.
     Forwards run eagerly even on a compiled model: eval shapes vary, and each would recompile it.
     """
     device = next(model.parameters()).device
@@ -154,7 +162,7 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
                 raise TaskError(f"eval.lm_sets.{name}: {exc}") from None
             out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
         for name, examples in tasks.items():
-            result = evaluate_task(model, tokenizer, name, examples, batch_size, shards)
+            result = evaluate_task(model, tokenizer, name, examples, batch_size, shards, encodings)
             if shards.is_main:
                 for warning in result.warnings:
                     log.warning(warning)
@@ -162,12 +170,17 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
     return out
 
 
-def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, step: int) -> list[dict]:
-    """The docs/formats.md records of one checkpoint's (metric, value, warnings)."""
+def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, step: int,
+               chance: Mapping[str, float]) -> list[dict]:
+    """The docs/formats.md records of one checkpoint's (metric, value, warnings); `chance`: task -> the chance
+    level its accuracy records carry (eval.tasks.chance_levels)."""
     records = []
     for metric, value, warnings in results:
         record = {**rung.base, "step": step, "tokens": step * rung.tokens_per_step,
                   "final": step >= rung.final_step, "metric": metric, "value": value}
+        task, _, kind = metric.partition(":")
+        if kind in ACCURACIES and task in chance:
+            record["chance"] = chance[task]
         if warnings:
             record["warnings"] = warnings
         records.append(record)
@@ -176,14 +189,14 @@ def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, 
 
 def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
                         cfg: EvalConfig, rung: RungInfo, step: Optional[int] = None,
-                        shards: Shards = Shards()) -> list[dict]:
+                        shards: Shards = Shards(), encodings: Optional[Encodings] = None) -> list[dict]:
     """Records (docs/formats.md) of one checkpoint; raises CheckpointError if it is incomplete."""
     step = step_of(checkpoint_dir) if step is None else step
     device = eval_device(cfg.device)
     model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, device)
     results = evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks, batch_size=cfg.batch_size,
-                             shards=shards, dtype=eval_dtype(cfg.precision, device))
-    return as_records(results, rung, step)
+                             shards=shards, dtype=eval_dtype(cfg.precision, device), encodings=encodings)
+    return as_records(results, rung, step, chance_levels(cfg))
 
 
 def eval_device(name: str) -> torch.device:

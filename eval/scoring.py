@@ -180,8 +180,8 @@ def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
 
 @dataclass
 class Encoded:
-    """Groups tokenized into forward units, each unit's scores still to fill in."""
-    scores: list[GroupScores]
+    """Groups tokenized into forward units: what `score_encoded` runs, as often as there are checkpoints."""
+    scores: list[GroupScores]  # per group its lengths and truncation, its log-probabilities not yet scored
     units: list[_Unit]
 
 
@@ -200,10 +200,11 @@ def encode_groups(tokenizer, groups: Sequence[Sequence[tuple[str, str]]], max_le
 
 
 def score_encoded(model, encoded: Encoded, pad: int, batch_size: int = 8) -> list[GroupScores]:
-    """Run the forwards of `encode_groups`' units, `batch_size` units per forward."""
+    """Run the forwards of `encode_groups`' units, `batch_size` units per forward; `encoded` is left as it was."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    units, results = encoded.units, encoded.scores
+    units = encoded.units
+    results = [GroupScores(list(s.logprobs), s.n_tokens, s.truncated) for s in encoded.scores]
     for start in range(0, len(units), batch_size):
         raise_if_stopped()
         batch = units[start:start + batch_size]
@@ -212,9 +213,3 @@ def score_encoded(model, encoded: Encoded, pad: int, batch_size: int = 8) -> lis
                 results[u.group].logprobs[request] = score
     return results
 
-
-def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8,
-                 max_len: int | None = None) -> list[GroupScores]:
-    """Score every (context, continuation) request of every group; `batch_size` counts groups per forward."""
-    encoded = encode_groups(tokenizer, groups, max_len or model.config.max_position_embeddings)
-    return score_encoded(model, encoded, pad_id(tokenizer), batch_size)

@@ -4,7 +4,7 @@
     python scripts/gpu_check.py --device cpu --tiny --out check.json  # the same sections, a tiny model, a CPU
 
 Sections, in order, each timed and recorded even when it fails (its error then stands in its place):
-1. throughput: bf16 tokens/s and MFU of the harness (`train_rung`) and of a plain PyTorch loop
+1. throughput: bf16 tokens/s and MFU of the harness (`train_run`) and of a plain PyTorch loop
    (scripts/bench_train.py's), compiled, for olmo-190M and olmo-1B, on random tokens in memory and on
    packed memmap shards on disk;
 2. eval_share: one checkpoint of the OLMo suite (8 RC tasks, 5-shot) evaluated by the eval stage's
@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from bench_train import harness_loop, packed_shards, plain_loop, RandomSequences, timed_from  # noqa: E402
 from ladder.core.configs import load_model  # noqa: E402
-from ladder.core.plan import Rung  # noqa: E402
+from ladder.core.schedules import Run  # noqa: E402
 from ladder.core.recipes import Hyperparams  # noqa: E402
 from ladder.core.sizes import ModelShape  # noqa: E402
 from train.config import TrainConfig, WandbConfig  # noqa: E402
@@ -62,10 +62,10 @@ def train_config(args, **overrides) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
-def rung_for(shape: ModelShape, batch: int, steps: int) -> Rung:
+def rung_for(shape: ModelShape, batch: int, steps: int) -> Run:
     hp = Hyperparams(batch_size=batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
-    return Rung(shape, "check", 1.0, shape.total_params, steps * batch * shape.seq_len, hp)
+    return Run("check", shape, "check", shape.total_params, hp)
 
 
 def micro_batch(shape: ModelShape, cfg: TrainConfig, tiny: bool) -> int:

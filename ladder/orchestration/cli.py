@@ -110,18 +110,22 @@ def fit_settings(overrides: list[str]):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.cli import check_config
+    from ladder.core.plan import build_plan
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
+    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg.out_dir)
     check_config(cfg)  # before training, not at its first checkpoint
     return run_ladder(cfg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ladder.core.plan import build_plan
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
+    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg.out_dir)
     return run_ladder(cfg, evaluate=False, fit=False)
 
@@ -195,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command(
         sub, "train", cmd_train, help="train the ladder's unfinished rungs (no evaluation or fit)",
         description="Prepare the data and train every rung whose record is not done, resuming interrupted "
-                    "ones from their last checkpoint. train.num_processes=N starts N torchrun workers per rung "
-                    "(train=ddp_cpu, train=deepspeed_zero2, ...); launched by torchrun across nodes, every "
+                    "ones from their last checkpoint. A rung trains on one torchrun worker per visible GPU "
+                    "(train.num_processes=N sets the count; train=ddp_cpu, train=deepspeed_zero2, ...); "
+                    "launched by torchrun across nodes, every "
                     "process trains together. Keys of the train group may go bare. Example: ladder train "
                     "ladder=smoke train=ddp_cpu")
     _add_command(
