@@ -16,7 +16,7 @@ from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
 from fit import laws
 from fit.calibration import calibrate, inner_backtests, longest_runs_backtest, wanted, widen
-from fit.chain import Method, MethodOutput
+from fit.chain import Method, MethodOutput, progress
 from fit.methods import PAPER_SIGMOID, Sigmoid, direct, olmo_two_step
 from fit.runs import RunTable, check_fit_set, fit_runs, primary_loss, task_metrics
 from fit.points import PointSet
@@ -55,7 +55,7 @@ def backtest_predictions(ps: PointSet, paths, backtests, cfg,
     """Every path's predictions of the held-out runs of every inner backtest (no bootstrap)."""
     rows, skipped = [], []
     quiet = replace(cfg, bootstrap=0)
-    for i, (fit_runs, held) in enumerate(backtests):
+    for i, (fit_runs, held) in enumerate(progress(backtests, "best: inner backtests", "backtest")):
         try:
             for path, inter in paths.items():
                 out = olmo_two_step(ps, held, quiet, name="best-backtest", intermediate=inter, runs=fit_runs,
@@ -116,7 +116,7 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
     else:
         paths_out = {p: olmo_two_step(ps, targets, cfg, name="best", intermediate=inter, runs=runs, thin=THIN,
                                        grid=_grid(p), sigmoid=sigmoid)
-                     for p, inter in paths.items()}
+                     for p, inter in progress(paths.items(), "best: paths", "path")}
         out = _merge(paths_out, paths)
     backtests = inner_backtests(table)
     calibrating = wanted(cfg)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from fit.chain import Method, MethodOutput
+from fit.chain import Method, MethodOutput, progress
 from fit.errors import FitInputError
 from fit.points import PointSet, is_accuracy
 from fit.runs import RunTable, fit_runs
@@ -126,7 +126,7 @@ def calibrate(method: Method, ps: PointSet, targets: List[Target], cfg, out: Met
         backtests, source = calibration_backtests(table), "its inner backtests"
     predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)  # noqa: E731
     rows, scored = [], []
-    for fit_runs, tgt in backtests:
+    for fit_runs, tgt in progress(backtests, f"{out.method}: calibration backtests", "backtest"):
         try:
             rows += predict(tgt, fit_runs).predictions
         except FitInputError as e:

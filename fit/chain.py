@@ -7,11 +7,13 @@ feeds it. A method (fit.methods) declares its steps in order; `run_chain` fits t
 starts, as the papers' code does), predicts the targets through them, and refits every step of every
 bootstrap resample of the runs in one batch each (fit.fitting.fit_batched) from the full fit's optimum.
 """
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from fit.fitting import FitResult, fit_batched, fit_huber_log, fit_least_squares, quantile_intervals, resample_counts
 from fit.laws import Law
@@ -52,6 +54,9 @@ class Step:
     min_runs: int = 0  # a resample with fewer distinct runs among its points cannot fit it (counted failed)
     describe: Optional[Callable[[FitResult], dict]] = None  # extra fields of its fits.json record
     x_label: str = ""  # what its input is, for the figures
+    # (2, n) array of (N, D) -> the law's inputs, for the figures' curves at any N and D; None: (N, D) themselves,
+    # where the step's inputs are (N, D) (x_label "tokens D")
+    inputs: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
     def fit(self) -> FitResult:
         X, y = self.points.X, self.points.y
@@ -138,7 +143,7 @@ def bootstrap_chain(out: MethodOutput, targets: List[Target], counts: np.ndarray
     prediction samples in `out.samples`; returns which resamples every refit converged on."""
     ok = np.ones(len(counts), bool)
     value: Dict[str, np.ndarray] = {}
-    for key, fs in out.steps.items():
+    for key, fs in progress(out.steps.items(), f"{out.method}: bootstrap, {len(counts)} resamples"):
         s, full = fs.step, fs.fit
         pts = s.refit_points or s.points
         W = pts.weights(counts)
@@ -162,6 +167,12 @@ def bootstrap_chain(out: MethodOutput, targets: List[Target], counts: np.ndarray
             for t, v in zip(targets, s.output_of(value[key]).T):
                 out.samples[f"pred|{t.name}|{s.output}"] = v
     return ok
+
+
+def progress(items, desc: str, unit: str = "fit"):
+    """A tqdm bar on stderr for a long loop (a bootstrap of many steps, an ensemble's paths, its backtests),
+    only where stderr is a terminal: `ladder fit` runs minutes on a busy machine."""
+    return tqdm(list(items), desc=desc, unit=unit, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
 
 
 def run_chain(name: str, ps: PointSet, targets: List[Target], runs: List[str], steps: List[Step], cfg) -> MethodOutput:

@@ -14,7 +14,7 @@ def _jac(columns):
     return np.moveaxis(np.stack(columns), 0, -1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per law: compared and hashed by identity
 class Law:
     name: str
     params: Tuple[str, ...]

@@ -117,15 +117,16 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
         if not table.has(xm):
             raise FitInputError(f"{name}: intermediate {xm} of task {t} is not on every fit run")
     if flops:
-        per_token = _flops_per_token(table, targets)
+        per_token, rule = _flops_per_token(table, targets)
         law1, bounds1, starts1 = laws.OLMO_FLOPS, [(0, None)] * 3, [[3.0, 0.1, 1.0]]
         tx, x1 = np.array([[per_token[t.name] * t.tokens for t in targets]]), (lambda X, C: C[None, :])
+        inputs = lambda ND: (rule(ND[0]) * ND[1])[None, :]  # noqa: E731
     else:
         law1, bounds1 = laws.OLMO_ND, STEP1_BOUNDS
         starts1 = [STEP1_START] + (STEP1_GRID if (not ps.profile.paper_starts if grid is None else grid) else [])
-        tx, x1 = nd(targets), None
+        tx, x1, inputs = nd(targets), None, None
     steps = [Step(f"{xm}:step1", law1, final_points(table, runs, xm, x=x1), starts1, bounds1, huber=1e-3,
-                  target_x=tx, output=xm, label=xm, x_label="FLOPs C" if flops else "tokens D")
+                  target_x=tx, output=xm, label=xm, x_label="FLOPs C" if flops else "tokens D", inputs=inputs)
              for xm in list(dict.fromkeys(inter.values())) or [loss]]
     for task in tasks:
         data = table.checkpoints(runs, inter[task], f"{task}:acc")
@@ -140,14 +141,16 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
     return out
 
 
-def _flops_per_token(table: RunTable, targets: List[Target]) -> Dict[str, float]:
-    """Known per-token FLOPs of a target, else a log-log line through the ladder's (N, FLOPs/token)."""
+def _flops_per_token(table: RunTable, targets: List[Target]):
+    """Known per-token FLOPs of a target, else a log-log line through the ladder's (N, FLOPs/token); and that
+    line as a function of N (for the figures)."""
     N = np.array([table.info[r][0] for r in table.runs])
     fpt = np.array([table.info[r][2] / table.info[r][1] for r in table.runs])
-    if not np.all(np.isfinite(fpt)):
-        return {t.name: 6 * t.params for t in targets}  # the data carries no FLOPs: 6ND for runs and targets
+    if not np.all(np.isfinite(fpt)):  # the data carries no FLOPs: 6ND for runs and targets
+        return {t.name: 6 * t.params for t in targets}, lambda n: 6.0 * np.asarray(n, float)
     slope, icept = np.polyfit(np.log(N), np.log(fpt), 1)
-    return {t.name: t.flops_per_token or float(np.exp(icept + slope * np.log(t.params))) for t in targets}
+    return ({t.name: t.flops_per_token or float(np.exp(icept + slope * np.log(t.params))) for t in targets},
+            lambda n: np.exp(icept + slope * np.log(np.asarray(n, float))))
 
 
 def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
@@ -196,7 +199,7 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     steps = [Step("c4_val:loss", laws.GADRE_LOSS, final_points(table, loss_runs, "c4_val:loss", err_runs, to_nm),
                   GADRE_GRID, target_x=to_nm(nd(targets), None), output="c4_val:loss", min_runs=4,
                   describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)},
-                  x_label="tokens per parameter M")]
+                  x_label="tokens per parameter M", inputs=lambda ND: to_nm(ND, None))]
     _, L, _ = table.finals(err_runs, "c4_val:loss")
     for m in [m for m in ("avg46:err", "avg17:err") if table.has(m)]:
         _, e, _ = table.finals(err_runs, m)

@@ -1,306 +1,356 @@
 """report.md, a self-contained report.html (figures embedded as base64 PNG) and figures/*.png.
 
-The report opens with the answer (each target's predictions with intervals, in one table, and a
-sentence on the method, the runs and the interval widths), then any backtest, the warnings, the
-figures (one small-multiples figure per stage of the method's chain), and the method's details last."""
+In the order a researcher asks: per target one sentence with each task's predicted accuracy, its interval,
+the measured value and error where the data has the target's run, and the mean absolute error; the
+accuracies in a table, then the losses (one table per kind, each in its unit); the figures (fit.figures);
+the fitted parameters with their intervals; the method's details; the warnings last, grouped, each group
+saying what it means for the prediction; and a footer with the provenance (commit, date, command, input)."""
 import base64
 import html
+import re
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from fit import display
+from fit.chain import MethodOutput
+from fit.figures import DPI, SINGLE, STYLE, figure_steps, figures, step_title
+from fit.points import is_accuracy
+from fit.runs import choose_primary
+from ladder.core.files import atomic_write_text
 
-from fit.chain import FittedStep, MethodOutput  # noqa: E402
-from fit.points import is_accuracy  # noqa: E402
-from ladder.core.files import atomic_write_text  # noqa: E402
-
-DPI = 150
-PANEL = (4.2, 3.2)  # inches per small-multiples panel
+BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
+                 "the smaller rungs predict them, and each prediction is compared with the run's own final value.")
+CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.35}"
+       "h1{font-size:1.5em;margin:0.6em 0 0.2em}h2{font-size:1.2em;margin:1.2em 0 0.3em}h3{font-size:1em}"
+       "p.answer{margin:0.35em 0}table{border-collapse:collapse;margin:0.4em 0}"
+       "td,th{padding:2px 8px;border:1px solid #ccc;white-space:nowrap}td{text-align:right}"
+       "td:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%;height:auto}"
+       "figure.single img{max-width:min(100%,60em)}div.wide{overflow-x:auto}"
+       "footer{color:#555;font-size:0.85em;border-top:1px solid #ccc;margin-top:2em;padding:0.5em 0 2em}")
 
 
 def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.DataFrame, held: List[str] = ()):
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
-    figures = []
-    for name, caption, fig in _figures(ps, targets, out, preds, cfg.interval):
-        fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
-        plt.close(fig)
-        figures.append((name, caption, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
-    answer, back, details = answer_table(preds), backtest_table(preds, held), prediction_table(preds)
-    title = f"Ladder fit: method `{out.method}`"
-    lead = answer_sentence(out, ps, preds, cfg)
-    source = (f"Input: `{ps.source}` (format {ps.profile.name}{', dataset ' + cfg.dataset if cfg.dataset else ''}); "
-              f"{ps.points['run'].nunique()} runs, {len(ps.points)} points kept, {len(ps.dropped)} left out.")
-    sections = [("Predictions", [lead], answer)]
-    if back is not None:
-        sections.append(("Backtest (held-out runs)", [BACKTEST_NOTE], back))
-    sections.append(("Warnings", [f"- {w}" for w in out.warnings] or ["No warnings."], None))
-    method = [source, f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed "
-                      f"{cfg.seed}." + "".join(f" {n}." for n in out.notes), _means(details)]
-    tail = [("Method details", method, details)] + [(t, [], table) for t, table in out.tables.items()]
-    md = [f"# {title}", ""]
-    for head, lines, table in sections:
-        md += [f"## {head}", ""] + lines + [""] + ([_markdown(table), ""] if table is not None else [])
-    md += ["## Figures", ""] + [f"![{c}](figures/{n}.png)\n" for n, c, _ in figures]
-    for head, lines, table in tail:
-        md += [f"## {head}", ""] + lines + [""] + ([_markdown(table), ""] if table is not None else [])
+    shown = []
+    with plt.rc_context(STYLE):
+        for name, caption, fig in figures(ps, targets, out, preds, cfg.interval):
+            fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
+            plt.close(fig)
+            shown.append((name, caption, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
+    title = f"Ladder fit: {out.method} on {'/'.join(Path(ps.source).parts[-2:])}"
+    lead = [method_sentence(out, ps, preds, cfg)] + ([BACKTEST_NOTE] if held else [])
+    answers = answer_sentences(preds, targets, cfg.interval)
+    tables = [(display.kind_title(k), kind_table(preds, k)) for k in display.order_kinds(preds["metric"].map(display.kind))]
+    note = (f"Each cell: predicted [{cfg.interval:.0%} interval]; measured (prediction − measured: points for "
+            "accuracies, % of the measured value for losses).")
+    params = parameter_tables(out, figure_steps(out, choose_primary(set(ps.points["metric"]))))
+    details = method_lines(out, ps, cfg)
+    method_tables = [(t, _pretty_tasks(table)) for t, table in out.tables.items()]
+    groups = warning_groups(out.warnings)
+    footer = provenance(cfg, ps)
+
+    md = [f"# {title}", "", *lead, "", "## Predictions", ""]
+    md += [f"**{name}** {text}\n" for name, text in answers] + [note, ""]
+    for head, table in tables:
+        md += [f"### {head}", "", _markdown(table), ""]
+    md += ["## Figures", ""] + [f"![{c}](figures/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
+    md += ["## Fitted parameters", ""]
+    for head, formula, table in params:
+        md += [f"### {head}", "", formula, "", _markdown(table), ""]
+    md += ["## Method details", ""] + [f"- {x}" for x in details] + [""]
+    for head, table in method_tables:
+        md += [f"### {head}", "", _markdown(table), ""]
+    md += ["## Warnings", ""] + (["No warnings.", ""] if not groups else [])
+    for head, meaning, items in groups:
+        md += [f"### {head}", "", meaning, ""] + [f"- {x}" for x in items] + [""]
+    md += ["---", ""] + [f"{x}  " for x in footer]
     atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
 
-    def section(head, lines, table):
-        items = [f"<li>{html.escape(x[2:])}</li>" for x in lines if x.startswith("- ")]
-        paras = [f"<p>{html.escape(x)}</p>" for x in lines if not x.startswith("- ")]
-        return ([f"<h2>{html.escape(head)}</h2>"] + paras + (["<ul>" + "".join(items) + "</ul>"] if items else [])
-                + ([_html(table)] if table is not None else []))
-
-    body = [f"<h1>{html.escape(title.replace('`', ''))}</h1>"]
-    for s in sections:
-        body += section(*s)
-    body += ["<h2>Figures</h2>"] + [f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,{b}">'
-                                    f"<figcaption>{html.escape(c)}</figcaption></figure>" for _, c, b in figures]
-    for s in tail:
-        body += section(*s)
+    e = html.escape
+    body = [f"<h1>{e(title)}</h1>"] + [f"<p>{e(x)}</p>" for x in lead] + ["<h2>Predictions</h2>"]
+    body += [f"<p class='answer'><b>{e(name)}</b> {e(text)}</p>" for name, text in answers] + [f"<p><small>{e(note)}</small></p>"]
+    for head, table in tables:
+        body += [f"<h3>{e(head)}</h3>", _html(table)]
+    body += ["<h2>Figures</h2>"] + [f'<figure class="{"single" if n in SINGLE else "grid"}"><img alt="{e(c)}" '
+                                    f'src="data:image/png;base64,{b}"><figcaption>{e(c)}</figcaption></figure>'
+                                    for n, c, b in shown]
+    body += ["<h2>Fitted parameters</h2>"]
+    for head, formula, table in params:
+        body += [f"<h3>{e(head)}</h3>", f"<p>{e(formula)}</p>", _html(table)]
+    body += ["<h2>Method details</h2>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in details) + "</ul>"]
+    for head, table in method_tables:
+        body += [f"<h3>{e(head)}</h3>", _html(table)]
+    body += ["<h2>Warnings</h2>"] + (["<p>No warnings.</p>"] if not groups else [])
+    for head, meaning, items in groups:
+        body += [f"<h3>{e(head)}</h3>", f"<p>{e(meaning)}</p>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
+    body += ["<footer>" + "<br>".join(e(x) for x in footer) + "</footer>"]
     atomic_write_text(out_dir / "report.html", "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-                      "<meta name='viewport' content='width=device-width, initial-scale=1'><title>ladder fit</title>"
-                      "<style>body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em}"
-                      "table{border-collapse:collapse;margin:0.5em 0}td,th{padding:2px 8px;border:1px solid #ccc}"
-                      "figure{margin:1em 0}img{max-width:100%;height:auto}</style></head><body>"
-                      + "".join(body) + "</body></html>")
+                      "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                      f"<title>{e(title)}</title><style>{CSS}</style></head><body>" + "".join(body) + "</body></html>")
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".4g")
+    if isinstance(table.columns, pd.MultiIndex):  # one header row: `13B-5T predicted`, `13B-5T measured (error)`
+        table = table.set_axis([" ".join(x for x in c if x) for c in table.columns], axis=1)
+    return table.to_markdown(index=False, disable_numparse=True)
 
 
 def _html(table: pd.DataFrame) -> str:
-    return table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+    return "<div class='wide'>" + table.to_html(index=False, na_rep="", border=0, justify="center") + "</div>"
 
 
-BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
-                 "the smaller rungs predict them, and each prediction is compared with the run's own final value.")
-
-
-def _scale(metric: str) -> float:
-    """Accuracies and errors are shown in points (%), losses as they are."""
-    return 100.0 if is_accuracy(metric) else 1.0
-
-
-def answer_table(preds: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric, one column per target: `predicted [lower, upper]` (accuracy and error in
-    points), and the measured value beside it where the data has the target's run."""
-    rows = {}
-    for r in preds.itertuples():
-        k = _scale(r.metric)
-        cell = f"{k * r.predicted:.4g}" + ("" if pd.isna(r.lower) else f" [{k * r.lower:.4g}, {k * r.upper:.4g}]")
-        rows.setdefault(r.metric, {})[r.target] = cell
-        if not pd.isna(r.actual):
-            rows[r.metric][f"{r.target} measured"] = f"{k * r.actual:.4g}"
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    order = [c for t in dict.fromkeys(preds["target"]) for c in (t, f"{t} measured") if c in table.columns]
-    return table[order].fillna("").rename_axis("metric").reset_index()
-
-
-def answer_sentence(out: MethodOutput, ps, preds: pd.DataFrame, cfg) -> str:
+def method_sentence(out: MethodOutput, ps, preds: pd.DataFrame, cfg) -> str:
     runs = ps.points.drop_duplicates("run")
     runs = runs[runs["run"].isin(out.runs)] if out.runs else runs
+    sizes = sorted(runs["params"].astype(float).unique())
+    span = f"N = {display.count(sizes[0])}–{display.count(sizes[-1])}" if len(sizes) > 1 else \
+        f"N = {display.count(sizes[0])}" if sizes else ""
     widths = []
-    for kind, g in preds.groupby(preds["metric"].str.split(":").str[1]):
+    for k in display.order_kinds(preds["metric"].map(display.kind)):
+        g = preds[preds["metric"].map(display.kind) == k]
         w = (g["upper"] - g["lower"]).dropna()
         if len(w):
-            unit = " points" if _scale(f"x:{kind}") == 100 else ""
-            widths.append(f"{kind} {_scale(f'x:{kind}') * w.mean():.3g}{unit}")
-    return (f"Method `{out.method}` fitted on {runs['run'].nunique()} runs of {runs['params'].nunique()} sizes predicts "
-            f"{preds['target'].nunique()} target(s). " + (f"Mean width of the {cfg.interval:.0%} intervals: "
-                                                          + ", ".join(widths) + "." if widths else
-                                                          "No intervals (bootstrap=0)."))
+            unit = " points" if is_accuracy(g["metric"].iloc[0]) else " " + display.KINDS.get(k, ("", ""))[1]
+            widths.append(f"{display.KINDS.get(k, (k,))[0]} {display.scale(g['metric'].iloc[0]) * w.mean():.3g}{unit}")
+    n = preds["target"].nunique()
+    return (f"Method {out.method}, fitted on {runs['run'].nunique()} runs of {len(sizes)} sizes ({span}), predicts "
+            f"{n} target{'s' * (n != 1)}. " + (f"Mean width of its {cfg.interval:.0%} intervals: " + ", ".join(widths) + "."
+                                                if widths else "No intervals (bootstrap=0)."))
 
 
-def backtest_table(preds: pd.DataFrame, held) -> Optional[pd.DataFrame]:
-    """Predicted against actual for the held-out runs, with the signed and relative error."""
-    t = preds[preds["target"].isin(list(held))]
-    if t.empty:
-        return None
-    t = t[["target", "metric", "predicted", "lower", "upper", "actual"]].copy()
-    t["error"] = t["predicted"] - t["actual"]
-    t["rel_error_%"] = 100 * t["error"].abs() / t["actual"].abs()
-    return t
+def answer_sentences(preds: pd.DataFrame, targets, interval: float) -> List[Tuple[str, str]]:
+    """(target, sentence) per target: its N, D and C; each task's prediction with its interval, the measured
+    value and error where known, and the mean absolute error; then its primary loss."""
+    out = []
+    for t in targets:
+        p = preds[preds["target"] == t.name]
+        if p.empty:
+            continue
+        head = (f"(N = {display.count(t.params)}, D = {display.count(t.tokens)}, "
+                f"C = {display.flops(float(display.compute(t.params, t.tokens)))} FLOPs):")
+        acc = _ordered(p[p["metric"].map(is_accuracy)])
+        parts = [_said(r) for r in acc.itertuples()]
+        have = acc[acc["actual"].notna()]
+        score = ""
+        if len(have) > 1:
+            mae, inside = _score(have)
+            score = f"; mean absolute error {mae} points over {len(have)} tasks" + (
+                f", {inside[0]} of {inside[1]} measured values inside the {interval:.0%} intervals" if inside else "")
+        primary = choose_primary(set(p["metric"]))
+        loss = [_said(r, display.named(r.metric)) for r in p[p["metric"] == primary].itertuples()]
+        text = ", ".join(parts) + score + ("; " if parts and loss else "") + "".join(loss)
+        out.append((t.name, f"{head} {text or 'no prediction'}."))
+    return out
 
 
-def prediction_table(preds: pd.DataFrame) -> pd.DataFrame:
-    t = preds.copy()
-    t["abs_error"] = (t["predicted"] - t["actual"]).abs()
-    t["rel_error_%"] = 100 * t["abs_error"] / t["actual"].abs()
-    t["covered"] = np.where(t["actual"].notna(), (t["lower"] <= t["actual"]) & (t["actual"] <= t["upper"]), None)
-    return t.drop(columns=["method"])
+def kind_rows(preds: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The predictions of one kind of metric, tasks in the papers' order."""
+    return _ordered(preds[preds["metric"].map(display.kind) == kind])
 
 
-def _means(table: pd.DataFrame) -> str:
-    have = table[table["actual"].notna()]
-    if have.empty:
-        return "No actual values in the data for these targets."
-    parts = []
-    for kind, g in have.groupby(have["metric"].str.split(":").str[1]):
-        scale = 100 if kind == "acc" else 1
-        parts.append(f"{kind}: mean absolute error {scale * g['abs_error'].mean():.3g}{' points' if scale == 100 else ''}, "
-                     f"mean relative error {g['rel_error_%'].mean():.3g} %, "
-                     f"interval covers {int(g['covered'].sum())}/{len(g)}")
-    return "; ".join(parts)
+def _ordered(preds: pd.DataFrame) -> pd.DataFrame:
+    order = {m: i for i, m in enumerate(display.order_metrics(preds["metric"]))}
+    return preds.iloc[np.argsort(preds["metric"].map(order).to_numpy(), kind="stable")]
 
 
-def _figures(ps, targets, out: MethodOutput, preds, interval: float):
-    yield "loss_vs_compute", "final loss against compute, one curve per tokens-per-parameter ratio", \
-        _loss_vs_compute(ps, preds)
-    shown = {k: out.steps[k] for k in (out.shown or out.steps) if k in out.steps}
-    fed = {k: f for k, f in shown.items() if f.step.fed_by is not None}
-    first = {k: f for k, f in out.steps.items() if f.step.fed_by is None
-             and (not out.shown or k in shown or any(g.step.fed_by == k for g in fed.values()))}
-    actual = preds.set_index(["target", "metric"])["actual"].to_dict()
-    if first:
-        yield "step1", "fits from (N, D) or compute: fitted runs (dots), predicted targets (stars), " \
-                       "measured targets (open circles)", _grid(first, lambda ax, f: _step1(ax, f, targets, actual))
-    if fed:
-        captions = out.shown
-        yield "step2", f"fits fed by the step before: points, fit, {interval:.0%} bootstrap band, predicted targets " \
-                       "(stars) and measured targets (open circles)", _grid(
-            fed, lambda ax, f: _step2(ax, f, out, targets, actual, interval, captions.get(f.step.key)))
-    have = preds[preds["actual"].notna()]
-    if not have.empty:
-        yield "predicted_vs_actual", f"predicted against measured ({interval:.0%} intervals)", \
-            _pred_vs_actual(have, interval)
-    yield "residuals", "residuals of every fit", _residuals(out)
+def _said(r, name: Optional[str] = None) -> str:
+    """`MMLU 51.9 [46.5, 55.9] (measured 51.6, +0.3)`."""
+    said = f"{name or display.label(r.metric)} {display.estimate(r.metric, r.predicted, r.lower, r.upper)}"
+    if np.isfinite(r.actual):
+        said += f" (measured {display.value(r.metric, r.actual)}, {display.error(r.metric, r.predicted, r.actual)})"
+    return said
 
 
-def _grid(items, draw):
-    n = len(items)
-    cols = min(4, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False)
-    for ax, f in zip(axes.flat, items.values()):
-        draw(ax, f)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8,
-                   bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.tight_layout()
-    return fig
+MEASURED = "measured (error)"
 
 
-def _loss_vs_compute(ps, preds):
-    p = ps.points
-    metric = next((m for m in ("c4_val:loss", "c4_en:loss") if m in set(p["metric"])),
-                  next((m for m in sorted(p["metric"].unique()) if m.endswith(":loss")), None))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if metric is None:
-        ax.set_title("no loss metric in the data")
-        return fig
-    final = p[(p["metric"] == metric)].sort_values("tokens").groupby("run").tail(1)
-    final = final.assign(C=6 * final["params"] * final["run_tokens"])
-    for m, g in final.groupby("multiplier"):
-        g = g.sort_values("C")
-        ax.plot(g["C"], g["value"], "o-", ms=4, label=f"M = {m:g}")
-    pr = preds[preds["metric"] == metric]
-    if not pr.empty:
-        C = 6 * pr["params"] * pr["tokens"]
-        ax.errorbar(C, pr["predicted"], yerr=[pr["predicted"] - pr["lower"], pr["upper"] - pr["predicted"]],
-                    fmt="*", color="k", ms=10, label="predicted")
-    ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel=metric,
-           title=f"{metric} against compute")
-    ax.legend(fontsize=7, ncol=2)
-    return fig
+def kind_table(preds: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """One row per metric of `kind`; per target (the columns' top level) its `predicted [interval]` and, where
+    the data has the target's run, `measured (error)`; a last row with each target's mean absolute error."""
+    g = kind_rows(preds, kind)
+    first = ("Held-out set" if kind == "loss" else "Task", "")
+    columns, rows = [first], {}
+    for t in dict.fromkeys(g["target"]):
+        columns.append((t, "predicted"))
+        if g.loc[g["target"] == t, "actual"].notna().any():
+            columns.append((t, MEASURED))
+    for r in g.itertuples():
+        row = rows.setdefault(r.metric, {first: display.label(r.metric)})
+        row[r.target, "predicted"] = display.estimate(r.metric, r.predicted, r.lower, r.upper)
+        if np.isfinite(r.actual):
+            row[r.target, MEASURED] = display.measured(r.metric, r.predicted, r.actual)
+    columns = pd.MultiIndex.from_tuples(columns)
+    table = pd.DataFrame([[row.get(c, "") for c in columns] for row in rows.values()], columns=columns)
+    scores = {first: "mean absolute error"}
+    for t in dict.fromkeys(g["target"]):
+        have = g[(g["target"] == t) & g["actual"].notna()]
+        if len(have) > 1:
+            mae, inside = _score(have)
+            scores[t, MEASURED] = mae + (f" ({inside[0]}/{inside[1]} inside)" if inside else "")
+    if len(scores) > 1:
+        table.loc[len(table)] = [scores.get(c, "") for c in columns]
+    return table
 
 
-def _step1(ax, f: FittedStep, targets, actual):
-    s, fit = f.step, f.fit
-    X, y = s.points.X, s.output_of(s.points.y)
-    tx, ty = f.target_x, s.output_of(f.target_value)
-    if X.shape[0] == 2:
-        lo, hi = min(X[1].min(), tx[1].min()) * 0.8, max(X[1].max(), tx[1].max()) * 1.2
-        grid = np.geomspace(lo, hi, 60)
-        for n in np.unique(X[0]):
-            sel = X[0] == n
-            dots = ax.scatter(X[1][sel], y[sel], s=14, label=f"N = {n:.3g}")
-            ax.plot(grid, s.output_of(fit.predict(np.vstack([np.full_like(grid, n), grid]))), lw=0.8,
-                    color=dots.get_facecolor()[0])
-        for i, t in enumerate(targets):
-            ax.plot(grid, s.output_of(fit.predict(np.vstack([np.full_like(grid, tx[0, i]), grid]))), "k--", lw=0.7)
-        xs = tx[1]
-    else:
-        ax.scatter(X[0], y, s=14)
-        grid = np.geomspace(X[0].min() * 0.8, max(X[0].max(), tx[0].max()) * 1.2, 60)
-        ax.plot(grid, s.output_of(fit.predict(grid[None, :])), lw=0.8)
-        xs = tx[0]
-    ax.plot(xs, ty, "k*", ms=10, label="predicted target")
-    measured = np.array([actual.get((t.name, s.output), np.nan) for t in targets])
-    if np.isfinite(measured).any():
-        ax.plot(xs, measured, "o", mfc="none", mec="r", ms=8, label="measured target")
-    ax.set_xscale("log")
-    ax.set_xlabel(s.x_label, fontsize=8)
-    ax.set_ylabel(s.output or s.key, fontsize=8)
-    ax.set_title(f"{s.key} ({fit.law.name})", fontsize=9)
-    ax.tick_params(labelsize=7)
+def _score(have: pd.DataFrame) -> Tuple[str, Optional[Tuple[int, int]]]:
+    """The mean absolute error of measured predictions of one kind (in points for accuracies, in % of the
+    measured value for the rest), and how many of those with an interval have the measured value inside it
+    (None: no interval, bootstrap=0)."""
+    err = (have["predicted"] - have["actual"]).abs()
+    mae = f"{100 * err.mean():.1f}" if is_accuracy(have["metric"].iloc[0]) else \
+        f"{100 * (err / have['actual'].abs()).mean():.1f} %"
+    bounded = have[have["lower"].notna() & have["upper"].notna()]
+    inside = int(((bounded["lower"] <= bounded["actual"]) & (bounded["actual"] <= bounded["upper"])).sum())
+    return mae, ((inside, len(bounded)) if len(bounded) else None)
 
 
-def _step2(ax, f: FittedStep, out: MethodOutput, targets, actual, interval: float, caption=None):
-    s, fit = f.step, f.fit
-    xs, ys = s.points.X[0], s.points.y
-    ax.scatter(xs, ys, s=3, alpha=0.4, label="fitted points")
-    grid = np.linspace(0, max(xs.max(), f.target_x.max()) * 1.05, 200)
-    ax.plot(grid, fit.predict(grid[None, :]), "r-", lw=1, label="fit")
-    keys = [f"param|{s.key}|{k}" for k in fit.law.params]
-    if all(k in out.samples for k in keys):
-        P = np.column_stack([out.samples[k] for k in keys])
-        P = P[np.all(np.isfinite(P), axis=1)]
-        if len(P):
-            curves = fit.law.f(grid[None, :], P.T[..., None])
-            lo, hi = np.quantile(curves, [(1 - interval) / 2, (1 + interval) / 2], axis=0)
-            ax.fill_between(grid, lo, hi, color="r", alpha=0.2, label=f"{interval:.0%} bootstrap band")
-    ax.plot(f.target_x[0], f.target_value, "k*", ms=10, label="predicted target")
-    inter = out.steps[s.fed_by].step.output
-    mx = np.array([actual.get((t.name, inter), np.nan) for t in targets])
-    my = np.array([actual.get((t.name, s.output), np.nan) for t in targets])
-    if np.isfinite(mx + my).any():
-        ax.plot(mx, my, "o", mfc="none", mec="b", ms=8, label="measured target")
-    ax.set_xlabel(s.x_label, fontsize=8)
-    ax.set_ylabel(s.output, fontsize=8)
-    ax.set_title(caption or s.key, fontsize=9)
-    ax.tick_params(labelsize=7)
+GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "epsilon": "ε", "eta": "η", "log_A": "log A", "log_B": "log B"}
 
 
-def _pred_vs_actual(have, interval: float):
-    """One panel per kind of metric (acc, loss, ...): predicted against measured with intervals."""
-    kinds = {kind: g for kind, g in have.groupby(have["metric"].str.split(":").str[1])}
+def parameter_tables(out: MethodOutput, steps) -> List[Tuple[str, str, pd.DataFrame]]:
+    """(law, its formula and source, table) for every law the figures draw: one row per fit, each parameter
+    `value [interval]`."""
+    first, fed = steps
+    by_law = {}
+    for key, fs in {**first, **fed}.items():
+        rec = out.fits.get(key, {})
+        cells = {"Fit": step_title(fs)}
+        for name, v in rec.get("params", {}).items():
+            lo, hi = rec.get("param_intervals", {}).get(name, (np.nan, np.nan))
+            cells[GREEK.get(name, name)] = f"{v:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+        by_law.setdefault(fs.fit.law, []).append(cells)
+    shown = sum(len(v) for v in by_law.values())
+    more = sum(1 for rec in out.fits.values() if rec.get("params")) - shown
+    out_tables = []
+    for law, rows in by_law.items():
+        extra = "" if more <= 0 or out_tables else \
+            f" The method's {more} other fit{'s are' if more > 1 else ' is'} in fits.json."
+        out_tables.append((law.name, f"{law.formula} ({law.source}).{extra}", pd.DataFrame(rows).fillna("")))
+    return out_tables
 
-    def draw(ax, item):
-        kind, g = item
-        k = _scale(f"x:{kind}")
-        a, p = k * g["actual"], k * g["predicted"]
-        ax.errorbar(a, p, yerr=[(k * (g["predicted"] - g["lower"])).clip(lower=0),
-                                (k * (g["upper"] - g["predicted"])).clip(lower=0)], fmt="o", ms=4, capsize=2)
-        lo, hi = min(a.min(), p.min()), max(a.max(), p.max())
-        ax.plot([lo, hi], [lo, hi], "k:", lw=0.8)
-        unit = " (points)" if k == 100 else ""
-        ax.set_xlabel(f"measured {kind}{unit}", fontsize=8)
-        ax.set_ylabel(f"predicted {kind}{unit}", fontsize=8)
-        ax.set_title(f"{kind}: {len(g)} predictions", fontsize=9)
 
-    return _grid({k: (k, g) for k, g in kinds.items()}, draw)
+def method_lines(out: MethodOutput, ps, cfg) -> List[str]:
+    dataset = f", dataset {cfg.dataset}" if cfg.dataset else ""
+    return ([f"Input: {ps.source} (format {ps.profile.name}{dataset}); {ps.points['run'].nunique()} runs, "
+             f"{len(ps.points)} points kept, {len(ps.dropped)} left out."]
+            + [f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}."]
+            + list(out.notes))
 
 
-def _residuals(out: MethodOutput):
-    names = [n for n, rec in out.fits.items() if "residuals" in rec]
-    fig, ax = plt.subplots(figsize=(max(7, 0.3 * len(names)), 4))
-    for i, n in enumerate(names):
-        r = np.asarray(out.fits[n]["residuals"], float)
-        ax.scatter(np.full(len(r), i) + np.random.default_rng(0).uniform(-0.2, 0.2, len(r)), r, s=4)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=70, ha="right", fontsize=7)
-    ax.set(ylabel="actual − fitted", title="fit residuals")
-    fig.tight_layout()
-    return fig
+def _pretty_tasks(table: pd.DataFrame) -> pd.DataFrame:
+    """A method's table: its first column's metrics by name, numbers to one decimal."""
+    t = table.rename_axis(columns=None)
+    first = t.columns[0]
+    t[first] = t[first].map(lambda m: display.label(m) if isinstance(m, str) else m)
+    return t.map(lambda v: f"{v:.1f}" if isinstance(v, float) else v)
+
+
+# Warnings, grouped by what they mean for the prediction: (title, meaning, pattern), most consequential first.
+WARNING_GROUPS = [
+    ("Targets beyond the calibrated range",
+     "A backtest's miss grows with how far it extrapolates. These targets lie further beyond the ladder than any "
+     "backtest that calibrated the intervals reached, so their intervals are likely too narrow: read them as the "
+     "least uncertainty the prediction has.", r"× the largest fitted N"),
+    ("Targets inside the fitted range",
+     "This is interpolation: it checks the fit, not the extrapolation a ladder is for.", r"lies inside the fit range"),
+    ("Metrics not predicted", "These have no prediction in the tables above, for the reason given.",
+     r"no sigmoid fits|; not predicted|only \S+ is predicted"),
+    ("Backtests that could not be fitted", "Fewer backtests weight or calibrate the method than it plans: its "
+     "intervals (and an ensemble's weights) rest on the rest.", r"backtest.* skipped|no (inner )?backtest"),
+    ("No intervals", "Without bootstrap resamples the predictions carry no interval: their uncertainty is unstated.",
+     r"bootstrap=0"),
+    ("Intervals from the method's misses", "The run bootstrap cannot measure this fit, so its intervals come from "
+     "its misses on runs outside the fit set instead.", r"the bootstrap does not measure the fit"),
+    ("Bootstrap refits that failed",
+     "The intervals rest on the resamples that did fit; the ones that failed are often those whose runs pin the "
+     "law least, so the intervals may be somewhat too narrow.", r"bootstrap refits failed"),
+    ("Fits that did not converge", "The law's parameters may not be its optimum: predictions through it are less "
+     "reliable than their intervals say.", r"did not converge"),
+    ("Fitted parameters on a bound", "The optimum lies on the edge of the allowed range, where the law is held "
+     "rather than fitted; each line says what that means.", r"is on its bound"),
+    ("Points left out", "These points are in no fit, for the reason given; the predictions do not rest on them.",
+     r"^dropped \d+ point|at or below chance left out"),
+    ("Held-out runs", "Left out of the fit and predicted from the rest: their measured values score the method, "
+     "and no fit saw them.", r"^holdout="),
+]
+BOUND = re.compile(r"^(?P<label>.+?): (?P<law>\w+): parameter (?P<param>\S+) = (?P<value>\S+) is on its bound \S+"
+                   r"(?: \((?P<paths>paths? .+)\))?$")
+BOUND_MEANING = {
+    ("sigmoid", "b"): "b is the accuracy the curve reaches at zero loss: at 1 it assumes the task can be solved "
+                      "perfectly; where label noise caps a task lower, predictions near the top run high",
+    ("sigmoid", "a"): "a + b is the accuracy at high loss: a = −1 puts that floor at 0 rather than chance; it shapes "
+                      "the small models' end of the curve, not the targets'",
+    ("olmo_nd", "E"): "E is the irreducible loss: at 0 the law falls without a floor, so predictions far beyond the "
+                      "ladder may be too low (optimistic)",
+    ("olmo_nd", "log_A"): "the N term is as small as the bounds allow, so the law credits growth in N with almost "
+                          "nothing; its extrapolation in N rests on the D term and E",
+    ("olmo_nd", "log_B"): "the D term is as small as the bounds allow, so the law credits more tokens with almost "
+                          "nothing; its extrapolation in D rests on the N term and E",
+}
+
+
+def warning_groups(warnings: List[str]) -> List[Tuple[str, str, List[str]]]:
+    """(title, what it means for the prediction, items) for each group with warnings; parameters on a bound
+    gathered per law and parameter; anything else under `Other warnings`."""
+    found = {title: [] for title, _, _ in WARNING_GROUPS}
+    other = []
+    for w in dict.fromkeys(warnings):
+        title = next((t for t, _, pattern in WARNING_GROUPS if re.search(pattern, w)), None)
+        (found[title] if title else other).append(w)
+    found["Fitted parameters on a bound"] = _bounds(found["Fitted parameters on a bound"])
+    out = [(t, meaning, found[t]) for t, meaning, _ in WARNING_GROUPS if found[t]]
+    return out + ([("Other warnings", "As each says.", other)] if other else [])
+
+
+def _bounds(warnings: List[str]) -> List[str]:
+    """One line per (law, parameter, value): which fits (and in how many paths of an ensemble) and what it means."""
+    gathered, left = {}, []
+    for w in warnings:
+        m = BOUND.match(w)
+        if not m:
+            left.append(w)
+            continue
+        paths = m["paths"]
+        n = 1 if not paths else len(paths.split(" ", 1)[1].split(", "))
+        who = display.named(m["label"]) if ":" in m["label"] else display.TASK_NAMES.get(m["label"], m["label"])
+        gathered.setdefault((m["law"], m["param"], m["value"]), []).append(who + (f" ({n} paths)" if n > 1 else ""))
+    lines = [f"{law} {GREEK.get(p, p)} = {v}: {', '.join(who)}." + (f" Means: {BOUND_MEANING[law, p]}."
+                                                                    if (law, p) in BOUND_MEANING else "")
+             for (law, p, v), who in gathered.items()]
+    return lines + left
+
+
+def provenance(cfg, ps) -> List[str]:
+    """Harness commit, date, command and input: what reproduces the report."""
+    argv = list(sys.argv)
+    prog = "ladder" if argv and Path(argv[0]).name in ("ladder", "__main__.py") else (argv[0] if argv else "?")
+    spelt = {None: "null", True: "true", False: "false"}  # as an override spells them
+    settings = " ".join(f"{k}={spelt.get(v, v) if isinstance(v, (bool, type(None))) else v}"
+                        for k, v in ((k, getattr(cfg, k)) for k in ("method", "bootstrap", "interval", "seed",
+                                                                     "holdout", "calibrate")))
+    return [f"Harness commit {_commit()}; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+            f"Command: {shlex.join([prog, *argv[1:]])}",
+            f"Input: {ps.source} (format {ps.profile.name}); settings: {settings}."]
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")

@@ -8,7 +8,7 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from fit import calibration, report
+from fit import calibration, display, report
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet
@@ -86,7 +86,8 @@ def run_fit(cfg) -> Path:
         "dropped": ps.dropped.drop(columns=["value"], errors="ignore").to_dict("records"),
     }), indent=1))
     report.write_report(out_dir, cfg, ps, targets, out, preds, [t.name for t in held])
-    print(summary(preds, out.warnings))
+    print(summary(preds, targets, out.warnings, cfg.interval))
+    print(f"report: {out_dir / 'report.html'}")
     return out_dir
 
 
@@ -97,14 +98,24 @@ def _default_out(cfg: FitConfig, ps: PointSet) -> Path:
     return Path("outputs") / f"fit-{cfg.method}"
 
 
-def summary(preds: pd.DataFrame, warnings: List[str]) -> str:
-    tw = max([6] + [len(str(t)) for t in preds["target"]])
-    mw = max([6] + [len(str(m)) for m in preds["metric"]])
-    lines = [f"{'target':<{tw}} {'metric':<{mw}} {'predicted':>10} {'interval':>21} {'actual':>9}"]
-    for r in preds.itertuples():
-        lines.append(f"{r.target:<{tw}} {r.metric:<{mw}} {r.predicted:>10.4f} "
-                     f"[{r.lower:>9.4f}, {r.upper:>9.4f}] {'' if pd.isna(r.actual) else f'{r.actual:9.4f}'}")
-    lines += [f"WARNING: {w}" for w in warnings]
+def summary(preds: pd.DataFrame, targets: List[Target], warnings: List[str], interval: float) -> str:
+    """What the terminal shows: the report's answer (a sentence per target, then a table per kind of metric,
+    accuracies in points) and its warnings, grouped, at most a few of each."""
+    lines = [f"{name} {text}" for name, text in report.answer_sentences(preds, targets, interval)]
+    order = {t: i for i, t in enumerate(dict.fromkeys(preds["target"]))}
+    for k in display.order_kinds(preds["metric"].map(display.kind)):
+        g = report.kind_rows(preds, k)
+        g = g.sort_values("target", key=lambda c: c.map(order), kind="stable")  # a target's rows together
+        rows = pd.DataFrame({"target": g["target"], "metric": g["metric"].map(display.label),
+                             "predicted [interval]": [display.estimate(r.metric, r.predicted, r.lower, r.upper)
+                                                      for r in g.itertuples()],
+                             "measured (error)": [display.measured(r.metric, r.predicted, r.actual)
+                                                  for r in g.itertuples()]})
+        rows = rows.apply(lambda c: c.str.ljust(max(c.str.len().max(), len(c.name))))  # left-aligned text
+        lines += ["", display.kind_title(k), rows.to_string(index=False, justify="left")]
+    for title, meaning, items in report.warning_groups(warnings):
+        lines += ["", f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items[:3]]
+        lines += [f"  ... and {len(items) - 3} more in the report"] if len(items) > 3 else []
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """The runs a method fits and what it reads from them: the run table (each run's N, D, FLOPs, final
 values and checkpoint series, prepared once), each paper's fit set, the tasks and losses the data has,
 and the checks every fit set must pass."""
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -105,14 +105,20 @@ def task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List
 def primary_loss(table: RunTable) -> str:
     """The LM loss a ladder is judged by: C4 (OLMo `c4_en`, Gadre `c4_val`), else the first held-out
     `<set>_val:loss` (the harness's own `<dataset>_val:loss`), else any `:loss` on every fit run."""
-    losses = sorted({m for (_, m) in table.final if m.endswith(":loss") and table.has(m)})
+    pick = choose_primary({m for (_, m) in table.final if table.has(m)})
+    if pick is None:
+        raise FitInputError("the data has no loss metric (<set>:loss) on every fit run")
+    return pick
+
+
+def choose_primary(metrics) -> Optional[str]:
+    """`primary_loss` among `metrics`; None when none is a loss."""
+    losses = sorted(m for m in metrics if m.endswith(":loss"))
     for m in ("c4_en:loss", "c4_val:loss"):
         if m in losses:
             return m
     pick = [m for m in losses if m.endswith("_val:loss")] or losses
-    if not pick:
-        raise FitInputError("the data has no loss metric (<set>:loss) on every fit run")
-    return pick[0]
+    return pick[0] if pick else None
 
 
 def gadre_runs(ps: PointSet):

@@ -40,6 +40,10 @@ def resolve_targets(specs: List[Any], ps: PointSet, fit_runs: List[str], used_ru
             out.append(Target(name, params, tokens, spec.get("flops_per_token")))
         elif hasattr(spec, "keys") and "size" in spec and "multiplier" in spec:
             out.append(_size_mult(ps, str(spec["size"]), _positive(spec, "multiplier"), f"{spec['size']}-M{spec['multiplier']}"))
+        elif isinstance(spec, str):
+            raise FitInputError(f"targets: unknown target {spec!r}: not a named one ({', '.join(NAMED)}), not a run of "
+                                f"the data, and size {spec.split('-')[0]!r} is not in the data (sizes: {_sizes(ps)}); "
+                                f"give its N and D instead: targets=[{{name: {spec}, params: N, tokens: D}}]")
         else:
             raise FitInputError(f"targets: cannot read target {spec!r} (a name like 13B-5T, SIZE-MULTxC, or {{params: N, tokens: D}})")
     return out
@@ -56,11 +60,16 @@ def _positive(spec, key: str) -> float:
     return value
 
 
+def _sizes(ps: PointSet) -> str:
+    runs = ps.points.drop_duplicates("run")
+    return ", ".join(str(s) for s in runs.sort_values("params")["size"].astype(str).drop_duplicates())
+
+
 def _size_mult(ps: PointSet, size: str, mult: float, name: str) -> Target:
     runs = ps.points.drop_duplicates("run")
     same = runs[runs["size"].astype(str) == size]
     if same.empty:
-        raise FitInputError(f"targets: size {size!r} is not in the data (sizes: {', '.join(map(str, sorted(set(runs['size'].astype(str)))))})")
+        raise FitInputError(f"targets: size {size!r} is not in the data (sizes: {_sizes(ps)})")
     hit = same[np.isclose(same["multiplier"].astype(float), mult, rtol=1e-3)]
     if not hit.empty:
         return _run_target(ps, hit.iloc[0]["run"])

@@ -11,7 +11,7 @@ step-2 variants (the sigmoid's anchor, floor and ceiling) by the MAE of the whol
 
     PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +123,9 @@ STEP2_VARIANTS = {"paper (anchor (0, 1), b <= 1)": PAPER_SIGMOID,
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else str(shared_data_dir() / "olmo-ladder" / "runs")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="?", help="the OLMo-ladder W&B CSVs (default: ../shared/data/olmo-ladder/runs)")
+    path = parser.parse_args().runs or olmo_runs(parser)
     ps = load_points(path)
     single, sets = candidates(ps)
     cfg = FitConfig(bootstrap=0)
@@ -167,6 +169,13 @@ def main():
         print(f"best (1,000 resamples): MAE {100 * (got['predicted'] - got['actual']).abs().mean():.2f} points, "
               f"90% intervals cover {int(inside.sum())}/{len(got)}, mean width {100 * (got['upper'] - got['lower']).mean():.1f} points")
     recipe(path)
+
+
+def olmo_runs(parser: argparse.ArgumentParser) -> str:
+    """The published OLMo-ladder runs, or the parser's one-line error where they are absent."""
+    if shared_data_dir() is None:
+        parser.error("no published ladder data at ../shared/data (set LADDER_SHARED_DATA or give the path)")
+    return str(shared_data_dir() / "olmo-ladder" / "runs")
 
 
 def recipe(path):

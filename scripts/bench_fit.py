@@ -3,7 +3,7 @@ method, the paper's two-step method and the direct method.
 
     PYTHONPATH=. python scripts/bench_fit.py [results] [method[,method...]] [bootstrap]
 """
-import sys
+import argparse
 import tempfile
 import time
 
@@ -13,9 +13,15 @@ from fit.run import run_fit
 
 
 def main():
-    results = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else str(shared_data_dir() / "olmo-ladder" / "runs")
-    methods = sys.argv[2].split(",") if len(sys.argv) > 2 else ["best", "olmo_two_step", "direct"]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="?", help="what to fit (default: ../shared/data/olmo-ladder/runs; '' too)")
+    parser.add_argument("methods", nargs="?", default="best,olmo_two_step,direct", help="comma-separated methods")
+    parser.add_argument("bootstrap", nargs="?", type=int, default=1000, help="bootstrap resamples of each fit")
+    args = parser.parse_args()
+    if not args.results and shared_data_dir() is None:
+        parser.error("no published ladder data at ../shared/data (set LADDER_SHARED_DATA or give results)")
+    results = args.results or str(shared_data_dir() / "olmo-ladder" / "runs")
+    methods, n = args.methods.split(","), args.bootstrap
     times = []
     for method in methods:
         with tempfile.TemporaryDirectory() as out:

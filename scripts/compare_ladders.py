@@ -5,8 +5,8 @@ loss of every rung, and each one's held-out-size backtest errors (its report/pre
 
 `metric` is the held-out loss to compare rung by rung (default: the first `*_val:loss` found).
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -26,12 +26,17 @@ def backtest(out_dir: Path) -> pd.DataFrame:
 
 
 def main():
-    a, b = Path(sys.argv[1]), Path(sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("first", type=Path, help="a ladder's out_dir (e.g. runs/smoke-cosine)")
+    parser.add_argument("second", type=Path, help="the same ladder trained another way (e.g. runs/smoke-wsds)")
+    parser.add_argument("metric", nargs="?", help="the held-out loss compared rung by rung")
+    args = parser.parse_args()
+    a, b = args.first, args.second
     plan_a, plan_b = (json.loads((d / PLAN).read_text()) for d in (a, b))
     print(f"compute (6ND): {a.name} {plan_a['compute']:.4g}, {b.name} {plan_b['compute']:.4g}, "
           f"ratio {plan_b['compute'] / plan_a['compute']:.3f}")
     fa, fb = final_values(a), final_values(b)
-    metric = sys.argv[3] if len(sys.argv) > 3 else next(m for m in fa.index.get_level_values(1) if m.endswith("_val:loss"))
+    metric = args.metric or next(m for m in fa.index.get_level_values(1) if m.endswith("_val:loss"))
     loss = pd.DataFrame({a.name: fa.xs(metric, level=1), b.name: fb.xs(metric, level=1)}).dropna()
     loss["diff_pct"] = 100 * (loss[b.name] - loss[a.name]) / loss[a.name]
     print(f"\nfinal {metric} per rung:\n{loss.to_string(float_format=lambda x: f'{x:.4f}')}")

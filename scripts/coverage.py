@@ -7,7 +7,7 @@ Accuracies and errors are counted apart from losses; a 90 % interval should cove
 
     PYTHONPATH=. python scripts/coverage.py [bootstrap] [method,method,...] [backtest name prefix]
 """
-import sys
+import argparse
 from dataclasses import replace
 
 import numpy as np
@@ -64,9 +64,14 @@ def score(preds: pd.DataFrame) -> dict:
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    only = set(sys.argv[2].split(",")) if len(sys.argv) > 2 and sys.argv[2] else None
-    which = sys.argv[3] if len(sys.argv) > 3 else ""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bootstrap", nargs="?", type=int, default=200, help="bootstrap resamples of each fit")
+    parser.add_argument("methods", nargs="?", default="", help="comma-separated methods (default: every one)")
+    parser.add_argument("backtest", nargs="?", default="", help="only the backtests whose name starts so, e.g. OLMo")
+    args = parser.parse_args()
+    if shared_data_dir() is None:
+        parser.error("no published ladder data at ../shared/data (set LADDER_SHARED_DATA)")
+    n, only, which = args.bootstrap, set(args.methods.split(",")) if args.methods else None, args.backtest
     rows = []
     for bt, (ps, held, runs) in backtests().items():
         if not bt.startswith(which):

@@ -8,9 +8,9 @@ its metrics.jsonl logs (tokens / tokens_per_s per interval; checkpoint writes an
 excluded); evaluation time is the eval hook's "evaluated in X s" log lines. Data preparation and
 the fit are in neither.
 """
+import argparse
 import json
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -50,4 +50,8 @@ def main(out_dir: str, log_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", help="the ladder run's out_dir")
+    parser.add_argument("log_file", help="the run's stderr (its INFO eval.cli lines)")
+    args = parser.parse_args()
+    main(args.out_dir, args.log_file)

@@ -255,3 +255,44 @@ def test_prepare_names_a_bad_data_or_tokenizer_setting(tmp_path, capsys, overrid
 def test_bad_train_settings_fail_the_command_once_before_any_rung(tmp_path, capsys, command, override, message):
     assert message in error(capsys, command, f"out_dir={tmp_path}/run", override)
     assert not (tmp_path / "run").exists()
+
+
+# Messages found trying the project as a new user (issue 29)
+
+def test_a_value_holding_an_equals_sign_is_read_whole(capsys):
+    from ladder.orchestration.cli import scoped
+
+    assert load(["out_dir=/tmp/a=b"]).out_dir == "/tmp/a=b"
+    assert load(scoped(["out=/tmp/x=y=z"], "fit")).fit.out == "/tmp/x=y=z"
+    message = error(capsys, "plan", "ladder.sizes=[a=b")
+    assert "cannot read 'ladder.sizes=[a=b'" in message and not message.endswith("None")
+
+
+def test_the_prepare_example_of_the_help_prepares_that_dataset_from_that_path(tmp_path, capsys, cache):
+    """`ladder prepare ladder=smoke data=c4 data.path=DIR` (its --help example) prepares c4 from DIR, and
+    refuses a DIR that does not exist before it builds a tokenizer; a ladder that lists its datasets refuses
+    settings of one it does not train on."""
+    missing = tmp_path / "c4-en"
+    assert f"data.path={missing}: no such file or directory (dataset 'c4')" in error(
+        capsys, "prepare", "ladder=smoke", "data=c4", f"data.path={missing}")
+    assert not (cache / "tokenizers").exists() and not (cache / "corpus").exists()
+    shard = jsonl(missing / "a.jsonl", [{"text": f"document {i} of the river"} for i in range(300)])
+    assert main(["prepare", "ladder=smoke", "data=c4", f"data.path={shard.parent}", "data.val_tokens=200",
+                 f"ladder.tokenizer.train_path={shard.parent}", "ladder.tokenizer.train_vocab_size=300"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("c4 (seq_len 128): train ") and "smoke (seq_len" not in out
+    assert "ladder smoke trains on c4, redpajama (ladder.datasets), not smoke" in error(
+        capsys, "plan", "ladder.datasets=[c4,redpajama]", "data.path=/x")
+
+
+def test_choosing_a_model_says_that_sizes_go_in_the_ladder(capsys):
+    assert "name sizes in the ladder instead: ladder.sizes=[olmo-1B]" in error(capsys, "plan", "model=olmo-1B")
+
+
+def test_fit_names_an_unknown_target_size(points, tmp_path, capsys):
+    message = error(capsys, *fit_args(points, tmp_path, "targets=[99B-5T]"))
+    assert "unknown target '99B-5T'" in message and "size '99B' is not in the data" in message
+
+
+def test_status_of_a_directory_that_does_not_exist_says_so(tmp_path, capsys):
+    assert f"out_dir={tmp_path}/nope: no such directory" in error(capsys, "status", f"out_dir={tmp_path}/nope")

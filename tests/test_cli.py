@@ -1,6 +1,11 @@
+import ast
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def run(*args):
@@ -39,3 +44,25 @@ def test_bare_keys_of_a_commands_own_group_are_scoped_to_it():
 def test_fit_without_results_says_what_to_give():
     result = run("fit", "method=gadre")
     assert result.returncode == 2 and "results=DIR" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fit_help_lists_every_method_and_the_help_every_group():
+    from fit.registry import METHODS
+    from ladder.orchestration.cli import FIT_METHODS
+
+    assert set(FIT_METHODS) == set(METHODS)
+    text = run("fit", "--help").stdout
+    assert all(m in text for m in METHODS) and "fit/ (default, smoke)" in text
+    assert "Named sizes, for ladder.sizes=[...] (configs/model/): olmo-13B" in text and "model/ (" not in text
+
+
+SCRIPTS = sorted(p for p in (Path(__file__).parents[1] / "scripts").glob("*.py") if not p.stem.startswith("gpu_check"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_every_script_explains_itself_with_help(script):
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(script.parents[1])})
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    first = ast.get_docstring(ast.parse(script.read_text())).split()[:4]
+    assert result.stdout.startswith("usage: ") and " ".join(first) in " ".join(result.stdout.split())

@@ -22,7 +22,7 @@ def one_line(exc: BaseException) -> str:
     """
     messages = []
     while exc is not None:
-        if str(exc).strip():
+        if str(exc).strip() not in ("", "None"):  # Hydra's parser chains errors whose text is "None"
             messages.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     text = next((m for m in messages if "full_key:" in m), messages[-1] if messages else "invalid configuration")

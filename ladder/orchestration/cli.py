@@ -12,12 +12,16 @@ from ladder.orchestration.compose import dataset_config, load
 
 OVERRIDES_HELP = """\
 Hydra overrides, e.g. ladder=gadre 'ladder.multipliers=[20,80]' out_dir=/scratch/ladder.
-Config groups: {groups}."""
+Config groups (choose one with GROUP=NAME): {groups}.
+Named sizes, for ladder.sizes=[...] (configs/model/): {sizes}."""
+# `ladder fit method=NAME`; tests/test_cli.py checks it against fit.registry.METHODS, which is too slow to
+# import for every command's --help.
+FIT_METHODS = ("best", "olmo_two_step", "olmo_single_step", "olmo_two_step_flops", "gadre", "chinchilla", "direct")
 
 
 def _groups() -> str:
     return "; ".join(f"{g}/ ({', '.join(group_options(g)) or '-'})"
-                     for g in ("ladder", "model", "data", "train", "eval", "launcher"))
+                     for g in ("ladder", "data", "train", "eval", "fit", "launcher"))
 
 
 def _check_writable(out_dir: str | None = None) -> None:
@@ -133,6 +137,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = load(args.overrides)
     if Path(cfg.out_dir).exists() and not Path(cfg.out_dir).is_dir():
         raise ConfigError(f"out_dir={cfg.out_dir}: is a file, not a ladder's directory")
+    if not Path(cfg.out_dir).exists():
+        raise ConfigError(f"out_dir={cfg.out_dir}: no such directory, so no rung of ladder {cfg.ladder.name} has run "
+                          f"there (`ladder plan` lists its rungs, `ladder run` starts them)")
     print(status_table(build_plan(cfg), cfg.out_dir))
     return 0
 
@@ -155,7 +162,8 @@ def scoped(overrides: list[str], group: str) -> list[str]:
 
 
 def _add_command(sub, name: str, run, help: str, description: str) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help, description=description, epilog=OVERRIDES_HELP.format(groups=_groups()),
+    epilog = OVERRIDES_HELP.format(groups=_groups(), sizes=", ".join(group_options("model")))
+    parser = sub.add_parser(name, help=help, description=description, epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (key=value)")
     parser.set_defaults(run=run)
@@ -204,8 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "eval.tasks=[hellaswag]). Example: ladder eval ladder=smoke rung=smoke-24-smoke-M5")
     _add_command(
         sub, "fit", cmd_fit, help="fit scaling laws to results and predict target models",
-        description="Fit a method (method=best|olmo_two_step|olmo_single_step|olmo_two_step_flops|gadre|"
-                    "chinchilla) to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
+        description=f"Fit a method (method={'|'.join(FIT_METHODS)}) to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
                     "exp_data folder or a CSV of points), predict the targets with bootstrap intervals, and "
                     "write predictions.csv, fits.json, report.md and report.html to out=DIR. Keys of the fit "
                     "group may go bare. Example: ladder fit results=../shared/data/olmo-ladder/runs "

@@ -8,6 +8,8 @@ from typing import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig
 
 from fit.config import as_fit_config, check_numbers
@@ -26,12 +28,49 @@ def _init() -> None:
 def load(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose the root config with command-line overrides."""
     _init()
+    overrides = [_open_map_entry(_quoted(o)) for o in overrides]
+    _refuse_size_choice(overrides)
     try:
-        cfg = compose(config_name=config_name, overrides=[_open_map_entry(o) for o in overrides])
+        cfg = compose(config_name=config_name, overrides=overrides)
+    except OverrideParseException as exc:
+        bad = next((o for o in overrides if not _parses(o)), None)
+        raise ConfigError(f"cannot read {bad!r}: {one_line(exc)}" if bad else one_line(exc)) from exc
     except Exception as exc:  # Hydra raises many types; all of them are bad input here
         raise ConfigError(one_line(exc)) from exc
-    _check(cfg)
+    _check(cfg, overrides)
     return cfg
+
+
+def _quoted(override: str) -> str:
+    """`out=/tmp/a=b`: Hydra's grammar ends an unquoted value at its first `=`, so a value holding one
+    (a path, mostly) is quoted for it. Lists, dicts and values already quoted are left as written."""
+    key, _, value = override.partition("=")
+    if "=" not in value or value[:1] in "[{" or "'" in value or '"' in value:
+        return override
+    return f"{key}='{value}'"
+
+
+def _parses(override: str) -> bool:
+    try:
+        OverridesParser.create().parse_overrides([override])
+    except OverrideParseException:
+        return False
+    return True
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def _refuse_size_choice(overrides: Sequence[str]) -> None:
+    """configs/model/ holds the named sizes a ladder lists, not a choice of the root config: Hydra's own
+    answer ("No match in the defaults list") does not say where a size goes."""
+    for o in overrides:
+        if _key(o) == "model" or _key(o).startswith("model."):
+            value = o.split("=", 1)[1] if "=" in o else "NAME"
+            raise ConfigError(f"{o}: configs/model/ holds the named sizes a ladder trains, not a setting to choose; "
+                              f"name sizes in the ladder instead: ladder.sizes=[{value}] (or a parameter count, "
+                              f"ladder.sizes=[50M])")
 
 
 def _maps(schema: type = Config, prefix: str = "") -> list[str]:
@@ -60,7 +99,7 @@ def dataset_config(cfg: DictConfig, dataset: str) -> DictConfig:
     return cfg.data if cfg.data.name == dataset else load_group_option("data", dataset, DataConfig)
 
 
-def _check(cfg: DictConfig) -> None:
+def _check(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
     """Names the schema cannot check: what the plan, not only `ladder run`, must refuse."""
     check_train(cfg.train)
     check_numbers(as_fit_config(cfg.fit))  # before a `ladder run` trains for hours to reach the fit
@@ -71,3 +110,10 @@ def _check(cfg: DictConfig) -> None:
             dataset_config(cfg, dataset)
         except ConfigError as exc:
             raise ConfigError(f"ladder.datasets: {exc}") from None
+    # A single-dataset ladder trains on the root `data` (configs/ladder/*.yaml), so data=NAME chooses its
+    # dataset; a ladder that lists its datasets would silently ignore settings of any other.
+    chosen = next((o for o in overrides if _key(o).split(".", 1)[0] == "data"), None)
+    if chosen and cfg.data.name not in cfg.ladder.datasets:
+        raise ConfigError(f"{chosen}: ladder {cfg.ladder.name} trains on {', '.join(cfg.ladder.datasets)} "
+                          f"(ladder.datasets), not {cfg.data.name}; to train on it, list it there: "
+                          f"ladder.datasets=[{', '.join([*cfg.ladder.datasets, cfg.data.name])}]")

@@ -105,11 +105,10 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
               + (f" ({len(failures)} failed, see above)" if failures else ""))
         return 1
     try:
-        report = run_fit(_fit_config(cfg, plan))
+        run_fit(_fit_config(cfg, plan))  # it prints where the report is
     except FitInputError as exc:  # e.g. too few finished rungs for the law: the rungs' work is kept
         print(f"fit: error: {exc}")
         return 1
-    print(f"report: {Path(report) / 'report.html'}")
     return 1 if failures else 0
 
 

@@ -62,8 +62,9 @@ def test_holdout_predicts_the_largest_rung_near_the_truth(ladder, method):
         acc = preds[preds["metric"] == "derived:acc"]
         assert len(acc) == 3 and (acc["predicted"] - acc["actual"]).abs().max() < 0.03
     md = (out / "report.md").read_text()
-    assert "## Backtest (held-out runs)" in md and "rel_error_%" in md
-    assert "Backtest (held-out runs)" in (out / "report.html").read_text()
+    assert "holdout=largest: every run of the largest size was left out of the fit" in md
+    assert "smoke-64-smoke-M20 measured (error)" in md  # each held-out run's measured value and the error
+    assert "holdout=largest: every run" in (out / "report.html").read_text()
     assert json.loads((out / "fits.json").read_text())["held_out"] == list(loss["target"])
 
 
@@ -73,7 +74,7 @@ def test_default_method_on_harness_data_predicts_named_targets(ladder):
     preds = pd.read_csv(out / "predictions.csv").set_index("metric")
     assert set(preds.index) == {"smoke_val:loss", "derived:acc"} and (preds["target"] == "smoke-96-M20").all()
     assert preds.loc["smoke_val:loss", "predicted"] == pytest.approx(true_loss(2e6, 4e7), rel=0.03)
-    assert "## Backtest" not in (out / "report.md").read_text()
+    assert "holdout=largest: every run" not in (out / "report.md").read_text()
 
 
 def test_best_on_a_ladder_without_tasks_predicts_the_loss(tmp_path, capsys):

@@ -1,20 +1,27 @@
-"""The report: the answer first, readable small-multiples figures with the held-out runs' measured
-points, and a report.html that renders in a real browser (headless Chromium) with every image loaded
-and no console error."""
+"""The report: the answer first (a sentence per target, then one table per kind of metric in its unit),
+figures a paper would print (the fitted law out to the targets at C = 6ND, plain log ticks, residuals that
+read), the fitted parameters, the warnings last and grouped, a provenance footer; and a report.html that
+renders in a real browser (headless Chromium) with every image loaded and no console error."""
 import base64
+import io
 import re
 import shutil
 import subprocess
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from fit import display
+from fit.chain import progress
 from fit.config import FitConfig
+from fit.figures import figures
 from fit.sources import load_points
-from fit.report import _figures, answer_table
-from fit.run import run_fit
+from fit.report import answer_sentences, kind_table, warning_groups
+from fit.run import PRED_COLUMNS, apply_holdout, choose_targets, run_fit
+from fit.targets import NAMED, actual_value
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -27,29 +34,107 @@ def report(tmp_path_factory, write_ladder):
     return out
 
 
-def test_the_report_opens_with_the_answer_table(report):
+def test_the_report_opens_with_the_answer_and_ends_with_warnings_and_provenance(report):
     md = (report / "report.md").read_text()
     heads = re.findall(r"^## (.+)$", md, flags=re.M)
-    assert heads[:3] == ["Predictions", "Backtest (held-out runs)", "Warnings"] and heads[-1] == "Method details"
-    first = md.split("## Predictions", 1)[1].split("##", 1)[0]
-    assert "Method `olmo_two_step` fitted on 9 runs of 3 sizes predicts 3 target(s)" in first
-    assert "Mean width of the 90% intervals: acc" in first
-    for m in (5, 10, 20):
-        assert f"smoke-64-smoke-M{m} measured" in first
+    assert heads == ["Predictions", "Figures", "Fitted parameters", "Method details", "Warnings"]
+    lead, first = md.split("## Predictions", 1)[0], md.split("## Predictions", 1)[1].split("## Figures", 1)[0]
+    assert "Method olmo_two_step, fitted on 9 runs of 3 sizes (N = 120K–500K), predicts 3 targets" in lead
+    for m in (5, 10, 20):  # one sentence per target: its N, D and C, the task, its measured value and error
+        assert re.search(rf"^\*\*smoke-64-smoke-M{m}\*\* \(N = 900K, D = [\d.]+M, C = [\d.]+e1\d FLOPs\): derived "
+                         r"[\d.]+ \[[\d.]+, [\d.]+\] \(measured [\d.]+, [+-][\d.]+\); smoke_val LM loss", first, re.M)
+    assert first.index("### Accuracy (points)") < first.index("### LM loss (nats/token)")
+    params = md.split("## Fitted parameters", 1)[1].split("## Method details", 1)[0]
+    assert "| Fit " in params and "| α " in params and re.search(r"\| [\d.]+ \[[\d.]+, [\d.]+\]", params)
+    warnings = md.split("## Warnings", 1)[1]
+    assert "### Held-out runs" in warnings and "no fit saw them" in warnings
+    assert re.search(r"^Harness commit \w+.*UTC\.", warnings, re.M) and "Input: " in warnings
 
 
-def test_answer_table_has_one_row_per_metric_and_intervals_in_points():
+def test_no_cell_is_none_true_nan_or_a_raw_count(report):
+    md, page = (report / "report.md").read_text(), (report / "report.html").read_text()
+    assert not re.search(r"\|\s*(None|True|False|nan|NaN)\s*\|", md)
+    assert not re.search(r"<td>\s*(None|True|False|nan|NaN)\s*</td>", page)
+    assert "900000" not in md and "900K" in md
+
+
+def test_answer_names_each_task_with_interval_measured_error_and_mae():
+    t = NAMED["13B-5T"]
+    preds = pd.DataFrame([
+        {"target": t.name, "metric": "hellaswag:acc", "predicted": 0.86, "lower": 0.813, "upper": 0.89, "actual": 0.832},
+        {"target": t.name, "metric": "mmlu:acc", "predicted": 0.519, "lower": 0.465, "upper": 0.559, "actual": 0.516},
+        {"target": t.name, "metric": "c4_en:loss", "predicted": 2.344, "lower": 2.238, "upper": 2.518, "actual": 2.4379}])
+    [(name, text)] = answer_sentences(preds, [t], 0.9)
+    assert name == "13B-5T" and text == (
+        "(N = 13.2B, D = 5.0T, C = 4.0e23 FLOPs): MMLU 51.9 [46.5, 55.9] (measured 51.6, +0.3), HellaSwag 86.0 "
+        "[81.3, 89.0] (measured 83.2, +2.8); mean absolute error 1.6 points over 2 tasks, 2 of 2 measured values "
+        "inside the 90% intervals; c4_en LM loss 2.344 [2.238, 2.518] (measured 2.438, -3.9 %).")
+
+
+def test_without_intervals_the_answer_counts_none_inside():
+    """bootstrap=0: the error is stated, no count of measured values inside intervals that do not exist."""
+    t = NAMED["13B-5T"]
+    preds = pd.DataFrame([{"target": t.name, "metric": m, "predicted": p, "lower": np.nan, "upper": np.nan,
+                           "actual": a} for m, p, a in (("mmlu:acc", 0.519, 0.516), ("piqa:acc", 0.8, 0.83))])
+    [(_, text)] = answer_sentences(preds, [t], 0.9)
+    assert text.endswith("MMLU 51.9 (measured 51.6, +0.3), PIQA 80.0 (measured 83.0, -3.0); mean absolute error 1.6 "
+                         "points over 2 tasks.")
+    assert kind_table(preds, "acc").iloc[-1].tolist() == ["mean absolute error", "", "1.6"]
+
+
+def test_a_kinds_table_has_one_row_per_metric_in_its_unit_and_a_mae_row():
     preds = pd.DataFrame([
         {"target": "A", "metric": "mmlu:acc", "predicted": 0.5, "lower": 0.45, "upper": 0.55, "actual": 0.52},
+        {"target": "A", "metric": "piqa:acc", "predicted": 0.8, "lower": 0.7, "upper": 0.9, "actual": 0.85},
         {"target": "B", "metric": "mmlu:acc", "predicted": 0.6, "lower": np.nan, "upper": np.nan, "actual": np.nan},
         {"target": "A", "metric": "c4:loss", "predicted": 2.5, "lower": 2.4, "upper": 2.6, "actual": np.nan}])
-    t = answer_table(preds).set_index("metric")
-    assert list(t.columns) == ["A", "A measured", "B"]
-    assert t.loc["mmlu:acc", "A"] == "50 [45, 55]" and t.loc["mmlu:acc", "A measured"] == "52"
-    assert t.loc["mmlu:acc", "B"] == "60" and t.loc["c4:loss", "A"] == "2.5 [2.4, 2.6]"
+    t = kind_table(preds, "acc")
+    assert list(t.columns) == [("Task", ""), ("A", "predicted"), ("A", "measured (error)"), ("B", "predicted")]
+    assert t.iloc[0].tolist() == ["MMLU", "50.0 [45.0, 55.0]", "52.0 (-2.0)", "60.0"]
+    assert t.iloc[1].tolist() == ["PIQA", "80.0 [70.0, 90.0]", "85.0 (-5.0)", ""]
+    assert t.iloc[2].tolist() == ["mean absolute error", "", "3.5 (2/2 inside)", ""]
+    assert kind_table(preds, "loss").iloc[0].tolist() == ["c4", "2.500 [2.400, 2.600]"]
 
 
-def test_figures_are_small_multiples_at_150_dpi_with_measured_held_out_points(report):
+@pytest.fixture(scope="module")
+def far(tmp_path_factory, write_ladder):
+    """The small ladder fitted to predict the OLMo targets: N·D of 7B-4T overflows int64."""
+    ps = load_points(str(write_ladder(tmp_path_factory.mktemp("far"))))
+    targets = choose_targets(FitConfig(targets=["7B-4T", "13B-5T"]), ps)
+    from fit.registry import METHODS
+    out = METHODS["olmo_two_step"](ps, targets, FitConfig(bootstrap=20, calibrate=False))
+    preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)  # as run_fit builds it: N and D as int64
+    return ps, targets, out, preds
+
+
+def test_the_headline_figure_draws_each_target_at_6nd_with_the_law_reaching_it(far):
+    ps, targets, out, preds = far
+    assert preds["params"].dtype.kind == "i"
+    figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
+    ax = figs["loss_vs_compute"].axes[0]
+    C = np.array([6.0 * t.params * t.tokens for t in targets])
+    stars = next(line for line in ax.lines if line.get_marker() == "*")
+    assert np.allclose(stars.get_xdata(), C, rtol=1e-9) and C.min() > 1e23
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == len(targets) and all(line.get_xdata().max() >= c for line, c in zip(dashed, C))
+    assert {t.get_text() for t in ax.texts} >= {"7B-4T", "13B-5T"}  # targets labelled by name
+    figs["loss_vs_compute"].canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"\d+(\.\d+)?", x) for x in labels), labels  # not 3.8×10⁰
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_the_residual_figure_has_one_labelled_row_per_fit_drawn(far):
+    ps, targets, out, preds = far
+    figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
+    rows = [t.get_text() for ax in figs["residuals"].axes for t in ax.get_yticklabels()]
+    assert rows == ["smoke_val LM loss", "derived from smoke_val LM loss"]
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_figures_are_small_multiples_at_150_dpi(report):
     pngs = {p.stem: p for p in (report / "figures").glob("*.png")}
     assert {"loss_vs_compute", "step1", "step2", "predicted_vs_actual", "residuals"} <= set(pngs)
     for p in pngs.values():
@@ -60,16 +145,14 @@ def test_figures_are_small_multiples_at_150_dpi_with_measured_held_out_points(re
 @pytest.mark.parametrize("method", ["olmo_two_step", "best"])
 def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder, method):
     from fit.registry import METHODS
-    from fit.run import apply_holdout, choose_targets
     ps = load_points(str(write_ladder(tmp_path)))
     fit_ps, held = apply_holdout(FitConfig(holdout="largest"), ps)
     targets = choose_targets(FitConfig(), fit_ps, held)
     out = METHODS[method](fit_ps, targets, FitConfig(bootstrap=10))
     preds = pd.DataFrame(out.predictions)
-    from fit.targets import actual_value
     preds["actual"] = [actual_value(ps, next(t for t in targets if t.name == r.target), r.metric, 1)
                        for r in preds.itertuples()]
-    figs = {name: fig for name, _, fig in _figures(ps, targets, out, preds, 0.9)}
+    figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
     for name in ("step1", "step2"):
         labels = {t.get_text() for t in figs[name].legends[0].texts}
         assert {"predicted target", "measured target"} <= labels, name
@@ -77,6 +160,76 @@ def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder, method):
     if method == "best":  # each task's top path, captioned with its weight
         titles = [ax.get_title() for ax in figs["step2"].axes if ax.get_visible()]
         assert titles and all("top path" in t for t in titles), titles
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_target_names_hide_neither_each_other_nor_the_stars():
+    """The smoke ladder's step-2 panel: four stars close together on the sigmoid (make smoke's report)."""
+    from fit.figures import _label_targets
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    x, y = np.array([1.72, 2.01, 2.18, 2.37]), np.array([60.0, 47.4, 41.8, 36.4])
+    ax.plot(np.linspace(0, 3.3, 50), 25 + 75 / (1 + np.exp(3 * (np.linspace(0, 3.3, 50) - 1.8))), "r-")
+    ax.plot(x, y, "k*", ms=11)
+    names = ["smoke-96-M20", "smoke-64-smoke-M20", "smoke-64-smoke-M10", "smoke-64-smoke-M5"]
+    _label_targets(ax, x, y, names)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(names)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    stars = ax.transData.transform(np.column_stack([x, y]))
+    half = 5 * fig.dpi / 72  # within about half a star (ms=11) of its centre, a name would cover it
+    assert all(b.padded(half).count_contains(stars) == 0 for b in boxes)
+    plt.close(fig)
+
+
+def test_warnings_are_grouped_by_what_they_mean_most_consequential_first():
+    groups = warning_groups([
+        "dropped 3 point(s) of run r1: value is NaN or infinite",
+        "mmlu: sigmoid: parameter b = 1 is on its bound 1 (paths c4_en:loss, <task>:bpb)",
+        "piqa: sigmoid: parameter b = 1 is on its bound 1",
+        "c4_en:loss: olmo_nd: parameter E = 0 is on its bound 0 (path c4_en:loss)",
+        "best: target 13B-5T is 10.3× the largest fitted N, and the backtests that calibrated its intervals "
+        "reached 3.45×; its intervals are likely too narrow",
+        "something new"])
+    titles = [g[0] for g in groups]
+    assert titles == ["Targets beyond the calibrated range", "Fitted parameters on a bound", "Points left out",
+                      "Other warnings"]
+    assert "likely too narrow" in groups[0][1]
+    bounds = groups[1][2]
+    assert bounds[0].startswith("sigmoid b = 1: MMLU (2 paths), PIQA. Means: b is the accuracy")
+    assert bounds[1].startswith("olmo_nd E = 0: c4_en LM loss. Means: E is the irreducible loss")
+
+
+def test_fit_says_where_its_report_went(tmp_path, capsys, monkeypatch):
+    """Its last line, as `ladder run` prints it; without out= the report goes under outputs/."""
+    from ladder.orchestration.cli import main
+    rows = [{"run": f"r{n:.0f}-{m}", "params": n, "tokens": n * m, "c4:loss": 1.8 + 400 / n ** 0.34 + 410 / (n * m) ** 0.28}
+            for n in (190e6, 370e6, 760e6, 1.3e9) for m in (20, 40)]
+    pd.DataFrame(rows).to_csv(tmp_path / "points.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "report: outputs/fit-chinchilla/report.html"
+    assert (tmp_path / "outputs/fit-chinchilla/report.html").exists()
+    assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0", "out=mine"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "report: mine/report.html"
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr("sys.stderr", stream)
+        assert list(progress(range(3), "best: paths", "path")) == [0, 1, 2]
+        assert ("best: paths" in stream.getvalue()) == shown
+
+
+def test_counts_and_compute_are_formatted_and_computed_in_float():
+    assert (display.count(13202396160), display.count(5000088518656), display.count(214080)) == ("13.2B", "5.0T", "214K")
+    assert display.flops(float(display.compute(13202396160, 5000088518656))) == "4.0e23"
+    assert display.compute(np.array([6887575552]), np.array([3945065873408]))[0] > 0
 
 
 PROBE = """<script>window.__errors=[];['error','warn'].forEach(function(k){var o=console[k];console[k]=function(){

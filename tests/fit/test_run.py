@@ -38,9 +38,9 @@ def test_gadre_run_writes_the_output_contract(shared, tmp_path, capsys):
     assert set(fits["laws"]["c4_val:loss"]) >= {"params", "param_intervals", "points", "residuals", "cm_params"}
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html
-    assert "| target" in (out / "report.md").read_text()  # a markdown table, not plain text
+    assert "| Held-out set" in (out / "report.md").read_text()  # a markdown table, not plain text
     assert (out / "figures" / "loss_vs_compute.png").exists() and (out / "figures" / "residuals.png").exists()
-    assert "c4_val:loss" in capsys.readouterr().out
+    assert "c4_val LM loss" in capsys.readouterr().out
 
 
 def test_csv_format_detection_and_dropped_points(tmp_path):

@@ -89,6 +89,8 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     """
     cfg, tok_cfg = data_config(data_cfg), tokenizer_config(tokenizer_cfg)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if cfg.path is not None and not Path(cfg.path).exists():  # before a tokenizer is trained for nothing
+        raise DataError(f"data.path={cfg.path}: no such file or directory (dataset '{cfg.name}')")
     if cfg.corpus:
         if cfg.corpus not in CORPORA:
             raise DataError(f"data.corpus: unknown built-in corpus '{cfg.corpus}'; known: {', '.join(CORPORA)}")
