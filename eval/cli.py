@@ -29,8 +29,8 @@ from eval.checkpoints import (CheckpointError, find_checkpoints, load_tokenizer,
                               step_of)
 from eval.config import EvalError
 from eval.derived import load_documents
-from eval.run import (LMSet, RungInfo, as_records, eval_device, eval_dtype, evaluate_checkpoint, evaluate_model,
-                      is_done, prepare_task, write_results)
+from eval.run import (Encodings, LMSet, RungInfo, as_records, eval_device, eval_dtype, evaluate_checkpoint,
+                      evaluate_model, is_done, prepare_task, write_results)
 from eval.sharding import Shards, init_from_environment
 from eval.tasks import TASKS, TaskError
 from ladder.core.layout import CONFIG, RESULTS, RUNGS, checkpoints, rung_dir, rung_dirs
@@ -191,7 +191,7 @@ def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> N
                 if shards.is_main:
                     log.warning("%s: no checkpoints yet", directory)
                 continue
-            rung = rung_info(directory)
+            rung, encodings = rung_info(directory), Encodings()
             for ckpt in found:
                 # Rank 0 decides, so a checkpoint being written as the ranks look is skipped by all or none.
                 missing = shards.agree(missing_files(ckpt, tokenizer_dir) if shards.is_main else None)
@@ -200,7 +200,7 @@ def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> N
                         log.warning("skipping incomplete checkpoint %s: missing %s", ckpt, ", ".join(missing))
                     continue
                 _evaluate(rung, step_of(ckpt), lm_sets, tasks, shards, lambda: evaluate_checkpoint(
-                    ckpt, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, shards=shards))
+                    ckpt, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, shards=shards, encodings=encodings))
     finally:
         if created:
             dist.destroy_process_group()
@@ -212,7 +212,8 @@ def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
 
     Each rank scores its share; `lockstep` says the parameters are sharded (FSDP, ZeRO-3), so forwards
     are collectives. `checkpoint_dir` (just committed) supplies the tokenizer and names the step.
-    The rung, tasks and eval sets are read on the first call and reused for every later checkpoint.
+    The rung, tasks and eval sets are read, and the tasks tokenized, on the first call and reused for every
+    later checkpoint.
     """
     state: dict = {}
 
@@ -221,11 +222,11 @@ def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
         if not state:  # training has written the rung's config.yaml by its first checkpoint
             tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
             state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg),
-                         tokenizer=load_tokenizer(Path(checkpoint_dir), tokenizer_dir))
+                         tokenizer=load_tokenizer(Path(checkpoint_dir), tokenizer_dir), encodings=Encodings())
         shards = Shards.of_process_group(lockstep)
         rung, tasks, lm_sets = state["rung"], state["tasks"], state["lm_sets"]
         _evaluate(rung, step, lm_sets, tasks, shards, lambda: as_records(evaluate_model(
             model, state["tokenizer"], lm_sets=lm_sets, tasks=tasks, batch_size=cfg.eval.batch_size,
-            shards=shards, dtype=dtype), rung, step))
+            shards=shards, dtype=dtype, encodings=state["encodings"]), rung, step))
 
     return hook

@@ -15,15 +15,27 @@ from eval.scoring import pad_right
 from eval.sharding import Shards
 
 
+CHUNK_TOKENS = 4096  # positions whose logits are upcast to fp32 at once: 4096 × 100k vocab × 4 B = 1.6 GB
+
+
 # no_grad, not inference_mode: in-loop evaluation runs the training model, and under ZeRO-3 the
 # parameters it gathers here would become inference tensors that training's backward cannot save.
 @torch.no_grad()
 def _batch_nll(model, batch: list[Sequence[int]], pad_id: int) -> float:
+    """Summed NLL of the batch's predicted tokens. The logits stay in the forward's dtype (bf16 under autocast);
+    only `CHUNK_TOKENS` positions at a time are upcast for the cross-entropy, so a batch of long sequences over
+    a large vocabulary never holds its logits in fp32 too."""
     device = next(model.parameters()).device
     ids, mask = pad_right(batch, pad_id)
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:].to(device), reduction="none")
-    return float((nll.double() * mask[:, 1:].to(device)).sum())
+    ids, mask = ids.to(device), mask.to(device)
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for row in range(len(batch)):
+        for s in range(0, ids.shape[1] - 1, CHUNK_TOKENS):
+            e = min(s + CHUNK_TOKENS, ids.shape[1] - 1)
+            nll = torch.nn.functional.cross_entropy(logits[row, s:e].float(), ids[row, s + 1:e + 1], reduction="none")
+            total += (nll.double() * mask[row, s + 1:e + 1]).sum()
+    return float(total)
 
 
 def heldout_loss(model, sequences: Sequence[Sequence[int]], *, n_bytes: Optional[int] = None, batch_size: int = 8,

@@ -27,7 +27,7 @@ from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import heldout_loss
 from eval.metrics import ScoredExample, group_mean, rc_metrics
-from eval.scoring import GroupScores, encode_groups, pad_id, score_encoded
+from eval.scoring import Encoded, GroupScores, encode_groups, pad_id, score_encoded
 from eval.sharding import Shards
 from eval.tasks import Example, TaskError, load_task, mmlu_group
 
@@ -103,14 +103,28 @@ def scored_example(ex: Example, scores: GroupScores, uncond: Optional[dict[str, 
                          ex.gold, [uncond[c] for c in ex.choices] if uncond is not None and ex.suffix is None else None)
 
 
+class Encodings:
+    """Each task's requests, this rank's share, tokenized once and scored at every checkpoint of a rung: its
+    checkpoints share one tokenizer and one window, so tokenizing again at each would only cost time."""
+
+    def __init__(self):
+        self._encoded: dict[tuple, Encoded] = {}
+
+    def of(self, tokenizer, name: str, examples: list[Example], max_len: int, shards: Shards) -> Encoded:
+        key = (name, max_len, shards.rank, shards.world_size)
+        if key not in self._encoded:
+            mine = shards.take([ex.requests() for ex in examples] + unconditional_groups(examples)[1])
+            try:  # an example this model cannot score, e.g. longer than its window, stops every rank
+                self._encoded[key] = shards.together(lambda: encode_groups(tokenizer, mine, max_len))
+            except ValueError as exc:
+                raise TaskError(f"task {name}: {exc}") from None
+        return self._encoded[key]
+
+
 def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_size: int,
-                  shards: Shards = Shards()) -> TaskResult:
-    choices, uncond_groups = unconditional_groups(examples)
-    mine = shards.take([ex.requests() for ex in examples] + uncond_groups)
-    try:  # an example this model cannot score, e.g. longer than its window, stops every rank
-        encoded = shards.together(lambda: encode_groups(tokenizer, mine, model.config.max_position_embeddings))
-    except ValueError as exc:
-        raise TaskError(f"task {name}: {exc}") from None
+                  shards: Shards = Shards(), encodings: Optional[Encodings] = None) -> TaskResult:
+    choices, _ = unconditional_groups(examples)
+    encoded = (encodings or Encodings()).of(tokenizer, name, examples, model.config.max_position_embeddings, shards)
     scores = shards.gather(shards.run(model, lambda m: score_encoded(m, encoded, pad_id(tokenizer), batch_size)))
     uncond = dict(zip(choices, (lp for s in scores[len(examples):] for lp in s.logprobs)))
     scored = [scored_example(ex, s, uncond) for ex, s in zip(examples, scores)]
@@ -135,11 +149,12 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
 
 
 def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
-                   batch_size: int, shards: Shards = Shards(),
-                   dtype: Optional[torch.dtype] = None) -> list[tuple[str, float, list[str]]]:
+                   batch_size: int, shards: Shards = Shards(), dtype: Optional[torch.dtype] = None,
+                   encodings: Optional[Encodings] = None) -> list[tuple[str, float, list[str]]]:
     """(metric, value, warnings) for every eval set and task, the same on every rank of `shards`.
 
     `dtype` (e.g. torch.bfloat16) runs the forwards under autocast, as training does; None is fp32.
+    `encodings` keeps the tasks' tokenized requests for the next checkpoint of the same rung.
     Forwards run eagerly even on a compiled model: eval shapes vary, and each would recompile it.
     """
     device = next(model.parameters()).device
@@ -154,7 +169,7 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
                 raise TaskError(f"eval.lm_sets.{name}: {exc}") from None
             out += [(f"{name}_val:loss", r["loss"], []), (f"{name}_val:bpb", r["bpb"], [])]
         for name, examples in tasks.items():
-            result = evaluate_task(model, tokenizer, name, examples, batch_size, shards)
+            result = evaluate_task(model, tokenizer, name, examples, batch_size, shards, encodings)
             if shards.is_main:
                 for warning in result.warnings:
                     log.warning(warning)
@@ -176,13 +191,13 @@ def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, 
 
 def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
                         cfg: EvalConfig, rung: RungInfo, step: Optional[int] = None,
-                        shards: Shards = Shards()) -> list[dict]:
+                        shards: Shards = Shards(), encodings: Optional[Encodings] = None) -> list[dict]:
     """Records (docs/formats.md) of one checkpoint; raises CheckpointError if it is incomplete."""
     step = step_of(checkpoint_dir) if step is None else step
     device = eval_device(cfg.device)
     model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, device)
     results = evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks, batch_size=cfg.batch_size,
-                             shards=shards, dtype=eval_dtype(cfg.precision, device))
+                             shards=shards, dtype=eval_dtype(cfg.precision, device), encodings=encodings)
     return as_records(results, rung, step)
 
 

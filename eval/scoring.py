@@ -180,8 +180,8 @@ def _score_batch(model, units: list[_Unit], pad: int) -> list[list[float]]:
 
 @dataclass
 class Encoded:
-    """Groups tokenized into forward units, each unit's scores still to fill in."""
-    scores: list[GroupScores]
+    """Groups tokenized into forward units: what `score_encoded` runs, as often as there are checkpoints."""
+    scores: list[GroupScores]  # per group its lengths and truncation, its log-probabilities not yet scored
     units: list[_Unit]
 
 
@@ -200,10 +200,11 @@ def encode_groups(tokenizer, groups: Sequence[Sequence[tuple[str, str]]], max_le
 
 
 def score_encoded(model, encoded: Encoded, pad: int, batch_size: int = 8) -> list[GroupScores]:
-    """Run the forwards of `encode_groups`' units, `batch_size` units per forward."""
+    """Run the forwards of `encode_groups`' units, `batch_size` units per forward; `encoded` is left as it was."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    units, results = encoded.units, encoded.scores
+    units = encoded.units
+    results = [GroupScores(list(s.logprobs), s.n_tokens, s.truncated) for s in encoded.scores]
     for start in range(0, len(units), batch_size):
         raise_if_stopped()
         batch = units[start:start + batch_size]

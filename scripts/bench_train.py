@@ -36,7 +36,7 @@ from train.data.pack import SplitWriter  # noqa: E402
 from ladder.core.shards import TokenSequences  # noqa: E402
 from train.loop import split_batch, train_rung  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
-from train.model import build_model  # noqa: E402
+from train.model import build_model, compile_blocks  # noqa: E402
 from train.optim import make_optimizer, make_scheduler, training_loss  # noqa: E402
 
 
@@ -91,8 +91,8 @@ def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup:
     warmup = timed_from(warmup, cfg.log_every, hp.steps)
     _, micro, accumulation = split_batch(hp.batch_size, 1, cfg.micro_batch_size)
     model = build_model(rung.shape, seed=cfg.seed).to(device)
-    if cfg.compile:
-        model.compile()
+    if cfg.compile:  # as the harness compiles: per block (whole-model compile loses SDPA's flash path, docs/train.md)
+        compile_blocks(model)
     optimizer = make_optimizer(model, hp)
     scheduler = make_scheduler(optimizer, hp, hp.schedule, cfg.wsd_decay_fraction)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")

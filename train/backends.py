@@ -1,8 +1,12 @@
-"""The two ways a rung trains on one or many processes: accelerate (DDP/FSDP) and DeepSpeed (ZeRO 1-3).
+"""The three ways a rung trains on one or many processes: DDP (accelerate), FSDP2 (torch's `fully_shard`) and
+DeepSpeed ZeRO 1-3.
 
-A backend owns the process group, the wrapped model and optimizer, gradient synchronisation and
-the optimizer's checkpoint; the loop in `train.loop` is the same for both. Weights are saved by
-the loop as a transformers model directory; a backend saves only what that directory lacks.
+A backend owns the process group, the wrapped model and optimizer, gradient synchronisation and the
+optimizer's checkpoint; the loop in `train.loop` is the same for all three. All three train under one
+precision policy, so rungs trained on different backends are comparable inside one fit: fp32 parameters (the
+master weights) and AdamW state, bf16 compute from the loop's autocast where train.precision=bf16, fp32
+gradients reduced in fp32. Weights are saved by the loop as a transformers model directory; a backend saves
+only what that directory lacks.
 The process group belongs to the process, not to a rung: a launch that trains several rungs in
 turn reuses it, and the entry point (`train.worker`, the `ladder` CLI) destroys it on exit.
 """
@@ -14,19 +18,21 @@ import os
 import pickle
 import random
 import socket
+from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from ladder.core.layout import STATE_DIR
 from ladder.core.recipes import Hyperparams
 from train.config import TrainConfig, check
+from train.model import decoder_blocks
 from train.optim import skip_unless
 
 log = logging.getLogger(__name__)
-
-STATE_DIR = "state"  # inside a checkpoint: optimizer, scheduler and RNG of every process
 
 
 def use_cuda(cfg: TrainConfig) -> bool:
@@ -37,39 +43,79 @@ def use_cuda(cfg: TrainConfig) -> bool:
     return cfg.device == "cuda"
 
 
+def process_count(cfg: TrainConfig) -> int:
+    """Processes a rung trains on, on this node: train.num_processes, else one per visible GPU when it
+    trains on CUDA (so a node's eight GPUs are all used by default), else one."""
+    if cfg.num_processes is not None:
+        return cfg.num_processes
+    return max(1, torch.cuda.device_count()) if use_cuda(cfg) else 1
+
+
+def _timeout(cfg: TrainConfig) -> timedelta:
+    return timedelta(minutes=cfg.collective_timeout_min)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_world_of_one() -> None:
+    """Started without a launcher: the environment torchrun would give a world of one."""
+    if "RANK" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(_free_port()))
+
+
+def _device(cuda: bool) -> torch.device:
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class AccelerateBackend:
-    """accelerate's Accelerator: one process, DDP, or FSDP (train.distributed=fsdp)."""
+    """accelerate's Accelerator: one process, or DDP over several. Mixed precision is the loop's autocast,
+    not accelerate's (whose forward wrapper returns fp32 logits, and stays on the model evaluation runs)."""
+
+    shards_parameters = False
 
     def __init__(self, cfg: TrainConfig):
-        from accelerate import Accelerator, FullyShardedDataParallelPlugin
+        from accelerate import Accelerator
+        from accelerate.utils import InitProcessGroupKwargs
 
-        # On GPUs FSDP is used as asked, a world of one included (one GPU checks the path); a CPU process
-        # alone trains plainly, and with others it stops below, as accelerate has no FSDP there.
-        fsdp = cfg.distributed == "fsdp" and (use_cuda(cfg) or int(os.environ.get("WORLD_SIZE", "1")) > 1)
-        self.accelerator = Accelerator(
-            cpu=not use_cuda(cfg), mixed_precision="bf16" if cfg.precision == "bf16" else "no",
-            fsdp_plugin=FullyShardedDataParallelPlugin(
-                fsdp_version=2, auto_wrap_policy="transformer_based_wrap", reshard_after_forward=True,
-                state_dict_type="SHARDED_STATE_DICT", cpu_ram_efficient_loading=False,
-            ) if fsdp else None,
-        )
+        self.accelerator = Accelerator(cpu=not use_cuda(cfg), mixed_precision="no",
+                                       kwargs_handlers=[InitProcessGroupKwargs(timeout=_timeout(cfg))])
         state = self.accelerator.state
-        self.shards_parameters = fsdp  # forwards are collectives: evaluation runs them in step on every rank
-        if fsdp and state.distributed_type.name != "FSDP":  # accelerate falls back to DDP without a word
-            raise ValueError(f"train.distributed=fsdp: accelerate shards with FSDP on GPUs only, not on "
-                             f"{state.distributed_type.name}; use ddp or the deepspeed backend here")
         self.rank, self.world_size, self.device = state.process_index, state.num_processes, self.accelerator.device
         self.is_main = self.accelerator.is_main_process
         # Weights live in the checkpoint's transformers directory; keep accelerate from saving them twice.
         self.accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
         self.accelerator.register_load_state_pre_hook(lambda models, input_dir: models.clear())
 
-    def prepare(self, model, optimizer, scheduler, micro_batch: int, accumulation: int, hp: Hyperparams):
+    def prepare(self, model, optimizer_for: Callable, scheduler_for: Callable, accumulation: int, hp: Hyperparams):
         self.accumulation = accumulation
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer_for(model))
         # The scheduler stays unprepared: accelerate would step it once per process on every call.
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.scheduler = scheduler
-        self.accelerator.register_for_checkpointing(scheduler)
+        self.scheduler = scheduler_for(self.optimizer.optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
         return self.model
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
@@ -84,7 +130,6 @@ class AccelerateBackend:
         loss on one process makes its gradients, and so the norm, non-finite.
         """
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm)
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
         skip_unless(self.optimizer.optimizer, loss_finite & torch.isfinite(norm))
         self.optimizer.step()
         self.scheduler.step()
@@ -95,7 +140,7 @@ class AccelerateBackend:
         return self.accelerator.unwrap_model(self.model)
 
     def full_state_dict(self) -> dict:
-        """Every weight, gathered on the main process (collective under FSDP)."""
+        """Every weight, on the main process."""
         return self.accelerator.get_state_dict(self.model)
 
     def save_state(self, checkpoint_dir: Path) -> None:
@@ -105,41 +150,122 @@ class AccelerateBackend:
         self.accelerator.load_state(str(checkpoint_dir / STATE_DIR))
 
 
+class FSDPBackend:
+    """torch's FSDP2 (`fully_shard`), applied as torchtitan applies it: each decoder block one unit, the root
+    (embeddings, final norm, LM head) another. Parameters, gradients and AdamW's moments are sharded over the
+    processes; each unit's fp32 parameters are gathered for its forward and backward and freed after, and
+    gradients are reduce-scattered in fp32 after every micro-batch. NCCL on GPUs, gloo on CPUs (so it is
+    tested here), a world of one included. (accelerate's FSDP runs on GPUs only and reduces in bf16.)
+    The optimizer state is saved sharded, each process writing its own part (torch.distributed.checkpoint)."""
+
+    shards_parameters = True  # forwards are collectives: evaluation runs them in step on every rank
+
+    def __init__(self, cfg: TrainConfig):
+        cuda = use_cuda(cfg)
+        if not dist.is_initialized():
+            # Started without a launcher: a world of one on an in-process store, leaving the environment as
+            # it is (orchestration reads WORLD_SIZE as "one of several processes").
+            alone = {} if "RANK" in os.environ else {"store": dist.HashStore(), "rank": 0, "world_size": 1}
+            dist.init_process_group("nccl" if cuda else "gloo", timeout=_timeout(cfg), **alone)
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.is_main = self.rank == 0
+        self.device = _device(cuda)
+
+    def prepare(self, model, optimizer_for: Callable, scheduler_for: Callable, accumulation: int, hp: Hyperparams):
+        from torch.distributed.fsdp import fully_shard
+
+        self.accumulation = accumulation
+        model.to(self.device)
+        for block in decoder_blocks(model):
+            fully_shard(block)
+        fully_shard(model)
+        self.model = model
+        self.optimizer = optimizer_for(model)  # over the sharded parameters
+        self.scheduler = scheduler_for(self.optimizer)
+        return model
+
+    def backward(self, loss: torch.Tensor, boundary: bool) -> None:
+        (loss / self.accumulation).backward()
+
+    def step(self, max_norm: float, loss_finite: torch.Tensor) -> torch.Tensor:
+        """As AccelerateBackend.step; the norm is reduced over the shards (a DTensor made whole)."""
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).full_tensor()
+        skip_unless(self.optimizer, loss_finite & torch.isfinite(norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return norm.detach()
+
+    def unwrapped(self):
+        return self.model  # FSDP2 shards the model in place: same class (prefixed), same parameter names
+
+    def full_state_dict(self) -> dict:
+        """Every weight gathered on the main process, on its CPU (collective)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def save_state(self, checkpoint_dir: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        state_dir = checkpoint_dir / STATE_DIR
+        dcp.save({"optimizer": get_optimizer_state_dict(self.model, self.optimizer)},
+                 checkpoint_id=str(state_dir / "optimizer"))
+        if self.is_main:
+            torch.save(self.scheduler.state_dict(), state_dir / "scheduler.pt")
+        with open(state_dir / f"random_states_{self.rank}.pkl", "wb") as f:
+            pickle.dump(_rng_state(), f)
+
+    def load_state(self, checkpoint_dir: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+        state_dir = checkpoint_dir / STATE_DIR
+        state = {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)}
+        dcp.load(state, checkpoint_id=str(state_dir / "optimizer"))
+        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"])
+        self.scheduler.load_state_dict(torch.load(state_dir / "scheduler.pt", weights_only=True))
+        with open(state_dir / f"random_states_{self.rank}.pkl", "rb") as f:
+            _set_rng_state(pickle.load(f))
+
+
 class DeepSpeedBackend:
-    """DeepSpeed's engine driven directly (not through accelerate, whose DeepSpeed path on CPU
-    gets the world size wrong): ZeRO stage `train.zero_stage`, gloo on CPU, NCCL on GPU."""
+    """DeepSpeed's engine driven directly (not through accelerate, whose DeepSpeed path on CPU gets the world
+    size wrong): ZeRO stage `train.zero_stage`, gloo on CPU, NCCL on GPU. DeepSpeed's own bf16 mode is left
+    off (it would keep bf16 weights, reduce bf16 gradients and save bf16 checkpoints): the module stays fp32
+    and the loop's autocast gives the bf16 compute, as on the other backends."""
 
     def __init__(self, cfg: TrainConfig):
         import deepspeed
 
-        self.cuda = use_cuda(cfg)
+        cuda = use_cuda(cfg)
         self.cfg = cfg
-        if "RANK" not in os.environ:  # started without a launcher: a world of one
-            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=str(_free_port()))
-        deepspeed.init_distributed(dist_backend="nccl" if self.cuda else "gloo")
+        _as_world_of_one()
+        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=_timeout(cfg))
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
         self.shards_parameters = cfg.zero_stage == 3 and self.world_size > 1
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.cuda:
-            torch.cuda.set_device(local_rank)
-        self.device = torch.device("cuda", local_rank) if self.cuda else torch.device("cpu")
+        self.device = _device(cuda)
 
-    def prepare(self, model, optimizer, scheduler, micro_batch: int, accumulation: int, hp: Hyperparams):
+    def prepare(self, model, optimizer_for: Callable, scheduler_for: Callable, accumulation: int, hp: Hyperparams):
         import deepspeed
 
+        optimizer = optimizer_for(model)
         config = {
             "train_batch_size": hp.batch_size,
-            "train_micro_batch_size_per_gpu": micro_batch,
+            "train_micro_batch_size_per_gpu": hp.batch_size // self.world_size // accumulation,
             "gradient_accumulation_steps": accumulation,
             "gradient_clipping": hp.grad_clip,
             "zero_optimization": {"stage": self.cfg.zero_stage},
-            "bf16": {"enabled": self.cfg.precision == "bf16"},
+            # The engine switches off an autocast from outside unless told to keep it; no module of it may
+            # communicate in bf16 (DeepSpeed's default: every Linear's gradients), so gradients reduce in fp32.
+            "torch_autocast": {"enabled": self.cfg.precision == "bf16", "dtype": "bfloat16",
+                               "lower_precision_safe_modules": []},
             "steps_per_print": 2 ** 62,  # the loop logs; keep DeepSpeed quiet
         }
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config)
+            model=model, optimizer=optimizer, lr_scheduler=scheduler_for(optimizer), config=config)
         if self.cfg.zero_stage == 3:  # the training loss reads the LM head's weight in the model's own forward
             deepspeed.zero.register_external_parameter(self.engine.module, self.engine.module.lm_head.weight)
         return self.engine
@@ -191,29 +317,14 @@ class DeepSpeedBackend:
             _set_rng_state(pickle.load(f))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def make_backend(cfg: TrainConfig):
     check(cfg)
-    if cfg.precision == "bf16" and not use_cuda(cfg):
+    cuda = use_cuda(cfg)
+    if cfg.precision == "bf16" and not cuda:
         log.warning("train.precision=bf16 on CPU: bf16 matmuls run 30-100x slower than fp32 there")
-    return AccelerateBackend(cfg) if cfg.backend == "accelerate" else DeepSpeedBackend(cfg)
+    if cuda:  # fp32 matmuls outside autocast (and all of them under precision=fp32) on the tensor cores
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if cfg.backend == "deepspeed":
+        return DeepSpeedBackend(cfg)
+    return FSDPBackend(cfg) if cfg.distributed == "fsdp" else AccelerateBackend(cfg)

@@ -12,6 +12,7 @@ PRECISIONS = ("fp32", "bf16")
 WANDB_MODES = ("offline", "online", "disabled")
 DEVICES = ("auto", "cpu", "cuda")
 ATTENTION = ("sdpa", "flash_attention_2", "eager")
+LOSSES = ("chunked", "liger")
 SCHEDULES = (None, "cosine", "wsd")
 
 
@@ -46,14 +47,22 @@ class TrainConfig:
     # device's memory holds for the model (train/sizing.py).
     micro_batch_size: Optional[int] = None
     attention: str = "sdpa"  # sdpa, flash_attention_2 (sdpa with a warning where flash-attn is missing) or eager
-    num_processes: int = 1  # processes `ladder train` starts on this node (torchrun) when > 1
+    # The training loss (train/loss.py): chunked (ours; no host sync, compiled with the model) or liger
+    # (liger-kernel's fused kernel on CUDA, which reads a count back to the host in every forward and backward).
+    loss: str = "chunked"
+    # Processes `ladder train` starts on this node (torchrun) when > 1; None: one per visible GPU when training
+    # on CUDA, else 1 (train.backends.process_count).
+    num_processes: Optional[int] = None
+    # How long a collective may wait (e.g. the other ranks while rank 0 writes a checkpoint) before the job
+    # fails; NCCL's own default is 10 minutes, shorter than writing a 1B rung's optimizer state on a slow disk.
+    collective_timeout_min: float = 60.0
     checkpoint_fractions: List[float] = field(default_factory=_every_tenth)  # the end is always included
     # Steps between checks (losses to the host, divergence, metrics.jsonl/wandb): the only host waits.
     log_every: int = 1
     schedule: Optional[str] = None  # cosine or wsd; None keeps the recipe's
     wsd_decay_fraction: float = 0.2  # share of the steps the wsd schedule spends decaying
     seed: int = 0
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile each decoder block and the loss (train.model.compile_blocks)
     peak_flops: Optional[float] = None  # per-device peak FLOP/s for MFU; None looks the GPU up
     progress: bool = True  # tqdm bar on rank 0
     wandb: WandbConfig = field(default_factory=WandbConfig)
@@ -66,11 +75,14 @@ def check(cfg: TrainConfig) -> None:
     for key, value, allowed in (("backend", cfg.backend, BACKENDS), ("distributed", cfg.distributed, DISTRIBUTED),
                                 ("precision", cfg.precision, PRECISIONS), ("device", cfg.device, DEVICES),
                                 ("schedule", cfg.schedule, SCHEDULES), ("wandb.mode", cfg.wandb.mode, WANDB_MODES),
-                                ("attention", cfg.attention, ATTENTION)):
+                                ("attention", cfg.attention, ATTENTION), ("loss", cfg.loss, LOSSES)):
         if value not in allowed:
             raise ConfigError(f"train.{key}: expected one of {allowed}, got '{value}'")
     if cfg.backend == "deepspeed" and cfg.zero_stage not in (1, 2, 3):
         raise ConfigError(f"train.zero_stage: expected 1, 2 or 3, got {cfg.zero_stage}")
+    if cfg.backend == "deepspeed" and cfg.zero_stage == 3 and cfg.compile:
+        raise ConfigError("train.compile=true with DeepSpeed ZeRO-3: its parameter hooks break every compiled graph "
+                          "at every parameter; use train.compile=false, ZeRO-1/2, or train.distributed=fsdp")
     for key, value in (("micro_batch_size", cfg.micro_batch_size), ("num_processes", cfg.num_processes),
                        ("log_every", cfg.log_every)):
         if value is not None and value < 1:  # micro_batch_size None: derived from the device's memory
@@ -78,6 +90,8 @@ def check(cfg: TrainConfig) -> None:
     bad = [f for f in cfg.checkpoint_fractions if not 0 < f <= 1]
     if bad:
         raise ConfigError(f"train.checkpoint_fractions must lie in (0, 1], got {bad}")
+    if cfg.collective_timeout_min <= 0:
+        raise ConfigError(f"train.collective_timeout_min={cfg.collective_timeout_min}: must be positive")
     if not 0 < cfg.wsd_decay_fraction <= 1:
         raise ConfigError(f"train.wsd_decay_fraction={cfg.wsd_decay_fraction}: must lie in (0, 1]")
     if cfg.divergence.spike_factor <= 0 or cfg.divergence.window < 0:

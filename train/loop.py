@@ -6,7 +6,8 @@ sequences; each of the `world_size` processes reads only its contiguous slice of
 (a thread reads the next while the current trains) and accumulates gradients over micro-batches of at
 most `micro_batch_size` sequences.
 
-Between checks the host never waits for the device: losses and gradient norms stay device tensors, and
+With train.precision=bf16 the forward passes run under bf16 autocast over fp32 weights, on every backend
+(train.backends). Between checks the host never waits for the device: losses and gradient norms stay device tensors, and
 a step whose loss or gradient is not finite is skipped by the optimizer itself (`train.optim.skip_unless`).
 Every `log_every` steps and at every checkpoint the losses of the steps since the last check are reduced
 over the processes and read in one transfer, then checked step by step for divergence, as if each step
@@ -14,6 +15,7 @@ had been checked on its own.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -29,16 +31,16 @@ from omegaconf import OmegaConf
 from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints, latest_checkpoint,
-                               temporary_checkpoint_dir)
+                               resume_checkpoint, temporary_checkpoint_dir)
 from ladder.core.plan import Rung
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
 from train.feed import Prefetch
 from train.loss import attach_loss
 from train.metrics import MetricsLog, peak_flops
-from train.model import attention, build_model
+from train.model import attention, build_model, compile_blocks
 from train.optim import make_optimizer, make_scheduler
-from train.rundir import commit_checkpoint, read_record, remove_incomplete_checkpoints, write_record
+from train.rundir import commit_checkpoint, drop_old_states, read_record, remove_incomplete_checkpoints, write_record
 from train.sizing import derive_micro_batch, device_memory
 
 
@@ -217,15 +219,17 @@ class _Run:
 
     def _train(self) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
-        latest = latest_checkpoint(self.run_dir)
+        latest = resume_checkpoint(self.run_dir)
         model = _load_model(self.rung, cfg, self.tokenizer_dir, latest[1] if latest else None,
                             backend.device.type == "cuda")
-        attach_loss(model, hp.z_loss)
+        attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
-            model.compile()  # in place: parameter names, and so checkpoints, stay those of the plain model
-        optimizer = make_optimizer(model, hp)
-        self.scheduler = make_scheduler(optimizer, hp, cfg.schedule or hp.schedule, cfg.wsd_decay_fraction)
-        self.model = backend.prepare(model, optimizer, self.scheduler, self.micro, self.accumulation, hp)
+            compile_blocks(model)
+        schedule = cfg.schedule or hp.schedule
+        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp),
+                                     lambda opt: make_scheduler(opt, hp, schedule, cfg.wsd_decay_fraction),
+                                     self.accumulation, hp)
+        self.scheduler = backend.scheduler
         start, recent = 0, []
         if latest:
             backend.load_state(latest[1])
@@ -235,7 +239,7 @@ class _Run:
 
         run_config = {"train": OmegaConf.to_container(OmegaConf.structured(cfg)), "rung": self.rung.as_dict(),
                       "world_size": backend.world_size, "micro_batch_size": self.micro,
-                      "gradient_accumulation_steps": self.accumulation, "schedule": cfg.schedule or hp.schedule}
+                      "gradient_accumulation_steps": self.accumulation, "schedule": schedule}
         log = None
         if self.main:
             atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(run_config))
@@ -264,6 +268,8 @@ class _Run:
     def _run_steps(self, start, recent, log, feed, save_at) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
         flops_per_token, peak = self.rung.shape.flops_per_token(), peak_flops(cfg)
+        autocast = (torch.autocast(backend.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                    else contextlib.nullcontext())
         self.model.train()
         clock, since, loss, pending = time.perf_counter(), 0, None, []
         for step in range(start + 1, hp.steps + 1):  # 1-based: `step` optimizer steps done after this one
@@ -272,7 +278,8 @@ class _Run:
             ce_sum = torch.zeros((), device=backend.device)
             for k in range(self.accumulation):
                 ids = batch[k * self.micro:(k + 1) * self.micro]
-                out = self.model(input_ids=ids, labels=ids)
+                with autocast:
+                    out = self.model(input_ids=ids, labels=ids)
                 backend.backward(out.total, boundary=k == self.accumulation - 1)
                 ce_sum += out.ce
             step_loss = ce_sum / self.accumulation
@@ -328,6 +335,7 @@ class _Run:
             torch.save({"step": step, "position": step * self.hp.batch_size, "tokens": step * self.tokens_per_step,
                         "recent_losses": recent, "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
             commit_checkpoint(tmp, final)
+            drop_old_states(self.run_dir, keep=set(self.rung.checkpoint_steps))
             self._record("running", step, loss=recent[-1])
         _barrier()
         if self.eval_hook is not None:

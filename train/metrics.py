@@ -13,8 +13,16 @@ from train.config import TrainConfig
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import METRICS
 
-# Dense bf16 tensor-core peaks (vendor datasheets, SXM parts), matched against the device name.
-GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "4090": 165e12}
+# Dense bf16 tensor-core peaks (vendor datasheets), matched against the device name, the most specific name
+# first: the PCIe and NVL parts run at lower clocks and power than the SXM ones ("NVIDIA H100 80GB HBM3").
+GPU_PEAK_BF16 = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H200 NVL": 835e12, "H200": 989e12, "H100": 989e12,
+                 "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "4090": 165e12}
+
+
+def datasheet_peak(device_name: str) -> Optional[float]:
+    """The bf16 peak of the GPU of that name, or None for one not in GPU_PEAK_BF16."""
+    return next((GPU_PEAK_BF16[key] for key in sorted(GPU_PEAK_BF16, key=len, reverse=True) if key in device_name),
+                None)
 
 
 def peak_flops(cfg: TrainConfig) -> Optional[float]:
@@ -22,8 +30,7 @@ def peak_flops(cfg: TrainConfig) -> Optional[float]:
     if cfg.peak_flops:
         return cfg.peak_flops
     if cfg.precision == "bf16" and torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        return next((peak for key, peak in GPU_PEAK_BF16.items() if key in name), None)
+        return datasheet_peak(torch.cuda.get_device_name())
     return None
 
 

@@ -49,3 +49,23 @@ def build_model(shape: ModelShape, seed: int = 0, attn_implementation: str = "sd
     _, model_cls, _ = ARCHITECTURES[shape.arch]
     torch.manual_seed(seed)
     return model_cls(hf_config(shape, attn_implementation=attn_implementation, **token_ids))
+
+
+def decoder_blocks(model: PreTrainedModel) -> list[torch.nn.Module]:
+    """The model's transformer blocks, in order: the unit of regional compilation and of FSDP sharding."""
+    return list(model.model.layers)
+
+
+def compile_blocks(model: PreTrainedModel, **options) -> PreTrainedModel:
+    """torch.compile each transformer block in place (regional compilation, as torchtitan and OLMo-core do).
+
+    The blocks share one code path and one shape, so all of them run the same compiled graph (training runs
+    without a KV cache, whose per-layer index would recompile each block). Outside the blocks, the causal
+    mask is built eagerly, where transformers sees no tracing and leaves it out: SDPA then runs with
+    is_causal=True and no mask, on the flash kernel on GPUs. (Compiling the whole model makes transformers
+    <= 5.17 build an explicit (B, 1, T, T) mask inside the graph, which sends SDPA to the memory-efficient
+    kernel computing the masked half too.) Parameter names, and so checkpoints, stay those of the plain model.
+    """
+    for block in decoder_blocks(model):
+        block.compile(**options)
+    return model

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from ladder.core.files import atomic_write_json
-from ladder.core.layout import CHECKPOINTS, RECORD, TMP_PREFIX, checkpoint_name
+from ladder.core.layout import CHECKPOINTS, RECORD, STATE_DIR, TMP_PREFIX, checkpoints
 
 STATES = ("running", "done", "failed", "interrupted")
 
@@ -53,3 +53,13 @@ def commit_checkpoint(tmp: Path, final: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def drop_old_states(run_dir: Path, keep: set[int]) -> None:
+    """Remove the resume state (optimizer, scheduler, RNG) of every checkpoint but the newest and those at the
+    steps in `keep` (a branch trunk's forks, which its branches start from). They keep their weights, which is
+    all evaluation and the rungs' links need: at 1B the state is ~9 GB a checkpoint, 10 checkpoints a rung.
+    A checkpoint linked in from another run (a trunk's, in a branch rung) is that run's, never touched here."""
+    for step, path in checkpoints(run_dir)[:-1]:
+        if step not in keep and not path.is_symlink() and (path / STATE_DIR).is_dir():
+            shutil.rmtree(path / STATE_DIR)

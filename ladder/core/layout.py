@@ -29,7 +29,10 @@ LAUNCH = "launch.json"  # multi-process runs: what each torchrun worker trains
 EVAL_CONFIG = "eval_config.yaml"  # multi-process runs: how workers evaluate checkpoints
 LOCK = "run.lock"  # held by the one process running the rung (ladder.orchestration.lock)
 CHECKPOINTS = "checkpoints"
-TRAINER_STATE = "trainer_state.pt"  # inside a checkpoint: optimizer, scheduler, RNG and data position
+TRAINER_STATE = "trainer_state.pt"  # inside a checkpoint: step, data position and recent losses
+# Inside a checkpoint: the optimizer, scheduler and RNG of every process, what a run resumes from. Only the
+# newest checkpoint keeps it (and those a run is forked from); older ones keep their weights.
+STATE_DIR = "state"
 
 # A checkpoint is written under a temporary name and renamed to its final one once complete,
 # so a directory whose name matches CHECKPOINT_NAME is always whole.
@@ -74,6 +77,11 @@ def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(run_dir: str | Path) -> Optional[tuple[int, Path]]:
     found = checkpoints(run_dir)
     return found[-1] if found else None
+
+
+def resume_checkpoint(run_dir: str | Path) -> Optional[tuple[int, Path]]:
+    """The newest checkpoint that still holds the state to resume training from."""
+    return next(((step, p) for step, p in reversed(checkpoints(run_dir)) if (p / STATE_DIR).is_dir()), None)
 
 
 def temporary_checkpoint_dir(run_dir: str | Path, step: int) -> Path:

@@ -187,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command(
         sub, "train", cmd_train, help="train the ladder's unfinished rungs (no evaluation or fit)",
         description="Prepare the data and train every rung whose record is not done, resuming interrupted "
-                    "ones from their last checkpoint. train.num_processes=N starts N torchrun workers per rung "
-                    "(train=ddp_cpu, train=deepspeed_zero2, ...); launched by torchrun across nodes, every "
+                    "ones from their last checkpoint. A rung trains on one torchrun worker per visible GPU "
+                    "(train.num_processes=N sets the count; train=ddp_cpu, train=deepspeed_zero2, ...); "
+                    "launched by torchrun across nodes, every "
                     "process trains together. Keys of the train group may go bare. Example: ladder train "
                     "ladder=smoke train=ddp_cpu")
     _add_command(

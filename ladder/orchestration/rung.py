@@ -24,6 +24,7 @@ from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status
 from ladder.orchestration.trunks import JOB, Points
+from train.backends import process_count
 from train.data import DataError, prepare_data
 from train.loop import train_rung
 from train.rundir import read_record, write_record
@@ -186,19 +187,21 @@ def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) 
 
 
 def _train(cfg: DictConfig, run: Rung, directory: Path, prepared, hook, worker_hook) -> str:
-    """Train `run` into `directory` here, or in torchrun workers when train.num_processes > 1; the
+    """Train `run` into `directory` here, or in torchrun workers when it trains on several processes
+    (`train.backends.process_count`: train.num_processes, by default one per visible GPU); the
     state it ends in. `hook` follows each checkpoint here; workers call the import path of
     `worker_hook` = (path, file name, config), which reads the config from that file."""
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
     data_kwargs = {"tokens": run.trained_tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
-    if cfg.train.num_processes > 1 and "WORLD_SIZE" not in os.environ:
+    processes = process_count(cfg.train)
+    if processes > 1 and "WORLD_SIZE" not in os.environ:
         directory.mkdir(parents=True, exist_ok=True)
         if worker_hook is not None:
             atomic_write_text(directory / worker_hook[1], OmegaConf.to_yaml(worker_hook[2]))
         write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
                      tokenizer_dir=prepared.tokenizer_dir, eval_hook=worker_hook[0] if worker_hook else None)
-        subprocess.run(launch_command(directory, cfg.train.num_processes), check=False)
+        subprocess.run(launch_command(directory, processes), check=False)
         return read_status(cfg.out_dir, run, directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
     return train_rung(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,

@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+import eval.lm_loss
 from eval.lm_loss import heldout_loss
 
 
-def test_loss_and_bpb_match_direct_definition_for_any_batch_size(tokenizer, model):
+@pytest.mark.parametrize("chunk", [4096, 5])  # one chunk a sequence; chunks that split sequences unevenly
+def test_loss_and_bpb_match_direct_definition_for_any_batch_size(tokenizer, model, monkeypatch, chunk):
+    monkeypatch.setattr(eval.lm_loss, "CHUNK_TOKENS", chunk)
     rng = np.random.default_rng(0)
     seqs = [rng.integers(0, len(tokenizer), size=n) for n in (20, 20, 33, 7, 20, 64)]
     nll = count = 0.0

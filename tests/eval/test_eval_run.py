@@ -141,6 +141,20 @@ def test_training_hook_writes_each_checkpoint_once_with_lm_sets(ladder_dir, toke
     assert all(np.isfinite(r["value"]) for r in results)
 
 
+def test_training_hook_tokenizes_each_task_once_per_rung(ladder_dir, model, monkeypatch):
+    import eval.run
+
+    calls = []
+    real = eval.run.encode_groups
+    monkeypatch.setattr(eval.run, "encode_groups", lambda *a: calls.append(len(a[1])) or real(*a))
+    hook = make_eval_hook(config(ladder_dir, "eval.tasks=[derived]"), ladder_dir / "rungs" / RUNG)
+    for step in (10, 20):
+        hook(ladder_dir / "rungs" / RUNG / "checkpoints" / f"step-{step:08d}", step, model)
+    assert len(calls) == 1  # the derived task's requests, tokenized at the first checkpoint only
+    results = read_results(ladder_dir / "rungs" / RUNG)
+    assert {r["step"] for r in results if r["metric"] == "derived:acc"} == {10, 20}
+
+
 def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, tmp_path):
     model = make_model(seq_len=16)
     ckpt = tmp_path / "step-00000005"

@@ -99,8 +99,9 @@ def test_lockstep_pads_every_rank_to_the_same_forwards_and_changes_no_score(tiny
 
 
 @pytest.mark.slow
-def test_zero3_training_evaluates_its_sharded_parameters_in_lockstep_like_ladder_eval(tiny_ladder):
-    cfg = tiny_ladder(*ONE_RUNG, "train=deepspeed_zero3", "train.device=cpu", "train.precision=fp32",
+@pytest.mark.parametrize("train", ["train=deepspeed_zero3", "train=fsdp"])
+def test_sharded_training_evaluates_its_sharded_parameters_in_lockstep_like_ladder_eval(tiny_ladder, train):
+    cfg = tiny_ladder(*ONE_RUNG, train, "train.device=cpu", "train.precision=fp32", "train.compile=false",
                       "train.num_processes=2", "train.micro_batch_size=8", "train.wandb.mode=disabled",
                       "train.progress=false", "eval.batch_size=3")
     rung = build_plan(cfg).rungs[0]

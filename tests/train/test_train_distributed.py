@@ -74,6 +74,13 @@ def test_two_process_ddp_equals_one_process(single_process, tmp_path):
     assert_same_training(tmp_path, reference, rung.hp.steps)
 
 
+def test_two_process_fsdp_equals_one_process(single_process, tmp_path):
+    rung, reference = single_process
+    record = launch(tmp_path, rung, config(distributed="fsdp"))
+    assert record["state"] == "done" and record["step"] == rung.hp.steps
+    assert_same_training(tmp_path, reference, rung.hp.steps)
+
+
 # Stage 2 stays in the default suite; 1 and 3 are slow. DeepSpeed compiles its CPU communication
 # extension on its first start on a machine (~1-2 min, cached in ~/.cache/torch_extensions).
 @pytest.mark.parametrize("stage", [pytest.param(1, marks=pytest.mark.slow), 2, pytest.param(3, marks=pytest.mark.slow)])
@@ -112,3 +119,19 @@ def test_sigkilled_run_restarted_with_same_command_equals_uninterrupted(single_p
     assert subprocess.run(command, env=ENV, capture_output=True, timeout=300).returncode == 0
     assert read_record(tmp_path)["state"] == "done"
     assert [m["loss"] for m in metrics(tmp_path)] == [m["loss"] for m in metrics(reference)]
+
+
+@pytest.mark.slow  # bf16 on a CPU, four trainings
+def test_one_precision_policy_on_every_backend(tmp_path):
+    """bf16 compute over fp32 weights with fp32 gradient reduction everywhere: DDP, FSDP and ZeRO-2 on 2
+    processes train the same losses as one process, to within bf16 rounding of the reduction order."""
+    rung = tiny_rung(steps=6)
+    bf16 = config(precision="bf16")
+    assert train_rung(rung, sequences_for(rung), tmp_path / "one", bf16).state == "done"
+    reference = [m["loss"] for m in metrics(tmp_path / "one")]
+    for name, cfg in (("ddp", bf16), ("fsdp", config(precision="bf16", distributed="fsdp")),
+                      ("zero2", config(precision="bf16", backend="deepspeed", zero_stage=2))):
+        assert launch(tmp_path / name, rung, cfg)["state"] == "done"
+        got = [m["loss"] for m in metrics(tmp_path / name)]
+        print(name, max(abs(a - b) / b for a, b in zip(got, reference)))
+        assert got == pytest.approx(reference, rel=2e-3), name

@@ -130,5 +130,6 @@ def test_gpu_configs_compile_derive_the_micro_batch_and_check_sparsely(name):
     from pathlib import Path
 
     node = OmegaConf.load(Path(__file__).resolve().parents[2] / f"configs/train/{name}.yaml")
-    assert node.compile is True and node.precision == "bf16"
+    # ZeRO-3's parameter hooks break a compiled graph at every parameter (train.config.check refuses it).
+    assert node.compile is (name != "deepspeed_zero3") and node.precision == "bf16"
     assert "micro_batch_size" not in node and node.log_every >= 10

@@ -115,18 +115,19 @@ def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
     assert again.state == "done" and losses(run) == [r["loss"] for r in rows]
 
 
-def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("distributed", ["ddp", "fsdp"])  # FSDP2: the optimizer state saved sharded (DCP)
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, distributed):
     rung = tiny_rung()
-    whole = train_rung(rung, sequences_for(rung), tmp_path / "whole", config())
+    whole = train_rung(rung, sequences_for(rung), tmp_path / "whole", config(distributed=distributed))
     run = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        train_rung(rung, CrashingSequences(12 * 8, crash_after=8), run, config())
+        train_rung(rung, CrashingSequences(12 * 8, crash_after=8), run, config(distributed=distributed))
     assert read_record(run)["state"] == "interrupted" and "killed" in read_record(run)["reason"]
     assert [s for s, _ in checkpoints(run)] == [3, 6]
     temporary_checkpoint_dir(run, 9).mkdir()  # as if the crash hit a checkpoint write
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 9, "lo')  # and a metrics line
-    resumed = train_rung(rung, sequences_for(rung), run, config())
+    resumed = train_rung(rung, sequences_for(rung), run, config(distributed=distributed))
     assert resumed.state == "done" and resumed.loss == whole.loss
     assert losses(run) == losses(tmp_path / "whole")  # step for step, bit for bit on CPU
     assert not temporary_checkpoint_dir(run, 9).exists()
@@ -208,17 +209,19 @@ def test_non_finite_step_between_checks_is_skipped_then_named(tmp_path, monkeypa
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [3, 4, 6]
 
 
-def test_optimizer_step_is_skipped_on_the_device_when_not_finite():
+@pytest.mark.parametrize("distributed", ["ddp", "fsdp"])  # FSDP2's parameters and AdamW state are DTensors
+def test_optimizer_step_is_skipped_on_the_device_when_not_finite(distributed):
     from train.backends import make_backend
     from train.loss import attach_loss
     from train.model import build_model
     from train.optim import make_optimizer, make_scheduler
 
     rung = tiny_rung()
-    backend = make_backend(config(device="cpu"))
+    backend = make_backend(config(device="cpu", distributed=distributed))
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
-    optimizer = make_optimizer(model, rung.hp)
-    wrapped = backend.prepare(model, optimizer, make_scheduler(optimizer, rung.hp, "cosine", 0.2), 4, 1, rung.hp)
+    wrapped = backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
+                              lambda opt: make_scheduler(opt, rung.hp, "cosine", 0.2), 1, rung.hp)
+    optimizer = backend.optimizer
     ids = sequences_for(rung).ids[:4]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     out = wrapped(input_ids=ids, labels=ids)
