@@ -11,9 +11,12 @@
    must hold the same packages at the same versions;
 3. check: scripts/gpu_check.sh with that venv's python and the 3.11 wheels, installed into a new folder as
    the device installs them (--no-index --no-deps --target), running gpu_check.py --device cpu --tiny with
-   the network turned off: every section must run, and none fail.
+   the network turned off: every section must run, and none fail;
+4. tests: `python -m pytest -q tests/train/test_train_gpu_path.py` in the same environment
+   (scripts/device_env.sh, the wheels installed afresh): the compiled graph's attention without a mask and
+   the GPU path's other contracts under the image's transformers, where they once broke.
 The venv and the wheel sets are kept under --cache, keyed by their pins, so a rerun spends its time in
-step 3; the wheels are installed afresh every time.
+steps 3 and 4; the wheels are installed afresh every time.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +37,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import device_wheels  # noqa: E402
 
 IMAGE = ROOT / "scripts" / "device_image.txt"
+TESTS = "tests/train/test_train_gpu_path.py"
 
 
 def image_packages() -> tuple[dict[str, str], set[str]]:
@@ -86,20 +91,33 @@ def wheel_sets(cache: Path, key: str, python_version: str) -> Path:
     return cache / f"wheels-{python_version}-{key}"
 
 
+def device_env(bin_python: Path, wheels: Path, site: str) -> dict:
+    """The variables that point scripts/device_env.sh at the simulated image, its wheels and a new folder."""
+    return {"PATH": f"{bin_python.parent}{os.pathsep}/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
+            "PYTHON": str(bin_python), "GPU_CHECK_WHEELS": str(wheels), "GPU_CHECK_SITE": site,
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
 def check(bin_python: Path, wheels: Path, out: Path, options: list[str], timeout: int) -> dict:
     """scripts/gpu_check.sh in the simulated image; its report, which must have every section done."""
     with tempfile.TemporaryDirectory(prefix="device-site-") as site:
-        env = {"PATH": f"{bin_python.parent}{os.pathsep}/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
-               "PYTHON": str(bin_python), "GPU_CHECK_WHEELS": str(wheels), "GPU_CHECK_SITE": site,
-               "GPU_CHECK_TIMEOUT": str(timeout), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--device", "cpu", "--tiny",
-                               *options], env=env)
+                               *options], env={**device_env(bin_python, wheels, site), "GPU_CHECK_TIMEOUT": str(timeout)})
     report = json.loads(out.read_text()) if out.exists() else {}
     bad = [s["section"] for s in report.get("sections", []) if "error" in s or "skipped" in s or s.get("returncode")]
     if proc.returncode or bad or not report.get("finished"):
         raise SystemExit(f"device_sim: gpu_check.sh exited {proc.returncode}; failed or skipped: {bad or 'none'}; "
                          f"finished: {report.get('finished')} ({out})")
     return report
+
+
+def gpu_path_tests(bin_python: Path, wheels: Path) -> None:
+    """TESTS by the image's pytest, in the environment gpu_check.sh gives the check."""
+    with tempfile.TemporaryDirectory(prefix="device-site-") as site:
+        command = f'source scripts/device_env.sh && exec "$python" -m pytest -q -p no:cacheprovider {TESTS}'
+        proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=device_env(bin_python, wheels, site))
+    if proc.returncode:
+        raise SystemExit(f"device_sim: {TESTS} failed in the simulated image (pytest exited {proc.returncode})")
 
 
 def main(argv=None) -> int:
@@ -116,16 +134,25 @@ def main(argv=None) -> int:
     pins, names = image_packages()
     venv_key, wheels_key = (hashlib.sha256(json.dumps([python_version, x]).encode()).hexdigest()[:12]
                             for x in (pins, device_wheels.WHEELS))
+    seconds = {}
+
+    def timed(key: str, fn, *fn_args):
+        start = time.perf_counter()
+        result = fn(*fn_args)
+        seconds[key] = time.perf_counter() - start
+        return result
+
+    out = args.out or args.cache / "gpu_check.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="device-sim-") as scratch:
         cache = Path(scratch) if args.fresh else args.cache
         cache.mkdir(parents=True, exist_ok=True)
-        bin_python = make_venv(cache / f"venv-{venv_key}", args.python, pins, names)
-        wheels = wheel_sets(cache, wheels_key, python_version)
-        out = args.out or args.cache / "gpu_check.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        report = check(bin_python, wheels, out, args.options, args.timeout)
-    print(f"device_sim: {len(report['sections'])} sections passed in {report['seconds']:.0f} s "
-          f"(image venv: Python {python_version}, {len(pins)} pinned packages; {out})")
+        bin_python = timed("image", make_venv, cache / f"venv-{venv_key}", args.python, pins, names)
+        wheels = timed("wheels", wheel_sets, cache, wheels_key, python_version)
+        report = timed("check", check, bin_python, wheels, out, args.options, args.timeout)
+        timed("tests", gpu_path_tests, bin_python, wheels)
+    print(f"device_sim: {len(report['sections'])} sections and {TESTS} passed (image venv: Python {python_version}, "
+          f"{len(pins)} pinned packages; {out}); seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return 0
 
 

@@ -24,8 +24,8 @@ it measured; a section that would start past `--budget-s` is skipped and recorde
 4. bf16_vs_fp32: 20 steps of the small shape in each precision, same seed and data, side by side in two
    torchrun workers (accelerate fixes one mixed precision per process): the loss differences;
 5. sdpa_kernel: a one-step torch.profiler trace of olmo-190M's training step as the loop builds it
-   (train.model, train.loss): the scaled-dot-product op that ran and its CUDA kernels, classified as
-   flash, efficient, cudnn or math;
+   (train.model, train.loss; compiled per block and bf16 on a GPU, eval_in_loop's micro-batch): the
+   scaled-dot-product op that ran and its CUDA kernels, classified as flash, efficient, cudnn or math;
 6. throughput: tokens/s of the harness (`train_rung`, as scripts/bench_train.py's harness_loop runs it,
    its final checkpoint timed) and of bench_train's plain PyTorch loop, compiled, bf16, for olmo-190M
    and olmo-1B, on packed memmap shards; two micro-batches a step. A loop that runs out of memory is
@@ -420,23 +420,27 @@ def precision_diff(shape: ModelShape, args, tmp: Path) -> dict:
 def sdpa_kernel(shape: ModelShape, args, tmp: Path) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
-    from train.config import TrainConfig
     from train.loss import attach_loss
-    from train.model import attention, build_model
+    from train.model import attention, build_model, compile_blocks
 
-    cuda, device = args.device == "cuda", torch.device(args.device)
-    implementation = attention(TrainConfig().attention, cuda)  # what the loop builds with
-    model = attach_loss(build_model(shape, attn_implementation=implementation), 1e-5).to(device)
-    ids = torch.randint(0, shape.vocab_size, (1, shape.seq_len), device=device)
+    cfg, device = train_config(args), torch.device(args.device)
+    cuda = device.type == "cuda"
+    implementation = attention(cfg.attention, cuda)  # what the loop builds, compiles and feeds (train.loop)
+    model = attach_loss(build_model(shape, attn_implementation=implementation), 1e-5, compiled=cfg.compile).to(device)
+    if cfg.compile:  # Inductor picks the kernel of the compiled graph's SDPA call, as it does in training
+        compile_blocks(model)
+    # eval_in_loop's micro-batch: the same shapes, so Inductor's cache holds the compiled graphs
+    micro = micro_batch(shape, cfg.precision, args)
+    ids = torch.randint(0, shape.vocab_size, (micro, shape.seq_len), device=device)
 
     def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):  # the loop's bf16 autocast
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             out = model(input_ids=ids, labels=ids)
         out.total.backward()
         if cuda:
             torch.cuda.synchronize()
 
-    step()  # cuBLAS handles and the backends' own first-call work stay out of the trace
+    step()  # compilation, cuBLAS handles and the backends' own first-call work stay out of the trace
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as trace:
         step()
     events = trace.key_averages()
@@ -445,7 +449,8 @@ def sdpa_kernel(shape: ModelShape, args, tmp: Path) -> dict:
                if "CUDA" in str(e.device_type) and ATTENTION_KERNEL.search(e.key)}
     all_kernels = sum(e.device_time_total for e in events if "CUDA" in str(e.device_type))
     kind = next((k for k, op in SDPA_OPS.items() if any(op in o for o in ops)), None)
-    return {"size": shape.name, "attn_implementation": implementation, "kernel": kind, "aten_ops": ops,
+    return {"size": shape.name, "attn_implementation": implementation, "compile": cfg.compile,
+            "precision": cfg.precision, "micro_batch": micro, "kernel": kind, "aten_ops": ops,
             "cuda_kernels_us": kernels,
             "attention_share_of_kernel_time": sum(kernels.values()) / all_kernels if all_kernels else None,
             **({} if kind else {"error": f"no scaled-dot-product attention op in the trace (ops: {ops})"})}
@@ -525,11 +530,13 @@ def plan(args) -> list[tuple[str, tuple, float]]:
     out.append(("resume", (small,), 3 * train_seconds(small, 0, saves=1) + train_seconds(small, 4 * k * 8 * seq(small))))
     out.append(("bf16_vs_fp32", (small,), ASSUMED["torchrun"]  # the two workers run side by side
                 + train_seconds(small, 2 * args.precision_steps * 8 * seq(small), saves=2)))
-    out.append(("sdpa_kernel", (first,), train_seconds(first, 2 * seq(first))))
+    out.append(("sdpa_kernel", (first,), train_seconds(first, 2 * micro(first) * seq(first), "compile_cached")))
     steps = args.warmup + args.steps
     for i, shape in enumerate(sizes):
         for loop in ("harness", "plain"):
-            cached = i == 0 and loop == "harness"  # eval_in_loop compiled this graph: inductor's caches hold it
+            # Inductor's cache holds the block graph of this size and micro-batch from eval_in_loop (the first
+            # size) or the harness before (the plain loop's blocks are the same)
+            cached = i == 0 or loop == "plain"
             out.append(("throughput", (shape, loop), train_seconds(
                 shape, steps * 2 * micro(shape) * seq(shape), "compile_cached" if cached else "compile",
                 saves=loop == "harness")))

@@ -5,6 +5,7 @@ import gc
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import weakref
@@ -156,8 +157,9 @@ def test_torchrun_sections_and_imports(tmp_path):
 
 @pytest.mark.slow  # a venv of the device image's packages (minutes when not cached), the wheels, the whole check
 def test_device_simulation_runs_the_check_as_the_device_would(tmp_path):
-    """scripts/device_sim.py: fresh where .cache/device-sim lacks the venv or the wheels (as on CI); the
-    wheels are installed afresh (--target) on every run."""
+    """scripts/device_sim.py: the venv and the wheels built afresh where .cache/device-sim lacks them (as on
+    CI), the wheels installed afresh (--target) on every run; the check, then the GPU-path tests under the
+    image's transformers."""
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts/device_sim.py"), "--out", str(out), "--",
                            "--steps", "2", "--warmup", "1", "--log-every", "1", "--eval-examples", "40"],
@@ -168,3 +170,4 @@ def test_device_simulation_runs_the_check_as_the_device_would(tmp_path):
         "throughput"] * 2
     assert report["environment"]["transformers"] == "5.17.0" and report["environment"]["deepspeed"] == "0.19.8"
     assert report["sections"][0]["failed"] == {}
+    assert re.search(r"^\d+ passed", proc.stdout, re.MULTILINE)  # test_train_gpu_path.py's pytest summary
