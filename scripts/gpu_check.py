@@ -8,8 +8,9 @@ JSON is rewritten atomically after every section, so a run killed at its time li
 it measured; a section that would start past `--budget-s` is skipped and recorded as such.
 0. imports: every module of ladder, train, eval and fit, and `python -m ladder plan ladder=olmo` (Hydra):
    a wheel missing from .whl/ shows here, by name, before anything trains;
-1. fsdp, deepspeed_zero2: one rung of 2 steps through `torchrun --nproc-per-node 1 -m train.worker` with
-   the shipped train=fsdp and train=deepspeed_zero2, written and checkpointed as a real run is;
+1. distributed: one rung of 2 steps through `torchrun --nproc-per-node 1 -m train.worker` with each of the
+   shipped train=fsdp (torch's FSDP2) and train=deepspeed_zero2, compiled as shipped, written and
+   checkpointed as a real run is; the two workers side by side, a micro-batch of 4 each;
 2. eval_in_loop: olmo-190M (the smallest OLMo rung, so the largest eval share) trained as `ladder run`
    trains it on a GPU (configs/train/gpu.yaml: bf16, compiled), 4 steps with a checkpoint at 2 and 4,
    each evaluated by the eval stage's hook (eval.cli.make_eval_hook) with the live model on the OLMo
@@ -32,7 +33,7 @@ it measured; a section that would start past `--budget-s` is skipped and recorde
    retried with half its micro-batch.
 Every in-process section records its peak GPU memory (torch.cuda.max_memory_allocated, reset first).
 
-MFU, against the GPU's dense bf16 datasheet peak (train.metrics.peak_flops), in two conventions:
+MFU, against the GPU's dense bf16 datasheet peak (`peak_flops`: train.metrics.peak_flops), in two conventions:
 - model FLOPs (`mfu_model`): ladder.core.sizes.ModelShape.flops_per_token, 6·N_matmul + 12·L·d·T per
   token (PaLM, appendix B): forward and backward of every matmul parameter (the LM head included, the
   input lookup not), and QKᵀ and PV over all T×T scores. The same whatever runs it.
@@ -79,8 +80,10 @@ SMALL = ModelShape(name="small", d_model=512, n_layers=4, n_heads=8, mlp_hidden=
 # Examples in each OLMo-suite task's evaluated split (the HF datasets the eval stage reads): 33,145 in all.
 SUITE = {"hellaswag": 10042, "arc_easy": 2376, "arc_challenge": 1172, "piqa": 1838, "csqa": 1221,
          "socialiqa": 1954, "openbookqa": 500, "mmlu": 14042}
+DISTRIBUTED = ("fsdp", "deepspeed_zero2")  # the shipped train configs the distributed section runs
+TORCHRUN = ("distributed", "bf16_vs_fp32")  # the sections that train in torchrun's processes, not this one
 FEWSHOT_POOL = 8  # rows in each task's few-shot file: 5 demonstrations and some choice
-SECTIONS = ("imports", "fsdp", "deepspeed_zero2", "eval_in_loop", "resume", "bf16_vs_fp32", "sdpa_kernel",
+SECTIONS = ("imports", "distributed", "eval_in_loop", "resume", "bf16_vs_fp32", "sdpa_kernel",
             "throughput")
 WORDS = ("the a river old mill farmer grain autumn miller ledger leather sack careful account bound kept brought "
          "where each every water stone bridge village market morning evening light road field").split()
@@ -234,7 +237,7 @@ def imports(args, tmp: Path) -> dict:
     return result
 
 
-# --- 1. fsdp, deepspeed_zero2 ---------------------------------------------------------------------------------
+# --- 1. distributed ------------------------------------------------------------------------------------------
 
 def start_worker(run_dir: Path, rung, cfg, seqs) -> tuple[subprocess.Popen, Path]:
     """One rung under `torchrun --nproc-per-node 1 -m train.worker`, as a launch runs it; (process, its log)."""
@@ -262,17 +265,26 @@ def finish_worker(proc: subprocess.Popen, log: Path, run_dir: Path, args) -> dic
     return out
 
 
-def distributed_step(shape: ModelShape, kind: str, args, tmp: Path) -> dict:
-    """2 steps of one rung under torchrun with the shipped train config `kind` (fsdp or deepspeed_zero2)."""
+def distributed(shape: ModelShape, args, tmp: Path) -> dict:
+    """2 steps of a rung under torchrun with each of the shipped train=fsdp and train=deepspeed_zero2, compiled
+    as shipped on a GPU, the two side by side (a small micro-batch each, so both fit on the one GPU)."""
     from omegaconf import OmegaConf
 
-    precision = "bf16" if args.device == "cuda" else "fp32"
-    shipped = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/train/{kind}.yaml"))
-    micro = micro_batch(shape, precision, args)
-    cfg = train_config(args, **{**shipped, "device": args.device, "num_processes": 1, "compile": False,
-                                "precision": precision, "micro_batch_size": micro, "log_every": 1})
-    proc, log = start_worker(tmp / kind, rung_for(shape, micro, 2), cfg, shards(tmp / "shards", shape, 2 * micro))
-    return {"config": kind, "size": shape.name, "micro_batch": micro, **finish_worker(proc, log, tmp / kind, args)}
+    precision, records = "bf16" if args.device == "cuda" else "fp32", {}
+    micro = min(4, micro_batch(shape, precision, args))
+    seqs = shards(tmp / "shards", shape, 2 * micro)
+    workers = {}
+    for kind in DISTRIBUTED:
+        shipped = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/train/{kind}.yaml"))
+        cfg = train_config(args, **{**shipped, "device": args.device, "num_processes": 1, "precision": precision,
+                                    "compile": shipped.get("compile", False) and args.device == "cuda",
+                                    "micro_batch_size": micro, "log_every": 1})
+        workers[kind] = (start_worker(tmp / kind, rung_for(shape, micro, 2), cfg, seqs), cfg.compile)
+    for kind, ((proc, log), compiled) in workers.items():
+        records[kind] = {"size": shape.name, "micro_batch": micro, "precision": precision, "compile": compiled,
+                         **finish_worker(proc, log, tmp / kind, args)}
+    failed = [k for k, r in records.items() if (r["state"], r["steps"]) != ("done", 2)]
+    return {**records, **({"error": f"{', '.join(failed)}: did not train 2 steps to the end"} if failed else {})}
 
 
 # --- 2. eval_in_loop ------------------------------------------------------------------------------------------
@@ -491,6 +503,7 @@ def throughput(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path
            "out_of_memory_at": failed, "seq_len": shape.seq_len, "precision": cfg.precision, "compile": cfg.compile,
            "timed_steps": steps - timed_from(args.warmup, args.log_every, steps), "tokens_per_s": tokens_per_s,
            "sdpa_kernel": kernel, "model_flops_per_token": model, "hardware_flops_per_token": hardware,
+           "peak_flops": peak,
            "mfu_model": tokens_per_s * model / peak if peak else None,
            "mfu_hardware": tokens_per_s * hardware / peak if peak and hardware else None}
     if timer.calls:
@@ -521,9 +534,9 @@ def plan(args) -> list[tuple[str, tuple, float]]:
 
     seq = lambda shape: shape.seq_len  # noqa: E731
     out = [("imports", (), ASSUMED["imports"])]
-    for kind, extra in (("fsdp", 0), ("deepspeed_zero2", ASSUMED["deepspeed"])):
-        out.append((kind, (first, kind), ASSUMED["torchrun"] + extra
-                    + train_seconds(first, 2 * micro(first) * seq(first), saves=1)))
+    # The two workers side by side: the slower one's time (DeepSpeed's start), each compiling its own graph
+    out.append(("distributed", (first,), ASSUMED["torchrun"] + ASSUMED["deepspeed"]
+                + train_seconds(first, 2 * 4 * seq(first), "compile", saves=1)))
     out.append(("eval_in_loop", (first,), train_seconds(first, 4 * micro(first) * seq(first), "compile", saves=2)
                 + 2 * ASSUMED["eval_s"]))
     k = args.resume_steps
@@ -562,7 +575,7 @@ def run_section(key: str, deadline: float, fn, *fn_args) -> dict:
             result = {"section": key, "error": f"{type(exc).__name__}: {exc}",
                       "traceback": traceback.format_exc()[-3000:]}
         result["section_seconds"] = time.perf_counter() - start
-        if torch.cuda.is_available() and key not in ("fsdp", "deepspeed_zero2"):  # those train in torchrun's process
+        if torch.cuda.is_available() and key not in TORCHRUN:
             result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
         fresh_device()
     return result
@@ -573,7 +586,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--tiny", action="store_true", help="tiny models instead of the olmo sizes (CPU dry run)")
     parser.add_argument("--sizes", nargs="+", default=["olmo-190M", "olmo-1B"], help="throughput's sizes; the "
-                        "first also runs fsdp, deepspeed_zero2, eval_in_loop and sdpa_kernel")
+                        "first also runs distributed, eval_in_loop and sdpa_kernel")
     parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per throughput loop")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
     parser.add_argument("--log-every", type=int, default=2, help="steps between loss reads in throughput; divides "
@@ -613,7 +626,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp_dir:
         for name, fn_args, _ in steps:
             tmp = Path(tempfile.mkdtemp(dir=tmp_dir, prefix=f"{name}-"))
-            fn = {"imports": imports, "fsdp": distributed_step, "deepspeed_zero2": distributed_step,
+            fn = {"imports": imports, "distributed": distributed,
                   "eval_in_loop": eval_in_loop, "resume": resume, "bf16_vs_fp32": precision_diff,
                   "sdpa_kernel": sdpa_kernel, "throughput": throughput}[name]
             if name == "throughput":
