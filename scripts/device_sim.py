@@ -65,15 +65,18 @@ def make_venv(directory: Path, python: str, pins: dict[str, str], names: set[str
     if stamp.exists():
         return bin_python
     shutil.rmtree(directory, ignore_errors=True)  # an attempt that stopped half-way
-    run([python, "-m", "venv", directory])
-    run([bin_python, "-m", "pip", "install", "-q", *[f"{n}=={v}" for n, v in pins.items()]])
-    listed = json.loads(run([bin_python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True).stdout)
+    # The venv's own packages only: a PYTHONPATH (the tests set the worktree's) would add its own to pip's list
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    run([python, "-m", "venv", directory], env=env)
+    run([bin_python, "-m", "pip", "install", "-q", *[f"{n}=={v}" for n, v in pins.items()]], env=env)
+    listed = json.loads(run([bin_python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True,
+                            env=env).stdout)
     foreign = sorted(p["name"] for p in listed if device_wheels.canonical(p["name"]) not in names)
     if foreign:
         raise SystemExit(f"device_sim: the simulated image holds {', '.join(foreign)}, which the device's lacks "
                          f"({IMAGE.name}); pin versions whose dependencies it has")
     (directory / "pip-freeze.txt").write_text(run([bin_python, "-m", "pip", "freeze"], capture_output=True,
-                                                  text=True).stdout)
+                                                  text=True, env=env).stdout)
     stamp.touch()
     return bin_python
 
@@ -101,8 +104,10 @@ def device_env(bin_python: Path, wheels: Path, site: str) -> dict:
 def check(bin_python: Path, wheels: Path, out: Path, options: list[str], timeout: int) -> dict:
     """scripts/gpu_check.sh in the simulated image; its report, which must have every section done."""
     with tempfile.TemporaryDirectory(prefix="device-site-") as site:
+        env = {**device_env(bin_python, wheels, site), "GPU_CHECK_TIMEOUT": str(timeout)}
+        # --budget-s: the check's default is the H200's; this CPU, shared, takes longer, and every section must run
         proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--device", "cpu", "--tiny",
-                               *options], env={**device_env(bin_python, wheels, site), "GPU_CHECK_TIMEOUT": str(timeout)})
+                               "--budget-s", str(timeout), *options], env=env)
     report = json.loads(out.read_text()) if out.exists() else {}
     bad = [s["section"] for s in report.get("sections", []) if "error" in s or "skipped" in s or s.get("returncode")]
     if proc.returncode or bad or not report.get("finished"):

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import weakref
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,28 @@ def test_gpu_check_sh_names_the_command_that_builds_missing_wheels(tmp_path):
                           text=True, env={**ENV, "GPU_CHECK_WHEELS": str(tmp_path / "none")})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert f"no wheels in {tmp_path / 'none'}/" in proc.stderr and "scripts/device_wheels.py --python 3.12" in proc.stderr
+
+
+def _wheel(directory: Path, name: str, version: str, *requires: str) -> None:
+    with zipfile.ZipFile(directory / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{name}-{version}.dist-info/METADATA", "".join(
+            f"{line}\n" for line in ("Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}",
+                                     *(f"Requires-Dist: {r}" for r in requires))))
+
+
+def test_the_carried_set_is_one_version_of_each_and_meets_its_own_pins(tmp_path):
+    """With --no-deps nothing on the device checks what one carried wheel requires of another."""
+    device_wheels = _script("device_wheels")
+    _wheel(tmp_path, "pydantic", "2.14.4", "pydantic-core==2.50.5", 'old-only; python_version < "3.8"')
+    _wheel(tmp_path, "pydantic_core", "2.50.5")
+    found = device_wheels.wheel_set(tmp_path)
+    device_wheels._check_requirements(tmp_path, found, "3.12")  # the marker's requirement does not apply
+    _wheel(tmp_path, "typing_inspection", "0.4.5", "pydantic-core>=2.51")
+    with pytest.raises(SystemExit, match="requires pydantic-core>=2.51; the pin is 2.50.5"):
+        device_wheels._check_requirements(tmp_path, device_wheels.wheel_set(tmp_path), "3.12")
+    _wheel(tmp_path, "pydantic_core", "2.51.0")
+    with pytest.raises(SystemExit, match="two wheels of pydantic_core"):  # pip would refuse to install both
+        device_wheels.wheel_set(tmp_path)
 
 
 @pytest.mark.slow  # four torchrun launches, two at a time, DeepSpeed's start-up among them, and every module imported
