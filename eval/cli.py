@@ -32,7 +32,8 @@ from eval.derived import load_documents
 from eval.run import (Encodings, LMSet, RungInfo, as_records, eval_device, eval_dtype, evaluate_checkpoint,
                       evaluate_model, is_done, prepare_task, write_results)
 from eval.sharding import Shards, init_from_environment
-from eval.tasks import TASKS, TaskError
+from eval.examples import TaskError
+from eval.tasks import chance_levels, file_tasks, needs_documents, task_spec
 from ladder.core.layout import CONFIG, RESULTS, RUNGS, checkpoints, rung_dir, rung_dirs
 from ladder.core.shards import TokenSequences
 
@@ -84,9 +85,11 @@ class _Head(Sequence):
 
 def prepare_tasks(cfg: DictConfig) -> dict[str, list]:
     docs = None
-    if "derived" in cfg.eval.tasks:
+    if needs_documents(cfg.eval.tasks):
         if not cfg.eval.derived.docs:
-            raise EvalError("task 'derived' needs eval.derived.docs=PATH (held-out documents of the training data)")
+            built = [t for t in cfg.eval.tasks if needs_documents([t])]
+            raise EvalError(f"task(s) {', '.join(built)} need eval.derived.docs=PATH (held-out documents of the "
+                            f"training data)")
         docs = load_documents(cfg.eval.derived.docs, cfg.data.text_field)
     return {name: prepare_task(name, cfg.eval, docs) for name in cfg.eval.tasks}
 
@@ -137,14 +140,19 @@ def check_config(cfg: DictConfig) -> None:
                               ("derived.continuation_words", e.derived.continuation_words, 1)):
         if value is not None and value < least:
             raise EvalError(f"eval.{key}={value}: must be at least {least}")
-    known = ", ".join(sorted(TASKS))
-    unknown = [t for t in e.tasks if t not in TASKS and t != "derived"]
-    if unknown:
-        raise EvalError(f"eval.tasks: unknown task {unknown[0]!r}; known: {known}, derived")
+    for name in e.tasks:
+        try:
+            task_spec(name)
+        except TaskError as exc:
+            raise EvalError(f"eval.tasks: {exc}") from None
+    files = file_tasks()
     for key in ("task_paths", "fewshot_paths"):
-        unknown = sorted(set(e[key]) - set(TASKS))
-        if unknown:
-            raise EvalError(f"eval.{key}.{unknown[0]}: unknown task; known: {known}")
+        bad = sorted(set(e[key]) - set(files))
+        if bad and needs_documents(bad[:1]):
+            raise EvalError(f"eval.{key}.{bad[0]}: task {bad[0]} is built from held-out documents, not read "
+                            f"from a file")
+        if bad:
+            raise EvalError(f"eval.{key}.{bad[0]}: unknown task; known: {', '.join(files)}")
     eval_dtype(e.precision, eval_device(e.device))  # each names its key when it is wrong
 
 
@@ -221,12 +229,13 @@ def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
              lockstep: bool = False) -> None:
         if not state:  # training has written the rung's config.yaml by its first checkpoint
             tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
-            state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), lm_sets=open_lm_sets(cfg),
+            state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), chance=chance_levels(cfg.eval),
+                         lm_sets=open_lm_sets(cfg),
                          tokenizer=load_tokenizer(Path(checkpoint_dir), tokenizer_dir), encodings=Encodings())
         shards = Shards.of_process_group(lockstep)
         rung, tasks, lm_sets = state["rung"], state["tasks"], state["lm_sets"]
         _evaluate(rung, step, lm_sets, tasks, shards, lambda: as_records(evaluate_model(
             model, state["tokenizer"], lm_sets=lm_sets, tasks=tasks, batch_size=cfg.eval.batch_size,
-            shards=shards, dtype=dtype, encodings=state["encodings"]), rung, step))
+            shards=shards, dtype=dtype, encodings=state["encodings"]), rung, step, state["chance"]))
 
     return hook

@@ -24,7 +24,7 @@ class DerivedConfig:
 @dataclass
 class EvalConfig:
     """What each checkpoint is evaluated on."""
-    tasks: List[str] = field(default_factory=lambda: ["derived"])  # names in eval.tasks.TASKS, or "derived"
+    tasks: List[str] = field(default_factory=lambda: ["derived"])  # names in eval.tasks.TASKS
     num_fewshot: int = 0  # k solved examples before each one (the OLMo ladder used 5)
     batch_size: int = 8  # examples (RC) or sequences (LM loss) per forward pass
     max_examples: Optional[int] = None  # per task, a seeded sample; None: all

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import random
 
-from eval.tasks import Example, TaskError, read_local
+from eval.examples import Example, TaskError, read_local
 
 
 def load_documents(path: str, text_field: str = "text") -> list[str]:
     """Held-out documents from a local file (jsonl / json.gz / parquet / csv) with a text column."""
     rows = read_local(path, "held-out documents")
-    if text_field not in rows.column_names:
+    if text_field not in rows.columns:
         raise TaskError(f"held-out documents: {path} has no '{text_field}' field")
-    return [t for t in rows[text_field] if t]
+    return [t for t in rows.column(text_field) if t]
 
 
 def derived_task(docs: list[str], *, n_examples: int = 200, n_choices: int = 4, context_words: int = 24,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import islice
 
-from eval.tasks import Example, TaskError
+from eval.examples import Example, TaskError
 
 SEPARATOR = "\n\n"
 

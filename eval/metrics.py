@@ -13,7 +13,8 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-METRICS = ("acc", "acc_raw", "acc_token", "acc_pmi", "bpb", "gold_prob")
+ACCURACIES = ("acc", "acc_raw", "acc_token", "acc_pmi")  # a guess scores the task's chance level on each
+METRICS = (*ACCURACIES, "bpb", "gold_prob")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: held-out LM loss per eval set and RC metrics per task, as results records.
 
-Records follow docs/formats.md (one per run, checkpoint step and metric); a record may also carry
-`warnings` (e.g. contexts truncated to fit the model), which readers that do not know it ignore.
+Records follow docs/formats.md (one per run, checkpoint step and metric); a task's accuracy records
+carry its `chance` level, and a record may carry `warnings` (e.g. contexts truncated to fit the model),
+which readers that do not know them ignore.
 """
 from __future__ import annotations
 
@@ -17,19 +18,18 @@ from typing import Mapping, Optional, Sequence
 import torch
 from filelock import FileLock
 
-from ladder.core import mmlu
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import RESULTS
 
 from eval.checkpoints import load_checkpoint, step_of
 from eval.config import PRECISIONS, EvalConfig, EvalError
-from eval.derived import derived_task
 from eval.fewshot import with_fewshot
 from eval.lm_loss import heldout_loss
-from eval.metrics import ScoredExample, group_mean, rc_metrics
+from eval.examples import Example, TaskError
+from eval.metrics import ACCURACIES, ScoredExample, group_mean, rc_metrics
 from eval.scoring import Encoded, GroupScores, encode_groups, pad_id, score_encoded
 from eval.sharding import Shards
-from eval.tasks import Example, TaskError, load_task, mmlu_group
+from eval.tasks import TASKS, chance_levels, task_spec
 
 log = logging.getLogger(__name__)
 # The unconditional context of PMI scoring (OLMo's domain-conditional "Answer:").
@@ -66,17 +66,9 @@ class TaskResult:
 
 
 def prepare_task(name: str, cfg: EvalConfig, docs: Optional[list[str]] = None) -> list[Example]:
-    """A task's examples with their few-shot prompts, sampled to `cfg.max_examples` (seeded)."""
-    if name == "derived":
-        if docs is None:
-            raise TaskError("task 'derived' needs held-out documents (eval.derived.docs)")
-        d = cfg.derived
-        examples = derived_task(docs, n_examples=d.n_examples, n_choices=d.n_choices, context_words=d.context_words,
-                                continuation_words=d.continuation_words, seed=cfg.seed)
-        pool = examples  # no train split: demonstrations are other examples of the task
-    else:
-        examples = load_task(name, cfg.task_paths.get(name))
-        pool = load_task(name, cfg.fewshot_paths.get(name), fewshot=True) if cfg.num_fewshot else []
+    """A task's examples with their few-shot prompts, sampled to `cfg.max_examples` (seeded); `docs`: the
+    held-out documents a task built from them needs."""
+    examples, pool = task_spec(name).loader.examples(name, cfg, docs)
     # Few-shot prompts come from the whole pool, so a sample sees the same prompts as a full run.
     examples = with_fewshot(examples, pool, cfg.num_fewshot)
     if cfg.max_examples is not None and len(examples) > cfg.max_examples:
@@ -133,18 +125,19 @@ def evaluate_task(model, tokenizer, name: str, examples: list[Example], batch_si
     if truncated:
         warnings.append(f"{name}: {truncated} of {len(examples)} contexts truncated from the left to fit "
                         f"the model's {model.config.max_position_embeddings} tokens")
-    if name != "mmlu":
+    groups = TASKS[name].groups if name in TASKS else None
+    if groups is None:
         return TaskResult({f"{name}:{k}": v for k, v in rc_metrics(scored).items()}, warnings)
     by_group: dict[str, list[ScoredExample]] = {}
     for ex, s in zip(examples, scored):
-        by_group.setdefault(mmlu_group(ex.group), []).append(s)
+        by_group.setdefault(groups.group_of(ex), []).append(s)
     groups_metrics = {g: rc_metrics(v) for g, v in by_group.items()}
-    absent = sorted(set(mmlu.WEIGHTS) - set(by_group))
+    absent = sorted(set(groups.weights) - set(by_group))
     if absent:
-        warnings.append(f"mmlu: no examples of group(s) {', '.join(absent)}; weights renormalised over the rest")
-    metrics = {f"mmlu:{k}": v for k, v in group_mean(groups_metrics, mmlu.WEIGHTS).items()}
+        warnings.append(f"{name}: no examples of group(s) {', '.join(absent)}; weights renormalised over the rest")
+    metrics = {f"{name}:{k}": v for k, v in group_mean(groups_metrics, groups.weights).items()}
     for g, m in groups_metrics.items():
-        metrics.update({f"mmlu_{g}:{k}": v for k, v in m.items()})
+        metrics.update({f"{groups.names(name)[g]}:{k}": v for k, v in m.items()})
     return TaskResult(metrics, warnings)
 
 
@@ -177,12 +170,17 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
     return out
 
 
-def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, step: int) -> list[dict]:
-    """The docs/formats.md records of one checkpoint's (metric, value, warnings)."""
+def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, step: int,
+               chance: Mapping[str, float]) -> list[dict]:
+    """The docs/formats.md records of one checkpoint's (metric, value, warnings); `chance`: task -> the chance
+    level its accuracy records carry (eval.tasks.chance_levels)."""
     records = []
     for metric, value, warnings in results:
         record = {**rung.base, "step": step, "tokens": step * rung.tokens_per_step,
                   "final": step >= rung.final_step, "metric": metric, "value": value}
+        task, _, kind = metric.partition(":")
+        if kind in ACCURACIES and task in chance:
+            record["chance"] = chance[task]
         if warnings:
             record["warnings"] = warnings
         records.append(record)
@@ -198,7 +196,7 @@ def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], t
     model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, device)
     results = evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks, batch_size=cfg.batch_size,
                              shards=shards, dtype=eval_dtype(cfg.precision, device), encodings=encodings)
-    return as_records(results, rung, step)
+    return as_records(results, rung, step, chance_levels(cfg))
 
 
 def eval_device(name: str) -> torch.device:

@@ -213,9 +213,3 @@ def score_encoded(model, encoded: Encoded, pad: int, batch_size: int = 8) -> lis
                 results[u.group].logprobs[request] = score
     return results
 
-
-def score_groups(model, tokenizer, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8,
-                 max_len: int | None = None) -> list[GroupScores]:
-    """Score every (context, continuation) request of every group; `batch_size` counts groups per forward."""
-    encoded = encode_groups(tokenizer, groups, max_len or model.config.max_position_embeddings)
-    return score_encoded(model, encoded, pad_id(tokenizer), batch_size)

@@ -1,4 +1,6 @@
-"""Downstream tasks: examples, the loaders that turn each HF schema into them, and the task registry.
+"""Downstream tasks: the loaders that turn each HF schema into examples, and the registry `TASKS`, one
+`TaskSpec` per task: where its examples come from, its size for the cost estimate, its chance level
+and how its metrics combine. Adding a task is a converter here and one registry line (docs/eval.md).
 
 Prompts are OLMES's ranked-classification (RC, "cloze") formats, the ones the OLMo ladder's numbers
 come from: OLMES v0.1 (Gu et al. 2024, arXiv 2406.08446), whose task definitions are
@@ -6,65 +8,21 @@ allenai/OLMo-Eval olmo_eval/tasks/olmes_v0_1/<task>_std.py (cited per loader bel
 Each choice is a continuation carrying its leading space (lm-eval's target delimiter " "). COPA is
 not in OLMES; it follows lm-evaluation-harness's super_glue/copa. A task loads by hub name through
 `datasets` where a network exists, or from a local file (json/jsonl/parquet/csv) in the same schema;
-its few-shot demonstrations come from the split OLMES takes them from (`TaskSpec.fewshot_split`).
+its few-shot demonstrations come from the split OLMES takes them from (`Hub.fewshot_split`). The
+derived task is built from held-out training documents instead (eval/derived.py).
 """
 from __future__ import annotations
 
-import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Mapping, NamedTuple, Optional, Union
 
-from datasets import load_dataset
+from ladder.core import mmlu as mmlu_groups
 
-from ladder.core.mmlu import GROUPS as MMLU_GROUPS
-from ladder.core.mmlu import group_of
-
-
-class TaskError(ValueError):
-    """A task that cannot be loaded or an example that cannot be scored as given."""
-
-
-@dataclass(frozen=True)
-class Example:
-    context: str
-    choices: tuple[str, ...]  # continuations, each with its leading space
-    gold: int
-    # Partial scoring (Winogrande): each choice completes the context and this shared suffix is scored.
-    suffix: Optional[str] = None
-    group: str = ""  # e.g. the MMLU subject; few-shot examples come from the same group
-    header: str = ""  # the start of `context` that precedes any few-shot demonstrations (MMLU's subject line)
-
-    def __post_init__(self):
-        if not isinstance(self.context, str):
-            raise TaskError(f"context must be text, got {type(self.context).__name__}")
-        if len(self.choices) < 2:
-            raise TaskError(f"needs at least 2 choices, got {len(self.choices)}")
-        for i, choice in enumerate(self.choices):
-            if not isinstance(choice, str) or not choice.strip():
-                raise TaskError(f"choice {i} is empty")
-        if isinstance(self.gold, bool) or not isinstance(self.gold, int) or not 0 <= self.gold < len(self.choices):
-            raise TaskError(f"gold index {self.gold!r} is out of range for {len(self.choices)} choices")
-        if self.suffix is not None and not self.suffix.strip():
-            raise TaskError("partial-scoring suffix is empty")
-        if not self.context.startswith(self.header):
-            raise TaskError("the header must be the start of the context")
-
-    def requests(self) -> list[tuple[str, str]]:
-        """The (context, continuation) pairs that score the choices."""
-        if self.suffix is None:
-            return [(self.context, choice) for choice in self.choices]
-        return [(self.context + choice, self.suffix) for choice in self.choices]
-
-    def scored_texts(self) -> list[str]:
-        """The text each request scores (for character and byte normalisation)."""
-        return [cont for _, cont in self.requests()]
-
-    def with_gold(self) -> str:
-        """The example answered correctly, as a few-shot demonstration (without its header)."""
-        context, continuation = self.requests()[self.gold]
-        return context[len(self.header):] + continuation
+from eval.config import EvalConfig
+from eval.derived import derived_task
+from eval.examples import Example, TaskError, read_hub, read_local
 
 
 def _qa(question: str, prefix: str = "Question: ") -> str:
@@ -171,116 +129,201 @@ def _int(value) -> int:
         raise TaskError(f"gold label {value!r} is not an integer") from None
 
 
+def mmlu_group(subject: str) -> str:
+    group = mmlu_groups.group_of(subject)
+    if group is None:
+        raise TaskError(f"unknown MMLU subject {subject!r}")
+    return group
+
+
+class TaskSize(NamedTuple):
+    """What scoring a task costs (eval/cost.py): its split's size and typical token lengths under a ~50K BPE
+    (measured roughly on the OLMo suite; a 2x error here moves the estimate, not the plan)."""
+    examples: int  # in the split it is read from
+    choices: int
+    context_tokens: int  # a solved example is context + one choice
+    choice_tokens: int
+    pmi: bool = True  # scores each choice after "Answer:" too (all but partial scoring)
+
+
 @dataclass(frozen=True)
-class TaskSpec:
-    hub: tuple[str, Optional[str], str]  # path, config name, split
+class Hub:
+    """Examples read from a hub dataset's split, or from a local file in its schema (eval.task_paths), one per
+    row: `convert` makes a row (with every one of `fields`) an example."""
+    path: str
+    config: Optional[str]
+    split: str
     fields: tuple[str, ...]  # required columns of the schema
     convert: Callable[[dict], Example]
     subset: Optional[Callable[[Example], bool]] = None  # e.g. one MMLU subject group
     # Where few-shot demonstrations come from: OLMES's curated examples are drawn from the train split
     # (OLMES std_fewshot.py), MMLU's are the first of its dev split (OLMES mmlu_std.py).
     fewshot_split: str = "train"
+    needs_documents = False  # a class constant, not a field: read, not built from held-out documents
+
+    def examples(self, name: str, cfg: EvalConfig, docs) -> tuple[list[Example], list[Example]]:
+        """(examples, few-shot pool) from eval.task_paths / eval.fewshot_paths, else from the hub."""
+        examples = self.load(name, cfg.task_paths.get(name))
+        return examples, self.load(name, cfg.fewshot_paths.get(name), fewshot=True) if cfg.num_fewshot else []
+
+    def load(self, name: str, path: Optional[str] = None, fewshot: bool = False) -> list[Example]:
+        what = f"task {name}" + (" few-shot examples" if fewshot else "")
+        if path is not None:
+            rows, source = read_local(path, what), str(Path(path).expanduser())
+        else:
+            split = self.fewshot_split if fewshot else self.split
+            key = "fewshot_paths" if fewshot else "task_paths"
+            rows = read_hub(self.path, self.config, split, what,
+                            f"set eval.{key}.{name} to a local file of its {split} split in its schema")
+            source = f"{self.path} ({split})"
+        missing = [f for f in self.fields if f not in rows.columns]
+        if missing:
+            raise TaskError(f"task {name}: {source} lacks field(s) {', '.join(missing)} of the schema")
+        examples = []
+        for i, row in enumerate(rows.rows):
+            absent = [f for f in self.fields if row[f] is None]  # the reader fills a field a row lacks with null
+            if absent:
+                raise TaskError(f"task {name}: {source} row {i}: no value for field(s) {', '.join(absent)}")
+            try:
+                example = self.convert(row)
+            except (TaskError, KeyError, TypeError, AttributeError) as exc:
+                raise TaskError(f"task {name}: {source} row {i}: {exc}") from None
+            if self.subset is None or self.subset(example):
+                examples.append(example)
+        if not examples:
+            raise TaskError(f"task {name}: {source} has no examples")
+        return examples
 
 
-def mmlu_group(subject: str) -> str:
-    group = group_of(subject)
-    if group is None:
-        raise TaskError(f"unknown MMLU subject {subject!r}")
-    return group
+@dataclass(frozen=True)
+class HeldOut:
+    """Examples built from held-out documents of the training data (eval.derived.docs), not read from a file;
+    with no train split, its demonstrations are other examples of the task."""
+    build: Callable[[list[str], EvalConfig], list[Example]]
+    needs_documents = True
+
+    def examples(self, name: str, cfg: EvalConfig, docs: Optional[list[str]]) -> tuple[list[Example], list[Example]]:
+        if docs is None:
+            raise TaskError(f"task {name!r} needs held-out documents (eval.derived.docs)")
+        examples = self.build(docs, cfg)
+        return examples, examples
 
 
-_MMLU = dict(hub=("cais/mmlu", "all", "test"), fields=("question", "subject", "choices", "answer"), convert=mmlu,
-             fewshot_split="dev")
+@dataclass(frozen=True)
+class GroupMean:
+    """A task reported as the weighted mean of its groups' metrics over the groups present, each group also
+    as `<task>_<group>:*`."""
+    weights: Mapping[str, float]
+    group_of: Callable[[Example], str]
+
+    def names(self, task: str) -> dict[str, str]:
+        """group -> the task name its own metrics carry."""
+        return {group: f"{task}_{group}" for group in self.weights}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything eval knows of a task besides its prompt format (its converter): where its examples come
+    from, its size (or how the eval config sets it), its chance level, how its metrics combine. Scoring
+    is the same for every task (RC, eval/run.py); partial scoring is the converter's (`Example.suffix`)."""
+    loader: Union[Hub, HeldOut]
+    size: Union[TaskSize, Callable[[EvalConfig], TaskSize]]
+    groups: Optional[GroupMean] = None
+
+    def size_for(self, cfg: EvalConfig) -> TaskSize:
+        return self.size(cfg) if callable(self.size) else self.size
+
+    def chance(self, cfg: EvalConfig) -> float:
+        """Its accuracies' chance level: a uniform guess among its choices (RC tasks)."""
+        return 1 / self.size_for(cfg).choices
+
+
+TOKENS_PER_WORD = 1.3
+
+
+def _derived(docs: list[str], cfg: EvalConfig) -> list[Example]:
+    d = cfg.derived
+    return derived_task(docs, n_examples=d.n_examples, n_choices=d.n_choices, context_words=d.context_words,
+                        continuation_words=d.continuation_words, seed=cfg.seed)
+
+
+def _derived_size(cfg: EvalConfig) -> TaskSize:
+    d = cfg.derived
+    return TaskSize(d.n_examples, d.n_choices, round(d.context_words * TOKENS_PER_WORD),
+                    round(d.continuation_words * TOKENS_PER_WORD))
+
+
+def _mmlu(subset: Optional[Callable[[Example], bool]] = None) -> Hub:
+    return Hub("cais/mmlu", "all", "test", ("question", "subject", "choices", "answer"), mmlu, subset,
+               fewshot_split="dev")
+
+
+_MMLU_MEAN = GroupMean(mmlu_groups.WEIGHTS, lambda ex: mmlu_group(ex.group))
+_MMLU_GROUP_SIZES = {"stem": TaskSize(3018, 4, 70, 12), "humanities": TaskSize(4705, 4, 90, 12),
+                     "social_sciences": TaskSize(3077, 4, 50, 10), "other": TaskSize(3242, 4, 55, 12)}
+_QUESTION_CHOICES = ("question", "choices", "answerKey")
 TASKS: dict[str, TaskSpec] = {
-    "hellaswag": TaskSpec(("Rowan/hellaswag", None, "validation"),
-                          ("ctx_a", "ctx_b", "endings", "label", "activity_label"), hellaswag),
-    "arc_easy": TaskSpec(("allenai/ai2_arc", "ARC-Easy", "test"), ("question", "choices", "answerKey"), arc),
-    "arc_challenge": TaskSpec(("allenai/ai2_arc", "ARC-Challenge", "test"), ("question", "choices", "answerKey"), arc),
-    "piqa": TaskSpec(("ybisk/piqa", None, "validation"), ("goal", "sol1", "sol2", "label"), piqa),
-    "csqa": TaskSpec(("tau/commonsense_qa", None, "validation"), ("question", "choices", "answerKey"), csqa),
-    "socialiqa": TaskSpec(("allenai/social_i_qa", None, "validation"),
-                          ("context", "question", "answerA", "answerB", "answerC", "label"), socialiqa),
-    "openbookqa": TaskSpec(("allenai/openbookqa", "main", "test"), ("question_stem", "choices", "answerKey"), openbookqa),
-    "mmlu": TaskSpec(**_MMLU),
-    **{f"mmlu_{g}": TaskSpec(**_MMLU, subset=lambda ex, g=g: mmlu_group(ex.group) == g) for g in MMLU_GROUPS},
-    "winogrande": TaskSpec(("allenai/winogrande", "winogrande_xl", "validation"),
-                           ("sentence", "option1", "option2", "answer"), winogrande),
-    "boolq": TaskSpec(("google/boolq", None, "validation"), ("question", "passage", "answer"), boolq),
-    "copa": TaskSpec(("aps/super_glue", "copa", "validation"), ("premise", "choice1", "choice2", "question", "label"), copa),
+    "hellaswag": TaskSpec(Hub("Rowan/hellaswag", None, "validation",
+                              ("ctx_a", "ctx_b", "endings", "label", "activity_label"), hellaswag),
+                          TaskSize(10042, 4, 45, 25)),
+    "arc_easy": TaskSpec(Hub("allenai/ai2_arc", "ARC-Easy", "test", _QUESTION_CHOICES, arc),
+                         TaskSize(2376, 4, 30, 6)),
+    "arc_challenge": TaskSpec(Hub("allenai/ai2_arc", "ARC-Challenge", "test", _QUESTION_CHOICES, arc),
+                              TaskSize(1172, 4, 35, 8)),
+    "piqa": TaskSpec(Hub("ybisk/piqa", None, "validation", ("goal", "sol1", "sol2", "label"), piqa),
+                     TaskSize(1838, 2, 15, 25)),
+    "csqa": TaskSpec(Hub("tau/commonsense_qa", None, "validation", _QUESTION_CHOICES, csqa), TaskSize(1221, 5, 20, 3)),
+    "socialiqa": TaskSpec(Hub("allenai/social_i_qa", None, "validation",
+                              ("context", "question", "answerA", "answerB", "answerC", "label"), socialiqa),
+                          TaskSize(1954, 3, 35, 5)),
+    "openbookqa": TaskSpec(Hub("allenai/openbookqa", "main", "test", ("question_stem", "choices", "answerKey"),
+                               openbookqa), TaskSize(500, 4, 18, 5)),
+    "mmlu": TaskSpec(_mmlu(), TaskSize(14042, 4, 70, 12), groups=_MMLU_MEAN),
+    **{name: TaskSpec(_mmlu(lambda ex, g=g: mmlu_group(ex.group) == g), _MMLU_GROUP_SIZES[g])
+       for g, name in _MMLU_MEAN.names("mmlu").items()},
+    "winogrande": TaskSpec(Hub("allenai/winogrande", "winogrande_xl", "validation",
+                               ("sentence", "option1", "option2", "answer"), winogrande),
+                           TaskSize(1267, 2, 20, 8, pmi=False)),
+    "boolq": TaskSpec(Hub("google/boolq", None, "validation", ("question", "passage", "answer"), boolq),
+                      TaskSize(3270, 2, 150, 2)),
+    "copa": TaskSpec(Hub("aps/super_glue", "copa", "validation", ("premise", "choice1", "choice2", "question", "label"),
+                         copa), TaskSize(100, 2, 12, 8)),
+    "derived": TaskSpec(HeldOut(_derived), _derived_size),
 }
-LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".gz": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
-def _load(what: str, source: str, advice: str, *args, **kwargs):
-    try:
-        return load_dataset(*args, **kwargs)
-    except Exception as exc:  # no network, a malformed file, ...: many types, all of them this input's fault
-        if _is_empty(Path(source)):
-            raise TaskError(f"{what}: {source} is empty") from None
-        cause = _root_cause(exc)  # `datasets` wraps a parse error in "An error occurred while generating …"
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise TaskError(f"{what}: could not read {source} ({type(cause).__name__}: {first}){advice}") from exc
-
-
-def _is_empty(path: Path) -> bool:
-    if not path.is_file():  # a hub name
-        return False
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        return not f.read(1 << 16).strip()
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc
-
-
-def read_local(path: str, what: str):
-    """A local json/jsonl/json.gz/parquet/csv file as a `datasets.Dataset`; TaskError naming `what` and the file."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise TaskError(f"{what}: no file {file}")
-    fmt = LOCAL_FORMATS.get(file.suffix)
-    if fmt is None:
-        raise TaskError(f"{what}: cannot read {file.name} (use one of {', '.join(LOCAL_FORMATS)})")
-    return _load(what, str(file), "", fmt, data_files=str(file), split="train")
-
-
-def _read_rows(name: str, path: Optional[str], fewshot: bool):
-    what = f"task {name}" + (" few-shot examples" if fewshot else "")
-    if path is not None:
-        return read_local(path, what), str(Path(path).expanduser())
-    hub_path, config, split = TASKS[name].hub
-    split = TASKS[name].fewshot_split if fewshot else split
-    source = f"{hub_path} ({split})"
-    key = "fewshot_paths" if fewshot else "task_paths"
-    return _load(what, source, f"; without a network set eval.{key}.{name} to a local file of its {split} split in "
-                 f"its schema", hub_path, config, split=split), source
+def task_spec(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise TaskError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
 
 
 def load_task(name: str, path: Optional[str] = None, *, fewshot: bool = False) -> list[Example]:
-    """Examples of a registered task from `path` (a local file in the HF schema) or from the hub.
+    """Examples of a task read from `path` (a local file in its HF schema) or from the hub.
 
-    `fewshot`: the split demonstrations come from (`TaskSpec.fewshot_split`) when `path` is None.
+    `fewshot`: the split demonstrations come from (`Hub.fewshot_split`) when `path` is None.
     """
-    if name not in TASKS:
-        raise TaskError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}, derived")
-    spec = TASKS[name]
-    rows, source = _read_rows(name, path, fewshot)
-    missing = [f for f in spec.fields if f not in rows.column_names]
-    if missing:
-        raise TaskError(f"task {name}: {source} lacks field(s) {', '.join(missing)} of the schema")
-    examples = []
-    for i, row in enumerate(rows):
-        absent = [f for f in spec.fields if row[f] is None]  # the reader fills a field a row lacks with null
-        if absent:
-            raise TaskError(f"task {name}: {source} row {i}: no value for field(s) {', '.join(absent)}")
-        try:
-            example = spec.convert(row)
-        except (TaskError, KeyError, TypeError, AttributeError) as exc:
-            raise TaskError(f"task {name}: {source} row {i}: {exc}") from None
-        if spec.subset is None or spec.subset(example):
-            examples.append(example)
-    if not examples:
-        raise TaskError(f"task {name}: {source} has no examples")
-    return examples
+    loader = task_spec(name).loader
+    if loader.needs_documents:
+        raise TaskError(f"task {name!r} is built from held-out documents, not read from a file")
+    return loader.load(name, path, fewshot)
+
+
+def file_tasks() -> list[str]:
+    """The tasks read from a file or the hub, which eval.task_paths and eval.fewshot_paths may name."""
+    return sorted(name for name, spec in TASKS.items() if not spec.loader.needs_documents)
+
+
+def needs_documents(names) -> bool:
+    """Whether any of these tasks is built from held-out documents (unknown names are the config check's)."""
+    return any(TASKS[n].loader.needs_documents for n in names if n in TASKS)
+
+
+def chance_levels(cfg: EvalConfig) -> dict[str, float]:
+    """Task -> the chance level of its accuracies, for each task `cfg` evaluates and each group one reports."""
+    out = {}
+    for name in cfg.tasks:
+        spec = task_spec(name)
+        for task in [name, *(spec.groups.names(name).values() if spec.groups else ())]:
+            out[task] = spec.chance(cfg)
+    return out

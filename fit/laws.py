@@ -141,23 +141,9 @@ def gadre_cm_params(p):
     return {"a": p[0] * 6 ** eta, "b": p[1], "eta": eta, "E": p[3]}
 
 
-# Krajewski et al. 2025 (arXiv 2512.08894) direct laws of Q, the accuracy normalised above chance
-# (Q = (Acc - chance)/(1 - chance)), fitted as -log Q: eq. 2 at one tokens-per-parameter ratio,
-# -log Q(C) = A·C^(-alpha), and eq. 4 across ratios, -log Q(N, D) = A·N^(-alpha) + B·D^(-beta).
-def _direct_c(X, p):
-    return np.exp(p[0] - p[1] * np.log(X[0]))
-
-
-def _direct_c_grad(X, p):
-    t = np.exp(p[0] - p[1] * np.log(X[0]))
-    return _jac([t, -t * np.log(X[0])])
-
-
-DIRECT_C = Law("direct_c", ("log_A", "alpha"), _direct_c, _direct_c_grad,
-               "-log Q(C) = exp(log_A)/C^alpha, Q = (Acc - chance)/(1 - chance)",
-               "Krajewski et al. 2025, arXiv 2512.08894 eq. 2")
-
-
+# Krajewski et al. 2025 (arXiv 2512.08894) direct law of Q, the accuracy normalised above chance
+# (Q = (Acc - chance)/(1 - chance)), fitted as -log Q: eq. 4 across tokens-per-parameter ratios,
+# -log Q(N, D) = A·N^(-alpha) + B·D^(-beta).
 def _direct_nd(X, p):
     n, d = X
     return np.exp(p[0] - p[2] * np.log(n)) + np.exp(p[1] - p[3] * np.log(d))

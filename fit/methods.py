@@ -16,8 +16,6 @@ from fit.runs import (RunTable, check_fit_set, gadre_runs, olmo_fit_runs, primar
                       task_metrics)
 from ladder.core.plan import Target
 
-# Accuracy floors of the OLMo paper (scaling/utils.py minimums_rc); 0.25 otherwise.
-FLOORS = {"piqa": 0.5, "socialiqa": 1 / 3, "csqa": 0.2}
 STEP1_START, STEP1_BOUNDS = [3.0, 6.0, 0.1, 0.2, 1.0], [(0, None)] * 5
 SIGMOID_BOUNDS = [(-1.0, 0.0), (0.0, None), (0.0, None), (0.0, 1.0)]
 # Besiroglu et al.-style grid for step 1 off the paper's data, where the paper's one start
@@ -48,20 +46,32 @@ def nd(targets: List[Target]) -> np.ndarray:
     return np.array([[t.params for t in targets], [t.tokens for t in targets]])
 
 
+def below_chance(name: str, ps: PointSet, table: RunTable, runs: List[str], tasks: List[str], kept: str) -> List[str]:
+    """A warning per task whose fit runs end at or below its chance level, which a method fits as they are."""
+    out = []
+    for task in tasks:
+        _, y, _ = table.finals(runs, f"{task}:acc")
+        low = int((y <= ps.chance_of(f"{task}:acc")).sum())
+        if low:
+            out.append(f"{name}: {task}:acc: {low} of {len(runs)} fit run(s) end at or below chance "
+                       f"({ps.chance_of(f'{task}:acc'):.4g}), {kept}")
+    return out
+
+
 @dataclass(frozen=True)
 class Sigmoid:
     """Step 2 of the two-step methods. The paper's: Acc = a/(1+exp(-k(L-L0))) + b started from the
-    task's chance floor, b <= 1, and a point at (0, 1) (zero loss, perfect accuracy). Variants, for the
-    ladder backtests (scripts/backtest_best.py): a `ceiling` below 1 (b <= ceiling and the anchor at
-    (0, ceiling)); `fixed`: floor (a = chance - 1) and ceiling (b = 1) pinned, a two-parameter
-    logistic; `anchor_on_lm_loss=False`: no anchor where the intermediate is an LM loss (zero LM loss
-    is no physical point, unlike zero task bpb)."""
+    task's chance level (a = chance - 1, the PointSet's chance from the data), b <= 1, and a point at
+    (0, 1) (zero loss, perfect accuracy). Variants, for the ladder backtests (scripts/backtest_best.py):
+    a `ceiling` below 1 (b <= ceiling and the anchor at (0, ceiling)); `fixed`: floor (a = chance - 1)
+    and ceiling (b = 1) pinned, a two-parameter logistic; `anchor_on_lm_loss=False`: no anchor where the
+    intermediate is an LM loss (zero LM loss is no physical point, unlike zero task bpb)."""
     ceiling: float = 1.0
     fixed: bool = False
     anchor_on_lm_loss: bool = True
 
-    def step(self, key, task, xs, ys, owner, intermediate, refit=None, **kw) -> Step:
-        a = FLOORS.get(task, 0.25) - 1.0
+    def step(self, key, task, xs, ys, owner, intermediate, chance, refit=None, **kw) -> Step:
+        a = chance - 1.0
         anchored = self.anchor_on_lm_loss or not intermediate.endswith(":loss")
 
         def points(xs, ys, owner):
@@ -120,9 +130,10 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
     for task in tasks:
         data = table.checkpoints(runs, inter[task], f"{task}:acc")
         refit = table.checkpoints(runs, inter[task], f"{task}:acc", every=thin) if thin > 1 else None
-        steps.append(sigmoid.step(f"{task}:step2", task, *data, inter[task], refit=refit,
-                                  fed_by=f"{inter[task]}:step1", output=f"{task}:acc"))
+        steps.append(sigmoid.step(f"{task}:step2", task, *data, inter[task], ps.chance_of(f"{task}:acc"),
+                                  refit=refit, fed_by=f"{inter[task]}:step1", output=f"{task}:acc"))
     out = run_chain(name, ps, targets, runs, steps, cfg)
+    out.warnings += below_chance(name, ps, table, runs, tasks, "kept in its sigmoid fit")
     if not tasks:
         out.warnings.append(f"{name}: the data has no <task>:acc on every fit run; only {loss} is predicted")
     out.warnings += range_warnings(table, targets)
@@ -145,11 +156,13 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[Li
     table = RunTable(ps, runs)
     check_fit_set(table, 7, "olmo_single_step")
     bounds = [(0, None)] * 4 + [(None, None), (-1.0, 0.0), (0.0, 1.0)]
+    tasks = task_metrics(table)
     steps = [Step(f"{task}:single_step", laws.SINGLE_STEP, final_points(table, runs, f"{task}:acc"),
-                  [[3.0, 5.0, 0.2, 0.3, 0.0, FLOORS.get(task, 0.25) - 1.0, 1.0]], bounds, huber=1e-3,
+                  [[3.0, 5.0, 0.2, 0.3, 0.0, ps.chance_of(f"{task}:acc") - 1.0, 1.0]], bounds, huber=1e-3,
                   target_x=nd(targets), output=f"{task}:acc", label=task, x_label="tokens D")
-             for task in task_metrics(table)]
+             for task in tasks]
     out = run_chain("olmo_single_step", ps, targets, runs, steps, cfg)
+    out.warnings += below_chance("olmo_single_step", ps, table, runs, tasks, "kept in its fit")
     out.warnings += range_warnings(table, targets)
     return out
 
@@ -200,19 +213,14 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     return out
 
 
-def chance(metric: str) -> float:
-    """The accuracy a guess gets: the task's floor for `<task>:acc`; 0 for an average of tasks of mixed
-    chance (Gadre et al.'s avg46/avg17), as the paper's code does without a floor."""
-    return FLOORS.get(metric.split(":")[0], 0.25) if metric.endswith(":acc") else 0.0
-
-
 def direct(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
     """Krajewski et al. 2025 (arXiv 2512.08894), the direct method: each task's accuracy straight from
     the ladder's final points, with no intermediate loss. Q = (Acc - chance)/(1 - chance) and
     -log Q(N, D) = A·N^-alpha + B·D^-beta (the paper's eq. 4, across tokens-per-parameter ratios, so that
     it reaches targets at ratios the ladder lacks), fitted as the paper's code does: Huber (delta 1e-3)
     on log(-log Q) from its 81-start grid. Runs at or below chance (Q <= 0) are left out of a task's fit,
-    as the log cannot take them. Tasks: every `<task>:acc`, or on Gadre data 1 - `avg46/avg17:err`."""
+    as the log cannot take them. Tasks: every `<task>:acc`, or on Gadre data 1 - `avg46/avg17:err`; chance
+    levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance)."""
     if runs is None:
         runs = gadre_runs(ps)[1] if ps.format == "gadre" else olmo_fit_runs(ps, targets)
     table = RunTable(ps, runs)
@@ -221,7 +229,7 @@ def direct(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] =
                else [f"{t}:acc" for t in task_metrics(table)])
     steps, warns = [], []
     for m in metrics:
-        floor, err = chance(m), m.endswith(":err")
+        floor, err = ps.chance_of(m), m.endswith(":err")
         X, y, _ = table.finals(runs, m)
         q = ((1 - y) if err else y) - floor
         keep = q > 0

@@ -3,15 +3,17 @@
 Columns of `PointSet.points`: run, size, multiplier (tokens per parameter), params, tokens (seen at
 the checkpoint), run_tokens (the whole run's D), flops (training FLOPs so far, NaN if unknown), step,
 final, metric, value, dataset. Points that cannot be used go to `PointSet.dropped` with a reason.
+`PointSet.chance` holds each accuracy's chance level, as the data gives it (docs/fit.md).
 """
 import glob
 import json
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,9 @@ _OLMO_SPLITS = {"hellaswag": ["hellaswag_val"], "arc_challenge": ["arc_challenge
                 "mmlu": ["mmlu_stem_test", "mmlu_humanities_test", "mmlu_social_sciences_test",
                          "mmlu_other_test"]}
 _MMLU_WEIGHTS = {f"mmlu_{group}_test": weight for group, weight in mmlu.WEIGHTS.items()}
+# The paper's accuracy floors for its 8 tasks (OLMo-ladder scaling/utils.py minimums_rc).
+OLMO_CHANCE = {"mmlu": 0.25, "hellaswag": 0.25, "arc_challenge": 0.25, "arc_easy": 0.25, "piqa": 0.5, "csqa": 0.2,
+               "socialiqa": 1 / 3, "openbookqa": 0.25}
 _OLMO_KINDS = {"bpb": "eval/downstream_bpb/{s}_rc_5shot_bpb", "acc": "eval/downstream/{s}_rc_5shot_len_norm",
                "gold_prob": "eval/downstream_soft/{s}_rc_5shot_soft",
                "gold_logprob": "eval/downstream_soft_log/{s}_rc_5shot_soft_log"}
@@ -50,6 +55,10 @@ GADRE_SIZES = {"d=96_l=8_h=4": "0.011B", "d=512_l=8_h=4": "0.079B", "d=576_l=24_
                "d=1024_l=24_h=8": "0.411B", "open_lm_1b": "1.4B", "open_lm_7b": "6.9B"}
 
 
+# What an accuracy without a chance level in the data is taken to have (with a note): a four-choice task's.
+DEFAULT_CHANCE = 0.25
+
+
 @dataclass
 class PointSet:
     points: pd.DataFrame
@@ -57,6 +66,13 @@ class PointSet:
     format: str
     source: str
     notes: List[str] = field(default_factory=list)
+    # metric -> the score a guess gets: a task's accuracies (`<task>:acc`), an error's accuracy (`avg46:err`)
+    chance: Dict[str, float] = field(default_factory=dict)
+
+    def chance_of(self, metric: str) -> float:
+        if metric not in self.chance:
+            raise FitInputError(f"{metric}: the points carry no chance level for it")
+        return self.chance[metric]
 
     def dropped_summary(self) -> List[str]:
         if self.dropped.empty:
@@ -111,12 +127,27 @@ def load_points(results: str, fmt: str = "auto", dataset: Optional[str] = None) 
     readers = {"harness": _read_harness, "olmo": _read_olmo, "gadre": _read_gadre, "csv": _read_csv}
     if fmt not in readers:
         raise FitInputError(f"format={fmt}: unknown (one of auto, {', '.join(FORMATS)})")
-    frames, notes = readers[fmt](path, dataset)
+    frames, notes, chance = readers[fmt](path, dataset)
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     if raw.empty:
         raise FitInputError(f"results={path}: no points read as format {fmt}")
     points, dropped = clean_points(raw[COLUMNS])
-    return PointSet(points, dropped, fmt, str(path), notes)
+    metrics = set(points["metric"])
+    chance = {m: c for m, c in chance.items() if m in metrics}
+    for m in sorted(m for m in metrics if m.endswith(":acc") and m not in chance):
+        chance[m] = DEFAULT_CHANCE
+        notes.append(f"{m}: the data gives no chance level (a `chance` field on its results.jsonl records, a "
+                     f"`{m.split(':')[0]}:chance` CSV column); taken as {DEFAULT_CHANCE:g}, a four-choice task's")
+    return PointSet(points, dropped, fmt, str(path), notes, chance)
+
+
+def _add_chance(chance: Dict[str, float], metric: str, value, where: str) -> None:
+    """Record `metric`'s chance level, a number in [0, 1); every point of a metric must say the same."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise FitInputError(f"{where}: chance level {value!r} of {metric} is not a number in [0, 1)")
+    if chance.setdefault(metric, float(value)) != float(value):
+        raise FitInputError(f"{where}: chance level {value:g} of {metric}, but {chance[metric]:g} before: "
+                            f"its points do not come from one task")
 
 
 def clean_points(raw: pd.DataFrame):
@@ -203,7 +234,7 @@ def _read_olmo(path: Path, dataset):
                 "run_tokens": run_tokens, "flops": flops, "step": df["_step"].astype(float),
                 "final": df["_step"] == final_step, "metric": metric, "value": np.asarray(values, float),
                 "dataset": "olmo"}))
-    return frames, notes
+    return frames, notes, {f"{task}:acc": c for task, c in OLMO_CHANCE.items()}
 
 
 def _read_gadre(path: Path, dataset):
@@ -241,12 +272,13 @@ def _read_gadre(path: Path, dataset):
             notes.append(f"{ev.name}: has {len(icl)} tasks, not 46; no avg46:err for this run")
         if all(t in icl for t in GADRE_SUBSET):
             rows.append({**base, "metric": "avg17:err", "value": 1 - np.mean([icl[t] for t in GADRE_SUBSET])})
-    return [_frame(rows)], notes
+    # The mean error over tasks of mixed chance has no floor, as in the paper's code.
+    return [_frame(rows)], notes, {"avg46:err": 0.0, "avg17:err": 0.0}
 
 
 def _read_harness(path: Path, dataset):
     files = [path] if path.is_file() else results_files(path) or sorted(path.glob(f"*/{RESULTS}"))
-    rows, notes = [], []
+    rows, notes, chance = [], [], {}
     for f in files:
         for i, line in enumerate(f.read_text().splitlines()):
             if not line.strip():
@@ -257,12 +289,14 @@ def _read_harness(path: Path, dataset):
                 raise FitInputError(f"{f}:{i + 1}: not JSON ({e.msg})")
             if dataset is not None and r.get("dataset") != dataset:
                 continue
+            if "chance" in r:
+                _add_chance(chance, r.get("metric"), r["chance"], f"{f}:{i + 1}")
             rows.append({"run": r.get("run"), "size": r.get("size"), "multiplier": r.get("multiplier"),
                          "params": r.get("params"), "tokens": r.get("tokens"),
                          "run_tokens": r.get("run_tokens"), "flops": np.nan, "step": r.get("step"),
                          "final": bool(r.get("final", False)), "metric": r.get("metric"),
                          "value": _num(r.get("value")), "dataset": r.get("dataset")})
-    return [_frame(rows)], notes
+    return [_frame(rows)], notes, chance
 
 
 def _num(v):
@@ -287,7 +321,7 @@ def _numeric(df: pd.DataFrame, path: Path, columns: List[str]) -> pd.DataFrame:
 
 def _read_csv(path: Path, dataset):
     files = [path] if path.is_file() else sorted(path.glob("*.csv"))
-    frames = []
+    frames, chance = [], {}
     for f in files:
         try:
             df = pd.read_csv(f)
@@ -296,10 +330,16 @@ def _read_csv(path: Path, dataset):
         for col in ("params", "tokens"):
             if col not in df.columns:
                 raise FitInputError(f"{f}: missing required column '{col}'")
-        metrics = [c for c in df.columns if ":" in c]
+        chances = [c for c in df.columns if c.endswith(":chance")]
+        metrics = [c for c in df.columns if ":" in c and c not in chances]
         if not metrics:
             raise FitInputError(f"{f}: no metric columns (named like 'c4:loss' or 'hellaswag:acc')")
-        df = _numeric(df, f, ["params", "tokens", "run_tokens", "multiplier", "step", "flops", *metrics])
+        df = _numeric(df, f, ["params", "tokens", "run_tokens", "multiplier", "step", "flops", *metrics, *chances])
+        for col in chances:  # `<task>:chance`: the chance level of the task's accuracies, <task>:acc and acc_*
+            task = col[:-len(":chance")]
+            for value in df[col].dropna().unique():
+                for m in (m for m in metrics if m.split(":")[0] == task and m.split(":")[1].startswith("acc")):
+                    _add_chance(chance, m, value, f"{f}: column '{col}'")
         if dataset is not None and "dataset" in df.columns:
             df = df[df["dataset"] == dataset]
         run = df["run"] if "run" in df.columns else df["params"].astype(str) + "-" + df["tokens"].astype(str)
@@ -314,5 +354,5 @@ def _read_csv(path: Path, dataset):
                                   "tokens": df["tokens"], "run_tokens": run_tokens, "flops": flops, "step": step,
                                   "final": final, "metric": m, "value": pd.to_numeric(df[m], errors="coerce"),
                                   "dataset": df["dataset"] if "dataset" in df.columns else dataset}))
-    return frames, []
+    return frames, [], chance
 

@@ -1,6 +1,7 @@
 """`ladder fit`: read points, fit the chosen method, write predictions.csv, fits.json and the report."""
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import List
 
@@ -39,7 +40,7 @@ def apply_holdout(cfg: FitConfig, ps: PointSet):
         raise FitInputError("holdout=largest: every run is at the largest size; nothing is left to fit")
     kept = ps.points[~ps.points["run"].isin(set(held["run"]))].reset_index(drop=True)
     targets = [Target(r.run, float(r.params), float(r.run_tokens)) for r in held.sort_values("run_tokens").itertuples()]
-    fit_ps = PointSet(kept, ps.dropped, ps.format, ps.source, ps.notes + [
+    fit_ps = replace(ps, points=kept, notes=ps.notes + [
         f"holdout=largest: runs {', '.join(t.name for t in targets)} are left out of the fit and predicted"])
     return fit_ps, targets
 

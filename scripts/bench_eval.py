@@ -27,7 +27,7 @@ import torch
 from eval.fewshot import with_fewshot
 from eval.metrics import example_metrics
 from eval.run import scored_example
-from eval.scoring import score_groups
+from eval.scoring import encode_groups, pad_id, score_encoded
 from eval.tasks import load_task
 from ladder.core.sizes import ModelShape
 from train.data.tokenizer import bpe_tokenizer
@@ -84,7 +84,8 @@ def build(root: Path, n_examples: int, seed: int = 0):
 def run_ours(model, tokenizer, files, shots: int, batch_size: int):
     examples = with_fewshot(load_task("arc_easy", str(files["test"])),
                             load_task("arc_easy", str(files["train"]), fewshot=True), shots)
-    scores = score_groups(model, tokenizer, [ex.requests() for ex in examples], batch_size=batch_size // N_CHOICES)
+    encoded = encode_groups(tokenizer, [ex.requests() for ex in examples], model.config.max_position_embeddings)
+    scores = score_encoded(model, encoded, pad_id(tokenizer), batch_size // N_CHOICES)
     lls = [s.logprobs for s in scores]
     per = []
     for ex, s in zip(examples, scores):
@@ -132,7 +133,8 @@ def main() -> None:
         model, tokenizer, files = build(root, args.examples)
         print(f"{args.examples} examples x {N_CHOICES} choices, batch {args.batch_size} sequences, "
               f"{torch.get_num_threads()} threads")
-        score_groups(model, tokenizer, [[("warm", " up")]])
+        score_encoded(model, encode_groups(tokenizer, [[("warm", " up")]], model.config.max_position_embeddings),
+                      pad_id(tokenizer))
         if HFLM is not None:  # indexing lm-eval's task registry (seconds) is a one-off, not part of its scoring
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, device="cpu")
             task_manager = TaskManager(include_path=str(root / "tasks"))

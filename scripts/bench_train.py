@@ -28,16 +28,27 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladder.core.configs import load_model  # noqa: E402
-from ladder.core.plan import Rung  # noqa: E402
 from ladder.core.recipes import Hyperparams  # noqa: E402
+from ladder.core.schedules import Run  # noqa: E402
 from ladder.core.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
 from train.config import TrainConfig, WandbConfig  # noqa: E402
 from train.data.pack import SplitWriter  # noqa: E402
 from ladder.core.shards import TokenSequences  # noqa: E402
-from train.loop import split_batch, train_rung  # noqa: E402
+from train.loop import split_batch, train_run  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
 from train.model import build_model, compile_blocks  # noqa: E402
-from train.optim import make_optimizer, make_scheduler, training_loss  # noqa: E402
+from train.optim import make_optimizer, make_scheduler  # noqa: E402
+
+
+def training_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The textbook loss from the full logits: next-token cross-entropy plus the z-loss z·log²Z (PaLM), both in
+    fp32; (total, CE). What train/loss.py computes chunk by chunk (its tests compare the two)."""
+    logits = logits[:, :-1].float()
+    targets = input_ids[:, 1:]
+    log_z = torch.logsumexp(logits, dim=-1)
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    total = ce + z_loss * log_z.pow(2).mean() if z_loss else ce
+    return total, ce
 
 
 class RandomSequences:
@@ -85,7 +96,7 @@ def timed_from(warmup: int, log_every: int, steps: int) -> int:
     return start
 
 
-def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
+def plain_loop(rung: Run, data, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
     """Tokens/s of the textbook loop: read, forward, backward, clip, AdamW, schedule, loss to the host."""
     hp = rung.hp
     warmup = timed_from(warmup, cfg.log_every, hp.steps)
@@ -94,7 +105,7 @@ def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup:
     if cfg.compile:  # as the harness compiles: per block (whole-model compile loses SDPA's flash path, docs/train.md)
         compile_blocks(model)
     optimizer = make_optimizer(model, hp)
-    scheduler = make_scheduler(optimizer, hp, hp.schedule, cfg.wsd_decay_fraction)
+    scheduler = make_scheduler(optimizer, hp)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     start = None
     for step, batch in enumerate(data.batches(hp.batch_size)):
@@ -119,12 +130,12 @@ def plain_loop(rung: Rung, data, cfg: TrainConfig, device: torch.device, warmup:
     return (hp.steps - warmup) * hp.batch_size * rung.shape.seq_len / (time.perf_counter() - start)
 
 
-def harness_loop(rung: Rung, data, cfg: TrainConfig, warmup: int, eval_hook=None) -> float:
-    """Tokens/s of train_rung over the steps after `warmup`, from its own metrics.jsonl; `eval_hook` is
-    train_rung's (scripts/gpu_check.py times the checkpoint with it)."""
+def harness_loop(rung: Run, data, cfg: TrainConfig, warmup: int, eval_hook=None) -> float:
+    """Tokens/s of train_run over the steps after `warmup`, from its own metrics.jsonl; `eval_hook` is
+    train_run's (scripts/gpu_check.py times the checkpoint with it)."""
     warmup = timed_from(warmup, cfg.log_every, rung.hp.steps)
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train_rung(rung, data, Path(run_dir), cfg, eval_hook=eval_hook)
+        result = train_run(rung, data, Path(run_dir), cfg, eval_hook=eval_hook)
         assert result.state == "done", result
         rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in rows if r["step"] > warmup]
@@ -178,7 +189,7 @@ def main(argv=None) -> int:
     steps = args.warmup + args.steps
     hp = Hyperparams(batch_size=args.batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
-    rung = Rung(shape, "random", 1.0, shape.total_params, steps * args.batch * shape.seq_len, hp)
+    rung = Run("bench", shape, "random", shape.total_params, hp)
     cfg = TrainConfig(device=args.device, precision=args.precision, micro_batch_size=args.micro_batch or args.batch,
                       checkpoint_fractions=[1.0], compile=args.compile, progress=False, log_every=args.log_every,
                       wandb=WandbConfig(mode="disabled"))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from fit.calibration import calibrate
 from fit.config import FitConfig
-from fit.points import PointSet, is_accuracy, load_points, shared_data_dir
+from fit.points import is_accuracy, load_points, shared_data_dir
 from fit.registry import METHODS
 from fit.runs import olmo_fit_runs
 from ladder.core.plan import Target
@@ -48,7 +48,7 @@ def _split(ps, fit_runs, held_runs):
     keep = ps.points[ps.points["run"].isin(set(fit_runs) | set(held_runs))]
     info = keep.drop_duplicates("run").set_index("run")
     held = [Target(r, float(info.loc[r, "params"]), float(info.loc[r, "run_tokens"])) for r in held_runs]
-    return PointSet(keep.reset_index(drop=True), ps.dropped, ps.format, ps.source), held, fit_runs
+    return replace(ps, points=keep.reset_index(drop=True), notes=[]), held, fit_runs
 
 
 def score(preds: pd.DataFrame) -> dict:

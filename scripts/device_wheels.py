@@ -34,9 +34,9 @@ WHEELS = {
     "annotated-types": "0.8.0", "typing-inspection": "0.4.5",
     "typing-extensions": "4.16.0",  # pydantic 2.14 needs >= 4.16; the image's version is not known
     "liger-kernel": "0.8.5",  # the fused linear cross-entropy on CUDA (train/loss.py): Python and Triton only
-    # eval.tasks reads every task file, local ones too, through datasets.load_dataset
-    "datasets": "5.2.0", "dill": "0.4.1", "multiprocess": "0.70.19",
     "submitit": "1.5.4",  # ladder.orchestration.slurm, imported by the pipeline (`ladder run`), subclasses its job
+    # Not datasets (with dill and multiprocess, 0.8 MiB): eval reads local task files with pyarrow, and only
+    # data preparation (train.data.sources) and hub task loads import it, lazily; the check does neither.
 }
 BUILT = ("antlr4-python3-runtime", "deepspeed")  # sdists only on PyPI
 # The device is x86-64 Linux; pip matches manylinux tags exactly, so the usual ones are all named.

@@ -29,13 +29,9 @@ def training_seconds(run_dir: Path) -> float:
 
 def runs(out_dir: Path) -> dict:
     """Each directory that trained (a cosine rung, or a WSD-S trunk) -> the rungs its evaluations are
-    logged under (plan.json's trunks)."""
+    logged under (plan.json's jobs)."""
     plan = json.loads((out_dir / PLAN).read_text())
-    trunks = {t["name"]: t["rungs"] for t in plan.get("trunks", [])}
-    in_trunk = {r for rungs in trunks.values() for r in rungs}
-    out = {trunk_dir(out_dir, name): rungs for name, rungs in trunks.items()}
-    out.update({rung_dir(out_dir, r["rung_id"]): [r["rung_id"]] for r in plan["rungs"] if r["rung_id"] not in in_trunk})
-    return out
+    return {(trunk_dir if job["linked"] else rung_dir)(out_dir, job["name"]): job["rungs"] for job in plan["jobs"]}
 
 
 def main(out_dir: str, log_file: str) -> None:

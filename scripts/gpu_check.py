@@ -27,7 +27,7 @@ it measured; a section that would start past `--budget-s` is skipped and recorde
 5. sdpa_kernel: a one-step torch.profiler trace of olmo-190M's training step as the loop builds it
    (train.model, train.loss; compiled per block and bf16 on a GPU, eval_in_loop's micro-batch): the
    scaled-dot-product op that ran and its CUDA kernels, classified as flash, efficient, cudnn or math;
-6. throughput: tokens/s of the harness (`train_rung`, as scripts/bench_train.py's harness_loop runs it,
+6. throughput: tokens/s of the harness (`train_run`, as scripts/bench_train.py's harness_loop runs it,
    its final checkpoint timed) and of bench_train's plain PyTorch loop, compiled, bf16, for olmo-190M
    and olmo-1B, on packed memmap shards; two micro-batches a step. A loop that runs out of memory is
    retried with half its micro-batch.
@@ -113,12 +113,16 @@ def train_config(args, **overrides):
 
 
 def rung_for(shape: ModelShape, batch: int, steps: int):
+    """A run of its own rung, as a cosine ladder trains one: its config.yaml names the rung, which the eval
+    hook reads."""
     from ladder.core.plan import Rung
     from ladder.core.recipes import Hyperparams
+    from ladder.core.schedules import Run
 
     hp = Hyperparams(batch_size=batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
-    return Rung(shape, "check", 1.0, shape.total_params, steps * batch * shape.seq_len, hp)
+    rung = Rung(shape, "check", 1.0, shape.total_params, steps * batch * shape.seq_len, hp)
+    return Run(rung.rung_id, shape, rung.dataset, rung.params, hp, rung=rung.as_dict())
 
 
 def micro_batch(shape: ModelShape, precision: str, args) -> int:
@@ -335,7 +339,7 @@ def eval_in_loop(shape: ModelShape, args, tmp: Path) -> dict:
     from eval.config import EvalConfig
     from eval.run import read_results
     from train.data.tokenizer import train_bpe
-    from train.loop import train_rung
+    from train.loop import train_run
 
     counts = suite_sample(args.eval_examples)
     shipped = OmegaConf.load(ROOT / "configs/eval/olmo.yaml")
@@ -348,7 +352,7 @@ def eval_in_loop(shape: ModelShape, args, tmp: Path) -> dict:
     steps, run_dir = 4, tmp / "eval-rung"
     rung = rung_for(shape, micro, steps)
     timer = CheckpointTimer(make_eval_hook(eval_cfg, run_dir))
-    result = train_rung(rung, shards(tmp / "eval-shards", shape, steps * micro), run_dir, cfg,
+    result = train_run(rung, shards(tmp / "eval-shards", shape, steps * micro), run_dir, cfg,
                         tokenizer_dir=Path(tokenizer), eval_hook=timer)
     if result.state != "done" or len(timer.calls) != 2:
         return {"error": f"training ended {result.state} ({result.reason}) after {len(timer.calls)} evaluations"}
@@ -373,7 +377,7 @@ def eval_in_loop(shape: ModelShape, args, tmp: Path) -> dict:
 
 def resume(shape: ModelShape, args, tmp: Path) -> dict:
     from ladder.core.interrupt import Interrupted
-    from train.loop import train_rung
+    from train.loop import train_run
     from train.rundir import read_record
 
     k = args.resume_steps
@@ -386,13 +390,13 @@ def resume(shape: ModelShape, args, tmp: Path) -> dict:
         if step == k:
             raise Interrupted("SIGTERM")  # what ladder.core.interrupt raises when Slurm or torchrun stops a run
 
-    straight = train_rung(rung, seqs, tmp / "straight", cfg)
+    straight = train_run(rung, seqs, tmp / "straight", cfg)
     try:
-        train_rung(rung, seqs, tmp / "stopped", cfg, eval_hook=stop)
+        train_run(rung, seqs, tmp / "stopped", cfg, eval_hook=stop)
     except Interrupted:
         pass
     stopped = read_record(tmp / "stopped") or {}
-    resumed = train_rung(rung, seqs, tmp / "stopped", cfg)
+    resumed = train_run(rung, seqs, tmp / "stopped", cfg)
     a, b = ({r["step"]: r for r in metrics_rows(run)} for run in (tmp / "straight", tmp / "stopped"))
     later = range(k + 1, 2 * k + 1)
     out = {"size": shape.name, "k": k, "steps": 2 * k, "micro_batch": micro, "batch": 2 * micro,

@@ -27,7 +27,7 @@ def tiny_ladder(corpus, tmp_path, monkeypatch):
 
     def make(*overrides):
         return load([
-            "ladder=smoke", "ladder.schedule=cosine", "ladder.sizes=[smoke-24,smoke-32,smoke-48]", "ladder.multipliers=[1,2]",
+            "ladder=smoke", "ladder.lr_schedule=cosine", "ladder.sizes=[smoke-24,smoke-32,smoke-48]", "ladder.multipliers=[1,2]",
             "ladder.datasets=[c4]", "data=c4", f"data.path={corpus}", "data.val_tokens=4096",
             "ladder.tokenizer.train_vocab_size=300", f"ladder.tokenizer.train_path={corpus}",
             f"out_dir={tmp_path}/run", "train.wandb.mode=disabled", "train.progress=false",

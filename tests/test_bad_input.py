@@ -52,11 +52,12 @@ def test_plan_names_an_unknown_task_in_its_evaluation_cost(capsys):
     assert "eval.tasks: unknown task 'piqq'" in error(capsys, "plan", "eval.tasks=[piqq]")
 
 
-def test_every_task_has_a_size_for_the_plan_cost():
-    from eval.cost import TASK_SIZES
+def test_every_task_has_a_cost_in_the_plan():
+    from eval.config import EvalConfig
+    from eval.cost import task_tokens
     from eval.tasks import TASKS
 
-    assert set(TASK_SIZES) == set(TASKS)
+    assert all(task_tokens(name, EvalConfig(), 2048) > 0 for name in TASKS)
 
 
 def test_a_bad_line_after_a_null_text_is_named_not_a_json_traceback(tmp_path):
@@ -241,7 +242,9 @@ def test_prepare_names_a_bad_data_or_tokenizer_setting(tmp_path, capsys, overrid
 @pytest.mark.parametrize("override,message", [
     ("train.backend=nope", "train.backend: expected one of ('accelerate', 'deepspeed'), got 'nope'"),
     ("train.device=nope", "train.device: expected one of ('auto', 'cpu', 'cuda'), got 'nope'"),
-    ("train.schedule=nope", "train.schedule: expected one of (None, 'cosine', 'wsd'), got 'nope'"),
+    ("train.loss=nope", "train.loss: expected one of ('chunked', 'liger'), got 'nope'"),
+    ("train.collective_timeout_min=0", "train.collective_timeout_min=0: must be positive"),
+    ("ladder.lr_schedule=nope", "ladder.lr_schedule: expected one of ('cosine', 'wsd', 'wsds', 'branch'), got 'nope'"),
     ("train.attention=flash", "train.attention: expected one of ('sdpa', 'flash_attention_2', 'eager'), got 'flash'"),
     ("train.micro_batch_size=0", "train.micro_batch_size=0: must be at least 1"),
     ("train.num_processes=0", "train.num_processes=0: must be at least 1"),

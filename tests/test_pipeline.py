@@ -53,13 +53,13 @@ def test_a_failing_rung_is_reported_and_the_rest_go_on(tiny_ladder, capsys):
 
 
 def test_torchrun_workers_train_and_evaluate_a_rung(tiny_ladder):
-    from ladder.orchestration.rung import run_rung
+    from ladder.orchestration.rung import run_job
 
     cfg = tiny_ladder("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]", "train=ddp_cpu",
                       "train.micro_batch_size=8", "train.wandb.mode=disabled", "train.progress=false",
                       "train.checkpoint_fractions=[1.0]")
     rung = build_plan(cfg).rungs[0]
-    assert run_rung(cfg, rung.rung_id) == "done"
+    assert run_job(cfg, rung.rung_id) == "done"
     directory = rung_dir(cfg.out_dir, rung.rung_id)
     assert "world_size: 2" in (directory / "config.yaml").read_text()
     metrics = {json.loads(line)["metric"] for line in (directory / "results.jsonl").open()}
@@ -115,9 +115,9 @@ def _checkpoint_steps(cfg, rung):
 
 def test_a_checkpoint_committed_but_not_yet_evaluated_is_evaluated_on_rerun(tiny_ladder, monkeypatch):
     """A stop that lands between a checkpoint's commit and its evaluation: the re-run evaluates it."""
-    import ladder.orchestration.rung as rung_module
+    import ladder.orchestration.publish as publish
     from ladder.core.interrupt import Interrupted
-    from train.loop import checkpoint_steps
+    from ladder.core.schedules import checkpoint_steps
 
     cfg = tiny_ladder("ladder.sizes=[smoke-24]", "ladder.multipliers=[1]")
     rung = build_plan(cfg).rungs[0]
@@ -128,7 +128,7 @@ def test_a_checkpoint_committed_but_not_yet_evaluated_is_evaluated_on_rerun(tiny
         return hook
 
     with monkeypatch.context() as patch:
-        patch.setattr(rung_module, "make_eval_hook", stopped_before_evaluating)
+        patch.setattr(publish, "make_eval_hook", stopped_before_evaluating)
         with pytest.raises(Interrupted):
             run_ladder(cfg, fit=False)
     status = read_status(cfg.out_dir, rung)
@@ -176,7 +176,7 @@ def test_a_full_disk_fails_the_rung_cleanly_and_a_rerun_completes_it(tiny_ladder
 
     import transformers
 
-    from train.loop import checkpoint_steps
+    from ladder.core.schedules import checkpoint_steps
 
     overrides = ["ladder.sizes=[smoke-32]", "ladder.multipliers=[2]", "train.checkpoint_fractions=[0.5,1.0]"]
     reference = tiny_ladder(*overrides, f"out_dir={tmp_path}/reference")

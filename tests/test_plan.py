@@ -94,44 +94,46 @@ def test_machine_readable_forms_agree_with_the_plan():
 
 @pytest.mark.parametrize("schedule,ratio", [("wsds", 20 / 35), ("branch", 0.5998)])
 def test_wsds_and_branch_plans_train_each_size_once(schedule, ratio):
-    cosine, plan = plan_of("ladder=smoke", "ladder.schedule=cosine"), plan_of("ladder=smoke", f"ladder.schedule={schedule}")
+    cosine, plan = plan_of("ladder=smoke", "ladder.lr_schedule=cosine"), plan_of("ladder=smoke", f"ladder.lr_schedule={schedule}")
     assert [r.rung_id for r in plan.rungs] == [r.rung_id for r in cosine.rungs]  # every point keeps its identity
     assert [r.hp.steps for r in plan.rungs] == [r.hp.steps for r in cosine.rungs]
-    assert len(plan.trunks) == 4 and plan.cosine_compute == cosine.compute
+    assert len(plan.jobs) == 4 and plan.cosine_compute == cosine.compute
     assert plan.compute / cosine.compute == pytest.approx(ratio, rel=1e-3)
-    trunk = plan.trunks[0]
-    assert trunk.name == f"smoke-24-smoke-{schedule}" and trunk.ends == (35, 69, 138)
-    assert trunk.forks == (35 - 4, 69 - 3, 138 - 7)  # a tenth of each period: 35, 34 and 69 steps
-    assert trunk.warmup_steps == cosine.rungs[0].hp.warmup_steps  # the first rung's own warmup
-    assert [trunk.owner(s) for s in (1, 35, 36, 131)] == ([0, 0, 1, 2] if schedule == "wsds" else [0, 1, 1, 2])
+    trunk = plan.jobs[0]
+    assert trunk.name == f"smoke-24-smoke-{schedule}" and trunk.linked
+    # A tenth of each period (35, 34 and 69 steps) decays, to each rung's own last step.
+    assert trunk.decays == ((35 - 4, 35), (69 - 3, 69), (138 - 7, 138))
+    assert trunk.run.hp.warmup_steps == cosine.rungs[0].hp.warmup_steps  # the first rung's own warmup
+    owners = [trunk.rungs.index(trunk.owner(s)) for s in (1, 35, 36, 131)]
+    assert owners == ([0, 0, 1, 2] if schedule == "wsds" else [0, 1, 1, 2])
     text = table(plan, {r.rung_id: 0.0 for r in plan.rungs})
     assert f"{plan.compute / cosine.compute:.2f} of it" in text and "smoke-64-smoke-" in text
     data = json.loads(as_json(plan))
-    assert data["schedule"] == schedule and data["trunks"][0]["ends"] == [35, 69, 138]
+    assert data["lr_schedule"] == schedule and data["jobs"][0]["decays"] == [[31, 35], [66, 69], [131, 138]]
 
 
 def test_any_increasing_multiplier_grid_and_extra_rungs_share_their_sizes_trunk():
-    plan = plan_of("ladder=smoke", "ladder.schedule=wsds", "ladder.sizes=[smoke-24]", "ladder.multipliers=[3,7,12]",
+    plan = plan_of("ladder=smoke", "ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]", "ladder.multipliers=[3,7,12]",
                    "ladder.extra_rungs=[{size: smoke-24, multiplier: 30}, {size: smoke-32, multiplier: 5}]")
-    by_size = {t.rungs[0].shape.name: [r.multiplier for r in t.rungs] for t in plan.trunks}
+    by_size = {t.rungs[0].shape.name: [r.multiplier for r in t.rungs] for t in plan.jobs}
     assert by_size == {"smoke-24": [3, 7, 12, 30], "smoke-32": [5]}
-    lone = plan.trunks[1].run.hp  # a size with one rung decays once: WSD
+    lone = plan.jobs[1].run.hp  # a size with one rung decays once: WSD
     assert len(lone.decays) == 1 and lone.decays[0][1] == lone.steps
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["ladder.schedule=wsd"], "ladder.schedule: expected one of"),
-    (["ladder.decay_fraction=0.5"], "ladder.decay_fraction: must lie in (0, 0.5)"),
+    (["ladder.lr_schedule=wsdd"], "ladder.lr_schedule: expected one of ('cosine', 'wsd', 'wsds', 'branch')"),
+    (["ladder.lr_decay_fraction=0.5"], "ladder.lr_decay_fraction: must lie in (0, 0.5)"),
     (["ladder.multipliers=[5,5.01]"], "round to the same number of steps"),
-    (["train.schedule=cosine"], "train.schedule=cosine cannot be combined with ladder.schedule=wsds"),
+    (["ladder.schedule=wsds"], "Key 'schedule' not in 'LadderConfig'"),  # renamed: lr_schedule
 ])
 def test_bad_wsds_settings_are_named(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        plan_of("ladder=smoke", "ladder.schedule=wsds", *overrides)
+        plan_of("ladder=smoke", "ladder.lr_schedule=wsds", *overrides)
 
 
 def test_shipped_ladders_have_wsds_variants_and_stay_cosine():
     for name in ("olmo", "gadre"):
-        assert plan_of(f"ladder={name}").schedule == "cosine"
+        assert plan_of(f"ladder={name}").lr_schedule == "cosine"
         plan = plan_of(f"ladder={name}_wsds")
-        assert plan.schedule == "wsds" and 0.5 < plan.compute / plan.cosine_compute < 0.6
+        assert plan.lr_schedule == "wsds" and 0.5 < plan.compute / plan.cosine_compute < 0.6

@@ -6,8 +6,9 @@ from ladder.orchestration.resources import eval_compute, resources_for
 
 
 def rungs(*overrides):
+    """The config and its rungs' own runs (the olmo ladder is cosine: a job per rung), by rung id."""
     cfg = load(["ladder=olmo", "launcher=slurm", *overrides])
-    return cfg, {r.rung_id: r for r in build_plan(cfg).rungs}
+    return cfg, {j.name: j.run for j in build_plan(cfg).jobs}
 
 
 def test_bigger_rungs_get_more_gpus_and_fit_the_time_limit():
@@ -27,7 +28,7 @@ def test_overrides_win_over_the_rule():
 
 def test_cpu_jobs_have_no_gpus():
     cfg = load(["ladder=smoke", "launcher=slurm_cpu"])
-    res = resources_for(build_plan(cfg).rungs[0], cfg.launcher)
+    res = resources_for(build_plan(cfg).jobs[0].run, cfg.launcher)
     assert res.gpus_per_node == 0 and res.tasks_per_node == 1 and res.nodes == 1
 
 
@@ -44,25 +45,26 @@ def test_eval_compute_follows_the_eval_config_and_lengthens_cpu_jobs():
     assert evaluation("ladder=olmo", "eval=olmo", "eval.num_fewshot=0")["olmo-1B-c4-M20"] < olmo["olmo-1B-c4-M20"]
     assert evaluation("ladder=olmo", "eval=olmo", "train.checkpoint_fractions=[1.0]")["olmo-1B-c4-M20"] == \
         olmo["olmo-1B-c4-M20"] / 10
-    cpu = load(["ladder=smoke", "launcher=slurm_cpu", "launcher.cpu_flops=1e7", "launcher.max_time_min=100000"])
-    small = build_plan(cpu).rungs[0]
-    assert resources_for(small, cpu.launcher, eval_compute(cpu, build_plan(cpu))[small.rung_id]).time_min > \
+    cpu = load(["ladder=smoke", "ladder.lr_schedule=cosine", "launcher=slurm_cpu", "launcher.cpu_flops=1e7",
+                 "launcher.max_time_min=100000"])
+    small = build_plan(cpu).jobs[0].run
+    assert resources_for(small, cpu.launcher, eval_compute(cpu, build_plan(cpu))[small.name]).time_min > \
         resources_for(small, cpu.launcher).time_min
 
 
 @pytest.mark.parametrize("schedule", ["wsds", "branch"])
 def test_a_trunk_ladder_evaluates_the_checkpoints_its_runs_write_not_one_set_per_rung(schedule):
-    from train.loop import saved_steps
+    from ladder.core.schedules import checkpoint_steps
 
-    cosine = evaluation("ladder=smoke", "ladder.schedule=cosine")
-    cfg = load(["ladder=smoke", f"ladder.schedule={schedule}"])
+    cosine = evaluation("ladder=smoke", "ladder.lr_schedule=cosine")
+    cfg = load(["ladder=smoke", f"ladder.lr_schedule={schedule}"])
     plan, fractions = build_plan(cfg), list(cfg.train.checkpoint_fractions)
     per_rung = eval_compute(cfg, plan)
-    for trunk in plan.trunks:
+    for trunk in plan.jobs:
         first = trunk.rungs[0]  # every rung of a trunk has the same N, so the same cost per checkpoint
-        per_checkpoint = cosine[first.rung_id] / len(saved_steps(first, fractions))
-        written = len(saved_steps(trunk.run, fractions))  # the trunk's, then each branch's after its fork
-        if schedule == "branch":
-            written += sum(sum(s > f for s in saved_steps(trunk.branch(k), fractions)) for k, f in enumerate(trunk.forks))
+        per_checkpoint = cosine[first.rung_id] / len(checkpoint_steps(first.hp.steps, fractions))
+        written = len(trunk.run.saved_steps(fractions))  # the trunk's, then each branch's after its fork
+        written += sum(sum(s > f.start_step for s in f.saved_steps(fractions)) for f in trunk.follow_ups)
+        assert len(trunk.follow_ups) == (3 if schedule == "branch" else 0)
         assert sum(per_rung[r.rung_id] for r in trunk.rungs) == pytest.approx(per_checkpoint * written)
-        assert written < sum(len(saved_steps(r, fractions)) for r in trunk.rungs)  # fewer than rung by rung
+        assert written < sum(len(checkpoint_steps(r.hp.steps, fractions)) for r in trunk.rungs)  # fewer than rung by rung

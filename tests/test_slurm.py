@@ -11,7 +11,7 @@ import pytest
 from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
 from ladder.orchestration.pipeline import run_ladder
-from ladder.orchestration.rung import run_rung
+from ladder.orchestration.rung import run_job
 from ladder.orchestration.status import read_status
 
 CLUSTER = Path(__file__).resolve().parents[1] / "scripts" / "slurm" / "local_cluster.sh"
@@ -85,7 +85,7 @@ def test_a_two_task_job_trains_evaluates_and_requeues_like_one_process(slurm, ti
                  "train.progress=false", "train.checkpoint_fractions=[0.25,0.5,0.75,1.0]", "eval.batch_size=3")
     reference = tiny_ladder(*rung_args, "train.num_processes=1", f"out_dir={tmp_path}/reference")
     rung = build_plan(reference).rungs[0]
-    assert run_rung(reference, rung.rung_id) == "done"
+    assert run_job(reference, rung.rung_id) == "done"
     cfg = tiny_ladder(*rung_args, "launcher=slurm_cpu", "launcher.cpu_tasks=2", f"launcher.folder={tmp_path}/jobs")
     codes = []
     sweep = threading.Thread(target=lambda: codes.append(run_ladder(cfg, fit=False)))

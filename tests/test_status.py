@@ -8,7 +8,7 @@ from ladder.orchestration.status import read_status, status_table
 
 
 def test_status_reads_each_rungs_record(tmp_path):
-    plan = build_plan(load(["ladder=smoke", "ladder.schedule=cosine"]))
+    plan = build_plan(load(["ladder=smoke", "ladder.lr_schedule=cosine"]))
     done, failed, corrupt = plan.rungs[:3]
     for rung, record in ((done, {"state": "done", "tokens": done.tokens}),
                          (failed, {"state": "failed", "tokens": 1000, "reason": "loss is nan at step 7"})):
@@ -31,7 +31,7 @@ def test_status_reads_each_rungs_record(tmp_path):
 def test_a_running_record_whose_runner_is_gone_is_stale(tmp_path):
     """A record says `running` while its runner holds the rung's lock; once the runner is gone (kill -9
     drops its lock with the process), the same record shows as stale."""
-    rung = build_plan(load(["ladder=smoke", "ladder.schedule=cosine"])).rungs[0]
+    rung = build_plan(load(["ladder=smoke", "ladder.lr_schedule=cosine"])).rungs[0]
     directory = rung_dir(tmp_path, rung.rung_id)
     directory.mkdir(parents=True)
     (directory / "record.json").write_text(json.dumps({"state": "running", "tokens": 10, "pid": 4321,

@@ -1,4 +1,4 @@
-"""`ladder run` with ladder.schedule=wsds or branch: one trunk per size, and every rung still its own
+"""`ladder run` with ladder.lr_schedule=wsds or branch: one trunk per size, and every rung still its own
 directory with checkpoints, record and results that `ladder status`, `ladder eval` and the fit read."""
 import json
 import os
@@ -18,14 +18,15 @@ def _results(cfg, rung):
 
 
 def test_a_wsds_ladder_gives_every_rung_its_directory_and_fits(tiny_ladder):
-    cfg = tiny_ladder("ladder.schedule=wsds", "ladder.multipliers=[1,2,3]",
+    cfg = tiny_ladder("ladder.lr_schedule=wsds", "ladder.multipliers=[1,2,3]",
                       "ladder.targets=[{name: big, params: 1e6, tokens: 2e7}]")
     assert run_ladder(cfg) == 0
     plan = build_plan(cfg)
-    for trunk in plan.trunks:
+    for trunk in plan.jobs:
         saved = sorted(p.name for p in (trunk_dir(cfg.out_dir, trunk.name) / "checkpoints").glob("step-*"))
         linked = []
-        for rung, start, end in zip(trunk.rungs, (0,) + trunk.ends, trunk.ends):
+        ends = trunk.segment_ends
+        for rung, start, end in zip(trunk.rungs, (0,) + ends, ends):
             directory = rung_dir(cfg.out_dir, rung.rung_id)
             own = sorted((directory / "checkpoints").glob("step-*"))
             assert all(p.is_symlink() and start < int(p.name[5:]) <= end for p in own)  # its own segment only
@@ -54,22 +55,23 @@ def test_a_wsds_ladder_gives_every_rung_its_directory_and_fits(tiny_ladder):
     assert read_status(cfg.out_dir, rung).state == "pending"
     assert run_ladder(cfg, fit=False) == 0
     assert final.is_symlink() and read_status(cfg.out_dir, rung).state == "done"
-    from ladder.orchestration.rung import run_rung
+    from ladder.orchestration.rung import run_job
 
-    trunk = plan.trunks[0]
+    trunk = plan.jobs[0]
     (trunk_dir(cfg.out_dir, trunk.name) / "record.json").write_text('{"state": "do')  # a corrupt trunk record
-    assert run_rung(cfg, trunk.name) == "done"  # dropped; the trunk resumes from its last checkpoint
-    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["step"] == trunk.ends[-1]
+    assert run_job(cfg, trunk.name) == "done"  # dropped; the trunk resumes from its last checkpoint
+    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["step"] == trunk.segment_ends[-1]
 
 
 @pytest.mark.slow
 def test_a_branch_ladder_decays_each_rung_from_its_fork(tiny_ladder):
-    cfg = tiny_ladder("ladder.schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2,3]",
-                      "ladder.decay_fraction=0.3")
+    cfg = tiny_ladder("ladder.lr_schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2,3]",
+                      "ladder.lr_decay_fraction=0.3")
     assert run_ladder(cfg, fit=False) == 0
-    trunk = build_plan(cfg).trunks[0]
-    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["step"] == trunk.forks[-1]  # the trunk stops at the last fork
-    for rung, fork, end in zip(trunk.rungs, trunk.forks, trunk.ends):
+    trunk = build_plan(cfg).jobs[0]
+    forks = trunk.segment_ends
+    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["step"] == forks[-1]  # the trunk stops at the last fork
+    for rung, fork, end in zip(trunk.rungs, forks, (r.hp.steps for r in trunk.rungs)):
         directory = rung_dir(cfg.out_dir, rung.rung_id)
         own = sorted((directory / "checkpoints").glob("step-*"))
         assert own[-1].name == f"step-{end:08d}" and not own[-1].is_symlink()  # its branch's own
@@ -83,9 +85,9 @@ def test_a_branch_ladder_decays_each_rung_from_its_fork(tiny_ladder):
 def test_a_branch_that_fails_is_reported_as_its_rung_not_the_trunk(tiny_ladder, monkeypatch, capsys):
     import ladder.orchestration.rung as rung_module
 
-    cfg = tiny_ladder("ladder.schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2]",
-                      "ladder.decay_fraction=0.3")
-    trunk = build_plan(cfg).trunks[0]
+    cfg = tiny_ladder("ladder.lr_schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2]",
+                      "ladder.lr_decay_fraction=0.3")
+    trunk = build_plan(cfg).jobs[0]
     first, second = trunk.rungs
     real = rung_module.evaluate_unevaluated
 
@@ -105,12 +107,12 @@ def test_a_branch_that_fails_is_reported_as_its_rung_not_the_trunk(tiny_ladder, 
 
 @pytest.mark.slow
 def test_torchrun_workers_train_a_trunk_and_publish_its_checkpoints(tiny_ladder):
-    from ladder.orchestration.rung import run_rung
+    from ladder.orchestration.rung import run_job
 
-    cfg = tiny_ladder("ladder.schedule=wsds", "ladder.sizes=[smoke-24]", "train=ddp_cpu", "train.micro_batch_size=8",
+    cfg = tiny_ladder("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]", "train=ddp_cpu", "train.micro_batch_size=8",
                       "train.wandb.mode=disabled", "train.progress=false")
-    trunk = build_plan(cfg).trunks[0]
-    assert run_rung(cfg, trunk.name) == "done"
+    trunk = build_plan(cfg).jobs[0]
+    assert run_job(cfg, trunk.name) == "done"
     assert "world_size: 2" in (trunk_dir(cfg.out_dir, trunk.name) / "config.yaml").read_text()
     for rung in trunk.rungs:  # each rung linked, recorded and evaluated
         assert read_status(cfg.out_dir, rung).state == "done"

@@ -13,7 +13,6 @@ WANDB_MODES = ("offline", "online", "disabled")
 DEVICES = ("auto", "cpu", "cuda")
 ATTENTION = ("sdpa", "flash_attention_2", "eager")
 LOSSES = ("chunked", "liger")
-SCHEDULES = (None, "cosine", "wsd")
 
 
 def _every_tenth() -> List[float]:
@@ -59,8 +58,6 @@ class TrainConfig:
     checkpoint_fractions: List[float] = field(default_factory=_every_tenth)  # the end is always included
     # Steps between checks (losses to the host, divergence, metrics.jsonl/wandb): the only host waits.
     log_every: int = 1
-    schedule: Optional[str] = None  # cosine or wsd; None keeps the recipe's
-    wsd_decay_fraction: float = 0.2  # share of the steps the wsd schedule spends decaying
     seed: int = 0
     compile: bool = False  # torch.compile each decoder block and the loss (train.model.compile_blocks)
     peak_flops: Optional[float] = None  # per-device peak FLOP/s for MFU; None looks the GPU up
@@ -74,7 +71,7 @@ def check(cfg: TrainConfig) -> None:
     command once, naming its key, rather than every rung after its data is prepared."""
     for key, value, allowed in (("backend", cfg.backend, BACKENDS), ("distributed", cfg.distributed, DISTRIBUTED),
                                 ("precision", cfg.precision, PRECISIONS), ("device", cfg.device, DEVICES),
-                                ("schedule", cfg.schedule, SCHEDULES), ("wandb.mode", cfg.wandb.mode, WANDB_MODES),
+                                ("wandb.mode", cfg.wandb.mode, WANDB_MODES),
                                 ("attention", cfg.attention, ATTENTION), ("loss", cfg.loss, LOSSES)):
         if value not in allowed:
             raise ConfigError(f"train.{key}: expected one of {allowed}, got '{value}'")
@@ -91,9 +88,7 @@ def check(cfg: TrainConfig) -> None:
     if bad:
         raise ConfigError(f"train.checkpoint_fractions must lie in (0, 1], got {bad}")
     if cfg.collective_timeout_min <= 0:
-        raise ConfigError(f"train.collective_timeout_min={cfg.collective_timeout_min}: must be positive")
-    if not 0 < cfg.wsd_decay_fraction <= 1:
-        raise ConfigError(f"train.wsd_decay_fraction={cfg.wsd_decay_fraction}: must lie in (0, 1]")
+        raise ConfigError(f"train.collective_timeout_min={cfg.collective_timeout_min:g}: must be positive")
     if cfg.divergence.spike_factor <= 0 or cfg.divergence.window < 0:
         raise ConfigError(f"train.divergence: spike_factor must be positive and window at least 0, got "
                           f"{cfg.divergence.spike_factor} and {cfg.divergence.window}")

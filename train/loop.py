@@ -1,4 +1,5 @@
-"""Training one rung: its model, on exactly its tokens, with its recipe, on one process or many.
+"""Training one run (a rung, or a trunk of a WSD-S or branch ladder: ladder.core.schedules.Run): its model, on
+exactly its tokens, with its recipe, on one process or many.
 
 The same loop runs on one CPU, one GPU, a node or many nodes; `train.backends` hides how gradients
 are synchronised (accelerate DDP/FSDP or DeepSpeed ZeRO). The global batch is `hp.batch_size`
@@ -32,7 +33,7 @@ from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints, latest_checkpoint,
                                resume_checkpoint, temporary_checkpoint_dir)
-from ladder.core.plan import Rung
+from ladder.core.schedules import Run
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
 from train.feed import Prefetch
@@ -46,7 +47,7 @@ from train.sizing import derive_micro_batch, device_memory
 
 @dataclass
 class TrainResult:
-    rung_id: str
+    name: str  # the run's
     run_dir: Path
     state: str  # done or failed
     step: int  # last completed step (done), or the step that diverged (failed)
@@ -74,18 +75,6 @@ def split_batch(global_batch: int, world_size: int, micro_batch_size: int) -> tu
     per_process = global_batch // world_size
     micro = max(d for d in range(1, min(micro_batch_size, per_process) + 1) if per_process % d == 0)
     return per_process, micro, per_process // micro
-
-
-def checkpoint_steps(steps: int, fractions: List[float]) -> List[int]:
-    """Steps at which to checkpoint; fractions in (0, 1] (checked with the config: train.config.check)."""
-    # The first step by which the fraction of the run is done (the epsilon absorbs 0.1·3 > 0.3 in floats).
-    return sorted({max(1, math.ceil(f * steps - 1e-9)) for f in fractions} | {steps})
-
-
-def saved_steps(run: Rung, fractions: List[float]) -> List[int]:
-    """Every step `run` checkpoints at: the fractions' and any its plan needs (a WSD-S trunk at each
-    decay's bottom, a branch trunk at each fork)."""
-    return sorted(set(checkpoint_steps(run.hp.steps, fractions)) | set(run.checkpoint_steps))
 
 
 def divergence(loss: float, recent: List[float], cfg: DivergenceConfig) -> Optional[str]:
@@ -139,25 +128,25 @@ def _token_ids(tokenizer_dir: Optional[Path]) -> dict:
     return {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
 
 
-def _load_model(rung: Rung, cfg: TrainConfig, tokenizer_dir: Optional[Path], checkpoint: Optional[Path], cuda: bool):
+def _load_model(run: Run, cfg: TrainConfig, tokenizer_dir: Optional[Path], checkpoint: Optional[Path], cuda: bool):
     attn = attention(cfg.attention, cuda)
     if checkpoint is None:
-        model = build_model(rung.shape, seed=cfg.seed, attn_implementation=attn, **_token_ids(tokenizer_dir))
+        model = build_model(run.shape, seed=cfg.seed, attn_implementation=attn, **_token_ids(tokenizer_dir))
     else:
         from transformers import AutoModelForCausalLM
 
         # fp32 master weights whatever the checkpoint's dtype; the backend casts for bf16.
         model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32, attn_implementation=attn)
     count = sum(p.numel() for p in model.parameters())
-    if count != rung.shape.total_params:
-        raise RuntimeError(f"{rung.rung_id}: model has {count:,} parameters, the size rule says "
-                           f"{rung.shape.total_params:,}")
+    if count != run.shape.total_params:
+        raise RuntimeError(f"{run.name}: model has {count:,} parameters, the size rule says "
+                           f"{run.shape.total_params:,}")
     return model
 
 
-def train_rung(rung: Rung, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
+def train_run(run: Run, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
                eval_hook: Optional[Callable[..., None]] = None) -> TrainResult:
-    """Train (or resume) one rung into `run_dir` (docs/formats.md); every process of a launch calls this.
+    """Train (or resume) one run into `run_dir` (docs/formats.md); every process of a launch calls this.
 
     `sequences` is a `ladder.core.shards.TokenSequences` (or anything with its `seq_len`, `__len__` and
     `batches(batch_size, start)`). `eval_hook(checkpoint_dir, step, model, dtype=, lockstep=)` runs on
@@ -168,36 +157,36 @@ def train_rung(rung: Rung, sequences, run_dir: Path, cfg: TrainConfig, tokenizer
     run_dir = Path(run_dir)
     # transformers draws a bar for every checkpoint it writes; the run has its own bar.
     transformers.utils.logging.disable_progress_bar()
-    return _Run(rung, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg)).train()
+    return _Training(run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg)).train()
 
 
-class _Run:
-    def __init__(self, rung, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend):
-        self.rung, self.hp, self.sequences, self.run_dir, self.cfg = rung, rung.hp, sequences, run_dir, cfg
+class _Training:
+    def __init__(self, run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend):
+        self.run, self.hp, self.sequences, self.run_dir, self.cfg = run, run.hp, sequences, run_dir, cfg
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
         self.eval_hook, self.backend, self.main = eval_hook, backend, backend.is_main
         self.per_process, self.micro, self.accumulation = split_batch(
             self.hp.batch_size, backend.world_size, cfg.micro_batch_size or self._derived_micro_batch())
-        self.tokens_per_step = self.hp.batch_size * rung.shape.seq_len
-        if sequences.seq_len != rung.shape.seq_len:
-            raise ValueError(f"{rung.rung_id}: sequences of {sequences.seq_len} tokens, the model's are {rung.shape.seq_len}")
+        self.tokens_per_step = self.hp.batch_size * run.shape.seq_len
+        if sequences.seq_len != run.shape.seq_len:
+            raise ValueError(f"{run.name}: sequences of {sequences.seq_len} tokens, the model's are {run.shape.seq_len}")
         if len(sequences) < self.hp.steps * self.hp.batch_size:
-            raise ValueError(f"{rung.rung_id}: {self.hp.steps} steps of {self.hp.batch_size} sequences need "
+            raise ValueError(f"{run.name}: {self.hp.steps} steps of {self.hp.batch_size} sequences need "
                              f"{self.hp.steps * self.hp.batch_size} sequences, the data has {len(sequences)}")
 
     def _derived_micro_batch(self) -> int:
         sharded = self.cfg.backend == "deepspeed" or self.cfg.distributed == "fsdp"
-        return derive_micro_batch(self.rung.shape, self.cfg.precision, device_memory(self.backend.device),
+        return derive_micro_batch(self.run.shape, self.cfg.precision, device_memory(self.backend.device),
                                   self.backend.world_size if sharded else 1)
 
     def _record(self, state: str, step: int, **extra) -> None:
         if self.main:
             latest = latest_checkpoint(self.run_dir)
-            write_record(self.run_dir, self.rung.rung_id, state, step, self.hp.steps, step * self.tokens_per_step,
+            write_record(self.run_dir, self.run.name, state, step, self.hp.steps, step * self.tokens_per_step,
                          checkpoint=f"{CHECKPOINTS}/{latest[1].name}" if latest else None, **extra)
 
     def _result(self, state: str, step: int, loss: Optional[float], reason: Optional[str] = None) -> TrainResult:
-        return TrainResult(self.rung.rung_id, self.run_dir, state, step, self.hp.steps, step * self.tokens_per_step,
+        return TrainResult(self.run.name, self.run_dir, state, step, self.hp.steps, step * self.tokens_per_step,
                            loss, reason, [p for _, p in checkpoints(self.run_dir)])
 
     def train(self) -> TrainResult:
@@ -220,14 +209,12 @@ class _Run:
     def _train(self) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
         latest = resume_checkpoint(self.run_dir)
-        model = _load_model(self.rung, cfg, self.tokenizer_dir, latest[1] if latest else None,
+        model = _load_model(self.run, cfg, self.tokenizer_dir, latest[1] if latest else None,
                             backend.device.type == "cuda")
         attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
             compile_blocks(model)
-        schedule = cfg.schedule or hp.schedule
-        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp),
-                                     lambda opt: make_scheduler(opt, hp, schedule, cfg.wsd_decay_fraction),
+        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp), lambda opt: make_scheduler(opt, hp),
                                      self.accumulation, hp)
         self.scheduler = backend.scheduler
         start, recent = 0, []
@@ -237,14 +224,16 @@ class _Run:
             start, recent = state["step"], state["recent_losses"]
             assert state["position"] == start * hp.batch_size, "data position and step disagree"
 
-        run_config = {"train": OmegaConf.to_container(OmegaConf.structured(cfg)), "rung": self.rung.as_dict(),
+        # "rung": the rung whose directory this is, where evaluation reads it (a trunk's directory has none).
+        run_config = {"train": OmegaConf.to_container(OmegaConf.structured(cfg)), "run": self.run.as_dict(),
+                      **({"rung": self.run.rung} if self.run.rung is not None else {}),
                       "world_size": backend.world_size, "micro_batch_size": self.micro,
-                      "gradient_accumulation_steps": self.accumulation, "schedule": schedule}
+                      "gradient_accumulation_steps": self.accumulation}
         log = None
         if self.main:
             atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(run_config))
             self._record("running", start)
-            log = MetricsLog(self.run_dir, cfg, self.rung.rung_id, start, hp.steps, run_config)
+            log = MetricsLog(self.run_dir, cfg, self.run.name, start, hp.steps, run_config)
         result = None
         try:
             result = self._steps(start, recent, log)
@@ -255,7 +244,7 @@ class _Run:
 
     def _steps(self, start: int, recent: List[float], log: Optional[MetricsLog]) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
-        save_at = set(saved_steps(self.rung, cfg.checkpoint_fractions))
+        save_at = set(self.run.saved_steps(cfg.checkpoint_fractions))
         lo = backend.rank * self.per_process
         feed = Prefetch(self.sequences.batches(hp.batch_size, start=start * hp.batch_size,
                                                rows=(lo, lo + self.per_process),
@@ -267,7 +256,7 @@ class _Run:
 
     def _run_steps(self, start, recent, log, feed, save_at) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
-        flops_per_token, peak = self.rung.shape.flops_per_token(), peak_flops(cfg)
+        flops_per_token, peak = self.run.shape.flops_per_token(), peak_flops(cfg)
         autocast = (torch.autocast(backend.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                     else contextlib.nullcontext())
         self.model.train()
@@ -335,7 +324,7 @@ class _Run:
             torch.save({"step": step, "position": step * self.hp.batch_size, "tokens": step * self.tokens_per_step,
                         "recent_losses": recent, "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
             commit_checkpoint(tmp, final)
-            drop_old_states(self.run_dir, keep=set(self.rung.checkpoint_steps))
+            drop_old_states(self.run_dir, keep=set(self.run.keep_steps))
             self._record("running", step, loss=recent[-1])
         _barrier()
         if self.eval_hook is not None:

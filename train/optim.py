@@ -1,48 +1,10 @@
-"""AdamW, the learning-rate schedules and the loss of a rung's recipe."""
+"""AdamW and the learning-rate schedule of a run's recipe (its curve: ladder.core.recipes.lr_factor). The loss is
+train/loss.py's."""
 from __future__ import annotations
 
-import math
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
 
-from ladder.core.recipes import Hyperparams
-
-
-def lr_factor(hp: Hyperparams, schedule: str, wsd_decay_fraction: float = 0.2) -> Callable[[int], float]:
-    """Multiplier of the peak LR before optimizer step `step` (0-based), for torch's LambdaLR.
-
-    Linear warmup reaching the peak on step `warmup_steps - 1` (so step 0 already trains), then
-    cosine: a half cosine from the peak to `final_lr` at the last step;
-    wsd (warmup-stable-decay, Hägele et al. 2024): the peak until the last `wsd_decay_fraction` of
-    the steps, then linear to `final_lr`;
-    wsds (WSD-S, Wen et al. 2024): the peak, except in each window (a, b) of `hp.decays`, which
-    falls linearly from the peak at step a to `final_lr` at step b - 1; the next step is back at
-    the peak. A decay's first step is still at the peak, so a branch forked there from a constant
-    trunk continues the trunk's LR exactly.
-    """
-    floor = hp.final_lr / hp.lr
-    warmup, steps = hp.warmup_steps, hp.steps
-    if schedule == "wsd":
-        decays = ((max(warmup, steps - max(1, round(wsd_decay_fraction * steps))), steps),)
-    elif schedule == "wsds":
-        decays = hp.decays
-    elif schedule != "cosine":
-        raise ValueError(f"unknown schedule '{schedule}', expected cosine, wsd or wsds")
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if schedule == "cosine":
-            progress = (step - warmup) / max(1, steps - 1 - warmup)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        for start, end in decays:
-            if start <= step < end:
-                return 1 - (1 - floor) * (step - start) / max(1, end - 1 - start)
-        return 1.0
-
-    return factor
+from ladder.core.recipes import Hyperparams, lr_factor
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -71,19 +33,6 @@ def skip_unless(optimizer: torch.optim.Optimizer, ok: torch.Tensor) -> None:
     optimizer.found_inf = (~ok).float()
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams, schedule: str,
-                   wsd_decay_fraction: float) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(hp, schedule, wsd_decay_fraction))
+def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(hp))
 
-
-def training_loss(logits: torch.Tensor, input_ids: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross-entropy plus the z-loss z·log²Z (PaLM), both in fp32; returns (total, CE).
-
-    The CE alone is what the run reports and checks for divergence, comparable across recipes.
-    """
-    logits = logits[:, :-1].float()
-    targets = input_ids[:, 1:]
-    log_z = torch.logsumexp(logits, dim=-1)
-    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-    total = ce + z_loss * log_z.pow(2).mean() if z_loss else ce
-    return total, ce

@@ -1,8 +1,8 @@
 """`python -m train.worker --run-dir DIR`: one process of a multi-process run.
 
-torchrun (or `accelerate launch --multi_gpu`) starts one of these per device; each reads the rung,
+torchrun (or `accelerate launch --multi_gpu`) starts one of these per device; each reads the run,
 the train config and how to open the data from `DIR/launch.json` (written by `write_launch`) and
-calls `train.loop.train_rung`, which resumes from the run's last checkpoint if it has one.
+calls `train.loop.train_run`, which resumes from the run's last checkpoint if it has one.
 """
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from typing import Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from ladder.core.plan import Rung
-from ladder.core.recipes import Hyperparams
-from ladder.core.sizes import ModelShape
-from train.loop import as_train_config, end_process_group, train_rung
+from ladder.core.schedules import Run
+from train.loop import as_train_config, end_process_group, train_run
 from ladder.core.files import atomic_write_json
 from ladder.core.interrupt import stop_on_sigterm
 from ladder.core.layout import LAUNCH
@@ -26,13 +24,13 @@ from ladder.core.layout import LAUNCH
 DEFAULT_DATA = "ladder.core.shards:TokenSequences"
 
 
-def write_launch(run_dir: Path, rung: Rung, cfg, data_kwargs: dict, data: str = DEFAULT_DATA,
+def write_launch(run_dir: Path, run: Run, cfg, data_kwargs: dict, data: str = DEFAULT_DATA,
                  data_args: Sequence = (), tokenizer_dir: Optional[Path] = None, eval_hook: Optional[str] = None) -> Path:
     """Describe a run for its workers. `data` and `eval_hook` are "module:attribute" import paths;
     the workers open the sequences as `data(*data_args, **data_kwargs)`."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"rung": rung.as_dict(), "train": OmegaConf.to_container(OmegaConf.structured(as_train_config(cfg))),
+    spec = {"run": run.as_dict(), "train": OmegaConf.to_container(OmegaConf.structured(as_train_config(cfg))),
             "data": data, "data_args": list(data_args), "data_kwargs": data_kwargs,
             "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "eval_hook": eval_hook}
     atomic_write_json(run_dir / LAUNCH, spec)
@@ -44,11 +42,6 @@ def launch_command(run_dir: Path, num_processes: int, torchrun_args: Sequence[st
     --nnodes/--node-rank/--rdzv-endpoint instead of --standalone)."""
     return [sys.executable, "-m", "torch.distributed.run", *torchrun_args, "--nproc-per-node", str(num_processes),
             "-m", "train.worker", "--run-dir", str(run_dir)]
-
-
-def rung_from_dict(d: dict) -> Rung:
-    return Rung(ModelShape(**d["shape"]), d["dataset"], d["multiplier"], d["params"], d["tokens"],
-                Hyperparams(**d["hp"]), d.get("name", ""), tuple(d.get("checkpoint_steps", ())))
 
 
 def _resolve(path: str):
@@ -64,7 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     spec = json.loads((args.run_dir / LAUNCH).read_text())
     sequences = _resolve(spec["data"])(*spec["data_args"], **spec["data_kwargs"])
     try:
-        result = train_rung(rung_from_dict(spec["rung"]), sequences, args.run_dir, spec["train"],
+        result = train_run(Run.from_dict(spec["run"]), sequences, args.run_dir, spec["train"],
                             tokenizer_dir=Path(spec["tokenizer_dir"]) if spec["tokenizer_dir"] else None,
                             eval_hook=_resolve(spec["eval_hook"]) if spec["eval_hook"] else None)
     finally:

@@ -1,14 +1,15 @@
-"""Planning: a ladder config becomes a table of rungs with every derived quantity."""
+"""Planning: a ladder config becomes a table of rungs with every derived quantity, and the jobs that train them."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 from omegaconf import DictConfig
 
 from ladder.core.configs import ConfigError, load_model
 from ladder.core.recipes import Hyperparams, hyperparams
+from ladder.core.schedules import SCHEDULES, Job
 from ladder.core.sizes import CONVENTIONS, ModelShape, format_count, parse_count, shape_for_params
 
 log = logging.getLogger(__name__)
@@ -21,13 +22,11 @@ class Rung:
     multiplier: float
     params: int  # N in the ladder's convention
     tokens: int  # D = M·N
-    hp: Hyperparams
-    name: str = ""  # a run that is not itself a rung (a WSD-S or branch trunk) names itself
-    checkpoint_steps: tuple = ()  # steps that must be checkpointed besides train.checkpoint_fractions
+    hp: Hyperparams  # its recipe's, as a cosine run of its own would train (its schedule may change the LR)
 
     @property
     def rung_id(self) -> str:
-        return self.name or f"{self.shape.name}-{self.dataset}-M{self.multiplier:g}"
+        return f"{self.shape.name}-{self.dataset}-M{self.multiplier:g}"
 
     @property
     def compute(self) -> float:
@@ -49,7 +48,6 @@ class Rung:
             "compute": self.compute, "compute_exact": self.compute_exact,
             "total_params": self.shape.total_params, "non_embedding_params": self.shape.non_embedding_params,
             "shape": asdict(self.shape), "hp": asdict(self.hp),
-            **({"name": self.name, "checkpoint_steps": list(self.checkpoint_steps)} if self.name else {}),
         }
 
 
@@ -66,115 +64,29 @@ class Target:
         return 6.0 * self.params * self.tokens
 
 
-SCHEDULES = ("cosine", "wsds", "branch")
-
-
-@dataclass(frozen=True)
-class Trunk:
-    """One training run of a size that yields a rung at every multiplier (`ladder.schedule`).
-
-    wsds (WSD-S, Wen et al. 2024; OLMo-core's WSDSChinchillaRunConfigurator): the trunk trains to
-    the largest D; over the last `decay_fraction` of each rung's period (its steps since the
-    previous rung's end) the LR falls linearly to the recipe's final LR and then jumps back to the
-    peak. The checkpoint at the bottom of rung k's decay (step `ends[k]`) is rung k's final one.
-    branch (Hägele et al. 2024): the trunk stays at the peak LR up to the last fork; rung k is a
-    branch that starts from the trunk's checkpoint at `forks[k]` and decays to `ends[k]`.
-    Either way each trunk checkpoint belongs to the one rung whose segment holds it: (ends[k-1],
-    ends[k]] under wsds, (forks[k-1], forks[k]] under branch.
-    """
-    rungs: tuple  # of Rung, by increasing D: same shape, dataset, batch and LR
-    schedule: str
-    forks: tuple  # first step of each rung's decay
-    ends: tuple  # each rung's last step (its hp.steps)
-    warmup_steps: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.rungs[0].shape.name}-{self.rungs[0].dataset}-{self.schedule}"
-
-    @property
-    def run(self) -> Rung:
-        """What the trunk itself trains."""
-        last = self.rungs[-1]
-        decays = tuple(zip(self.forks, self.ends)) if self.schedule == "wsds" else ()
-        steps = self.ends[-1] if self.schedule == "wsds" else self.forks[-1]
-        hp = replace(last.hp, schedule="wsds", decays=decays, steps=steps, warmup_steps=self.warmup_steps)
-        keep = self.ends[:-1] if self.schedule == "wsds" else self.forks
-        return replace(last, hp=hp, tokens=steps * self.tokens_per_step, name=self.name, checkpoint_steps=keep)
-
-    def branch(self, k: int) -> Rung:
-        """Rung k's decay from the trunk (branch form), trained in the rung's own directory."""
-        rung = self.rungs[k]
-        hp = replace(rung.hp, schedule="wsds", decays=((self.forks[k], self.ends[k]),),
-                     warmup_steps=self.warmup_steps)
-        return replace(rung, hp=hp)
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.rungs[0].hp.batch_size * self.rungs[0].shape.seq_len
-
-    def segment_ends(self) -> tuple:
-        return self.ends if self.schedule == "wsds" else self.forks
-
-    def owner(self, step: int) -> int:
-        """Index of the rung a trunk checkpoint at `step` belongs to."""
-        return next(k for k, end in enumerate(self.segment_ends()) if step <= end)
-
-    @property
-    def branch_compute(self) -> float:
-        """6ND of the branches' decays that the trunk does not train (branch form; 0 under wsds)."""
-        extra = sum(e - f for f, e in zip(self.forks[:-1], self.ends[:-1])) if self.schedule == "branch" else 0
-        return 6.0 * self.rungs[-1].params * extra * self.tokens_per_step
-
-    @property
-    def compute(self) -> float:
-        """6ND of what the trunk and its branches train, D counted as the rungs count it."""
-        return self.rungs[-1].compute + self.branch_compute
-
-
-def make_trunk(rungs: list[Rung], schedule: str, decay_fraction: float) -> Trunk:
-    """The trunk of one size's rungs; ConfigError where they cannot share one run."""
-    rungs = sorted(rungs, key=lambda r: r.tokens)
-    first, where = rungs[0], f"ladder.schedule={schedule} for {rungs[0].shape.name}"
-    shared = {k: v for k, v in asdict(first.hp).items() if k not in ("steps", "warmup_steps")}
-    for r in rungs[1:]:
-        if {k: v for k, v in asdict(r.hp).items() if k in shared} != shared:
-            raise ConfigError(f"{where}: the recipe gives M={r.multiplier:g} other hyperparameters than "
-                              f"M={first.multiplier:g} (batch, LR, ...), so they cannot share one run")
-    ends = tuple(r.hp.steps for r in rungs)
-    if len(set(ends)) < len(ends):
-        raise ConfigError(f"{where}: multipliers {[r.multiplier for r in rungs]} round to the same number "
-                          f"of steps; give multipliers further apart")
-    starts = (0,) + ends[:-1]
-    forks = tuple(e - max(1, round(decay_fraction * (e - s))) for s, e in zip(starts, ends))
-    # The first rung's own warmup (the recipe's for its D), ending by its decay at the latest.
-    warmup = min(first.hp.warmup_steps, forks[0])
-    if schedule == "branch" and forks[-1] <= warmup:
-        raise ConfigError(f"{where}: the trunk would end ({forks[-1]} steps) before its warmup does")
-    return Trunk(tuple(rungs), schedule, forks, ends, warmup)
-
-
 @dataclass(frozen=True)
 class Plan:
     name: str
     rungs: list[Rung]
     targets: list[Target]
-    schedule: str = "cosine"
-    trunks: list[Trunk] = field(default_factory=list)  # one per size and dataset unless cosine
+    lr_schedule: str  # a key of ladder.core.schedules.SCHEDULES
+    jobs: list[Job]  # what the schedule makes of the rungs: every rung belongs to exactly one
 
     @property
     def compute(self) -> float:
-        """What training the ladder costs (6ND): the rungs', or under wsds/branch the trunks'."""
-        return sum(t.compute for t in self.trunks) if self.trunks else self.cosine_compute
+        """What training the ladder costs (6ND), its jobs'."""
+        return sum(j.compute for j in self.jobs)
 
     @property
     def cosine_compute(self) -> float:
         """What it costs with every rung trained on its own."""
         return sum(r.compute for r in self.rungs)
 
-    def trunk(self, name: str) -> Optional[Trunk]:
-        """The trunk of that name (a job's rung id under wsds/branch), or None."""
-        return next((t for t in self.trunks if t.name == name), None)
+    def job(self, name: str) -> Job:
+        job = next((j for j in self.jobs if j.name == name), None)
+        if job is None:
+            raise ValueError(f"'{name}' is not a job of ladder '{self.name}' (its jobs: {', '.join(j.name for j in self.jobs)})")
+        return job
 
 
 def resolve_size(size: str, ladder: DictConfig) -> ModelShape:
@@ -243,20 +155,12 @@ def build_plan(cfg: DictConfig) -> Plan:
     if duplicates:
         raise ConfigError(f"ladder lists the same rung twice: {', '.join(duplicates)}")
     targets = [_target(t, ladder) for t in ladder.targets]
-    if ladder.schedule not in SCHEDULES:
-        raise ConfigError(f"ladder.schedule: expected one of {SCHEDULES}, got '{ladder.schedule}'")
-    if ladder.schedule == "cosine":
-        return Plan(ladder.name, rungs, targets)
-    train = cfg.get("train")
-    if train is not None and train.get("schedule"):  # it would replace the trunks' decays with its own
-        raise ConfigError(f"train.schedule={train.schedule} cannot be combined with ladder.schedule={ladder.schedule}")
-    if not 0 < ladder.decay_fraction < 0.5:
-        raise ConfigError(f"ladder.decay_fraction: must lie in (0, 0.5), got {ladder.decay_fraction:g}")
-    groups: dict[tuple, list[Rung]] = {}
-    for rung in rungs:
-        groups.setdefault((rung.shape, rung.dataset), []).append(rung)
-    trunks = [make_trunk(group, ladder.schedule, ladder.decay_fraction) for group in groups.values()]
-    return Plan(ladder.name, rungs, targets, ladder.schedule, trunks)
+    schedule = SCHEDULES.get(ladder.lr_schedule)
+    if schedule is None:
+        raise ConfigError(f"ladder.lr_schedule: expected one of {tuple(SCHEDULES)}, got '{ladder.lr_schedule}'")
+    if schedule.decays and not 0 < ladder.lr_decay_fraction < 0.5:
+        raise ConfigError(f"ladder.lr_decay_fraction: must lie in (0, 0.5), got {ladder.lr_decay_fraction:g}")
+    return Plan(ladder.name, rungs, targets, schedule.name, schedule.jobs(rungs, ladder.lr_decay_fraction))
 
 
 def describe_target(target: Target) -> str:

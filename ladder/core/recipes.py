@@ -1,13 +1,15 @@
-"""Size rules: every training hyperparameter of a rung as a short function of its N.
+"""Size rules: every training hyperparameter of a rung as a short function of its N, and the LR curve they give.
 
-Each recipe reproduces the ladder of one paper; `smoke` scales the OLMo rules down to CPU models.
+Each recipe reproduces the ladder of one paper; `smoke` scales the OLMo rules down to CPU models. A recipe's
+LR schedule is cosine; a ladder's `lr_schedule` (ladder.core.schedules) may turn it into warmup-stable-decay.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
-SCHEDULES = ("cosine", "wsd", "wsds")
+LR_SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,9 @@ class Hyperparams:
     grad_clip: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.95
-    schedule: str = "cosine"
-    # wsds only: (first step, end step) of each linear decay to final_lr, by 0-based optimizer step;
-    # the LR is at its peak outside them (and rises back at once after each). Empty: constant after warmup.
+    lr_schedule: str = "cosine"  # cosine, or wsd: warmup, then the peak LR except inside `decays`
+    # wsd only: (first step, end step) of each linear decay to final_lr, by 0-based optimizer step; the LR
+    # is at its peak outside them (and rises back at once after each: WSD-S). Empty: constant after warmup.
     decays: tuple = ()
 
     def __post_init__(self):
@@ -37,12 +39,40 @@ class Hyperparams:
             raise ValueError(f"final LR {self.final_lr:g} must lie in [0, peak LR {self.lr:g}]")
         if not 0 <= self.warmup_steps < self.steps:
             raise ValueError(f"warmup of {self.warmup_steps} steps does not fit in a run of {self.steps} steps")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got '{self.schedule}'")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got '{self.lr_schedule}'")
+        if self.decays and self.lr_schedule != "wsd":
+            raise ValueError(f"decays {list(self.decays)} belong to the wsd schedule, not {self.lr_schedule}")
         ends = [0] + [b for _, b in self.decays]
         if any(not ends[i] <= a < b for i, (a, b) in enumerate(self.decays)) or ends[-1] > self.steps:
             raise ValueError(f"decays {list(self.decays)} must be increasing, non-overlapping windows "
                              f"within the run's {self.steps} steps")
+
+
+def lr_factor(hp: Hyperparams) -> Callable[[int], float]:
+    """Multiplier of the peak LR before optimizer step `step` (0-based), for torch's LambdaLR.
+
+    Linear warmup reaching the peak on step `warmup_steps - 1` (so step 0 already trains), then
+    cosine: a half cosine from the peak to `final_lr` at the last step;
+    wsd (warmup-stable-decay, Hägele et al. 2024; with several decays WSD-S, Wen et al. 2024): the peak,
+    except in each window (a, b) of `hp.decays`, which falls linearly from the peak at step a to
+    `final_lr` at step b - 1; the next step is back at the peak. A decay's first step is still at the
+    peak, so a branch forked there from a constant trunk continues the trunk's LR exactly.
+    """
+    floor, warmup, steps = hp.final_lr / hp.lr, hp.warmup_steps, hp.steps
+
+    def cosine(step: int) -> float:
+        progress = (step - warmup) / max(1, steps - 1 - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def wsd(step: int) -> float:
+        for start, end in hp.decays:
+            if start <= step < end:
+                return 1 - (1 - floor) * (step - start) / max(1, end - 1 - start)
+        return 1.0
+
+    after_warmup = {"cosine": cosine, "wsd": wsd}[hp.lr_schedule]
+    return lambda step: (step + 1) / warmup if step < warmup else after_warmup(step)
 
 
 def _steps(tokens: float, batch_size: int, seq_len: int) -> int:

@@ -106,18 +106,22 @@ def fit_settings(overrides: list[str]):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.cli import check_config
+    from ladder.core.plan import build_plan
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
+    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg.out_dir)
     check_config(cfg)  # before training, not at its first checkpoint
     return run_ladder(cfg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ladder.core.plan import build_plan
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
+    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg.out_dir)
     return run_ladder(cfg, evaluate=False, fit=False)
 

@@ -19,13 +19,14 @@ from fit.run import run_fit
 from ladder.core.configs import CONFIG_DIR
 from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
-from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir, trunk_dir
+from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
+from ladder.core.schedules import Job
 from ladder.orchestration.compose import load
 from ladder.orchestration.plan_format import as_json
-from ladder.orchestration.rung import LOCKED, prepare_all, run_rung, with_heldout
-from ladder.orchestration.slurm import submit_rungs, wait
-from ladder.orchestration.status import read_status, status_table
+from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
+from ladder.orchestration.slurm import submit_jobs, wait
+from ladder.orchestration.status import read_state, read_status, status_table
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +75,20 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     heldout = {}  # seq_len -> the eval config (with_heldout prepares every dataset: once per length)
     todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung, heldout))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
-    # wsds/branch: one run per size trains all its rungs
-    jobs = [t.run for t in plan.trunks if any(r in todo for r in t.rungs)] if plan.trunks else todo
+    jobs = [j for j in plan.jobs if any(r in todo for r in j.rungs)]  # wsds/branch: one per size trains its rungs
     if cfg.launcher.name == "slurm":
-        failures, elsewhere = wait(submit_rungs(cfg, jobs)), []
+        failures, elsewhere = wait(submit_jobs(cfg, jobs)), []
     else:
         failures, elsewhere = _run_here(cfg, jobs, evaluate)
     # A job can end cleanly with a rung that stopped, e.g. on divergence (under branch: one of its branches).
     for job in jobs:
-        if job.rung_id in failures or job.rung_id in elsewhere:
+        if job.name in failures or job.name in elsewhere:
             continue
-        status, trunk = _status(cfg, plan, job), plan.trunk(job.rung_id)
+        status = read_state(job.directory(out_dir))
         if status.state != "done":
-            failures[job.rung_id] = status.reason or status.state
-        elif trunk is not None:  # a done trunk; under branch, a branch may have stopped (the later ones wait)
-            rungs = [read_status(out_dir, r) for r in trunk.rungs]
+            failures[job.name] = status.reason or status.state
+        else:  # a done job whose follow-ups (a branch) may have stopped (the later ones wait)
+            rungs = [read_status(out_dir, r) for r in job.rungs]
             failures.update({s.rung.rung_id: s.reason or s.state for s in rungs if s.state not in ("done", "pending")})
     if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
         return 1 if failures else 0
@@ -121,23 +121,17 @@ def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> bool
     return bool(unevaluated(heldout[seq_len], rung_dir(cfg.out_dir, rung.rung_id)))
 
 
-def _run_here(cfg: DictConfig, jobs: list[Rung], evaluate: bool) -> tuple[dict[str, str], list[str]]:
+def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
     """Run the jobs one after another: (the error of each that raised, the ones another process is running)."""
     failures, elsewhere = {}, []
     for job in jobs:
         raise_if_stopped()
         try:
-            if run_rung(cfg, job.rung_id, evaluate) == LOCKED:
-                elsewhere.append(job.rung_id)
-        except Exception as exc:  # one rung's failure must not stop the ladder; its message is kept
-            log.error("%s failed: %s: %s", job.rung_id, type(exc).__name__, exc)
-            log.debug("%s traceback", job.rung_id, exc_info=True)
-            failures[job.rung_id] = f"{type(exc).__name__}: {exc}"
+            if run_job(cfg, job.name, evaluate) == LOCKED:
+                elsewhere.append(job.name)
+        except Exception as exc:  # one job's failure must not stop the ladder; its message is kept
+            log.error("%s failed: %s: %s", job.name, type(exc).__name__, exc)
+            log.debug("%s traceback", job.name, exc_info=True)
+            failures[job.name] = f"{type(exc).__name__}: {exc}"
     return failures, elsewhere
-
-
-def _status(cfg: DictConfig, plan: Plan, job: Rung):
-    """A job's status: a rung's, or a trunk's from its own directory."""
-    trunk = plan.trunk(job.rung_id)
-    return read_status(cfg.out_dir, job, trunk_dir(cfg.out_dir, trunk.name) if trunk else None)
 

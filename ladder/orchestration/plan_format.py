@@ -32,13 +32,13 @@ def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
     evaluation = sum(eval_compute.values())
     lines += ["", f"ladder '{plan.name}': {len(plan.rungs)} rungs, {format_count(tokens)} tokens, "
                   f"C = {plan.compute:.3g} FLOPs (6ND), {sum(r.compute_exact for r in plan.rungs):.3g} with attention"]
-    if plan.trunks:
-        lines[-1] = (f"ladder '{plan.name}': {len(plan.rungs)} rungs from {len(plan.trunks)} {plan.schedule} runs "
+    if len(plan.jobs) < len(plan.rungs):  # some run trains several rungs
+        lines[-1] = (f"ladder '{plan.name}': {len(plan.rungs)} rungs from {len(plan.jobs)} {plan.lr_schedule} runs "
                      f"(one per size), C = {plan.compute:.3g} FLOPs (6ND); trained as a cosine ladder "
                      f"{plan.cosine_compute:.3g}: {plan.compute / plan.cosine_compute:.2f} of it, "
                      f"{100 * (1 - plan.compute / plan.cosine_compute):.0f} % saved")
-        lines += [f"  {t.name}: {t.run.hp.steps:,} steps, decays {', '.join(f'{f}–{e}' for f, e in zip(t.forks, t.ends))}"
-                  for t in plan.trunks]
+        lines += [f"  {j.name}: {j.run.hp.steps:,} steps, decays {', '.join(f'{f}–{e}' for f, e in j.decays)}"
+                  for j in plan.jobs]
     lines.append(f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
                  f"{100 * evaluation / plan.compute:.2g} % of training")
     for target in plan.targets:
@@ -52,12 +52,12 @@ def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> s
     if eval_compute is not None:
         rungs = [{**d, "eval_compute": eval_compute[r.rung_id]} for d, r in zip(rungs, plan.rungs)]
     return json.dumps({
-        "ladder": plan.name, "compute": plan.compute, "schedule": plan.schedule,
+        "ladder": plan.name, "compute": plan.compute, "lr_schedule": plan.lr_schedule,
         "cosine_compute": plan.cosine_compute,
         "rungs": rungs,
-        "trunks": [{"name": t.name, "rungs": [r.rung_id for r in t.rungs], "forks": list(t.forks),
-                    "ends": list(t.ends), "warmup_steps": t.warmup_steps, "steps": t.run.hp.steps,
-                    "compute": t.compute} for t in plan.trunks],
+        "jobs": [{"name": j.name, "rungs": [r.rung_id for r in j.rungs], "steps": j.run.hp.steps,
+                  "warmup_steps": j.run.hp.warmup_steps, "decays": [list(d) for d in j.decays],
+                  "linked": j.linked, "compute": j.compute} for j in plan.jobs],
         "targets": [{"name": t.name, "params": t.params, "tokens": t.tokens, "compute": t.compute,
                      "ladder_fraction": plan.compute / t.compute} for t in plan.targets],
     }, indent=2)

@@ -1,4 +1,4 @@
-"""Cluster resources for a rung, derived from its size and compute, evaluation included (every value overridable)."""
+"""Cluster resources for a job, derived from its size and compute, evaluation included (every value overridable)."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from ladder.core.plan import Plan, Rung
+from ladder.core.schedules import Job, Run
 
 ADAM_BYTES_PER_PARAM = 16  # fp32 master weights, gradients and two Adam moments (Rajbhandari et al. 2020)
 
@@ -43,40 +44,33 @@ def _checkpoint_eval(cfg: DictConfig, rung: Rung) -> float:
 
 
 def eval_compute(cfg: DictConfig, plan: Plan) -> dict[str, float]:
-    """Each rung's in-loop evaluation FLOPs, by rung id: every checkpoint evaluated into its directory,
-    its own run's; under wsds/branch the trunk checkpoints it owns, and (branch) its own decay's."""
-    from train.loop import saved_steps
-
+    """Each rung's in-loop evaluation FLOPs, by rung id: every checkpoint its job's run writes that belongs to
+    it (ladder.core.schedules.Job.owner), and those of its follow-up (a branch) after the follow-up's start."""
     fractions = list(cfg.train.checkpoint_fractions)
-    counts = {r.rung_id: len(saved_steps(r, fractions)) for r in plan.rungs}
-    for trunk in plan.trunks:
-        counts.update({r.rung_id: 0 for r in trunk.rungs})
-        for step in saved_steps(trunk.run, fractions):
-            counts[trunk.rungs[trunk.owner(step)].rung_id] += 1
-        if trunk.schedule == "branch":  # a branch writes its own checkpoints after its fork
-            for k, rung in enumerate(trunk.rungs):
-                counts[rung.rung_id] += sum(s > trunk.forks[k] for s in saved_steps(trunk.branch(k), fractions))
+    counts = {r.rung_id: 0 for r in plan.rungs}
+    for job in plan.jobs:
+        for step in job.run.saved_steps(fractions):
+            counts[job.owner(step).rung_id] += 1
+        for follow in job.follow_ups:
+            counts[follow.name] += sum(s > follow.start_step for s in follow.saved_steps(fractions))
     return {r.rung_id: _checkpoint_eval(cfg, r) * counts[r.rung_id] for r in plan.rungs}
 
 
-def job_extra_flops(plan: Plan, job: Rung, evaluation: dict[str, float]) -> float:
-    """What a job computes beyond training `job` itself: its rungs' evaluation (`eval_compute`) and, for
-    a branch trunk, its branches' decays."""
-    trunk = plan.trunk(job.rung_id)
-    if trunk is None:
-        return evaluation[job.rung_id]
-    return sum(evaluation[r.rung_id] for r in trunk.rungs) + trunk.branch_compute
+def job_extra_flops(job: Job, evaluation: dict[str, float]) -> float:
+    """What a job computes beyond training its run: its rungs' evaluation (`eval_compute`) and its follow-ups
+    (a branch trunk's decays)."""
+    return sum(evaluation[r.rung_id] for r in job.rungs) + sum(f.compute_exact for f in job.follow_ups)
 
 
-def resources_for(rung: Rung, launcher: DictConfig, extra_flops: float = 0.0) -> Resources:
+def resources_for(run: Run, launcher: DictConfig, extra_flops: float = 0.0) -> Resources:
     """Enough GPUs to hold the sharded optimizer state and finish training and `extra_flops` more
     (evaluation; a branch trunk's decays: `job_extra_flops`) within `max_time_min`."""
     if launcher.gpus_per_node == 0:
-        seconds = (rung.compute_exact + extra_flops) / launcher.cpu_flops
+        seconds = (run.compute_exact + extra_flops) / launcher.cpu_flops
         gpus, nodes, per_node = 0, 1, 0
     else:
-        gpu_seconds = (rung.compute_exact + extra_flops) / (launcher.gpu_flops * launcher.expected_mfu)
-        for_memory = ADAM_BYTES_PER_PARAM * rung.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
+        gpu_seconds = (run.compute_exact + extra_flops) / (launcher.gpu_flops * launcher.expected_mfu)
+        for_memory = ADAM_BYTES_PER_PARAM * run.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
         for_time = gpu_seconds / (60 * launcher.max_time_min / launcher.time_margin)
         gpus = min(_power_of_two_at_least(max(for_memory, for_time)), launcher.gpus_per_node * launcher.max_nodes)
         gpus = launcher.gpus if launcher.gpus is not None else gpus

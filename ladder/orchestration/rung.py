@@ -1,7 +1,7 @@
-"""One rung (or one trunk of a wsds/branch ladder) end to end: its data prepared, then trained with every
-checkpoint evaluated as it is written.
+"""One job of a ladder (a rung's own run, or a size's trunk: ladder.core.schedules.Job) end to end: its data
+prepared, then trained with every checkpoint evaluated as it is written.
 
-Both launchers call `run_rung`: the local one in this process, the Slurm one inside each job. It holds
+Both launchers call `run_job`: the local one in this process, the Slurm one inside each job. It holds
 the lock of every directory it writes throughout, so two runners (or a requeued job and a stale one)
 never run the same rung.
 """
@@ -15,23 +15,24 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from eval.cli import evaluate_unevaluated, make_eval_hook
-from ladder.core.files import atomic_write_text
-from ladder.core.layout import EVAL_CONFIG, LOCK, RECORD, rung_dir, trunk_dir
-from ladder.core.plan import Plan, Rung, Trunk, build_plan
+from eval.cli import evaluate_unevaluated
+from eval.tasks import needs_documents
+from ladder.core.layout import LOCK, RECORD, rung_dir
+from ladder.core.plan import Plan, Rung, build_plan
+from ladder.core.schedules import Job, Run
 from ladder.core.shards import TokenSequences
 from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.lock import try_lock
-from ladder.orchestration.status import read_status
-from ladder.orchestration.trunks import JOB, Points
+from ladder.orchestration.status import read_state
+from ladder.orchestration.publish import Publisher, write_job_file
 from train.backends import process_count
 from train.data import DataError, prepare_data
-from train.loop import train_rung
+from train.loop import train_run
 from train.rundir import read_record, write_record
 from train.worker import launch_command, write_launch
 
 log = logging.getLogger(__name__)
-LOCKED = "locked"  # run_rung's state for a rung another process is running
+LOCKED = "locked"  # run_job's state for a job another process is running
 
 
 def _rungs_of(plan: Plan, dataset: str, seq_len: int) -> list[Rung]:
@@ -68,12 +69,12 @@ def prepare_all(cfg: DictConfig, plan: Plan) -> dict:
 
 def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
     """The config with evaluation pointed at the ladder's held-out splits, unless set explicitly:
-    LM loss on every dataset's validation split, derived tasks from the first dataset's documents."""
+    LM loss on every dataset's validation split, and tasks built from held-out documents on the first dataset's."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     prepared = {name: prepare(cfg, name, seq_len, plan) for name in cfg.ladder.datasets}
     if not cfg.eval.lm_sets:
         cfg.eval.lm_sets = {name: str(p.val_dir) for name, p in prepared.items()}
-    if cfg.eval.derived.docs is None:
+    if cfg.eval.derived.docs is None and needs_documents(cfg.eval.tasks):
         first = cfg.ladder.datasets[0]
         cfg.eval.derived.docs = str(prepared[first].val_documents)
         cfg.data = dataset_config(cfg, first)
@@ -82,127 +83,96 @@ def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
     return cfg
 
 
-def find_rung(plan: Plan, rung_id: str) -> Rung:
-    for rung in plan.rungs:
-        if rung.rung_id == rung_id:
-            return rung
-    raise ValueError(f"rung '{rung_id}' is not in ladder '{plan.name}'")
-
-
-_worker_hooks: dict = {}  # rung directory -> its eval hook, so tasks are prepared once per worker
-
-
-def worker_eval_hook(checkpoint_dir: Path, step: int, model, **kwargs) -> None:
-    """The eval hook of torchrun workers, which cannot be handed a closure: it reads the eval config
-    `run_rung` wrote into the rung's directory."""
-    directory = Path(checkpoint_dir).parent.parent
-    if directory not in _worker_hooks:
-        _worker_hooks[directory] = make_eval_hook(OmegaConf.load(directory / EVAL_CONFIG), directory)
-    _worker_hooks[directory](checkpoint_dir, step, model, **kwargs)
-
-
-def run_rung(cfg: DictConfig, rung_id: str, evaluate: bool = True) -> str:
-    """Prepare, train (evaluating every checkpoint as it is written, and any committed checkpoint an
-    interruption left without records) and return the rung's final state; LOCKED when another process
-    is running it. `rung_id` may name a trunk of a wsds or branch ladder: then its rungs are trained.
-    A failure before training starts is recorded too, with its reason."""
+def run_job(cfg: DictConfig, name: str, evaluate: bool = True) -> str:
+    """Prepare, train the job `name` of the plan (evaluating every checkpoint as it is written, and any
+    committed checkpoint an interruption left without records) and return its final state; LOCKED when
+    another process is running it. A failure before training starts is recorded too, with its reason."""
     plan = build_plan(cfg)
-    trunk = plan.trunk(rung_id)
-    rungs = trunk.rungs if trunk else (find_rung(plan, rung_id),)
-    directories = [rung_dir(cfg.out_dir, r.rung_id) for r in rungs] + ([trunk_dir(cfg.out_dir, trunk.name)] if trunk else [])
+    job = plan.job(name)
+    directory = job.directory(cfg.out_dir)
+    directories = list(dict.fromkeys([rung_dir(cfg.out_dir, r.rung_id) for r in job.rungs] + [directory]))
     distributed = "WORLD_SIZE" in os.environ  # one of several processes started together to run it as one
     with ExitStack() as held:
         if not distributed or int(os.environ.get("RANK", 0)) == 0:  # rank 0 holds the locks for them all
-            for directory in directories:
-                lock = try_lock(directory)
+            for locked in directories:
+                lock = try_lock(locked)
                 if lock is None and distributed:  # the other ranks wait for this one: wait too, then resume
-                    log.warning("%s: another process holds %s; waiting for it", rung_id, directory / LOCK)
-                    lock = try_lock(directory, wait=True)
+                    log.warning("%s: another process holds %s; waiting for it", name, locked / LOCK)
+                    lock = try_lock(locked, wait=True)
                 if lock is None:
-                    log.warning("%s: another process holds %s; skipping it", rung_id, directory / LOCK)
+                    log.warning("%s: another process holds %s; skipping it", name, locked / LOCK)
                     return LOCKED
                 held.callback(lock.release)  # try_lock acquired it: `with lock` would count a second hold
         try:
-            if trunk is not None:
-                return run_trunk(cfg, plan, trunk, evaluate)
-            return _run_rung(cfg, plan, rungs[0], directories[0], evaluate)
+            return _run_job(cfg, plan, job, evaluate)
         except Exception as exc:
-            record_failure(directories[-1], trunk.run if trunk else rungs[0], exc)
+            record_failure(directory, job.run, exc)
             raise
 
 
-def record_failure(directory: Path, rung: Rung, exc: Exception) -> None:
+def record_failure(directory: Path, run: Run, exc: Exception) -> None:
     """A failure outside the training loop (data, evaluation), recorded like one inside it."""
     try:
         record = read_record(directory) or {}
     except ValueError:  # a corrupt record (status shows it so): replaced by this one
         record = {}
     if record.get("state") not in ("failed", "interrupted"):  # training records its own stops
-        write_record(directory, rung.rung_id, "failed", record.get("step", 0), rung.hp.steps,
+        write_record(directory, run.name, "failed", record.get("step", 0), run.hp.steps,
                      record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
                      checkpoint=record.get("last_checkpoint"), loss=record.get("loss"))
 
 
-def _run_rung(cfg: DictConfig, plan: Plan, rung: Rung, directory: Path, evaluate: bool) -> str:
+def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> str:
+    """The job's run, each checkpoint handed to its rung and evaluated there as it is written
+    (ladder.orchestration.publish), then its follow-ups (a branch's decays), each from its fork."""
+    rung = job.rungs[0]
     prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
     eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
-    state = _train(cfg, rung, directory, prepared, make_eval_hook(eval_cfg, directory) if evaluate else None,
-                   ("ladder.orchestration.rung:worker_eval_hook", EVAL_CONFIG, eval_cfg) if evaluate else None)
-    if evaluate:  # a stop between a checkpoint's commit and its evaluation leaves it without records
-        evaluate_unevaluated(eval_cfg, directory)
-    return state
-
-
-def run_trunk(cfg: DictConfig, plan: Plan, trunk: Trunk, evaluate: bool = True) -> str:
-    """One size of a wsds or branch ladder: the trunk, then (branch) each rung's decay from its fork.
-    Each checkpoint is linked into its rung and evaluated there as it is written (ladder.orchestration.trunks)."""
-    rung = trunk.rungs[0]
-    prepared = prepare(cfg, rung.dataset, rung.shape.seq_len, plan)
-    eval_cfg = with_heldout(cfg, plan, rung.shape.seq_len) if evaluate else None
-    status = read_status(cfg.out_dir, trunk.run, trunk_dir(cfg.out_dir, trunk.name))
+    directory = job.directory(cfg.out_dir)
+    status = read_state(directory)
     if status.state == "corrupt":  # as for a rung's: its checkpoints are still trusted and resumed from
         log.warning("%s", status.reason)
-        (trunk_dir(cfg.out_dir, trunk.name) / RECORD).unlink()
-    points = Points(cfg.out_dir, trunk, eval_cfg)
-    points.catch_up()  # what a stop between a checkpoint and its hook left undone
-    job = OmegaConf.create({"config": eval_cfg or OmegaConf.to_container(cfg, resolve=True), "evaluate": evaluate})
-    state = _train(cfg, trunk.run, trunk_dir(cfg.out_dir, trunk.name), prepared, points.publish,
-                   ("ladder.orchestration.trunks:publish_checkpoint", JOB, job))
-    points.catch_up()
-    if state != "done" or trunk.schedule != "branch":
+        (directory / RECORD).unlink()
+    publisher = Publisher(cfg.out_dir, job, eval_cfg)
+    publisher.catch_up()  # what a stop between a checkpoint and its hook left undone
+    job_config = eval_cfg if evaluate else cfg
+    state = _train(cfg, job.run, directory, prepared, publisher.publish,
+                   lambda d: write_job_file(d, job_config, evaluate, job, None))
+    publisher.catch_up()
+    if state != "done":
         return state
-    for k, rung in enumerate(trunk.rungs):  # each resumes from its fork, linked into its directory above
-        directory = rung_dir(cfg.out_dir, rung.rung_id)
+    for follow in job.follow_ups:  # each resumes from its fork, linked into its directory above
+        follow_dir = rung_dir(cfg.out_dir, follow.name)
         try:
-            state = _train(cfg, trunk.branch(k), directory, prepared, points.hook(rung),
-                           ("ladder.orchestration.rung:worker_eval_hook", EVAL_CONFIG, eval_cfg) if evaluate else None)
+            state = _train(cfg, follow, follow_dir, prepared, publisher.hook(follow.name),
+                           lambda d: write_job_file(d, job_config, evaluate, job, follow.name))
             if evaluate:
-                evaluate_unevaluated(eval_cfg, directory)
+                evaluate_unevaluated(eval_cfg, follow_dir)
         except Exception as exc:  # the branch's record says why, not the trunk's, which is done
-            record_failure(directory, trunk.branch(k), exc)
+            record_failure(follow_dir, follow, exc)
             return "failed"
         if state != "done":  # the rung's record says why (the pipeline reports it); the next waits for a rerun
             return state
     return "done"
 
 
-def _train(cfg: DictConfig, run: Rung, directory: Path, prepared, hook, worker_hook) -> str:
+def _train(cfg: DictConfig, run: Run, directory: Path, prepared, hook, write_job) -> str:
     """Train `run` into `directory` here, or in torchrun workers when it trains on several processes
-    (`train.backends.process_count`: train.num_processes, by default one per visible GPU); the
-    state it ends in. `hook` follows each checkpoint here; workers call the import path of
-    `worker_hook` = (path, file name, config), which reads the config from that file."""
+    (`train.backends.process_count`: train.num_processes, by default one per visible GPU); the state it
+    ends in. `hook` follows each checkpoint here; workers call `publish.publish_checkpoint`, which reads
+    the job file `write_job(directory)` writes."""
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
-    data_kwargs = {"tokens": run.trained_tokens, "seed": cfg.seed,
+    data_kwargs = {"tokens": run.tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
     processes = process_count(cfg.train)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         directory.mkdir(parents=True, exist_ok=True)
-        if worker_hook is not None:
-            atomic_write_text(directory / worker_hook[1], OmegaConf.to_yaml(worker_hook[2]))
+        write_job(directory)
         write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
-                     tokenizer_dir=prepared.tokenizer_dir, eval_hook=worker_hook[0] if worker_hook else None)
+                     tokenizer_dir=prepared.tokenizer_dir,
+                     eval_hook="ladder.orchestration.publish:publish_checkpoint" if hook else None)
         subprocess.run(launch_command(directory, processes), check=False)
-        return read_status(cfg.out_dir, run, directory).state
+        return read_state(directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
-    return train_rung(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                      eval_hook=hook).state
+    return train_run(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
+                     eval_hook=hook).state

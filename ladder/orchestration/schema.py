@@ -45,9 +45,10 @@ class LadderConfig:
     datasets: List[str] = MISSING  # names in configs/data/
     extra_rungs: List[RungConfig] = field(default_factory=list)
     targets: List[TargetConfig] = field(default_factory=list)
-    # cosine: every rung its own run; wsds / branch: one run per size gives every multiplier's rung (ladder.core.plan.Trunk)
-    schedule: str = "cosine"
-    decay_fraction: float = 0.1  # wsds/branch: share of each rung's period spent decaying (OLMo-core's minimum)
+    # cosine or wsd: every rung its own run; wsds or branch: one run per size gives every multiplier's rung
+    # (ladder.core.schedules)
+    lr_schedule: str = "cosine"
+    lr_decay_fraction: float = 0.1  # wsd/wsds/branch: share of each rung's period spent decaying (OLMo-core's minimum)
     # The shape family for sizes given as parameter counts.
     arch: str = "olmo2"
     vocab_size: int = 100352

@@ -1,7 +1,8 @@
-"""Sweeps on Slurm: one submitit job per rung, sized per rung, requeued on preemption.
+"""Sweeps on Slurm: one submitit job per ladder job (a rung, or a size's trunk), sized per job, requeued on
+preemption.
 
 submitit is used directly rather than through Hydra's submitit launcher because a Hydra sweep
-shares one set of launcher parameters, while each rung needs its own nodes, GPUs and time.
+shares one set of launcher parameters, while each job needs its own nodes, GPUs and time.
 """
 from __future__ import annotations
 
@@ -12,22 +13,23 @@ from pathlib import Path
 import submitit
 from omegaconf import DictConfig, OmegaConf
 
-from ladder.core.plan import Rung, build_plan
+from ladder.core.plan import build_plan
+from ladder.core.schedules import Job
 from ladder.orchestration.resources import Resources, eval_compute, job_extra_flops, resources_for
-from ladder.orchestration.rung import run_rung
+from ladder.orchestration.rung import run_job
 
 log = logging.getLogger(__name__)
 
 
-class RungJob(submitit.helpers.Checkpointable):
-    """Runs one rung inside its allocation; on preemption or time-out Slurm requeues it, and the
-    rung resumes from its last checkpoint because training always does."""
+class LadderJob(submitit.helpers.Checkpointable):
+    """Runs one job inside its allocation; on preemption or time-out Slurm requeues it, and it
+    resumes from its last checkpoint because training always does."""
 
-    def __call__(self, config_yaml: str, rung_id: str) -> str:
+    def __call__(self, config_yaml: str, name: str) -> str:
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU: expose torchrun's variables to accelerate/DeepSpeed
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return run_rung(OmegaConf.create(config_yaml), rung_id)
+        return run_job(OmegaConf.create(config_yaml), name)
 
 
 def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
@@ -50,31 +52,29 @@ def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
     return executor
 
 
-def submit_rungs(cfg: DictConfig, rungs: list[Rung]) -> dict[str, submitit.Job]:
-    """Submit the rungs as one job array per resource shape and return the jobs by rung id."""
+def submit_jobs(cfg: DictConfig, jobs: list[Job]) -> dict[str, submitit.Job]:
+    """Submit the jobs as one Slurm job array per resource shape and return the Slurm jobs by job name."""
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    plan = build_plan(cfg)
-    evaluation = eval_compute(cfg, plan)
-    groups: dict[Resources, list[Rung]] = defaultdict(list)
-    for rung in rungs:
-        groups[resources_for(rung, cfg.launcher, job_extra_flops(plan, rung, evaluation))].append(rung)
-    jobs = {}
+    evaluation = eval_compute(cfg, build_plan(cfg))
+    groups: dict[Resources, list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[resources_for(job.run, cfg.launcher, job_extra_flops(job, evaluation))].append(job)
+    submitted = {}
     for resources, group in groups.items():
         executor = _executor(cfg, resources)
         with executor.batch():
-            submitted = [executor.submit(RungJob(), config_yaml, rung.rung_id) for rung in group]
-        for rung, job in zip(group, submitted):
-            jobs[rung.rung_id] = job
-        log.info("submitted %d rungs with %s", len(group), resources)
-    return jobs
+            slurm_jobs = [executor.submit(LadderJob(), config_yaml, job.name) for job in group]
+        submitted.update({job.name: slurm_job for job, slurm_job in zip(group, slurm_jobs)})
+        log.info("submitted %d jobs with %s", len(group), resources)
+    return submitted
 
 
 def wait(jobs: dict[str, submitit.Job]) -> dict[str, str]:
-    """Block until every job ends; the failure message of each failed rung, by rung id."""
+    """Block until every Slurm job ends; the failure message of each failed one, by job name."""
     failures = {}
-    for rung_id, job in jobs.items():
+    for name, job in jobs.items():
         try:
             job.results()  # one result per task; `result()` refuses jobs of several tasks
         except Exception as exc:  # a failed job raises its own error, of any type
-            failures[rung_id] = f"job {job.job_id}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
+            failures[name] = f"job {job.job_id}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
     return failures

@@ -1,4 +1,4 @@
-"""`ladder status`: each rung's state from the records its run wrote."""
+"""`ladder status`: each rung's state from the records its run wrote, and each trunk's."""
 from __future__ import annotations
 
 import json
@@ -6,12 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ladder.core.layout import RECORD, rung_dir, trunk_dir
-from ladder.core.plan import Plan, Rung, Trunk
+from ladder.core.layout import RECORD, rung_dir
+from ladder.core.plan import Plan, Rung
+from ladder.core.schedules import Job
 from ladder.core.sizes import format_count
 from ladder.orchestration.lock import is_locked
 
 STATES = ("done", "running", "interrupted", "stale", "failed", "corrupt", "pending")
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # one of STATES
+    tokens: int
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -26,37 +34,42 @@ class RungStatus:
         return self.rung.compute * min(1.0, self.tokens / self.rung.tokens)
 
 
-def _trunk_line(out_dir: str | Path, trunk: Trunk, width: int) -> tuple[str, float]:
-    """The trunk's row of the status table and the compute it and its branches have spent."""
-    status = read_status(out_dir, trunk.run, trunk_dir(out_dir, trunk.name))
-    tokens = status.tokens
-    if trunk.schedule == "branch":  # each branch's own tokens, past its fork
-        forks = [f * trunk.tokens_per_step for f in trunk.forks]
-        tokens += sum(max(0, read_status(out_dir, r).tokens - f) for r, f in zip(trunk.rungs, forks))
-    spent = min(trunk.compute, 6.0 * trunk.rungs[0].params * tokens)
-    done = f"{format_count(status.tokens)}/{format_count(trunk.run.tokens)}"
-    return f"{trunk.name.ljust(width)}  {status.state:11}  {done:>21}  {status.reason or ''}".rstrip(), spent
-
-
-def read_status(out_dir: str | Path, rung: Rung, directory: Optional[Path] = None) -> RungStatus:
-    """A rung's status from its record; `directory` (a trunk's) instead of the rung's own."""
-    path = (directory or rung_dir(out_dir, rung.rung_id)) / RECORD
+def read_state(directory: Path) -> Status:
+    """The state of the run in `directory` (a rung's or a trunk's) from its record."""
+    path = Path(directory) / RECORD
     if not path.exists():
-        return RungStatus(rung, "pending", 0)
+        return Status("pending", 0)
     try:
         record = json.loads(path.read_text())
         state, tokens, reason = record["state"], int(record.get("tokens") or 0), record.get("reason")
     except (ValueError, KeyError, TypeError) as exc:
-        return RungStatus(rung, "corrupt", 0, f"{path}: unreadable record ({exc}); `ladder run` redoes this rung")
+        return Status("corrupt", 0, f"{path}: unreadable record ({exc}); `ladder run` redoes this rung")
     if state == "running" and not is_locked(path.parent):  # nobody holds the rung: its runner died
         state, reason = "stale", (f"its process (pid {record.get('pid')} on {record.get('host')}) is gone since "
                                   f"{record.get('updated')}; `ladder run` resumes it")
-    return RungStatus(rung, state, tokens, reason)
+    return Status(state, tokens, reason)
+
+
+def read_status(out_dir: str | Path, rung: Rung) -> RungStatus:
+    status = read_state(rung_dir(out_dir, rung.rung_id))
+    return RungStatus(rung, status.state, status.tokens, status.reason)
+
+
+def _job_line(out_dir: str | Path, job: Job, width: int) -> tuple[str, float]:
+    """The row of a job that trains in a directory of its own (a trunk) and the compute it and its
+    follow-ups have spent."""
+    status = read_state(job.directory(out_dir))
+    tokens = status.tokens + sum(max(0, read_state(rung_dir(out_dir, f.name)).tokens - f.start_step * f.tokens_per_step)
+                                 for f in job.follow_ups)  # each follow-up's own tokens, past its start
+    spent = min(job.compute, 6.0 * job.run.params * tokens)
+    done = f"{format_count(status.tokens)}/{format_count(job.run.tokens)}"
+    return f"{job.name.ljust(width)}  {status.state:11}  {done:>21}  {status.reason or ''}".rstrip(), spent
 
 
 def status_table(plan: Plan, out_dir: str | Path) -> str:
     statuses = [read_status(out_dir, rung) for rung in plan.rungs]
-    width = max(len(name) for name in [s.rung.rung_id for s in statuses] + [t.name for t in plan.trunks])
+    own = [j for j in plan.jobs if j.linked]  # jobs whose run is not a rung's: their rungs' compute is theirs
+    width = max(len(name) for name in [s.rung.rung_id for s in statuses] + [j.name for j in own])
     lines = [f"{'rung'.ljust(width)}  {'state':11}  {'tokens done':>21}  reason", "-" * (width + 48)]
     for s in statuses:
         done = f"{format_count(s.tokens)}/{format_count(s.rung.tokens)}"
@@ -64,10 +77,10 @@ def status_table(plan: Plan, out_dir: str | Path) -> str:
     counts = {state: sum(s.state == state for s in statuses) for state in STATES}
     counts = {state: n for state, n in counts.items() if n or state in ("done", "running", "failed", "pending")}
     spent = sum(s.compute for s in statuses)
-    if plan.trunks:  # the rungs' own compute is the trunks'
-        trunks = [_trunk_line(out_dir, t, width) for t in plan.trunks]
-        lines += ["", f"{plan.schedule} trunks (each trains every multiplier of its size):"] + [t[0] for t in trunks]
-        spent = sum(t[1] for t in trunks)
+    if own:
+        rows = [_job_line(out_dir, j, width) for j in own]
+        lines += ["", f"{plan.lr_schedule} trunks (each trains every multiplier of its size):"] + [r[0] for r in rows]
+        spent = sum(r[1] for r in rows)
     lines += ["", ", ".join(f"{n} {state}" for state, n in counts.items()) +
               f"; compute {spent:.3g} of {plan.compute:.3g} FLOPs ({100 * spent / plan.compute:.1f} %)"]
     return "\n".join(lines)

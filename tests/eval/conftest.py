@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+# The eval tests import eval_helpers by name.
+sys.path.insert(0, str(Path(__file__).parent))
+
 from ladder.core.sizes import ModelShape
 from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model

@@ -104,6 +104,7 @@ def test_held_out_sequences_longer_than_the_window_name_the_set(tokenizer, make_
     ("eval.derived.n_choices=1", "eval.derived.n_choices=1: must be at least 2"),
     ("eval.task_paths.piqq=/x.jsonl", "eval.task_paths.piqq: unknown task; known: arc_challenge"),
     ("eval.fewshot_paths.piqq=/x.jsonl", "eval.fewshot_paths.piqq: unknown task; known: arc_challenge"),
+    ("eval.task_paths.derived=/x.jsonl", "eval.task_paths.derived: task derived is built from held-out documents"),
     ("eval.tasks=[piqq]", "eval.tasks: unknown task 'piqq'; known: arc_challenge"),
     ("eval.device=mps", "eval.device=mps: expected auto, cpu, cuda or cuda:N"),
     ("eval.precision=fp16", "eval.precision: expected one of ('auto', 'fp32', 'bf16'), got 'fp16'"),

@@ -12,7 +12,7 @@ import pytest
 from eval.fewshot import with_fewshot
 from eval.metrics import example_metrics
 from eval.run import scored_example
-from eval.scoring import score_groups
+from eval_helpers import score_groups
 from eval.tasks import load_task
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm_eval comes with the test extras")

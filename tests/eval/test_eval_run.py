@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from eval.checkpoints import CheckpointError, find_checkpoints, load_checkpoint
 from eval.cli import main, make_eval_hook, rung_info
 from eval.config import EvalConfig
-from eval.metrics import METRICS
+from eval.metrics import ACCURACIES, METRICS
 from eval.run import LMSet, eval_device, eval_dtype, evaluate_checkpoint, read_results, write_results
 from eval.tasks import Example
 from ladder.core.layout import CONFIG
@@ -77,6 +77,9 @@ def test_ladder_eval_all_rungs_skips_incomplete_checkpoints_and_reruns_add_nothi
     results = read_results(ladder_dir / "rungs" / RUNG)
     assert {r["step"] for r in results} == {10, 20}
     assert {r["metric"] for r in results} == {f"derived:{m}" for m in METRICS}
+    # each accuracy carries the task's chance level (three choices here), for the fit to read
+    assert {r["metric"]: r.get("chance") for r in results} == {
+        **{f"derived:{m}": 1 / 3 for m in ACCURACIES}, "derived:bpb": None, "derived:gold_prob": None}
     assert main(config(ladder_dir, f"eval.rung={RUNG}")) == 0
     assert read_results(ladder_dir / "rungs" / RUNG) == results
 
@@ -152,7 +155,7 @@ def test_training_hook_tokenizes_each_task_once_per_rung(ladder_dir, model, monk
         hook(ladder_dir / "rungs" / RUNG / "checkpoints" / f"step-{step:08d}", step, model)
     assert len(calls) == 1  # the derived task's requests, tokenized at the first checkpoint only
     results = read_results(ladder_dir / "rungs" / RUNG)
-    assert {r["step"] for r in results if r["metric"] == "derived:acc"} == {10, 20}
+    assert {(r["step"], r["chance"]) for r in results if r["metric"] == "derived:acc"} == {(10, 1 / 3), (20, 1 / 3)}
 
 
 def test_truncated_contexts_are_recorded_on_the_records(ladder_dir, make_model, tmp_path):

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from eval.scoring import _batch_prefix, _units, encode_group, score_groups
+from eval.scoring import _batch_prefix, _units, encode_group
+from eval_helpers import score_groups
 
 GROUPS = [
     [("The river runs", " past the mill"), ("The river runs", " fast"), ("The river runs", " on Tuesday and more")],

@@ -14,7 +14,7 @@ from eval.cli import main, open_lm_sets, prepare_tasks
 from eval.run import evaluate_model, read_results
 from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
-from ladder.orchestration.rung import run_rung, with_heldout
+from ladder.orchestration.rung import run_job, with_heldout
 from train.model import build_model
 
 TOLERANCE = dict(rel=1e-5, abs=1e-7)
@@ -47,7 +47,7 @@ def torchrun(launch_eval):
 def test_in_loop_eval_equals_ladder_eval_of_the_saved_checkpoints(tiny_ladder):
     cfg = tiny_ladder(*ONE_RUNG)
     rung = build_plan(cfg).rungs[0]
-    assert run_rung(cfg, rung.rung_id) == "done"
+    assert run_job(cfg, rung.rung_id) == "done"
     directory = rung_dir(cfg.out_dir, rung.rung_id)
     in_loop = results(directory)
     assert len({step for step, _ in in_loop}) == 2  # both checkpoints
@@ -63,7 +63,7 @@ def test_two_process_training_evaluates_sharded_like_one_process_ladder_eval(tin
     cfg = tiny_ladder(*ONE_RUNG, "train=ddp_cpu", "train.micro_batch_size=8", "train.wandb.mode=disabled",
                       "train.progress=false", "eval.batch_size=3")
     rung = build_plan(cfg).rungs[0]
-    assert run_rung(cfg, rung.rung_id) == "done"
+    assert run_job(cfg, rung.rung_id) == "done"
     directory = rung_dir(cfg.out_dir, rung.rung_id)
     assert "world_size: 2" in (directory / "config.yaml").read_text()
     in_loop = results(directory)
@@ -105,7 +105,7 @@ def test_sharded_training_evaluates_its_sharded_parameters_in_lockstep_like_ladd
                       "train.num_processes=2", "train.micro_batch_size=8", "train.wandb.mode=disabled",
                       "train.progress=false", "eval.batch_size=3")
     rung = build_plan(cfg).rungs[0]
-    assert run_rung(cfg, rung.rung_id) == "done"
+    assert run_job(cfg, rung.rung_id) == "done"
     directory = rung_dir(cfg.out_dir, rung.rung_id)
     in_loop = results(directory)
     (directory / "results.jsonl").unlink()

@@ -1,12 +1,17 @@
 """Each HF schema loads from a local file in that schema; bad input fails loudly; few-shot prompts."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from eval.fewshot import with_fewshot
 from eval.run import evaluate_task
-from eval.scoring import score_groups
-from eval.tasks import TASKS, Example, TaskError, load_task
+from eval_helpers import score_groups
+from eval.config import DerivedConfig, EvalConfig
+from eval.tasks import TASKS, Example, TaskError, chance_levels, load_task
 
 ROWS = {
     "hellaswag": {"ctx_a": "A man is sitting on a roof.", "ctx_b": "he", "ctx": "A man is sitting on a roof. he",
@@ -126,11 +131,54 @@ def test_unreadable_task_files_and_an_unreachable_hub_name_the_task_and_source(t
 
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'ybisk/piqa' on the Hub")
-    monkeypatch.setattr("eval.tasks.load_dataset", offline)
+    monkeypatch.setattr("eval.examples.hub_dataset", offline)
     with pytest.raises(TaskError, match=r"ybisk/piqa \(validation\).*set eval.task_paths.piqa to a local file"):
         load_task("piqa")
     with pytest.raises(TaskError, match=r"few-shot examples.*ybisk/piqa \(train\).*set eval.fewshot_paths.piqa"):
         load_task("piqa", fewshot=True)
+
+
+def test_local_task_files_need_no_datasets_package(tmp_path):
+    """The GPU image has no `datasets`: the eval stage imports and reads local files without it, and a
+    task loaded by hub name says what it lacks."""
+    path = write(tmp_path, [ROWS["piqa"]], "piqa.jsonl")
+    script = (
+        "import sys\n"
+        "class NoDatasets:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'datasets':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoDatasets())\n"
+        "import eval.cli\n"
+        "from eval.tasks import load_task\n"
+        f"print(len(load_task('piqa', {path!r})))\n"
+        "load_task('piqa')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.stdout == "1\n", proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "eval.examples.TaskError: task piqa: loading ybisk/piqa (validation) from the hub needs the `datasets` "
+        "package; or set eval.task_paths.piqa to a local file of its validation split in its schema")
+
+
+@pytest.mark.parametrize("name,text", [
+    ("copa.json", json.dumps([ROWS["copa"], ROWS["copa"]])),  # one JSON array of rows, as `datasets` reads it too
+    ("copa.csv", "premise,choice1,choice2,question,label\nThe man broke his toe.,He dropped a hammer on his foot.,"
+                 "He got a hole in his sock.,cause,0\n"),
+])
+def test_json_arrays_and_csv_files_load(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    examples = load_task("copa", str(tmp_path / name))
+    assert examples[0].requests()[0] == EXPECTED["copa"]
+
+
+def test_each_task_s_chance_level_is_its_spec_s():
+    cfg = EvalConfig(tasks=["piqa", "winogrande", "boolq", "copa", "socialiqa", "csqa", "hellaswag", "mmlu",
+                            "derived"], derived=DerivedConfig(n_choices=5))
+    assert chance_levels(cfg) == {"piqa": 0.5, "winogrande": 0.5, "boolq": 0.5, "copa": 0.5, "socialiqa": 1 / 3,
+                                  "csqa": 0.2, "hellaswag": 0.25, "mmlu": 0.25, "mmlu_stem": 0.25,
+                                  "mmlu_humanities": 0.25, "mmlu_social_sciences": 0.25, "mmlu_other": 0.25,
+                                  "derived": 0.2}
 
 
 def test_hellaswag_strips_wikihow_markup_as_olmes_does(tmp_path):
@@ -171,7 +219,7 @@ def test_mmlu_fewshot_keeps_one_subject_header_and_uses_the_same_subject(tmp_pat
 def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
     from datasets import Dataset
 
-    import eval.tasks
+    import eval.examples
 
     calls = []
 
@@ -179,11 +227,11 @@ def test_without_a_path_tasks_load_from_the_hub(monkeypatch):
         calls.append((path, name, split))
         return Dataset.from_list([ROWS["arc_challenge"]])
 
-    monkeypatch.setattr(eval.tasks, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(eval.examples, "hub_dataset", fake_load_dataset)
     assert len(load_task("arc_challenge")) == 1
     assert len(load_task("arc_challenge", fewshot=True)) == 1
     assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test"), ("allenai/ai2_arc", "ARC-Challenge", "train")]
-    assert TASKS["mmlu_stem"].fewshot_split == "dev"
+    assert TASKS["mmlu_stem"].loader.fewshot_split == "dev"
 
 
 def test_pmi_scores_each_distinct_choice_once_and_matches_scoring_per_example(tokenizer, model, monkeypatch):

@@ -82,7 +82,7 @@ def test_recentred_refits_of_all_points_match_plain_refits(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
     runs = olmo_fit_runs(ps, [NAMED["13B-5T"]])
     data = RunTable(ps, runs).checkpoints(runs, "c4_en:loss", "mmlu:acc")
-    step = PAPER_SIGMOID.step("s", "mmlu", *data, "c4_en:loss", target_x=np.array([[0.9]]), output="mmlu:acc")
+    step = PAPER_SIGMOID.step("s", "mmlu", *data, "c4_en:loss", 0.25, target_x=np.array([[0.9]]), output="mmlu:acc")
     counts, targets = resample_counts(len(runs), 20, seed=1), [Target("t", 1.0, 1.0)]
 
     def refits(s):
@@ -127,14 +127,15 @@ def test_step2_variants_are_arguments_that_change_every_sigmoid():
     bounds b and moves the anchor; fixed floor and ceiling pin a and b; the paper's form is the default."""
     L = np.linspace(2.6, 4.0, 40)
     acc = laws.SIGMOID.f(L[None, :], np.array([-0.75, 3.0, 4.0, 1.0]))
-    fit = lambda sigmoid, task="mmlu": sigmoid.step("s", task, L, acc, np.zeros(40, int), "c4:loss").fit()
+    fit = lambda sigmoid, chance=0.25: sigmoid.step("s", "mmlu", L, acc, np.zeros(40, int), "c4:loss", chance).fit()
     assert fit(PAPER_SIGMOID).params[3] > 0.99
     assert fit(Sigmoid(ceiling=0.9)).params[3] <= 0.9 + 1e-12
-    fixed = fit(Sigmoid(fixed=True), task="csqa")
+    fixed = fit(Sigmoid(fixed=True), chance=0.2)
     assert fixed.params[0] == pytest.approx(-0.8, abs=1e-6) and fixed.params[3] == pytest.approx(1.0, abs=1e-6)
-    free = Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "c4:loss")
+    free = Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "c4:loss", 0.25)
     assert free.points.X.shape[1] == 40  # no (0, 1) anchor on an LM-loss path
-    assert Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "mmlu:bpb").points.X.shape[1] == 41
+    assert Sigmoid(anchor_on_lm_loss=False).step("s", "mmlu", L, acc, np.zeros(40, int), "mmlu:bpb",
+                                                 0.25).points.X.shape[1] == 41
 
 
 def test_olmo_two_step_and_the_backtest_script_take_the_variant_as_an_argument(tmp_path, write_ladder):

@@ -80,7 +80,7 @@ def test_batched_intervals_match_per_resample_scipy(shared):
 
 
 @pytest.mark.parametrize("law", [laws.OLMO_ND, laws.OLMO_FLOPS, laws.SIGMOID, laws.SINGLE_STEP, laws.CHINCHILLA,
-                                 laws.GADRE_LOSS, laws.GADRE_ERR, laws.DIRECT_C, laws.DIRECT_ND], ids=lambda law: law.name)
+                                 laws.GADRE_LOSS, laws.GADRE_ERR, laws.DIRECT_ND], ids=lambda law: law.name)
 def test_every_law_evaluates_a_batch_of_parameters_like_one_at_a_time(law):
     rng = np.random.default_rng(0)
     k = {"olmo_nd": 2, "single_step": 2, "olmo_single_step": 2, "chinchilla": 2, "gadre_loss": 2,

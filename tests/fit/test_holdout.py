@@ -17,12 +17,13 @@ def true_loss(n, d):
     return 1.5 + 30 / n ** 0.3 + 200 / d ** 0.3
 
 
-def true_acc(loss):
-    return 0.25 + 0.75 / (1 + np.exp(2 * (loss - 4.0)))  # reaches 1 at loss 0, as step 2 assumes
+def true_acc(loss, floor=0.25):
+    return floor + (1 - floor) / (1 + np.exp(2 * (loss - 4.0)))  # reaches 1 at loss 0, as step 2 assumes
 
 
-def write_ladder(tmp_path, tasks=True):
-    """4 sizes x 3 multipliers, 10 evaluations per run, 0.3 % loss noise and 0.5-point accuracy noise."""
+def write_ladder(tmp_path, tasks=True, task="derived", chance=0.25, floor=0.25):
+    """4 sizes x 3 multipliers, 10 evaluations per run, 0.3 % loss noise and 0.5-point accuracy noise;
+    `<task>:acc` rises from `floor` and its records carry `chance` (None: none, as before eval wrote it)."""
     rng = np.random.default_rng(0)
     for size, n in SIZES.items():
         for m in MULTIPLIERS:
@@ -34,9 +35,9 @@ def write_ladder(tmp_path, tasks=True):
                 loss = true_loss(n, d) * (1 + 0.003 * rng.standard_normal())
                 base = {"run": rung.name, "size": size, "dataset": "smoke", "params": n, "run_tokens": n * m,
                         "multiplier": m, "step": 100 * step, "tokens": d, "final": step == 10}
-                acc = true_acc(loss) + 0.005 * rng.standard_normal()
+                acc = {**base, "metric": f"{task}:acc", "value": true_acc(loss, floor) + 0.005 * rng.standard_normal()}
                 recs += [{**base, "metric": "smoke_val:loss", "value": loss}]
-                recs += [{**base, "metric": "derived:acc", "value": acc}] if tasks else []
+                recs += [acc if chance is None else {**acc, "chance": chance}] if tasks else []
             (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     return tmp_path
 

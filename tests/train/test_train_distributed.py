@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
 from train.config import TrainConfig, WandbConfig
-from train.loop import train_rung
+from train.loop import train_run
 from train.rundir import read_record, write_record
 from train.worker import launch_command, write_launch
-from train_fakes import sequences_for, tiny_rung
+from train_fakes import sequences_for, tiny_run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -60,9 +60,9 @@ def assert_same_training(a: Path, b: Path, steps: int):
 @pytest.fixture(scope="module")
 def single_process(tmp_path_factory):
     """The reference: one process, the same global batch, accumulating over micro-batches."""
-    rung = tiny_rung(steps=6)
+    rung = tiny_run(steps=6)
     run_dir = tmp_path_factory.mktemp("one")
-    assert train_rung(rung, sequences_for(rung), run_dir, config()).state == "done"
+    assert train_run(rung, sequences_for(rung), run_dir, config()).state == "done"
     return rung, run_dir
 
 
@@ -98,7 +98,7 @@ def test_deepspeed_resume_equals_uninterrupted(single_process, tmp_path):
     launch(tmp_path, rung, cfg)
     # As if killed after the mid-run checkpoint: the final one gone, the record still running.
     shutil.rmtree(tmp_path / f"checkpoints/step-{rung.hp.steps:08d}")
-    write_record(tmp_path, rung.rung_id, "running", 3, rung.hp.steps, 0)
+    write_record(tmp_path, rung.name, "running", 3, rung.hp.steps, 0)
     assert launch(tmp_path, rung, cfg)["state"] == "done"
     assert_same_training(tmp_path, reference, rung.hp.steps)
 
@@ -125,9 +125,9 @@ def test_sigkilled_run_restarted_with_same_command_equals_uninterrupted(single_p
 def test_one_precision_policy_on_every_backend(tmp_path):
     """bf16 compute over fp32 weights with fp32 gradient reduction everywhere: DDP, FSDP and ZeRO-2 on 2
     processes train the same losses as one process, to within bf16 rounding of the reduction order."""
-    rung = tiny_rung(steps=6)
+    rung = tiny_run(steps=6)
     bf16 = config(precision="bf16")
-    assert train_rung(rung, sequences_for(rung), tmp_path / "one", bf16).state == "done"
+    assert train_run(rung, sequences_for(rung), tmp_path / "one", bf16).state == "done"
     reference = [m["loss"] for m in metrics(tmp_path / "one")]
     for name, cfg in (("ddp", bf16), ("fsdp", config(precision="bf16", distributed="fsdp")),
                       ("zero2", config(precision="bf16", backend="deepspeed", zero_stage=2))):

@@ -14,11 +14,11 @@ import train.backends
 from ladder.core.layout import STATE_DIR, TRAINER_STATE, checkpoints
 from train.backends import make_backend, process_count
 from train.config import TrainConfig, WandbConfig
-from train.loop import train_rung
+from train.loop import train_run
 from train.loss import LossOutput, _chunk_loss_and_grad, _compiled_chunk_loss_and_grad, attach_loss, linear_cross_entropy
 from train.model import build_model, compile_blocks
 from train.optim import make_optimizer, make_scheduler
-from train_fakes import SHAPE, sequences_for, tiny_rung
+from train_fakes import SHAPE, sequences_for, tiny_run
 
 
 def config(**overrides) -> TrainConfig:
@@ -47,7 +47,7 @@ def test_blocks_compile_to_one_graph_whose_attention_is_causal_without_a_mask():
     model = attach_loss(build_model(shape), 1e-4)
     recorder = Recorder()
     compile_blocks(model, backend=recorder)
-    ids = sequences_for(tiny_rung(shape=shape)).ids[:2]
+    ids = sequences_for(tiny_run(shape=shape)).ids[:2]
     out = model(input_ids=ids, labels=ids)
     out.total.backward()
     # Every block runs the one graph: no per-layer recompiles (a KV cache's layer index would force them).
@@ -122,20 +122,20 @@ def test_zero3_with_compile_is_refused_naming_the_keys():
 def test_the_model_evaluation_gets_returns_bf16_logits_under_bf16_training():
     """No fp32 output wrapper stays on the live model (accelerate's mixed precision left one): held-out loss
     over a 100k vocabulary would hold the whole batch's logits in fp32."""
-    rung = tiny_rung()
+    rung = tiny_run()
     cfg = config(precision="bf16")
     backend = make_backend(cfg)
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
     backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
-                    lambda opt: make_scheduler(opt, rung.hp, "cosine", 0.2), 1, rung.hp)
+                    lambda opt: make_scheduler(opt, rung.hp), 1, rung.hp)
     ids = sequences_for(rung).ids[:2]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert backend.unwrapped()(input_ids=ids).logits.dtype == torch.bfloat16
 
 
 def test_only_the_newest_checkpoint_keeps_the_optimizer_state(tmp_path):
-    rung = tiny_rung()
-    assert train_rung(rung, sequences_for(rung), tmp_path, config()).state == "done"
+    rung = tiny_run()
+    assert train_run(rung, sequences_for(rung), tmp_path, config()).state == "done"
     found = checkpoints(tmp_path)
     assert [step for step, _ in found] == [3, 6, 12]
     assert [(path / STATE_DIR).is_dir() for _, path in found] == [False, False, True]
@@ -145,17 +145,17 @@ def test_only_the_newest_checkpoint_keeps_the_optimizer_state(tmp_path):
 def test_a_fork_step_keeps_its_state_for_the_branches(tmp_path):
     from dataclasses import replace
 
-    rung = replace(tiny_rung(), name="trunk", checkpoint_steps=(3,))
-    assert train_rung(rung, sequences_for(rung), tmp_path, config()).state == "done"
+    rung = replace(tiny_run(), name="trunk", save_steps=(3,), keep_steps=(3,))
+    assert train_run(rung, sequences_for(rung), tmp_path, config()).state == "done"
     assert [(step, (path / STATE_DIR).is_dir()) for step, path in checkpoints(tmp_path)] == [
         (3, True), (6, False), (12, True)]
 
 
 def test_fsdp_in_one_process_trains_as_plain_training_does(tmp_path):
     """train.distributed=fsdp started without a launcher shards over a world of one (torch's FSDP2, gloo)."""
-    rung = tiny_rung()
-    plain = train_rung(rung, sequences_for(rung), tmp_path / "plain", config())
-    sharded = train_rung(rung, sequences_for(rung), tmp_path / "fsdp", config(distributed="fsdp"))
+    rung = tiny_run()
+    plain = train_run(rung, sequences_for(rung), tmp_path / "plain", config())
+    sharded = train_run(rung, sequences_for(rung), tmp_path / "fsdp", config(distributed="fsdp"))
     assert sharded.state == "done" and math.isclose(sharded.loss, plain.loss, rel_tol=1e-5)
     assert isinstance(train.backends.make_backend(config(distributed="fsdp")), train.backends.FSDPBackend)
 

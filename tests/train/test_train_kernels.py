@@ -9,9 +9,10 @@ from ladder.core.configs import load_model
 from ladder.core.sizes import ModelShape
 from train.loss import attach_loss, linear_cross_entropy
 from train.model import attention, build_model
-from train.optim import make_optimizer, param_groups, training_loss
+from scripts.bench_train import training_loss
+from train.optim import make_optimizer, param_groups
 from train.sizing import activation_bytes_per_sequence, derive_micro_batch
-from train_fakes import SHAPE, sequences_for, tiny_rung
+from train_fakes import SHAPE, sequences_for, tiny_run
 
 GPU_CONFIGS = ["gpu", "fsdp", "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3"]
 
@@ -55,7 +56,7 @@ def test_chunked_loss_under_bf16_autocast_matches_to_bf16_rounding():
 
 
 def test_model_training_path_equals_logits_then_loss():
-    rung = tiny_rung()
+    rung = tiny_run()
     ids = sequences_for(rung).ids[:4]
     plain, fast = build_model(SHAPE, seed=3), attach_loss(build_model(SHAPE, seed=3), rung.hp.z_loss)
     total0, ce0 = training_loss(plain(input_ids=ids).logits, ids, rung.hp.z_loss)
@@ -72,7 +73,7 @@ def test_model_training_path_equals_logits_then_loss():
 
 
 def test_fused_adamw_steps_as_the_multi_tensor_one():
-    rung = tiny_rung()
+    rung = tiny_run()
     ids = sequences_for(rung).ids[:4]
     models = [build_model(SHAPE, seed=0) for _ in range(2)]
     fused = make_optimizer(models[0], rung.hp)
@@ -115,12 +116,12 @@ def test_micro_batch_is_the_largest_power_of_two_that_fits():
 
 def test_unset_micro_batch_is_derived_and_recorded(tmp_path):
     from train.config import TrainConfig, WandbConfig
-    from train.loop import train_rung
+    from train.loop import train_run
 
-    rung = tiny_rung(steps=3)
+    rung = tiny_run(steps=3)
     cfg = TrainConfig(micro_batch_size=None, checkpoint_fractions=[1.0], progress=False,
                       wandb=WandbConfig(mode="disabled"))
-    assert train_rung(rung, sequences_for(rung), tmp_path, cfg).state == "done"
+    assert train_run(rung, sequences_for(rung), tmp_path, cfg).state == "done"
     # A tiny model in gigabytes of RAM: the whole per-process batch in one pass.
     assert OmegaConf.load(tmp_path / "config.yaml").micro_batch_size == rung.hp.batch_size
 

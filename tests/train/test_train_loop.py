@@ -10,11 +10,13 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 import train.loss
 from train.config import DivergenceConfig, TrainConfig, WandbConfig
-from train.loop import checkpoint_steps, divergence, split_batch, train_rung
-from train.optim import lr_factor, training_loss
+from ladder.core.recipes import lr_factor
+from ladder.core.schedules import SCHEDULES, checkpoint_steps
+from train.loop import divergence, split_batch, train_run
+from scripts.bench_train import training_loss
 from ladder.core.layout import checkpoints, temporary_checkpoint_dir
 from train.rundir import read_record
-from train_fakes import FakeSequences, sequences_for, tiny_rung
+from train_fakes import FakeSequences, sequences_for, tiny_rung, tiny_run
 
 
 def config(**overrides) -> TrainConfig:
@@ -53,8 +55,8 @@ def test_split_batch_and_checkpoint_steps():
 
 @pytest.mark.parametrize("schedule", ["cosine", "wsd"])
 def test_schedule_warms_up_then_decays_to_final_lr(schedule):
-    hp = tiny_rung(steps=100).hp
-    f = [lr_factor(hp, schedule)(s) for s in range(hp.steps)]
+    hp = SCHEDULES[schedule].jobs([tiny_rung(steps=100)], 0.2)[0].run.hp
+    f = [lr_factor(hp)(s) for s in range(hp.steps)]
     assert f[0] == pytest.approx(1 / hp.warmup_steps) and f[hp.warmup_steps - 1] == pytest.approx(1.0)
     assert f[-1] == pytest.approx(hp.final_lr / hp.lr)
     assert all(a >= b - 1e-12 for a, b in zip(f[hp.warmup_steps:], f[hp.warmup_steps + 1:]))
@@ -80,13 +82,13 @@ def test_divergence_rules():
 
 
 def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
-    rung = tiny_rung()
+    rung = tiny_run()
     tok_dir = tmp_path / "tokenizer"
     from tokenizers import Tokenizer, models
     PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0, "<eos>": 1}, unk_token="<unk>")),
                             eos_token="<eos>", unk_token="<unk>").save_pretrained(tok_dir)
     hooked = []
-    result = train_rung(rung, sequences_for(rung), tmp_path / "run", config(), tokenizer_dir=tok_dir,
+    result = train_run(rung, sequences_for(rung), tmp_path / "run", config(), tokenizer_dir=tok_dir,
                         eval_hook=lambda path, step, model, **kw: hooked.append(
                             (path.name, step, path.exists(), model.training, kw)))
     run = tmp_path / "run"
@@ -103,7 +105,7 @@ def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 13))
     assert {"loss", "lr", "tokens", "tokens_per_s", "grad_norm", "mfu"} <= set(rows[0])
     assert rows[-1]["loss"] < rows[0]["loss"]
-    schedule = lr_factor(rung.hp, "cosine")
+    schedule = lr_factor(rung.hp)
     assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * schedule(r["step"] - 1) for r in rows])
     # A standard transformers directory: loads as is, with the size rule's parameter count.
     final = run / "checkpoints/step-00000012"
@@ -111,23 +113,23 @@ def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
     assert sum(p.numel() for p in model.parameters()) == rung.shape.total_params
     assert model.config.eos_token_id == 1 and (final / "tokenizer.json").exists()
     # A finished run is not trained again.
-    again = train_rung(rung, sequences_for(rung), run, config())
+    again = train_run(rung, sequences_for(rung), run, config())
     assert again.state == "done" and losses(run) == [r["loss"] for r in rows]
 
 
 @pytest.mark.parametrize("distributed", ["ddp", "fsdp"])  # FSDP2: the optimizer state saved sharded (DCP)
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, distributed):
-    rung = tiny_rung()
-    whole = train_rung(rung, sequences_for(rung), tmp_path / "whole", config(distributed=distributed))
+    rung = tiny_run()
+    whole = train_run(rung, sequences_for(rung), tmp_path / "whole", config(distributed=distributed))
     run = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        train_rung(rung, CrashingSequences(12 * 8, crash_after=8), run, config(distributed=distributed))
+        train_run(rung, CrashingSequences(12 * 8, crash_after=8), run, config(distributed=distributed))
     assert read_record(run)["state"] == "interrupted" and "killed" in read_record(run)["reason"]
     assert [s for s, _ in checkpoints(run)] == [3, 6]
     temporary_checkpoint_dir(run, 9).mkdir()  # as if the crash hit a checkpoint write
     with open(run / "metrics.jsonl", "a") as f:
         f.write('{"step": 9, "lo')  # and a metrics line
-    resumed = train_rung(rung, sequences_for(rung), run, config(distributed=distributed))
+    resumed = train_run(rung, sequences_for(rung), run, config(distributed=distributed))
     assert resumed.state == "done" and resumed.loss == whole.loss
     assert losses(run) == losses(tmp_path / "whole")  # step for step, bit for bit on CPU
     assert not temporary_checkpoint_dir(run, 9).exists()
@@ -150,9 +152,9 @@ def test_a_sigterm_lost_in_a_finalizer_still_stops_the_run(tmp_path, monkeypatch
     previous = signal.getsignal(signal.SIGTERM)
     interrupt.stop_on_sigterm()
     try:
-        rung = tiny_rung()
+        rung = tiny_run()
         with pytest.raises(interrupt.Interrupted):
-            train_rung(rung, sequences_for(rung), tmp_path, config(),
+            train_run(rung, sequences_for(rung), tmp_path, config(),
                        eval_hook=lambda path, step, model, **kw: SignalsWhenCollected() if step == 3 else None)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -161,17 +163,18 @@ def test_a_sigterm_lost_in_a_finalizer_still_stops_the_run(tmp_path, monkeypatch
     assert [s for s, _ in checkpoints(tmp_path)] == [3]
 
 
-def test_schedule_override_is_used(tmp_path):
-    rung = tiny_rung(steps=10)
-    train_rung(rung, sequences_for(rung), tmp_path, config(schedule="wsd"))
+def test_the_run_trains_with_its_own_lr_schedule(tmp_path):
+    run = SCHEDULES["wsd"].jobs([tiny_rung(steps=10)], 0.2)[0].run
+    assert run.hp.lr_schedule == "wsd" and run.hp.decays == ((8, 10),)
+    train_run(run, sequences_for(run), tmp_path, config())
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * lr_factor(rung.hp, "wsd")(s) for s in range(10)])
+    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * lr_factor(run.hp)(s) for s in range(10)])
 
 
 def test_accumulation_matches_one_big_batch(tmp_path):
-    rung = tiny_rung(steps=4)
-    one = train_rung(rung, sequences_for(rung), tmp_path / "a", config(micro_batch_size=8))
-    four = train_rung(rung, sequences_for(rung), tmp_path / "b", config(micro_batch_size=2))
+    rung = tiny_run(steps=4)
+    one = train_run(rung, sequences_for(rung), tmp_path / "a", config(micro_batch_size=8))
+    four = train_run(rung, sequences_for(rung), tmp_path / "b", config(micro_batch_size=2))
     assert losses(tmp_path / "a") == pytest.approx(losses(tmp_path / "b"), rel=1e-5)
     assert one.loss == pytest.approx(four.loss, rel=1e-5)
 
@@ -189,8 +192,8 @@ def poison(monkeypatch, bad_calls):
 
 def test_non_finite_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     poison(monkeypatch, range(15, 10**6))  # from the 8th step on (2 micro-batches a step)
-    rung = tiny_rung()
-    result = train_rung(rung, sequences_for(rung), tmp_path, config())
+    rung = tiny_run()
+    result = train_run(rung, sequences_for(rung), tmp_path, config())
     record = read_record(tmp_path)
     assert result.state == "failed" and result.step == 8 and "non-finite" in result.reason
     assert record["state"] == "failed" and record["step"] == 8 and "non-finite" in record["reason"]
@@ -203,8 +206,8 @@ def test_non_finite_step_between_checks_is_skipped_then_named(tmp_path, monkeypa
     """With checks every 4 steps, a NaN at step 7 is found at the check of step 8 and named as step 7's
     (that its update is skipped on the device: test_optimizer_step_is_skipped_on_the_device_when_not_finite)."""
     poison(monkeypatch, {13, 14})
-    rung = tiny_rung()
-    result = train_rung(rung, sequences_for(rung), tmp_path, config(log_every=4))
+    rung = tiny_run()
+    result = train_run(rung, sequences_for(rung), tmp_path, config(log_every=4))
     assert result.state == "failed" and result.step == 7 and "non-finite loss" in result.reason
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [3, 4, 6]
 
@@ -216,11 +219,11 @@ def test_optimizer_step_is_skipped_on_the_device_when_not_finite(distributed):
     from train.model import build_model
     from train.optim import make_optimizer, make_scheduler
 
-    rung = tiny_rung()
+    rung = tiny_run()
     backend = make_backend(config(device="cpu", distributed=distributed))
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
     wrapped = backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
-                              lambda opt: make_scheduler(opt, rung.hp, "cosine", 0.2), 1, rung.hp)
+                              lambda opt: make_scheduler(opt, rung.hp), 1, rung.hp)
     optimizer = backend.optimizer
     ids = sequences_for(rung).ids[:4]
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -237,73 +240,70 @@ def test_optimizer_step_is_skipped_on_the_device_when_not_finite(distributed):
 
 
 def test_loss_spike_stops_run(tmp_path):
-    rung = tiny_rung()
+    rung = tiny_run()
     # A factor below 1 trips on the first step after the window fills: the rule itself is tested above.
-    result = train_rung(rung, sequences_for(rung), tmp_path, config(divergence=DivergenceConfig(0.5, 4)))
+    result = train_run(rung, sequences_for(rung), tmp_path, config(divergence=DivergenceConfig(0.5, 4)))
     assert result.state == "failed" and result.step == 5 and "spike" in result.reason
     assert read_record(tmp_path)["last_checkpoint"] == "checkpoints/step-00000003"
 
 
 def test_wandb_offline_writes_locally(tmp_path):
-    rung = tiny_rung(steps=4)
-    result = train_rung(rung, sequences_for(rung), tmp_path, config(wandb=WandbConfig(mode="offline")))
+    rung = tiny_run(steps=4)
+    result = train_run(rung, sequences_for(rung), tmp_path, config(wandb=WandbConfig(mode="offline")))
     assert result.state == "done"
     assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
 def _trunk(schedule, ends=(8, 16, 24), decay_fraction=0.4):
-    from dataclasses import replace
-
-    from ladder.core.plan import make_trunk
-
-    rungs = [replace(tiny_rung(steps=e), multiplier=float(e)) for e in ends]
-    return make_trunk(rungs, schedule, decay_fraction)
+    (job,) = SCHEDULES[schedule].jobs([tiny_rung(steps=e, multiplier=float(e)) for e in ends], decay_fraction)
+    return job
 
 
 def test_wsds_schedule_decays_at_the_end_of_every_period_and_rises_back():
     trunk = _trunk("wsds")  # periods of 8 steps, each decaying over its last round(0.4 · 8) = 3
     hp = trunk.run.hp
     assert hp.decays == ((5, 8), (13, 16), (21, 24)) and hp.steps == 24
-    f = [lr_factor(hp, "wsds")(s) for s in range(hp.steps)]
+    f = [lr_factor(hp)(s) for s in range(hp.steps)]
     floor = hp.final_lr / hp.lr
     assert f[0] == pytest.approx(1 / hp.warmup_steps) and f[4] == 1.0
     assert f[5] == 1.0 and f[6] == pytest.approx((1 + floor) / 2) and f[7] == pytest.approx(floor)  # the bottom ends M1
     assert f[8] == 1.0 and f[12] == 1.0 and f[15] == pytest.approx(floor) and f[23] == pytest.approx(floor)
-    assert trunk.run.checkpoint_steps == (8, 16)  # every bottom but the last, which ends the run anyway
-    # One window at the end is the wsd schedule.
-    one = tiny_rung(steps=100).hp
-    from dataclasses import replace
-    wsds = replace(one, schedule="wsds", decays=((80, 100),))
-    assert [lr_factor(wsds, "wsds")(s) for s in range(100)] == [lr_factor(one, "wsd")(s) for s in range(100)]
+    assert trunk.run.save_steps == (8, 16)  # every bottom but the last, which ends the run anyway
+    # A rung alone under wsd is a trunk of one period, trained in the rung's own directory.
+    (alone,) = SCHEDULES["wsd"].jobs([tiny_rung(steps=24, multiplier=24.0)], 0.4)
+    (lone_trunk,) = SCHEDULES["wsds"].jobs([tiny_rung(steps=24, multiplier=24.0)], 0.4)
+    assert alone.run.hp == lone_trunk.run.hp and not alone.linked and lone_trunk.linked
 
 
 @pytest.mark.parametrize("crash_after,resumes_from", [(14, 12), (7, 6)])  # stable phase; inside the first decay
 def test_a_wsds_trunk_killed_in_a_stable_phase_or_a_decay_resumes_exactly(tmp_path, crash_after, resumes_from):
     trunk = _trunk("wsds")
     run, cfg = trunk.run, config(checkpoint_fractions=[0.25, 0.5, 0.625, 1.0])  # 6, 12, 15, 24 and 8, 16
-    whole = train_rung(run, sequences_for(run), tmp_path / "whole", cfg)
+    whole = train_run(run, sequences_for(run), tmp_path / "whole", cfg)
     assert [s for s, _ in checkpoints(tmp_path / "whole")] == [6, 8, 12, 15, 16, 24]
     with pytest.raises(KeyboardInterrupt):
-        train_rung(run, CrashingSequences(24 * 8, crash_after=crash_after), tmp_path / "resumed", cfg)
+        train_run(run, CrashingSequences(24 * 8, crash_after=crash_after), tmp_path / "resumed", cfg)
     assert [s for s, _ in checkpoints(tmp_path / "resumed")][-1] == resumes_from
-    resumed = train_rung(run, sequences_for(run), tmp_path / "resumed", cfg)
+    resumed = train_run(run, sequences_for(run), tmp_path / "resumed", cfg)
     assert resumed.loss == whole.loss and losses(tmp_path / "resumed") == losses(tmp_path / "whole")
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * lr_factor(run.hp, "wsds")(s) for s in range(24)])
+    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * lr_factor(run.hp)(s) for s in range(24)])
 
 
 def test_a_branch_from_the_trunk_equals_one_run_with_its_schedule(tmp_path):
     import os
 
     trunk = _trunk("branch")
-    assert trunk.run.hp.steps == 21 and trunk.run.hp.decays == () and trunk.run.checkpoint_steps == (5, 13, 21)
-    sequences = sequences_for(trunk.rungs[-1])
-    train_rung(trunk.run, sequences, tmp_path / "trunk", config(checkpoint_fractions=[1.0]))
-    branch = trunk.branch(1)  # M16: forks at step 13, decays to 16
+    assert trunk.run.hp.steps == 21 and trunk.run.hp.decays == () and trunk.run.save_steps == (5, 13, 21)
+    assert trunk.run.keep_steps == (5, 13, 21)  # the branches start from them
+    sequences = sequences_for(trunk.follow_ups[-1])
+    train_run(trunk.run, sequences, tmp_path / "trunk", config(checkpoint_fractions=[1.0]))
+    branch = trunk.follow_ups[1]  # M16: forks at step 13, decays to 16
+    assert branch.start_step == 13 and branch.rung["rung_id"] == trunk.rungs[1].rung_id
     fork = tmp_path / "trunk" / "checkpoints" / "step-00000013"
     (tmp_path / "branch" / "checkpoints").mkdir(parents=True)
     os.symlink(fork, tmp_path / "branch" / "checkpoints" / fork.name)
-    forked = train_rung(branch, sequences, tmp_path / "branch", config(checkpoint_fractions=[1.0]))
-    straight = train_rung(branch, sequences, tmp_path / "straight", config(checkpoint_fractions=[1.0]))
+    forked = train_run(branch, sequences, tmp_path / "branch", config(checkpoint_fractions=[1.0]))
+    straight = train_run(branch, sequences, tmp_path / "straight", config(checkpoint_fractions=[1.0]))
     assert forked.state == "done" and forked.step == 16 and forked.loss == straight.loss
     assert losses(tmp_path / "branch") == losses(tmp_path / "straight")[13:]

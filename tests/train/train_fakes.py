@@ -12,6 +12,7 @@ import torch
 
 from ladder.core.plan import Rung
 from ladder.core.recipes import Hyperparams
+from ladder.core.schedules import SCHEDULES, Run
 from ladder.core.sizes import ModelShape
 
 SHAPE = ModelShape(name="tiny-24", d_model=24, n_layers=2, n_heads=2, mlp_hidden=64, vocab_size=256, seq_len=32)
@@ -58,11 +59,17 @@ class FakeTokenSequences(FakeSequences):
         super().__init__(-(-tokens // SHAPE.seq_len), seed=seed)
 
 
-def tiny_rung(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: ModelShape = SHAPE) -> Rung:
+def tiny_rung(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: ModelShape = SHAPE,
+              multiplier: float = 1.0) -> Rung:
     hp = Hyperparams(batch_size=batch_size, lr=lr, warmup_steps=2, steps=steps, final_lr=0.1 * lr,
                      weight_decay=0.1, z_loss=1e-4)
-    return Rung(shape, "fake", 1.0, shape.total_params, steps * batch_size * shape.seq_len, hp)
+    return Rung(shape, "fake", multiplier, shape.total_params, steps * batch_size * shape.seq_len, hp)
 
 
-def sequences_for(rung: Rung, seed: int = 0) -> FakeSequences:
-    return FakeSequences(rung.hp.steps * rung.hp.batch_size, rung.shape.seq_len, rung.shape.vocab_size, seed)
+def tiny_run(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: ModelShape = SHAPE) -> Run:
+    """A rung of the stand-in data trained alone, as the cosine schedule runs it."""
+    return SCHEDULES["cosine"].jobs([tiny_rung(steps, batch_size, lr, shape)], 0.1)[0].run
+
+
+def sequences_for(run: Run, seed: int = 0) -> FakeSequences:
+    return FakeSequences(run.hp.steps * run.hp.batch_size, run.shape.seq_len, run.shape.vocab_size, seed)
