@@ -130,11 +130,12 @@ def plain_loop(rung: Run, data, cfg: TrainConfig, device: torch.device, warmup: 
     return (hp.steps - warmup) * hp.batch_size * rung.shape.seq_len / (time.perf_counter() - start)
 
 
-def harness_loop(rung: Run, data, cfg: TrainConfig, warmup: int) -> float:
-    """Tokens/s of train_run over the steps after `warmup`, from its own metrics.jsonl."""
+def harness_loop(rung: Run, data, cfg: TrainConfig, warmup: int, eval_hook=None) -> float:
+    """Tokens/s of train_run over the steps after `warmup`, from its own metrics.jsonl; `eval_hook` is
+    train_run's (scripts/gpu_check.py times the checkpoint with it)."""
     warmup = timed_from(warmup, cfg.log_every, rung.hp.steps)
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train_run(rung, data, Path(run_dir), cfg)
+        result = train_run(rung, data, Path(run_dir), cfg, eval_hook=eval_hook)
         assert result.state == "done", result
         rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in rows if r["step"] > warmup]

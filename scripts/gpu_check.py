@@ -1,26 +1,64 @@
-"""The one prepared GPU check: what the harness achieves on a GPU, in one JSON file, with no network.
+"""The one prepared GPU check: the harness on one GPU, the likeliest bugs first, in one JSON file, with no network.
 
-    scripts/gpu_check.sh                                            # one H100/H200, < 8 min: gpu_check.json
-    python scripts/gpu_check.py --device cpu --tiny --out check.json  # the same sections, a tiny model, a CPU
+    scripts/gpu_check.sh $OUT/gpu_check.json                          # on the lent H200 (docs/train.md, "GPU check")
+    python scripts/gpu_check.py --device cpu --tiny --out check.json  # the same sections on a CPU, tiny shapes
 
-Sections, in order, each timed and recorded even when it fails (its error then stands in its place):
-1. throughput: bf16 tokens/s and MFU of the harness (`train_run`) and of a plain PyTorch loop
-   (scripts/bench_train.py's), compiled, for olmo-190M and olmo-1B, on random tokens in memory and on
-   packed memmap shards on disk;
-2. eval_share: one checkpoint of the OLMo suite (8 RC tasks, 5-shot) evaluated by the eval stage's
-   entry point on task files written locally in each task's HF schema; its time per example,
-   extrapolated to the suite's full size, as a share of the training time between two of a rung's
-   10 checkpoints at M = 20 (the shortest rungs, so the largest share);
-3. fsdp, zero2: one rung of 2 steps through `torchrun --nproc-per-node 1 -m train.worker`, with
-   train=fsdp and train=deepspeed_zero2, written and checkpointed as a real run is.
-Sections past `--budget-s` are skipped (recorded as such), so the file is always written.
+Sections, in order, each timed and recorded even when it fails (its error then stands in its place). The
+JSON is rewritten atomically after every section, so a run killed at its time limit still returns what
+it measured; a section that would start past `--budget-s` is skipped and recorded as such.
+0. imports: every module of ladder, train, eval and fit, and `python -m ladder plan ladder=olmo` (Hydra):
+   a wheel missing from .whl/ shows here, by name, before anything trains;
+1. distributed: one rung of 2 steps through `torchrun --nproc-per-node 1 -m train.worker` with each of the
+   shipped train=fsdp (torch's FSDP2) and train=deepspeed_zero2, compiled as shipped, written and
+   checkpointed as a real run is; the two workers side by side, a micro-batch of 4 each;
+2. eval_in_loop: olmo-190M (the smallest OLMo rung, so the largest eval share) trained as `ladder run`
+   trains it on a GPU (configs/train/gpu.yaml: bf16, compiled), 4 steps with a checkpoint at 2 and 4,
+   each evaluated by the eval stage's hook (eval.cli.make_eval_hook) with the live model on the OLMo
+   suite (configs/eval/olmo.yaml: 8 RC tasks, 5-shot) from task files written here in each task's HF
+   schema, sampled in the suite's proportions (`SUITE`). The second checkpoint's evaluation (the tasks
+   already prepared), per example times the suite's 33,145, is its share of the training time between
+   two of a rung's 10 checkpoints at M = 20 (2·N tokens, N in the OLMo convention) at the speed
+   measured after the first checkpoint. Also the checkpoint save time (`CheckpointTimer`);
+3. resume: a small rung of 2k steps trained straight through, and again stopped after its checkpoint
+   at step k (ladder.core.interrupt.Interrupted, what SIGTERM raises) and resumed to 2k: the losses and
+   gradient norms of steps k+1..2k of the two runs, and their largest difference;
+4. bf16_vs_fp32: 20 steps of the small shape in each precision, same seed and data, side by side in two
+   torchrun workers (accelerate fixes one mixed precision per process): the loss differences;
+5. sdpa_kernel: a one-step torch.profiler trace of olmo-190M's training step as the loop builds it
+   (train.model, train.loss; compiled per block and bf16 on a GPU, eval_in_loop's micro-batch): the
+   scaled-dot-product op that ran and its CUDA kernels, classified as flash, efficient, cudnn or math;
+6. throughput: tokens/s of the harness (`train_run`, as scripts/bench_train.py's harness_loop runs it,
+   its final checkpoint timed) and of bench_train's plain PyTorch loop, compiled, bf16, for olmo-190M
+   and olmo-1B, on packed memmap shards; two micro-batches a step. A loop that runs out of memory is
+   retried with half its micro-batch.
+Every in-process section records its peak GPU memory (torch.cuda.max_memory_allocated, reset first).
+
+MFU, against the GPU's dense bf16 datasheet peak (`peak_flops`: train.metrics.peak_flops), in two conventions:
+- model FLOPs (`mfu_model`): ladder.core.sizes.ModelShape.flops_per_token, 6·N_matmul + 12·L·d·T per
+  token (PaLM, appendix B): forward and backward of every matmul parameter (the LM head included, the
+  input lookup not), and QKᵀ and PV over all T×T scores. The same whatever runs it.
+- hardware FLOPs (`mfu_hardware`): what the kernels execute. The same 6·N_matmul (nothing recomputed: no
+  activation checkpointing), and per layer, per token, 2·d FLOPs per key for each T×T×d product: forward
+  QKᵀ and PV (2), backward dV, dP, dQ, dK (4) and, in the fused kernels (flash, efficient, cudnn), QKᵀ
+  again (+1); those skip the keys after each causal query, (T+1)/2 keys on average, while math multiplies
+  all T and masks afterwards. So the attention term is 7·L·d·(T+1) for flash/efficient/cudnn (counted per
+  element: the diagonal tiles' masked half adds under one tile per row) and 12·L·d·T for math.
+
+Every import of the harness sits inside the section that needs it, so a missing package fails that
+section, not the whole check.
 """
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
+import importlib.metadata
 import json
 import os
+import platform
 import random
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,85 +71,236 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from bench_train import harness_loop, packed_shards, plain_loop, RandomSequences, timed_from  # noqa: E402
-from ladder.core.configs import load_model  # noqa: E402
-from ladder.core.schedules import Run  # noqa: E402
-from ladder.core.recipes import Hyperparams  # noqa: E402
-from ladder.core.sizes import ModelShape  # noqa: E402
-from train.config import TrainConfig, WandbConfig  # noqa: E402
-from train.metrics import peak_flops  # noqa: E402
-from train.sizing import derive_micro_batch, device_memory  # noqa: E402
+from ladder.core.layout import METRICS  # noqa: E402  (stdlib only)
+from ladder.core.sizes import ModelShape  # noqa: E402  (stdlib only)
 
 TINY = ModelShape(name="tiny", d_model=64, n_layers=2, n_heads=2, mlp_hidden=128, vocab_size=512, seq_len=64)
+# The resume and precision checks' model: the training path at full speed, not a size's figures.
+SMALL = ModelShape(name="small", d_model=512, n_layers=4, n_heads=8, mlp_hidden=1536, vocab_size=8192, seq_len=512)
 # Examples in each OLMo-suite task's evaluated split (the HF datasets the eval stage reads): 33,145 in all.
 SUITE = {"hellaswag": 10042, "arc_easy": 2376, "arc_challenge": 1172, "piqa": 1838, "csqa": 1221,
          "socialiqa": 1954, "openbookqa": 500, "mmlu": 14042}
-SECTIONS = ("throughput", "eval_share", "fsdp", "deepspeed_zero2")
+DISTRIBUTED = ("fsdp", "deepspeed_zero2")  # the shipped train configs the distributed section runs
+TORCHRUN = ("distributed", "bf16_vs_fp32")  # the sections that train in torchrun's processes, not this one
+FEWSHOT_POOL = 8  # rows in each task's few-shot file: 5 demonstrations and some choice
+SECTIONS = ("imports", "distributed", "eval_in_loop", "resume", "bf16_vs_fp32", "sdpa_kernel",
+            "throughput")
 WORDS = ("the a river old mill farmer grain autumn miller ledger leather sack careful account bound kept brought "
          "where each every water stone bridge village market morning evening light road field").split()
+# The aten op each SDPA backend runs (its backward adds _backward); the CPU's flash is ..._flash_attention_for_cpu.
+SDPA_OPS = {"flash": "_scaled_dot_product_flash_attention", "efficient": "_scaled_dot_product_efficient_attention",
+            "cudnn": "_scaled_dot_product_cudnn_attention", "math": "_scaled_dot_product_attention_math"}
+ATTENTION_KERNEL = re.compile(r"flash|fmha|attention|sdpa|attn", re.IGNORECASE)
+# Seconds on one H200 that the up-front estimates assume; the first device run's section_seconds replace them.
+ASSUMED = {"start": 15, "imports": 10, "torchrun": 25, "deepspeed": 10, "compile": 40, "compile_cached": 15,
+           "achieved_flops": 0.35 * 989e12, "init_s_per_param": 6e-9, "save_bytes_per_s": 1.5e9, "eval_s": 5}
 
 
 def shapes(args) -> list[ModelShape]:
+    from ladder.core.configs import load_model
+
     return [TINY] if args.tiny else [ModelShape(**load_model(name)) for name in args.sizes]
 
 
-def train_config(args, **overrides) -> TrainConfig:
-    base = dict(device=args.device, precision="bf16" if args.device == "cuda" else "fp32", compile=args.device == "cuda",
-                checkpoint_fractions=[1.0], progress=False, log_every=args.log_every,
-                wandb=WandbConfig(mode="disabled"))
+def train_config(args, **overrides):
+    """What configs/train/gpu.yaml trains with on a GPU (bf16, compiled), fp32 uncompiled on a CPU."""
+    from train.config import TrainConfig, WandbConfig
+
+    cuda = args.device == "cuda"
+    base = dict(device=args.device, precision="bf16" if cuda else "fp32", compile=cuda, checkpoint_fractions=[1.0],
+                progress=False, log_every=args.log_every, wandb=WandbConfig(mode="disabled"))
     return TrainConfig(**{**base, **overrides})
 
 
-def rung_for(shape: ModelShape, batch: int, steps: int) -> Run:
+def rung_for(shape: ModelShape, batch: int, steps: int):
+    """A run of its own rung, as a cosine ladder trains one: its config.yaml names the rung, which the eval
+    hook reads."""
+    from ladder.core.plan import Rung
+    from ladder.core.recipes import Hyperparams
+    from ladder.core.schedules import Run
+
     hp = Hyperparams(batch_size=batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
-    return Run("check", shape, "check", shape.total_params, hp)
+    rung = Rung(shape, "check", 1.0, shape.total_params, steps * batch * shape.seq_len, hp)
+    return Run(rung.rung_id, shape, rung.dataset, rung.params, hp, rung=rung.as_dict())
 
 
-def micro_batch(shape: ModelShape, cfg: TrainConfig, tiny: bool) -> int:
-    micro = derive_micro_batch(shape, cfg.precision, device_memory(torch.device(cfg.device)))
-    return min(micro, 4) if tiny else micro  # a CPU's RAM would hold thousands of tiny sequences
+def micro_batch(shape: ModelShape, precision: str, args) -> int:
+    from train.sizing import derive_micro_batch, device_memory
+
+    micro = derive_micro_batch(shape, precision, device_memory(torch.device(args.device)))
+    return min(micro, 4) if args.tiny else micro  # a CPU's RAM would hold thousands of tiny sequences
 
 
-def halving_on_oom(run, micro: int) -> tuple[float, int]:
-    """run(micro) -> tokens/s, retried with half the micro-batch while the device runs out of memory."""
+def shards(directory: Path, shape: ModelShape, count: int):
+    from bench_train import packed_shards
+
+    return packed_shards(directory, count, shape.seq_len, shape.vocab_size)
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / METRICS).read_text().splitlines()]
+
+
+def fresh_device() -> None:
+    """Free what the last section or attempt left: its frames (gc breaks the cycles a traceback makes), the
+    allocator's cache, the peak-memory counter, and Dynamo's caches: after a recompile at another shape,
+    Dynamo would otherwise mark that dimension dynamic in every later compile."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    torch.compiler.reset()
+
+
+def is_oom(exc: BaseException) -> bool:
+    # Inductor's autotuning and some wrappers re-raise an OOM as a plain RuntimeError.
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def halving_on_oom(run, micro: int) -> tuple[float, int, list[int]]:
+    """run(micro) -> tokens/s, retried with half the micro-batch while the device runs out of memory;
+    (tokens/s, the micro-batch that ran, those that ran out)."""
+    failed = []
     while True:
+        fresh_device()
         try:
-            return run(micro), micro
-        except torch.OutOfMemoryError:
-            if micro == 1:
+            return run(micro), micro, failed
+        except Exception as exc:
+            if micro == 1 or not is_oom(exc):
                 raise
-            micro //= 2
-            torch.cuda.empty_cache()
+        # Here, outside the except block, the exception and its traceback (holding the failed run's model
+        # and optimizer through its frames) are gone, so fresh_device() can free their memory.
+        failed.append(micro)
+        micro //= 2
 
 
-def throughput(shape: ModelShape, data: str, args, tmp: Path) -> dict:
-    cfg = train_config(args)
-    micro = micro_batch(shape, cfg, args.tiny)
-    batch, steps = 2 * micro, args.warmup + args.steps  # two micro-batches a step: accumulation is timed too
-    rung = rung_for(shape, batch, steps)
-    count = steps * batch
-    source = (packed_shards(tmp / f"{shape.name}-{data}", count, shape.seq_len, shape.vocab_size)
-              if data == "shards" else RandomSequences(count, shape.seq_len, shape.vocab_size))
-    device = torch.device(args.device)
+class CheckpointTimer:
+    """An eval hook timing each checkpoint: its save, and `inner` (an eval hook) when given.
 
-    def configured(m: int) -> TrainConfig:
-        return train_config(args, micro_batch_size=m)
+    The save time runs from the step's line in metrics.jsonl, the loop's last write before it checkpoints,
+    to this call, which follows the commit: gathering the weights, save_pretrained, the optimizer and RNG
+    state, the trainer state and the rename. None when metrics.jsonl's last line is not this step's.
+    """
 
-    # The plain loop holds the full logits (and their fp32 copy), so it may need a smaller micro-batch.
-    harness, harness_micro = halving_on_oom(lambda m: harness_loop(rung, source, configured(m), args.warmup), micro)
-    plain, plain_micro = halving_on_oom(lambda m: plain_loop(rung, source, configured(m), device, args.warmup), micro)
-    peak = peak_flops(cfg)
-    flops = shape.flops_per_token()
-    return {"size": shape.name, "data": data, "batch": batch, "micro_batch": harness_micro,
-            "plain_micro_batch": plain_micro, "seq_len": shape.seq_len,
-            "timed_steps": steps - timed_from(args.warmup, args.log_every, steps),
-            "harness_tokens_per_s": harness, "plain_tokens_per_s": plain, "ratio": harness / plain,
-            "harness_mfu": harness * flops / peak if peak else None, "plain_mfu": plain * flops / peak if peak else None}
+    def __init__(self, inner=None):
+        self.inner, self.calls = inner, []
+
+    def __call__(self, checkpoint_dir, step, model, **kwargs):
+        now, metrics = time.time(), Path(checkpoint_dir).parent.parent / METRICS
+        last = json.loads(metrics.read_text().splitlines()[-1])
+        saved = now - metrics.stat().st_mtime if last["step"] == step else None
+        start = time.perf_counter()
+        if self.inner is not None:
+            self.inner(checkpoint_dir, step, model, **kwargs)
+        self.calls.append({"step": step, "checkpoint_seconds": saved, "eval_seconds": time.perf_counter() - start,
+                           "checkpoint_bytes": sum(f.stat().st_size for f in Path(checkpoint_dir).rglob("*")
+                                                   if f.is_file())})
 
 
-def write_tasks(directory: Path, n: int, seed: int = 0) -> dict[str, str]:
-    """n rows per OLMo-suite task, in the task's HF schema, of plausible length (OLMo's ~500-token 5-shot prompts)."""
+def environment(args) -> dict:
+    env = {"python": platform.python_version(), "torch": torch.__version__,
+           "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu"}
+    if args.device == "cuda":
+        env["cuda"] = torch.version.cuda
+    # Versions without importing: the wheels carried in (.whl/) and the image's packages they run against.
+    for name in ("transformers", "accelerate", "tokenizers", "safetensors", "huggingface-hub", "numpy", "triton",
+                 "deepspeed", "liger-kernel", "datasets", "omegaconf", "hydra-core", "pydantic", "typing-extensions",
+                 "pyarrow", "fsspec", "pandas", "flash-attn"):
+        try:
+            env[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            env[name] = None
+    return env
+
+
+def check_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+
+
+# --- 0. imports ---------------------------------------------------------------------------------------------
+
+def imports(args, tmp: Path) -> dict:
+    failed, modules = {}, []
+    for package in ("ladder", "train", "eval", "fit"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] != "__main__":
+                modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    cli = subprocess.run([sys.executable, "-m", "ladder", "plan", "ladder=olmo"], capture_output=True, text=True,
+                         env=check_env(), timeout=300)
+    result = {"modules": len(modules), "failed": failed, "cli": "python -m ladder plan ladder=olmo",
+              "cli_returncode": cli.returncode, "cli_tail": (cli.stdout if cli.returncode == 0 else cli.stderr)[-1500:]}
+    if failed or cli.returncode:
+        result["error"] = f"{len(failed)} module(s) failed to import" + (", the CLI failed" if cli.returncode else "")
+    return result
+
+
+# --- 1. distributed ------------------------------------------------------------------------------------------
+
+def start_worker(run_dir: Path, rung, cfg, seqs) -> tuple[subprocess.Popen, Path]:
+    """One rung under `torchrun --nproc-per-node 1 -m train.worker`, as a launch runs it; (process, its log)."""
+    from train.worker import launch_command, write_launch
+
+    write_launch(run_dir, rung, cfg, {"tokens": seqs.tokens, "seed": 0}, data_args=[str(seqs.directory)])
+    log = run_dir / "worker.log"
+    with open(log, "w") as f:
+        return subprocess.Popen(launch_command(run_dir, 1), env=check_env(), stdout=f, stderr=subprocess.STDOUT), log
+
+
+def finish_worker(proc: subprocess.Popen, log: Path, run_dir: Path, args) -> dict:
+    from train.rundir import read_record
+
+    try:
+        proc.wait(timeout=args.step_timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    record = read_record(run_dir) or {}
+    out = {"returncode": proc.returncode, "state": record.get("state"), "steps": record.get("step"),
+           "loss": record.get("loss"), "checkpoints": sorted(p.name for p in (run_dir / "checkpoints").glob("step-*"))}
+    if proc.returncode:
+        out["log_tail"] = log.read_text()[-3000:]
+    return out
+
+
+def distributed(shape: ModelShape, args, tmp: Path) -> dict:
+    """2 steps of a rung under torchrun with each of the shipped train=fsdp and train=deepspeed_zero2, compiled
+    as shipped on a GPU, the two side by side (a small micro-batch each, so both fit on the one GPU)."""
+    from omegaconf import OmegaConf
+
+    precision, records = "bf16" if args.device == "cuda" else "fp32", {}
+    micro = min(4, micro_batch(shape, precision, args))
+    seqs = shards(tmp / "shards", shape, 2 * micro)
+    workers = {}
+    for kind in DISTRIBUTED:
+        shipped = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/train/{kind}.yaml"))
+        cfg = train_config(args, **{**shipped, "device": args.device, "num_processes": 1, "precision": precision,
+                                    "compile": shipped.get("compile", False) and args.device == "cuda",
+                                    "micro_batch_size": micro, "log_every": 1})
+        workers[kind] = (start_worker(tmp / kind, rung_for(shape, micro, 2), cfg, seqs), cfg.compile)
+    for kind, ((proc, log), compiled) in workers.items():
+        records[kind] = {"size": shape.name, "micro_batch": micro, "precision": precision, "compile": compiled,
+                         **finish_worker(proc, log, tmp / kind, args)}
+    failed = [k for k, r in records.items() if (r["state"], r["steps"]) != ("done", 2)]
+    return {**records, **({"error": f"{', '.join(failed)}: did not train 2 steps to the end"} if failed else {})}
+
+
+# --- 2. eval_in_loop ------------------------------------------------------------------------------------------
+
+def suite_sample(total: int) -> dict[str, int]:
+    """Examples per task, about `total` in all, in the suite's proportions: their mean time is the suite's."""
+    return {name: max(1, round(total * n / sum(SUITE.values()))) for name, n in SUITE.items()}
+
+
+def write_tasks(directory: Path, counts: dict[str, int], seed: int = 0) -> dict[str, str]:
+    """counts[task] rows per OLMo-suite task, in the task's HF schema, of plausible length (OLMo's ~500-token
+    5-shot prompts)."""
     rng = random.Random(seed)
 
     def text(k: int) -> str:
@@ -134,147 +323,328 @@ def write_tasks(directory: Path, n: int, seed: int = 0) -> dict[str, str]:
         "mmlu": lambda: {"question": text(40), "subject": "astronomy", "choices": [text(6) for _ in range(4)],
                          "answer": rng.randrange(4)},
     }
+    directory.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, row in rows.items():
+    for name, count in counts.items():
         path = directory / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(row()) + "\n" for _ in range(n)))
+        path.write_text("".join(json.dumps(rows[name]()) + "\n" for _ in range(count)))
         paths[name] = str(path)
     return paths
 
 
-def eval_share(shape: ModelShape, tokens_per_s: float, args, tmp: Path) -> dict:
-    """Time the eval stage's entry point on one saved checkpoint; extrapolate to the suite and a rung."""
-    from eval.checkpoints import load_checkpoint
-    from eval.config import EvalConfig
-    from eval.run import RungInfo, evaluate_checkpoint, prepare_task
-    from train.data.tokenizer import train_bpe
-    from train.model import build_model
-
-    per_task = max(args.eval_examples, 6)  # 5-shot prompts need 5 other examples
-    (tmp / "tasks").mkdir()
-    paths = write_tasks(tmp / "tasks", per_task)
-    tokenizer = train_bpe(iter([" ".join(WORDS)] * 50), min(1000, shape.vocab_size), tmp / "tokenizer")
-    checkpoint = tmp / "checkpoint" / "step-00000001"
-    model = build_model(shape)
-    model.save_pretrained(str(checkpoint))
-    for f in Path(tokenizer).iterdir():
-        (checkpoint / f.name).write_bytes(f.read_bytes())
-    cfg = EvalConfig(tasks=list(SUITE), num_fewshot=5, batch_size=args.eval_batch, task_paths=paths,
-                     fewshot_paths=paths, device=args.device)  # demonstrations from the same local files: no hub
-    tasks = {name: prepare_task(name, cfg) for name in SUITE}
-    rung = RungInfo({"run": "check"}, 1, 1, tmp)
-    start = time.perf_counter()
-    load_checkpoint(checkpoint, None, args.device)  # what the hook spends once per checkpoint
-    load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    records = evaluate_checkpoint(checkpoint, lm_sets={}, tasks=tasks, cfg=cfg, rung=rung, step=1)
-    seconds = time.perf_counter() - start
-    examples = sum(len(v) for v in tasks.values())
-    suite_s = load_s + max(0.0, seconds - load_s) / examples * sum(SUITE.values())
-    # A rung at M = 20 trains 20·N tokens; its 10 checkpoints split that into 10 intervals.
-    interval_s = 20 * shape.total_params / 10 / tokens_per_s
-    return {"size": shape.name, "entry_point": "eval.run.evaluate_checkpoint", "examples_timed": examples,
-            "records": len(records), "seconds": seconds, "load_seconds": load_s, "suite_examples": sum(SUITE.values()),
-            "suite_seconds_estimate": suite_s, "train_seconds_per_checkpoint_M20": interval_s,
-            "share_of_training": suite_s / interval_s}
-
-
-def distributed_step(shape: ModelShape, kind: str, args, tmp: Path) -> dict:
-    """2 steps of one rung under torchrun with the shipped train config `kind` (fsdp or deepspeed_zero2)."""
+def eval_in_loop(shape: ModelShape, args, tmp: Path) -> dict:
     from omegaconf import OmegaConf
 
+    from eval.cli import make_eval_hook
+    from eval.config import EvalConfig
+    from eval.run import read_results
+    from train.data.tokenizer import train_bpe
+    from train.loop import train_run
+
+    counts = suite_sample(args.eval_examples)
+    shipped = OmegaConf.load(ROOT / "configs/eval/olmo.yaml")
+    eval_cfg = OmegaConf.create({"eval": OmegaConf.merge(OmegaConf.structured(EvalConfig), shipped, {
+        "task_paths": write_tasks(tmp / "tasks", counts),
+        "fewshot_paths": write_tasks(tmp / "fewshot", dict.fromkeys(SUITE, FEWSHOT_POOL), seed=1)})})
+    tokenizer = train_bpe(iter([" ".join(WORDS)] * 50), min(1000, shape.vocab_size), tmp / "tokenizer")
+    cfg = train_config(args, checkpoint_fractions=[0.5, 1.0], log_every=1)
+    cfg.micro_batch_size = micro = micro_batch(shape, cfg.precision, args)
+    steps, run_dir = 4, tmp / "eval-rung"
+    rung = rung_for(shape, micro, steps)
+    timer = CheckpointTimer(make_eval_hook(eval_cfg, run_dir))
+    result = train_run(rung, shards(tmp / "eval-shards", shape, steps * micro), run_dir, cfg,
+                        tokenizer_dir=Path(tokenizer), eval_hook=timer)
+    if result.state != "done" or len(timer.calls) != 2:
+        return {"error": f"training ended {result.state} ({result.reason}) after {len(timer.calls)} evaluations"}
+    rows = metrics_rows(run_dir)
+    speed = statistics.median(r["tokens_per_s"] for r in rows if r["step"] > timer.calls[0]["step"])
+    first, steady = timer.calls
+    examples = sum(counts.values())
+    suite_s = steady["eval_seconds"] / examples * sum(SUITE.values())
+    # A rung at M = 20 trains 20·N tokens; its 10 checkpoints split that into 10 intervals.
+    interval_s = 20 * shape.params("olmo") / 10 / speed
+    return {"size": shape.name, "steps": steps, "micro_batch": micro, "precision": cfg.precision,
+            "compile": cfg.compile, "tokens_per_s_by_step": {r["step"]: r["tokens_per_s"] for r in rows},
+            "train_tokens_per_s": speed, "hook": "eval.cli.make_eval_hook", "evaluations": timer.calls,
+            "examples_per_task": counts, "examples_timed": examples, "records": len(read_results(run_dir)),
+            "prepare_seconds": first["eval_seconds"] - steady["eval_seconds"], "eval_seconds": steady["eval_seconds"],
+            "suite_examples": sum(SUITE.values()), "suite_seconds_estimate": suite_s,
+            "train_seconds_per_checkpoint_M20": interval_s, "share_of_training": suite_s / interval_s,
+            "checkpoint_seconds": steady["checkpoint_seconds"], "checkpoint_bytes": steady["checkpoint_bytes"]}
+
+
+# --- 3. resume, 4. bf16_vs_fp32 -----------------------------------------------------------------------------
+
+def resume(shape: ModelShape, args, tmp: Path) -> dict:
+    from ladder.core.interrupt import Interrupted
+    from train.loop import train_run
     from train.rundir import read_record
-    from train.worker import launch_command, write_launch
 
-    shipped = OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/train/{kind}.yaml"))
-    cfg = train_config(args, **{**shipped, "device": args.device, "num_processes": 1, "compile": False,
-                                "precision": "bf16" if args.device == "cuda" else "fp32"})
-    cfg.micro_batch_size = micro = micro_batch(shape, cfg, args.tiny)
-    rung = rung_for(shape, micro, 2)
-    run_dir = tmp / kind
-    seqs = packed_shards(tmp / f"{kind}-shards", 2 * micro, shape.seq_len, shape.vocab_size)
-    write_launch(run_dir, rung, cfg, {"tokens": seqs.tokens, "seed": 0}, data_args=[str(seqs.directory)])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    start = time.perf_counter()
-    proc = subprocess.run(launch_command(run_dir, 1), env=env, capture_output=True, text=True, timeout=args.step_timeout)
-    record = read_record(run_dir) or {}
-    result = {"config": kind, "size": shape.name, "returncode": proc.returncode, "seconds": time.perf_counter() - start,
-              "state": record.get("state"), "steps": record.get("step"), "loss": record.get("loss")}
-    if proc.returncode:
-        result["stderr_tail"] = proc.stderr[-3000:]
-    return result
+    k = args.resume_steps
+    cfg = train_config(args, compile=False, checkpoint_fractions=[0.5, 1.0], log_every=1)
+    cfg.micro_batch_size = micro = min(4, micro_batch(shape, cfg.precision, args))
+    rung = rung_for(shape, 2 * micro, 2 * k)  # two micro-batches a step: accumulation resumes too
+    seqs = shards(tmp / "resume-shards", shape, 2 * k * 2 * micro)
 
+    def stop(checkpoint_dir, step, model, **kwargs):
+        if step == k:
+            raise Interrupted("SIGTERM")  # what ladder.core.interrupt raises when Slurm or torchrun stops a run
 
-def run_section(report: dict, key: str, deadline: float, fn, *fn_args) -> dict | None:
-    if time.perf_counter() > deadline:
-        report["sections"].append({"section": key, "skipped": "past --budget-s"})
-        return None
-    start = time.perf_counter()
+    straight = train_run(rung, seqs, tmp / "straight", cfg)
     try:
-        result = {"section": key, **fn(*fn_args)}
-    except Exception as exc:  # one broken section must not lose the others' figures
-        result = {"section": key, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
-    result["section_seconds"] = time.perf_counter() - start
-    report["sections"].append(result)
-    print(json.dumps({k: v for k, v in result.items() if k != "traceback"}), flush=True)
+        train_run(rung, seqs, tmp / "stopped", cfg, eval_hook=stop)
+    except Interrupted:
+        pass
+    stopped = read_record(tmp / "stopped") or {}
+    resumed = train_run(rung, seqs, tmp / "stopped", cfg)
+    a, b = ({r["step"]: r for r in metrics_rows(run)} for run in (tmp / "straight", tmp / "stopped"))
+    later = range(k + 1, 2 * k + 1)
+    out = {"size": shape.name, "k": k, "steps": 2 * k, "micro_batch": micro, "batch": 2 * micro,
+           "precision": cfg.precision, "compile": cfg.compile,
+           "stopped_state": stopped.get("state"), "stopped_step": stopped.get("step"),
+           "straight_state": straight.state, "resumed_state": resumed.state,
+           "straight_losses": [a[s]["loss"] for s in later if s in a],
+           "resumed_losses": [b[s]["loss"] for s in later if s in b]}
+    if (stopped.get("state"), stopped.get("step"), straight.state, resumed.state) != ("interrupted", k, "done", "done") \
+            or any(s not in a or s not in b for s in later):
+        return {**out, "error": "the stopped run did not stop at its checkpoint and resume to the end"}
+    out["max_abs_loss_diff"] = max(abs(a[s]["loss"] - b[s]["loss"]) for s in later)
+    out["max_abs_grad_norm_diff"] = max(abs(a[s]["grad_norm"] - b[s]["grad_norm"]) for s in later)
+    return out
+
+
+def precision_diff(shape: ModelShape, args, tmp: Path) -> dict:
+    """Both precisions side by side, each in its own worker: accelerate fixes one mixed precision per process."""
+    steps, losses = args.precision_steps, {}
+    micro = min(8, micro_batch(shape, "fp32", args))
+    rung, seqs = rung_for(shape, micro, steps), shards(tmp / "shards", shape, steps * micro)
+    workers = {p: start_worker(tmp / p, rung, train_config(args, precision=p, compile=False, micro_batch_size=micro,
+                                                          log_every=1), seqs) for p in ("fp32", "bf16")}
+    for precision, (proc, log) in workers.items():
+        result = finish_worker(proc, log, tmp / precision, args)
+        if result["state"] != "done":
+            return {"error": f"{precision}: training ended {result['state']}", **result}
+        losses[precision] = [r["loss"] for r in metrics_rows(tmp / precision)]
+    diffs = [b - a for a, b in zip(losses["fp32"], losses["bf16"])]
+    return {"size": shape.name, "steps": steps, "micro_batch": micro, "fp32_losses": losses["fp32"],
+            "bf16_losses": losses["bf16"], "final_diff": diffs[-1], "final_rel_diff": diffs[-1] / losses["fp32"][-1],
+            "max_abs_diff": max(map(abs, diffs)), "mean_abs_diff_last5": statistics.fmean(map(abs, diffs[-5:]))}
+
+
+# --- 5. sdpa_kernel ---------------------------------------------------------------------------------------------
+
+def sdpa_kernel(shape: ModelShape, args, tmp: Path) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    from train.loss import attach_loss
+    from train.model import attention, build_model, compile_blocks
+
+    cfg, device = train_config(args), torch.device(args.device)
+    cuda = device.type == "cuda"
+    implementation = attention(cfg.attention, cuda)  # what the loop builds, compiles and feeds (train.loop)
+    model = attach_loss(build_model(shape, attn_implementation=implementation), 1e-5, compiled=cfg.compile).to(device)
+    if cfg.compile:  # Inductor picks the kernel of the compiled graph's SDPA call, as it does in training
+        compile_blocks(model)
+    # eval_in_loop's micro-batch: the same shapes, so Inductor's cache holds the compiled graphs
+    micro = micro_batch(shape, cfg.precision, args)
+    ids = torch.randint(0, shape.vocab_size, (micro, shape.seq_len), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out = model(input_ids=ids, labels=ids)
+        out.total.backward()
+        if cuda:
+            torch.cuda.synchronize()
+
+    step()  # compilation, cuBLAS handles and the backends' own first-call work stay out of the trace
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as trace:
+        step()
+    events = trace.key_averages()
+    ops = sorted({e.key for e in events if "scaled_dot_product" in e.key})
+    kernels = {e.key: e.device_time_total for e in events
+               if "CUDA" in str(e.device_type) and ATTENTION_KERNEL.search(e.key)}
+    all_kernels = sum(e.device_time_total for e in events if "CUDA" in str(e.device_type))
+    kind = next((k for k, op in SDPA_OPS.items() if any(op in o for o in ops)), None)
+    return {"size": shape.name, "attn_implementation": implementation, "compile": cfg.compile,
+            "precision": cfg.precision, "micro_batch": micro, "kernel": kind, "aten_ops": ops,
+            "cuda_kernels_us": kernels,
+            "attention_share_of_kernel_time": sum(kernels.values()) / all_kernels if all_kernels else None,
+            **({} if kind else {"error": f"no scaled-dot-product attention op in the trace (ops: {ops})"})}
+
+
+# --- 6. throughput ---------------------------------------------------------------------------------------------
+
+def hardware_flops_per_token(shape: ModelShape, kernel: str | None) -> int | None:
+    """The kernels' FLOPs per trained token (module docstring); None for an unknown kernel."""
+    L, d, T = shape.n_layers, shape.d_model, shape.seq_len
+    matmuls = shape.flops_per_token() - 12 * L * d * T  # 6·N_matmul
+    if kernel in ("flash", "efficient", "cudnn"):
+        return matmuls + 7 * L * d * (T + 1)
+    return matmuls + 12 * L * d * T if kernel == "math" else None
+
+
+def throughput(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path) -> dict:
+    from bench_train import harness_loop, plain_loop, timed_from
+    from train.metrics import peak_flops
+
+    cfg = train_config(args)
+    micro = micro_batch(shape, cfg.precision, args)
+    batch, steps = 2 * micro, args.warmup + args.steps  # two micro-batches a step: accumulation is timed too
+    rung = rung_for(shape, batch, steps)
+    source = shards(tmp / f"{shape.name}-{loop}-shards", shape, steps * batch)
+    timer = CheckpointTimer()
+
+    def run(m: int) -> float:
+        configured = train_config(args, micro_batch_size=m)
+        if loop == "harness":
+            return harness_loop(rung, source, configured, args.warmup, eval_hook=timer)
+        return plain_loop(rung, source, configured, torch.device(args.device), args.warmup)
+
+    tokens_per_s, ran, failed = halving_on_oom(run, micro)
+    peak = peak_flops(cfg)
+    model, hardware = shape.flops_per_token(), hardware_flops_per_token(shape, kernel)
+    out = {"size": shape.name, "loop": loop, "data": "shards", "batch": batch, "micro_batch": ran,
+           "out_of_memory_at": failed, "seq_len": shape.seq_len, "precision": cfg.precision, "compile": cfg.compile,
+           "timed_steps": steps - timed_from(args.warmup, args.log_every, steps), "tokens_per_s": tokens_per_s,
+           "sdpa_kernel": kernel, "model_flops_per_token": model, "hardware_flops_per_token": hardware,
+           "peak_flops": peak,
+           "mfu_model": tokens_per_s * model / peak if peak else None,
+           "mfu_hardware": tokens_per_s * hardware / peak if peak and hardware else None}
+    if timer.calls:
+        out.update(checkpoint_seconds=timer.calls[-1]["checkpoint_seconds"],
+                   checkpoint_bytes=timer.calls[-1]["checkpoint_bytes"])
+    return out
+
+
+# --- the plan, its estimates, the report ---------------------------------------------------------------------
+
+def train_seconds(shape: ModelShape, tokens: int, compiled: str | None = None, saves: int = 0) -> float:
+    """The estimate of one training run on an H200 (ASSUMED): building, compiling, the steps and saves."""
+    a = ASSUMED
+    return (2 + shape.total_params * a["init_s_per_param"] + (a[compiled] if compiled else 0)
+            + tokens * shape.flops_per_token() / a["achieved_flops"]
+            + saves * 12 * shape.total_params / a["save_bytes_per_s"])  # fp32 weights + AdamW's two moments
+
+
+def plan(args) -> list[tuple[str, tuple, float]]:
+    """(section, its arguments, estimated seconds on one H200) in the order they run."""
+    from train.sizing import derive_micro_batch
+
+    sizes = shapes(args)
+    first, small = sizes[0], TINY if args.tiny else SMALL
+
+    def micro(shape):  # what derive_micro_batch gives on an H200's 140 GiB
+        return derive_micro_batch(shape, "bf16", 140 * 2**30)
+
+    seq = lambda shape: shape.seq_len  # noqa: E731
+    out = [("imports", (), ASSUMED["imports"])]
+    # The two workers side by side: the slower one's time (DeepSpeed's start), each compiling its own graph
+    out.append(("distributed", (first,), ASSUMED["torchrun"] + ASSUMED["deepspeed"]
+                + train_seconds(first, 2 * 4 * seq(first), "compile", saves=1)))
+    out.append(("eval_in_loop", (first,), train_seconds(first, 4 * micro(first) * seq(first), "compile", saves=2)
+                + 2 * ASSUMED["eval_s"]))
+    k = args.resume_steps
+    out.append(("resume", (small,), 3 * train_seconds(small, 0, saves=1) + train_seconds(small, 4 * k * 8 * seq(small))))
+    out.append(("bf16_vs_fp32", (small,), ASSUMED["torchrun"]  # the two workers run side by side
+                + train_seconds(small, 2 * args.precision_steps * 8 * seq(small), saves=2)))
+    out.append(("sdpa_kernel", (first,), train_seconds(first, 2 * micro(first) * seq(first), "compile_cached")))
+    steps = args.warmup + args.steps
+    for i, shape in enumerate(sizes):
+        for loop in ("harness", "plain"):
+            # Inductor's cache holds the block graph of this size and micro-batch from eval_in_loop (the first
+            # size) or the harness before (the plain loop's blocks are the same)
+            cached = i == 0 or loop == "plain"
+            out.append(("throughput", (shape, loop), train_seconds(
+                shape, steps * 2 * micro(shape) * seq(shape), "compile_cached" if cached else "compile",
+                saves=loop == "harness")))
+    return [(name, a, s) for name, a, s in out if name in args.sections]
+
+
+def write_report(report: dict, path: Path) -> None:
+    # Not ladder.core.files: the report must be written even when the harness's own imports fail.
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def run_section(key: str, deadline: float, fn, *fn_args) -> dict:
+    if time.perf_counter() > deadline:
+        result = {"section": key, "skipped": "past --budget-s"}
+    else:
+        fresh_device()
+        start = time.perf_counter()
+        try:
+            result = {"section": key, **fn(*fn_args)}
+        except Exception as exc:  # one broken section must not lose the others' figures
+            result = {"section": key, "error": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc()[-3000:]}
+        result["section_seconds"] = time.perf_counter() - start
+        if torch.cuda.is_available() and key not in TORCHRUN:
+            result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+        fresh_device()
     return result
-
-
-def environment(args) -> dict:
-    import importlib.util
-
-    import accelerate
-    import transformers
-
-    env = {"torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__,
-           "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-           **{f"has_{m}": importlib.util.find_spec(m) is not None for m in ("liger_kernel", "flash_attn", "deepspeed")}}
-    if args.device == "cuda":
-        env["cuda"] = torch.version.cuda
-    return env
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    parser.add_argument("--tiny", action="store_true", help="a tiny model instead of the olmo sizes (CPU dry run)")
-    parser.add_argument("--sizes", nargs="+", default=["olmo-190M", "olmo-1B"])
-    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps per loop")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation)")
-    parser.add_argument("--log-every", type=int, default=5, help="steps between loss reads; divides --warmup, "
-                        "since the harness's clock starts at a logged step")
-    parser.add_argument("--eval-examples", type=int, default=24, help="examples per task timed")
-    parser.add_argument("--eval-batch", type=int, default=32)
+    parser.add_argument("--tiny", action="store_true", help="tiny models instead of the olmo sizes (CPU dry run)")
+    parser.add_argument("--sizes", nargs="+", default=["olmo-190M", "olmo-1B"], help="throughput's sizes; the "
+                        "first also runs distributed, eval_in_loop and sdpa_kernel")
+    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per throughput loop")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
+    parser.add_argument("--log-every", type=int, default=2, help="steps between loss reads in throughput; divides "
+                        "--warmup, since the harness's clock starts at a logged step")
+    parser.add_argument("--eval-examples", type=int, default=200, help="examples timed, over the suite's tasks")
+    parser.add_argument("--resume-steps", type=int, default=4, help="k: stop after step k, resume to 2k")
+    parser.add_argument("--precision-steps", type=int, default=20, help="steps of the bf16-vs-fp32 runs")
     parser.add_argument("--step-timeout", type=int, default=240, help="seconds for each torchrun step check")
-    parser.add_argument("--budget-s", type=float, default=420, help="no section starts after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=400, help="no section starts after this many seconds")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="which to run")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible (use --device cpu --tiny for a dry run)")
 
-    deadline = time.perf_counter() + args.budget_s
-    report = {"command": " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-              "environment": environment(args), "sections": []}
     start = time.perf_counter()
+    deadline = start + args.budget_s
+    report = {"command": " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+              "environment": environment(args), "estimates_h200_s": {}, "sections": [], "finished": False}
+    try:
+        steps = plan(args)
+    except Exception as exc:  # the harness's configs (omegaconf) or sizes do not import: say so in the report
+        report["error"] = f"{type(exc).__name__}: {exc}"
+        write_report(report, args.out)
+        print(f"gpu_check: cannot plan the sections: {report['error']}", file=sys.stderr)
+        return 1
+    print(f"estimated on one H200 (ASSUMED in {Path(__file__).name}); --budget-s {args.budget_s:g}:")
+    for name, fn_args, seconds in steps:
+        label = " ".join([name, *(str(getattr(a, "name", a)) for a in fn_args if a != name)])
+        report["estimates_h200_s"][label] = round(seconds)
+        print(f"  {label:32} {seconds:6.0f} s")
+    total = ASSUMED["start"] + sum(s for _, _, s in steps)
+    report["estimates_h200_s"]["total"] = round(total)
+    print(f"  {'total, start-up included':32} {total:6.0f} s", flush=True)
+    write_report(report, args.out)
+    kernel = None
     with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        speed = {}
-        for shape in shapes(args) if "throughput" in args.sections else []:
-            for data in ("synthetic", "shards"):
-                result = run_section(report, "throughput", deadline, throughput, shape, data, args, tmp)
-                if result and "harness_tokens_per_s" in result:
-                    speed[shape.name] = result["harness_tokens_per_s"]
-        largest = shapes(args)[-1]
-        if "eval_share" in args.sections and largest.name in speed:  # the share needs the training speed
-            run_section(report, "eval_share", deadline, eval_share, largest, speed[largest.name], args, tmp)
-        for kind in ("fsdp", "deepspeed_zero2"):
-            if kind in args.sections:
-                run_section(report, kind, deadline, distributed_step, shapes(args)[0], kind, args, tmp)
+        for name, fn_args, _ in steps:
+            tmp = Path(tempfile.mkdtemp(dir=tmp_dir, prefix=f"{name}-"))
+            fn = {"imports": imports, "distributed": distributed,
+                  "eval_in_loop": eval_in_loop, "resume": resume, "bf16_vs_fp32": precision_diff,
+                  "sdpa_kernel": sdpa_kernel, "throughput": throughput}[name]
+            if name == "throughput":
+                fn_args = (*fn_args, kernel)
+            result = run_section(name, deadline, fn, *fn_args, args, tmp)
+            if name == "sdpa_kernel":
+                kernel = result.get("kernel")
+            report["sections"].append(result)
+            report["seconds"] = time.perf_counter() - start
+            write_report(report, args.out)  # before the line: a run stopped after it still holds the section
+            print(json.dumps({k: v for k, v in result.items() if k not in ("traceback", "cli_tail")}), flush=True)
+    report["finished"] = True
     report["seconds"] = time.perf_counter() - start
-    tmp_out = args.out.with_name(args.out.name + ".tmp")
-    tmp_out.write_text(json.dumps(report, indent=2))
-    os.replace(tmp_out, args.out)
+    write_report(report, args.out)
     failed = [s["section"] for s in report["sections"] if "error" in s or s.get("returncode")]
     print(f"wrote {args.out} in {report['seconds']:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

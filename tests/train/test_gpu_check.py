@@ -1,36 +1,197 @@
-"""scripts/gpu_check.py runs end to end on this CPU with a tiny model, so the GPU run is not its first."""
+"""scripts/gpu_check.py runs end to end on this CPU with tiny shapes, so the GPU run is not its first; and the
+device simulation (scripts/device_sim.py) runs it as the lent GPU machine would."""
+import argparse
+import gc
+import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
+import weakref
+import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/root")}
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gpu_check = _script("gpu_check")
+
+
+def command(out: Path, *sections) -> list:
+    return [sys.executable, str(ROOT / "scripts/gpu_check.py"), "--device", "cpu", "--tiny", "--steps", "2",
+            "--warmup", "1", "--log-every", "1", "--eval-examples", "40", "--resume-steps", "2",
+            "--precision-steps", "6", "--out", str(out), "--sections", *sections]
 
 
 def check(tmp_path, *sections) -> dict:
     out = tmp_path / "check.json"
-    command = [sys.executable, str(ROOT / "scripts/gpu_check.py"), "--device", "cpu", "--tiny", "--steps", "2",
-               "--warmup", "1", "--log-every", "1", "--eval-examples", "6", "--out", str(out), "--sections", *sections]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(command(out, *sections), capture_output=True, text=True, timeout=900, env=ENV)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    assert report["finished"] and [s["section"] for s in report["sections"]][:1] == [sections[0]]
+    return {s["section"] + (f" {s['loop']}" if "loop" in s else ""): s for s in report["sections"]}
 
 
-def test_throughput_and_eval_share_sections_write_their_figures(tmp_path):
-    report = check(tmp_path, "throughput", "eval_share")
-    speed = [s for s in report["sections"] if s["section"] == "throughput"]
-    assert [s["data"] for s in speed] == ["synthetic", "shards"]
-    assert all(s["harness_tokens_per_s"] > 0 and s["plain_tokens_per_s"] > 0 and s["micro_batch"] == 4 for s in speed)
-    (share,) = [s for s in report["sections"] if s["section"] == "eval_share"]
-    assert share["examples_timed"] == 8 * 6 and share["records"] > 8 and 0 < share["share_of_training"]
-    assert report["environment"]["device"] == "cpu"
+def test_in_process_sections_write_their_records(tmp_path):
+    report = check(tmp_path, "eval_in_loop", "resume", "sdpa_kernel", "throughput")
+    ev = report["eval_in_loop"]
+    assert ev["hook"] == "eval.cli.make_eval_hook" and [e["step"] for e in ev["evaluations"]] == [2, 4]
+    assert ev["examples_timed"] == sum(ev["examples_per_task"].values()) and len(ev["examples_per_task"]) == 8
+    assert ev["records"] > 8 and ev["share_of_training"] > 0 and ev["train_tokens_per_s"] > 0
+    assert 0 < ev["checkpoint_seconds"] < ev["section_seconds"] and ev["checkpoint_bytes"] > 0
+    resume = report["resume"]
+    assert (resume["stopped_state"], resume["stopped_step"], resume["resumed_state"]) == ("interrupted", 2, "done")
+    # On a CPU in fp32 the resumed run is the uninterrupted one, bit for bit.
+    assert len(resume["resumed_losses"]) == 2 and resume["max_abs_loss_diff"] == 0 == resume["max_abs_grad_norm_diff"]
+    kernel = report["sdpa_kernel"]
+    assert kernel["kernel"] == "flash" and any("flash_attention_for_cpu" in op for op in kernel["aten_ops"])
+    for loop in ("harness", "plain"):
+        speed = report[f"throughput {loop}"]
+        assert speed["tokens_per_s"] > 0 and speed["micro_batch"] == 4 and speed["sdpa_kernel"] == "flash"
+        assert speed["hardware_flops_per_token"] < speed["model_flops_per_token"]  # flash skips the masked half
+    assert report["throughput harness"]["checkpoint_seconds"] > 0
 
 
-@pytest.mark.slow  # two torchrun launches, DeepSpeed's start-up among them
-def test_fsdp_and_zero2_sections_train_a_rung_under_torchrun(tmp_path):
-    report = check(tmp_path, "fsdp", "deepspeed_zero2")
-    assert [(s["section"], s["state"], s["steps"]) for s in report["sections"]] == [
-        ("fsdp", "done", 2), ("deepspeed_zero2", "done", 2)]
+def test_the_report_holds_each_section_as_soon_as_it_is_done(tmp_path):
+    """A run stopped after its first section (as the device's time limit stops one) still returns it."""
+    out = tmp_path / "check.json"
+    proc = subprocess.Popen(command(out, "sdpa_kernel", "resume"), stdout=subprocess.PIPE, text=True, env=ENV)
+    for line in proc.stdout:
+        if line.startswith('{"section": "resume"'):
+            proc.kill()
+            break
+    proc.wait()
+    report = json.loads(out.read_text())
+    assert not report["finished"] and [s["section"] for s in report["sections"]] == ["resume"]
+    assert set(report["estimates_h200_s"]) == {"resume tiny", "sdpa_kernel tiny", "total"}
+
+
+def test_sections_past_the_budget_are_recorded_as_skipped(tmp_path):
+    out = tmp_path / "check.json"
+    proc = subprocess.run([*command(out, "resume", "throughput"), "--budget-s", "0"], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [(s["section"], s["skipped"]) for s in json.loads(out.read_text())["sections"]] == [
+        ("resume", "past --budget-s")] + [("throughput", "past --budget-s")] * 2
+
+
+def test_the_default_check_is_estimated_to_fit_seven_minutes_on_an_h200():
+    args = argparse.Namespace(
+        tiny=False, sizes=["olmo-190M", "olmo-1B"], sections=list(gpu_check.SECTIONS), resume_steps=4,
+        precision_steps=20, warmup=2, steps=4)
+    steps = gpu_check.plan(args)
+    assert [name for name, _, _ in steps] == list(gpu_check.SECTIONS[:-1]) + ["throughput"] * 4
+    assert gpu_check.ASSUMED["start"] + sum(s for _, _, s in steps) < 420
+
+
+def test_hardware_flops_count_what_each_attention_kernel_executes():
+    shape = gpu_check.ModelShape(name="s", d_model=768, n_layers=12, n_heads=12, mlp_hidden=3072, vocab_size=100352,
+                                 seq_len=4096)
+    L, d, T = 12, 768, 4096
+    # The math kernel multiplies every score, as the model convention counts them; the fused kernels skip
+    # the keys after each causal query but recompute QKᵀ in backward: 7 of the 12 products' halves.
+    assert gpu_check.hardware_flops_per_token(shape, "math") == shape.flops_per_token()
+    for kernel in ("flash", "efficient", "cudnn"):
+        assert shape.flops_per_token() - gpu_check.hardware_flops_per_token(shape, kernel) == 12 * L * d * T - 7 * L * d * (T + 1)
+    assert gpu_check.hardware_flops_per_token(shape, None) is None
+
+
+def test_out_of_memory_retries_free_the_failed_attempt_and_compile_afresh():
+    alive, dynamic = [], []
+
+    class Model:  # in a reference cycle, as a compiled model is: only the collector frees it
+        def __init__(self):
+            self.me = self
+
+    def backend(gm, example_inputs):  # a recompile after a shape change passes the size in as a SymInt
+        dynamic.append(any(isinstance(x, (int, torch.SymInt)) for x in example_inputs))
+        return gm.forward
+
+    def run(micro: int) -> float:
+        assert all(ref() is None for ref in alive), "the failed attempt's model is still alive"
+        model = Model()
+        alive.append(weakref.ref(model))
+        torch.compile(lambda x: (x * 2).sum(), backend=backend)(torch.ones(micro))
+        if micro > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return 100.0 * micro
+
+    gc.disable()  # only an explicit collection may free the cycle
+    try:
+        assert gpu_check.halving_on_oom(run, 8) == (200.0, 2, [8, 4])
+    finally:
+        gc.enable()
+    assert dynamic == [False, False, False]
+    with pytest.raises(ValueError):  # anything but running out of memory is not retried
+        gpu_check.halving_on_oom(lambda micro: (_ for _ in ()).throw(ValueError("bad")), 8)
+
+
+def test_gpu_check_sh_names_the_command_that_builds_missing_wheels(tmp_path):
+    proc = subprocess.run(["bash", str(ROOT / "scripts/gpu_check.sh"), str(tmp_path / "out.json")], capture_output=True,
+                          text=True, env={**ENV, "GPU_CHECK_WHEELS": str(tmp_path / "none")})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert f"no wheels in {tmp_path / 'none'}/" in proc.stderr and "scripts/device_wheels.py --python 3.12" in proc.stderr
+
+
+def _wheel(directory: Path, name: str, version: str, *requires: str) -> None:
+    with zipfile.ZipFile(directory / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{name}-{version}.dist-info/METADATA", "".join(
+            f"{line}\n" for line in ("Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}",
+                                     *(f"Requires-Dist: {r}" for r in requires))))
+
+
+def test_the_carried_set_is_one_version_of_each_and_meets_its_own_pins(tmp_path):
+    """With --no-deps nothing on the device checks what one carried wheel requires of another."""
+    device_wheels = _script("device_wheels")
+    _wheel(tmp_path, "pydantic", "2.14.4", "pydantic-core==2.50.5", 'old-only; python_version < "3.8"')
+    _wheel(tmp_path, "pydantic_core", "2.50.5")
+    found = device_wheels.wheel_set(tmp_path)
+    device_wheels._check_requirements(tmp_path, found, "3.12")  # the marker's requirement does not apply
+    _wheel(tmp_path, "typing_inspection", "0.4.5", "pydantic-core>=2.51")
+    with pytest.raises(SystemExit, match="requires pydantic-core>=2.51; the pin is 2.50.5"):
+        device_wheels._check_requirements(tmp_path, device_wheels.wheel_set(tmp_path), "3.12")
+    _wheel(tmp_path, "pydantic_core", "2.51.0")
+    with pytest.raises(SystemExit, match="two wheels of pydantic_core"):  # pip would refuse to install both
+        device_wheels.wheel_set(tmp_path)
+
+
+@pytest.mark.slow  # four torchrun launches, two at a time, DeepSpeed's start-up among them, and every module imported
+def test_torchrun_sections_and_imports(tmp_path):
+    report = check(tmp_path, "imports", "distributed", "bf16_vs_fp32")
+    assert report["imports"]["failed"] == {} and report["imports"]["cli_returncode"] == 0
+    assert report["imports"]["modules"] > 50
+    runs = [report["distributed"][k] for k in ("fsdp", "deepspeed_zero2")]
+    assert [(r["state"], r["steps"], r["checkpoints"]) for r in runs] == [("done", 2, ["step-00000002"])] * 2
+    precision = report["bf16_vs_fp32"]
+    assert len(precision["fp32_losses"]) == len(precision["bf16_losses"]) == 6
+    assert 0 < precision["max_abs_diff"] < 0.05  # bf16 rounds differently, and no more than that
+
+
+@pytest.mark.slow  # a venv of the device image's packages (minutes when not cached), the wheels, the whole check
+def test_device_simulation_runs_the_check_as_the_device_would(tmp_path):
+    """scripts/device_sim.py: the venv and the wheels built afresh where .cache/device-sim lacks them (as on
+    CI), the wheels installed afresh (--target) on every run; the check, then the GPU-path tests under the
+    image's transformers."""
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/device_sim.py"), "--out", str(out), "--",
+                           "--steps", "2", "--warmup", "1", "--log-every", "1", "--eval-examples", "40"],
+                          capture_output=True, text=True, timeout=3000, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["finished"] and [s["section"] for s in report["sections"]] == list(gpu_check.SECTIONS[:-1]) + [
+        "throughput"] * 2
+    assert report["environment"]["transformers"] == "5.17.0" and report["environment"]["deepspeed"] == "0.19.8"
+    assert report["sections"][0]["failed"] == {}
+    assert re.search(r"^\d+ passed", proc.stdout, re.MULTILINE)  # test_train_gpu_path.py's pytest summary

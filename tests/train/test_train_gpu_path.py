@@ -1,7 +1,7 @@
 """What the GPU path does, checked where a CPU can show it: the compiled graph, the loss kernels' contracts,
 the default process count, the precision policy's outputs, what checkpoints keep.
 
-The device simulation (scripts/device_sim.sh) runs this file again under the GPU image's package versions
+The device simulation (scripts/device_sim.py) runs this file again under the GPU image's package versions
 (transformers 5.17), where compiling the whole model put an explicit causal mask into the graph."""
 import math
 import sys
