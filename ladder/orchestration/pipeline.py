@@ -23,6 +23,7 @@ from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job
 from ladder.orchestration.compose import load
+from ladder.orchestration.node import device_count, run_packed
 from ladder.orchestration.plan_format import as_json
 from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
 from ladder.orchestration.slurm import submit_jobs, wait
@@ -122,7 +123,11 @@ def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> bool
 
 
 def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
-    """Run the jobs one after another: (the error of each that raised, the ones another process is running)."""
+    """Run the jobs on this node, packed onto its devices (ladder.orchestration.node) where there are several,
+    else one after another here: (the error of each that failed, the ones another process is running)."""
+    devices = device_count(cfg)
+    if devices > 1 and len(jobs) > 1 and "WORLD_SIZE" not in os.environ:  # not when torchrun started us
+        return run_packed(cfg, build_plan(cfg), jobs, evaluate, devices)
     failures, elsewhere = {}, []
     for job in jobs:
         raise_if_stopped()

@@ -72,15 +72,11 @@ def test_each_rank_reads_its_rows_of_the_order_row_by_row_reading_gave(tmp_path)
     """The vectorised per-rank reader serves exactly the sequences, in exactly the order, of the reader it
     replaced (every global batch gathered row by row with `seqs[i]`, then sliced per rank): across file
     boundaries, epochs and a resume position."""
-    from train.data.pack import Piece, write_split
-    from train.data.tokenized import token_file
+    from train.data.pack import write_arrays
 
     stored = np.random.default_rng(0).integers(0, 60_000, size=(40, 8))
-    flat, pieces = stored.reshape(-1).astype(np.uint16), []
-    for k, (a, b) in enumerate([(0, 61), (61, 125), (125, 200), (200, 320)]):  # sequences cross the files
-        flat[a:b].tofile(tmp_path / f"part-{k}.bin")
-        pieces.append(Piece(token_file(tmp_path / f"part-{k}.bin", "uint16")))
-    write_split(tmp_path / "train", pieces, 0, 40, 8, {"dtype": "uint16"}, documents=1)
+    flat = stored.reshape(-1)
+    write_arrays(tmp_path / "train", [flat[:61], flat[61:125], flat[125:200], flat[200:]], 8, "uint16")  # rows cross files
     seqs = TokenSequences(tmp_path / "train", tokens=100 * 8, seed=5, allow_repeat=True)  # 2.5 epochs
     assert len(seqs.manifest["segments"]) == 4 and len(seqs) == 100
     batch = 12

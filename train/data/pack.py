@@ -109,3 +109,17 @@ def write_split(directory: Path, pieces: list[Piece], start: int, sequences: int
                 "segments": segments(pieces, start, start + sequences * seq_len)}
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def write_arrays(directory: Path, parts: list[np.ndarray], seq_len: int, dtype: str) -> dict:
+    """A split of token arrays, each written as a flat file `part-<k>.bin` in `directory` and read as one stream
+    cut every `seq_len` tokens (random tokens for a benchmark, a test's own layout)."""
+    from train.data.tokenized import token_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    pieces = []
+    for k, part in enumerate(parts):
+        np.asarray(part, dtype=dtype).tofile(directory / f"part-{k}.bin")
+        pieces.append(Piece(token_file(directory / f"part-{k}.bin", dtype)))
+    tokens = sum(len(p) for p in parts)
+    return write_split(directory, pieces, 0, tokens // seq_len, seq_len, {"dtype": dtype}, documents=0)

@@ -33,6 +33,9 @@ from train.data.tokenizer import ensure_tokenizer, load, token_dtype, tokenizer_
 log = logging.getLogger(__name__)
 CORPORA = {"smoke": corpus.build}  # built-in corpora a data config can name in `corpus`
 HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's documents as text, for tasks derived from them
+# Bytes of uncompressed C4-schema JSON lines per token of a 32k byte-level BPE trained on them (the offline corpus:
+# docs/data.md): what `ladder plan` estimates a text source's tokens from before it is tokenized.
+BYTES_PER_TOKEN = 4.4
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def open_stream(cfg: DictConfig, tokenizer_dir: Path, eos: int, dtype: str,
                 cache_dir: Path) -> tuple[Optional[Store], dict]:
     """The dataset's token store (made if absent, nothing tokenized yet) and what identifies its tokens; no
     store for a pre-tokenized corpus, whose files are the tokens."""
+    cfg = data_config(cfg)
     token_files = tokenized_files(cfg.path) if cfg.path is not None else []
     if token_files:
         return None, {"source": _source(cfg, token_files), "tokenized": True}
@@ -236,3 +240,46 @@ def _covering(pieces: list[Piece], stop: int) -> list[Piece]:
         out.append(piece)
         offset += piece.file.tokens
     return out
+
+
+def _text_bytes(path: Path) -> int:
+    """A text shard's uncompressed size: gzip's trailer (the size modulo 2^32), parquet's metadata, else the file's."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return path.stat().st_size
+
+
+def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -> tuple[Optional[int], str]:
+    """How many tokens a dataset's source holds, and how that is known, without tokenizing anything: exact for
+    a pre-tokenized corpus (`vocab_size` chooses an auto dtype), estimated from a text source's bytes
+    (BYTES_PER_TOKEN), unknown (None) for a hub stream or a built-in corpus not built yet."""
+    cfg = data_config(data_cfg)
+    path = cfg.path
+    if path is None and cfg.corpus:
+        built = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "corpus" / cfg.corpus
+        if not (built / corpus.MARKER).exists():
+            return None, f"the built-in corpus '{cfg.corpus}', built at first use"
+        path = str(built)
+    if path is None:
+        return None, f"streamed from {cfg.hf_path}, tokenized as far as the ladder needs"
+    try:
+        token_files = tokenized_files(path)
+        if token_files:
+            dtype = token_dtype(vocab_size, cfg.token_dtype)
+            tokens = sum(token_file(p, dtype).tokens for p in token_files)
+            return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files"
+        files = local_files(path)
+    except DataError as exc:
+        return None, str(exc)
+    size = sum(_text_bytes(p) for p in files)
+    tokens = int(size / BYTES_PER_TOKEN)
+    return tokens, (f"about {tokens:,} tokens in {len(files)} text files ({size:,} bytes of text at "
+                    f"{BYTES_PER_TOKEN:g} a token; exact once tokenized)")
