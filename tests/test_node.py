@@ -10,7 +10,7 @@ import pytest
 from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
 from ladder.orchestration.compose import load
-from ladder.orchestration.node import makespan, node_schedule, schedule
+from ladder.orchestration.node import describe, makespan, node_schedule, schedule
 from ladder.orchestration.pipeline import run_ladder
 from ladder.orchestration.status import read_status
 
@@ -48,6 +48,7 @@ def test_the_node_ladder_fits_an_hour_on_eight_h100s():
     assert {p.job for p in placed} == {j.name for j in plan.jobs}
     assert makespan(placed) < 50 * 60  # training and evaluation at 0.35 MFU, leaving 10 minutes for the data
     assert sum(1 for p in placed if len(p.devices) < 8) >= 3  # the small sizes share the node
+    assert "packed (launcher=local)" in describe(cfg, plan)  # what `ladder plan` prints of it
 
 
 def _write_tasks(directory: Path):

@@ -73,6 +73,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = load(args.overrides)
     plan = build_plan(cfg)
     _check_writable()
+    if cfg.launcher.name == "slurm":  # text tokenized by Slurm array tasks, then the splits cut here
+        from ladder.orchestration.slurm import tokenize_on_slurm
+
+        tokenize_on_slurm(cfg, plan)
     for (name, seq_len), prepared in prepare_all(cfg, plan).items():
         train, val = TokenSequences(prepared.train_dir), TokenSequences(prepared.val_dir)
         print(f"{name} (seq_len {seq_len}): train {train.tokens:,} tokens in {prepared.train_dir}\n"

@@ -29,8 +29,6 @@ from ladder.core.schedules import Job
 from ladder.orchestration.resources import eval_compute, job_flops, memory_gpus
 from ladder.orchestration.rung import LOCKED, run_job
 from ladder.orchestration.status import read_state
-from train.backends import use_cuda
-from train.loop import as_train_config
 
 log = logging.getLogger(__name__)
 LOCKED_EXIT = 75  # a job process's exit code when another process runs the job (EX_TEMPFAIL)
@@ -66,19 +64,17 @@ def schedule(seconds: Mapping[str, float], least: Mapping[str, int], devices: in
              start_s: float = 0.0) -> list[Placement]:
     """Where and when each job runs: `seconds` is its time on one device, `least` the devices it needs at
     least, `start_s` what starting it costs whatever its devices (a process, its data, its compile).
-    Widths start at the least and the job that ends last is given twice the devices for as long as that
-    shortens the whole (perfect data-parallel scaling at the stated rate)."""
+    Widths start at the least; then, while it shortens the whole, the one job whose doubled width shortens
+    it most gets twice the devices (perfect data-parallel scaling at the stated rate)."""
     widths = {n: min(devices, 1 << max(0, math.ceil(math.log2(max(1, least[n]))))) for n in seconds}
     best = _place(seconds, widths, devices, start_s)
-    while best:
-        last = max(best, key=lambda p: (p.end, p.job))
-        if widths[last.job] >= devices:
+    while True:
+        trials = [{**widths, n: min(devices, 2 * w)} for n, w in sorted(widths.items()) if w < devices]
+        placed = [(makespan(p), k, p) for k, p in enumerate(_place(seconds, t, devices, start_s) for t in trials)]
+        if not placed or min(placed)[0] >= makespan(best):
             break
-        trial = {**widths, last.job: min(devices, 2 * widths[last.job])}
-        placed = _place(seconds, trial, devices, start_s)
-        if makespan(placed) >= makespan(best):
-            break
-        widths, best = trial, placed
+        _, k, best = min(placed)
+        widths = trials[k]
     return sorted(best, key=lambda p: (p.start, p.devices))
 
 
@@ -101,12 +97,12 @@ def node_schedule(cfg: DictConfig, plan: Plan, jobs: list[Job], devices: int) ->
 
 
 def device_count(cfg: DictConfig) -> int:
-    """launcher.devices, else the visible GPUs where the ladder trains on them, else 1."""
+    """launcher.devices, else the visible GPUs unless the ladder trains on the CPU, else 1."""
     if cfg.launcher.devices is not None:
         return cfg.launcher.devices
     import torch
 
-    return max(1, torch.cuda.device_count()) if use_cuda(as_train_config(cfg.train)) else 1
+    return max(1, torch.cuda.device_count()) if cfg.train.device != "cpu" else 1
 
 
 def _visible(devices: tuple) -> str:
@@ -202,7 +198,8 @@ def _minutes(seconds: float) -> str:
 
 def describe(cfg: DictConfig, plan: Plan) -> str:
     """The plan's wall time on a node at the stated rate: packed, and with its jobs one after another."""
-    devices = cfg.launcher.devices or (device_count(cfg) if device_count(cfg) > 1 else cfg.launcher.gpus_per_node)
+    # Planned where it runs, or (on a machine without GPUs) for a node of launcher.gpus_per_node.
+    devices = device_count(cfg) if device_count(cfg) > 1 else cfg.launcher.gpus_per_node
     seconds, least = job_times(cfg, plan, plan.jobs)
     placements = schedule(seconds, least, devices, cfg.launcher.job_start_s)
     one = {n: cfg.launcher.job_start_s + seconds[n] / least[n] for n in seconds}  # on the fewest devices that hold it

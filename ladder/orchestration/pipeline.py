@@ -26,7 +26,7 @@ from ladder.orchestration.compose import load
 from ladder.orchestration.node import device_count, run_packed
 from ladder.orchestration.plan_format import as_json
 from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
-from ladder.orchestration.slurm import submit_jobs, wait
+from ladder.orchestration.slurm import submit_jobs, tokenize_on_slurm, wait
 from ladder.orchestration.status import read_state, read_status, status_table
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     out_dir = Path(cfg.out_dir)
     _write_plan(plan, out_dir)
     atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
+    if cfg.launcher.name == "slurm":
+        tokenize_on_slurm(cfg, plan)  # the token stores, by array tasks; prepare_all below cuts the splits
     prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
     statuses = [read_status(out_dir, r) for r in plan.rungs]
     for status in statuses:

@@ -108,15 +108,9 @@ def _pieces(cfg: DictConfig, store: Optional[Store], dtype: str) -> list[Piece]:
             for i in store.usable()]
 
 
-def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int] = None, seed: int = 0,
-                 cache_dir: Optional[Path] = None, *, train_tokens: Optional[int] = None,
-                 num_proc: Optional[int] = None, progress: bool = True) -> PreparedData:
-    """Train and validation splits of one dataset for one tokenizer and sequence length, as views of its
-    token stream: the token store's (text, tokenized as far as the splits need) or a pre-tokenized corpus's.
-
-    val_tokens defaults to data_cfg.val_tokens; train_tokens (default data_cfg.max_tokens, else all) is how
-    many training tokens the split holds, and so how far a text source is tokenized.
-    """
+def _resolve(data_cfg, tokenizer_cfg, cache_dir: Optional[Path]):
+    """The data and tokenizer configs, the cache, the tokenizer (made if absent) and the token dtype: what a
+    dataset's tokens are made with."""
     cfg, tok_cfg = data_config(data_cfg), tokenizer_config(tokenizer_cfg)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if cfg.corpus:
@@ -128,10 +122,34 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
             log.info("data.path=%s is set: reading it instead of the built-in corpus '%s'", cfg.path, cfg.corpus)
     tokenizer_dir = ensure_tokenizer(tok_cfg, cache_dir)
     tokenizer = load(tokenizer_dir)
-    eos = tokenizer.eos_token_id
-    if eos is None:
+    if tokenizer.eos_token_id is None:
         raise DataError(f"tokenizer {tokenizer_dir} has no end-of-text (eos) token to separate documents")
-    dtype = token_dtype(len(tokenizer), cfg.token_dtype)
+    return cfg, tok_cfg, cache_dir, tokenizer_dir, tokenizer, token_dtype(len(tokenizer), cfg.token_dtype)
+
+
+def token_store(data_cfg, tokenizer_cfg, cache_dir: Optional[Path] = None) -> Optional[Store]:
+    """A text dataset's token store (made if absent, its tokenizer first; nothing tokenized), for tokenizing it
+    elsewhere (Slurm array tasks: `train.data.store.tokenize_unit`); None for a pre-tokenized corpus."""
+    cfg, _, cache_dir, tokenizer_dir, tokenizer, dtype = _resolve(data_cfg, tokenizer_cfg, cache_dir)
+    return open_stream(cfg, tokenizer_dir, tokenizer.eos_token_id, dtype, cache_dir)[0]
+
+
+def stream_need(seq_len: int, val_tokens: int, train_tokens: int) -> int:
+    """Tokens the stream must hold at least for these splits (validation's last document aside)."""
+    return -(-val_tokens // seq_len) * seq_len + -(-train_tokens // seq_len) * seq_len
+
+
+def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int] = None, seed: int = 0,
+                 cache_dir: Optional[Path] = None, *, train_tokens: Optional[int] = None,
+                 num_proc: Optional[int] = None, progress: bool = True) -> PreparedData:
+    """Train and validation splits of one dataset for one tokenizer and sequence length, as views of its
+    token stream: the token store's (text, tokenized as far as the splits need) or a pre-tokenized corpus's.
+
+    val_tokens defaults to data_cfg.val_tokens; train_tokens (default data_cfg.max_tokens, else all) is how
+    many training tokens the split holds, and so how far a text source is tokenized.
+    """
+    cfg, tok_cfg, cache_dir, tokenizer_dir, tokenizer, dtype = _resolve(data_cfg, tokenizer_cfg, cache_dir)
+    eos = tokenizer.eos_token_id
     val_tokens = cfg.val_tokens if val_tokens is None else val_tokens
     train_tokens = cfg.max_tokens if train_tokens is None else train_tokens
     store, identity = open_stream(cfg, tokenizer_dir, eos, dtype, cache_dir)
@@ -184,7 +202,7 @@ def _fill(cfg, store, dtype, seq_len, val_tokens, train_tokens, eos, num_proc, p
     if store is None:
         return _pieces(cfg, None, dtype)
     whole = -(-(train_tokens or 0) // seq_len) * seq_len
-    need = None if train_tokens is None else -(-val_tokens // seq_len) * seq_len + whole
+    need = None if train_tokens is None else stream_need(seq_len, val_tokens, train_tokens)
     while True:
         fill(store, need, num_proc, progress)
         pieces = _pieces(cfg, store, dtype)
