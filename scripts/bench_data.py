@@ -1,10 +1,8 @@
-"""Tokenize+pack throughput on the offline default corpus: tokens/s and documents/s per process count.
+"""Tokenizer throughput of the data stage: the offline corpus tokenized into a fresh token store by 1, 2, …
+processes (each a whole source file at a time, train/data/store.py), with the BPE of the smoke ladder or
+a 32k one, as tokens/s and tokens/s per process.
 
-    python scripts/bench_data.py [--docs 8000] [--procs 1 2]
-
-The corpus and the smoke ladder's 2048-vocabulary BPE are made once under $LADDER_CACHE (default .cache);
-each timed run packs the first --docs documents (read from the json.gz shards, as `prepare` does) into a
-fresh directory, at the smoke ladder's sequence length.
+    .venv/bin/python scripts/bench_data.py [--procs 1 2] [--vocab 2048]
 """
 from __future__ import annotations
 
@@ -12,40 +10,39 @@ import argparse
 import sys
 import tempfile
 import time
-from itertools import islice
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train.data import corpus  # noqa: E402
-from train.data.pack import pack  # noqa: E402
-from train.data.prepare import default_cache_dir  # noqa: E402
-from train.data.sources import documents  # noqa: E402
-from train.data.tokenizer import ensure_tokenizer, load  # noqa: E402
+from train.data.prepare import default_cache_dir, open_stream  # noqa: E402
+from train.data.store import fill  # noqa: E402
+from train.data.tokenizer import ensure_tokenizer, load, token_dtype  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=8000, help="documents per run (the corpus has ~19.5k)")
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="tokenizer process counts to time")
+    parser.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary (trained once on the corpus)")
     args = parser.parse_args()
     cache = default_cache_dir()
     path = corpus.build(cache / "corpus" / "smoke")
-    tokenizer_dir = ensure_tokenizer({"train_vocab_size": 2048}, cache)
-    eos = load(tokenizer_dir).eos_token_id
-    print(f"corpus {path}, tokenizer {tokenizer_dir}, {args.docs} documents, seq_len 128")
+    tokenizer_dir = ensure_tokenizer({"train_vocab_size": args.vocab}, cache)
+    tokenizer = load(tokenizer_dir)
+    print(f"corpus {path}, tokenizer {tokenizer_dir}")
     for procs in args.procs:
         with tempfile.TemporaryDirectory() as tmp:
-            docs = islice(documents({"name": "smoke", "path": str(path)}), args.docs)
+            store, _ = open_stream({"name": "smoke", "path": str(path), "text_field": "text"}, tokenizer_dir,
+                                   tokenizer.eos_token_id, token_dtype(len(tokenizer)), Path(tmp))
             start = time.perf_counter()
-            val, train = pack(docs, tokenizer_dir, Path(tmp) / "out", seq_len=128, val_tokens=200_000, eos=eos,
-                              dtype="uint16", num_proc=procs, progress=False)
-            val.close({}), train.close({})
+            fill(store, None, procs, progress=False)
             seconds = time.perf_counter() - start
-        tokens = (val.sequences + train.sequences) * 128 + val.dropped_tokens + train.dropped_tokens
-        n_docs = val.documents + train.documents
-        print(f"num_proc={procs}: {tokens / seconds:,.0f} tokens/s, {n_docs / seconds:,.0f} documents/s "
-              f"({tokens:,} tokens, {n_docs:,} documents in {seconds:.1f} s, including process start-up)")
+            units = store.usable()
+            tokens = store.tokens(units)
+            docs = sum(store.progress(i)["documents"] for i in units)
+        print(f"num_proc={procs}: {tokens / seconds:,.0f} tokens/s, {tokens / seconds / procs:,.0f} per process, "
+              f"{docs / seconds:,.0f} documents/s ({tokens:,} tokens, {docs:,} documents, {len(units)} files in "
+              f"{seconds:.1f} s, including process start-up)")
     return 0
 
 

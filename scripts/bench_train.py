@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,7 +33,7 @@ from ladder.core.recipes import Hyperparams  # noqa: E402
 from ladder.core.schedules import Run  # noqa: E402
 from ladder.core.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
 from train.config import TrainConfig, WandbConfig  # noqa: E402
-from train.data.pack import SplitWriter  # noqa: E402
+from train.data.pack import write_arrays  # noqa: E402
 from ladder.core.shards import TokenSequences  # noqa: E402
 from train.loop import split_batch, train_run  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
@@ -69,12 +70,10 @@ class RandomSequences:
 
 
 def packed_shards(directory: Path, count: int, seq_len: int, vocab_size: int, seed: int = 0) -> TokenSequences:
-    """`count` sequences of random tokens written as the data stage writes them (several shards), read back
+    """`count` sequences of random tokens written as the data stage writes them (four files), read back
     in a seeded shuffled order as a rung reads its data."""
-    writer = SplitWriter(directory, seq_len, "uint16" if vocab_size <= 2**16 else "uint32",
-                         shard_tokens=max(seq_len, count * seq_len // 4))
-    writer.add(RandomSequences(count, seq_len, vocab_size).ids.numpy().reshape(-1), documents=count)
-    writer.close({})
+    ids = RandomSequences(count, seq_len, vocab_size).ids.numpy().reshape(-1)
+    write_arrays(directory, list(np.array_split(ids, 4)), seq_len, "uint16" if vocab_size <= 2**16 else "uint32")
     return TokenSequences(directory, tokens=count * seq_len, seed=seed)
 
 

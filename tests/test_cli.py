@@ -29,7 +29,7 @@ def test_bad_override_is_one_line_error_without_traceback():
 
 def test_help_lists_commands_and_groups():
     assert "plan" in run("--help").stdout
-    assert "ladder/ (gadre, gadre_wsds, olmo, olmo_wsds, smoke)" in run("plan", "--help").stdout
+    assert "ladder/ (gadre, gadre_wsds, node, olmo, olmo_wsds, smoke)" in run("plan", "--help").stdout
 
 
 def test_bare_keys_of_a_commands_own_group_are_scoped_to_it():

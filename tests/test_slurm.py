@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ladder.core.layout import rung_dir
@@ -123,3 +124,32 @@ def test_a_two_task_job_trains_evaluates_and_requeues_like_one_process(slurm, ti
     for r in two_results:
         if r["metric"].endswith(("_val:loss", "_val:bpb")):
             assert r["value"] == pytest.approx(one_results[r["step"], r["metric"]], rel=1e-3)
+
+
+def test_prepare_tokenizes_text_as_slurm_array_tasks(slurm, corpus, tmp_path, monkeypatch):
+    """`ladder prepare launcher=slurm`: one array task per source file fills the token store; the splits are
+    those a local prepare cuts from the same files."""
+    import gzip
+
+    from ladder.core.shards import TokenSequences
+    from ladder.orchestration.cli import main
+
+    lines = gzip.open(next(corpus.glob("*.json.gz")), "rt").read().splitlines(keepends=True)
+    files = tmp_path / "files"
+    files.mkdir()
+    for k in range(3):
+        with gzip.open(files / f"c4-train.{k:05d}-of-00003.json.gz", "wt") as f:
+            f.writelines(lines[k * 500:(k + 1) * 500])
+    overrides = ["ladder=smoke", "ladder.datasets=[c4]", "data=c4", f"data.path={files}", "data.val_tokens=4096",
+                 "ladder.tokenizer.train_vocab_size=300", f"ladder.tokenizer.train_path={files}"]
+    splits = {}
+    for where in ("slurm", "local"):
+        monkeypatch.setenv("LADDER_CACHE", str(tmp_path / where))
+        launcher = ["launcher=slurm_cpu", f"launcher.folder={tmp_path}/jobs"] if where == "slurm" else []
+        assert main(["prepare", *overrides, *launcher]) == 0
+        (manifest,) = (tmp_path / where).glob("tokens/*/train/manifest.json")
+        splits[where] = TokenSequences(manifest.parent).read(0, TokenSequences(manifest.parent).available)
+    submitted = list((tmp_path / "jobs").glob("*/*_submission.sh"))
+    assert len(submitted) == 1 and "--array=0-2" in submitted[0].read_text()  # one task per file
+    assert len(list((tmp_path / "slurm").glob("stores/*/unit-*.json"))) == 3
+    assert np.array_equal(splits["slurm"], splits["local"])

@@ -80,9 +80,10 @@ def _steps(tokens: float, batch_size: int, seq_len: int) -> int:
 
 
 def olmo(n: float, tokens: float, seq_len: int) -> Hyperparams:
-    """Bhagia et al. 2024 (OLMo ladder, `olmo/scaling/model_ladder.py`), sequences of 4096."""
-    # DeepSeek LLM (2024) batch rule for 2048-token sequences, halved for 4096, in multiples of 64 sequences
-    batch = max(64, 64 * round(160 * (n / 1.08e8) ** (2 / 3) / 2 / 64))
+    """Bhagia et al. 2024 (OLMo ladder, `olmo/scaling/model_ladder.py`), sequences of 4096 (or any length)."""
+    # DeepSeek LLM (2024) batch rule for 2048-token sequences, halved for 4096 (the same tokens a batch at any
+    # length), in multiples of 64 sequences
+    batch = max(64, 64 * round(160 * (n / 1.08e8) ** (2 / 3) * 2048 / seq_len / 64))
     lr = 0.0047 * (n / 1.08e8) ** (-1 / 3) / 4  # DeepSeek LLM LR rule, divided by 4 in the OLMo ladder
     steps = _steps(tokens, batch, seq_len)
     warmup = min(steps - 1, _steps(n, batch, seq_len))  # warm up over N tokens

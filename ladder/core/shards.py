@@ -1,5 +1,10 @@
-"""Packed token shards (docs/data.md), the data stage's output: the sequences a rung trains on, in a
-fixed seeded order, from any position, and the held-out sequences eval scores."""
+"""Packed token splits (docs/data.md), the data stage's output: the sequences a rung trains on, in a
+fixed seeded order, from any position, and the held-out sequences eval scores.
+
+A split is a view: its manifest lists segments of flat token files (the token store's units, or a team's
+own pre-tokenized `.npy`/`.bin` files, never copied), and the split's token stream, the segments end to
+end, is cut every `seq_len` tokens; a sequence may run from one segment into the next.
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +13,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-FORMAT = "ladder-tokens/1"
+FORMAT = "ladder-tokens/2"
 MANIFEST = "manifest.json"  # written last: a split directory without it is incomplete and never read
 
 
@@ -23,8 +28,19 @@ def read_manifest(directory: Path) -> dict:
         raise FileNotFoundError(f"{directory}: no {MANIFEST}; not a complete packed split (run `ladder prepare`)")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r} (run `ladder prepare`)")
     return manifest
+
+
+def open_segment(directory: Path, segment: dict, dtype: str) -> np.ndarray:
+    """A segment's tokens as a read-only memmap: `tokens` ids from byte `offset` of `file` (relative to the
+    split's directory, or absolute)."""
+    path = Path(directory) / segment["file"]
+    itemsize = np.dtype(dtype).itemsize
+    end = segment["offset"] + segment["tokens"] * itemsize
+    if not path.exists() or path.stat().st_size < end:
+        raise ValueError(f"{path}: missing or shorter than the {end:,} bytes {MANIFEST} reads; re-run prepare")
+    return np.memmap(path, dtype=dtype, mode="r", offset=segment["offset"], shape=(segment["tokens"],))
 
 
 class TokenSequences:
@@ -39,17 +55,13 @@ class TokenSequences:
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         self.seq_len = int(self.manifest["seq_len"])
-        self._shards = []
-        for shard in self.manifest["shards"]:
-            path = self.directory / shard["file"]
-            expected = shard["num_sequences"] * self.seq_len * np.dtype(self.manifest["dtype"]).itemsize
-            if not path.exists() or path.stat().st_size != expected:
-                raise ValueError(f"{path}: missing or not {expected} bytes as {MANIFEST} says; re-run prepare")
-            if shard["num_sequences"]:
-                self._shards.append(np.memmap(path, dtype=self.manifest["dtype"], mode="r",
-                                              shape=(shard["num_sequences"], self.seq_len)))
-        self._starts = np.cumsum([0] + [len(s) for s in self._shards])
-        self.available = int(self._starts[-1])
+        self._segments = [open_segment(self.directory, s, self.manifest["dtype"])
+                          for s in self.manifest["segments"] if s["tokens"]]
+        self._starts = np.cumsum([0] + [len(s) for s in self._segments])  # of each segment in the token stream
+        self.available = int(self.manifest["num_sequences"])
+        if self.available * self.seq_len > self._starts[-1]:
+            raise ValueError(f"{self.directory / MANIFEST}: {self.available:,} sequences of {self.seq_len} need "
+                             f"more tokens than its segments hold ({int(self._starts[-1]):,}); re-run prepare")
         if tokens is None:
             self.tokens = self.available * self.seq_len
             self.order = np.arange(self.available)
@@ -79,14 +91,23 @@ class TokenSequences:
         return self.read(i % len(self), 1)[0]
 
     def read(self, first: int, count: int, out: Optional[np.ndarray] = None) -> np.ndarray:
-        """Sequences first … first+count−1 as int64 rows of `out` (a new (count, seq_len) array if None):
-        one fancy-indexed read per shard they fall in, no per-row Python loop."""
-        stored = self.order[first:first + count]
-        out = np.empty((len(stored), self.seq_len), dtype=np.int64) if out is None else out
-        shard_of = np.searchsorted(self._starts, stored, side="right") - 1
-        for shard in np.unique(shard_of):
-            rows = shard_of == shard
-            out[rows] = self._shards[shard][stored[rows] - self._starts[shard]]
+        """Sequences first … first+count−1 as int64 rows of `out` (a new (count, seq_len) array if None): one
+        fancy-indexed read per segment for the rows inside it, a piecewise copy for a row that crosses into
+        the next segment."""
+        starts = self.order[first:first + count] * self.seq_len
+        out = np.empty((len(starts), self.seq_len), dtype=np.int64) if out is None else out
+        segment_of = np.searchsorted(self._starts, starts, side="right") - 1
+        inside = starts + self.seq_len <= self._starts[segment_of + 1]
+        span = np.arange(self.seq_len)
+        for segment in np.unique(segment_of[inside]):
+            rows = inside & (segment_of == segment)
+            out[rows] = self._segments[segment][(starts[rows] - self._starts[segment])[:, None] + span]
+        for row in np.flatnonzero(~inside):
+            position, filled, segment = int(starts[row]), 0, int(segment_of[row])
+            while filled < self.seq_len:
+                piece = self._segments[segment][position - self._starts[segment]:][:self.seq_len - filled]
+                out[row, filled:filled + len(piece)] = piece
+                filled, position, segment = filled + len(piece), position + len(piece), segment + 1
         return out
 
     def batches(self, batch_size: int, start: int = 0, rows: Optional[tuple[int, int]] = None,

@@ -40,10 +40,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from ladder.orchestration.plan_format import FORMATS
     from ladder.orchestration.resources import eval_compute
 
+    from ladder.orchestration.node import describe
+
     cfg = load(args.overrides)
     plan = build_plan(cfg)
     print(FORMATS[args.format](plan, eval_compute(cfg, plan)))
+    if args.format == "table":
+        print(describe(cfg, plan))
+        print(data_needs(cfg, plan))
     return 0
+
+
+def data_needs(cfg, plan) -> str:
+    """What each dataset must hold for the ladder, and whether its source holds it."""
+    from ladder.orchestration.rung import tokens_needed
+    from train.data import source_tokens
+
+    lines = ["data (validation + the largest rung's training tokens):"]
+    for name in cfg.ladder.datasets:
+        data = dataset_config(cfg, name)
+        for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
+            need = data.val_tokens + tokens_needed(plan, name, seq_len)
+            holds, how = source_tokens(data, cfg.ladder.vocab_size)
+            verdict = "" if holds is None else " enough" if holds >= need else (
+                f" short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
+                else f" short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
+            lines.append(f"  {name} (seq_len {seq_len}): needs {need:,} tokens; source: {how};{verdict}")
+    return "\n".join(lines)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -54,6 +77,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = load(args.overrides)
     plan = build_plan(cfg)
     _check_writable()
+    if cfg.launcher.name == "slurm":  # text tokenized by Slurm array tasks, then the splits cut here
+        from ladder.orchestration.slurm import tokenize_on_slurm
+
+        tokenize_on_slurm(cfg, plan)
     for (name, seq_len), prepared in prepare_all(cfg, plan).items():
         train, val = TokenSequences(prepared.train_dir), TokenSequences(prepared.val_dir)
         print(f"{name} (seq_len {seq_len}): train {train.tokens:,} tokens in {prepared.train_dir}\n"

@@ -23,9 +23,10 @@ from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job
 from ladder.orchestration.compose import load
+from ladder.orchestration.node import device_count, run_packed
 from ladder.orchestration.plan_format import as_json
 from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
-from ladder.orchestration.slurm import submit_jobs, wait
+from ladder.orchestration.slurm import submit_jobs, tokenize_on_slurm, wait
 from ladder.orchestration.status import read_state, read_status, status_table
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     out_dir = Path(cfg.out_dir)
     _write_plan(plan, out_dir)
     atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
+    if cfg.launcher.name == "slurm":
+        tokenize_on_slurm(cfg, plan)  # the token stores, by array tasks; prepare_all below cuts the splits
     prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
     statuses = [read_status(out_dir, r) for r in plan.rungs]
     for status in statuses:
@@ -121,7 +124,11 @@ def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> bool
 
 
 def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
-    """Run the jobs one after another: (the error of each that raised, the ones another process is running)."""
+    """Run the jobs on this node, packed onto its devices (ladder.orchestration.node) where there are several,
+    else one after another here: (the error of each that failed, the ones another process is running)."""
+    devices = device_count(cfg)
+    if devices > 1 and len(jobs) > 1 and "WORLD_SIZE" not in os.environ:  # not when torchrun started us
+        return run_packed(cfg, build_plan(cfg), jobs, evaluate, devices)
     failures, elsewhere = {}, []
     for job in jobs:
         raise_if_stopped()

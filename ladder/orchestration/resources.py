@@ -62,6 +62,17 @@ def job_extra_flops(job: Job, evaluation: dict[str, float]) -> float:
     return sum(evaluation[r.rung_id] for r in job.rungs) + sum(f.compute_exact for f in job.follow_ups)
 
 
+def memory_gpus(run: Run, launcher: DictConfig) -> float:
+    """GPUs whose memory, half of it, holds the run's weights, gradients and AdamW state (sharded)."""
+    return ADAM_BYTES_PER_PARAM * run.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
+
+
+def job_flops(job: Job, evaluation: dict[str, float]) -> float:
+    """Everything a job computes: its run's training (attention included), its rungs' evaluation and its
+    follow-ups."""
+    return job.run.compute_exact + job_extra_flops(job, evaluation)
+
+
 def resources_for(run: Run, launcher: DictConfig, extra_flops: float = 0.0) -> Resources:
     """Enough GPUs to hold the sharded optimizer state and finish training and `extra_flops` more
     (evaluation; a branch trunk's decays: `job_extra_flops`) within `max_time_min`."""
@@ -70,7 +81,7 @@ def resources_for(run: Run, launcher: DictConfig, extra_flops: float = 0.0) -> R
         gpus, nodes, per_node = 0, 1, 0
     else:
         gpu_seconds = (run.compute_exact + extra_flops) / (launcher.gpu_flops * launcher.expected_mfu)
-        for_memory = ADAM_BYTES_PER_PARAM * run.shape.total_params / (0.5 * launcher.gpu_mem_gb * 2**30)
+        for_memory = memory_gpus(run, launcher)
         for_time = gpu_seconds / (60 * launcher.max_time_min / launcher.time_margin)
         gpus = min(_power_of_two_at_least(max(for_memory, for_time)), launcher.gpus_per_node * launcher.max_nodes)
         gpus = launcher.gpus if launcher.gpus is not None else gpus

@@ -48,11 +48,10 @@ def prepare(cfg: DictConfig, dataset: str, seq_len: int, plan: Plan):
     """Packed tokens of one dataset for one sequence length (cached: tokenized once per input), from a
     tokenizer whose ids fit every model that trains on them."""
     data = dataset_config(cfg, dataset)
-    # A hub stream never ends: pack only what the largest rung trains on. Local files (a built-in corpus
-    # too) are packed whole.
-    stream = data.path is None and data.corpus is None
-    prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
-                            train_tokens=tokens_needed(plan, dataset, seq_len) if stream else None)
+    # The training split holds what the largest rung trains on (data.max_tokens sets it): a hub stream never
+    # ends, and a local corpus may hold far more than the ladder needs, so only that much is tokenized.
+    need = data.max_tokens if data.max_tokens is not None else tokens_needed(plan, dataset, seq_len)
+    prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed, train_tokens=need)
     vocab = prepared.train_manifest["tokenizer"]["vocab_size"]
     small = min(_rungs_of(plan, dataset, seq_len), key=lambda r: r.shape.vocab_size).shape
     if vocab > small.vocab_size:

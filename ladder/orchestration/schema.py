@@ -61,8 +61,13 @@ LAUNCHERS = ("local", "slurm")
 
 @dataclass
 class LauncherConfig:
-    """Where rungs run: `local` (one after another here) or `slurm` (one job per rung via submitit)."""
+    """Where jobs run: `local` (here, packed onto this node's devices) or `slurm` (one job per job via submitit)."""
     name: str = "local"  # one of LAUNCHERS
+    # local: the devices jobs are packed onto (ladder/orchestration/node.py), each job one process with
+    # CUDA_VISIBLE_DEVICES set to its share; null: the visible GPUs (one where there are none). On a CPU a
+    # count > 1 runs that many jobs at once, as on a node of that many GPUs (the tests' fake devices).
+    devices: Optional[int] = None
+    job_start_s: float = 60.0  # local: what starting a job costs the schedule whatever its devices (process, compile)
     partition: Optional[str] = None
     account: Optional[str] = None
     qos: Optional[str] = None

@@ -15,8 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ladder.core.plan import build_plan
 from ladder.core.schedules import Job
+from ladder.core.plan import Plan
+from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.resources import Resources, eval_compute, job_extra_flops, resources_for
-from ladder.orchestration.rung import run_job
+from ladder.orchestration.rung import run_job, tokens_needed
+from train.data import DataError, stream_need, token_store
+from train.data.store import tokenize_unit
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +82,28 @@ def wait(jobs: dict[str, submitit.Job]) -> dict[str, str]:
         except Exception as exc:  # a failed job raises its own error, of any type
             failures[name] = f"job {job.job_id}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
     return failures
+
+
+def tokenize_on_slurm(cfg: DictConfig, plan: Plan) -> None:
+    """Tokenize every text dataset's token store as Slurm array tasks, one source file a task, in waves of at
+    most launcher.max_parallel, until it holds what the ladder needs; `prepare_all` then only cuts the
+    splits. A hub stream, one unit, is left to `prepare_all`. Each task resumes its unit where a killed one
+    stopped (train/data/store.py)."""
+    launcher = cfg.launcher
+    resources = Resources(nodes=1, gpus_per_node=0, cpus_per_task=launcher.cpus_per_task,
+                          mem_gb=launcher.mem_gb or 8, time_min=launcher.time_min or 60)
+    for dataset in cfg.ladder.datasets:
+        data = dataset_config(cfg, dataset)
+        store = token_store(data, cfg.ladder.tokenizer)
+        if store is None:  # pre-tokenized: nothing to do
+            continue
+        need = max(stream_need(seq_len, data.val_tokens, data.max_tokens or tokens_needed(plan, dataset, seq_len))
+                   for seq_len in {r.shape.seq_len for r in plan.rungs if r.dataset == dataset})
+        while units := [i for i in store.pending(need) if not store.is_stream(i)][:launcher.max_parallel]:
+            executor = _executor(cfg, resources)
+            executor.update_parameters(name=f"ladder-tokenize-{dataset}")
+            jobs = executor.map_array(tokenize_unit, [str(store.root)] * len(units), units)
+            log.info("tokenizing %d file(s) of %s as Slurm array tasks", len(units), dataset)
+            failures = wait({f"{dataset} unit {i}": job for i, job in zip(units, jobs)})
+            if failures:
+                raise DataError(f"tokenizing {dataset} on Slurm: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))

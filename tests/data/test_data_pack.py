@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
+from ladder.core.shards import TokenSequences
 from train.data import DataError, prepare_data
-from train.data import pack as pack_module
-from train.data import prepare as prepare_module
+from train.data import store as store_module
 from train.data.tokenizer import load, token_dtype
 
 
@@ -17,8 +17,8 @@ def prepare(cfg, tok, cache, **kw):
 
 
 def split_tokens(directory):
-    manifest = json.loads((directory / "manifest.json").read_text())
-    return np.concatenate([np.fromfile(directory / s["file"], dtype=manifest["dtype"]) for s in manifest["shards"]])
+    seqs = TokenSequences(directory)
+    return seqs.read(0, len(seqs)).reshape(-1)
 
 
 def doc_ids(tokenizer_dir, directory):
@@ -71,39 +71,24 @@ def test_deterministic_and_independent_of_process_count(c4_cfg, tok_cfg, tmp_pat
 
 def test_same_inputs_are_not_tokenized_twice(c4_cfg, tok_cfg, tmp_path, monkeypatch):
     first = prepare(c4_cfg, tok_cfg, tmp_path)
-    monkeypatch.setattr(prepare_module, "pack", lambda *a, **k: pytest.fail("tokenized again"))
+    monkeypatch.setattr(store_module, "encode", lambda *a, **k: pytest.fail("tokenized again"))
     assert prepare(c4_cfg, tok_cfg, tmp_path) == first
-    monkeypatch.undo()
-    other = prepare(c4_cfg, tok_cfg, tmp_path, val_tokens=2000)  # another input: another directory
-    assert other.train_dir != first.train_dir
+    # Other split sizes and sequence lengths are other views of the same token store.
+    other = prepare(c4_cfg, tok_cfg, tmp_path, val_tokens=2000)
+    longer = prepare_data(c4_cfg, tok_cfg, seq_len=32, val_tokens=1000, cache_dir=tmp_path, progress=False)
+    assert len({first.train_dir, other.train_dir, longer.train_dir}) == 3
+    assert len(list((tmp_path / "stores").glob("*/units.json"))) == 1
+    assert np.array_equal(split_tokens(other.val_dir)[:1008], split_tokens(first.val_dir))
 
 
-def test_crash_while_packing_leaves_nothing_trusted(c4_cfg, tok_cfg, tmp_path, monkeypatch):
-    real_write = pack_module.SplitWriter._write
-    calls = []
-
-    def dying_write(self, tokens):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt("killed")
-        real_write(self, tokens)
-
-    monkeypatch.setattr(pack_module.SplitWriter, "_write", dying_write)
-    with pytest.raises(KeyboardInterrupt):
-        prepare(c4_cfg, tok_cfg, tmp_path)
-    assert not list((tmp_path / "tokens").glob("*/train/manifest.json"))
-    assert not [d for d in (tmp_path / "tokens").iterdir() if d.is_dir() and ".partial-" not in d.name]
-    monkeypatch.undo()
-    p = prepare(c4_cfg, tok_cfg, tmp_path)
-    assert (p.train_dir / "manifest.json").exists()
-
-
-def test_shards_split_at_shard_tokens(c4_cfg, tok_cfg, tmp_path):
-    whole = prepare(c4_cfg, tok_cfg, tmp_path / "a")
-    split = prepare(c4_cfg, tok_cfg, tmp_path / "b", shard_tokens=16 * 100)
-    manifest = json.loads((split.train_dir / "manifest.json").read_text())
-    assert len(manifest["shards"]) > 1 and all(s["num_sequences"] <= 100 for s in manifest["shards"])
-    assert np.array_equal(split_tokens(whole.train_dir), split_tokens(split.train_dir))
+def test_a_sequence_runs_on_from_one_source_file_into_the_next(c4_cfg, tok_cfg, c4_dir, docs, shards, tmp_path):
+    """Two source files are two units of the store; the split reads across them exactly as the single stream."""
+    one_file = shards.c4(tmp_path / "one" / "c4-train.00000-of-00001.json.gz", docs)
+    two = prepare(c4_cfg, tok_cfg, tmp_path / "a")
+    one = prepare({**c4_cfg, "path": str(one_file.parent)}, tok_cfg, tmp_path / "b")
+    assert len(json.loads((two.train_dir / "manifest.json").read_text())["segments"]) == 2
+    for split in ("train_dir", "val_dir"):
+        assert np.array_equal(split_tokens(getattr(two, split)), split_tokens(getattr(one, split)))
 
 
 def test_train_tokens_caps_packing(c4_cfg, tok_cfg, tmp_path):

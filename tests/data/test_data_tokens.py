@@ -52,31 +52,33 @@ def test_batches_resume_at_a_sequence_index(prepared):
 
 def test_validation_is_every_sequence_in_stored_order(prepared):
     val = TokenSequences(prepared.val_dir)
-    stored = np.fromfile(prepared.val_dir / "tokens-00000.bin", dtype=np.uint16).reshape(-1, 16)
+    (segment,) = val.manifest["segments"]  # the first 1,008 tokens of the store's first unit
+    stored = np.fromfile(segment["file"], dtype=np.uint16)[:63 * 16].reshape(-1, 16)
     assert len(val) == 63 == val.tokens // 16
     assert all(np.array_equal(val[i], stored[i]) for i in range(len(val)))
 
 
 def test_incomplete_split_is_refused(prepared, tmp_path):
-    (prepared.train_dir / "tokens-00000.bin").write_bytes(b"\0" * 10)
-    with pytest.raises(ValueError, match="tokens-00000.bin: missing or not"):
-        TokenSequences(prepared.train_dir)
+    (segment,) = TokenSequences(prepared.val_dir).manifest["segments"]
+    with open(segment["file"], "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(ValueError, match="unit-00000.bin: missing or shorter than"):
+        TokenSequences(prepared.val_dir)
     with pytest.raises(FileNotFoundError, match="no manifest.json"):
         TokenSequences(tmp_path)
 
 
 def test_each_rank_reads_its_rows_of_the_order_row_by_row_reading_gave(tmp_path):
     """The vectorised per-rank reader serves exactly the sequences, in exactly the order, of the reader it
-    replaced (every global batch gathered row by row with `seqs[i]`, then sliced per rank): across shard
+    replaced (every global batch gathered row by row with `seqs[i]`, then sliced per rank): across file
     boundaries, epochs and a resume position."""
-    from train.data.pack import SplitWriter
+    from train.data.pack import write_arrays
 
-    writer = SplitWriter(tmp_path / "train", seq_len=8, dtype="uint16", shard_tokens=8 * 7)  # 7 sequences a shard
     stored = np.random.default_rng(0).integers(0, 60_000, size=(40, 8))
-    writer.add(stored.reshape(-1), documents=1)
-    writer.close({})
+    flat = stored.reshape(-1)
+    write_arrays(tmp_path / "train", [flat[:61], flat[61:125], flat[125:200], flat[200:]], 8, "uint16")  # rows cross files
     seqs = TokenSequences(tmp_path / "train", tokens=100 * 8, seed=5, allow_repeat=True)  # 2.5 epochs
-    assert len(seqs.manifest["shards"]) == 6 and len(seqs) == 100
+    assert len(seqs.manifest["segments"]) == 4 and len(seqs) == 100
     batch = 12
     for start in (0, 36):
         old = [torch.from_numpy(np.stack([seqs[i] for i in range(first, min(first + batch, len(seqs)))]))

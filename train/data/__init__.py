@@ -5,7 +5,8 @@
 Its output, packed token shards, is read by training and eval through `ladder.core.shards.TokenSequences`.
 """
 from train.data.config import DataConfig, TokenizerConfig
-from train.data.prepare import PreparedData, prepare_data
+from train.data.prepare import PreparedData, prepare_data, source_tokens, stream_need, token_store
 from train.data.sources import DataError
 
-__all__ = ["DataConfig", "TokenizerConfig", "PreparedData", "prepare_data", "DataError"]
+__all__ = ["DataConfig", "TokenizerConfig", "PreparedData", "prepare_data", "source_tokens", "stream_need", "token_store",
+           "DataError"]

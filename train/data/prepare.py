@@ -1,8 +1,10 @@
-"""Entry point of the data stage: documents → tokenizer → packed train and validation splits, cached.
+"""Entry point of the data stage: documents → tokenizer → token store → train and validation splits, cached.
 
-The cache key covers everything the tokens depend on (source files, tokenizer hash, sequence length,
-split sizes, seed), so the same inputs are tokenized once; a run that dies leaves only a `.partial-*`
-directory, which is never read and is replaced by the next run.
+A text dataset is tokenized once per tokenizer into its token store (train/data/store.py), in parallel
+and resumably, only as far as the splits need; a pre-tokenized corpus (train/data/tokenized.py) is read
+where it lies. Splits are views of that stream (train/data/pack.py), keyed by everything they depend on
+(source files, tokenizer hash, sequence length, split sizes), written into a `.partial-*` directory that
+is renamed into place once complete.
 """
 from __future__ import annotations
 
@@ -11,32 +13,29 @@ import json
 import logging
 import os
 import shutil
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 from filelock import FileLock
 from omegaconf import DictConfig
 
-from train.data import corpus
 from ladder.core.shards import MANIFEST
-from train.data.pack import SHARD_TOKENS, pack
-from train.data.sources import DataError, Stats, data_config, documents, local_files
+from train.data import corpus
+from train.data.pack import Cut, Piece, cut, documents_in, write_split
+from train.data.sources import DataError, data_config, documents, local_files
+from train.data.store import Store, fill
+from train.data.tokenized import TokenFile, read_tokens, scan, token_file, tokenized_files
 from train.data.tokenizer import ensure_tokenizer, load, token_dtype, tokenizer_config, tokenizer_hash
 
 log = logging.getLogger(__name__)
 CORPORA = {"smoke": corpus.build}  # built-in corpora a data config can name in `corpus`
-
-
-HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's raw text, for tasks derived from it
-
-
-def _write_heldout_documents(docs, count: int, path: Path, text_field: str) -> None:
-    """The first `count` documents of the stream are exactly those packed into validation."""
-    with open(path, "w") as f:
-        for text in islice(docs, count):
-            f.write(json.dumps({text_field: text}) + "\n")
+HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's documents as text, for tasks derived from them
+# Bytes of uncompressed C4-schema JSON lines per token of a 32k byte-level BPE trained on them (the offline corpus:
+# docs/data.md): what `ladder plan` estimates a text source's tokens from before it is tokenized.
+BYTES_PER_TOKEN = 4.4
 
 
 @dataclass(frozen=True)
@@ -69,24 +68,49 @@ def default_num_proc() -> int:
     return max(1, min(8, (os.cpu_count() or 1) // 2))
 
 
-def _source(cfg: DictConfig) -> dict:
+def _source(cfg: DictConfig, files: list[Path]) -> dict:
     """What identifies the documents: local files by name, size and mtime; a hub dataset by name."""
     if cfg.path is None:
         return {"hf_path": cfg.hf_path, "hf_name": cfg.hf_name, "split": cfg.split}
     root = Path(cfg.path)
     return {"path": str(root), "files": [[str(p.relative_to(root)) if p != root else p.name, p.stat().st_size,
-                                          p.stat().st_mtime_ns] for p in local_files(root)]}
+                                          p.stat().st_mtime_ns] for p in files]}
 
 
-def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int] = None, seed: int = 0,
-                 cache_dir: Optional[Path] = None, *, train_tokens: Optional[int] = None,
-                 num_proc: Optional[int] = None, progress: bool = True,
-                 shard_tokens: int = SHARD_TOKENS) -> PreparedData:
-    """Packed train and validation splits of one dataset for one tokenizer and sequence length.
+def _key(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
-    val_tokens defaults to data_cfg.val_tokens; train_tokens (default data_cfg.max_tokens, else all) caps
-    how many training tokens are packed, which a hub dataset needs.
-    """
+
+def open_stream(cfg: DictConfig, tokenizer_dir: Path, eos: int, dtype: str,
+                cache_dir: Path) -> tuple[Optional[Store], dict]:
+    """The dataset's token store (made if absent, nothing tokenized yet) and what identifies its tokens; no
+    store for a pre-tokenized corpus, whose files are the tokens."""
+    cfg = data_config(cfg)
+    token_files = tokenized_files(cfg.path) if cfg.path is not None else []
+    if token_files:
+        return None, {"source": _source(cfg, token_files), "tokenized": True}
+    files = local_files(cfg.path) if cfg.path is not None else []
+    source = _source(cfg, files)
+    identity = {"source": source, "text_field": cfg.text_field, "tokenizer": tokenizer_hash(tokenizer_dir),
+                "dtype": dtype}
+    units = [{"path": str(p)} for p in files] or [
+        {"hf_path": cfg.hf_path, "hf_name": cfg.hf_name, "split": cfg.split, "streaming": cfg.streaming}]
+    store = Store.create(cache_dir / "stores" / f"{cfg.name}-{_key(identity)}", units,
+                         {"dataset": cfg.name, "text_field": cfg.text_field, "tokenizer_dir": str(tokenizer_dir),
+                          "eos": eos, "dtype": dtype})
+    return store, {"source": source, "tokenized": False, "store": str(store.root)}
+
+
+def _pieces(cfg: DictConfig, store: Optional[Store], dtype: str) -> list[Piece]:
+    if store is None:
+        return [Piece(token_file(p, dtype)) for p in tokenized_files(cfg.path)]
+    return [Piece(TokenFile(store.tokens_file(i), 0, store.progress(i)["tokens"], dtype), store.lengths(i))
+            for i in store.usable()]
+
+
+def _resolve(data_cfg, tokenizer_cfg, cache_dir: Optional[Path]):
+    """The data and tokenizer configs, the cache, the tokenizer (made if absent) and the token dtype: what a
+    dataset's tokens are made with."""
     cfg, tok_cfg = data_config(data_cfg), tokenizer_config(tokenizer_cfg)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if cfg.path is not None and not Path(cfg.path).exists():  # before a tokenizer is trained for nothing
@@ -102,18 +126,41 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     tokenizer = load(tokenizer_dir)
     if tokenizer.eos_token_id is None:
         raise DataError(f"tokenizer {tokenizer_dir} has no end-of-text (eos) token to separate documents")
-    dtype = token_dtype(len(tokenizer), cfg.token_dtype)
+    return cfg, tok_cfg, cache_dir, tokenizer_dir, tokenizer, token_dtype(len(tokenizer), cfg.token_dtype)
+
+
+def token_store(data_cfg, tokenizer_cfg, cache_dir: Optional[Path] = None) -> Optional[Store]:
+    """A text dataset's token store (made if absent, its tokenizer first; nothing tokenized), for tokenizing it
+    elsewhere (Slurm array tasks: `train.data.store.tokenize_unit`); None for a pre-tokenized corpus."""
+    cfg, _, cache_dir, tokenizer_dir, tokenizer, dtype = _resolve(data_cfg, tokenizer_cfg, cache_dir)
+    return open_stream(cfg, tokenizer_dir, tokenizer.eos_token_id, dtype, cache_dir)[0]
+
+
+def stream_need(seq_len: int, val_tokens: int, train_tokens: int) -> int:
+    """Tokens the stream must hold at least for these splits (validation's last document aside)."""
+    return -(-val_tokens // seq_len) * seq_len + -(-train_tokens // seq_len) * seq_len
+
+
+def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int] = None, seed: int = 0,
+                 cache_dir: Optional[Path] = None, *, train_tokens: Optional[int] = None,
+                 num_proc: Optional[int] = None, progress: bool = True) -> PreparedData:
+    """Train and validation splits of one dataset for one tokenizer and sequence length, as views of its
+    token stream: the token store's (text, tokenized as far as the splits need) or a pre-tokenized corpus's.
+
+    val_tokens defaults to data_cfg.val_tokens; train_tokens (default data_cfg.max_tokens, else all) is how
+    many training tokens the split holds, and so how far a text source is tokenized.
+    """
+    cfg, tok_cfg, cache_dir, tokenizer_dir, tokenizer, dtype = _resolve(data_cfg, tokenizer_cfg, cache_dir)
+    eos = tokenizer.eos_token_id
     val_tokens = cfg.val_tokens if val_tokens is None else val_tokens
     train_tokens = cfg.max_tokens if train_tokens is None else train_tokens
-    tok_hash = tokenizer_hash(tokenizer_dir)
-    meta = {"dataset": cfg.name, "source": _source(cfg), "text_field": cfg.text_field,
+    store, identity = open_stream(cfg, tokenizer_dir, eos, dtype, cache_dir)
+    meta = {"dataset": cfg.name, **identity, "text_field": cfg.text_field,
             "tokenizer": {"name": tok_cfg.name_or_path or f"bpe-{tok_cfg.train_vocab_size}",
-                          "dir": str(tokenizer_dir), "sha256": tok_hash, "vocab_size": len(tokenizer),
-                          "eos_token_id": tokenizer.eos_token_id},
-            "seed": seed, "val_tokens": val_tokens, "max_train_tokens": train_tokens}
-    key = hashlib.sha256(json.dumps({**meta, "tokenizer": tok_hash, "seq_len": seq_len, "dtype": dtype},
-                                    sort_keys=True).encode()).hexdigest()[:12]
-    out = cache_dir / "tokens" / f"{cfg.name}-{seq_len}-{key}"
+                          "dir": str(tokenizer_dir), "sha256": tokenizer_hash(tokenizer_dir),
+                          "vocab_size": len(tokenizer), "eos_token_id": eos},
+            "seed": seed, "val_tokens": val_tokens, "max_train_tokens": train_tokens, "dtype": dtype}
+    out = cache_dir / "tokens" / f"{cfg.name}-{seq_len}-{_key({**meta, 'seq_len': seq_len})}"
     prepared = PreparedData(cfg.name, out / "train", out / "val", tokenizer_dir)
 
     def done() -> bool:
@@ -122,30 +169,137 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     if done():
         return prepared
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):  # two processes preparing the same data: one packs, one waits
+    with FileLock(str(out) + ".lock"):  # two processes preparing the same data: one cuts, one waits
         if done():
             return prepared
+        pieces = _fill(cfg, store, dtype, seq_len, val_tokens, train_tokens, eos,
+                       num_proc or cfg.num_proc or default_num_proc(), progress)
+        where = cut(pieces, seq_len, val_tokens, train_tokens, eos)
+        if where.total < where.val_end:
+            raise DataError(f"dataset '{cfg.name}' holds only {where.total:,} tokens in "
+                            f"{documents_in(pieces, 0, where.total, eos):,} documents; its validation split alone "
+                            f"needs {val_tokens:,}")
+        train_end = where.train_start + where.train_sequences * seq_len
+        if store is None:  # a corpus tokenized elsewhere: its ids must be the named tokenizer's
+            _check_ids(cfg, pieces, train_end, len(tokenizer), tokenizer_dir)
         tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        stats = Stats()
-        try:
-            val, train = pack(documents(cfg, stats), tokenizer_dir, tmp, seq_len=seq_len, val_tokens=val_tokens,
-                              eos=tokenizer.eos_token_id, dtype=dtype, train_tokens=train_tokens,
-                              num_proc=num_proc or cfg.num_proc or default_num_proc(), progress=progress,
-                              shard_tokens=shard_tokens, desc=f"tokenize {cfg.name}")
-        except Exception:  # bad input: leave nothing behind (a hard kill leaves a .partial-* that is never read)
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if not val.full:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise DataError(f"dataset '{cfg.name}' holds only {val.sequences * seq_len:,} tokens in "
-                            f"{stats.documents:,} documents; its validation split alone needs {val_tokens:,}")
-        read = {"source_files": stats.files, "skipped_empty_documents": stats.skipped_empty}
-        _write_heldout_documents(documents(cfg), val.documents, tmp / "val" / HELDOUT_DOCUMENTS, cfg.text_field)
-        val.close({**meta, **read, "split": "val"})
-        train.close({**meta, **read, "split": "train"})
+        stats = _read_stats(store)
+        write_split(tmp / "val", pieces, 0, where.val_end // seq_len, seq_len, {**meta, **stats, "split": "val"},
+                    where.val_documents)
+        _write_heldout_documents(cfg, store, pieces, where, tokenizer, tmp / "val" / HELDOUT_DOCUMENTS)
+        # Documents that start in training (the last may be cut): those whose predecessor ends one token earlier.
+        starting = documents_in(pieces, where.train_start - 1, train_end - 1, eos) if where.train_sequences else 0
+        write_split(tmp / "train", pieces, where.train_start, where.train_sequences, seq_len,
+                    {**meta, **stats, "split": "train"}, starting)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     log.info("prepared %s: %s", cfg.name, out)
     return prepared
 
+
+def _fill(cfg, store, dtype, seq_len, val_tokens, train_tokens, eos, num_proc, progress) -> list[Piece]:
+    """The stream's pieces, the store's units tokenized until the splits have what they need (every unit for
+    train_tokens=None): validation, the rest of its last document, then the training tokens."""
+    if store is None:
+        return _pieces(cfg, None, dtype)
+    whole = -(-(train_tokens or 0) // seq_len) * seq_len
+    need = None if train_tokens is None else stream_need(seq_len, val_tokens, train_tokens)
+    while True:
+        fill(store, need, num_proc, progress)
+        pieces = _pieces(cfg, store, dtype)
+        if need is None:
+            return pieces
+        deficit = whole - cut(pieces, seq_len, val_tokens, train_tokens, eos).train_sequences * seq_len
+        if deficit <= 0 or not store.pending(need + deficit):
+            return pieces
+        need += deficit  # the rest of validation's last document, which training does not get
+
+
+def _check_ids(cfg, pieces: list[Piece], stop: int, vocab: int, tokenizer_dir: Path) -> None:
+    offset = 0
+    for piece in pieces:
+        if offset >= stop:
+            return
+        largest = scan(piece.file, 0, min(piece.file.tokens, stop - offset), -1)[0]
+        if largest >= vocab:
+            raise DataError(f"{piece.file.path}: holds token id {largest:,}, outside the {vocab:,}-token "
+                            f"vocabulary of tokenizer {tokenizer_dir} (ladder.tokenizer.name_or_path); name the "
+                            f"tokenizer the corpus was made with")
+        offset += piece.file.tokens
+
+
+def _read_stats(store: Optional[Store]) -> dict:
+    if store is None:
+        return {}
+    units = store.usable()
+    return {"source_files": [store.spec["units"][i].get("path") or store.spec["units"][i]["hf_path"] for i in units],
+            "skipped_empty_documents": sum(store.progress(i)["skipped_empty_documents"] for i in units)}
+
+
+def _write_heldout_documents(cfg, store, pieces: list[Piece], where: Cut, tokenizer, path: Path) -> None:
+    """The validation split's documents as text, for tasks derived from them: the source's own text, or a
+    pre-tokenized corpus's documents decoded."""
+    with open(path, "w") as f:
+        if store is not None:
+            texts = islice(documents(cfg), where.val_documents)
+        else:
+            tokens = np.concatenate([read_tokens(p.file, 0, p.file.tokens) for p in _covering(pieces, where.train_start)])
+            ends = np.flatnonzero(tokens[:where.train_start] == tokenizer.eos_token_id) + 1
+            texts = (tokenizer.decode(doc[:-1]) for doc in np.split(tokens[:where.train_start], ends)[:len(ends)])
+        for text in texts:
+            f.write(json.dumps({cfg.text_field: text}) + "\n")
+
+
+def _covering(pieces: list[Piece], stop: int) -> list[Piece]:
+    """The leading pieces that hold the stream's first `stop` tokens."""
+    out, offset = [], 0
+    for piece in pieces:
+        if offset >= stop:
+            break
+        out.append(piece)
+        offset += piece.file.tokens
+    return out
+
+
+def _text_bytes(path: Path) -> int:
+    """A text shard's uncompressed size: gzip's trailer (the size modulo 2^32), parquet's metadata, else the file's."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return path.stat().st_size
+
+
+def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -> tuple[Optional[int], str]:
+    """How many tokens a dataset's source holds, and how that is known, without tokenizing anything: exact for
+    a pre-tokenized corpus (`vocab_size` chooses an auto dtype), estimated from a text source's bytes
+    (BYTES_PER_TOKEN), unknown (None) for a hub stream or a built-in corpus not built yet."""
+    cfg = data_config(data_cfg)
+    path = cfg.path
+    if path is None and cfg.corpus:
+        built = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "corpus" / cfg.corpus
+        if not (built / corpus.MARKER).exists():
+            return None, f"the built-in corpus '{cfg.corpus}', built at first use"
+        path = str(built)
+    if path is None:
+        return None, f"streamed from {cfg.hf_path}, tokenized as far as the ladder needs"
+    try:
+        token_files = tokenized_files(path)
+        if token_files:
+            dtype = token_dtype(vocab_size, cfg.token_dtype)
+            tokens = sum(token_file(p, dtype).tokens for p in token_files)
+            return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files"
+        files = local_files(path)
+    except DataError as exc:
+        return None, str(exc)
+    size = sum(_text_bytes(p) for p in files)
+    tokens = int(size / BYTES_PER_TOKEN)
+    return tokens, (f"about {tokens:,} tokens in {len(files)} text files ({size:,} bytes of text at "
+                    f"{BYTES_PER_TOKEN:g} a token; exact once tokenized)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from filelock import FileLock
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from train.data.config import TokenizerConfig
 from train.data.sources import DataError
@@ -25,6 +25,8 @@ DTYPES = {"uint16": 2 ** 16, "uint32": 2 ** 32}
 
 
 def tokenizer_config(cfg) -> TokenizerConfig:
+    if isinstance(cfg, DictConfig):  # a node of the root config: resolve its interpolations (${data.path}) there
+        cfg = OmegaConf.to_container(cfg, resolve=True)
     return OmegaConf.merge(OmegaConf.structured(TokenizerConfig), cfg)
 
 
