@@ -45,12 +45,15 @@ def apply_holdout(cfg: FitConfig, ps: PointSet):
 
 
 def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> List[Target]:
+    runs = ps.points.drop_duplicates("run")
+    if runs["params"].nunique() < 2:
+        raise FitInputError(f"results={ps.source}: its {len(runs)} run(s) are all at one size (N = "
+                            f"{runs['params'].iloc[0]:.4g}); a scaling law needs runs at two sizes or more")
     if held:
         return list(held) + (resolve_targets(cfg.targets, ps, []) if cfg.targets else [])
     if ps.profile.fit_sets is not None:  # the runs larger than the paper's fit sets
         loss_runs, err_runs = ps.profile.fit_sets(ps)
         return resolve_targets(cfg.targets, ps, loss_runs, err_runs)
-    runs = ps.points.drop_duplicates("run")
     smaller = list(runs[runs["params"] < runs["params"].max()]["run"])
     return resolve_targets(cfg.targets, ps, smaller)
 

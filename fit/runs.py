@@ -25,7 +25,7 @@ class RunTable:
             self.info.setdefault(run, (float(g["params"].iloc[-1]), float(g["tokens"].iloc[-1]),
                                        float(g["flops"].iloc[-1]), float(g["multiplier"].iloc[-1])))
             self.final[run, metric] = float(g["value"].tail(last).mean())
-            self.series[run, metric] = g["value"].to_numpy(float)
+            self.series[run, metric] = (g["tokens"].to_numpy(float), g["value"].to_numpy(float))
 
     def has(self, metric):
         return all((r, metric) in self.final for r in self.runs)
@@ -39,10 +39,13 @@ class RunTable:
         """Intermediate checkpoints after the first `skip` of each run, each series smoothed with a
         trailing moving average of `avg` (OLMo-ladder get_step2_data_by_name), and each point's
         position in `runs` (for per-run bootstrap weights). `every` keeps every so-many smoothed
-        points of a run, counted back from its last."""
+        points of a run, counted back from its last. x and y pair at the checkpoints that have both (a point
+        left out of one metric, a NaN say, leaves its checkpoint out of the pair)."""
         xs, ys, owner = [], [], []
         for i, r in enumerate(runs):
-            x, y = self.series[r, x_metric], self.series[r, y_metric]
+            (tx, x), (ty, y) = self.series[r, x_metric], self.series[r, y_metric]
+            _, ix, iy = np.intersect1d(tx, ty, assume_unique=True, return_indices=True)
+            x, y = x[ix], y[iy]
             k = int(np.ceil(skip * len(x)))
             xs.append(_moving_average(x[k:], avg)[::-1][::every][::-1])
             ys.append(_moving_average(y[k:], avg)[::-1][::every][::-1])

@@ -50,6 +50,9 @@ def load_points(results: str, fmt: str = "auto", dataset: Optional[str] = None) 
     if raw.empty:
         raise FitInputError(f"results={path}: no points read as format {fmt}")
     points, dropped = clean_points(raw[COLUMNS])
+    if points.empty:
+        reasons = "; ".join(f"{n} {why}" for why, n in dropped["reason"].value_counts().items())
+        raise FitInputError(f"results={path}: every point was left out ({reasons})")
     metrics = set(points["metric"])
     chance = {m: c for m, c in chance.items() if m in metrics}
     for m in sorted(m for m in metrics if m.endswith(":acc") and m not in chance):

@@ -16,7 +16,10 @@ def read(path: Path, dataset):
     files = [path] if path.is_file() else results_files(path) or sorted(path.glob(f"*/{RESULTS}"))
     rows, notes, chance = [], [], {}
     for f in files:
-        for i, line in enumerate(f.read_text().splitlines()):
+        text = f.read_text()
+        if not text.strip():
+            notes.append(f"{f}: empty (no evaluation records), so its run is in no fit; `ladder eval` evaluates it")
+        for i, line in enumerate(text.splitlines()):
             if not line.strip():
                 continue
             try:
@@ -33,8 +36,6 @@ def read(path: Path, dataset):
                          "final": bool(r.get("final", False)), "metric": r.get("metric"),
                          "value": number(r.get("value")), "dataset": r.get("dataset")})
     return [frame(rows)], notes, chance
-
-
 
 
 def number(v):

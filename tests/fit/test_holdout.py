@@ -88,3 +88,22 @@ def test_best_on_a_ladder_without_tasks_predicts_the_loss(tmp_path, capsys):
 def test_holdout_rejects_unknown_values(ladder):
     with pytest.raises(FitInputError, match="holdout=smallest"):
         run_fit(FitConfig(results=str(ladder), holdout="smallest", bootstrap=0))
+
+
+def test_an_empty_results_file_is_said_and_a_nan_string_leaves_out_one_point(write_ladder, tmp_path):
+    """A rung whose results.jsonl is 0 bytes is named in the warnings, not dropped in silence; a record whose
+    value is the string "NaN" leaves out that one point, and the task's two-step fit pairs its other
+    checkpoints with the loss at the same steps (a misaligned pair once failed every sigmoid start)."""
+    ladder = write_ladder(tmp_path)
+    empty = ladder / "rungs" / "smoke-32-smoke-M10" / "results.jsonl"
+    empty.write_text("")
+    torn = ladder / "rungs" / "smoke-48-smoke-M20" / "results.jsonl"
+    recs = [json.loads(line) for line in torn.read_text().splitlines()]
+    recs[5 * 2 + 1]["value"] = "NaN"  # step 6's accuracy
+    torn.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = run_fit(FitConfig(results=str(ladder), method="olmo_two_step", bootstrap=0, out=str(ladder / "fit")))
+    warnings = json.loads((out / "fits.json").read_text())["warnings"]
+    assert any(f"{empty}: empty" in w for w in warnings)
+    assert any("dropped 1 point(s) of run smoke-48-smoke-M20: value is NaN" in w for w in warnings)
+    acc = pd.read_csv(out / "predictions.csv").query("metric == 'derived:acc'")
+    assert len(acc) and np.isfinite(acc["predicted"]).all()

@@ -101,8 +101,12 @@ def test_bad_input_is_named(tmp_path, shared):
         run_fit(FitConfig(results=str(few), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1e11}]))
     one = write_csv(tmp_path / "one.csv", [{"run": f"r{m}", "params": 1e8, "tokens": 1e8 * m, "c4:loss": _loss(1e8, 1e8 * m)}
                                            for m in (5, 10, 20, 40, 80, 160, 320)])
-    with pytest.raises(FitInputError, match="all 7 runs are at one size"):
-        run_fit(FitConfig(results=str(one), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1e11}]))
+    for targets in ([{"params": 7e9, "tokens": 1e11}], None):
+        with pytest.raises(FitInputError, match="its 7 run\\(s\\) are all at one size \\(N = 1e\\+08\\)"):
+            run_fit(FitConfig(results=str(one), method="chinchilla", bootstrap=0, targets=targets))
+    nan = write_csv(tmp_path / "nan.csv", [{**r, "c4:loss": np.nan} for r in ladder_rows()])
+    with pytest.raises(FitInputError, match="nan.csv: every point was left out \\(8 value is NaN or infinite\\)"):
+        run_fit(FitConfig(results=str(nan), bootstrap=0))
     nocol = write_csv(tmp_path / "nocol.csv", [{"params": 1e8, "c4:loss": 3.0}])
     with pytest.raises(FitInputError, match="missing required column 'tokens'"):
         run_fit(FitConfig(results=str(nocol)))
