@@ -114,20 +114,22 @@ def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
     return [(d, find_checkpoints(d)) for d in dirs]
 
 
-def _evaluate(rung: RungInfo, step: int, lm_sets, tasks, shards: Shards, records: Callable[[], list[dict]]) -> int:
-    """`records()` of one step into the rung's results, unless already there; every rank calls this."""
+def _evaluate(rung: RungInfo, step: int, lm_sets, tasks, shards: Shards,
+              records: Callable[[], list[dict]]) -> list[dict]:
+    """`records()` of one step into the rung's results, unless already there; every rank calls this. The
+    records written (on the main process; none elsewhere)."""
     if shards.agree(is_done(rung.rung_dir, step, list(lm_sets), list(tasks)) if shards.is_main else None):
         if shards.is_main:
             log.info("%s step %d: already evaluated", rung.base["run"], step)
-        return 0
+        return []
     start = time.perf_counter()
     new = records()
     if not shards.is_main:
-        return 0
+        return []
     written = write_results(rung.rung_dir, new)
     log.info("%s step %d: %d records -> %s, evaluated in %.2f s", rung.base["run"], step, written,
              rung.rung_dir / RESULTS, time.perf_counter() - start)
-    return written
+    return new
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -214,9 +216,10 @@ def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> N
             dist.destroy_process_group()
 
 
-def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
+def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., list[dict]]:
     """For the training loop: `hook(checkpoint_dir, step, model, dtype=None, lockstep=False)`, called on
-    every process, evaluates the live `model` (on its device, under `dtype` autocast) into the rung's results.
+    every process, evaluates the live `model` (on its device, under `dtype` autocast) into the rung's results
+    and returns the records it wrote (on the main process).
 
     Each rank scores its share; `lockstep` says the parameters are sharded (FSDP, ZeRO-3), so forwards
     are collectives. `checkpoint_dir` (just committed) supplies the tokenizer and names the step.
@@ -226,7 +229,7 @@ def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
     state: dict = {}
 
     def hook(checkpoint_dir: Path, step: int, model, *, dtype: Optional[torch.dtype] = None,
-             lockstep: bool = False) -> None:
+             lockstep: bool = False) -> list[dict]:
         if not state:  # training has written the rung's config.yaml by its first checkpoint
             tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
             state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), chance=chance_levels(cfg.eval),
@@ -234,7 +237,7 @@ def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., None]:
                          tokenizer=load_tokenizer(Path(checkpoint_dir), tokenizer_dir), encodings=Encodings())
         shards = Shards.of_process_group(lockstep)
         rung, tasks, lm_sets = state["rung"], state["tasks"], state["lm_sets"]
-        _evaluate(rung, step, lm_sets, tasks, shards, lambda: as_records(evaluate_model(
+        return _evaluate(rung, step, lm_sets, tasks, shards, lambda: as_records(evaluate_model(
             model, state["tokenizer"], lm_sets=lm_sets, tasks=tasks, batch_size=cfg.eval.batch_size,
             shards=shards, dtype=dtype, encodings=state["encodings"]), rung, step, state["chance"]))
 

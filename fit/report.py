@@ -9,7 +9,6 @@ import base64
 import html
 import re
 import shlex
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from fit.figures import DPI, SINGLE, STYLE, figure_steps, figures, step_title
 from fit.points import is_accuracy
 from fit.runs import choose_primary
 from ladder.core.files import atomic_write_text
+from ladder.core.provenance import harness_commit
 
 BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
                  "the smaller rungs predict them, and each prediction is compared with the run's own final value.")
@@ -337,20 +337,6 @@ def provenance(cfg, ps) -> List[str]:
     settings = " ".join(f"{k}={spelt.get(v, v) if isinstance(v, (bool, type(None))) else v}"
                         for k, v in ((k, getattr(cfg, k)) for k in ("method", "bootstrap", "interval", "seed",
                                                                      "holdout", "calibrate")))
-    return [f"Harness commit {_commit()}; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+    return [f"Harness commit {harness_commit()}; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
             f"Command: {shlex.join([prog, *argv[1:]])}",
             f"Input: {ps.source} (format {ps.profile.name}); settings: {settings}."]
-
-
-def _commit() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    if head.returncode != 0:
-        return "unknown (not a git checkout)"
-    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from ladder.orchestration.pipeline import run_ladder
@@ -17,12 +18,24 @@ from ladder.core.plan import build_plan
 from ladder.orchestration.status import read_status
 
 
+def _wandb_log(directory: Path) -> bytes:
+    """What an offline wandb run under `directory` recorded (its .wandb file holds each key as written)."""
+    [run] = directory.glob("wandb/offline-run-*/run-*.wandb")
+    return run.read_bytes()
+
+
 def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path, capsys):
-    cfg = tiny_ladder("ladder.targets=[{name: big, params: 1e6, tokens: 2e7}]")
+    cfg = tiny_ladder("ladder.targets=[{name: big, params: 1e6, tokens: 2e7}]", "train.wandb.mode=offline")
     assert run_ladder(cfg) == 0
     plan = build_plan(cfg)
     for rung in plan.rungs:
         assert read_status(cfg.out_dir, rung).state == "done"
+        # wandb: each checkpoint's evaluation beside the training curves, the commit and the ladder's config.
+        logged = _wandb_log(rung_dir(cfg.out_dir, rung.rung_id))
+        assert all(key in logged for key in (b"eval/c4_val:loss", b"eval/derived:acc", b"harness_commit",
+                                             b"multipliers"))  # the last only in the ladder's config
+        config = yaml.safe_load((rung_dir(cfg.out_dir, rung.rung_id) / "config.yaml").read_text())
+        assert config["ladder"]["ladder"]["sizes"] == list(cfg.ladder.sizes) and config["harness_commit"]
         records = [json.loads(line) for line in (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").open()]
         steps = {r["step"] for r in records}
         assert len(steps) == 2 and max(steps) == rung.hp.steps  # both checkpoints, the last is final
@@ -32,6 +45,7 @@ def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path
     assert (report / "predictions.csv").exists() and (report / "report.html").exists()
     assert "big" in (report / "predictions.csv").read_text()
     assert "report:" in capsys.readouterr().out
+    assert b"predictions" in _wandb_log(tmp_path / "run") and b"report" in _wandb_log(tmp_path / "run")
     from ladder.orchestration.cli import fit_settings  # a later `ladder fit` of the run fits as the run did
     assert fit_settings([f"fit.results={tmp_path}/run"]).method == "chinchilla"
 

@@ -2,6 +2,7 @@ import json
 
 from ladder.core.layout import rung_dir
 from ladder.core.plan import build_plan
+from ladder.core.sizes import format_count
 from ladder.orchestration.compose import load
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_status, status_table
@@ -41,3 +42,26 @@ def test_a_running_record_whose_runner_is_gone_is_stale(tmp_path):
     lock.release()
     status = read_status(tmp_path, rung)
     assert status.state == "stale" and "pid 4321 on node7" in status.reason and "ladder run" in status.reason
+
+
+def test_a_running_trunk_shows_its_rungs_running_and_its_pace(tmp_path):
+    """While a trunk trains, its rungs (no records of their own yet) show as running in it, not pending; the
+    trunk's row gives the last logged loss, the token rate and the time left at that rate."""
+    plan = build_plan(load(["ladder=smoke"]))
+    trunk = next(j for j in plan.jobs if j.linked)
+    directory = trunk.directory(tmp_path)
+    directory.mkdir(parents=True)
+    tokens = trunk.run.tokens // 2
+    (directory / "record.json").write_text(json.dumps({"state": "running", "tokens": tokens}))
+    (directory / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 3.21449, "tokens": tokens,
+                                                         "tokens_per_s": tokens / 600}) + "\n")
+    lock = try_lock(directory)
+    try:
+        table = status_table(plan, tmp_path)
+    finally:
+        lock.release()
+    rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    for rung in trunk.rungs:
+        assert "running" in rows[rung.rung_id] and f"in its trunk {trunk.name}" in rows[rung.rung_id]
+    assert rows[trunk.name].endswith(f"loss 3.214, {format_count(tokens / 600)} tok/s, ETA 10 min")
+    assert f"{len(trunk.rungs)} running" in table

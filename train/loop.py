@@ -33,6 +33,7 @@ from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints, latest_checkpoint,
                                resume_checkpoint, temporary_checkpoint_dir)
+from ladder.core.provenance import harness_commit
 from ladder.core.schedules import Run
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
@@ -145,26 +146,29 @@ def _load_model(run: Run, cfg: TrainConfig, tokenizer_dir: Optional[Path], check
 
 
 def train_run(run: Run, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
-               eval_hook: Optional[Callable[..., None]] = None) -> TrainResult:
+               eval_hook: Optional[Callable[..., Optional[list]]] = None,
+               composed: Optional[dict] = None) -> TrainResult:
     """Train (or resume) one run into `run_dir` (docs/formats.md); every process of a launch calls this.
 
     `sequences` is a `ladder.core.shards.TokenSequences` (or anything with its `seq_len`, `__len__` and
     `batches(batch_size, start)`). `eval_hook(checkpoint_dir, step, model, dtype=, lockstep=)` runs on
-    every process after each checkpoint is committed, with the live model (eval.cli.make_eval_hook).
-    A run whose record is done returns at once; otherwise it continues from its last complete checkpoint.
+    every process after each checkpoint is committed, with the live model (eval.cli.make_eval_hook); the
+    records it returns on the main process go to wandb. `composed` is the whole config the run is part of
+    (the ladder's), saved with it in config.yaml and wandb. A run whose record is done returns at once; otherwise it continues from its last complete checkpoint.
     """
     cfg = as_train_config(cfg)
     run_dir = Path(run_dir)
     # transformers draws a bar for every checkpoint it writes; the run has its own bar.
     transformers.utils.logging.disable_progress_bar()
-    return _Training(run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg)).train()
+    return _Training(run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg), composed).train()
 
 
 class _Training:
-    def __init__(self, run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend):
+    def __init__(self, run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend, composed):
         self.run, self.hp, self.sequences, self.run_dir, self.cfg = run, run.hp, sequences, run_dir, cfg
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
         self.eval_hook, self.backend, self.main = eval_hook, backend, backend.is_main
+        self.composed = composed
         self.per_process, self.micro, self.accumulation = split_batch(
             self.hp.batch_size, backend.world_size, cfg.micro_batch_size or self._derived_micro_batch())
         self.tokens_per_step = self.hp.batch_size * run.shape.seq_len
@@ -228,7 +232,8 @@ class _Training:
         run_config = {"train": OmegaConf.to_container(OmegaConf.structured(cfg)), "run": self.run.as_dict(),
                       **({"rung": self.run.rung} if self.run.rung is not None else {}),
                       "world_size": backend.world_size, "micro_batch_size": self.micro,
-                      "gradient_accumulation_steps": self.accumulation}
+                      "gradient_accumulation_steps": self.accumulation, "harness_commit": harness_commit(),
+                      **({"ladder": self.composed} if self.composed is not None else {})}
         log = None
         if self.main:
             atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(run_config))
@@ -298,12 +303,12 @@ class _Training:
                 log.progress(since, tokens_per_s, loss)
             clock, since = now, 0
             if step in save_at:
-                self._checkpoint(step, recent)
+                self._checkpoint(step, recent, log)
                 clock = time.perf_counter()  # checkpoint writes are not training throughput
         self._record("done", hp.steps, loss=loss)
         return self._result("done", hp.steps, loss)
 
-    def _checkpoint(self, step: int, recent: List[float]) -> None:
+    def _checkpoint(self, step: int, recent: List[float], log: Optional[MetricsLog]) -> None:
         """Write checkpoints/step-<step> atomically: everything under a temporary name, then one rename."""
         tmp = temporary_checkpoint_dir(self.run_dir, step)
         final = self.run_dir / CHECKPOINTS / checkpoint_name(step)
@@ -328,14 +333,17 @@ class _Training:
             self._record("running", step, loss=recent[-1])
         _barrier()
         if self.eval_hook is not None:
-            self._evaluate(final, step)
+            self._evaluate(final, step, log)
 
-    def _evaluate(self, checkpoint: Path, step: int) -> None:
-        """The eval hook on every process, with the live model where it trains, in the training precision."""
+    def _evaluate(self, checkpoint: Path, step: int, log: Optional[MetricsLog]) -> None:
+        """The eval hook on every process, with the live model where it trains, in the training precision; what
+        it evaluated goes to wandb beside the training curves."""
         self.model.eval()
         try:
-            self.eval_hook(checkpoint, step, self.backend.unwrapped(),
-                           dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None,
-                           lockstep=self.backend.shards_parameters)
+            records = self.eval_hook(checkpoint, step, self.backend.unwrapped(),
+                                     dtype=torch.bfloat16 if self.cfg.precision == "bf16" else None,
+                                     lockstep=self.backend.shards_parameters)
         finally:
             self.model.train()
+        if log is not None and records:
+            log.log_evaluation(step, records)

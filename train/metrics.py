@@ -42,6 +42,7 @@ class MetricsLog:
         self.path = Path(run_dir) / METRICS
         _drop_steps_after(self.path, resume_step)  # those steps are trained again from the checkpoint
         self.file = open(self.path, "a")
+        self.name = rung_id
         self.wandb = _start_wandb(run_dir, cfg, rung_id, run_config)
         from tqdm.auto import tqdm
 
@@ -53,6 +54,13 @@ class MetricsLog:
         self.file.flush()
         if self.wandb is not None:
             self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+
+    def log_evaluation(self, step: int, records: list) -> None:
+        """A checkpoint's evaluation records (docs/formats.md) to wandb as `eval/<metric>` at its step, each
+        rung's under its name where one run trains several (a trunk); results.jsonl already holds them."""
+        if self.wandb is not None:
+            self.wandb.log({f"eval/{'' if r['run'] == self.name else r['run'] + '/'}{r['metric']}": r["value"]
+                            for r in records}, step=step)
 
     def progress(self, steps: int, tokens_per_s: float, loss: float) -> None:
         self.bar.update(steps)

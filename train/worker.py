@@ -25,14 +25,16 @@ DEFAULT_DATA = "ladder.core.shards:TokenSequences"
 
 
 def write_launch(run_dir: Path, run: Run, cfg, data_kwargs: dict, data: str = DEFAULT_DATA,
-                 data_args: Sequence = (), tokenizer_dir: Optional[Path] = None, eval_hook: Optional[str] = None) -> Path:
+                 data_args: Sequence = (), tokenizer_dir: Optional[Path] = None, eval_hook: Optional[str] = None,
+                 composed: Optional[dict] = None) -> Path:
     """Describe a run for its workers. `data` and `eval_hook` are "module:attribute" import paths;
-    the workers open the sequences as `data(*data_args, **data_kwargs)`."""
+    the workers open the sequences as `data(*data_args, **data_kwargs)`; `composed` is train_run's."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = {"run": run.as_dict(), "train": OmegaConf.to_container(OmegaConf.structured(as_train_config(cfg))),
             "data": data, "data_args": list(data_args), "data_kwargs": data_kwargs,
-            "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "eval_hook": eval_hook}
+            "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "eval_hook": eval_hook,
+            "composed": composed}
     atomic_write_json(run_dir / LAUNCH, spec)
     return run_dir / LAUNCH
 
@@ -64,7 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         result = train_run(Run.from_dict(spec["run"]), sequences, args.run_dir, spec["train"],
                             tokenizer_dir=Path(spec["tokenizer_dir"]) if spec["tokenizer_dir"] else None,
-                            eval_hook=_resolve(spec["eval_hook"]) if spec["eval_hook"] else None)
+                            eval_hook=_resolve(spec["eval_hook"]) if spec["eval_hook"] else None,
+                            composed=spec.get("composed"))
     finally:
         end_process_group()
     return 0 if result.state == "done" else 1

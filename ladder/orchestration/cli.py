@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+
+# Before torch loads OpenMP, for this process and every worker it starts: waiting threads sleep instead of
+# spinning (libgomp's default spins ~0.3 s per wait), so on a machine shared with other jobs a run takes cores
+# in proportion to its work rather than all of them (docs/train.md, "CPU threads", measures it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ladder.core.configs import ConfigError, group_options
 from ladder.core.interrupt import stop_on_sigterm
@@ -270,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     stop_on_sigterm()  # Slurm's preemption and `kill` stop a run the way Ctrl-C does: recorded, resumable
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return args.run(args)
+        with logging_redirect_tqdm():  # log lines above the progress bars, not glued onto them
+            return args.run(args)
     except (ConfigError, *_stage_errors()) as exc:
         print(f"ladder {args.command}: error: {exc}", file=sys.stderr)
         return 2

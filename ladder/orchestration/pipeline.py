@@ -21,10 +21,12 @@ from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
+from ladder.core.provenance import harness_commit
 from ladder.core.schedules import Job
 from ladder.orchestration.compose import load
 from ladder.orchestration.node import device_count, run_packed
 from ladder.orchestration.plan_format import as_json
+from ladder.orchestration.progress import LadderProgress
 from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
 from ladder.orchestration.slurm import submit_jobs, tokenize_on_slurm, wait
 from ladder.orchestration.status import read_state, read_status, status_table
@@ -108,11 +110,31 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
               + (f" ({len(failures)} failed, see above)" if failures else ""))
         return 1
     try:
-        run_fit(_fit_config(cfg, plan))  # it prints where the report is
+        report = run_fit(_fit_config(cfg, plan))  # it prints where the report is
     except FitInputError as exc:  # e.g. too few finished rungs for the law: the rungs' work is kept
         print(f"fit: error: {exc}")
         return 1
+    _report_to_wandb(cfg, plan, report)
     return 1 if failures else 0
+
+
+def _report_to_wandb(cfg: DictConfig, plan: Plan, report: Path) -> None:
+    """The report on wandb beside the rungs' runs (train.wandb; offline by default, `wandb sync` uploads it):
+    one run of job type "report" per fit, holding the page, the predictions and the ladder's whole config."""
+    settings = cfg.train.wandb
+    if settings.mode == "disabled":
+        return
+    import pandas as pd
+    import wandb
+
+    run = wandb.init(project=settings.project, entity=settings.entity, name=f"{plan.name}-report",
+                     job_type="report", dir=str(cfg.out_dir), mode=settings.mode,
+                     config={"ladder": OmegaConf.to_container(cfg, resolve=True), "harness_commit": harness_commit()})
+    try:
+        run.log({"report": wandb.Html((report / "report.html").read_text()),
+                 "predictions": wandb.Table(dataframe=pd.read_csv(report / "predictions.csv"))})
+    finally:
+        run.finish()
 
 
 def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> bool:
@@ -130,10 +152,11 @@ def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[st
     if devices > 1 and len(jobs) > 1 and "WORLD_SIZE" not in os.environ:  # not when torchrun started us
         return run_packed(cfg, build_plan(cfg), jobs, evaluate, devices)
     failures, elsewhere = {}, []
+    progress = LadderProgress(jobs)
     for job in jobs:
         raise_if_stopped()
         try:
-            if run_job(cfg, job.name, evaluate) == LOCKED:
+            if progress.run(job, lambda: run_job(cfg, job.name, evaluate)) == LOCKED:
                 elsewhere.append(job.name)
         except Exception as exc:  # one job's failure must not stop the ladder; its message is kept
             log.error("%s failed: %s: %s", job.name, type(exc).__name__, exc)

@@ -59,9 +59,10 @@ class Publisher:
             self._hooks[rung_id] = make_eval_hook(self.eval_cfg, rung_dir(self.out_dir, rung_id))
         return self._hooks[rung_id]
 
-    def publish(self, checkpoint: Path, step: int, model, **kwargs) -> None:
+    def publish(self, checkpoint: Path, step: int, model, **kwargs) -> list[dict]:
         """The eval hook of the job's run, on every process: rank 0 links a new checkpoint into its rung and
-        updates the records; then every rank evaluates the live model into the rung's results."""
+        updates the records; then every rank evaluates the live model into the rung's results (the records,
+        on rank 0)."""
         rung = self.job.owner(step)
         if int(os.environ.get("RANK", 0)) == 0:
             self._link(Path(checkpoint), rung)
@@ -69,8 +70,8 @@ class Publisher:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()  # the other ranks read the rung's config.yaml next
         hook = self.hook(rung.rung_id)
-        if hook is not None:  # the run's checkpoint itself: it names the step and holds the tokenizer
-            hook(checkpoint, step, model, **kwargs)
+        # The run's checkpoint itself: it names the step and holds the tokenizer.
+        return hook(checkpoint, step, model, **kwargs) if hook is not None else []
 
     def catch_up(self) -> None:
         """Every checkpoint linked, every record written, every rung checkpoint evaluated."""
@@ -121,7 +122,7 @@ class Publisher:
 _worker_publishers: dict = {}  # run directory -> its Publisher, so tasks are prepared once per worker
 
 
-def publish_checkpoint(checkpoint_dir: Path, step: int, model, **kwargs) -> None:
+def publish_checkpoint(checkpoint_dir: Path, step: int, model, **kwargs) -> list[dict]:
     """The eval hook of torchrun workers, which cannot be handed a bound method: the Publisher is rebuilt from
     the job file `write_job_file` wrote into the run's directory; a follow-up (a branch) evaluates into its rung."""
     directory = Path(checkpoint_dir).parent.parent
@@ -132,8 +133,7 @@ def publish_checkpoint(checkpoint_dir: Path, step: int, model, **kwargs) -> None
                                          spec.rung)
     publisher, rung_id = _worker_publishers[directory]
     hook = publisher.publish if rung_id is None else publisher.hook(rung_id)
-    if hook is not None:
-        hook(Path(checkpoint_dir), step, model, **kwargs)
+    return hook(Path(checkpoint_dir), step, model, **kwargs) if hook is not None else []
 
 
 def write_job_file(directory: Path, config: DictConfig, evaluate: bool, job: Job, rung_id: Optional[str]) -> None:

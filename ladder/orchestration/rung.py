@@ -164,14 +164,16 @@ def _train(cfg: DictConfig, run: Run, directory: Path, prepared, hook, write_job
     data_kwargs = {"tokens": run.tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
     processes = process_count(cfg.train)
+    composed = OmegaConf.to_container(cfg, resolve=True)  # saved with the run (config.yaml, wandb)
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         directory.mkdir(parents=True, exist_ok=True)
         write_job(directory)
         write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
                      tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook="ladder.orchestration.publish:publish_checkpoint" if hook else None)
+                     eval_hook="ladder.orchestration.publish:publish_checkpoint" if hook else None,
+                     composed=composed)
         subprocess.run(launch_command(directory, processes), check=False)
         return read_state(directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
     return train_run(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook=hook).state
+                     eval_hook=hook, composed=composed).state

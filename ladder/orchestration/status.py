@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ladder.core.layout import RECORD, rung_dir
+from ladder.core.layout import METRICS, RECORD, rung_dir
 from ladder.core.plan import Plan, Rung
 from ladder.core.schedules import Job
 from ladder.core.sizes import format_count
 from ladder.orchestration.lock import is_locked
+from ladder.orchestration.progress import duration
 
 STATES = ("done", "running", "interrupted", "stale", "failed", "corrupt", "pending")
 
@@ -55,6 +56,18 @@ def read_status(out_dir: str | Path, rung: Rung) -> RungStatus:
     return RungStatus(rung, status.state, status.tokens, status.reason)
 
 
+def _pace(directory: Path, state: str, tokens: int, total: int) -> str:
+    """`loss 3.214, 12.3K tok/s, ETA 4 min` for a running run, from the last line of its training log."""
+    if state != "running" or not (Path(directory) / METRICS).is_file():
+        return ""
+    try:
+        last = json.loads((Path(directory) / METRICS).read_text().splitlines()[-1])
+        rate = float(last["tokens_per_s"])
+        return f"loss {last['loss']:.4g}, {format_count(rate)} tok/s, ETA {duration((total - tokens) / rate)}"
+    except (IndexError, ValueError, KeyError, TypeError, ZeroDivisionError):  # a line being written, a first step
+        return ""
+
+
 def _job_line(out_dir: str | Path, job: Job, width: int) -> tuple[str, float]:
     """The row of a job that trains in a directory of its own (a trunk) and the compute it and its
     follow-ups have spent."""
@@ -63,17 +76,29 @@ def _job_line(out_dir: str | Path, job: Job, width: int) -> tuple[str, float]:
                                  for f in job.follow_ups)  # each follow-up's own tokens, past its start
     spent = min(job.compute, 6.0 * job.run.params * tokens)
     done = f"{format_count(status.tokens)}/{format_count(job.run.tokens)}"
-    return f"{job.name.ljust(width)}  {status.state:11}  {done:>21}  {status.reason or ''}".rstrip(), spent
+    note = status.reason or _pace(job.directory(out_dir), status.state, status.tokens, job.run.tokens)
+    return f"{job.name.ljust(width)}  {status.state:11}  {done:>21}  {note}".rstrip(), spent
+
+
+def _shown(out_dir: str | Path, rung: Rung, trunk: Optional[Job]) -> RungStatus:
+    """A rung as the table shows it: one whose trunk is training it, and has no record of its own yet, is
+    running (in that trunk), not pending."""
+    status = read_status(out_dir, rung)
+    if trunk is not None and status.state == "pending" and read_state(trunk.directory(out_dir)).state == "running":
+        return RungStatus(rung, "running", 0, f"in its trunk {trunk.name}")
+    return status
 
 
 def status_table(plan: Plan, out_dir: str | Path) -> str:
-    statuses = [read_status(out_dir, rung) for rung in plan.rungs]
     own = [j for j in plan.jobs if j.linked]  # jobs whose run is not a rung's: their rungs' compute is theirs
+    trunks = {r.rung_id: j for j in own for r in j.rungs}
+    statuses = [_shown(out_dir, rung, trunks.get(rung.rung_id)) for rung in plan.rungs]
     width = max(len(name) for name in [s.rung.rung_id for s in statuses] + [j.name for j in own])
     lines = [f"{'rung'.ljust(width)}  {'state':11}  {'tokens done':>21}  reason", "-" * (width + 48)]
     for s in statuses:
         done = f"{format_count(s.tokens)}/{format_count(s.rung.tokens)}"
-        lines.append(f"{s.rung.rung_id.ljust(width)}  {s.state:11}  {done:>21}  {s.reason or ''}".rstrip())
+        note = s.reason or _pace(rung_dir(out_dir, s.rung.rung_id), s.state, s.tokens, s.rung.tokens)
+        lines.append(f"{s.rung.rung_id.ljust(width)}  {s.state:11}  {done:>21}  {note}".rstrip())
     counts = {state: sum(s.state == state for s in statuses) for state in STATES}
     counts = {state: n for state, n in counts.items() if n or state in ("done", "running", "failed", "pending")}
     spent = sum(s.compute for s in statuses)
