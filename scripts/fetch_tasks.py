@@ -9,6 +9,7 @@ Copy DIR to a machine without a network and point LADDER_TASKS at it.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -31,7 +32,11 @@ def write(path: Path, rows) -> int:
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0] if argv else os.environ.get("LADDER_TASKS", "tasks"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dir", nargs="?", type=Path, default=Path(os.environ.get("LADDER_TASKS", "tasks")),
+                        help="where the task files go (default: $LADDER_TASKS, else tasks/)")
+    out = parser.parse_args(argv).dir
     out.mkdir(parents=True, exist_ok=True)
     for name in SUITE:
         hub = TASKS[name].loader
