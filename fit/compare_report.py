@@ -69,6 +69,12 @@ def _advantage(r):
     return sign * r.difference, lo, hi
 
 
+def _measured_advantage(r) -> float:
+    """The measured difference in the predicted winner's favour: negative where the other variant measured better."""
+    sign = (1.0 if r.winner == r.a else -1.0) * (1.0 if r.metric.endswith(":acc") else -1.0)
+    return sign * r.measured_difference
+
+
 def _amount(metric: str, v: float) -> str:
     return "" if not np.isfinite(v) else f"{100 * v:.1f}" if is_accuracy(metric) else f"{v:.3f}"
 
@@ -108,7 +114,7 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
                      _times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper),
                      "with scale": f"changes (cross at C = {display.flops(r.crossing_C)})" if r.changes_with_scale
                      else "same order",
-                     "measured difference": _amount(r.metric, r.measured_difference)})
+                     "measured advantage": _amount(r.metric, _measured_advantage(r))})
     return pd.DataFrame(rows)
 
 
@@ -231,7 +237,7 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
             + f"; {fcfg.interval:.0%} intervals from {fcfg.bootstrap} resamples with seed {fcfg.seed}, plus each "
               "variant's calibrated model error where calibrate is on.")
     answers = decision_lines(d, fcfg.interval)
-    tables = [("Decisions", decision_table(d)), ("Each variant's predictions", prediction_table(d))]
+    tables = [("Decision table", decision_table(d)), ("Each variant's predictions", prediction_table(d))]
     verdict = backtest_lines(summary) if ccfg.backtest else ["Decision backtests off (backtest=false)."]
     bt_tables = [("Decision accuracy", summary_table(summary)), ("Every backtest decision", backtest_table(b))]
     bt_tables = [(h, t) for h, t in bt_tables if not t.empty]
