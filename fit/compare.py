@@ -164,7 +164,7 @@ def compare(variants: List[Variant], targets: List[Target], cfg: FitConfig, meth
     for t in targets:
         for metric in common_metrics(outputs, t.name):
             for a, b in combinations(variants, 2):
-                rows.append(decision(t, metric, a, b, outputs, cfg, curve))
+                rows.append(decision(t, metric, a, b, outputs, cfg, curve, method.fixed_fit_set))
     if paired and shared is not None:
         warnings = [f"compare: each variant is fitted on the {len(cells[0])} cells (N, D) that every variant has, so "
                     "that its bootstrap resamples pair with the others'; runs at other cells are left out"]
@@ -213,15 +213,18 @@ def difference(sa: Optional[np.ndarray], sb: Optional[np.ndarray], point: float,
     return float(np.quantile(draws, q)), float(np.quantile(draws, 1 - q)), above
 
 
-def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitConfig, curve: pd.DataFrame) -> dict:
+def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitConfig, curve: pd.DataFrame,
+             fixed: bool = False) -> dict:
     oa, ob = outputs[a.name], outputs[b.name]
     pa, pb = _pred(oa, t.name, metric), _pred(ob, t.name, metric)
     key = f"pred|{t.name}|{metric}"
     sd = float(np.hypot(model_sd(oa, metric, pa["predicted"]), model_sd(ob, metric, pb["predicted"])))
     diff = pa["predicted"] - pb["predicted"]
-    lo, hi, above = difference(oa.samples.get(key), ob.samples.get(key), diff, sd, cfg.interval, cfg.seed)
+    # A fixed fit set's bootstrap cannot refit its law on most resamples (fit.methods.gadre): its model error alone.
+    sa, sb = (None, None) if fixed else (oa.samples.get(key), ob.samples.get(key))
+    lo, hi, above = difference(sa, sb, diff, sd, cfg.interval, cfg.seed)
     p_a = above if higher_is_better(metric) else (np.nan if np.isnan(above) else 1 - above)
-    a_wins = p_a >= 0.5 if np.isfinite(p_a) else (diff > 0) == higher_is_better(metric)
+    a_wins = (diff > 0) == higher_is_better(metric)  # the point predictions name the winner
     win, lose = (a, b) if a_wins else (b, a)
     ma, mb = (actual_value(v.ps, t, metric, v.ps.profile.final_window) for v in (a, b))
     row = {"target": t.name, "params": t.params, "tokens": t.tokens, "metric": metric, "a": a.name, "b": b.name,

@@ -3,7 +3,6 @@ fitted by one method; the decision (winner, paired difference, P, compute multip
 backtests, compare.csv/json and a report that renders in headless Chromium; bad input as one line."""
 import json
 import re
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from fit.compare_report import run_compare
 from fit.config import CompareConfig, FitConfig
 from fit.errors import FitInputError
 from fit.registry import METHODS
-from tests.fit.test_report import CHROMIUM, PROBE
+from tests.fit.test_report import CHROMIUM, render
 
 SIZES = (2e7, 4e7, 8e7, 1.6e8, 3.2e8)
 MULTS = (10, 20, 40)
@@ -164,18 +163,9 @@ def test_every_prediction_is_the_methods_own_on_that_variant(points):
 def test_compare_report_renders_in_chromium_with_every_image_and_no_console_error(report, tmp_path):
     page = (report / "report.html").read_text()
     assert "http" not in page.split("<body>", 1)[1]
-    probed = tmp_path / "report.html"
-    probed.write_text(page.replace("<head>", "<head>" + PROBE, 1))
-    run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                          "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    probe = re.search(r'<pre id="probe">images=(\d+) loaded=(\d+) height=(\d+) errors=(.*?)</pre>', run.stdout)
-    assert probe, run.stderr[-2000:]
-    images, loaded, height, errors = probe.groups()
-    assert int(images) == int(loaded) == page.count("data:image/png;base64,") == 1
-    assert int(height) > 800 and errors == "[]"
+    images, loaded, height, errors = render(page, tmp_path)
+    assert images == loaded == page.count("data:image/png;base64,") == 1
+    assert height > 800 and errors == "[]"
 
 
 @pytest.mark.slow
