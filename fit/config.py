@@ -30,14 +30,18 @@ class FitConfig:
 
 def as_fit_config(cfg) -> FitConfig:
     """Accept a FitConfig, an OmegaConf DictConfig or a plain mapping."""
-    if isinstance(cfg, FitConfig):
+    return _as(FitConfig, cfg, "fit")
+
+
+def _as(schema, cfg, group: str):
+    if isinstance(cfg, schema):
         return cfg
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    unknown = set(cfg) - {f.name for f in fields(FitConfig)}
+    unknown = set(cfg) - {f.name for f in fields(schema)}
     if unknown:
-        raise FitInputError(f"unknown fit config key(s): {', '.join(sorted(unknown))}")
-    return FitConfig(**cfg)
+        raise FitInputError(f"unknown {group} config key(s): {', '.join(sorted(unknown))}")
+    return schema(**cfg)
 
 
 def check_numbers(cfg: FitConfig) -> None:
@@ -46,3 +50,19 @@ def check_numbers(cfg: FitConfig) -> None:
         raise FitInputError(f"fit.interval={cfg.interval}: must lie in (0, 1)")
     if cfg.bootstrap < 0:
         raise FitInputError(f"fit.bootstrap={cfg.bootstrap}: must be 0 (no intervals) or a number of resamples")
+
+
+@dataclass
+class CompareConfig:
+    """Schema of the `compare/` config group: what `ladder compare` compares. How each variant is fitted (method,
+    targets, bootstrap, interval, seed, include, calibrate, format) is the `fit` group's."""
+    # One source whose datasets are the variants (a ladder out_dir, a Gadre et al. folder, a CSV with a `dataset`
+    # or `variant` column), or a list of sources, each a variant (or its datasets, where it holds several).
+    results: Any = None
+    variants: List[str] = field(default_factory=list)  # the variants to compare, by name (default: all)
+    out: Optional[str] = None  # where report.md, report.html, compare.csv and compare.json go
+    backtest: bool = True  # decision backtests: fit the smaller sizes, predict the order at each larger one
+
+
+def as_compare_config(cfg) -> CompareConfig:
+    return _as(CompareConfig, cfg, "compare")

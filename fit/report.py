@@ -93,9 +93,14 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     for head, meaning, items in groups:
         body += [f"<h3>{e(head)}</h3>", f"<p>{e(meaning)}</p>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
     body += ["<footer>" + "<br>".join(e(x) for x in footer) + "</footer>"]
-    atomic_write_text(out_dir / "report.html", "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-                      "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-                      f"<title>{e(title)}</title><style>{CSS}</style></head><body>" + "".join(body) + "</body></html>")
+    atomic_write_text(out_dir / "report.html", html_page(title, body))
+
+
+def html_page(title: str, body: List[str]) -> str:
+    """A self-contained page: its style inline, its figures embedded."""
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>" + "".join(body) + "</body></html>")
 
 
 def _markdown(table: pd.DataFrame) -> str:

@@ -3,12 +3,13 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pandas as pd
 
 from fit import calibration, display, report
+from fit.chain import Method, MethodOutput
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet
@@ -58,6 +59,16 @@ def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> Lis
     return resolve_targets(cfg.targets, ps, smaller)
 
 
+def fit_method(method: Method, ps: PointSet, targets: List[Target], cfg: FitConfig,
+               runs: Optional[List[str]] = None) -> MethodOutput:
+    """The method's predictions of `targets` with its intervals calibrated (fit.calibrate); `runs` (in the order
+    its bootstrap indexes them) narrows or orders its fit set."""
+    out = method(ps, targets, cfg, runs=runs)
+    if calibration.wanted(cfg) and not method.calibrates_itself:
+        calibration.calibrate(method, ps, targets, cfg, out)
+    return out
+
+
 def run_fit(cfg) -> Path:
     cfg = as_fit_config(cfg)
     if cfg.method not in METHODS:
@@ -66,10 +77,7 @@ def run_fit(cfg) -> Path:
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
-    method = METHODS[cfg.method]
-    out = method(fit_ps, targets, cfg)
-    if calibration.wanted(cfg) and not method.calibrates_itself:
-        calibration.calibrate(method, fit_ps, targets, cfg, out)
+    out = fit_method(METHODS[cfg.method], fit_ps, targets, cfg)
     for pred in out.predictions:  # held-out runs are scored against the full data
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
                                       ps.profile.final_window)

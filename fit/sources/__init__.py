@@ -1,7 +1,7 @@
 """The sources a fit reads, one module each: the harness's results.jsonl files, the OLMo ladder's W&B exports,
 Gadre et al.'s exp_data folder, a CSV of points. Each reader returns the points and its `SourceProfile`."""
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import pandas as pd
 
@@ -35,7 +35,7 @@ def detect_format(path: Path) -> str:
     raise FitInputError(f"results={path}: cannot detect the input format (name it with format=harness|olmo|gadre|csv)")
 
 
-def load_points(results: str, fmt: str = "auto", dataset: Optional[str] = None) -> PointSet:
+def _resolve(results: str, fmt: str):
     if not results:
         raise FitInputError("results: no input given (results=PATH)")
     path = Path(results).expanduser()
@@ -44,6 +44,21 @@ def load_points(results: str, fmt: str = "auto", dataset: Optional[str] = None) 
     fmt = detect_format(path) if fmt in (None, "auto") else fmt
     if fmt not in READERS:
         raise FitInputError(f"format={fmt}: unknown (one of auto, {', '.join(FORMATS)})")
+    return path, fmt
+
+
+def dataset_names(results: str, fmt: str = "auto") -> List[str]:
+    """The datasets (or a CSV's variants) whose ladders `results` holds, each one `load_points(dataset=NAME)`."""
+    path, fmt = _resolve(results, fmt)
+    source = READERS[fmt]
+    if hasattr(source, "datasets"):  # a reader that must be told a dataset before it reads any point
+        return source.datasets(path)
+    frames, _, _ = source.read(path, None)
+    return sorted({str(d) for f in frames for d in f["dataset"].dropna().unique()})
+
+
+def load_points(results: str, fmt: str = "auto", dataset: Optional[str] = None) -> PointSet:
+    path, fmt = _resolve(results, fmt)
     source = READERS[fmt]
     frames, notes, chance = source.read(path, dataset)
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

@@ -20,13 +20,22 @@ GADRE_SIZES = {"d=96_l=8_h=4": "0.011B", "d=512_l=8_h=4": "0.079B", "d=576_l=24_
 PROFILE = SourceProfile("gadre", fit_sets=gadre_runs, accuracies=("avg46:err", "avg17:err"))
 
 
-def read(path: Path, dataset):
-    models = sorted((path / "models").glob("*.json"))
+def _by_dataset(path: Path):
     by_ds = {}
-    for f in models:
+    for f in sorted((path / "models").glob("*.json")):
         by_ds.setdefault(json.loads(f.read_text())["dataset_name"], []).append(f)
     if not by_ds:
         raise FitInputError(f"results={path}: no {path / 'models'}/*.json, not a Gadre et al. exp_data folder")
+    return by_ds
+
+
+def datasets(path: Path):
+    """The datasets the folder's ladders were trained on (c4_original, rpj, ...)."""
+    return sorted(_by_dataset(path))
+
+
+def read(path: Path, dataset):
+    by_ds = _by_dataset(path)
     if dataset is None:
         if len(by_ds) > 1:
             raise FitInputError(f"{path}/models: holds datasets {', '.join(sorted(by_ds))}; choose one with dataset=NAME")

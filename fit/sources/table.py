@@ -1,5 +1,6 @@
 """A CSV of points (docs/fit.md): a row per run (or per evaluation), `params` and `tokens` columns and a column
-per metric named like `c4:loss` or `hellaswag:acc`, optionally `<task>:chance`."""
+per metric named like `c4:loss` or `hellaswag:acc`, optionally `<task>:chance`, and a `dataset` (or `variant`) column
+that tells apart ladders trained differently (`ladder compare` compares them)."""
 from pathlib import Path
 from typing import List
 
@@ -47,8 +48,10 @@ def read(path: Path, dataset):
             for value in df[col].dropna().unique():
                 for m in (m for m in metrics if m.split(":")[0] == task and m.split(":")[1].startswith("acc")):
                     add_chance(chance, m, value, f"{f}: column '{col}'")
+        if "variant" in df.columns:  # what tells the ladders apart, in the place a dataset would
+            df = df.assign(dataset=df["variant"].astype(str))
         if dataset is not None and "dataset" in df.columns:
-            df = df[df["dataset"] == dataset]
+            df = df[df["dataset"].astype(str) == dataset]
         run = df["run"] if "run" in df.columns else df["params"].astype(str) + "-" + df["tokens"].astype(str)
         run_tokens = df["run_tokens"] if "run_tokens" in df.columns else df.groupby(run)["tokens"].transform("max")
         step = df["step"] if "step" in df.columns else pd.Series(np.nan, index=df.index)

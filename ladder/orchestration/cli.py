@@ -27,7 +27,7 @@ FIT_METHODS = ("best", "olmo_two_step", "olmo_single_step", "olmo_two_step_flops
 
 def _groups() -> str:
     return "; ".join(f"{g}/ ({', '.join(group_options(g)) or '-'})"
-                     for g in ("ladder", "data", "train", "eval", "fit", "launcher"))
+                     for g in ("ladder", "data", "train", "eval", "fit", "compare", "launcher"))
 
 
 def _check_writable(out_dir: str | None = None) -> None:
@@ -141,6 +141,19 @@ def fit_settings(overrides: list[str]):
     return OmegaConf.merge(fit, OmegaConf.masked_copy(saved, [k for k in saved if k not in mine]))
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from fit.compare_report import run_compare
+
+    overrides = scoped(args.overrides, "compare", "fit")
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    cfg = load(overrides if "fit" in keys else ["fit=default", *overrides])  # not the default ladder's backtest
+    if cfg.compare.results is None:
+        raise ConfigError("say what to compare: results=PATH (a source whose datasets, or CSV `variant` column, "
+                          "are the variants) or results=[PATH,PATH] (one variant each)")
+    run_compare(cfg.compare, cfg.fit)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.cli import check_config
     from ladder.core.plan import build_plan
@@ -177,20 +190,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def scoped(overrides: list[str], group: str) -> list[str]:
-    """Let a command's own keys go bare: `ladder fit method=gadre` means `fit.method=gadre`."""
+def scoped(overrides: list[str], *groups: str) -> list[str]:
+    """Let a command's own keys go bare: `ladder fit method=gadre` means `fit.method=gadre`; where a command
+    reads several groups, a key goes to the first that has it."""
     import dataclasses
     import typing
 
     from ladder.orchestration.schema import Config
 
     root = {f.name for f in dataclasses.fields(Config)}
-    own = {f.name for f in dataclasses.fields(typing.get_type_hints(Config)[group])}
+    own = {g: {f.name for f in dataclasses.fields(typing.get_type_hints(Config)[g])} for g in groups}
     out = []
     for override in overrides:
         body = override.lstrip("+~")
         prefix, head = override[:len(override) - len(body)], body.split("=", 1)[0].split(".", 1)[0]
-        out.append(f"{prefix}{group}.{body}" if "=" in body and head not in root and head in own else override)
+        group = next((g for g in groups if head in own[g]), None)
+        out.append(f"{prefix}{group}.{body}" if "=" in body and head not in root and group else override)
     return out
 
 
@@ -250,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "write predictions.csv, fits.json, report.md and report.html to out=DIR. Keys of the fit "
                     "group may go bare. Example: ladder fit results=../shared/data/olmo-ladder/runs "
                     "method=olmo_two_step targets=[13B-5T] out=reports/olmo")
+    _add_command(
+        sub, "compare", cmd_compare, help="compare variants' ladders: which wins at the targets, by how much, how sure",
+        description="Fit every variant (each dataset of results=PATH: a ladder out_dir, a Gadre et al. folder, a CSV "
+                    "with a `dataset` or `variant` column; or each of results=[PATH,PATH,...]) with the same method "
+                    "(method=best by default), and report per target and metric each variant's prediction, the "
+                    "paired difference with its interval (a joint bootstrap over the runs, plus each variant's "
+                    "calibrated model error), P(one is better), for losses the compute multiplier the worse "
+                    "variant needs to match the better, where the fitted curves cross before the target, and "
+                    "decision backtests (fit the smaller sizes, predict the order at each larger one) against "
+                    "ranking by the largest fitted size. Writes compare.csv, compare.json, report.md and "
+                    "report.html to out=DIR. Keys of the compare group (results, variants, out, backtest) and of "
+                    "the fit group (method, targets, bootstrap, interval, seed, include, calibrate, format) may go "
+                    "bare. Example: ladder compare results=../shared/data/gadre-scaling 'targets=[1.4B-640,6.9B-20]' "
+                    "out=reports/c4-vs-rpj")
     _add_command(
         sub, "status", cmd_status, help="show each rung's state, tokens done and compute spent",
         description="Read the records under out_dir (default runs/<ladder>) and show each rung as pending, "

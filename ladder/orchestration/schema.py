@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from eval.config import EvalConfig
-from fit.config import FitConfig
+from fit.config import CompareConfig, FitConfig
 from train.config import TrainConfig
 from train.data.config import DataConfig, TokenizerConfig
 
@@ -102,6 +102,7 @@ class Config:
     train: TrainConfig = MISSING
     eval: EvalConfig = MISSING
     fit: FitConfig = MISSING
+    compare: CompareConfig = MISSING
     launcher: LauncherConfig = MISSING
     out_dir: str = "runs/${ladder.name}"
     seed: int = 0

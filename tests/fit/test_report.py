@@ -248,6 +248,13 @@ def test_report_html_renders_in_chromium_with_every_image_and_no_console_error(r
     n_images = page.count("data:image/png;base64,")
     for b64 in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page):
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    images, loaded, height, errors = render(page, tmp_path)
+    assert images == n_images >= 5 and loaded == n_images
+    assert height > 1000 and errors == "[]"
+
+
+def render(page: str, tmp_path):
+    """(images, images loaded, page height, console errors) of `page` as headless Chromium renders it."""
     probed = tmp_path / "report.html"
     probed.write_text(page.replace("<head>", "<head>" + PROBE, 1))
     run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -257,7 +264,6 @@ def test_report_html_renders_in_chromium_with_every_image_and_no_console_error(r
                          capture_output=True, text=True, timeout=120)
     probe = re.search(r'<pre id="probe">images=(\d+) loaded=(\d+) height=(\d+) errors=(.*?)</pre>', run.stdout)
     assert probe, run.stderr[-2000:]
-    images, loaded, height, errors = probe.groups()
-    assert int(images) == n_images >= 5 and int(loaded) == n_images
-    assert int(height) > 1000 and errors == "[]"
     assert "CONSOLE" not in run.stderr
+    images, loaded, height, errors = probe.groups()
+    return int(images), int(loaded), int(height), errors

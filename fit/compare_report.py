@@ -1,0 +1,271 @@
+"""`ladder compare`'s outputs: compare.csv (a row per target, metric and pair), compare.json (settings, variants,
+decisions, backtests), figures/compare_<metric>.png and report.md / a self-contained report.html: the decision
+table first (target, metric, winner, difference with interval, P, compute multiplier, whether it changes with
+scale), one figure per metric with every variant on shared axes, then the decision backtests against the
+single-scale baseline, the warnings and the provenance."""
+import base64
+import html
+import json
+from pathlib import Path
+from typing import List
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from fit import display
+from fit.compare import Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants
+from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
+from fit.errors import FitInputError
+from fit.figures import DPI, FITTED, MEASURED, STYLE
+from fit.points import is_accuracy
+from fit.registry import METHODS
+from fit.report import _html, _markdown, html_page, provenance
+from fit.run import _clean
+from ladder.core.configs import ConfigError
+from ladder.core.files import atomic_write_text, writable_dir
+
+
+def run_compare(ccfg, fcfg) -> Path:
+    ccfg, fcfg = as_compare_config(ccfg), as_fit_config(fcfg)
+    if fcfg.method not in METHODS:
+        raise FitInputError(f"method={fcfg.method}: unknown (one of {', '.join(METHODS)})")
+    for key in ("results", "holdout", "dataset", "out"):
+        if getattr(fcfg, key) is not None:
+            raise FitInputError(f"fit.{key}={getattr(fcfg, key)}: not read by `ladder compare` (results=, variants= "
+                                "and out= are compare's keys; the decision backtests replace holdout)")
+    check_numbers(fcfg)
+    method = METHODS[fcfg.method]
+    variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
+    targets = common_targets(fcfg, variants)
+    comp = compare(variants, targets, fcfg, method)
+    if comp.decisions.empty:
+        raise FitInputError(f"compare: the variants have no predicted metric in common ({method.name} predicts "
+                            + "; ".join(f"{v}: {', '.join(sorted({p['metric'] for p in o.predictions})) or 'nothing'}"
+                                        for v, o in comp.outputs.items()) + ")")
+    if ccfg.backtest:
+        comp.backtests = decision_backtests(variants, fcfg, method)
+    out_dir = Path(ccfg.out or Path("outputs") / f"compare-{fcfg.method}")
+    try:
+        writable_dir(out_dir, "out")
+    except ConfigError as exc:
+        raise FitInputError(str(exc)) from None
+    write(out_dir, comp, ccfg, fcfg)
+    print("\n".join(decision_lines(comp.decisions, fcfg.interval)))
+    print(f"report: {out_dir / 'report.html'}")
+    return out_dir
+
+
+def decision_lines(d: pd.DataFrame, interval: float) -> List[str]:
+    """A sentence per decision: `6.9B-20 c4_val LM loss: c4_original better by 0.171 [0.04, 0.41] (P = 0.76) ...`."""
+    return [f"{r.target} {display.named(r.metric)}: {_said(r, interval)}" for r in d.itertuples()]
+
+
+def _advantage(r):
+    """The winner's advantage, positive, with its interval: (value, lower, upper)."""
+    sign = 1.0 if r.winner == r.a else -1.0
+    sign *= 1.0 if r.metric.endswith(":acc") else -1.0
+    lo, hi = sorted((sign * r.difference_lower, sign * r.difference_upper))
+    return sign * r.difference, lo, hi
+
+
+def _measured_advantage(r) -> float:
+    """The measured difference in the predicted winner's favour: negative where the other variant measured better."""
+    sign = (1.0 if r.winner == r.a else -1.0) * (1.0 if r.metric.endswith(":acc") else -1.0)
+    return sign * r.measured_difference
+
+
+def _amount(metric: str, v: float) -> str:
+    return "" if not np.isfinite(v) else f"{100 * v:.1f}" if is_accuracy(metric) else f"{v:.3f}"
+
+
+def _said(r, interval: float) -> str:
+    adv, lo, hi = _advantage(r)
+    loser = r.b if r.winner == r.a else r.a
+    unit = " points" if is_accuracy(r.metric) else ""
+    text = f"{r.winner} better than {loser} by {_amount(r.metric, adv)}{unit}"
+    if np.isfinite(lo):
+        text += f" [{_amount(r.metric, lo)}, {_amount(r.metric, hi)}] ({interval:.0%} interval), P = {r.p_winner:.2f}"
+    if np.isfinite(r.compute_multiplier):
+        text += f"; {loser} needs {_times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper)} the compute"
+    if r.changes_with_scale:
+        text += f"; changes with scale (the curves cross at C = {display.flops(r.crossing_C)})"
+    if np.isfinite(r.measured_difference):
+        measured = r.a if (r.measured_difference > 0) == r.metric.endswith(":acc") else r.b
+        text += f"; measured: {measured} better by {_amount(r.metric, abs(r.measured_difference))}"
+    return text
+
+
+def _times(m: float, lo: float, hi: float) -> str:
+    fmt = lambda x: f"{x:.3g}×"  # noqa: E731
+    return fmt(m) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+
+
+def decision_table(d: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in d.itertuples():
+        adv, lo, hi = _advantage(r)
+        rows.append({"Target": r.target, "Metric": display.named(r.metric), "Winner": r.winner,
+                     "over": r.b if r.winner == r.a else r.a,
+                     "by [interval]": _amount(r.metric, adv) + (f" [{_amount(r.metric, lo)}, {_amount(r.metric, hi)}]"
+                                                             if np.isfinite(lo) else ""),
+                     "P(winner better)": "" if not np.isfinite(r.p_winner) else f"{r.p_winner:.2f}",
+                     "compute multiplier": "" if not np.isfinite(r.compute_multiplier) else
+                     _times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper),
+                     "with scale": f"changes (cross at C = {display.flops(r.crossing_C)})" if r.changes_with_scale
+                     else "same order",
+                     "measured advantage": _amount(r.metric, _measured_advantage(r))})
+    return pd.DataFrame(rows)
+
+
+def prediction_table(d: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's prediction of each target and metric, with its interval and the measured value."""
+    rows = {}
+    for r in d.itertuples():
+        for v, p, lo, hi, m in ((r.a, r.predicted_a, r.lower_a, r.upper_a, r.measured_a),
+                                (r.b, r.predicted_b, r.lower_b, r.upper_b, r.measured_b)):
+            rows[r.target, r.metric, v] = {"Target": r.target, "Metric": display.named(r.metric), "Variant": v,
+                                           "predicted [interval]": display.estimate(r.metric, p, lo, hi),
+                                           "measured (error)": display.measured(r.metric, p, m)}
+    return pd.DataFrame(list(rows.values()))
+
+
+def backtest_lines(s: pd.DataFrame) -> List[str]:
+    """What the backtests say, plainly: whether the law beat the single-scale baseline."""
+    if s.empty:
+        return ["No decision backtest could be built (the variants' ladders need at least four common sizes, "
+                "and runs of a larger size to predict)."]
+    a = s[s["metrics"] == "all"].iloc[0]
+    verdict = ("The law beat the single-scale baseline" if a.law_accuracy > a.baseline_accuracy else
+               "The law did not beat the single-scale baseline (ranking by the largest fitted size's measured value)")
+    return [f"{verdict}: decision accuracy {a.law_accuracy:.0%} against {a.baseline_accuracy:.0%} over "
+            f"{a.decisions:.0f} decisions; Brier score of P(better) {a.law_brier:.3f} against {a.baseline_brier:.3f}; "
+            f"the difference's intervals covered {a.coverage:.0%} of the measured differences."]
+
+
+def summary_table(s: pd.DataFrame) -> pd.DataFrame:
+    if s.empty:
+        return s
+    pct = lambda v: "" if not np.isfinite(v) else f"{v:.0%}"  # noqa: E731
+    return pd.DataFrame({"Metrics": s["metrics"], "decisions": s["decisions"].map(str),
+                         "law accuracy": s["law_accuracy"].map(pct), "law Brier": s["law_brier"].map("{:.3f}".format),
+                         "baseline accuracy": s["baseline_accuracy"].map(pct),
+                         "baseline Brier": s["baseline_brier"].map("{:.3f}".format),
+                         "interval coverage": s["coverage"].map(pct)})
+
+
+def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
+    if b.empty:
+        return b
+    return pd.DataFrame({"Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
+                         "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"],
+                         "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map("{:.2f}".format),
+                         "measured winner": b["measured_winner"], "baseline winner": b["baseline_winner"],
+                         "difference a − b [interval]": [display.estimate(r.metric, r.difference, r.difference_lower,
+                                                                          r.difference_upper) for r in b.itertuples()],
+                         "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
+
+
+def metric_figure(comp: Comparison, metric: str, interval: float):
+    """Every variant's final points (against C = 6ND), its fitted curve out to each target along the target's M,
+    its predicted targets (stars, with intervals) and the measured targets (red circles), on shared axes."""
+    k = display.scale(metric)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, v in enumerate(comp.variants):
+        colour = colours[i % len(colours)]
+        p = v.ps.points[v.ps.points["metric"] == metric]
+        fin = p.sort_values("tokens").groupby("run").tail(v.ps.profile.final_window).groupby("run").agg(
+            params=("params", "first"), tokens=("run_tokens", "first"), value=("value", "mean"))
+        ax.scatter(display.compute(fin["params"], fin["tokens"]), k * fin["value"], color=colour, label=v.name,
+                   **{**FITTED, "s": 12})
+        c = comp.curves[(comp.curves["variant"] == v.name) & (comp.curves["metric"] == metric)]
+        for _, g in c.groupby("target"):
+            g = g.sort_values("C")
+            ax.plot(g["C"], k * g["predicted"], color=colour, lw=1, ls="--")
+        preds = [q for q in comp.outputs[v.name].predictions if q["metric"] == metric]
+        C = display.compute([q["params"] for q in preds], [q["tokens"] for q in preds])
+        y = np.array([q["predicted"] for q in preds])
+        err = [np.clip(y - np.array([q["lower"] for q in preds]), 0, None), np.clip(np.array([q["upper"] for q in preds]) - y, 0, None)]
+        err = None if not np.isfinite(err[0]).all() else [k * e for e in err]
+        ax.errorbar(C, k * y, yerr=err, fmt="*", color=colour, ms=12, capsize=3, zorder=6)
+    measured = comp.decisions[comp.decisions["metric"] == metric]
+    mx, my = [], []
+    for r in measured.itertuples():
+        for m in (r.measured_a, r.measured_b):
+            if np.isfinite(m):
+                mx.append(float(display.compute(r.params, r.tokens)))
+                my.append(k * m)
+    if mx:
+        ax.scatter(mx, my, label="measured target", **MEASURED)
+    ax.scatter([], [], marker="*", color="k", s=80, label=f"predicted target ({interval:.0%} interval)")
+    ax.set_xscale("log")
+    ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel=display.long_label(metric),
+           title=f"{display.long_label(metric)}: every variant, fitted curves to the targets (dashed)")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig) -> None:
+    d, b = comp.decisions, comp.backtests
+    summary = backtest_summary(b)
+    atomic_write_text(out_dir / "compare.csv", d.to_csv(index=False))
+    atomic_write_text(out_dir / "compare.json", json.dumps(_clean({
+        "method": fcfg.method, "results": ccfg.results, "variants": [v.name for v in comp.variants],
+        "targets": [t.__dict__ for t in comp.targets], "bootstrap": fcfg.bootstrap, "interval": fcfg.interval,
+        "seed": fcfg.seed, "calibrate": fcfg.calibrate, "paired": comp.paired,
+        "decisions": d.to_dict("records"), "backtests": b.to_dict("records"),
+        "backtest_summary": summary.to_dict("records"), "warnings": comp.warnings,
+    }), indent=1))
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    shown = []
+    with plt.rc_context(STYLE):
+        for metric in dict.fromkeys(d["metric"]):
+            name = "compare_" + metric.replace(":", "_").replace("/", "_")
+            fig = metric_figure(comp, metric, fcfg.interval)
+            fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
+            plt.close(fig)
+            shown.append((name, f"{display.long_label(metric)} of every variant against compute",
+                          base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
+    names = ", ".join(v.name for v in comp.variants)
+    title = f"Ladder compare: {names} ({fcfg.method})"
+    lead = (f"{len(comp.variants)} variants ({names}), each fitted by {fcfg.method} on "
+            + ("the same cells (N, D), so that the bootstrap resamples pair" if comp.paired else
+               "its own runs (the variants' cells differ, so the resamples do not pair)")
+            + f"; {fcfg.interval:.0%} intervals from {fcfg.bootstrap} resamples with seed {fcfg.seed}, plus each "
+              "variant's calibrated model error where calibrate is on.")
+    answers = decision_lines(d, fcfg.interval)
+    tables = [("Decision table", decision_table(d)), ("Each variant's predictions", prediction_table(d))]
+    verdict = backtest_lines(summary) if ccfg.backtest else ["Decision backtests off (backtest=false)."]
+    bt_tables = [("Decision accuracy", summary_table(summary)), ("Every backtest decision", backtest_table(b))]
+    bt_tables = [(h, t) for h, t in bt_tables if not t.empty]
+    warnings = list(dict.fromkeys(comp.warnings + [w for o in comp.outputs.values() for w in o.warnings]))
+    footer = provenance(fcfg, comp.variants[0].ps)
+
+    md = [f"# {title}", "", lead, "", "## Decisions", ""] + [f"- {x}" for x in answers] + [""]
+    for head, table in tables:
+        md += [f"### {head}", "", _markdown(table), ""]
+    md += ["## Figures", ""] + [f"![{c}](figures/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
+    md += ["## Decision backtests", ""] + verdict + [""]
+    for head, table in bt_tables:
+        md += [f"### {head}", "", _markdown(table), ""]
+    md += ["## Warnings", ""] + ([f"- {w}" for w in warnings] or ["No warnings."]) + [""]
+    md += ["---", ""] + [f"{x}  " for x in footer]
+    atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
+
+    e = html.escape
+    body = [f"<h1>{e(title)}</h1>", f"<p>{e(lead)}</p>", "<h2>Decisions</h2>",
+            "<ul>" + "".join(f"<li>{e(x)}</li>" for x in answers) + "</ul>"]
+    for head, table in tables:
+        body += [f"<h3>{e(head)}</h3>", _html(table)]
+    body += ["<h2>Figures</h2>"] + [f'<figure class="single"><img alt="{e(c)}" src="data:image/png;base64,{b64}">'
+                                    f"<figcaption>{e(c)}</figcaption></figure>" for n, c, b64 in shown]
+    body += ["<h2>Decision backtests</h2>"] + [f"<p>{e(x)}</p>" for x in verdict]
+    for head, table in bt_tables:
+        body += [f"<h3>{e(head)}</h3>", _html(table)]
+    body += ["<h2>Warnings</h2>", "<ul>" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>" if warnings
+             else "<p>No warnings.</p>"]
+    body += ["<footer>" + "<br>".join(e(x) for x in footer) + "</footer>"]
+    atomic_write_text(out_dir / "report.html", html_page(title, body))

@@ -1,0 +1,179 @@
+"""`ladder compare`: variants told apart by a CSV `variant` column, by a ladder's datasets or by their folders,
+fitted by one method; the decision (winner, paired difference, P, compute multiplier, crossing), the decision
+backtests, compare.csv/json and a report that renders in headless Chromium; bad input as one line."""
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fit.compare import common_targets, compare, crossing, difference, load_variants
+from fit.compare_report import run_compare
+from fit.config import CompareConfig, FitConfig
+from fit.errors import FitInputError
+from fit.registry import METHODS
+from tests.fit.test_report import CHROMIUM, render
+
+SIZES = (2e7, 4e7, 8e7, 1.6e8, 3.2e8)
+MULTS = (10, 20, 40)
+
+
+def loss(n, d, shift=0.0, alpha=0.34):
+    return 1.8 + shift + 400 / n ** alpha + 410 / d ** 0.28
+
+
+def rows(variant, shift=0.0, alpha=0.34, sizes=SIZES, noise=0.002, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, n in enumerate(sizes):
+        for m in MULTS:
+            lv = loss(n, n * m, shift, alpha) * (1 + noise * rng.standard_normal())
+            out.append({"variant": variant, "run": f"{variant}-{n:.0e}-{m}", "size": f"s{i}", "params": n, "tokens": n * m,
+                        "c4:loss": lv, "task:acc": 0.25 + 0.75 / (1 + np.exp(3 * (lv - 3.2))), "task:chance": 0.25})
+    return out
+
+
+@pytest.fixture(scope="module")
+def points(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cmp") / "points.csv"
+    pd.DataFrame(rows("base") + rows("worse", shift=0.06, seed=1)).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(points, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cmp-out")
+    return run_compare(CompareConfig(results=str(points), out=str(out)),
+                       FitConfig(method="chinchilla", bootstrap=100, targets=[{"name": "big", "params": 1.3e9,
+                                                                              "tokens": 2.6e10}]))
+
+
+def test_the_better_variant_wins_with_a_paired_difference_p_and_a_compute_multiplier(report):
+    d = pd.read_csv(report / "compare.csv")
+    r = d[d["metric"] == "c4:loss"].iloc[0]
+    assert (r["a"], r["b"], r["winner"]) == ("base", "worse", "base")
+    assert r["difference"] == pytest.approx(r["predicted_a"] - r["predicted_b"])
+    assert r["difference_lower"] < r["difference"] < r["difference_upper"] < 0  # sure of the order
+    assert r["p_winner"] > 0.9
+    # the worse variant's own law reaches the better's loss only with several times the compute
+    assert 1.5 < r["multiplier_lower"] <= r["compute_multiplier"] <= r["multiplier_upper"]
+    assert not r["changes_with_scale"]
+
+
+def test_decision_backtests_score_the_law_against_the_single_scale_rule(report):
+    data = json.loads((report / "compare.json").read_text())
+    assert data["variants"] == ["base", "worse"] and data["paired"] is True
+    held = {round(b["held_size"]) for b in data["backtests"]}
+    assert held == {160000000, 320000000}  # each size with three smaller ones
+    summary = {s["metrics"]: s for s in data["backtest_summary"]}
+    assert summary["all"]["decisions"] == len(data["backtests"]) == 6
+    assert summary["all"]["law_accuracy"] == 1.0 and summary["all"]["baseline_accuracy"] == 1.0
+    md = (report / "report.md").read_text()
+    assert "The law did not beat the single-scale baseline" in md  # a tie is not a win, and the report says so
+
+
+def test_the_report_answers_first_with_one_figure_per_metric(report):
+    md = (report / "report.md").read_text()
+    assert re.findall(r"^## (.+)$", md, flags=re.M) == ["Decisions", "Figures", "Decision backtests", "Warnings"]
+    assert re.search(r"^- big c4 LM loss: base better than worse by [\d.]+ \[[\d.]+, [\d.]+\] \(90% interval\), "
+                     r"P = [\d.]+; worse needs [\d.]+× \[[\d.]+×, [\d.]+×\] the compute$", md, re.M)
+    assert sorted(p.name for p in (report / "figures").glob("*.png")) == ["compare_c4_loss.png"]
+
+
+def test_a_crossing_between_the_ladder_and_the_target_flags_the_decision():
+    """Curves that cross: the steeper variant is worse on the ladder and better at the target."""
+    C = np.geomspace(1e17, 1e22, 12)
+    curve = pd.DataFrame([{"variant": v, "target": "T", "C": c, "metric": "x:loss", "predicted": y}
+                          for v, ys in (("a", 3 - 0.1 * np.log10(C / 1e17)), ("b", 3.2 - 0.2 * np.log10(C / 1e17)))
+                          for c, y in zip(C, ys)])
+    got = crossing(curve, "T", "x:loss", "a", "b")
+    assert got["changes_with_scale"] and got["crossing_C"] == pytest.approx(1e19, rel=0.01)
+    assert not crossing(curve[curve["C"] < 5e18], "T", "x:loss", "a", "b")["changes_with_scale"]
+
+
+def test_the_difference_adds_the_model_error_to_the_paired_samples():
+    sa, sb = np.full(200, 1.0), np.full(200, 1.5)
+    lo, hi, above = difference(sa, sb, -0.5, 0.0, 0.9, 0)
+    assert (lo, hi, above) == (-0.5, -0.5, 0.0)
+    lo, hi, above = difference(sa, sb, -0.5, 0.5, 0.9, 0)
+    assert lo == pytest.approx(-0.5 - 1.645 * 0.5, abs=0.05) and hi == pytest.approx(-0.5 + 1.645 * 0.5, abs=0.05)
+    assert above == pytest.approx(0.1587, abs=1e-3)  # Φ(−1)
+
+
+def test_variants_from_several_sources_and_a_ladders_datasets(tmp_path, write_ladder):
+    a, b = write_ladder(tmp_path / "wiki"), write_ladder(tmp_path / "mix")
+    variants = load_variants([str(a), str(b)])
+    assert [v.name for v in variants] == ["wiki", "mix"]
+    for f in (tmp_path / "mix").glob("rungs/*/results.jsonl"):  # one out_dir holding both datasets
+        recs = [json.loads(x) for x in f.read_text().splitlines()]
+        (tmp_path / "wiki" / "rungs" / (f.parent.name + "-mix")).mkdir()
+        (tmp_path / "wiki" / "rungs" / (f.parent.name + "-mix") / "results.jsonl").write_text("\n".join(
+            json.dumps({**r, "run": r["run"] + "-mix", "dataset": "mix"}) for r in recs) + "\n")
+    assert [v.name for v in load_variants(str(a))] == ["mix", "smoke"]
+
+
+def test_bad_input_is_one_line(points, tmp_path):
+    one = tmp_path / "one.csv"
+    pd.DataFrame(rows("base")).to_csv(one, index=False)
+    with pytest.raises(FitInputError, match=r"^compare: 1 variant \(base\) .*compare needs two or more"):
+        load_variants(str(one))
+    with pytest.raises(FitInputError, match=r"no variant 'nope' \(the data has base, worse\)"):
+        load_variants(str(points), names=["nope"])
+    small = tmp_path / "mismatch.csv"  # the other variant's sizes are 5 % larger under the same names
+    pd.DataFrame(rows("base") + rows("other", sizes=[s * 1.05 for s in SIZES])).to_csv(small, index=False)
+    variants = load_variants(str(small))
+    with pytest.raises(FitInputError, match=r"^targets: s4-20 is N=3.2e\+08, D=6.4e\+09 in variant base but "
+                                            r"N=3.36e\+08, D=6.72e\+09 in other: the variants' ladders differ there"):
+        common_targets(FitConfig(targets=["s4-20"]), variants)
+    apart = tmp_path / "apart.csv"  # no metric in common
+    df = pd.DataFrame(rows("base") + rows("other"))
+    df.loc[df["variant"] == "other", "c4:loss"] = np.nan
+    df.loc[df["variant"] == "base", "task:acc"] = np.nan
+    df.drop(columns="task:chance").rename(columns={"task:acc": "other:loss"}).to_csv(apart, index=False)
+    with pytest.raises(FitInputError, match=r"^compare: the variants have no predicted metric in common"):
+        run_compare(CompareConfig(results=str(apart), out=str(tmp_path / "o"), backtest=False),
+                    FitConfig(method="chinchilla", bootstrap=0, targets=[{"name": "big", "params": 1e9, "tokens": 2e10}]))
+
+
+def test_the_cli_compares_and_refuses_bad_input_in_one_line(points, tmp_path, capsys):
+    from ladder.orchestration.cli import main
+    assert main(["compare", f"results={points}", "method=chinchilla", "bootstrap=20", "backtest=false",
+                 "targets=[{name: big, params: 1.3e9, tokens: 2.6e10}]", f"out={tmp_path / 'o'}"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == f"report: {tmp_path / 'o' / 'report.html'}" and out[0].startswith("big c4 LM loss: base better")
+    assert main(["compare", f"results={points}", "variants=[base]", f"out={tmp_path / 'p'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ladder compare: error: compare: 1 variant (base)")
+
+
+def test_every_prediction_is_the_methods_own_on_that_variant(points):
+    """Compare changes no prediction: each variant's is what the method predicts on that variant alone."""
+    variants = load_variants(str(points))
+    cfg = FitConfig(method="chinchilla", bootstrap=0, targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}])
+    targets = common_targets(cfg, variants)
+    comp = compare(variants, targets, cfg, METHODS["chinchilla"], curves=False)
+    for v in variants:
+        alone = METHODS["chinchilla"](v.ps, targets, cfg)
+        assert [p["predicted"] for p in comp.outputs[v.name].predictions] == pytest.approx(
+            [p["predicted"] for p in alone.predictions], rel=1e-6)  # the runs in (N, D) order: a sum reordered
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_compare_report_renders_in_chromium_with_every_image_and_no_console_error(report, tmp_path):
+    page = (report / "report.html").read_text()
+    assert "http" not in page.split("<body>", 1)[1]
+    images, loaded, height, errors = render(page, tmp_path)
+    assert images == loaded == page.count("data:image/png;base64,") == 1
+    assert height > 800 and errors == "[]"
+
+
+@pytest.mark.slow
+def test_gadre_c4_against_redpajama_at_the_papers_targets(shared, tmp_path):
+    out = run_compare(CompareConfig(results=str(shared / "gadre-scaling"), out=str(tmp_path)),
+                      FitConfig(targets=["1.4B-640", "6.9B-20"], bootstrap=100))
+    d = pd.read_csv(out / "compare.csv").set_index("target")
+    assert list(d["winner"]) == ["c4_original", "c4_original"]  # C4-trained models on the C4 eval loss
+    assert d.loc["6.9B-20", "measured_difference"] < 0
+    assert d.loc["6.9B-20", "difference_lower"] < d.loc["6.9B-20", "measured_difference"] < d.loc["6.9B-20", "difference_upper"]
+    assert json.loads((out / "compare.json").read_text())["backtest_summary"]
