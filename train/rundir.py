@@ -15,8 +15,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from omegaconf import OmegaConf
+
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_json
-from ladder.core.layout import CHECKPOINTS, RECORD, STATE_DIR, TMP_PREFIX, checkpoints
+from ladder.core.layout import CHECKPOINTS, CONFIG, RECORD, STATE_DIR, TMP_PREFIX, checkpoints
+from ladder.core.schedules import Run
 
 STATES = ("running", "done", "failed", "interrupted")
 
@@ -24,6 +28,23 @@ STATES = ("running", "done", "failed", "interrupted")
 def read_record(run_dir: Path) -> Optional[dict]:
     path = Path(run_dir) / RECORD
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class CheckpointDamaged(ValueError):
+    """No checkpoint of a run that is whole and holds the state to resume from, though one was written."""
+
+
+def read_run(run_dir: Path) -> Optional[Run]:
+    """The run that trained the directory's checkpoints, as its config.yaml says (`run`, written before its
+    first step); None before any was trained there."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        written = OmegaConf.to_container(OmegaConf.load(path))
+        return Run.from_dict(written["run"]) if "run" in written else None
+    except Exception as exc:  # YAML, a missing key or a value the dataclasses refuse: not what training writes
+        raise ValueError(f"{path}: unreadable ({one_line(exc)})") from exc
 
 
 def write_record(run_dir: Path, rung_id: str, state: str, step: int, steps: int, tokens: int,
