@@ -274,9 +274,10 @@ class _Training:
 
     def _resume_point(self) -> Optional[tuple[int, Path]]:
         """The newest checkpoint whose files are whole (ladder.core.checkpoint_files) and that holds the state to
-        resume from; a damaged newer one is moved aside with a warning (to `<name>.damaged`, which nothing reads).
-        Where the only checkpoints with state are damaged, CheckpointDamaged: the run is not restarted from
-        scratch without a word. Every process decides alike from the same files."""
+        resume from (an unfinished run keeps it in its two newest); a damaged newer one is moved aside with a
+        warning (to `<name>.damaged`, which nothing reads). Where every checkpoint with state is damaged,
+        CheckpointDamaged: the run is not restarted from scratch without a word. Every process decides alike
+        from the same files."""
         damaged = []
         for step, path in reversed(checkpoints(self.run_dir)):
             if not (path / STATE_DIR).is_dir():
@@ -288,10 +289,11 @@ class _Training:
         else:
             if damaged:
                 path, problem = damaged[0]
+                names = " and ".join(p.name for p, _ in damaged)
                 raise CheckpointDamaged(
-                    f"{problem}: no other checkpoint of {self.run.name} than {path.name} holds the optimizer state to "
-                    f"resume from (older ones keep their weights only); restore that file, or move {path} aside "
-                    f"(e.g. to {path.name}.damaged) to train {self.run.name} again from the start")
+                    f"{problem}: {self.run.name} has no whole checkpoint with the optimizer state to resume from "
+                    f"({names} damaged, older ones keep their weights only); restore that file, or move {names} "
+                    f"aside (e.g. to {path.name}.damaged) to train {self.run.name} again from the start")
             return None
         if self.main:
             for bad, problem in damaged:
@@ -401,6 +403,8 @@ class _Training:
             if step in save_at:
                 self._checkpoint(step, recent)
                 clock = time.perf_counter()  # checkpoint writes are not training throughput
+        if self.main:  # a done run resumes no more (a longer one continues from its newest checkpoint)
+            drop_old_states(self.run_dir, keep=set(self.run.keep_steps))
         self._record("done", hp.steps, loss=loss)
         return self._result("done", hp.steps, loss)
 
@@ -428,8 +432,8 @@ class _Training:
                             "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
                 record_sizes(tmp)  # what resuming and evaluation check it against
                 commit_checkpoint(tmp, final)
-        if self.main:
-            drop_old_states(self.run_dir, keep=set(self.run.keep_steps))
+        if self.main:  # the one before keeps its state too, what a run resumes from if this one is damaged
+            drop_old_states(self.run_dir, keep=set(self.run.keep_steps), newest=2)
             self._record("running", step, loss=recent[-1])
         _barrier()
         if self.eval_hook is not None:

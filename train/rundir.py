@@ -76,11 +76,11 @@ def commit_checkpoint(tmp: Path, final: Path) -> None:
         os.close(fd)
 
 
-def drop_old_states(run_dir: Path, keep: set[int]) -> None:
-    """Remove the resume state (optimizer, scheduler, RNG) of every checkpoint but the newest and those at the
-    steps in `keep` (a branch trunk's forks, which its branches start from). They keep their weights, which is
+def drop_old_states(run_dir: Path, keep: set[int], newest: int = 1) -> None:
+    """Remove the resume state (optimizer, scheduler, RNG) of every checkpoint but the `newest` ones and those at
+    the steps in `keep` (a branch trunk's forks, which its branches start from). They keep their weights, which is
     all evaluation and the rungs' links need: at 1B the state is ~9 GB a checkpoint, 10 checkpoints a rung.
     A checkpoint linked in from another run (a trunk's, in a branch rung) is that run's, never touched here."""
-    for step, path in checkpoints(run_dir)[:-1]:
+    for step, path in checkpoints(run_dir)[:-newest]:
         if step not in keep and not path.is_symlink() and (path / STATE_DIR).is_dir():
             shutil.rmtree(path / STATE_DIR)

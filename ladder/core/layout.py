@@ -32,7 +32,8 @@ LOCK = "run.lock"  # held by the one process running the rung (ladder.orchestrat
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.pt"  # inside a checkpoint: step, data position and recent losses
 # Inside a checkpoint: the optimizer, scheduler and RNG of every process, what a run resumes from. Only the
-# newest checkpoint keeps it (and those a run is forked from); older ones keep their weights.
+# two newest checkpoints of an unfinished run keep it, the newest of a done one (and those a run is forked
+# from); older ones keep their weights.
 STATE_DIR = "state"
 # Inside a checkpoint: the size of every file in it when it was committed (ladder.core.checkpoint_files).
 FILE_SIZES = "files.json"

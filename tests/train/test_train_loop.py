@@ -359,36 +359,43 @@ def _truncate(path):
         f.truncate(path.stat().st_size // 2)
 
 
-@pytest.mark.parametrize("name", ["model.safetensors", "trainer_state.pt", "state/optimizer.bin"])
-def test_a_truncated_newest_checkpoint_with_the_only_state_is_named_not_resumed_from(tmp_path, name):
+_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer.bin"]
+
+
+@pytest.mark.parametrize("name", _FILES)
+def test_a_damaged_newest_checkpoint_is_set_aside_for_the_one_before_it_bit_for_bit(tmp_path, caplog, name):
+    """An unfinished run keeps the state of its two newest checkpoints, so a damaged newest one costs the steps
+    since the one before it, not the run."""
+    rung = tiny_run()
+    whole = train_run(rung, sequences_for(rung), tmp_path / "whole", config())
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rung, CrashingSequences(12 * 8, crash_after=8), tmp_path / "run", config())
+    assert [(s, (p / "state").is_dir()) for s, p in checkpoints(tmp_path / "run")] == [(3, True), (6, True)]
+    damaged = tmp_path / "run" / "checkpoints" / "step-00000006"
+    _truncate(damaged / name)
+    resumed = train_run(rung, sequences_for(rung), tmp_path / "run", config())
+    assert resumed.state == "done" and resumed.loss == whole.loss
+    assert losses(tmp_path / "run") == losses(tmp_path / "whole")
+    assert (damaged.parent / "step-00000006.damaged" / name).is_file()  # kept, under a name that says so
+    assert f"step-00000006/{name}" in caplog.text and "step-00000006.damaged" in caplog.text
+    assert [(s, (p / "state").is_dir()) for s, p in checkpoints(tmp_path / "run")] == [  # done: the newest only
+        (3, False), (6, False), (12, True)]
+
+
+@pytest.mark.parametrize("name", _FILES)
+def test_a_run_whose_checkpoints_with_state_are_all_damaged_is_named_not_restarted(tmp_path, name):
     from train.rundir import CheckpointDamaged
 
     rung = tiny_run()
     with pytest.raises(KeyboardInterrupt):
         train_run(rung, CrashingSequences(12 * 8, crash_after=8), tmp_path, config())
     newest = tmp_path / "checkpoints" / "step-00000006"
-    _truncate(newest / name)
+    for step in (3, 6):
+        _truncate(tmp_path / "checkpoints" / f"step-{step:08d}" / name)
     for _ in range(2):  # the same line every time, and nothing restarted from scratch
-        with pytest.raises(CheckpointDamaged, match="restore that file, or move") as error:
+        with pytest.raises(CheckpointDamaged, match="restore that file, or move step-00000006 and step-00000003") as error:
             train_run(rung, sequences_for(rung), tmp_path, config())
         assert f"{newest / name}: " in str(error.value) and "when it was written" in str(error.value)
         assert "\n" not in str(error.value)
     assert read_record(tmp_path)["state"] == "interrupted" and newest.is_dir()
     assert [s for s, _ in checkpoints(tmp_path)] == [3, 6]
-
-
-def test_a_damaged_newest_checkpoint_is_set_aside_for_an_older_one_with_its_state(tmp_path, caplog):
-    """Where an older checkpoint kept its state (a branch trunk's forks), the run resumes from it, bit for bit."""
-    from dataclasses import replace
-
-    run = replace(tiny_run(), keep_steps=(3,))
-    whole = train_run(run, sequences_for(run), tmp_path / "whole", config())
-    with pytest.raises(KeyboardInterrupt):
-        train_run(run, CrashingSequences(12 * 8, crash_after=8), tmp_path / "run", config())
-    damaged = tmp_path / "run" / "checkpoints" / "step-00000006"
-    _truncate(damaged / "model.safetensors")
-    resumed = train_run(run, sequences_for(run), tmp_path / "run", config())
-    assert resumed.state == "done" and resumed.loss == whole.loss
-    assert losses(tmp_path / "run") == losses(tmp_path / "whole")
-    assert (damaged.parent / "step-00000006.damaged" / "model.safetensors").is_file()  # kept, under a name that says so
-    assert "step-00000006/model.safetensors" in caplog.text and "step-00000006.damaged" in caplog.text
