@@ -150,6 +150,7 @@ def test_a_finished_branch_ladder_given_a_larger_multiplier_continues_its_trunk_
     ("seed=1", "seed: 0 → 1"),
     ("train.seed=1", "train.seed: 0 → 1"),
     ("data.val_tokens=2048", "data.val_tokens: 4096 → 2048"),
+    ("ladder.recipe=open_lm", "rung.hp.weight_decay: 0.1 → 0.033"),  # the LR, batch, ... of every rung
     # A multiplier between two trained ones moves the decay of the larger: its checkpoints are another run's.
     ("ladder.multipliers=[1,1.5,2]", "lr_curve: steps 0-14: wsd, warmup 1, decays [6, 7) [13, 14) → "),
 ])
