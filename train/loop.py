@@ -32,6 +32,7 @@ import transformers
 from omegaconf import OmegaConf
 
 from ladder.core.checkpoint_files import damage, record_sizes
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import (CHECKPOINTS, CONFIG, STATE_DIR, TRAINER_STATE, checkpoint_name, checkpoints,
@@ -158,7 +159,7 @@ def _resuming_from(checkpoint: Optional[tuple[int, Path]]):
     except Exception as exc:
         if checkpoint is None:
             raise
-        raise CheckpointDamaged(f"{checkpoint[1]}: cannot resume from it ({type(exc).__name__}: {_first_line(exc)}); "
+        raise CheckpointDamaged(f"{checkpoint[1]}: cannot resume from it ({type(exc).__name__}: {one_line(exc)}); "
                                 f"restore it, or move it aside (to `{checkpoint[1].name}.damaged`): the run then "
                                 f"resumes from the newest older checkpoint that holds its state, or else from "
                                 f"the start") from exc
@@ -178,13 +179,7 @@ def _writing(checkpoint: Path, main: bool):
             free = ""
         if main:
             shutil.rmtree(checkpoint, ignore_errors=True)
-        raise OSError(f"cannot write checkpoint {checkpoint} ({type(exc).__name__}: {_first_line(exc)}{free})") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's own message on one line (torch's and safetensors' run over several)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+        raise OSError(f"cannot write checkpoint {checkpoint} ({type(exc).__name__}: {one_line(exc)}{free})") from exc
 
 
 def _bytes(n: int) -> str:

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import evaluate_unevaluated, make_eval_hook
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import CHECKPOINTS, CONFIG, JOB, TRAINER_STATE, checkpoints, rung_dir
 from ladder.core.plan import build_plan
@@ -42,7 +43,7 @@ def _final_loss(checkpoint: Path) -> Optional[float]:
     try:
         recent = torch.load(path, weights_only=True)["recent_losses"]
     except Exception as exc:  # torch's errors for a damaged file name no file
-        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {one_line(exc)})") from exc
     return recent[-1] if recent else None
 
 
