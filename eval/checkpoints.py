@@ -14,7 +14,9 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ladder.core.checkpoint_files import damage
 from ladder.core.layout import checkpoint_step, checkpoints
+
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 _TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
@@ -53,11 +55,18 @@ def missing_files(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) ->
     return missing
 
 
-def require_complete(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> None:
-    """CheckpointError naming every file the checkpoint lacks."""
+def unusable(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> Optional[str]:
+    """Why a checkpoint cannot be evaluated as it is: the files it lacks, or one that differs from the size it was
+    written with (ladder.core.checkpoint_files: cut short, and safetensors would not say which); None if it can."""
     missing = missing_files(checkpoint_dir, tokenizer_dir)
-    if missing:
-        raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: missing {', '.join(missing)}")
+    return f"missing {', '.join(missing)}" if missing else damage(checkpoint_dir, state=False)
+
+
+def require_complete(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> None:
+    """CheckpointError naming every file the checkpoint lacks, or the one that is damaged."""
+    problem = unusable(checkpoint_dir, tokenizer_dir)
+    if problem:
+        raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: {problem}")
 
 
 def load_tokenizer(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None):

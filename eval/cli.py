@@ -25,8 +25,7 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
-from eval.checkpoints import (CheckpointError, find_checkpoints, load_tokenizer, missing_files, require_complete,
-                              step_of)
+from eval.checkpoints import CheckpointError, find_checkpoints, load_tokenizer, require_complete, step_of, unusable
 from eval.config import EvalError
 from eval.derived import load_documents
 from eval.run import (Encodings, LMSet, RungInfo, as_records, eval_device, eval_dtype, evaluate_checkpoint,
@@ -34,6 +33,8 @@ from eval.run import (Encodings, LMSet, RungInfo, as_records, eval_device, eval_
 from eval.sharding import Shards, init_from_environment
 from eval.examples import TaskError
 from eval.tasks import chance_levels, file_tasks, needs_documents, task_spec
+from ladder.core.configs import ConfigError
+from ladder.core.files import writable_dir
 from ladder.core.layout import CONFIG, RESULTS, RUNGS, checkpoints, rung_dir, rung_dirs
 from ladder.core.shards import TokenSequences
 
@@ -158,10 +159,22 @@ def check_config(cfg: DictConfig) -> None:
     eval_dtype(e.precision, eval_device(e.device))  # each names its key when it is wrong
 
 
+def _check_writable(targets: list[tuple[Path, list[Path]]]) -> None:
+    """Before any checkpoint is evaluated: each rung directory takes its results (and their lock) in the end."""
+    for directory, found in targets:
+        if found:
+            try:
+                writable_dir(directory)
+            except ConfigError as exc:
+                raise EvalError(f"{exc}; its {RESULTS} is written there") from None
+
+
 def main(cfg: DictConfig) -> int:
     try:
         check_config(cfg)
-        evaluate_saved(cfg, _targets(cfg))
+        targets = _targets(cfg)
+        _check_writable(targets)
+        evaluate_saved(cfg, targets)
     except (EvalError, CheckpointError, TaskError) as exc:
         print(f"ladder eval: error: {exc}", file=sys.stderr)
         return 2
@@ -204,10 +217,10 @@ def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> N
             rung, encodings = rung_info(directory), Encodings()
             for ckpt in found:
                 # Rank 0 decides, so a checkpoint being written as the ranks look is skipped by all or none.
-                missing = shards.agree(missing_files(ckpt, tokenizer_dir) if shards.is_main else None)
-                if missing:  # e.g. still being written: say so and leave it for the next run
+                problem = shards.agree(unusable(ckpt, tokenizer_dir) if shards.is_main else None)
+                if problem:  # e.g. still being written: say so and leave it for the next run
                     if shards.is_main:
-                        log.warning("skipping incomplete checkpoint %s: missing %s", ckpt, ", ".join(missing))
+                        log.warning("skipping incomplete checkpoint %s: %s", ckpt, problem)
                     continue
                 _evaluate(rung, step_of(ckpt), lm_sets, tasks, shards, lambda: evaluate_checkpoint(
                     ckpt, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, shards=shards, encodings=encodings))

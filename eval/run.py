@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -224,11 +225,41 @@ def eval_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16 if bf16 else None
 
 
+_torn_reported: set = set()  # (path, size) of results files whose cut-short last line was reported
+_STEP = re.compile(r'"step":\s*(\d+)')
+
+
+def _result_lines(path: Path) -> list[tuple[str, dict]]:
+    """(line, record) of each record in a results file. A last line cut short (no newline, and not a record) is
+    what a writer stopped mid-line leaves: it is dropped with a warning, and with it the other records of its
+    step (the step it names, else the one before it), so that checkpoint is evaluated again whole and the next
+    write leaves them out. Any other line that is not a record is an EvalError naming it."""
+    text = path.read_text() if path.exists() else ""
+    lines, out = text.splitlines(), []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not {"step", "metric", "value"} <= set(record):
+                raise ValueError("not a results record (step, metric, value)")
+        except ValueError as exc:
+            if number < len(lines) or text.endswith("\n"):
+                raise EvalError(f"{path}: line {number}: {exc}; fix or delete that line (its checkpoint is then "
+                                f"evaluated again)") from None
+            named = _STEP.search(line)
+            step = int(named.group(1)) if named else out[-1][1]["step"] if out else None
+            if (path, len(text)) not in _torn_reported:
+                _torn_reported.add((path, len(text)))
+                log.warning("%s: line %d is cut short (a writer stopped mid-line): dropped, with the other records "
+                            "of step %s, which is evaluated again", path, number, step)
+            return [(kept, r) for kept, r in out if r["step"] != step]
+        out.append((line, record))
+    return out
+
+
 def read_results(rung_dir: Path) -> list[dict]:
-    path = Path(rung_dir) / RESULTS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for _, record in _result_lines(Path(rung_dir) / RESULTS)]
 
 
 def write_results(rung_dir: Path, records: Sequence[dict]) -> int:
@@ -239,14 +270,12 @@ def write_results(rung_dir: Path, records: Sequence[dict]) -> int:
     """
     path = Path(rung_dir) / RESULTS
     with FileLock(str(path) + ".lock"):
-        old = path.read_text() if path.exists() else ""
-        seen = {(r["step"], r["metric"]) for r in (json.loads(x) for x in old.splitlines() if x.strip())}
+        old = _result_lines(path)
+        seen = {(r["step"], r["metric"]) for _, r in old}
         new = [r for r in records if (r["step"], r["metric"]) not in seen]
         if not new:
             return 0
-        if old and not old.endswith("\n"):
-            old += "\n"
-        atomic_write_text(path, old + "".join(json.dumps(r) + "\n" for r in new))
+        atomic_write_text(path, "".join(line + "\n" for line, _ in old) + "".join(json.dumps(r) + "\n" for r in new))
     return len(new)
 
 

@@ -4,7 +4,9 @@ import gzip
 import json
 import os
 import re
+import shutil
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -296,3 +298,147 @@ def test_fit_names_an_unknown_target_size(points, tmp_path, capsys):
 
 def test_status_of_a_directory_that_does_not_exist_says_so(tmp_path, capsys):
     assert f"out_dir={tmp_path}/nope: no such directory" in error(capsys, "status", f"out_dir={tmp_path}/nope")
+
+
+# Issue 27: launcher keys, saved files, a read-only rung, a full disk
+
+@pytest.mark.parametrize("override,message", [
+    ("launcher.gpus=0", "launcher.gpus=0: must be at least 1"),
+    ("launcher.gpus=-1", "launcher.gpus=-1: must be at least 1"),
+    ("launcher.max_time_min=0", "launcher.max_time_min=0: must be at least launcher.min_time_min="),
+    ("launcher.expected_mfu=0", "launcher.expected_mfu=0.0: must be positive"),
+    ("launcher.expected_mfu=1.5", "launcher.expected_mfu=1.5: a share of the peak, at most 1"),
+    ("launcher.cpu_flops=0", "launcher.cpu_flops=0.0: must be positive"),
+    ("launcher.time_min=-5", "launcher.time_min=-5: must be at least 1"),
+    ("launcher.nodes=0", "launcher.nodes=0: must be at least 1"),
+    ("launcher.mem_gb=-4", "launcher.mem_gb=-4: must be at least 1"),
+    ("launcher.max_parallel=0", "launcher.max_parallel=0: must be at least 1"),
+    ("launcher.gpus_per_node=-1", "launcher.gpus_per_node=-1: must be at least 0"),
+])
+@pytest.mark.parametrize("launcher", ["slurm", "slurm_cpu"])
+def test_bad_launcher_settings_are_refused_at_composition(tmp_path, capsys, launcher, override, message):
+    assert message in error(capsys, "plan", f"launcher={launcher}", override)
+    assert message in error(capsys, "run", f"launcher={launcher}", f"out_dir={tmp_path}/run", override)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(any(shutil.which(c) for c in ("sbatch", "srun")), reason="Slurm is installed here")
+@pytest.mark.parametrize("launcher", ["slurm", "slurm_cpu"])
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_slurm_without_a_cluster_is_one_line_before_any_work(tmp_path, capsys, cache, command, launcher):
+    message = error(capsys, command, f"launcher={launcher}", f"out_dir={tmp_path}/run")
+    assert "launcher.name=slurm: no Slurm here (sbatch and srun not on PATH)" in message
+    assert not (cache / "tokens").exists() and not (cache / "corpus").exists()  # before the data is prepared
+
+
+def test_an_unwritable_slurm_folder_is_refused(tmp_path, capsys, read_only):
+    (tmp_path / "locked").mkdir()
+    with read_only(tmp_path / "locked"):
+        assert f"launcher.folder={tmp_path}/locked/jobs: cannot write there" in error(
+            capsys, "run", "launcher=slurm", f"out_dir={tmp_path}/run", f"launcher.folder={tmp_path}/locked/jobs")
+    (tmp_path / "file").write_text("mine")
+    assert f"launcher.folder={tmp_path}/file: is a file" in error(
+        capsys, "train", "launcher=slurm", f"out_dir={tmp_path}/run", f"launcher.folder={tmp_path}/file")
+
+
+def _fit_settings_file(tmp_path):
+    from ladder.orchestration.pipeline import _fit_config
+    from ladder.core.plan import build_plan
+    from omegaconf import OmegaConf
+
+    cfg = load(["ladder=smoke", f"out_dir={tmp_path}/run"])
+    return OmegaConf.to_yaml(_fit_config(cfg, build_plan(cfg)))
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda text: text[:len(text) // 2], "fit.yaml: incomplete (no "),
+    (lambda text: "method: [chinchilla\n", "fit.yaml: not the fit settings `ladder run` writes"),
+    (lambda text: text.replace("bootstrap: 200", "bootstrap: many"), "fit.yaml: not the fit settings"),
+])
+def test_a_damaged_fit_settings_file_is_named(tmp_path, capsys, damage, message):
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "fit.yaml").write_text(damage(_fit_settings_file(tmp_path)))
+    assert f"{tmp_path}/run/{message}" in error(capsys, "fit", f"results={tmp_path}/run")
+
+
+def test_half_a_plan_is_named(tmp_path, capsys):
+    from ladder.orchestration.plan_format import as_json
+    from ladder.core.plan import build_plan
+
+    text = as_json(build_plan(load(["ladder=smoke"])))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "plan.json").write_text(text[:len(text) // 2])
+    assert f"{tmp_path}/run/plan.json: unreadable" in error(capsys, "fit", f"results={tmp_path}/run")
+
+
+def _results_of(overrides, multiplier=1):
+    out_dir = next(o.split("=", 1)[1] for o in overrides if o.startswith("out_dir="))
+    return Path(out_dir) / "rungs" / f"smoke-24-c4-M{multiplier}" / "results.jsonl"
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_a_bad_line_in_a_rungs_results_is_named(finished, capsys, command):
+    results = _results_of(finished)
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text(lines[0] + "{not json\n" + "".join(lines[1:]))
+    message = error(capsys, command, *finished)
+    assert f"{results}: line 2: " in message and "fix or delete that line" in message
+
+
+def test_a_torn_last_line_is_dropped_and_its_checkpoint_evaluated_again(finished, capsys, caplog):
+    results = _results_of(finished)
+    whole = results.read_text()
+    results.write_text(whole[:-20])  # a writer killed mid-line
+    assert main(["eval", *finished]) == 0
+    assert "is cut short (a writer stopped mid-line): dropped" in caplog.text
+    records = [json.loads(line) for line in results.read_text().splitlines()]  # every line whole again
+    assert sorted((r["step"], r["metric"]) for r in records) == sorted(
+        (r["step"], r["metric"]) for r in map(json.loads, whole.splitlines()))
+
+
+def test_eval_of_a_read_only_rung_is_refused_before_evaluating(finished, capsys, caplog, read_only):
+    results = _results_of(finished)
+    results.unlink()  # something to evaluate
+    with read_only(results.parent):
+        message = error(capsys, "eval", *finished, "rung=smoke-24-c4-M1")
+    assert f"{results.parent}: cannot write there" in message and "results.jsonl is written there" in message
+    assert "evaluated in" not in caplog.text
+
+
+def test_a_full_disk_while_building_the_corpus_is_one_line(tmp_path, capsys, monkeypatch, cache):
+    import errno
+
+    import train.data.corpus as corpus
+
+    class FullDisk:  # gzip.open's file on a full disk: every write fails, without naming the file
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(corpus, "SOURCES", {"kjv": (lambda: iter([("u", "in the beginning")]), "2024-06-05T00:00:00Z")})
+    monkeypatch.setattr(corpus.gzip, "open", FullDisk)
+    message = error(capsys, "prepare")
+    assert f"{cache}/corpus/smoke: cannot write the built-in corpus there (No space left on device)" in message
+    assert not list((cache / "corpus").glob("*.partial-*"))  # its half-written copy is gone
+
+
+def test_a_full_disk_names_the_file_an_atomic_write_was_writing(tmp_path, monkeypatch):
+    import errno
+
+    from ladder.core.files import atomic_write_text
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=re.escape(f"No space left on device: '{tmp_path}/record.json'")):
+        atomic_write_text(tmp_path / "record.json", "{}")
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind

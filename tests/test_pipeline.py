@@ -210,11 +210,42 @@ def test_a_full_disk_fails_the_rung_cleanly_and_a_rerun_completes_it(tiny_ladder
     assert run_ladder(cfg, fit=False) == 1
     status = read_status(cfg.out_dir, rung)
     assert status.state == "failed" and "No space left on device" in status.reason
-    assert "No space left on device" in capsys.readouterr().out
-    complete = sorted(p.name for p in (rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints").glob("step-*"))
-    half_way = checkpoint_steps(rung.hp.steps, [0.5, 1.0])[0]
+    checkpoints = rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints"
+    half_way, end = checkpoint_steps(rung.hp.steps, [0.5, 1.0])
+    named = f"cannot write checkpoint {checkpoints}/.tmp-step-{end:08d} (OSError: [Errno 28] No space left on device;"
+    assert named in status.reason and "free there)" in status.reason  # the path, and the room left beside it
+    assert named in capsys.readouterr().out
+    complete = sorted(p.name for p in checkpoints.glob("step-*"))
     assert complete == [f"step-{half_way:08d}"]  # the half-written one is not taken for complete
+    assert not list(checkpoints.glob(".tmp-*"))  # and is gone, so a full disk has the room to record why
 
     monkeypatch.setattr(transformers.PreTrainedModel, "save_pretrained", save)  # space freed
     assert run_ladder(cfg, fit=False) == 0
     assert _final_loss(cfg, rung) == _final_loss(reference, rung)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_trunk_is_one_line_naming_the_file(tiny_ladder, tmp_path):
+    """A real full disk (a small tmpfs; root only), with wandb writing offline beside the run: the trunk fails
+    with one line naming the file it could not write (here a checkpoint), and nothing prints a traceback."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(full)],
+                                           capture_output=True).returncode:
+        pytest.skip("needs root that may mount a tmpfs")
+    try:
+        cfg = tiny_ladder("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2,4]",
+                          "train.wandb.mode=offline", f"out_dir={full}/run",
+                          "train.checkpoint_fractions=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]")
+        config_file = tmp_path / "full.yaml"
+        config_file.write_text(OmegaConf.to_yaml(cfg))
+        script = ("import sys; from omegaconf import OmegaConf; from ladder.orchestration.pipeline import run_ladder; "
+                  "sys.exit(run_ladder(OmegaConf.load(sys.argv[1]), fit=False))")
+        done = subprocess.run([sys.executable, "-c", script, str(config_file)], capture_output=True, text=True,
+                              env=os.environ.copy(), timeout=600)
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=True)  # wandb-core may still hold a file
+    assert done.returncode == 1
+    failed = [line for line in done.stdout.splitlines() if line.startswith("rung ") and " failed: " in line]
+    assert failed and all(f"{full}/run/" in line for line in failed), done.stdout
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]

@@ -83,26 +83,123 @@ def test_a_branch_ladder_decays_each_rung_from_its_fork(tiny_ladder):
 
 
 def test_a_branch_that_fails_is_reported_as_its_rung_not_the_trunk(tiny_ladder, monkeypatch, capsys):
-    import ladder.orchestration.rung as rung_module
+    import ladder.orchestration.publish as publish
 
-    cfg = tiny_ladder("ladder.lr_schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2]",
+    cfg = tiny_ladder("ladder.lr_schedule=branch", "ladder.sizes=[smoke-24]", "ladder.multipliers=[1,2,3]",
                       "ladder.lr_decay_fraction=0.3")
     trunk = build_plan(cfg).jobs[0]
-    first, second = trunk.rungs
-    real = rung_module.evaluate_unevaluated
+    first, second, third = trunk.rungs
+    real = publish.make_eval_hook
 
     def failing_on_the_second(eval_cfg, directory):
-        if directory == rung_dir(cfg.out_dir, second.rung_id):
-            raise RuntimeError("evaluation broke")
-        return real(eval_cfg, directory)
+        hook = real(eval_cfg, directory)
 
-    monkeypatch.setattr(rung_module, "evaluate_unevaluated", failing_on_the_second)
+        def failing(checkpoint, *args, **kwargs):
+            if Path(checkpoint).parent.parent == rung_dir(cfg.out_dir, second.rung_id):  # its branch's own
+                raise RuntimeError("evaluation broke")
+            return hook(checkpoint, *args, **kwargs)
+        return failing
+
+    monkeypatch.setattr(publish, "make_eval_hook", failing_on_the_second)
     assert run_ladder(cfg, fit=False) == 1
-    assert f"rung {second.rung_id} failed: RuntimeError: evaluation broke" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"rung {second.rung_id} failed: RuntimeError: evaluation broke" in out
+    # The branch after it never ran: a failure, not "pending", at the end of the run.
+    assert f"rung {third.rung_id} failed: pending: its job ended before training it" in out
     assert read_record(trunk_dir(cfg.out_dir, trunk.name))["state"] == "done"  # not blamed
     assert read_status(cfg.out_dir, first).state == "done" and read_status(cfg.out_dir, second).state == "failed"
-    monkeypatch.setattr(rung_module, "evaluate_unevaluated", real)
+    monkeypatch.setattr(publish, "make_eval_hook", real)
     assert run_ladder(cfg, fit=False) == 0  # the same command again finishes it
+
+
+def test_a_finished_wsds_ladder_given_a_larger_multiplier_continues_its_trunk(tiny_ladder, tmp_path):
+    """Its trunk continues from its last checkpoint (the bottom of its last decay) to the new rung's D, exactly
+    as a ladder trained with the larger grid from the start; the old rungs are left as they were."""
+    grid = ("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]")
+    fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/fresh")
+    assert run_ladder(fresh, fit=False) == 0
+    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]"), fit=False) == 0
+    cfg = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]")
+    old = {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).glob("rungs/*/results.jsonl")}
+    assert run_ladder(cfg, fit=False) == 0
+    new = build_plan(cfg).rungs[-1]
+    assert [read_status(cfg.out_dir, r).state for r in build_plan(cfg).rungs] == ["done"] * 3
+    assert read_record(rung_dir(cfg.out_dir, new.rung_id))["loss"] == read_record(rung_dir(fresh.out_dir, new.rung_id))["loss"]
+    assert {p: p.stat().st_mtime_ns for p in old} == old
+    assert max(r["step"] for r in _results(cfg, new)) == new.hp.steps
+
+
+@pytest.mark.slow
+def test_a_finished_branch_ladder_given_a_larger_multiplier_continues_its_trunk_from_its_last_fork(tiny_ladder,
+                                                                                                   tmp_path):
+    grid = ("ladder.lr_schedule=branch", "ladder.sizes=[smoke-24]", "ladder.lr_decay_fraction=0.3")
+    fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/fresh")
+    assert run_ladder(fresh, fit=False) == 0
+    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]"), fit=False) == 0
+    cfg = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]")
+    assert run_ladder(cfg, fit=False) == 0
+    trunk, new = build_plan(cfg).jobs[0], build_plan(cfg).rungs[-1]
+    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["step"] == trunk.segment_ends[-1]
+    assert read_record(rung_dir(cfg.out_dir, new.rung_id))["loss"] == read_record(rung_dir(fresh.out_dir, new.rung_id))["loss"]
+
+
+@pytest.mark.parametrize("change,named", [
+    ("ladder.lr_schedule=cosine", "ladder.lr_schedule: wsds → cosine"),
+    ("ladder.lr_schedule=branch", "ladder.lr_schedule: wsds → branch"),
+    ("ladder.lr_decay_fraction=0.3", "ladder.lr_decay_fraction: 0.1 → 0.3"),
+    ("seed=1", "seed: 0 → 1"),
+    ("train.seed=1", "train.seed: 0 → 1"),
+    ("data.val_tokens=2048", "data.val_tokens: 4096 → 2048"),
+    ("ladder.recipe=open_lm", "rung.hp.weight_decay: 0.1 → 0.033"),  # the LR, batch, ... of every rung
+    # A multiplier between two trained ones moves the decay of the larger: its checkpoints are another run's.
+    ("ladder.multipliers=[1,1.5,2]", "lr_curve: steps 0-14: wsd, warmup 1, decays [6, 7) [13, 14) → "),
+])
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_a_finished_ladder_run_with_settings_that_change_its_rungs_is_refused(finished, capsys, change, named,
+                                                                                command):
+    from ladder.orchestration.cli import main
+
+    out_dir = Path(next(o.split("=", 1)[1] for o in finished if o.startswith("out_dir=")))
+    plan = (out_dir / "plan.json").read_text()
+    assert main([command, *finished, change]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ladder {command}: error: out_dir={out_dir}: rungs/smoke-24-c4-M") and "\n" not in err
+    assert named in err and "use another out_dir" in err
+    assert (out_dir / "plan.json").read_text() == plan  # nothing rewritten
+
+
+def test_a_trunk_stopped_by_sigterm_leaves_its_running_rung_interrupted_not_stale(tiny_ladder, monkeypatch):
+    import ladder.orchestration.publish as publish
+    from ladder.core.interrupt import Interrupted
+
+    cfg = tiny_ladder("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]", "train.checkpoint_fractions=[0.25,1.0]")
+
+    def stopped_before_evaluating(eval_cfg, directory):
+        def hook(*args, **kwargs):
+            raise Interrupted("SIGTERM")
+        return hook
+
+    monkeypatch.setattr(publish, "make_eval_hook", stopped_before_evaluating)
+    with pytest.raises(Interrupted):
+        run_ladder(cfg, fit=False)
+    status = read_status(cfg.out_dir, build_plan(cfg).rungs[0])  # the trunk's first checkpoint is in its segment
+    assert status.state == "interrupted" and "SIGTERM" in status.reason
+
+
+def test_a_damaged_checkpoint_of_a_done_trunk_is_named_and_its_record_kept(finished, capsys, caplog):
+    from ladder.orchestration.compose import load
+
+    cfg = load(finished)
+    trunk, rung = build_plan(cfg).jobs[0], build_plan(cfg).rungs[0]
+    weights = rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints" / f"step-{rung.hp.steps:08d}" / "model.safetensors"
+    with open(weights, "r+b") as f:  # the trunk's file, through the rung's link
+        f.truncate(weights.stat().st_size // 2)
+    (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").unlink()  # its evaluation lost: the run redoes it
+    assert run_ladder(cfg, fit=False) == 1
+    assert f"rung {rung.rung_id} failed: checkpoint(s) step-{rung.hp.steps:08d} not evaluated" in capsys.readouterr().out
+    assert f"{weights}: " in caplog.text and "when it was written" in caplog.text
+    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["state"] == "done"  # never rewritten to failed
+    assert read_status(cfg.out_dir, rung).state == "done"
 
 
 @pytest.mark.slow

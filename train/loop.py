@@ -17,6 +17,8 @@ had been checked on its own.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import math
 import shutil
 import time
@@ -29,12 +31,14 @@ import torch.distributed as dist
 import transformers
 from omegaconf import OmegaConf
 
+from ladder.core.checkpoint_files import damage, record_sizes
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
-from ladder.core.layout import (CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoint_name, checkpoints, latest_checkpoint,
-                               resume_checkpoint, temporary_checkpoint_dir)
+from ladder.core.layout import (CHECKPOINTS, CONFIG, STATE_DIR, TRAINER_STATE, checkpoint_name, checkpoints,
+                               latest_checkpoint, temporary_checkpoint_dir)
 from ladder.core.provenance import harness_commit
-from ladder.core.schedules import Run
+from ladder.core.schedules import Run, RunMismatch, describe
 from train.backends import make_backend
 from train.config import DivergenceConfig, TrainConfig
 from train.feed import Prefetch
@@ -42,8 +46,11 @@ from train.loss import attach_loss
 from train.metrics import MetricsLog, peak_flops
 from train.model import attention, build_model, compile_blocks
 from train.optim import make_optimizer, make_scheduler
-from train.rundir import commit_checkpoint, drop_old_states, read_record, remove_incomplete_checkpoints, write_record
+from train.rundir import (CheckpointDamaged, commit_checkpoint, drop_old_states, read_record, read_run,
+                          remove_incomplete_checkpoints, write_record)
 from train.sizing import derive_micro_batch, device_memory
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -145,6 +152,42 @@ def _load_model(run: Run, cfg: TrainConfig, tokenizer_dir: Optional[Path], check
     return model
 
 
+@contextlib.contextmanager
+def _resuming_from(checkpoint: Optional[tuple[int, Path]]):
+    """A checkpoint that passed its size check but does not load (its bytes damaged in place) is named."""
+    try:
+        yield
+    except Exception as exc:
+        if checkpoint is None:
+            raise
+        raise CheckpointDamaged(f"{checkpoint[1]}: cannot resume from it ({type(exc).__name__}: {one_line(exc)}); "
+                                f"restore it, or move it aside (to `{checkpoint[1].name}.damaged`): the run then "
+                                f"resumes from the newest older checkpoint that holds its state, or else from "
+                                f"the start") from exc
+
+
+@contextlib.contextmanager
+def _writing(checkpoint: Path, main: bool):
+    """A checkpoint that cannot be written is named, with the space left beside it: a full disk's errors from
+    safetensors and torch.save name no file (and are no OSError). Its partial directory is removed (by the main
+    process), which on a full disk frees the space the run's record needs to say why it stopped."""
+    try:
+        yield
+    except Exception as exc:
+        try:
+            free = f"; {_bytes(shutil.disk_usage(checkpoint.parent).free)} free there"
+        except OSError:
+            free = ""
+        if main:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+        raise OSError(f"cannot write checkpoint {checkpoint} ({type(exc).__name__}: {one_line(exc)}{free})") from exc
+
+
+def _bytes(n: int) -> str:
+    return next(f"{n / 2**p:.3g} {unit}" for p, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "B"))
+                if n >= 2**p or not p)
+
+
 def train_run(run: Run, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
                eval_hook: Optional[Callable[..., Optional[list]]] = None,
                composed: Optional[dict] = None) -> TrainResult:
@@ -198,23 +241,75 @@ class _Training:
             (self.run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
             remove_incomplete_checkpoints(self.run_dir)
         _barrier()
+        self._check_continues()
         record = read_record(self.run_dir)
-        if record and record["state"] == "done":
+        if record and record["state"] == "done" and record["step"] >= self.hp.steps:
             return self._result("done", record["step"], record["loss"])
+        # A longer run continues a done one it agrees with (a trunk extended to a larger D): as any other.
+        self.resume = self._resume_point()
         try:
             return self._train()
         except BaseException as exc:  # the record says why the run stopped
             # Ctrl-C, SIGTERM (ladder.core.interrupt) and submitit's exit on preemption stop a healthy run.
             stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
-            self._record("interrupted" if stopped else "failed", (read_record(self.run_dir) or {}).get("step", 0),
-                         reason=f"{type(exc).__name__}: {exc}")
+            try:
+                self._record("interrupted" if stopped else "failed", (read_record(self.run_dir) or {}).get("step", 0),
+                             reason=f"{type(exc).__name__}: {exc}")
+            except OSError as error:  # e.g. the full disk that stopped the run: its own error is the one to report
+                logger.warning("%s: could not record why it stopped: %s", self.run.name, error)
             raise
+
+    def _check_continues(self) -> None:
+        """RunMismatch where the directory's checkpoints were trained by a run that differs from this one on a
+        step they hold: this run would continue, or take as done, another run's work."""
+        trained, previous = latest_checkpoint(self.run_dir), read_run(self.run_dir)
+        if trained is None or previous is None:
+            return
+        differences = previous.differences(self.run, min(trained[0], self.hp.steps))
+        if differences:
+            raise RunMismatch(f"{self.run_dir}: its checkpoints were trained with other settings than "
+                              f"{self.run.name} now asks for ({describe(differences)}); train it in another "
+                              f"out_dir, or with the settings it was trained with")
+
+    def _resume_point(self) -> Optional[tuple[int, Path]]:
+        """The newest checkpoint whose files are whole (ladder.core.checkpoint_files) and that holds the state to
+        resume from (an unfinished run keeps it in its two newest); a damaged newer one is moved aside with a
+        warning (to `<name>.damaged`, which nothing reads). Where every checkpoint with state is damaged,
+        CheckpointDamaged: the run is not restarted from scratch without a word. Every process decides alike
+        from the same files."""
+        damaged = []
+        for step, path in reversed(checkpoints(self.run_dir)):
+            if not (path / STATE_DIR).is_dir():
+                continue
+            problem = damage(path)
+            if problem is None:
+                break
+            damaged.append((path, problem))
+        else:
+            if damaged:
+                path, problem = damaged[0]
+                names = " and ".join(p.name for p, _ in damaged)
+                raise CheckpointDamaged(
+                    f"{problem}: {self.run.name} has no whole checkpoint with the optimizer state to resume from "
+                    f"({names} damaged, older ones keep their weights only); restore that file, or move {names} "
+                    f"aside (e.g. to {path.name}.damaged) to train {self.run.name} again from the start")
+            return None
+        if self.main:
+            for bad, problem in damaged:
+                aside = next(a for i in itertools.count() if not (a := bad.with_name(
+                    f"{bad.name}.damaged{f'-{i}' if i else ''}")).exists())
+                logger.warning("%s: %s; moved %s to %s and resuming from %s", self.run.name, problem, bad.name,
+                               aside.name, path.name)
+                bad.rename(aside)
+        _barrier()
+        return step, path
 
     def _train(self) -> TrainResult:
         cfg, hp, backend = self.cfg, self.hp, self.backend
-        latest = resume_checkpoint(self.run_dir)
-        model = _load_model(self.run, cfg, self.tokenizer_dir, latest[1] if latest else None,
-                            backend.device.type == "cuda")
+        latest = self.resume
+        with _resuming_from(latest):
+            model = _load_model(self.run, cfg, self.tokenizer_dir, latest[1] if latest else None,
+                                backend.device.type == "cuda")
         attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
             compile_blocks(model)
@@ -223,8 +318,9 @@ class _Training:
         self.scheduler = backend.scheduler
         start, recent = 0, []
         if latest:
-            backend.load_state(latest[1])
-            state = torch.load(latest[1] / TRAINER_STATE, weights_only=True)
+            with _resuming_from(latest):
+                backend.load_state(latest[1])
+                state = torch.load(latest[1] / TRAINER_STATE, weights_only=True)
             start, recent = state["step"], state["recent_losses"]
             assert state["position"] == start * hp.batch_size, "data position and step disagree"
 
@@ -265,7 +361,9 @@ class _Training:
         autocast = (torch.autocast(backend.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                     else contextlib.nullcontext())
         self.model.train()
-        clock, since, loss, pending = time.perf_counter(), 0, None, []
+        # The loss of the step resumed from: the record of a run resumed at its last step (a stop between
+        # its final checkpoint and its done record) trains no step and must still say it.
+        clock, since, loss, pending = time.perf_counter(), 0, recent[-1] if recent else None, []
         for step in range(start + 1, hp.steps + 1):  # 1-based: `step` optimizer steps done after this one
             raise_if_stopped()
             batch = next(feed).to(backend.device, non_blocking=True)
@@ -305,6 +403,8 @@ class _Training:
             if step in save_at:
                 self._checkpoint(step, recent, log)
                 clock = time.perf_counter()  # checkpoint writes are not training throughput
+        if self.main:  # a done run resumes no more (a longer one continues from its newest checkpoint)
+            drop_old_states(self.run_dir, keep=set(self.run.keep_steps))
         self._record("done", hp.steps, loss=loss)
         return self._result("done", hp.steps, loss)
 
@@ -312,24 +412,28 @@ class _Training:
         """Write checkpoints/step-<step> atomically: everything under a temporary name, then one rename."""
         tmp = temporary_checkpoint_dir(self.run_dir, step)
         final = self.run_dir / CHECKPOINTS / checkpoint_name(step)
-        if self.main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        _barrier()
-        weights = self.backend.full_state_dict()  # collective under FSDP and ZeRO-3
-        if self.main:
-            self.backend.unwrapped().save_pretrained(str(tmp), state_dict=weights)
-            if self.tokenizer_dir is not None:
-                for f in self.tokenizer_dir.iterdir():
-                    if f.is_file():
-                        shutil.copy2(f, tmp / f.name)
-        self.backend.save_state(tmp)  # every process writes its optimizer shard and RNG state
-        _barrier()
-        if self.main:
-            torch.save({"step": step, "position": step * self.hp.batch_size, "tokens": step * self.tokens_per_step,
-                        "recent_losses": recent, "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
-            commit_checkpoint(tmp, final)
-            drop_old_states(self.run_dir, keep=set(self.run.keep_steps))
+        with _writing(tmp, self.main):
+            if self.main:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            _barrier()
+            weights = self.backend.full_state_dict()  # collective under FSDP and ZeRO-3
+            if self.main:
+                self.backend.unwrapped().save_pretrained(str(tmp), state_dict=weights)
+                if self.tokenizer_dir is not None:
+                    for f in self.tokenizer_dir.iterdir():
+                        if f.is_file():
+                            shutil.copy2(f, tmp / f.name)
+            self.backend.save_state(tmp)  # every process writes its optimizer shard and RNG state
+            _barrier()
+            if self.main:
+                torch.save({"step": step, "position": step * self.hp.batch_size,
+                            "tokens": step * self.tokens_per_step, "recent_losses": recent,
+                            "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
+                record_sizes(tmp)  # what resuming and evaluation check it against
+                commit_checkpoint(tmp, final)
+        if self.main:  # the one before keeps its state too, what a run resumes from if this one is damaged
+            drop_old_states(self.run_dir, keep=set(self.run.keep_steps), newest=2)
             self._record("running", step, loss=recent[-1])
         _barrier()
         if self.eval_hook is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Optional
@@ -10,8 +11,10 @@ from typing import Optional
 import torch
 
 from train.config import TrainConfig
-from ladder.core.files import atomic_write_text
+from ladder.core.files import atomic_write_text, naming
 from ladder.core.layout import METRICS
+
+log = logging.getLogger(__name__)
 
 # Dense bf16 tensor-core peaks (vendor datasheets), matched against the device name, the most specific name
 # first: the PCIe and NVL parts run at lower clocks and power than the SXM ones ("NVIDIA H100 80GB HBM3").
@@ -50,8 +53,9 @@ class MetricsLog:
                         dynamic_ncols=True)
 
     def log(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        with naming(self.path):
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
         if self.wandb is not None:
             self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
@@ -67,10 +71,23 @@ class MetricsLog:
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
 
     def close(self, exit_code: int = 0) -> None:
+        """Also after a failure: a second error here (a full disk fails the file's last flush, and wandb, which
+        writes beside it, its own finish) is one warning, never a traceback over the failure itself."""
         self.bar.close()
-        self.file.close()
+        try:
+            with naming(self.path):
+                self.file.close()
+        except OSError as exc:
+            if not exit_code:
+                raise
+            log.warning("%s", exc)
         if self.wandb is not None:
-            self.wandb.finish(exit_code=exit_code)
+            try:
+                self.wandb.finish(exit_code=exit_code)
+            except Exception as exc:  # wandb's own errors (HandleAbandonedError, ...) have no common base
+                if not exit_code:
+                    raise
+                log.warning("wandb could not finish its run in %s: %s: %s", self.wandb.dir, type(exc).__name__, exc)
 
 
 def _drop_steps_after(path: Path, step: int) -> None:

@@ -15,8 +15,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from omegaconf import OmegaConf
+
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_json
-from ladder.core.layout import CHECKPOINTS, RECORD, STATE_DIR, TMP_PREFIX, checkpoints
+from ladder.core.layout import CHECKPOINTS, CONFIG, RECORD, STATE_DIR, TMP_PREFIX, checkpoints
+from ladder.core.schedules import Run
 
 STATES = ("running", "done", "failed", "interrupted")
 
@@ -24,6 +28,23 @@ STATES = ("running", "done", "failed", "interrupted")
 def read_record(run_dir: Path) -> Optional[dict]:
     path = Path(run_dir) / RECORD
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class CheckpointDamaged(ValueError):
+    """No checkpoint of a run that is whole and holds the state to resume from, though one was written."""
+
+
+def read_run(run_dir: Path) -> Optional[Run]:
+    """The run that trained the directory's checkpoints, as its config.yaml says (`run`, written before its
+    first step); None before any was trained there."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        written = OmegaConf.to_container(OmegaConf.load(path))
+        return Run.from_dict(written["run"]) if "run" in written else None
+    except Exception as exc:  # YAML, a missing key or a value the dataclasses refuse: not what training writes
+        raise ValueError(f"{path}: unreadable ({one_line(exc)})") from exc
 
 
 def write_record(run_dir: Path, rung_id: str, state: str, step: int, steps: int, tokens: int,
@@ -55,11 +76,11 @@ def commit_checkpoint(tmp: Path, final: Path) -> None:
         os.close(fd)
 
 
-def drop_old_states(run_dir: Path, keep: set[int]) -> None:
-    """Remove the resume state (optimizer, scheduler, RNG) of every checkpoint but the newest and those at the
-    steps in `keep` (a branch trunk's forks, which its branches start from). They keep their weights, which is
+def drop_old_states(run_dir: Path, keep: set[int], newest: int = 1) -> None:
+    """Remove the resume state (optimizer, scheduler, RNG) of every checkpoint but the `newest` ones and those at
+    the steps in `keep` (a branch trunk's forks, which its branches start from). They keep their weights, which is
     all evaluation and the rungs' links need: at 1B the state is ~9 GB a checkpoint, 10 checkpoints a rung.
     A checkpoint linked in from another run (a trunk's, in a branch rung) is that run's, never touched here."""
-    for step, path in checkpoints(run_dir)[:-1]:
+    for step, path in checkpoints(run_dir)[:-newest]:
         if step not in keep and not path.is_symlink() and (path / STATE_DIR).is_dir():
             shutil.rmtree(path / STATE_DIR)

@@ -27,12 +27,16 @@ METRICS = "metrics.jsonl"  # training log
 RESULTS = "results.jsonl"  # evaluation records (eval → fit)
 LAUNCH = "launch.json"  # multi-process runs: what each torchrun worker trains
 JOB = "job.yaml"  # multi-process runs: how workers publish and evaluate checkpoints (ladder.orchestration.publish)
+IDENTITY = "identity.json"  # what the rung's (or trunk's) results depend on (ladder.orchestration.identity)
 LOCK = "run.lock"  # held by the one process running the rung (ladder.orchestration.lock)
 CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.pt"  # inside a checkpoint: step, data position and recent losses
 # Inside a checkpoint: the optimizer, scheduler and RNG of every process, what a run resumes from. Only the
-# newest checkpoint keeps it (and those a run is forked from); older ones keep their weights.
+# two newest checkpoints of an unfinished run keep it, the newest of a done one (and those a run is forked
+# from); older ones keep their weights.
 STATE_DIR = "state"
+# Inside a checkpoint: the size of every file in it when it was committed (ladder.core.checkpoint_files).
+FILE_SIZES = "files.json"
 
 # A checkpoint is written under a temporary name and renamed to its final one once complete,
 # so a directory whose name matches CHECKPOINT_NAME is always whole.
@@ -77,11 +81,6 @@ def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(run_dir: str | Path) -> Optional[tuple[int, Path]]:
     found = checkpoints(run_dir)
     return found[-1] if found else None
-
-
-def resume_checkpoint(run_dir: str | Path) -> Optional[tuple[int, Path]]:
-    """The newest checkpoint that still holds the state to resume training from."""
-    return next(((step, p) for step, p in reversed(checkpoints(run_dir)) if (p / STATE_DIR).is_dir()), None)
 
 
 def temporary_checkpoint_dir(run_dir: str | Path, step: int) -> Path:

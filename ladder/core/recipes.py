@@ -75,6 +75,16 @@ def lr_factor(hp: Hyperparams) -> Callable[[int], float]:
     return lambda step: (step + 1) / warmup if step < warmup else after_warmup(step)
 
 
+def lr_curve(hp: Hyperparams, end: int) -> str:
+    """What `lr_factor(hp)` gives steps 0 … end−1, as a line a person can read: two runs with equal curves (and
+    equal `lr`, `final_lr`) train those steps at equal LRs, so a directory one trained to `end` can be
+    continued by the other."""
+    if hp.lr_schedule == "cosine":  # every step's LR depends on where the run ends
+        return f"cosine to step {hp.steps}, warmup {hp.warmup_steps}"
+    decays = " ".join(f"[{a}, {b})" for a, b in hp.decays if a < end)
+    return f"wsd, warmup {hp.warmup_steps}, decays {decays or 'none'}"
+
+
 def _steps(tokens: float, batch_size: int, seq_len: int) -> int:
     return max(1, math.ceil(tokens / (batch_size * seq_len)))
 

@@ -23,14 +23,31 @@ from typing import Optional
 
 from ladder.core.configs import ConfigError
 from ladder.core.layout import rung_dir, trunk_dir
-from ladder.core.recipes import Hyperparams
+from ladder.core.recipes import Hyperparams, lr_curve
 from ladder.core.sizes import ModelShape
+
+
+class RunMismatch(ConfigError):
+    """A directory's checkpoints were trained by another run than the one asked to continue them."""
+
+
+def describe(differences: dict) -> str:
+    """{key: (before, now)} as "key: before → now, ..." for a one-line message."""
+    def short(value) -> str:
+        text = str(list(value) if isinstance(value, tuple) else value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return ", ".join(f"{key}: {short(old)} → {short(new)}" for key, (old, new) in differences.items())
 
 
 def checkpoint_steps(steps: int, fractions) -> list[int]:
     """Steps at which a run of `steps` checkpoints for `fractions` in (0, 1] (train.config.check), the end always."""
     # The first step by which the fraction of the run is done (the epsilon absorbs 0.1·3 > 0.3 in floats).
     return sorted({max(1, math.ceil(f * steps - 1e-9)) for f in fractions} | {steps})
+
+
+# The fields of Hyperparams that recipes.lr_curve covers, so Run.differences compares them through it: a trunk
+# continued to a longer D has more steps and decays, and the same LR on every step it shares.
+_CURVE = ("steps", "warmup_steps", "lr_schedule", "decays")
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,19 @@ class Run:
         """Every step it checkpoints at: train.checkpoint_fractions' and its own `save_steps`."""
         return sorted(set(checkpoint_steps(self.hp.steps, fractions)) | set(self.save_steps))
 
+    def differences(self, other: "Run", upto: int) -> dict[str, tuple]:
+        """{key: (this run's value, `other`'s)} of what makes `other` train steps 0 … upto−1 otherwise than this
+        run: its model, data, recipe or LR curve (not where it checkpoints or keeps state). Empty where a
+        directory this run trained to step `upto` can be continued, or reused, by `other`."""
+        out = {k: (getattr(self, k), getattr(other, k)) for k in ("name", "shape", "dataset", "params", "start_step")
+               if getattr(self, k) != getattr(other, k)}
+        mine, theirs = asdict(self.hp), asdict(other.hp)
+        out.update({f"hp.{k}": (mine[k], theirs[k]) for k in mine if k not in _CURVE and mine[k] != theirs[k]})
+        curves = lr_curve(self.hp, upto), lr_curve(other.hp, upto)
+        if curves[0] != curves[1]:
+            out["lr_curve"] = curves
+        return out
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["shape"], d["hp"] = asdict(self.shape), asdict(self.hp)
@@ -105,6 +135,11 @@ class Job:
     def owner(self, step: int):
         """The rung a checkpoint of `run` at `step` belongs to."""
         return next(r for r, end in zip(self.rungs, self.segment_ends) if step <= end)
+
+    def history(self, rung) -> list[tuple[Run, int, int]]:
+        """(run, first, end): the runs that train `rung`'s checkpoints, each over its steps first … end−1."""
+        shared = [(self.run, 0, self.segment_ends[self.rungs.index(rung)])] if self.linked else []
+        return shared + [(r, r.start_step, r.hp.steps) for r in (self.run, *self.follow_ups) if r.name == rung.rung_id]
 
     @property
     def decays(self) -> tuple:

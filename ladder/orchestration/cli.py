@@ -30,15 +30,20 @@ def _groups() -> str:
                      for g in ("ladder", "data", "train", "eval", "fit", "compare", "launcher"))
 
 
-def _check_writable(out_dir: str | None = None) -> None:
+def _check_writable(cfg=None) -> None:
     """Before any work: the commands that prepare data write tokenizers and token shards under
-    $LADDER_CACHE, and `run` and `train` write the ladder under out_dir."""
+    $LADDER_CACHE, and `run` and `train` (given their config) write the ladder under out_dir and, on Slurm,
+    submit from launcher.folder."""
     from ladder.core.files import writable_dir
     from train.data.prepare import default_cache_dir
 
     writable_dir(default_cache_dir(), "LADDER_CACHE")
-    if out_dir is not None:
-        writable_dir(out_dir, "out_dir")
+    if cfg is not None:
+        writable_dir(cfg.out_dir, "out_dir")
+        if cfg.launcher.name == "slurm":
+            from ladder.orchestration.slurm import check_cluster
+
+            check_cluster(cfg.launcher)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -161,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load(args.overrides)
     build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
-    _check_writable(cfg.out_dir)
+    _check_writable(cfg)
     check_config(cfg)  # before training, not at its first checkpoint
     return run_ladder(cfg)
 
@@ -172,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load(scoped(args.overrides, "train"))
     build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
-    _check_writable(cfg.out_dir)
+    _check_writable(cfg)
     return run_ladder(cfg, evaluate=False, fit=False)
 
 

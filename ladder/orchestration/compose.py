@@ -99,12 +99,37 @@ def dataset_config(cfg: DictConfig, dataset: str) -> DictConfig:
     return cfg.data if cfg.data.name == dataset else load_group_option("data", dataset, DataConfig)
 
 
+# The least value of each number of the resource rule (ladder/orchestration/resources.py) and of the overrides
+# that replace it (None: the rule decides); a zero divides, a negative would be submitted.
+_LAUNCHER_LEAST = {"max_parallel": 1, "gpus_per_node": 0, "max_nodes": 1, "gpu_mem_gb": 1, "min_time_min": 1,
+                   "cpus_per_task": 1, "cpu_tasks": 1, "mem_gb_per_gpu": 1, "gpus": 1, "nodes": 1, "mem_gb": 1,
+                   "time_min": 1}
+_LAUNCHER_POSITIVE = ("gpu_flops", "cpu_flops", "expected_mfu", "time_margin")
+
+
+def _check_launcher(launcher: DictConfig) -> None:
+    for key, least in _LAUNCHER_LEAST.items():
+        if launcher[key] is not None and launcher[key] < least:
+            raise ConfigError(f"launcher.{key}={launcher[key]}: must be at least {least}"
+                              + (" (null: derived from each job's size)" if key in ("gpus", "nodes", "mem_gb",
+                                                                                    "time_min") else ""))
+    for key in _LAUNCHER_POSITIVE:
+        if not launcher[key] > 0:
+            raise ConfigError(f"launcher.{key}={launcher[key]}: must be positive")
+    if launcher.expected_mfu > 1:
+        raise ConfigError(f"launcher.expected_mfu={launcher.expected_mfu}: a share of the peak, at most 1")
+    if launcher.max_time_min < launcher.min_time_min:
+        raise ConfigError(f"launcher.max_time_min={launcher.max_time_min}: must be at least launcher.min_time_min="
+                          f"{launcher.min_time_min}")
+
+
 def _check(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
     """Names the schema cannot check: what the plan, not only `ladder run`, must refuse."""
     check_train(cfg.train)
     check_numbers(as_fit_config(cfg.fit))  # before a `ladder run` trains for hours to reach the fit
     if cfg.launcher.name not in LAUNCHERS:
         raise ConfigError(f"launcher.name={cfg.launcher.name}: unknown launcher; known: {', '.join(LAUNCHERS)}")
+    _check_launcher(cfg.launcher)
     for dataset in cfg.ladder.datasets:
         try:
             dataset_config(cfg, dataset)

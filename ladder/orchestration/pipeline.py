@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import fields
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import unevaluated
+from fit.config import FitConfig
 from fit.errors import FitInputError
 from fit.run import run_fit
-from ladder.core.configs import CONFIG_DIR
+from ladder.core.configs import CONFIG_DIR, ConfigError, one_line
 from ladder.core.files import atomic_write_text
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.layout import FIT_SETTINGS, PLAN, RECORD, REPORT, results_files, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.provenance import harness_commit
 from ladder.core.schedules import Job
+from ladder.orchestration import identity
 from ladder.orchestration.compose import load
 from ladder.orchestration.node import device_count, run_packed
 from ladder.orchestration.plan_format import as_json
@@ -42,15 +45,34 @@ def _write_plan(plan: Plan, out_dir: Path) -> None:
 def saved_fit_settings(results: Path) -> DictConfig | None:
     """The fit settings a harness run directory ran with (its FIT_SETTINGS, less where results and
     report lay), or those of the ladder its plan.json names (run directories written before
-    FIT_SETTINGS); None for anything else (published data, a CSV)."""
+    FIT_SETTINGS); None for anything else (published data, a CSV). A damaged file is a ConfigError naming it."""
     if (results / FIT_SETTINGS).is_file():
-        fit = OmegaConf.load(results / FIT_SETTINGS)
+        fit = _read_fit_settings(results / FIT_SETTINGS)
         return OmegaConf.masked_copy(fit, [k for k in fit if k not in ("results", "out")])
     if (results / PLAN).is_file():
-        name = json.loads((results / PLAN).read_text()).get("ladder")
+        try:
+            name = json.loads((results / PLAN).read_text()).get("ladder")
+        except (ValueError, AttributeError) as exc:
+            raise ConfigError(f"{results / PLAN}: unreadable ({exc}); `ladder run` writes it again, or give the "
+                              f"fit settings (fit=NAME or fit.KEY=VALUE)") from None
         if name and (CONFIG_DIR / "ladder" / f"{name}.yaml").is_file():
             return load([f"ladder={name}"]).fit
     return None
+
+
+def _read_fit_settings(path: Path) -> DictConfig:
+    """FIT_SETTINGS as `run_ladder` writes it: every key of the fit schema, of its type."""
+    try:
+        fit = OmegaConf.load(path)
+        OmegaConf.merge(OmegaConf.structured(FitConfig), fit)  # the schema's types, or an error naming the key
+    except Exception as exc:  # YAML's and OmegaConf's errors have no common base
+        raise ConfigError(f"{path}: not the fit settings `ladder run` writes ({one_line(exc)}); delete it, or "
+                          f"run the ladder again to rewrite it") from None
+    missing = [f.name for f in fields(FitConfig) if not isinstance(fit, DictConfig) or f.name not in fit]
+    if missing:
+        raise ConfigError(f"{path}: incomplete (no {', '.join(missing)}); delete it, or run the ladder again to "
+                          f"rewrite it")
+    return fit
 
 
 def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
@@ -67,6 +89,7 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked."""
     plan = build_plan(cfg)
     out_dir = Path(cfg.out_dir)
+    identity.check(cfg, plan, plan.jobs)  # a finished rung is reused only with the settings that made it
     _write_plan(plan, out_dir)
     atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
     if cfg.launcher.name == "slurm":
@@ -92,9 +115,8 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
         status = read_state(job.directory(out_dir))
         if status.state != "done":
             failures[job.name] = status.reason or status.state
-        else:  # a done job whose follow-ups (a branch) may have stopped (the later ones wait)
-            rungs = [read_status(out_dir, r) for r in job.rungs]
-            failures.update({s.rung.rung_id: s.reason or s.state for s in rungs if s.state not in ("done", "pending")})
+        else:  # a done job's rungs: each done and evaluated, or it failed; never left pending
+            failures.update(_unfinished(cfg, plan, job, evaluate, heldout))
     if int(os.environ.get("RANK", 0)) > 0:  # launched by torchrun: rank 0 reports and fits for all
         return 1 if failures else 0
     print(status_table(plan, out_dir))
@@ -137,12 +159,25 @@ def _report_to_wandb(cfg: DictConfig, plan: Plan, report: Path) -> None:
         run.finish()
 
 
-def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> bool:
-    """Whether a rung has a committed checkpoint without its records (a kill between commit and eval)."""
+def _unfinished(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool, heldout: dict) -> dict[str, str]:
+    """Why each rung of a job that ended is not finished: a branch that stopped and those after it, which wait
+    for it; a checkpoint whose evaluation failed (its training record stays done)."""
+    out = {}
+    for status in (read_status(cfg.out_dir, r) for r in job.rungs):
+        if status.state != "done":
+            out[status.rung.rung_id] = status.reason or f"{status.state}: its job ended before training it"
+        elif evaluate and (missing := _unevaluated(cfg, plan, status.rung, heldout)):
+            out[status.rung.rung_id] = (f"checkpoint(s) {', '.join(p.name for p in missing)} not evaluated (the "
+                                        f"error is logged above)")
+    return out
+
+
+def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> list[Path]:
+    """A rung's committed checkpoints without their records (a kill between commit and eval, a failed eval)."""
     seq_len = rung.shape.seq_len
     if seq_len not in heldout:
         heldout[seq_len] = with_heldout(cfg, plan, seq_len)
-    return bool(unevaluated(heldout[seq_len], rung_dir(cfg.out_dir, rung.rung_id)))
+    return unevaluated(heldout[seq_len], rung_dir(cfg.out_dir, rung.rung_id))
 
 
 def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:

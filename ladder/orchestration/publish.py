@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import evaluate_unevaluated, make_eval_hook
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_text
 from ladder.core.layout import CHECKPOINTS, CONFIG, JOB, TRAINER_STATE, checkpoints, rung_dir
 from ladder.core.plan import build_plan
@@ -38,7 +39,11 @@ def link_checkpoint(checkpoint: Path, directory: Path) -> Path:
 
 
 def _final_loss(checkpoint: Path) -> Optional[float]:
-    recent = torch.load(checkpoint / TRAINER_STATE, weights_only=True)["recent_losses"]
+    path = checkpoint / TRAINER_STATE
+    try:
+        recent = torch.load(path, weights_only=True)["recent_losses"]
+    except Exception as exc:  # torch's errors for a damaged file name no file
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {one_line(exc)})") from exc
     return recent[-1] if recent else None
 
 
@@ -76,7 +81,8 @@ class Publisher:
     def catch_up(self) -> None:
         """Every checkpoint linked, every record written, every rung checkpoint evaluated."""
         for step, checkpoint in checkpoints(self.directory):
-            self._link(checkpoint, self.job.owner(step))
+            if step <= self.job.segment_ends[-1]:  # not those a longer run trained here before (its rungs' own)
+                self._link(checkpoint, self.job.owner(step))
         self.write_records()
         if self.eval_cfg is not None:
             for rung in self.job.rungs:
@@ -105,6 +111,9 @@ class Publisher:
         ends = self.job.segment_ends
         for rung, start, end in zip(self.job.rungs, (0,) + ends[:-1], ends):
             directory = rung_dir(self.out_dir, rung.rung_id)
+            done = read_record(directory) if end in saved else None
+            if done and done["state"] == "done" and done["step"] == end:  # derived once; its checkpoint not read again
+                continue
             if end in saved:
                 state, step, loss, reason = "done", end, _final_loss(saved[end]), None
             elif record["step"] > start or start == 0:

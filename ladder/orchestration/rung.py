@@ -21,6 +21,7 @@ from ladder.core.layout import LOCK, RECORD, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job, Run
 from ladder.core.shards import TokenSequences
+from ladder.orchestration import identity
 from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_state
@@ -102,6 +103,9 @@ def run_job(cfg: DictConfig, name: str, evaluate: bool = True) -> str:
                     log.warning("%s: another process holds %s; skipping it", name, locked / LOCK)
                     return LOCKED
                 held.callback(lock.release)  # try_lock acquired it: `with lock` would count a second hold
+        identity.check(cfg, plan, [job])  # before anything is written: a refusal is no failure of the rung
+        if not distributed or int(os.environ.get("RANK", 0)) == 0:
+            identity.record(cfg, plan, job)
         try:
             return _run_job(cfg, plan, job, evaluate)
         except Exception as exc:
@@ -110,15 +114,20 @@ def run_job(cfg: DictConfig, name: str, evaluate: bool = True) -> str:
 
 
 def record_failure(directory: Path, run: Run, exc: Exception) -> None:
-    """A failure outside the training loop (data, evaluation), recorded like one inside it."""
+    """A failure outside the training loop (data, evaluation), recorded like one inside it; never over a done
+    record, which says the run's training is complete (a rerun would resume it, from a checkpoint that may be
+    what failed), nor over a stop training recorded itself."""
     try:
         record = read_record(directory) or {}
     except ValueError:  # a corrupt record (status shows it so): replaced by this one
         record = {}
-    if record.get("state") not in ("failed", "interrupted"):  # training records its own stops
-        write_record(directory, run.name, "failed", record.get("step", 0), run.hp.steps,
-                     record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
-                     checkpoint=record.get("last_checkpoint"), loss=record.get("loss"))
+    if record.get("state") not in ("done", "failed", "interrupted"):
+        try:
+            write_record(directory, run.name, "failed", record.get("step", 0), run.hp.steps,
+                         record.get("tokens", 0), reason=f"{type(exc).__name__}: {exc}",
+                         checkpoint=record.get("last_checkpoint"), loss=record.get("loss"))
+        except OSError as error:  # e.g. the full disk that failed it: the failure itself is the one to report
+            log.warning("%s: could not record its failure: %s", run.name, error)
 
 
 def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> str:
@@ -135,8 +144,15 @@ def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> st
     publisher = Publisher(cfg.out_dir, job, eval_cfg)
     publisher.catch_up()  # what a stop between a checkpoint and its hook left undone
     job_config = eval_cfg if evaluate else cfg
-    state = _train(cfg, job.run, directory, prepared, publisher.publish,
-                   lambda d: write_job_file(d, job_config, evaluate, job, None))
+    try:
+        state = _train(cfg, job.run, directory, prepared, publisher.publish,
+                       lambda d: write_job_file(d, job_config, evaluate, job, None))
+    except BaseException:  # a stop (SIGTERM) or failure: the rungs' records say so too, not a stale `running`
+        try:
+            publisher.write_records()
+        except Exception as exc:
+            log.warning("%s: could not update its rungs' records: %s", job.name, exc)
+        raise
     publisher.catch_up()
     if state != "done":
         return state
@@ -147,7 +163,8 @@ def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> st
                            lambda d: write_job_file(d, job_config, evaluate, job, follow.name))
             if evaluate:
                 evaluate_unevaluated(eval_cfg, follow_dir)
-        except Exception as exc:  # the branch's record says why, not the trunk's, which is done
+        except Exception as exc:  # the branch is blamed, not the trunk, which is done (the pipeline names it)
+            log.error("%s failed: %s: %s", follow.name, type(exc).__name__, exc)
             record_failure(follow_dir, follow, exc)
             return "failed"
         if state != "done":  # the rung's record says why (the pipeline reports it); the next waits for a rerun

@@ -7,12 +7,15 @@ shares one set of launcher parameters, while each job needs its own nodes, GPUs 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
 import submitit
 from omegaconf import DictConfig, OmegaConf
 
+from ladder.core.configs import ConfigError
+from ladder.core.files import writable_dir
 from ladder.core.plan import build_plan
 from ladder.core.schedules import Job
 from ladder.core.plan import Plan
@@ -56,8 +59,19 @@ def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
     return executor
 
 
+def check_cluster(launcher: DictConfig) -> None:
+    """ConfigError unless this machine can submit Slurm jobs into `launcher.folder` (submitit's own error where it
+    cannot is a traceback, after the data is prepared)."""
+    writable_dir(launcher.folder, "launcher.folder")
+    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    if missing:
+        raise ConfigError(f"launcher.name=slurm: no Slurm here ({' and '.join(missing)} not on PATH); run on a "
+                          f"cluster's login node, or use launcher=local")
+
+
 def submit_jobs(cfg: DictConfig, jobs: list[Job]) -> dict[str, submitit.Job]:
     """Submit the jobs as one Slurm job array per resource shape and return the Slurm jobs by job name."""
+    check_cluster(cfg.launcher)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     evaluation = eval_compute(cfg, build_plan(cfg))
     groups: dict[Resources, list[Job]] = defaultdict(list)

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import signal
 
 import pytest
@@ -307,3 +308,94 @@ def test_a_branch_from_the_trunk_equals_one_run_with_its_schedule(tmp_path):
     straight = train_run(branch, sequences, tmp_path / "straight", config(checkpoint_fractions=[1.0]))
     assert forked.state == "done" and forked.step == 16 and forked.loss == straight.loss
     assert losses(tmp_path / "branch") == losses(tmp_path / "straight")[13:]
+
+
+def test_a_stop_between_the_final_checkpoint_and_the_done_record_keeps_the_loss(tmp_path):
+    """The resumed run trains no step: its done record still carries the loss of the step it resumed at."""
+    rung = tiny_run()
+    whole = train_run(rung, sequences_for(rung), tmp_path / "whole", config())
+
+    def stopped_after_the_final_checkpoint(path, step, model, **kw):
+        if step == rung.hp.steps:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rung, sequences_for(rung), tmp_path / "run", config(), eval_hook=stopped_after_the_final_checkpoint)
+    assert read_record(tmp_path / "run")["state"] == "interrupted"
+    resumed = train_run(rung, sequences_for(rung), tmp_path / "run", config())
+    assert resumed.state == "done" and resumed.loss == whole.loss is not None
+    assert read_record(tmp_path / "run")["loss"] == whole.loss
+
+
+def test_a_done_trunk_continues_to_a_longer_run_that_agrees_with_it_bit_for_bit(tmp_path):
+    """A WSD-S trunk given one more period: its decays for the old rungs are the same windows, so the old run is a
+    prefix of the new one and continues from its last checkpoint (the bottom of its last decay)."""
+    short, long = _trunk("wsds", ends=(8, 16)), _trunk("wsds", ends=(8, 16, 24))
+    sequences, cfg = sequences_for(long.run), config(checkpoint_fractions=[1.0])  # a shorter D reads a prefix
+    whole = train_run(long.run, sequences, tmp_path / "whole", cfg)
+    assert train_run(short.run, sequences, tmp_path / "run", cfg).step == 16
+    longer = train_run(long.run, sequences, tmp_path / "run", cfg)
+    assert longer.state == "done" and longer.step == 24 and longer.loss == whole.loss
+    assert losses(tmp_path / "run") == losses(tmp_path / "whole")
+    assert [s for s, _ in checkpoints(tmp_path / "run")] == [s for s, _ in checkpoints(tmp_path / "whole")]
+    assert train_run(short.run, sequences, tmp_path / "run", cfg).state == "done"  # the shorter one is held in it
+
+
+@pytest.mark.parametrize("other,named", [(dict(lr=2e-2), "hp.lr: 0.01 → 0.02"),
+                                         (dict(steps=24), "lr_curve: cosine to step 12")])
+def test_a_run_unlike_the_one_that_trained_the_directory_is_refused_and_the_record_kept(tmp_path, other, named):
+    from ladder.core.schedules import RunMismatch
+
+    rung = tiny_run()
+    train_run(rung, sequences_for(rung), tmp_path, config())
+    unlike = tiny_run(**other)
+    with pytest.raises(RunMismatch, match=re.escape(named)):
+        train_run(unlike, sequences_for(unlike), tmp_path, config())
+    assert read_record(tmp_path)["state"] == "done" and read_record(tmp_path)["step"] == 12
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer.bin"]
+
+
+@pytest.mark.parametrize("name", _FILES)
+def test_a_damaged_newest_checkpoint_is_set_aside_for_the_one_before_it_bit_for_bit(tmp_path, caplog, name):
+    """An unfinished run keeps the state of its two newest checkpoints, so a damaged newest one costs the steps
+    since the one before it, not the run."""
+    rung = tiny_run()
+    whole = train_run(rung, sequences_for(rung), tmp_path / "whole", config())
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rung, CrashingSequences(12 * 8, crash_after=8), tmp_path / "run", config())
+    assert [(s, (p / "state").is_dir()) for s, p in checkpoints(tmp_path / "run")] == [(3, True), (6, True)]
+    damaged = tmp_path / "run" / "checkpoints" / "step-00000006"
+    _truncate(damaged / name)
+    resumed = train_run(rung, sequences_for(rung), tmp_path / "run", config())
+    assert resumed.state == "done" and resumed.loss == whole.loss
+    assert losses(tmp_path / "run") == losses(tmp_path / "whole")
+    assert (damaged.parent / "step-00000006.damaged" / name).is_file()  # kept, under a name that says so
+    assert f"step-00000006/{name}" in caplog.text and "step-00000006.damaged" in caplog.text
+    assert [(s, (p / "state").is_dir()) for s, p in checkpoints(tmp_path / "run")] == [  # done: the newest only
+        (3, False), (6, False), (12, True)]
+
+
+@pytest.mark.parametrize("name", _FILES)
+def test_a_run_whose_checkpoints_with_state_are_all_damaged_is_named_not_restarted(tmp_path, name):
+    from train.rundir import CheckpointDamaged
+
+    rung = tiny_run()
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rung, CrashingSequences(12 * 8, crash_after=8), tmp_path, config())
+    newest = tmp_path / "checkpoints" / "step-00000006"
+    for step in (3, 6):
+        _truncate(tmp_path / "checkpoints" / f"step-{step:08d}" / name)
+    for _ in range(2):  # the same line every time, and nothing restarted from scratch
+        with pytest.raises(CheckpointDamaged, match="restore that file, or move step-00000006 and step-00000003") as error:
+            train_run(rung, sequences_for(rung), tmp_path, config())
+        assert f"{newest / name}: " in str(error.value) and "when it was written" in str(error.value)
+        assert "\n" not in str(error.value)
+    assert read_record(tmp_path)["state"] == "interrupted" and newest.is_dir()
+    assert [s for s, _ in checkpoints(tmp_path)] == [3, 6]

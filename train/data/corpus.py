@@ -107,6 +107,17 @@ def _build(out: Path) -> Path:
     random.Random(CORPUS_SEED).shuffle(docs)
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write(docs, tmp)
+    except OSError as exc:  # a full disk: gzip's errors name no file
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"{out}: cannot write the built-in corpus there ({exc.strerror or exc}); free space under "
+                        f"LADDER_CACHE or set it to another directory") from None
+    tmp.rename(out)  # under build's lock, and out did not exist
+    return out
+
+
+def _write(docs: list[dict], tmp: Path) -> None:
     tmp.mkdir(parents=True)
     n_shards = -(-len(docs) // SHARD_DOCS)
     for s in range(n_shards):
@@ -116,5 +127,3 @@ def _build(out: Path) -> Path:
     (tmp / MARKER).write_text(json.dumps({
         "version": CORPUS_VERSION, "documents": len(docs), "characters": sum(len(d["text"]) for d in docs),
         "sources": sorted(SOURCES), "seed": CORPUS_SEED}, indent=2))
-    tmp.rename(out)  # under build's lock, and out did not exist
-    return out
