@@ -15,7 +15,7 @@ import pandas as pd
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
 from fit import laws
-from fit.calibration import calibrate, inner_backtests, longest_runs_backtest, wanted, widen
+from fit.calibration import MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen
 from fit.chain import Method, MethodOutput, progress
 from fit.methods import PAPER_SIGMOID, Sigmoid, direct, olmo_two_step
 from fit.runs import RunTable, check_fit_set, fit_runs, primary_loss, task_metrics
@@ -63,7 +63,8 @@ def backtest_predictions(ps: PointSet, paths, backtests, cfg,
                 rows += [{**p, "path": path, "backtest": i} for p in out.predictions]
         except FitInputError as e:
             skipped.append(f"inner backtest {i + 1} ({len(fit_runs)} fit runs) skipped: {e}")
-    df = pd.DataFrame(rows, columns=None if rows else ["path", "backtest", "target", "metric", "predicted", "actual"])
+    df = pd.DataFrame(rows, columns=None if rows else ["path", "backtest", "target", "params", "tokens", "metric",
+                                                      "predicted", "actual"])
     return df.assign(error=df["predicted"] - df["actual"]), skipped
 
 
@@ -220,9 +221,9 @@ def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, inter
     """Widen every interval by the inner-backtest misses of what predicted it: the weighted ensemble
     for an accuracy, the step-1 fit of the one path that predicts it for a loss or bpb."""
     acc = errors["metric"].str.endswith(":acc")
-    ens = [{"metric": m, "actual": g["actual"].iloc[0],
+    ens = [{"backtest": b, "params": g["params"].iloc[0], "tokens": g["tokens"].iloc[0], "metric": m,
+            "actual": g["actual"].iloc[0],
             "predicted": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"), weights.loc[m]).iloc[0]}
-           for (_, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
-    misses = pd.concat([pd.DataFrame(ens, columns=["metric", "predicted", "actual"]),
-                        errors[~acc][["metric", "predicted", "actual"]]])
+           for (b, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
+    misses = pd.concat([pd.DataFrame(ens, columns=MISS_COLUMNS), errors[~acc][MISS_COLUMNS]])
     widen(out, misses, interval, table, backtests, targets, "its inner backtests")

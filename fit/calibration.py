@@ -29,6 +29,7 @@ from fit.targets import at_target
 from ladder.core.plan import Target
 
 Backtest = Tuple[List[str], List[Target]]  # (fit runs, held-out targets)
+MISS_COLUMNS = ["backtest", "params", "tokens", "metric", "predicted", "actual"]  # a backtest's miss and its cell
 
 
 def inner_backtests(table: RunTable) -> List[Backtest]:
@@ -93,6 +94,7 @@ def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, table: RunTa
                      f"half-width = {rule}")
     out.fits["backtest"] = {"held_out": held, "rms_error": rms, "errors": int(errors.dropna().shape[0]),
                             "params": {}, "note": f"{source}; intervals widened by z·RMS"}
+    out.misses = errors
     out.warnings += reach_warnings(out.method, table, backtests, targets)
 
 
@@ -126,14 +128,14 @@ def calibrate(method: Method, ps: PointSet, targets: List[Target], cfg, out: Met
         backtests, source = calibration_backtests(table), "its inner backtests"
     predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)  # noqa: E731
     rows, scored = [], []
-    for fit_runs, tgt in progress(backtests, f"{out.method}: calibration backtests", "backtest"):
+    for i, (fit_runs, tgt) in enumerate(progress(backtests, f"{out.method}: calibration backtests", "backtest")):
         try:
-            rows += predict(tgt, fit_runs).predictions
+            rows += [{**p, "backtest": i} for p in predict(tgt, fit_runs).predictions]
         except FitInputError as e:
             out.warnings.append(f"{out.method}: backtest with {len(fit_runs)} fit runs skipped: {e}")
             continue
         scored.append((fit_runs, tgt))
-    errors = pd.DataFrame(rows, columns=["metric", "predicted", "actual"])
+    errors = pd.DataFrame(rows, columns=MISS_COLUMNS)
     if errors.dropna().empty:
         out.warnings.append(f"{out.method}: no backtest of it could be scored; intervals are bootstrap only "
                             "and too narrow for an extrapolation")

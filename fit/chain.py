@@ -89,6 +89,9 @@ class MethodOutput:
     samples: Dict[str, np.ndarray] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)  # how the method's numbers were made, for the report
     tables: Dict[str, pd.DataFrame] = field(default_factory=dict)  # titled method details for the report
+    # The calibration backtests' predictions of held-out runs (backtest, params, tokens, metric, predicted, actual):
+    # two variants' misses at the same cells pair (fit.compare).
+    misses: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,34 @@ def model_sd(out: MethodOutput, metric: str, predicted: float) -> float:
     return float(rms.get(kind, 0.0)) * (1.0 if kind == "absolute" else abs(predicted))
 
 
+def paired_sd(oa: MethodOutput, ob: MethodOutput, metric: str, pa: float, pb: float) -> Optional[float]:
+    """The sd of the difference's model error from the paired misses of the difference itself: each calibration
+    backtest's miss of a minus b's at the same cell (backtest, N, D) and metric, pooled per kind of metric as the
+    variants' own RMS is (fit.calibration.pooled_rms; a relative miss over the two measured values' mean, scaled
+    back by the two predictions' mean). None where no miss of this kind pairs."""
+    ma, mb = (_keyed(o.misses) for o in (oa, ob))
+    if ma.empty or mb.empty:
+        return None
+    both = ma.join(mb, how="inner", lsuffix="_a", rsuffix="_b").dropna()
+    kind = is_accuracy(metric)
+    both = both[both.index.get_level_values("metric").map(is_accuracy) == kind]
+    if both.empty:
+        return None
+    miss = (both["predicted_a"] - both["actual_a"]) - (both["predicted_b"] - both["actual_b"])
+    if kind:
+        return float(np.sqrt(np.mean(miss ** 2)))
+    level = (both["actual_a"].abs() + both["actual_b"].abs()) / 2
+    return float(np.sqrt(np.mean((miss / level) ** 2))) * (abs(pa) + abs(pb)) / 2
+
+
+def _keyed(misses: pd.DataFrame) -> pd.DataFrame:
+    """Misses indexed by their cell as `_cells` rounds it, so that two variants' runs of one (N, D) meet."""
+    if misses.empty:
+        return misses
+    m = misses.assign(n=np.log(misses["params"].astype(float)).round(3), d=np.log(misses["tokens"].astype(float)).round(2))
+    return m.groupby(["backtest", "n", "d", "metric"])[["predicted", "actual"]].mean()
+
+
 def higher_is_better(metric: str) -> bool:
     return metric.endswith(":acc")
 
@@ -218,7 +246,9 @@ def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitCo
     oa, ob = outputs[a.name], outputs[b.name]
     pa, pb = _pred(oa, t.name, metric), _pred(ob, t.name, metric)
     key = f"pred|{t.name}|{metric}"
-    sd = float(np.hypot(model_sd(oa, metric, pa["predicted"]), model_sd(ob, metric, pb["predicted"])))
+    sd = paired_sd(oa, ob, metric, pa["predicted"], pb["predicted"])
+    if sd is None:  # no paired misses: each variant's own, as independent
+        sd = float(np.hypot(model_sd(oa, metric, pa["predicted"]), model_sd(ob, metric, pb["predicted"])))
     diff = pa["predicted"] - pb["predicted"]
     # A fixed fit set's bootstrap cannot refit its law on most resamples (fit.methods.gadre): its model error alone.
     sa, sb = (None, None) if fixed else (oa.samples.get(key), ob.samples.get(key))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fit.compare import common_targets, compare, crossing, difference, load_variants
+from fit.compare import common_targets, compare, crossing, difference, load_variants, model_sd, paired_sd
 from fit.compare_report import run_compare
 from fit.config import CompareConfig, FitConfig
 from fit.errors import FitInputError
@@ -99,6 +99,25 @@ def test_the_difference_adds_the_model_error_to_the_paired_samples():
     lo, hi, above = difference(sa, sb, -0.5, 0.5, 0.9, 0)
     assert lo == pytest.approx(-0.5 - 1.645 * 0.5, abs=0.05) and hi == pytest.approx(-0.5 + 1.645 * 0.5, abs=0.05)
     assert above == pytest.approx(0.1587, abs=1e-3)  # Φ(−1)
+
+
+def test_laws_that_miss_alike_give_the_difference_the_paired_misses_sd(tmp_path):
+    """A bend the law cannot follow, the same in both variants: each misses its backtests by it, their difference
+    hardly at all, so the difference's model error is sized by the paired misses, not the two RMS as independent."""
+    df = pd.DataFrame(rows("base", noise=5e-4) + rows("worse", shift=0.06, noise=5e-4, seed=1))
+    df["c4:loss"] *= 1 + 0.02 * np.log(df["params"] / SIZES[0]) ** 2
+    path = tmp_path / "bent.csv"
+    df.drop(columns=["task:acc", "task:chance"]).to_csv(path, index=False)
+    variants = load_variants(str(path))
+    cfg = FitConfig(method="chinchilla", bootstrap=20, targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}])
+    comp = compare(variants, common_targets(cfg, variants), cfg, METHODS["chinchilla"], curves=False)
+    oa, ob = comp.outputs["base"], comp.outputs["worse"]
+    assert len(oa.misses) == len(ob.misses) > 0  # the same backtests at the same cells
+    r = comp.decisions.iloc[0]
+    independent = np.hypot(model_sd(oa, "c4:loss", r.predicted_a), model_sd(ob, "c4:loss", r.predicted_b))
+    paired = paired_sd(oa, ob, "c4:loss", r.predicted_a, r.predicted_b)
+    assert 0 < paired < 0.3 * independent
+    assert r.difference_upper - r.difference_lower < 2 * 1.645 * independent  # the interval uses the paired one
 
 
 def test_variants_from_several_sources_and_a_ladders_datasets(tmp_path, write_ladder):
