@@ -4,9 +4,10 @@ the targets, by how much, and how sure.
 Every variant is fitted by the same method (fit.registry). Its fit runs are ordered by (N, D), so where the variants'
 ladders have the same cells the shared seed draws the same cells in every bootstrap resample: resample b of one
 variant and resample b of another are paired, and the difference's samples are per-resample differences. The model
-error the run bootstrap cannot see is each variant's own calibration RMS (fit.calibration; the method's inner
-backtests), taken as independent between variants (conservative where their laws miss alike): the difference is
-the bootstrap's paired difference plus a normal error of sd sqrt(σ_a² + σ_b²), its interval the quantiles of that
+error the run bootstrap cannot see is sized from the difference's own misses in the method's calibration backtests
+(fit.calibration), paired by cell: variants fitted on the same cells miss alike, so the RMS of a's miss minus b's is
+far below the two RMS taken as independent, sqrt(σ_a² + σ_b²), which is the fallback where no miss pairs. The
+difference is the bootstrap's paired difference plus a normal error of that sd, its interval the quantiles of that
 mixture and P(better) its share on the better side. The decision backtests (fit the smaller sizes, predict the order
 at each larger size) score P(better) against the measured order, next to ranking by the largest fitted size's own
 measured value (DataDecide's single-scale rule)."""
