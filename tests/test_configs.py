@@ -5,7 +5,7 @@ from ladder.core.configs import CONFIG_DIR, group_options, load_model
 from ladder.orchestration.compose import load
 from ladder.core.sizes import ModelShape
 
-ROOT_GROUPS = ("ladder", "data", "train", "eval", "fit", "launcher")
+ROOT_GROUPS = ("ladder", "data", "train", "eval", "fit", "compare", "launcher")
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in ROOT_GROUPS for o in group_options(g)])

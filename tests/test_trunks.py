@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ladder.core.configs import ConfigError
 from ladder.core.layout import rung_dir, trunk_dir
 from ladder.core.plan import build_plan
 from ladder.orchestration.pipeline import run_ladder
@@ -114,12 +115,19 @@ def test_a_branch_that_fails_is_reported_as_its_rung_not_the_trunk(tiny_ladder, 
 
 def test_a_finished_wsds_ladder_given_a_larger_multiplier_continues_its_trunk(tiny_ladder, tmp_path):
     """Its trunk continues from its last checkpoint (the bottom of its last decay) to the new rung's D, exactly
-    as a ladder trained with the larger grid from the start; the old rungs are left as they were."""
+    as a ladder trained with the larger grid from the start, where the training split keeps its size
+    (data.max_tokens); the old rungs are left as they were. A split sized by the ladder grows with it, and a
+    trunk continued on it would read other sequences than it started on: that is refused, naming the split."""
     grid = ("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]")
-    fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/fresh")
+    grown = ("ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/grown")
+    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]", f"out_dir={tmp_path}/grown"), fit=False) == 0
+    with pytest.raises(ConfigError, match="data.split_tokens: "):
+        run_ladder(tiny_ladder(*grid, *grown), fit=False)
+    split = f"data.max_tokens={max(r.trained_tokens for r in build_plan(tiny_ladder(*grid, *grown)).rungs)}"
+    fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", split, f"out_dir={tmp_path}/fresh")
     assert run_ladder(fresh, fit=False) == 0
-    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]"), fit=False) == 0
-    cfg = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]")
+    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]", split), fit=False) == 0
+    cfg = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", split)
     old = {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).glob("rungs/*/results.jsonl")}
     assert run_ladder(cfg, fit=False) == 0
     new = build_plan(cfg).rungs[-1]
@@ -133,10 +141,12 @@ def test_a_finished_wsds_ladder_given_a_larger_multiplier_continues_its_trunk(ti
 def test_a_finished_branch_ladder_given_a_larger_multiplier_continues_its_trunk_from_its_last_fork(tiny_ladder,
                                                                                                    tmp_path):
     grid = ("ladder.lr_schedule=branch", "ladder.sizes=[smoke-24]", "ladder.lr_decay_fraction=0.3")
-    fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/fresh")
+    largest = max(r.trained_tokens for r in build_plan(tiny_ladder(*grid, "ladder.multipliers=[1,2,3]")).rungs)
+    split = f"data.max_tokens={largest}"
+    fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", split, f"out_dir={tmp_path}/fresh")
     assert run_ladder(fresh, fit=False) == 0
-    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]"), fit=False) == 0
-    cfg = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]")
+    assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]", split), fit=False) == 0
+    cfg = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", split)
     assert run_ladder(cfg, fit=False) == 0
     trunk, new = build_plan(cfg).jobs[0], build_plan(cfg).rungs[-1]
     assert read_record(trunk_dir(cfg.out_dir, trunk.name))["step"] == trunk.segment_ends[-1]

@@ -64,7 +64,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def data_needs(cfg, plan) -> str:
     """What each dataset must hold for the ladder, and whether its source holds it."""
-    from ladder.orchestration.rung import tokens_needed
+    from ladder.orchestration.splits import tokens_needed
     from train.data import source_tokens
 
     lines = ["data (validation + the largest rung's training tokens):"]
@@ -83,7 +83,8 @@ def data_needs(cfg, plan) -> str:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from ladder.core.plan import build_plan
     from ladder.core.shards import TokenSequences
-    from ladder.orchestration.rung import prepare_all, tokens_needed
+    from ladder.orchestration.rung import prepare_all
+    from ladder.orchestration.splits import tokens_needed
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)

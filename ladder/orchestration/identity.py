@@ -7,7 +7,9 @@ trains its checkpoints, `Job.history`), its data (the dataset's config, the toke
 the sequences) and `train.seed` (the initial weights). How it trains is not part of it (backend, precision,
 processes, micro-batch, checkpoint fractions): the same run resumed on other hardware is the same rung. A trunk's
 directory holds the settings part; its run must agree with the one that trained its checkpoints on every step
-they hold (`Run.differences`), so a trunk continues to a larger D where the grid grew.
+they hold (`Run.differences`), so a trunk continues to a larger D where the grid grew. A run that resumes or
+continues must also read the training split it started on, whose size (`ladder.orchestration.splits`) grows with
+the ladder unless `data.max_tokens` fixes it; a finished run's results stand whatever the split holds now.
 
 `ladder run` on an out_dir whose rungs were trained with other settings refuses in one line naming the keys that
 differ, before it writes anything (`check`); a rung's directory with nothing trained in it takes the new settings.
@@ -28,10 +30,12 @@ from ladder.core.plan import Plan, Rung
 from ladder.core.recipes import lr_curve
 from ladder.core.schedules import SCHEDULES, Job, describe
 from ladder.orchestration.compose import dataset_config
+from ladder.orchestration.splits import split_tokens
 from train.rundir import read_run
 
 log = logging.getLogger(__name__)
 HOW_NOT_WHAT = ("streaming", "num_proc", "token_dtype")  # data keys that change how tokens are made, not which
+SPLIT = "data.split_tokens"  # the training split's size (data.max_tokens, or the ladder's need): see check
 DERIVED = ("rung_id", "compute", "compute_exact", "total_params", "non_embedding_params")  # of the rung's other keys
 
 
@@ -42,7 +46,7 @@ def settings(cfg: DictConfig, plan: Plan, dataset: str) -> dict:
     return {"ladder.lr_schedule": plan.lr_schedule,
             "ladder.lr_decay_fraction": cfg.ladder.lr_decay_fraction if SCHEDULES[plan.lr_schedule].decays else None,
             "seed": cfg.seed, "train.seed": cfg.train.seed,
-            **{f"data.{k}": v for k, v in data.items() if k not in HOW_NOT_WHAT},
+            **{f"data.{k}": v for k, v in data.items() if k not in (*HOW_NOT_WHAT, "max_tokens")},
             **{f"ladder.tokenizer.{k}": v for k, v in tokenizer.items()}}
 
 
@@ -56,6 +60,7 @@ def identity(cfg: DictConfig, plan: Plan, job: Job, rung: Optional[Rung] = None)
         out.update({f"rung.{k}": v for k, v in fields.items() if k not in DERIVED})
         out["lr_curve"] = "; ".join(f"steps {first}-{end}: {lr_curve(run.hp, end)}"
                                     for run, first, end in job.history(rung))
+    out[SPLIT] = split_tokens(cfg, plan, job.run.dataset, job.run.shape.seq_len)
     return json.loads(json.dumps(out))  # as read back: tuples are lists
 
 
@@ -92,8 +97,11 @@ def check(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> None:
                             "config's", directory, IDENTITY)
             else:
                 now = identity(cfg, plan, job, rung)
+                # A finished run's results stand whatever the split now holds; one that resumes or continues
+                # must read the split it started on (ladder.orchestration.splits).
+                resumes = trained[0] < (job.run.hp.steps if rung is None else rung.hp.steps) and SPLIT in stored
                 differences.update({k: (stored.get(k), now.get(k)) for k in dict.fromkeys([*stored, *now])
-                                    if stored.get(k) != now.get(k)})
+                                    if stored.get(k) != now.get(k) and (k != SPLIT or resumes)})
             if differences:
                 mismatched.append((directory, differences))
     if mismatched:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import fields
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -61,17 +60,18 @@ def saved_fit_settings(results: Path) -> DictConfig | None:
 
 
 def _read_fit_settings(path: Path) -> DictConfig:
-    """FIT_SETTINGS as `run_ladder` writes it: every key of the fit schema, of its type."""
+    """FIT_SETTINGS as `run_ladder` writes it: whole (written atomically, it ends with a newline) and keys of the
+    fit schema, of their types (an older harness's file may lack the newer keys: their defaults apply)."""
+    text = path.read_text()
+    if text and not text.endswith("\n"):  # first: half a file is often not YAML either
+        raise ConfigError(f"{path}: cut short (its last line has no end); delete it, or run the ladder again to "
+                          f"rewrite it")
     try:
-        fit = OmegaConf.load(path)
+        fit = OmegaConf.create(text)
         OmegaConf.merge(OmegaConf.structured(FitConfig), fit)  # the schema's types, or an error naming the key
     except Exception as exc:  # YAML's and OmegaConf's errors have no common base
         raise ConfigError(f"{path}: not the fit settings `ladder run` writes ({one_line(exc)}); delete it, or "
                           f"run the ladder again to rewrite it") from None
-    missing = [f.name for f in fields(FitConfig) if not isinstance(fit, DictConfig) or f.name not in fit]
-    if missing:
-        raise ConfigError(f"{path}: incomplete (no {', '.join(missing)}); delete it, or run the ladder again to "
-                          f"rewrite it")
     return fit
 
 

@@ -26,6 +26,7 @@ from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_state
 from ladder.orchestration.publish import Publisher, write_job_file
+from ladder.orchestration.splits import rungs_of, split_tokens
 from train.backends import process_count
 from train.data import DataError, prepare_data
 from train.loop import train_run
@@ -36,25 +37,16 @@ log = logging.getLogger(__name__)
 LOCKED = "locked"  # run_job's state for a job another process is running
 
 
-def _rungs_of(plan: Plan, dataset: str, seq_len: int) -> list[Rung]:
-    return [r for r in plan.rungs if r.dataset == dataset and r.shape.seq_len == seq_len]
-
-
-def tokens_needed(plan: Plan, dataset: str, seq_len: int) -> int:
-    """What the largest rung on this dataset and sequence length trains on."""
-    return max(r.trained_tokens for r in _rungs_of(plan, dataset, seq_len))
-
-
 def prepare(cfg: DictConfig, dataset: str, seq_len: int, plan: Plan):
     """Packed tokens of one dataset for one sequence length (cached: tokenized once per input), from a
     tokenizer whose ids fit every model that trains on them."""
     data = dataset_config(cfg, dataset)
-    # The training split holds what the largest rung trains on (data.max_tokens sets it): a hub stream never
-    # ends, and a local corpus may hold far more than the ladder needs, so only that much is tokenized.
-    need = data.max_tokens if data.max_tokens is not None else tokens_needed(plan, dataset, seq_len)
-    prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed, train_tokens=need)
+    # The training split holds what the largest rung trains on (ladder.orchestration.splits): a hub stream
+    # never ends, and a local corpus may hold far more than the ladder needs, so only that much is tokenized.
+    prepared = prepare_data(data, cfg.ladder.tokenizer, seq_len=seq_len, seed=cfg.seed,
+                            train_tokens=split_tokens(cfg, plan, dataset, seq_len))
     vocab = prepared.train_manifest["tokenizer"]["vocab_size"]
-    small = min(_rungs_of(plan, dataset, seq_len), key=lambda r: r.shape.vocab_size).shape
+    small = min(rungs_of(plan, dataset, seq_len), key=lambda r: r.shape.vocab_size).shape
     if vocab > small.vocab_size:
         raise DataError(f"tokenizer {prepared.tokenizer_dir} has {vocab:,} tokens but model {small.name} has "
                         f"vocab_size {small.vocab_size:,} (ladder.vocab_size, or its configs/model/ file)")

@@ -21,7 +21,8 @@ from ladder.core.schedules import Job
 from ladder.core.plan import Plan
 from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.resources import Resources, eval_compute, job_extra_flops, resources_for
-from ladder.orchestration.rung import run_job, tokens_needed
+from ladder.orchestration.rung import run_job
+from ladder.orchestration.splits import split_tokens
 from train.data import DataError, stream_need, token_store
 from train.data.store import tokenize_unit
 
@@ -111,7 +112,7 @@ def tokenize_on_slurm(cfg: DictConfig, plan: Plan) -> None:
         store = token_store(data, cfg.ladder.tokenizer)
         if store is None:  # pre-tokenized: nothing to do
             continue
-        need = max(stream_need(seq_len, data.val_tokens, data.max_tokens or tokens_needed(plan, dataset, seq_len))
+        need = max(stream_need(seq_len, data.val_tokens, split_tokens(cfg, plan, dataset, seq_len))
                    for seq_len in {r.shape.seq_len for r in plan.rungs if r.dataset == dataset})
         while units := [i for i in store.pending(need) if not store.is_stream(i)][:launcher.max_parallel]:
             executor = _executor(cfg, resources)
