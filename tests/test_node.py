@@ -56,7 +56,7 @@ def _write_tasks(directory: Path):
     spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).parents[1] / "scripts" / "gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
-    for name, path in gpu_check.write_tasks(directory, 8).items():
+    for name, path in gpu_check.write_tasks(directory, dict.fromkeys(gpu_check.SUITE, 8)).items():
         shutil.copy(path, directory / f"{name}-fewshot.jsonl")
 
 

@@ -86,8 +86,8 @@ def test_an_example_only_one_rank_holds_stops_every_rank_with_its_message(short_
     path = write(short_window / "piqa.jsonl", [long, PIQA])
     proc = launch_eval(load([f"out_dir={short_window}", "eval.tasks=[piqa]", f"eval.task_paths.piqa={path}"]),
                   "ladder-eval")
-    # torchrun reports each worker's exit code: 2 from both, `ladder eval`'s code for bad input.
-    assert proc.returncode != 0 and proc.stderr.count("exitcode  : 2 ") == 2, proc.stderr[-3000:]
+    # `ladder eval`'s code for bad input; torchrun may stop the second worker once the first has exited.
+    assert proc.returncode != 0 and "exitcode  : 2 " in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.count("ladder eval: error: task piqa: a continuation of ") == 2, proc.stderr[-3000:]
 
 
