@@ -7,7 +7,11 @@ import subprocess
 
 import pytest
 
-from ladder.orchestration.compose import load
+from ladder.core.threads import quiet_threads
+
+quiet_threads()  # as the `ladder` CLI runs, before anything loads torch or numpy
+
+from ladder.orchestration.compose import load  # noqa: E402
 
 WORDS = ("the river ran past an old mill where farmers brought grain each autumn and the miller kept "
          "careful accounts of every sack in a ledger bound with leather while his daughter counted coins").split()

@@ -95,27 +95,28 @@ def _ladder_run(cfg, tmp_path):
     return subprocess.Popen([sys.executable, "-c", script, str(config_file)], env=os.environ.copy())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_killed_run_completes_on_rerun_with_the_uninterrupted_loss(tiny_ladder, tmp_path, sig):
+def test_a_killed_run_completes_on_rerun_with_the_uninterrupted_loss(tiny_ladder, tmp_path):
+    """SIGKILL and SIGTERM (Slurm's preemption), each on its own out_dir, against one uninterrupted reference."""
     overrides = ["ladder.sizes=[smoke-48]", "ladder.multipliers=[2]", "train.checkpoint_fractions=[0.25,0.5,0.75,1.0]"]
     reference = tiny_ladder(*overrides, f"out_dir={tmp_path}/reference")
     assert _ladder_run(reference, tmp_path).wait() == 0
-    cfg = tiny_ladder(*overrides)
-    rung = build_plan(cfg).rungs[0]
-    proc = _ladder_run(cfg, tmp_path)
-    checkpoints = rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints"
-    deadline = time.time() + 120
-    while not list(checkpoints.glob("step-*")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(sig)  # killed once its first checkpoint is written, most often before its evaluation
-    proc.wait()
-    # SIGTERM (Slurm's preemption) is recorded; after SIGKILL the record says running, but nobody holds the rung.
-    status = read_status(cfg.out_dir, rung)
-    assert status.state == {signal.SIGKILL: "stale", signal.SIGTERM: "interrupted"}[sig], status
-    assert _ladder_run(cfg, tmp_path).wait() == 0  # the same command again
-    assert read_status(cfg.out_dir, rung).state == "done"
-    assert _final_loss(cfg, rung) == _final_loss(reference, rung)
-    assert _evaluated_steps(cfg, rung) == _evaluated_steps(reference, rung) == _checkpoint_steps(cfg, rung)
+    for sig in (signal.SIGKILL, signal.SIGTERM):
+        cfg = tiny_ladder(*overrides, f"out_dir={tmp_path}/{sig.name}")
+        rung = build_plan(cfg).rungs[0]
+        proc = _ladder_run(cfg, tmp_path)
+        checkpoints = rung_dir(cfg.out_dir, rung.rung_id) / "checkpoints"
+        deadline = time.time() + 120
+        while not list(checkpoints.glob("step-*")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(sig)  # killed once its first checkpoint is written, most often before its evaluation
+        proc.wait()
+        # SIGTERM is recorded; after SIGKILL the record says running, but nobody holds the rung.
+        status = read_status(cfg.out_dir, rung)
+        assert status.state == {signal.SIGKILL: "stale", signal.SIGTERM: "interrupted"}[sig], status
+        assert _ladder_run(cfg, tmp_path).wait() == 0  # the same command again
+        assert read_status(cfg.out_dir, rung).state == "done"
+        assert _final_loss(cfg, rung) == _final_loss(reference, rung), sig.name
+        assert _evaluated_steps(cfg, rung) == _evaluated_steps(reference, rung) == _checkpoint_steps(cfg, rung)
 
 
 def _evaluated_steps(cfg, rung):

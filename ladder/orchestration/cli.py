@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-# Before torch loads OpenMP, for this process and every worker it starts: waiting threads sleep instead of
-# spinning (libgomp's default spins ~0.3 s per wait), so on a machine shared with other jobs a run takes cores
-# in proportion to its work rather than all of them (docs/train.md, "CPU threads", measures it).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# numpy's and scipy's OpenBLAS (its own threads, which spin too) works on the fit's small matrices, where a
-# second thread only waits: one thread each (torch's matmuls use their own library and threads).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from ladder.core.threads import quiet_threads
+
+quiet_threads()  # before torch, numpy and scipy load
 
 from ladder.core.configs import ConfigError, group_options
 from ladder.core.interrupt import stop_on_sigterm

@@ -96,7 +96,8 @@ def test_recentred_refits_of_all_points_match_plain_refits(shared):
 
 def test_best_meets_its_13b_goal_without_intervals(shared):
     """The issue's goal for `best` at 13B-5T (MAE over the 8 tasks <= 2.5 points; the paper's method:
-    4.2), met by a method chosen on ladder backtests alone (docs/fit.md); plus the output contract."""
+    4.2), met by a method chosen on ladder backtests alone (docs/fit.md); plus the output contract, and
+    bootstrap=0's: no intervals, and a warning that says so."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
     out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
     d = pd.DataFrame(out.predictions).set_index("metric")
@@ -108,6 +109,8 @@ def test_best_meets_its_13b_goal_without_intervals(shared):
     assert any(k.endswith(":step2@c4_en:loss") for k in out.fits)
     # No intervals, so nothing to calibrate: no along-D backtest fitted, no note that intervals were widened.
     assert "backtest" not in out.fits and not any("widened" in n for n in out.notes)
+    assert all(np.isnan(p["lower"]) and np.isnan(p["upper"]) for p in out.predictions)
+    assert any("bootstrap=0" in w for w in out.warnings)
 
 
 @pytest.mark.slow

@@ -57,15 +57,6 @@ def test_batched_refit_finds_each_resamples_optimum(shared):
         assert acc[b] == pytest.approx(ref_acc, abs=2e-3)
 
 
-def test_bootstrap_with_zero_resamples_gives_no_intervals(shared):
-    from fit.config import FitConfig
-    from fit.best import best
-    ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    out = best(ps, [TARGET], FitConfig(bootstrap=0))
-    assert all(np.isnan(p["lower"]) and np.isnan(p["upper"]) for p in out.predictions)
-    assert any("bootstrap=0" in w for w in out.warnings)
-
-
 @pytest.mark.slow
 def test_batched_intervals_match_per_resample_scipy(shared):
     data = _setup(shared)

@@ -41,6 +41,11 @@ def check(tmp_path, *sections) -> dict:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["finished"] and [s["section"] for s in report["sections"]][:1] == [sections[0]]
+    return by_section(report)
+
+
+def by_section(report: dict) -> dict:
+    """The report's sections by name (the two throughput loops as `throughput harness`, `throughput plain`)."""
     return {s["section"] + (f" {s['loop']}" if "loop" in s else ""): s for s in report["sections"]}
 
 
@@ -167,31 +172,28 @@ def test_the_carried_set_is_one_version_of_each_and_meets_its_own_pins(tmp_path)
         device_wheels.wheel_set(tmp_path)
 
 
-@pytest.mark.slow  # four torchrun launches, two at a time, DeepSpeed's start-up among them, and every module imported
-def test_torchrun_sections_and_imports(tmp_path):
-    report = check(tmp_path, "imports", "distributed", "bf16_vs_fp32")
-    assert report["imports"]["failed"] == {} and report["imports"]["cli_returncode"] == 0
-    assert report["imports"]["modules"] > 50
-    runs = [report["distributed"][k] for k in ("fsdp", "deepspeed_zero2")]
-    assert [(r["state"], r["steps"], r["checkpoints"]) for r in runs] == [("done", 2, ["step-00000002"])] * 2
-    precision = report["bf16_vs_fp32"]
-    assert len(precision["fp32_losses"]) == len(precision["bf16_losses"]) == 6
-    assert 0 < precision["max_abs_diff"] < 0.05  # bf16 rounds differently, and no more than that
-
-
 @pytest.mark.slow  # a venv of the device image's packages (minutes when not cached), the wheels, the whole check
 def test_device_simulation_runs_the_check_as_the_device_would(tmp_path):
     """scripts/device_sim.py: the venv and the wheels built afresh where .cache/device-sim lacks them (as on
     CI), the wheels installed afresh (--target) on every run; the check, then the GPU-path tests under the
-    image's transformers."""
+    image's transformers. The torchrun sections (FSDP and ZeRO-2 launches, bf16 against fp32) are checked here
+    alone, where they run on the image's packages."""
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts/device_sim.py"), "--out", str(out), "--",
-                           "--steps", "2", "--warmup", "1", "--log-every", "1", "--eval-examples", "40"],
+                           "--steps", "2", "--warmup", "1", "--log-every", "1", "--eval-examples", "40",
+                           "--resume-steps", "2", "--precision-steps", "6"],
                           capture_output=True, text=True, timeout=3000, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["finished"] and [s["section"] for s in report["sections"]] == list(gpu_check.SECTIONS[:-1]) + [
         "throughput"] * 2
     assert report["environment"]["transformers"] == "5.17.0" and report["environment"]["deepspeed"] == "0.19.8"
-    assert report["sections"][0]["failed"] == {}
+    sections = by_section(report)
+    assert sections["imports"]["failed"] == {} and sections["imports"]["cli_returncode"] == 0
+    assert sections["imports"]["modules"] > 50
+    runs = [sections["distributed"][k] for k in ("fsdp", "deepspeed_zero2")]
+    assert [(r["state"], r["steps"], r["checkpoints"]) for r in runs] == [("done", 2, ["step-00000002"])] * 2
+    precision = sections["bf16_vs_fp32"]
+    assert len(precision["fp32_losses"]) == len(precision["bf16_losses"]) == 6
+    assert 0 < precision["max_abs_diff"] < 0.05  # bf16 rounds differently, and no more than that
     assert re.search(r"^\d+ passed", proc.stdout, re.MULTILINE)  # test_train_gpu_path.py's pytest summary
