@@ -76,6 +76,7 @@ def _measured_advantage(r) -> float:
 
 
 def _amount(metric: str, v: float) -> str:
+    v = v + 0.0  # no "-0.000"
     return "" if not np.isfinite(v) else f"{100 * v:.1f}" if is_accuracy(metric) else f"{v:.3f}"
 
 
@@ -83,14 +84,18 @@ def _said(r, interval: float) -> str:
     adv, lo, hi = _advantage(r)
     loser = r.b if r.winner == r.a else r.a
     unit = " points" if is_accuracy(r.metric) else ""
-    text = f"{r.winner} better than {loser} by {_amount(r.metric, adv)}{unit}"
+    # Equal predictions (the same runs given twice, say) name no winner: "better by -0.000" would mislead.
+    text = (f"{r.winner} better than {loser} by {_amount(r.metric, adv)}{unit}" if r.difference != 0
+            else f"{r.a} and {r.b} predicted equal")
     if np.isfinite(lo):
         text += f" [{_amount(r.metric, lo)}, {_amount(r.metric, hi)}] ({interval:.0%} interval), P = {r.p_winner:.2f}"
     if np.isfinite(r.compute_multiplier):
         text += f"; {loser} needs {_times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper)} the compute"
     if r.changes_with_scale:
         text += f"; changes with scale (the curves cross at C = {display.flops(r.crossing_C)})"
-    if np.isfinite(r.measured_difference):
+    if r.measured_difference == 0:
+        text += "; measured: equal"
+    elif np.isfinite(r.measured_difference):
         measured = r.a if (r.measured_difference > 0) == r.metric.endswith(":acc") else r.b
         text += f"; measured: {measured} better by {_amount(r.metric, abs(r.measured_difference))}"
     return text
@@ -105,7 +110,8 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in d.itertuples():
         adv, lo, hi = _advantage(r)
-        rows.append({"Target": r.target, "Metric": display.named(r.metric), "Winner": r.winner,
+        rows.append({"Target": r.target, "Metric": display.named(r.metric),
+                     "Winner": r.winner if r.difference != 0 else "(equal)",
                      "over": r.b if r.winner == r.a else r.a,
                      "by [interval]": _amount(r.metric, adv) + (f" [{_amount(r.metric, lo)}, {_amount(r.metric, hi)}]"
                                                              if np.isfinite(lo) else ""),

@@ -166,6 +166,19 @@ def test_the_cli_compares_and_refuses_bad_input_in_one_line(points, tmp_path, ca
     assert len(err) == 1 and err[0].startswith("ladder compare: error: compare: 1 variant (base)")
 
 
+def test_variants_with_equal_predictions_name_no_winner(tmp_path, capsys):
+    """The same runs under two names (a copied folder, say): "predicted equal", never "better by -0.000"."""
+    from ladder.orchestration.cli import main
+    twins = tmp_path / "twins.csv"
+    pd.DataFrame(rows("base") + rows("copy")).to_csv(twins, index=False)
+    assert main(["compare", f"results={twins}", "method=chinchilla", "bootstrap=0", "backtest=false",
+                 "targets=[{name: big, params: 1.3e9, tokens: 2.6e10}]", f"out={tmp_path / 'o'}"]) == 0
+    said = capsys.readouterr().out
+    assert "big c4 LM loss: base and copy predicted equal" in said and "-0.0" not in said
+    table = (tmp_path / "o" / "report.md").read_text()
+    assert "| (equal) " in table
+
+
 def test_every_prediction_is_the_methods_own_on_that_variant(points):
     """Compare changes no prediction: each variant's is what the method predicts on that variant alone."""
     variants = load_variants(str(points))
