@@ -214,7 +214,7 @@ def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):
         colours[m] = dots.get_facecolor()[0]
         ys += list(y)
         if step is not None and len(C):
-            grid = np.geomspace(C.min() / 1.5, C.max() * 1.5, 50)
+            grid = np.geomspace(C.min(), C.max() * 1.5, 50)  # not below the ladder, where nothing pins the law
             n = np.sqrt(grid / (6 * m))
             ax.plot(grid, _curve(step, np.vstack([n, m * n])), color=colours[m], lw=1)
     ND, y = view.finals(view.others, metric)

@@ -26,8 +26,20 @@ class FitResult:
         return self.law.f(np.asarray(X, float), self.params)
 
 
+# An exponent above this is no power law: fitted exponents of LM losses lie about 0.05-1 (Hoffmann et al. 2022;
+# Besiroglu et al. 2024); one of 3 makes the term fall 8x per doubling. On 3 sizes close together (the smoke
+# ladder's 14K-84K) the N term can fit as a cliff (alpha = 710): large at the smallest size, nothing beyond.
+STEEP = 3.0
+
+
 def _bound_warnings(law, p, bounds, converged, message):
     out = [] if converged else [f"{law.name}: optimiser did not converge ({message})"]
+    for name, var in law.exponents.items():
+        v = p[law.params.index(name)]
+        if v > STEEP:
+            out.append(f"{law.name}: exponent {name} = {v:.4g} is far steeper than a scaling law's (about 0.05-1): "
+                       f"its {var} term is a cliff at the smallest {var} fitted and about 0 beyond, so the law "
+                       f"extrapolates in {var} by its other terms alone; {var} values further apart would pin it")
     for name, v, (lo, hi) in zip(law.params, p, bounds or [(None, None)] * len(p)):
         meaning = law.at_bound.get(name, "")
         for b in (lo, hi):

@@ -25,6 +25,9 @@ class Law:
     # What a fit at a parameter's bound means for the predictions, said with the warning; None: a bound the
     # fit is built to reach (the sigmoid's ceiling, pulled to 1 by its (0, 1) anchor), which warns of nothing.
     at_bound: Mapping[str, Optional[str]] = field(default_factory=dict)
+    # The power-law exponents, each with what it scales ("N", "D"): a fit far steeper than any scaling law's is
+    # said (fit.fitting.STEEP).
+    exponents: Mapping[str, str] = field(default_factory=dict)
 
 
 # Bhagia et al. 2024 (OLMo-ladder fitting_functions.chinchilla_n_d_fit): L = e^a/N^α + e^b/D^β + E.
@@ -39,6 +42,7 @@ def _nd_grad(X, p):
     return _jac([tn, td, -tn * np.log(n), -td * np.log(d), np.ones_like(tn)])
 
 
+_ND_EXPONENTS = {"alpha": "N", "beta": "D"}
 # The paper's bounds keep every parameter >= 0: coefficients exp(log_A), exp(log_B) >= 1 and E >= 0.
 _AT_ZERO = {
     "E": "the fit finds no irreducible loss, so the law keeps falling with scale: far beyond the ladder its "
@@ -50,7 +54,7 @@ _AT_ZERO = {
 }
 OLMO_ND = Law("olmo_nd", ("log_A", "log_B", "alpha", "beta", "E"), _nd, _nd_grad,
               "L(N,D) = exp(log_A)/N^alpha + exp(log_B)/D^beta + E", "Bhagia et al. 2024, arXiv 2412.04403 eq. 2",
-              _AT_ZERO)
+              _AT_ZERO, _ND_EXPONENTS)
 
 
 # Bhagia et al. 2024 (OLMo-ladder chinchilla_flops_fit): L = e^a/C^α + E, the FLOPs variant of step 1.
@@ -64,7 +68,8 @@ def _flops_grad(X, p):
 
 
 OLMO_FLOPS = Law("olmo_flops", ("log_A", "alpha", "E"), _flops, _flops_grad,
-                 "L(C) = exp(log_A)/C^alpha + E", "Bhagia et al. 2024, arXiv 2412.04403 sec. 4 (FLOPs variant)")
+                 "L(C) = exp(log_A)/C^alpha + E", "Bhagia et al. 2024, arXiv 2412.04403 sec. 4 (FLOPs variant)",
+                 exponents={"alpha": "C"})
 
 
 # Bhagia et al. 2024 step 2 (fitting_functions.sigmoid): Acc = a/(1+exp(-k(L-L0))) + b.
@@ -96,7 +101,7 @@ def _single_grad(X, p):
 
 SINGLE_STEP = Law("olmo_single_step", ("log_A", "log_B", "alpha", "beta", "E", "p", "q"), _single, _single_grad,
                   "Acc(N,D) = p/(1+exp(-(exp(log_A)/N^alpha + exp(log_B)/D^beta + E))) + q",
-                  "Bhagia et al. 2024, arXiv 2412.04403 sec. 5 (single-step baseline)", _AT_ZERO)
+                  "Bhagia et al. 2024, arXiv 2412.04403 sec. 5 (single-step baseline)", _AT_ZERO, _ND_EXPONENTS)
 
 
 # Hoffmann et al. 2022 approach 3 in Besiroglu et al. 2024 (Epoch AI) form: L = exp(LSE(a-α log N, b-β log D, e)).
@@ -112,7 +117,8 @@ def _chin_grad(X, p):
 
 
 CHINCHILLA = Law("chinchilla", ("a", "b", "e", "alpha", "beta"), _chin, _chin_grad,
-                 "L(N,D) = E + A/N^alpha + B/D^beta, A=e^a, B=e^b, E=e^e", "Hoffmann et al. 2022 approach 3; Besiroglu et al. 2024")
+                 "L(N,D) = E + A/N^alpha + B/D^beta, A=e^a, B=e^b, E=e^e", "Hoffmann et al. 2022 approach 3; Besiroglu et al. 2024",
+                 exponents=_ND_EXPONENTS)
 
 
 # Gadre et al. 2024 (mlfoundations/scaling laws.powlaw_ours), fitted in (N, M); it equals
@@ -170,4 +176,4 @@ def _direct_nd_grad(X, p):
 
 DIRECT_ND = Law("direct_nd", ("log_A", "log_B", "alpha", "beta"), _direct_nd, _direct_nd_grad,
                 "-log Q(N,D) = exp(log_A)/N^alpha + exp(log_B)/D^beta, Q = (Acc - chance)/(1 - chance)",
-                "Krajewski et al. 2025, arXiv 2512.08894 eq. 4")
+                "Krajewski et al. 2025, arXiv 2512.08894 eq. 4", exponents=_ND_EXPONENTS)

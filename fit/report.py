@@ -280,6 +280,9 @@ WARNING_GROUPS = [
      "law least, so the intervals may be somewhat too narrow.", r"bootstrap refits failed"),
     ("Fits that did not converge", "The law's parameters may not be its optimum: predictions through it are less "
      "reliable than their intervals say.", r"did not converge"),
+    ("Exponents no power law has", "A term falls so steeply across the ladder that it is a step, not a scaling "
+     "law: the fit has no size or data dependence beyond the smallest fitted value to extrapolate.",
+     r"is far steeper than a scaling law"),
     ("Fitted parameters on a bound", "The optimum lies on the edge of the allowed range, where the law is held "
      "rather than fitted; each line says what that means.", r"is on its bound"),
     ("Points left out", "These points are in no fit, for the reason given; the predictions do not rest on them.",

@@ -201,6 +201,20 @@ def test_warnings_are_grouped_by_what_they_mean_most_consequential_first():
     assert bounds[1].startswith("olmo_nd E = 0: c4_en LM loss. Means: E is the irreducible loss")
 
 
+def test_an_exponent_no_scaling_law_has_is_said_and_grouped():
+    """The smoke ladder's 3 close sizes once fitted alpha = 710: the N term a cliff, which a bound does not
+    catch (the paper's bounds leave exponents open above)."""
+    from fit import laws
+    from fit.fitting import _bound_warnings
+    p = np.array([6774.4, 3.29, 709.8, 0.129, 0.5])
+    said = _bound_warnings(laws.OLMO_ND, p, [(0, None)] * 5, True, "")
+    assert said == ["olmo_nd: exponent alpha = 709.8 is far steeper than a scaling law's (about 0.05-1): its N term "
+                    "is a cliff at the smallest N fitted and about 0 beyond, so the law extrapolates in N by its "
+                    "other terms alone; N values further apart would pin it"]
+    assert _bound_warnings(laws.OLMO_ND, np.array([3.0, 6.0, 0.34, 0.28, 1.7]), None, True, "") == []
+    assert [g[0] for g in warning_groups([f"c4: {said[0]}"])] == ["Exponents no power law has"]
+
+
 def test_fit_says_where_its_report_went(tmp_path, capsys, monkeypatch):
     """Its last line, as `ladder run` prints it; without out= the report goes under outputs/."""
     from ladder.orchestration.cli import main
