@@ -423,7 +423,8 @@ def test_a_full_disk_while_building_the_corpus_is_one_line(tmp_path, capsys, mon
         def write(self, text):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    tiny = (lambda: iter([("u", "in the beginning")]), "2024-06-05T00:00:00Z")  # each source one line: the disk, not the text, is under test
+    # Each source one line: the disk, not the text, is under test.
+    tiny = (lambda: iter([("u", "in the beginning")]), "2024-06-05T00:00:00Z")
     monkeypatch.setattr(corpus, "SOURCES", dict.fromkeys(corpus.SOURCES, tiny))
     monkeypatch.setattr(corpus.gzip, "open", FullDisk)
     message = error(capsys, "prepare")
