@@ -33,6 +33,7 @@ from ladder.core.plan import Target
 
 GRID = 12  # points of each variant's curve from its smallest fitted N to a target, along the target's M
 MIXTURE = 4000  # draws of the difference's bootstrap-plus-model-error mixture
+SIZE_RTOL = 1e-2  # one ladder size: N within 1 % (its 3-significant-digit rounding is at most 0.5 % off)
 REACH = (1e-3, 1e4)  # the compute multipliers searched, × the target's compute
 
 
@@ -368,14 +369,15 @@ def decision_backtests(variants: List[Variant], cfg: FitConfig, method: Method) 
     on the smaller sizes, predict each of its runs at that size, and score each pair's decision against the
     measured order; `baseline_winner` ranks by the measured value at the largest fitted size (at the M nearest
     the target's)."""
-    sizes = [sorted({round(float(n), -3) for n in v.ps.points["params"]}) for v in variants]
-    common = [s for s in sizes[0] if all(any(np.isclose(s, u, rtol=1e-3) for u in other) for other in sizes[1:])]
+    # Sizes to 3 significant digits (a smoke ladder's N is 14,336, an OLMo one's 1.18e9), matched within 1 %.
+    sizes = [sorted({float(f"{float(n):.3g}") for n in v.ps.points["params"]}) for v in variants]
+    common = [s for s in sizes[0] if all(any(np.isclose(s, u, rtol=SIZE_RTOL) for u in other) for other in sizes[1:])]
     rows = []
     for k, size in enumerate(common):
         if k < 3:
             continue
         runs = variants[0].ps.points.drop_duplicates("run")
-        at = runs[np.isclose(runs["params"].astype(float), size, rtol=1e-3)]
+        at = runs[np.isclose(runs["params"].astype(float), size, rtol=SIZE_RTOL)]
         targets = [Target(f"{display.count(size)}-M{float(r.run_tokens) / float(r.params):.3g}", float(r.params),
                           float(r.run_tokens)) for r in at.itertuples()]
         targets = [t for t in targets if all(_has_run(v.ps, t) for v in variants[1:])]
@@ -387,7 +389,7 @@ def decision_backtests(variants: List[Variant], cfg: FitConfig, method: Method) 
             continue
         fitted = max(float(v.ps.points.set_index("run").loc[comp.outputs[v.name].runs, "params"].max())
                      for v in variants)
-        if size <= fitted * (1 + 1e-3):  # a fixed fit set reaching this size: no extrapolation to score
+        if size <= fitted * (1 + SIZE_RTOL):  # a fixed fit set reaching this size: no extrapolation to score
             continue
         d = comp.decisions.assign(held_size=size, fitted_size=fitted)
         d["baseline_winner"] = [_baseline(variants, r, fitted) for r in d.itertuples()]

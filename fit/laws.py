@@ -85,7 +85,9 @@ def _sigmoid_grad(X, p):
 
 
 SIGMOID = Law("sigmoid", ("a", "L0", "k", "b"), _sigmoid, _sigmoid_grad,
-              "Acc(L) = a/(1+exp(-k(L-L0))) + b", "Bhagia et al. 2024, arXiv 2412.04403 eq. 3", {"b": None})
+              "Acc(L) = a/(1+exp(-k(L-L0))) + b", "Bhagia et al. 2024, arXiv 2412.04403 eq. 3",
+              {"b": None, "a": "a + b is the accuracy at high loss: a = -1 puts that floor at 0 rather than chance; "
+                               "it shapes the small models' end of the curve, not the targets'"})
 
 
 # Bhagia et al. 2024 single-step baseline (fitting_functions.combined_fit): Acc = q + p·σ(L(N,D)).

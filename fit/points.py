@@ -73,12 +73,6 @@ def is_accuracy(metric: str) -> bool:
 
 
 
-def is_accuracy(metric: str) -> bool:
-    """Accuracies and errors (`<task>:acc`, `avg46:err`), fractions shown in points; every other metric
-    (losses, bpb, NLL) is a positive quantity compared relative to its value."""
-    return metric.endswith((":acc", ":err"))
-
-
 def add_chance(chance: Dict[str, float], metric: str, value, where: str) -> None:
     """Record `metric`'s chance level, a number in [0, 1); every point of a metric must say the same."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
@@ -122,10 +116,6 @@ def clean_points(raw: pd.DataFrame):
         dropped = pd.concat([dropped, pd.DataFrame(missing_rows)], ignore_index=True)
     points["final"] = points["final"].astype(bool)
     return points.reset_index(drop=True), dropped.reset_index(drop=True)
-
-
-def _frame(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def frame(rows) -> pd.DataFrame:

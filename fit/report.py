@@ -290,20 +290,9 @@ WARNING_GROUPS = [
     ("Held-out runs", "Left out of the fit and predicted from the rest: their measured values score the method, "
      "and no fit saw them.", r"^holdout="),
 ]
-BOUND = re.compile(r"^(?P<label>.+?): (?P<law>\w+): parameter (?P<param>\S+) = (?P<value>\S+) is on its bound \S+"
-                   r"(?: \((?P<paths>paths? .+)\))?$")
-BOUND_MEANING = {
-    ("sigmoid", "b"): "b is the accuracy the curve reaches at zero loss: at 1 it assumes the task can be solved "
-                      "perfectly; where label noise caps a task lower, predictions near the top run high",
-    ("sigmoid", "a"): "a + b is the accuracy at high loss: a = −1 puts that floor at 0 rather than chance; it shapes "
-                      "the small models' end of the curve, not the targets'",
-    ("olmo_nd", "E"): "E is the irreducible loss: at 0 the law falls without a floor, so predictions far beyond the "
-                      "ladder may be too low (optimistic)",
-    ("olmo_nd", "log_A"): "the N term is as small as the bounds allow, so the law credits growth in N with almost "
-                          "nothing; its extrapolation in N rests on the D term and E",
-    ("olmo_nd", "log_B"): "the D term is as small as the bounds allow, so the law credits more tokens with almost "
-                          "nothing; its extrapolation in D rests on the N term and E",
-}
+# A bound warning as fit.fitting writes it (its meaning from fit.laws.Law.at_bound), with best's paths suffix.
+BOUND = re.compile(r"^(?P<label>.+?): (?P<law>\w+): parameter (?P<param>\S+) = (?P<value>\S+) is on its bound \S+?"
+                   r"(?:: (?P<meaning>.+?))?(?: \((?P<paths>paths? .+)\))?$")
 
 
 def warning_groups(warnings: List[str]) -> List[Tuple[str, str, List[str]]]:
@@ -321,7 +310,7 @@ def warning_groups(warnings: List[str]) -> List[Tuple[str, str, List[str]]]:
 
 def _bounds(warnings: List[str]) -> List[str]:
     """One line per (law, parameter, value): which fits (and in how many paths of an ensemble) and what it means."""
-    gathered, left = {}, []
+    gathered, meanings, left = {}, {}, []
     for w in warnings:
         m = BOUND.match(w)
         if not m:
@@ -331,8 +320,9 @@ def _bounds(warnings: List[str]) -> List[str]:
         n = 1 if not paths else len(paths.split(" ", 1)[1].split(", "))
         who = display.named(m["label"]) if ":" in m["label"] else display.TASK_NAMES.get(m["label"], m["label"])
         gathered.setdefault((m["law"], m["param"], m["value"]), []).append(who + (f" ({n} paths)" if n > 1 else ""))
-    lines = [f"{law} {GREEK.get(p, p)} = {v}: {', '.join(who)}." + (f" Means: {BOUND_MEANING[law, p]}."
-                                                                    if (law, p) in BOUND_MEANING else "")
+        meanings.setdefault((m["law"], m["param"], m["value"]), m["meaning"])
+    lines = [f"{law} {GREEK.get(p, p)} = {v}: {', '.join(who)}."
+             + (f" Means: {meanings[law, p, v]}." if meanings[law, p, v] else "")
              for (law, p, v), who in gathered.items()]
     return lines + left
 

@@ -444,3 +444,10 @@ def test_a_full_disk_names_the_file_an_atomic_write_was_writing(tmp_path, monkey
     with pytest.raises(OSError, match=re.escape(f"No space left on device: '{tmp_path}/record.json'")):
         atomic_write_text(tmp_path / "record.json", "{}")
     assert list(tmp_path.iterdir()) == []  # no temporary left behind
+
+
+def test_a_truncated_shard_is_named_when_the_plan_sizes_the_source(tmp_path):
+    from train.data import source_tokens
+    (tmp_path / "c4-train.00000-of-00001.json.gz").write_bytes(b"ab")  # cut short: no gzip trailer
+    tokens, how = source_tokens({"name": "c4", "path": str(tmp_path)}, 2048)
+    assert tokens is None and how.startswith(f"{tmp_path}/c4-train.00000-of-00001.json.gz: not a readable gzip file")

@@ -91,3 +91,47 @@ def test_the_node_ladder_runs_two_rungs_at_once_on_two_devices(corpus, tmp_path,
         metrics = {json.loads(line)["metric"] for line in (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").open()}
         assert {"c4_val:loss", "hellaswag:acc", "mmlu:acc"} <= metrics
     assert (Path(cfg.out_dir) / "report" / "report.html").exists()
+
+
+def _on_two_gpus(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+def test_packing_onto_more_gpus_than_this_process_sees_is_refused(monkeypatch, tmp_path):
+    from ladder.core.configs import ConfigError
+    from ladder.orchestration.node import run_packed
+    _on_two_gpus(monkeypatch)
+    cfg = load(["ladder=smoke", "train=gpu", "launcher.devices=4", f"out_dir={tmp_path}/run"])
+    plan = build_plan(cfg)
+    with pytest.raises(ConfigError, match=r"^launcher.devices=4: this process sees 2 GPU\(s\)"):
+        run_packed(cfg, plan, plan.jobs, False, 4)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_job_packed_onto_gpus_trains_one_rank_per_gpu_it_was_given(monkeypatch, tmp_path):
+    """Whatever train.num_processes says: a job on 2 GPUs with 1 process would leave one idle, 8 processes on
+    one GPU would fail in NCCL."""
+    import subprocess
+
+    from ladder.orchestration import node
+    _on_two_gpus(monkeypatch)
+    started = []
+
+    class Ended:  # a job process that has already finished, successfully
+        returncode = 0
+
+        def __init__(self, command, **kwargs):
+            started.append((command, kwargs["env"]["CUDA_VISIBLE_DEVICES"]))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Ended)
+    cfg = load(["ladder=smoke", "train=gpu", "train.num_processes=8", "launcher.devices=2", f"out_dir={tmp_path}/run"])
+    plan = build_plan(cfg)
+    assert node.run_packed(cfg, plan, plan.jobs, False, 2) == ({}, [])
+    for command, visible in started:
+        assert command[command.index("--processes") + 1] == str(len(visible.split(",")))
+    assert len(started) == len(plan.jobs)

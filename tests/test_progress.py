@@ -20,7 +20,7 @@ def test_the_eta_counts_a_cost_per_job_and_one_per_flop(caplog):
     caplog.set_level(logging.INFO, logger="ladder")
     for job, seconds in zip(jobs, SMOKE_SECONDS):
         etas.append(progress.eta(job))
-        progress.run(job, lambda: now.__setitem__(0, now[0] + seconds))
+        progress.run(job, lambda: now.__setitem__(0, now[0] + seconds) or "done")
     left = [sum(SMOKE_SECONDS[i:]) for i in range(len(jobs))]
     assert etas[:2] == [None, None]  # one job's time cannot tell its fixed cost from its FLOPs'
     # Within 1.7x of the truth (larger models run more FLOP/s, so it leans long); seconds per FLOP alone
@@ -31,12 +31,14 @@ def test_the_eta_counts_a_cost_per_job_and_one_per_flop(caplog):
     assert lines[2] == f"job 3/4 ({jobs[2].name}): 2% of the ladder's compute done, ETA 7 min"
 
 
-def test_a_failed_job_counts_as_done_but_not_as_a_timing():
+def test_a_failed_job_or_one_run_elsewhere_counts_as_done_but_not_as_a_timing():
+    from ladder.orchestration.rung import LOCKED
     jobs = build_plan(load(["ladder=smoke"])).jobs
     progress = LadderProgress(jobs, clock=lambda: 0.0)
     with pytest.raises(RuntimeError):
         progress.run(jobs[0], lambda: (_ for _ in ()).throw(RuntimeError("out of memory")))
-    assert progress.done == jobs[0].compute and progress.finished == []
+    assert progress.run(jobs[1], lambda: LOCKED) == LOCKED
+    assert progress.done == jobs[0].compute + jobs[1].compute and progress.finished == []
 
 
 def test_job_seconds_never_goes_negative():

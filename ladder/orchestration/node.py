@@ -23,6 +23,7 @@ from typing import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from ladder.core.configs import ConfigError
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.plan import Plan
 from ladder.core.schedules import Job
@@ -105,6 +106,24 @@ def device_count(cfg: DictConfig) -> int:
     return max(1, torch.cuda.device_count()) if cfg.train.device != "cpu" else 1
 
 
+def _on_cuda(cfg: DictConfig) -> bool:
+    """Whether the jobs train on GPUs (train.device cuda, or auto where one is visible)."""
+    import torch
+
+    return cfg.train.device != "cpu" and torch.cuda.is_available()
+
+
+def _check_visible(devices: int) -> None:
+    """Packed onto GPUs, every device the schedule places a job on must be one this process may use: a
+    launcher.devices above them would hand jobs GPUs the allocation does not hold."""
+    import torch
+
+    visible = torch.cuda.device_count()
+    if devices > visible:
+        raise ConfigError(f"launcher.devices={devices}: this process sees {visible} GPU(s) (CUDA_VISIBLE_DEVICES="
+                          f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); set it to {visible} or less")
+
+
 def _visible(devices: tuple) -> str:
     """CUDA_VISIBLE_DEVICES for node devices `devices`, within what this process may see itself."""
     mine = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -116,6 +135,9 @@ def run_packed(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool,
                devices: int) -> tuple[dict[str, str], list[str]]:
     """Run the jobs as `node_schedule` places them, at most one job per device at a time: (the failure of
     each that failed, the ones another process is running)."""
+    cuda = _on_cuda(cfg)
+    if cuda:
+        _check_visible(devices)
     placements = node_schedule(cfg, plan, jobs, devices)
     out_dir = Path(cfg.out_dir)
     logs = out_dir / "logs"
@@ -140,7 +162,9 @@ def run_packed(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool,
                     with open(logs / f"{p.job}.log", "ab") as output:
                         running[p.job] = subprocess.Popen(
                             [sys.executable, "-m", "ladder.orchestration.node", str(config_file), p.job,
-                             "--evaluate" if evaluate else "--no-evaluate"],
+                             "--evaluate" if evaluate else "--no-evaluate",
+                             # one rank per GPU it was placed on, whatever train.num_processes says
+                             *(["--processes", str(len(p.devices))] if cuda else [])],
                             env={**env, "CUDA_VISIBLE_DEVICES": _visible(p.devices)},
                             stdout=output, stderr=subprocess.STDOUT)
             ended = [name for name, proc in running.items() if proc.poll() is not None]
@@ -174,12 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("job")
     parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--processes", type=int, default=None, help="train.num_processes for this job")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     stop_on_sigterm()
     try:
-        state = run_job(OmegaConf.load(args.config), args.job, args.evaluate)
+        cfg = OmegaConf.load(args.config)
+        if args.processes is not None:
+            cfg.train.num_processes = args.processes
+        state = run_job(cfg, args.job, args.evaluate)
     finally:
         if "torch.distributed" in sys.modules:
             from train.loop import end_process_group
@@ -199,7 +227,8 @@ def _minutes(seconds: float) -> str:
 def describe(cfg: DictConfig, plan: Plan) -> str:
     """The plan's wall time on a node at the stated rate: packed, and with its jobs one after another."""
     # Planned where it runs, or (on a machine without GPUs) for a node of launcher.gpus_per_node.
-    devices = device_count(cfg) if device_count(cfg) > 1 else cfg.launcher.gpus_per_node
+    counted = device_count(cfg)
+    devices = counted if counted > 1 else cfg.launcher.gpus_per_node
     seconds, least = job_times(cfg, plan, plan.jobs)
     placements = schedule(seconds, least, devices, cfg.launcher.job_start_s)
     one = {n: cfg.launcher.job_start_s + seconds[n] / least[n] for n in seconds}  # on the fewest devices that hold it

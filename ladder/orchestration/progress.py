@@ -34,7 +34,7 @@ class LadderProgress:
     def __init__(self, jobs: Sequence[Job], clock: Callable[[], float] = time.monotonic):
         self.jobs, self.total, self.clock = list(jobs), sum(j.compute for j in jobs), clock
         self.done = 0.0  # FLOPs of the jobs past
-        self.finished: list[tuple[float, float]] = []  # (compute, seconds) of each job that ended normally
+        self.finished: list[tuple[float, float]] = []  # (compute, seconds) of each job trained here to done
 
     def eta(self, job: Job) -> Optional[float]:
         """Seconds until the ladder is done, from `job` (which starts now) on."""
@@ -56,5 +56,6 @@ class LadderProgress:
             result = work()
         finally:
             self.done += job.compute
-        self.finished.append((job.compute, self.clock() - start))
+        if result == "done":  # not a job another process holds (it returns at once), nor one that failed
+            self.finished.append((job.compute, self.clock() - start))
         return result

@@ -179,6 +179,18 @@ def test_variants_with_equal_predictions_name_no_winner(tmp_path, capsys):
     assert "| (equal) " in table
 
 
+def test_decision_backtests_find_the_sizes_of_a_small_ladder(tmp_path):
+    """N like the smoke ladder's (14,336 …), which rounding to thousands once lost: no backtest was built."""
+    from fit.compare import decision_backtests
+    small = tuple(14336.0 * 2 ** k for k in range(5))
+    path = tmp_path / "small.csv"
+    pd.DataFrame(rows("base", sizes=small) + rows("worse", shift=0.06, sizes=small, seed=1)).to_csv(path, index=False)
+    held = decision_backtests(load_variants(str(path)), FitConfig(method="chinchilla", bootstrap=0),
+                              METHODS["chinchilla"])
+    assert sorted(held["held_size"].unique()) == [115000.0, 229000.0]
+    assert set(held["measured_winner"]) == {"base"}
+
+
 def test_every_prediction_is_the_methods_own_on_that_variant(points):
     """Compare changes no prediction: each variant's is what the method predicts on that variant alone."""
     variants = load_variants(str(points))

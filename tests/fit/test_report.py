@@ -184,11 +184,17 @@ def test_target_names_hide_neither_each_other_nor_the_stars():
 
 
 def test_warnings_are_grouped_by_what_they_mean_most_consequential_first():
+    from fit import laws
+    from fit.fitting import _bound_warnings
+    # As the fits write them (each with its law's meaning), best's paths suffix added as fit.best does.
+    floor, = _bound_warnings(laws.SIGMOID, np.array([-1.0, 3.0, 1.0, 0.9]), [(-1, 0), (0, None), (0, None), (0, 1)],
+                             True, "")
+    no_e, = _bound_warnings(laws.OLMO_ND, np.array([3.0, 6.0, 0.3, 0.3, 0.0]), [(0, None)] * 5, True, "")
     groups = warning_groups([
         "dropped 3 point(s) of run r1: value is NaN or infinite",
-        "mmlu: sigmoid: parameter b = 1 is on its bound 1 (paths c4_en:loss, <task>:bpb)",
-        "piqa: sigmoid: parameter b = 1 is on its bound 1",
-        "c4_en:loss: olmo_nd: parameter E = 0 is on its bound 0 (path c4_en:loss)",
+        f"mmlu: {floor} (paths c4_en:loss, <task>:bpb)",
+        f"piqa: {floor}",
+        f"c4_en:loss: {no_e} (path c4_en:loss)",
         "best: target 13B-5T is 10.3× the largest fitted N, and the backtests that calibrated its intervals "
         "reached 3.45×; its intervals are likely too narrow",
         "something new"])
@@ -197,8 +203,11 @@ def test_warnings_are_grouped_by_what_they_mean_most_consequential_first():
                       "Other warnings"]
     assert "likely too narrow" in groups[0][1]
     bounds = groups[1][2]
-    assert bounds[0].startswith("sigmoid b = 1: MMLU (2 paths), PIQA. Means: b is the accuracy")
-    assert bounds[1].startswith("olmo_nd E = 0: c4_en LM loss. Means: E is the irreducible loss")
+    assert bounds == ["sigmoid a = -1: MMLU (2 paths), PIQA. Means: a + b is the accuracy at high loss: a = -1 puts "
+                      "that floor at 0 rather than chance; it shapes the small models' end of the curve, not the "
+                      "targets'.",
+                      "olmo_nd E = 0: c4_en LM loss. Means: the fit finds no irreducible loss, so the law keeps "
+                      "falling with scale: far beyond the ladder its predictions may lean low."]
 
 
 def test_an_exponent_no_scaling_law_has_is_said_and_grouped():

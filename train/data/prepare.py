@@ -264,15 +264,19 @@ def _covering(pieces: list[Piece], stop: int) -> list[Piece]:
 def _text_bytes(path: Path) -> int:
     """A text shard's uncompressed size: gzip's trailer (the size modulo 2^32), parquet's metadata, else the file's."""
     name = path.name.lower()
-    if name.endswith(".gz"):
-        with open(path, "rb") as f:
-            f.seek(-4, os.SEEK_END)
-            return int.from_bytes(f.read(4), "little")
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
+    try:
+        if name.endswith(".gz"):
+            with open(path, "rb") as f:
+                f.seek(-4, os.SEEK_END)
+                return int.from_bytes(f.read(4), "little")
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
 
-        meta = pq.ParquetFile(path).metadata
-        return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            meta = pq.ParquetFile(path).metadata
+            return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    except Exception as exc:  # a truncated .gz (under 4 bytes), a parquet file without its footer
+        raise DataError(f"{path}: not a readable {'gzip' if name.endswith('.gz') else 'parquet'} file "
+                        f"({type(exc).__name__}: {exc})") from None
     return path.stat().st_size
 
 
@@ -296,9 +300,9 @@ def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -
             tokens = sum(token_file(p, dtype).tokens for p in token_files)
             return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files"
         files = local_files(path)
+        size = sum(_text_bytes(p) for p in files)
     except DataError as exc:
         return None, str(exc)
-    size = sum(_text_bytes(p) for p in files)
     tokens = int(size / BYTES_PER_TOKEN)
     return tokens, (f"about {tokens:,} tokens in {len(files)} text files ({size:,} bytes of text at "
                     f"{BYTES_PER_TOKEN:g} a token; exact once tokenized)")
