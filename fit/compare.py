@@ -72,6 +72,9 @@ def load_variants(results, fmt: str = "auto", names: List[str] = ()) -> List[Var
             found += [(f"{own}/{d}" if own else d, path, d) for d in datasets]
     if len({n for n, _, _ in found}) < len(found):  # two sources of one name: the paths tell them apart
         found = [(f"{p}" + (f"/{d}" if d and len(paths) > 1 and n.count("/") else ""), p, d) for n, p, d in found]
+    twice = next((n for k, (n, _, _) in enumerate(found) if n in {m for m, _, _ in found[:k]}), None)
+    if twice is not None:
+        raise FitInputError(f"compare: results names {twice} twice; give each source once")
     if names:
         unknown = sorted(set(names) - {n for n, _, _ in found})
         if unknown:

@@ -144,19 +144,30 @@ def backtest_lines(s: pd.DataFrame) -> List[str]:
     a = s[s["metrics"] == "all"].iloc[0]
     verdict = ("The law beat the single-scale baseline" if a.law_accuracy > a.baseline_accuracy else
                "The law did not beat the single-scale baseline (ranking by the largest fitted size's measured value)")
-    return [f"{verdict}: decision accuracy {a.law_accuracy:.0%} against {a.baseline_accuracy:.0%} over "
-            f"{a.decisions:.0f} decisions; Brier score of P(better) {a.law_brier:.3f} against {a.baseline_brier:.3f}; "
-            f"the difference's intervals covered {a.coverage:.0%} of the measured differences."]
+    line = (f"{verdict}: decision accuracy {_shown('{:.0%}')(a.law_accuracy)} against "
+            f"{_shown('{:.0%}')(a.baseline_accuracy) or 'none (no run at the largest fitted size)'} over "
+            f"{a.decisions:.0f} decisions")
+    if np.isfinite(a.law_brier):
+        line += (f"; Brier score of P(better) {a.law_brier:.3f} against {a.baseline_brier:.3f}; the difference's "
+                 f"intervals covered {a.coverage:.0%} of the measured differences")
+    else:
+        line += " (no P(better), Brier score or interval coverage without bootstrap resamples: bootstrap=0)"
+    return [line + "."]
+
+
+def _shown(spec: str):
+    """A formatter that leaves a missing value (no bootstrap: no P, no Brier score) blank, never "nan"."""
+    return lambda v: "" if not np.isfinite(v) else spec.format(v)
 
 
 def summary_table(s: pd.DataFrame) -> pd.DataFrame:
     if s.empty:
         return s
-    pct = lambda v: "" if not np.isfinite(v) else f"{v:.0%}"  # noqa: E731
+    pct, brier = _shown("{:.0%}"), _shown("{:.3f}")
     return pd.DataFrame({"Metrics": s["metrics"], "decisions": s["decisions"].map(str),
-                         "law accuracy": s["law_accuracy"].map(pct), "law Brier": s["law_brier"].map("{:.3f}".format),
+                         "law accuracy": s["law_accuracy"].map(pct), "law Brier": s["law_brier"].map(brier),
                          "baseline accuracy": s["baseline_accuracy"].map(pct),
-                         "baseline Brier": s["baseline_brier"].map("{:.3f}".format),
+                         "baseline Brier": s["baseline_brier"].map(brier),
                          "interval coverage": s["coverage"].map(pct)})
 
 
@@ -165,7 +176,7 @@ def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
         return b
     return pd.DataFrame({"Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
                          "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"],
-                         "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map("{:.2f}".format),
+                         "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map(_shown("{:.2f}")),
                          "measured winner": b["measured_winner"], "baseline winner": b["baseline_winner"],
                          "difference a − b [interval]": [display.estimate(r.metric, r.difference, r.difference_lower,
                                                                           r.difference_upper) for r in b.itertuples()],

@@ -105,6 +105,7 @@ def tokenize_on_slurm(cfg: DictConfig, plan: Plan) -> None:
     splits. A hub stream, one unit, is left to `prepare_all`. Each task resumes its unit where a killed one
     stopped (train/data/store.py)."""
     launcher = cfg.launcher
+    check_cluster(launcher)  # without sbatch, one line rather than submitit's traceback
     resources = Resources(nodes=1, gpus_per_node=0, cpus_per_task=launcher.cpus_per_task,
                           mem_gb=launcher.mem_gb or 8, time_min=launcher.time_min or 60)
     for dataset in cfg.ladder.datasets:

@@ -191,6 +191,18 @@ def test_decision_backtests_find_the_sizes_of_a_small_ladder(tmp_path):
     assert set(held["measured_winner"]) == {"base"}
 
 
+def test_one_source_given_twice_is_refused(points):
+    with pytest.raises(FitInputError, match=r"^compare: results names .*points.csv.* twice; give each source once"):
+        load_variants([str(points), str(points)])
+
+
+def test_without_resamples_the_backtests_leave_p_and_brier_blank_never_nan(points, tmp_path):
+    run_compare(CompareConfig(results=str(points), out=str(tmp_path / "o")),
+                FitConfig(method="chinchilla", bootstrap=0, targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}]))
+    text = (tmp_path / "o" / "report.md").read_text()
+    assert "nan" not in text.lower() and "no P(better), Brier score or interval coverage without bootstrap" in text
+
+
 def test_every_prediction_is_the_methods_own_on_that_variant(points):
     """Compare changes no prediction: each variant's is what the method predicts on that variant alone."""
     variants = load_variants(str(points))
