@@ -21,7 +21,8 @@ from ladder.core.files import atomic_write_text, writable_dir
 from ladder.core.layout import REPORT
 from ladder.core.plan import Target
 
-PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual"]
+# dataset: the data the target is predicted and measured on (a ladder over several is fitted once per dataset)
+PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual", "dataset"]
 
 
 HOLDOUTS = (None, "largest")
@@ -75,6 +76,34 @@ def run_fit(cfg) -> Path:
         raise FitInputError(f"method={cfg.method}: unknown (one of {', '.join(METHODS)})")
     check_numbers(cfg)
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
+    datasets = sorted(ps.points["dataset"].dropna().astype(str).unique())
+    if cfg.dataset is None and len(datasets) > 1:  # ladders trained on different data are never fitted as one
+        fits = [_fit(replace(cfg, dataset=d), load_points(cfg.results, cfg.format, d)) for d in datasets]
+    else:
+        fits = [_fit(cfg, ps)]
+    out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
+    try:
+        writable_dir(out_dir, "out")
+    except ConfigError as exc:
+        raise FitInputError(str(exc)) from None
+    preds = pd.concat([f.preds for f in fits], ignore_index=True)
+    atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
+    records = {f.dataset: _record(cfg, f) for f in fits}
+    atomic_write_text(out_dir / "fits.json", json.dumps(_clean(
+        records[fits[0].dataset] if len(fits) == 1 else {"results": ps.source, "datasets": records}), indent=1))
+    report.write_report(out_dir, cfg, fits)
+    for f in fits:
+        if len(fits) > 1:
+            print(f"\ndataset {f.dataset} (its runs fitted apart from the other datasets'):")
+        print(summary(f.preds, f.targets, f.out.warnings, cfg.interval))
+    print(f"report: {out_dir / 'report.html'}")
+    return out_dir
+
+
+def _fit(cfg: FitConfig, ps: PointSet) -> report.DatasetFit:
+    """The method fitted to one dataset's points and its predictions of that dataset's targets."""
+    named = sorted(ps.points["dataset"].dropna().astype(str).unique())
+    dataset = cfg.dataset or (named[0] if len(named) == 1 else None)
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
     out = fit_method(METHODS[cfg.method], fit_ps, targets, cfg)
@@ -82,24 +111,17 @@ def run_fit(cfg) -> Path:
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
                                       ps.profile.final_window)
     out.warnings = fit_ps.dropped_summary() + fit_ps.notes + out.warnings
-    out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
-    try:
-        writable_dir(out_dir, "out")
-    except ConfigError as exc:
-        raise FitInputError(str(exc)) from None
-    preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)
-    atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
-    atomic_write_text(out_dir / "fits.json", json.dumps(_clean({
-        "method": out.method, "results": ps.source, "format": ps.profile.name, "dataset": cfg.dataset,
-        "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
-        "seed": cfg.seed, "holdout": cfg.holdout, "calibrate": cfg.calibrate, "held_out": [t.name for t in held], "laws": out.fits,
-        "notes": out.notes, "warnings": out.warnings,
-        "dropped": ps.dropped.drop(columns=["value"], errors="ignore").to_dict("records"),
-    }), indent=1))
-    report.write_report(out_dir, cfg, ps, targets, out, preds, [t.name for t in held])
-    print(summary(preds, targets, out.warnings, cfg.interval))
-    print(f"report: {out_dir / 'report.html'}")
-    return out_dir
+    preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS[:-1]).assign(dataset=dataset)
+    return report.DatasetFit(dataset, ps, targets, out, preds, [t.name for t in held])
+
+
+def _record(cfg: FitConfig, f: report.DatasetFit) -> dict:
+    """One dataset's fit as fits.json holds it."""
+    return {"method": f.out.method, "results": f.ps.source, "format": f.ps.profile.name, "dataset": f.dataset,
+            "targets": [t.__dict__ for t in f.targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
+            "seed": cfg.seed, "holdout": cfg.holdout, "calibrate": cfg.calibrate, "held_out": f.held,
+            "laws": f.out.fits, "notes": f.out.notes, "warnings": f.out.warnings,
+            "dropped": f.ps.dropped.drop(columns=["value"], errors="ignore").to_dict("records")}
 
 
 def _default_out(cfg: FitConfig, ps: PointSet) -> Path:

@@ -122,3 +122,40 @@ def test_target_inside_fit_range_and_bound_hits_are_warned(tmp_path, capsys):
                             targets=[target], include=larger))
     assert "inside the fit range" in capsys.readouterr().out
     assert "inside the fit range" in (out / "report.md").read_text()
+
+
+def write_two_dataset_run(root, offset=1.5):
+    """A ladder run directory over datasets `a` and `b` (b's losses `offset` higher), each rung evaluated on both
+    validation sets, as `ladder run 'ladder.datasets=[a,b]'` writes it."""
+    for ds, shift in (("a", 0.0), ("b", offset)):
+        for n, m in LADDER:
+            rung = root / "rungs" / f"olmo-{n:.0f}-{ds}-M{m}"
+            rung.mkdir(parents=True)
+            recs = [{"run": rung.name, "size": f"{n:.0f}", "dataset": ds, "params": n, "run_tokens": n * m,
+                     "multiplier": m, "step": s, "tokens": n * m * s / 10, "final": s == 10, "metric": f"{val}_val:loss",
+                     "value": _loss(n, n * m * s / 10) + shift + 0.2 * (val != ds)} for s in (5, 10) for val in "ab"]
+            (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+    return root
+
+
+def test_a_ladder_over_two_datasets_is_fitted_per_dataset(tmp_path, capsys):
+    """Each dataset's held-out runs are predicted from that dataset's runs alone and measured on their own
+    values; pooled, both datasets' targets got one prediction and the first dataset's measured value."""
+    out = run_fit(FitConfig(results=str(write_two_dataset_run(tmp_path / "run")), method="chinchilla", bootstrap=0,
+                            holdout="largest"))
+    preds = pd.read_csv(out / "predictions.csv")
+    assert set(preds["dataset"]) == {"a", "b"}
+    for r in preds.itertuples():
+        assert f"-{r.dataset}-M" in r.target  # its own dataset's runs are its targets
+        n, d = r.params, r.tokens
+        own = _loss(n, d) + (1.5 if r.dataset == "b" else 0.0) + 0.2 * (r.metric[0] != r.dataset)
+        assert r.actual == pytest.approx(own)
+        assert r.predicted == pytest.approx(own, rel=0.02)
+    assert len(preds) == 2 * 2 * 2  # datasets × held-out runs × validation sets
+    fits = json.loads((out / "fits.json").read_text())
+    assert set(fits["datasets"]) == {"a", "b"} and fits["datasets"]["b"]["dataset"] == "b"
+    md = (out / "report.md").read_text()
+    assert "## Dataset a" in md and "## Dataset b" in md and "fitted apart" in md
+    assert (out / "figures" / "b" / "loss_vs_compute.png").exists()
+    said = capsys.readouterr().out
+    assert "dataset a (its runs fitted apart" in said and "dataset b (its runs fitted apart" in said
