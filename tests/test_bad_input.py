@@ -452,3 +452,14 @@ def test_a_truncated_shard_is_named_when_the_plan_sizes_the_source(tmp_path):
     (tmp_path / "c4-train.00000-of-00001.json.gz").write_bytes(b"ab")  # cut short: no gzip trailer
     tokens, how = source_tokens({"name": "c4", "path": str(tmp_path)}, 2048)
     assert tokens is None and how.startswith(f"{tmp_path}/c4-train.00000-of-00001.json.gz: not a readable gzip file")
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_cuda_asked_for_without_cuda_is_one_line_before_anything_is_written(capsys, tmp_path, command):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    said = error(capsys, command, "ladder=smoke", "train.device=cuda", f"out_dir={tmp_path / 'run'}")
+    assert "train.device=cuda: this machine has no CUDA device" in said
+    assert not (tmp_path / "run").exists()  # nothing planned or written

@@ -161,9 +161,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.cli import check_config
     from ladder.core.plan import build_plan
+    from ladder.orchestration.node import check_device
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
+    check_device(cfg)
     build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg)
     check_config(cfg)  # before training, not at its first checkpoint
@@ -172,9 +174,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ladder.core.plan import build_plan
+    from ladder.orchestration.node import check_device
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
+    check_device(cfg)
     build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg)
     return run_ladder(cfg, evaluate=False, fit=False)
