@@ -463,3 +463,21 @@ def test_cuda_asked_for_without_cuda_is_one_line_before_anything_is_written(caps
     said = error(capsys, command, "ladder=smoke", "train.device=cuda", f"out_dir={tmp_path / 'run'}")
     assert "train.device=cuda: this machine has no CUDA device" in said
     assert not (tmp_path / "run").exists()  # nothing planned or written
+
+
+@pytest.mark.parametrize("command", ["fit", "compare"])
+def test_a_path_given_without_results_is_told_how_to_give_it(capsys, tmp_path, command):
+    said = error(capsys, command, str(tmp_path))
+    assert said.endswith(f"not KEY=VALUE; give it as results={tmp_path}")
+
+
+def test_fit_of_an_empty_directory_says_it_is_empty(capsys, tmp_path):
+    assert f"results={tmp_path}: an empty directory, nothing to fit" in error(capsys, "fit", f"results={tmp_path}")
+
+
+def test_fit_of_a_dataset_the_results_lack_names_it_and_the_ones_they_have(capsys, tmp_path):
+    rung = tmp_path / "rungs" / "smoke-24-smoke-M5"
+    jsonl(rung / "results.jsonl", [{"run": rung.name, "dataset": "smoke", "params": 1e5, "run_tokens": 5e5,
+                                    "tokens": 5e5, "step": 10, "final": True, "metric": "smoke_val:loss", "value": 5.0}])
+    said = error(capsys, "fit", f"results={tmp_path}", "dataset=c4")
+    assert f"dataset=c4: not in results={tmp_path} (its datasets: smoke)" in said

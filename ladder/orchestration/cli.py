@@ -114,9 +114,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return main(with_heldout(cfg, plan, plan.rungs[0].shape.seq_len))
 
 
+def _no_bare_path(overrides: list[str]) -> None:
+    """`ladder fit PATH`: what to read is a key like any other, so Hydra's answer would be a parser error."""
+    bare = next((o for o in overrides if "=" not in o and not o.startswith("~")), None)
+    if bare is not None:
+        raise ConfigError(f"{bare!r}: not KEY=VALUE; give it as results={bare}")
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from fit.run import run_fit
 
+    _no_bare_path(args.overrides)
     fit = fit_settings(scoped(args.overrides, "fit"))
     if fit.results is None:
         raise ConfigError("say which results to fit: results=DIR (a ladder out_dir, OLMo-ladder CSVs, "
@@ -148,6 +156,7 @@ def fit_settings(overrides: list[str]):
 def cmd_compare(args: argparse.Namespace) -> int:
     from fit.compare_report import run_compare
 
+    _no_bare_path(args.overrides)
     overrides = scoped(args.overrides, "compare", "fit")
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
     cfg = load(overrides if "fit" in keys else ["fit=default", *overrides])  # not the default ladder's backtest
