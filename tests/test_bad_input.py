@@ -481,3 +481,8 @@ def test_fit_of_a_dataset_the_results_lack_names_it_and_the_ones_they_have(capsy
                                     "tokens": 5e5, "step": 10, "final": True, "metric": "smoke_val:loss", "value": 5.0}])
     said = error(capsys, "fit", f"results={tmp_path}", "dataset=c4")
     assert f"dataset=c4: not in results={tmp_path} (its datasets: smoke)" in said
+
+
+def test_plan_with_a_missing_data_path_says_so_plainly(capsys, tmp_path):
+    said = error(capsys, "plan", "ladder=node", f"data.path={tmp_path / 'nope'}")
+    assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -57,7 +58,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(describe(cfg, plan))
         print(data_needs(cfg, plan))
+    missing = [f"{name}: data.path={path}: no such file or directory" for name, path in _data_paths(cfg)
+               if not Path(path).expanduser().exists()]
+    if missing:  # the plan stands, but `ladder run` would stop at its first step
+        raise ConfigError("; ".join(missing) + " (the plan above is what it would train)")
     return 0
+
+
+def _data_paths(cfg) -> list[tuple[str, str]]:
+    """(dataset, data.path) of each of the ladder's datasets read from a local path."""
+    return [(name, data.path) for name in cfg.ladder.datasets if (data := dataset_config(cfg, name)).path]
 
 
 def data_needs(cfg, plan) -> str:
@@ -71,10 +81,11 @@ def data_needs(cfg, plan) -> str:
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
             need = data.val_tokens + tokens_needed(plan, name, seq_len)
             holds, how = source_tokens(data, cfg.ladder.vocab_size)
-            verdict = "" if holds is None else " enough" if holds >= need else (
-                f" short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
-                else f" short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
-            lines.append(f"  {name} (seq_len {seq_len}): needs {need:,} tokens; source: {how};{verdict}")
+            verdict = "" if holds is None else "enough" if holds >= need else (
+                f"short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
+                else f"short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
+            lines.append(f"  {name} (seq_len {seq_len}): needs {need:,} tokens; source: {how}"
+                         + (f"; {verdict}" if verdict else ""))
     return "\n".join(lines)
 
 
@@ -194,8 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ladder.core.plan import build_plan
-    from ladder.orchestration.status import status_table
+    from ladder.orchestration.status import run_plan, status_table
 
     cfg = load(args.overrides)
     if Path(cfg.out_dir).exists() and not Path(cfg.out_dir).is_dir():
@@ -203,7 +213,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not Path(cfg.out_dir).exists():
         raise ConfigError(f"out_dir={cfg.out_dir}: no such directory, so no rung of ladder {cfg.ladder.name} has run "
                           f"there (`ladder plan` lists its rungs, `ladder run` starts them)")
-    print(status_table(build_plan(cfg), cfg.out_dir))
+    print(status_table(run_plan(cfg), cfg.out_dir))
     return 0
 
 
@@ -330,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, *_stage_errors()) as exc:
         print(f"ladder {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ladder plan | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush finds no pipe
+        return 1
     except KeyboardInterrupt as exc:
         print(f"ladder {args.command}: interrupted ({exc or 'Ctrl-C'}); run it again to resume", file=sys.stderr)
         return 130

@@ -36,9 +36,9 @@ from ladder.orchestration.status import read_state, read_status, status_table
 log = logging.getLogger(__name__)
 
 
-def _write_plan(plan: Plan, out_dir: Path) -> None:
+def _write_plan(cfg: DictConfig, plan: Plan, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / PLAN, as_json(plan))
+    atomic_write_text(out_dir / PLAN, as_json(plan, ladder=OmegaConf.to_container(cfg.ladder, resolve=True)))
 
 
 def saved_fit_settings(results: Path) -> DictConfig | None:
@@ -90,7 +90,7 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     plan = build_plan(cfg)
     out_dir = Path(cfg.out_dir)
     identity.check(cfg, plan, plan.jobs)  # a finished rung is reused only with the settings that made it
-    _write_plan(plan, out_dir)
+    _write_plan(cfg, plan, out_dir)
     atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
     if cfg.launcher.name == "slurm":
         tokenize_on_slurm(cfg, plan)  # the token stores, by array tasks; prepare_all below cuts the splits
