@@ -330,9 +330,12 @@ def test_slurm_without_a_cluster_is_one_line_before_any_work(tmp_path, capsys, c
     message = error(capsys, command, f"launcher={launcher}", f"out_dir={tmp_path}/run")
     assert "launcher.name=slurm: no Slurm here (sbatch and srun not on PATH)" in message
     assert not (cache / "tokens").exists() and not (cache / "corpus").exists()  # before the data is prepared
+    assert not (tmp_path / "run").exists()  # nor an empty slurm/ folder left behind
 
 
-def test_an_unwritable_slurm_folder_is_refused(tmp_path, capsys, read_only):
+def test_an_unwritable_slurm_folder_is_refused(tmp_path, capsys, read_only, monkeypatch):
+    which = shutil.which  # a machine with Slurm, whether or not this one has it
+    monkeypatch.setattr(shutil, "which", lambda c, *a, **k: f"/usr/bin/{c}" if c in ("sbatch", "srun") else which(c, *a, **k))
     (tmp_path / "locked").mkdir()
     with read_only(tmp_path / "locked"):
         assert f"launcher.folder={tmp_path}/locked/jobs: cannot write there" in error(
@@ -486,3 +489,11 @@ def test_fit_of_a_dataset_the_results_lack_names_it_and_the_ones_they_have(capsy
 def test_plan_with_a_missing_data_path_says_so_plainly(capsys, tmp_path):
     said = error(capsys, "plan", "ladder=node", f"data.path={tmp_path / 'nope'}")
     assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
+
+
+@pytest.mark.parametrize("command", ["run", "train", "prepare"])
+def test_a_missing_data_path_is_refused_before_anything_is_written(capsys, tmp_path, command):
+    said = error(capsys, command, "ladder=node", "train.device=auto", f"data.path={tmp_path / 'nope'}",
+                 f"out_dir={tmp_path / 'run'}")
+    assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
+    assert not (tmp_path / "run").exists()  # no plan.json, no fit.yaml

@@ -38,11 +38,11 @@ def _check_writable(cfg=None) -> None:
 
     writable_dir(default_cache_dir(), "LADDER_CACHE")
     if cfg is not None:
-        writable_dir(cfg.out_dir, "out_dir")
-        if cfg.launcher.name == "slurm":
+        if cfg.launcher.name == "slurm":  # first: a machine without Slurm is refused before out_dir is made
             from ladder.orchestration.slurm import check_cluster
 
             check_cluster(cfg.launcher)
+        writable_dir(cfg.out_dir, "out_dir")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -58,16 +58,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(describe(cfg, plan))
         print(data_needs(cfg, plan))
-    missing = [f"{name}: data.path={path}: no such file or directory" for name, path in _data_paths(cfg)
-               if not Path(path).expanduser().exists()]
-    if missing:  # the plan stands, but `ladder run` would stop at its first step
-        raise ConfigError("; ".join(missing) + " (the plan above is what it would train)")
+    if missing := _missing_data(cfg):  # the plan stands, but `ladder run` would refuse it
+        raise ConfigError(f"{missing} (the plan above is what it would train)")
     return 0
 
 
-def _data_paths(cfg) -> list[tuple[str, str]]:
-    """(dataset, data.path) of each of the ladder's datasets read from a local path."""
-    return [(name, data.path) for name in cfg.ladder.datasets if (data := dataset_config(cfg, name)).path]
+def _missing_data(cfg) -> str:
+    """Which of the ladder's datasets read a data.path that does not exist ('' if none)."""
+    paths = [(name, data.path) for name in cfg.ladder.datasets if (data := dataset_config(cfg, name)).path]
+    return "; ".join(f"{name}: data.path={path}: no such file or directory" for name, path in paths
+                     if not Path(path).expanduser().exists())
+
+
+def _refuse_unrunnable(cfg):
+    """The plan, once nothing `run`, `train` and `prepare` refuse before they write anything is wrong: a device
+    this machine lacks, a ladder that cannot be planned, data that is not there."""
+    from ladder.core.plan import build_plan
+    from ladder.orchestration.node import check_device
+
+    check_device(cfg)
+    plan = build_plan(cfg)
+    if missing := _missing_data(cfg):
+        raise ConfigError(missing)
+    return plan
 
 
 def data_needs(cfg, plan) -> str:
@@ -96,7 +109,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from ladder.orchestration.splits import tokens_needed
 
     cfg = load(args.overrides)
-    plan = build_plan(cfg)
+    plan = _refuse_unrunnable(cfg)
     _check_writable()
     if cfg.launcher.name == "slurm":  # text tokenized by Slurm array tasks, then the splits cut here
         from ladder.orchestration.slurm import tokenize_on_slurm
@@ -180,26 +193,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.cli import check_config
-    from ladder.core.plan import build_plan
-    from ladder.orchestration.node import check_device
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
-    check_device(cfg)
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
-    _check_writable(cfg)
+    _refuse_unrunnable(cfg)  # before out_dir is made
     check_config(cfg)  # before training, not at its first checkpoint
+    _check_writable(cfg)
     return run_ladder(cfg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ladder.core.plan import build_plan
-    from ladder.orchestration.node import check_device
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
-    check_device(cfg)
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
+    _refuse_unrunnable(cfg)  # before out_dir is made
     _check_writable(cfg)
     return run_ladder(cfg, evaluate=False, fit=False)
 

@@ -63,11 +63,11 @@ def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
 def check_cluster(launcher: DictConfig) -> None:
     """ConfigError unless this machine can submit Slurm jobs into `launcher.folder` (submitit's own error where it
     cannot is a traceback, after the data is prepared)."""
-    writable_dir(launcher.folder, "launcher.folder")
     missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
-    if missing:
+    if missing:  # before the folder is made: a refusal leaves nothing behind
         raise ConfigError(f"launcher.name=slurm: no Slurm here ({' and '.join(missing)} not on PATH); run on a "
                           f"cluster's login node, or use launcher=local")
+    writable_dir(launcher.folder, "launcher.folder")
 
 
 def submit_jobs(cfg: DictConfig, jobs: list[Job]) -> dict[str, submitit.Job]:
