@@ -7,9 +7,11 @@ the fitted parameters with their intervals; the method's details; the warnings l
 saying what it means for the prediction; and a footer with the provenance (commit, date, command, input)."""
 import base64
 import html
+import logging
 import re
 import shlex
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
@@ -26,6 +28,7 @@ from fit.runs import choose_primary
 from ladder.core.files import atomic_write_text
 from ladder.core.provenance import harness_commit
 
+log = logging.getLogger(__name__)
 BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
                  "the smaller rungs predict them, and each prediction is compared with the run's own final value.")
 CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.35}"
@@ -78,10 +81,12 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
     fig_dir = out_dir / sub
     fig_dir.mkdir(parents=True, exist_ok=True)
     shown = []
+    started = time.perf_counter()
     with plt.rc_context(STYLE):
         for name, caption, fig in figures(ps, targets, out, preds, cfg.interval):
             fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
             plt.close(fig)
+            log.info("figure %s drawn (%.0f s)", f"{sub}/{name}.png", time.perf_counter() - started)
             shown.append((name, caption, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     lead = [method_sentence(out, ps, preds, cfg)] + ([BACKTEST_NOTE] if held else [])
     answers = answer_sentences(preds, targets, cfg.interval)

@@ -1,6 +1,9 @@
 """`ladder fit`: read points, fit the chosen method, write predictions.csv, fits.json and the report."""
 import json
+import logging
 import math
+import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
@@ -21,6 +24,7 @@ from ladder.core.files import atomic_write_text, writable_dir
 from ladder.core.layout import REPORT
 from ladder.core.plan import Target
 
+log = logging.getLogger(__name__)
 # dataset: the data the target is predicted and measured on (a ladder over several is fitted once per dataset)
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual", "dataset"]
 
@@ -75,7 +79,11 @@ def run_fit(cfg) -> Path:
     if cfg.method not in METHODS:
         raise FitInputError(f"method={cfg.method}: unknown (one of {', '.join(METHODS)})")
     check_numbers(cfg)
+    log.info("reading %s", cfg.results)  # a stage a line, on stderr: the bars below show only in a terminal
+    started = time.perf_counter()
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
+    log.info("read %d points of %d runs in %.0f s", len(ps.points), ps.points["run"].nunique(),
+             time.perf_counter() - started)
     datasets = sorted(ps.points["dataset"].dropna().astype(str).unique())
     if cfg.dataset is None and len(datasets) > 1:  # ladders trained on different data are never fitted as one
         fits = [_fit(replace(cfg, dataset=d), load_points(cfg.results, cfg.format, d)) for d in datasets]
@@ -86,6 +94,7 @@ def run_fit(cfg) -> Path:
         writable_dir(out_dir, "out")
     except ConfigError as exc:
         raise FitInputError(str(exc)) from None
+    log.info("writing the report to %s", out_dir)
     preds = pd.concat([f.preds for f in fits], ignore_index=True)
     atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
     records = {f.dataset: _record(cfg, f) for f in fits}
@@ -106,6 +115,8 @@ def _fit(cfg: FitConfig, ps: PointSet) -> report.DatasetFit:
     dataset = cfg.dataset or (named[0] if len(named) == 1 else None)
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
+    log.info("fitting %s%s: %d targets, %d bootstrap resamples", cfg.method, f" to dataset {dataset}" if dataset else "",
+             len(targets), cfg.bootstrap)
     out = fit_method(METHODS[cfg.method], fit_ps, targets, cfg)
     for pred in out.predictions:  # held-out runs are scored against the full data
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
@@ -125,10 +136,15 @@ def _record(cfg: FitConfig, f: report.DatasetFit) -> dict:
 
 
 def _default_out(cfg: FitConfig, ps: PointSet) -> Path:
+    """A harness run's report/; else outputs/fit-METHOD-INPUT, named by the input (its folder and name, and the
+    dataset) so that fits of two inputs never write into one folder."""
     src = Path(ps.source)
     if ps.profile.report_beside and src.is_dir():
         return src / REPORT
-    return Path("outputs") / f"fit-{cfg.method}"
+    *folder, last = src.resolve().parts[-2:]
+    names = [*folder, Path(last).stem, cfg.dataset]
+    name = "-".join(re.sub(r"[^\w.-]+", "_", n) for n in names if n and n != src.anchor)
+    return Path("outputs") / f"fit-{cfg.method}-{name}"
 
 
 def summary(preds: pd.DataFrame, targets: List[Target], warnings: List[str], interval: float) -> str:

@@ -1,5 +1,6 @@
 """Output contract, input formats, dropped points, bad input and bootstrap reproducibility."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -159,3 +160,32 @@ def test_a_ladder_over_two_datasets_is_fitted_per_dataset(tmp_path, capsys):
     assert (out / "figures" / "b" / "loss_vs_compute.png").exists()
     said = capsys.readouterr().out
     assert "dataset a (its runs fitted apart" in said and "dataset b (its runs fitted apart" in said
+
+
+def test_default_output_folders_of_two_inputs_do_not_collide(tmp_path, monkeypatch):
+    """Without out=, each input's fit has a folder of its own (method=direct on two inputs wrote both into
+    outputs/fit-direct, the second over the first)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    one = write_csv(tmp_path / "a" / "points.csv", ladder_rows())
+    two = write_csv(tmp_path / "b.csv", ladder_rows())
+    outs = [run_fit(FitConfig(results=str(p), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1.4e11}]))
+            for p in (one, two)]
+    assert outs[0] != outs[1] and all((o / "report.html").is_file() for o in outs)
+    assert outs[0] == Path("outputs") / "fit-chinchilla-a-points"
+    assert outs[1] == Path("outputs") / f"fit-chinchilla-{tmp_path.name}-b"
+
+
+def test_a_fit_says_each_stage_as_it_starts(tmp_path, caplog):
+    """A line per stage (on stderr through logging, so piped output gets them too, where no bar shows): reading,
+    what was read, fitting, writing the report and each figure; nothing went for the first and last seconds."""
+    import logging
+
+    path = write_csv(tmp_path / "p.csv", ladder_rows())
+    with caplog.at_level(logging.INFO):
+        run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, out=str(tmp_path / "o"),
+                          targets=[{"params": 7e9, "tokens": 1.4e11}]))
+    said = [r.getMessage() for r in caplog.records]
+    stages = ["reading ", "read 8 points of 8 runs", "fitting chinchilla", "writing the report", "figure figures/"]
+    at = [next(i for i, m in enumerate(said) if m.startswith(s)) for s in stages]
+    assert at == sorted(at), said
