@@ -56,6 +56,12 @@ class View:
         self.others = [r for r in runs["run"] if r not in self.fitted and r not in self.target_runs]
         self.actual = self.preds.set_index(["target", "metric"])["actual"].to_dict()
         self.primary = choose_primary(set(self.ps.points["metric"]))
+        self.banded = bootstrap_measures(self.out)
+
+    def band_words(self) -> str:
+        """What the figures say of the band around a law: the bootstrap's, or why there is none."""
+        return f"with its {self.interval:.0%} bootstrap band" if self.banded else \
+            "(no band: the run bootstrap does not measure this fit, so its intervals come from its misses)"
 
     def measured(self, metric: Optional[str]) -> np.ndarray:
         return np.array([self.actual.get((t.name, metric), np.nan) for t in self.targets])
@@ -66,6 +72,15 @@ class View:
         N = np.array([self.table.info[r][0] for r in runs])
         D = np.array([self.table.info[r][1] for r in runs])
         return np.vstack([N, D]), np.array([self.table.final[r, metric] for r in runs])
+
+
+# How a method says its bootstrap cannot measure its fit (fit.methods.gadre); its intervals then come from its
+# misses (fit.calibration), and a bootstrap band would show what the intervals are not.
+NOT_MEASURED = "the bootstrap does not measure the fit"
+
+
+def bootstrap_measures(out: MethodOutput) -> bool:
+    return not any(NOT_MEASURED in w for w in out.warnings)
 
 
 def figure_steps(out: MethodOutput, primary: Optional[str]) -> Tuple[Dict[str, FittedStep], Dict[str, FittedStep]]:
@@ -100,8 +115,8 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
         yield "loss_vs_compute", (
             f"{display.long_label(view.primary)} against compute C = 6ND: the ladder's final values (one colour per "
             f"tokens-per-parameter ratio M), " + (
-                f"the fitted law along each M and out to each target at its own M (dashed) with its "
-                f"{interval:.0%} bootstrap band, the predicted targets (stars) " if predicted else
+                f"the fitted law along each M and out to each target at its own M (dashed) {view.band_words()}, "
+                f"the predicted targets (stars) " if predicted else
                 f"(method {out.method} does not predict it) ") + "and the measured targets (red circles)"), \
             _loss_vs_compute(view, first)
     have = preds[preds["actual"].notna()]
@@ -110,13 +125,13 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
                                      "points); on the dotted line the prediction is exact", _pred_vs_actual(have)
     if first:
         yield "step1", f"fits from (N, D) or compute, each law (lines, one per N) with the runs it fitted (dots), runs " \
-                       f"it did not fit (grey squares), each target's curve (dashed) with its {interval:.0%} bootstrap " \
-                       "band, the predicted targets (stars) and the measured ones (red circles)", \
+                       f"it did not fit (grey squares), each target's curve (dashed) {view.band_words()}, the " \
+                       "predicted targets (stars) and the measured ones (red circles)", \
             _grid(first, lambda ax, f: _step1(ax, f, view))
     if fed:
-        yield "step2", f"fits fed by the step before: the points fitted, the fit and its {interval:.0%} bootstrap band, " \
-                       "the final values of runs not fitted (grey squares), the predicted targets (stars) and the " \
-                       "measured ones (red circles)", _grid(fed, lambda ax, f: _step2(ax, f, view, out.shown.get(f.step.key)))
+        yield "step2", f"fits fed by the step before: the points fitted, the fit {view.band_words()}, the final values " \
+                       "of runs not fitted (grey squares), the predicted targets (stars) and the measured ones (red " \
+                       "circles); each panel spans its points and targets", _grid(fed, lambda ax, f: _step2(ax, f, view, out.shown.get(f.step.key)))
     if first or fed:
         yield "residuals", "residuals (measured − fitted) of the fits drawn above: relative (%) for laws of a loss, in " \
                            "points for accuracy curves; each dot is a fitted point, the bar its RMS (fits.json holds " \
@@ -163,20 +178,24 @@ LABEL_SPOTS = [(-9, 4, "right", "bottom"), (-9, -4, "right", "top"), (9, 4, "lef
 
 
 def _label_targets(ax, xs, ys, names) -> None:
-    """Each star's name, from the highest star down, in the one of LABEL_SPOTS that overlaps the fewest names
-    placed before, then covers the fewest markers (the first such): targets near each other and the points
-    around them stay readable."""
+    """Each star's name, from the highest star down, in the one of LABEL_SPOTS that stays inside the axes (off
+    them it would cover the tick labels), then overlaps the fewest names placed before, then covers the fewest
+    markers (the first such): targets near each other and the points around them stay readable."""
     ax.get_xlim(), ax.get_ylim()  # the axes' final limits (autoscaled), before reading positions off them
     renderer = ax.figure.canvas.get_renderer()
     r = 4 * ax.figure.dpi / 72  # about a marker's half-size, in pixels
     markers = _markers(ax)
     placed = []
 
+    frame = ax.get_window_extent(renderer)
+
     def cost(spot, x, y, n):
         text = _name(ax, n, x, y, spot)
-        box = text.get_window_extent(renderer).padded(r)
+        box = text.get_window_extent(renderer)
         text.remove()
-        return sum(box.overlaps(b) for b in placed), box.count_contains(markers)
+        outside = box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or box.y1 > frame.y1
+        box = box.padded(r)
+        return outside, sum(box.overlaps(b) for b in placed), box.count_contains(markers)
 
     for x, y, n in sorted([s for s in zip(xs, ys, names) if np.isfinite(s[0]) and np.isfinite(s[1])],
                           key=lambda s: -s[1]):
@@ -232,7 +251,7 @@ def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):
             n = np.sqrt(grid / (6 * m))
             ND = np.vstack([n, m * n])
             ax.plot(grid, _curve(step, ND), "k--", lw=0.8)
-            band = _band(step, view.out, _law_inputs(step, ND), view.interval)
+            band = _band(step, view.out, _law_inputs(step, ND), view.interval) if view.banded else None
             if band is not None:
                 ax.fill_between(grid, band[0], band[1], color="0.5", alpha=0.2, lw=0)
         p = pr.reindex([t.name for t in view.targets])
@@ -265,8 +284,9 @@ def _grid(items: Dict[str, FittedStep], draw):
     cols = min(COLS, n)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False)
-    for ax, f in zip(axes.flat, items.values()):
-        draw(ax, f)
+    # Each panel's names are placed once the layout is final (`draw` may return what places them), so that a
+    # name kept inside its axes stays there.
+    name = [draw(ax, f) for ax, f in zip(axes.flat, items.values())]
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     legend = {}
@@ -274,6 +294,8 @@ def _grid(items: Dict[str, FittedStep], draw):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(lab, h)
     fig.tight_layout()
+    for place in filter(None, name):
+        place()
     if legend:
         fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(8, len(legend)),
                    bbox_to_anchor=(0.5, 1.0), frameon=False)
@@ -299,7 +321,7 @@ def _step1(ax, fs: FittedStep, view: View):
             Xt = np.vstack([np.full_like(grid, tx[0, i]), grid])
             with np.errstate(all="ignore"):
                 ax.plot(grid, k * s.output_of(fit.predict(Xt)), "k--", lw=0.8)
-            band = _band(fs, view.out, Xt, view.interval)
+            band = _band(fs, view.out, Xt, view.interval) if view.banded else None
             if band is not None:
                 ax.fill_between(grid, k * band[0], k * band[1], color="0.5", alpha=0.2, lw=0)
         xs = tx[1]
@@ -308,7 +330,7 @@ def _step1(ax, fs: FittedStep, view: View):
         grid = np.geomspace(X[0].min() / 1.5, max(X[0].max(), tx[0].max()) * 1.5, 60)
         with np.errstate(all="ignore"):
             ax.plot(grid, k * s.output_of(fit.predict(grid[None, :])), lw=0.9)
-        band = _band(fs, view.out, grid[None, :], view.interval)
+        band = _band(fs, view.out, grid[None, :], view.interval) if view.banded else None
         if band is not None:
             ax.fill_between(grid, k * band[0], k * band[1], color="0.5", alpha=0.2, lw=0)
         xs = tx[0]
@@ -325,37 +347,59 @@ def _step1(ax, fs: FittedStep, view: View):
     ax.set_xlabel(s.x_label)
     ax.set_ylabel(display.long_label(s.output) if s.output else s.key)
     ax.set_title(f"{step_title(fs)} ({fit.law.name})")
-    _label_targets(ax, xs, ty, names)
+    return lambda: _label_targets(ax, xs, ty, names)
 
 
 def _step2(ax, fs: FittedStep, view: View, caption: Optional[str] = None):
+    """The fit over the span of its points, the runs not fitted and the targets (a law of a loss can run to
+    -400 points at L = 0, which would squash the data into a line): x and y limits from what is drawn as points."""
     s, fit = fs.step, fs.fit
     k = display.scale(s.output) if s.output else 1.0
     inter = view.out.steps[s.fed_by].step.output
     xs, ys = s.points.X[0], k * s.points.y
     ax.scatter(xs, ys, s=6, alpha=0.5, lw=0, label="points fitted", zorder=2)
-    grid = np.linspace(0, max(xs.max(), np.nanmax(fs.target_x)) * 1.05, 200)
-    ax.plot(grid, k * fit.predict(grid[None, :]), "r-", lw=1, label="fit")
-    band = _band(fs, view.out, grid[None, :], view.interval)
-    if band is not None:
-        ax.fill_between(grid, k * band[0], k * band[1], color="r", alpha=0.2, lw=0,
-                        label=f"{view.interval:.0%} bootstrap band")
+    shown_x, shown_y = [*xs, *np.ravel(fs.target_x[0])], [*ys]
     if inter is not None and s.output is not None:
         runs = [r for r in view.others if (r, inter) in view.table.final and (r, s.output) in view.table.final]
         if runs:
-            ax.scatter(view.finals(runs, inter)[1], k * view.finals(runs, s.output)[1], label="runs not fitted", **OTHER)
+            ox, oy = view.finals(runs, inter)[1], k * view.finals(runs, s.output)[1]
+            ax.scatter(ox, oy, label="runs not fitted", **OTHER)
+            shown_x, shown_y = shown_x + list(ox), shown_y + list(oy)
     ty = k * fs.target_value
     ax.plot(fs.target_x[0], ty, "k*", ms=11, label="predicted target", zorder=6)
     mx, my = view.measured(inter), k * view.measured(s.output)
     if np.isfinite(mx + my).any():
         ax.scatter(mx, my, label="measured target", **MEASURED)
+    shown_x, shown_y = _finite(shown_x + list(mx)), _finite(shown_y + list(ty) + list(my))
+    x_lo, x_hi = _padded(shown_x, 0.08)
+    grid = np.linspace(x_lo, x_hi, 200)
+    with np.errstate(all="ignore"):
+        ax.plot(grid, k * fit.predict(grid[None, :]), "r-", lw=1, label="fit")
+    band = _band(fs, view.out, grid[None, :], view.interval) if view.banded else None
+    if band is not None:
+        ax.fill_between(grid, k * band[0], k * band[1], color="r", alpha=0.2, lw=0,
+                        label=f"{view.interval:.0%} bootstrap band")
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(*_padded(shown_y, 0.12))
     ax.set_xlabel(display.long_label(inter) if inter else s.x_label)
     ax.set_ylabel(display.long_label(s.output) if s.output else s.key)
     title = step_title(fs)
     if caption and ": " in caption:
         title += f"\n{caption.split(': ', 1)[1]}"
     ax.set_title(title, fontsize=9)
-    _label_targets(ax, fs.target_x[0], ty, [t.name for t in view.targets])
+    return lambda: _label_targets(ax, fs.target_x[0], ty, [t.name for t in view.targets])
+
+
+def _finite(values) -> np.ndarray:
+    v = np.asarray(values, float)
+    return v[np.isfinite(v)]
+
+
+def _padded(values: np.ndarray, pad: float) -> Tuple[float, float]:
+    """(low, high) of `values`, each widened by `pad` of their span (by 1 where they are one value)."""
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo or max(abs(hi), 1.0)
+    return lo - pad * span, hi + pad * span
 
 
 def _pred_vs_actual(have: pd.DataFrame):
@@ -375,15 +419,14 @@ def _pred_vs_actual(have: pd.DataFrame):
         ax.plot([lo, hi], [lo, hi], "k:", lw=0.8)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        if len(g) <= 12:
-            many = g["target"].nunique() > 1
-            for r, x, y in zip(g.itertuples(), a, p):
-                ax.annotate(display.label(r.metric) + (f" · {r.target}" if many else ""), (x, y), xytext=(4, -10),
-                            textcoords="offset points", fontsize=7)
         what, unit = display.KINDS.get(kind, (kind, ""))
         ax.set_xlabel(f"measured {what}" + (f" ({unit})" if unit else ""))
         ax.set_ylabel(f"predicted {what}" + (f" ({unit})" if unit else ""))
         ax.set_title(f"{display.kind_title(kind)}: {len(g)} prediction{'s' * (len(g) > 1)}")
+        many = g["target"].nunique() > 1
+        names = [display.label(r.metric) + (f" · {r.target}" if many else "") for r in g.itertuples()]
+        # named while few, each where it overlaps the fewest names and points
+        return (lambda: _label_targets(ax, a, p, names)) if len(g) <= 12 else None
 
     return _grid(items, draw)
 

@@ -32,20 +32,33 @@ class FitResult:
 STEEP = 3.0
 
 
+def steep_exponents(law, p) -> Dict[str, str]:
+    """Each exponent fitted above STEEP, with what it scales ("N", "D")."""
+    return {name: var for name, var in law.exponents.items() if p[law.params.index(name)] > STEEP}
+
+
+def bound_hits(law, p, bounds) -> Dict[str, float]:
+    """Each parameter fitted on a bound that means something (Law.at_bound not None), with that bound."""
+    hits = {}
+    for name, v, (lo, hi) in zip(law.params, p, bounds or [(None, None)] * len(p)):
+        for b in (lo, hi):
+            if law.at_bound.get(name, "") is not None and b is not None and np.isfinite(b) \
+                    and abs(v - b) <= 1e-6 * max(1.0, abs(b)):
+                hits[name] = b
+    return hits
+
+
 def _bound_warnings(law, p, bounds, converged, message):
     out = [] if converged else [f"{law.name}: optimiser did not converge ({message})"]
-    for name, var in law.exponents.items():
+    for name, var in steep_exponents(law, p).items():
         v = p[law.params.index(name)]
-        if v > STEEP:
-            out.append(f"{law.name}: exponent {name} = {v:.4g} is far steeper than a scaling law's (about 0.05-1): "
-                       f"its {var} term is a cliff at the smallest {var} fitted and about 0 beyond, so the law "
-                       f"extrapolates in {var} by its other terms alone; {var} values further apart would pin it")
-    for name, v, (lo, hi) in zip(law.params, p, bounds or [(None, None)] * len(p)):
+        out.append(f"{law.name}: exponent {name} = {v:.4g} is far steeper than a scaling law's (about 0.05-1): "
+                   f"its {var} term is a cliff at the smallest {var} fitted and about 0 beyond, so the law "
+                   f"extrapolates in {var} by its other terms alone; {var} values further apart would pin it")
+    for name, b in bound_hits(law, p, bounds).items():
         meaning = law.at_bound.get(name, "")
-        for b in (lo, hi):
-            if meaning is not None and b is not None and np.isfinite(b) and abs(v - b) <= 1e-6 * max(1.0, abs(b)):
-                out.append(f"{law.name}: parameter {name} = {v:.4g} is on its bound {b:g}"
-                           + (f": {meaning}" if meaning else ""))
+        out.append(f"{law.name}: parameter {name} = {p[law.params.index(name)]:.4g} is on its bound {b:g}"
+                   + (f": {meaning}" if meaning else ""))
     return out
 
 

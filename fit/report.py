@@ -12,6 +12,7 @@ import re
 import shlex
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Tuple
@@ -22,7 +23,8 @@ import pandas as pd
 
 from fit import display
 from fit.chain import MethodOutput
-from fit.figures import DPI, SINGLE, STYLE, figure_steps, figures, step_title
+from fit.figures import DPI, NOT_MEASURED, SINGLE, STYLE, bootstrap_measures, figure_steps, figures, step_title
+from fit.fitting import STEEP, bound_hits, steep_exponents
 from fit.points import PointSet, is_accuracy
 from fit.runs import choose_primary
 from ladder.core.files import atomic_write_text
@@ -51,6 +53,40 @@ class DatasetFit(NamedTuple):
     held: List[str]
 
 
+def relabelled(fit: DatasetFit) -> Tuple[DatasetFit, List[str]]:
+    """The fit with each target that is a run whose id does not start with its size (Gadre et al.'s
+    `rpj-open_lm_1b-32.0`) named as the papers name models, by size and M (`1.4B-M640`), for the report and the
+    terminal; and a sentence saying which run each new name is (none where two would share a name)."""
+    runs = fit.ps.points.drop_duplicates("run").set_index("run")
+    names = {}
+    for t in fit.targets:
+        if t.name in runs.index and not t.name.startswith(str(runs.loc[t.name, "size"])):
+            m = pd.to_numeric(runs.loc[t.name, "multiplier"], errors="coerce")
+            if np.isfinite(m):
+                names[t.name] = f"{runs.loc[t.name, 'size']}-M{m:g}"
+    kept = {t.name for t in fit.targets} - set(names)
+    if not names or len(set(names.values()) | kept) < len(names) + len(kept):
+        return fit, []
+    shown = lambda n: names.get(n, n)  # noqa: E731
+    said = "Targets named by size and M (tokens per parameter): " + ", ".join(
+        f"{new} is run {old}" for old, new in names.items()) + "."
+    return fit._replace(targets=[replace(t, name=shown(t.name)) for t in fit.targets],
+                        preds=fit.preds.assign(target=fit.preds["target"].map(shown)),
+                        held=[shown(n) for n in fit.held]), [said]
+
+
+# The reach warning of fit.calibration.reach_warnings, whose numbers the answer sentence of its target repeats.
+REACH = re.compile(r"target (?P<target>.+?) is (?P<times>[\d.]+)× the largest fitted N")
+NARROW = ("Its intervals are likely too narrow: it lies {}× beyond the largest fitted N, further than any backtest "
+          "that calibrated them reached (Warnings).")
+
+
+def too_narrow(warnings: List[str]) -> dict:
+    """target -> how many times the largest fitted N it lies, for each target whose intervals the calibration
+    warns are likely too narrow."""
+    return {m["target"]: m["times"] for w in warnings if (m := REACH.search(w)) and "too narrow" in w}
+
+
 def write_report(out_dir: Path, cfg, fits: List[DatasetFit]):
     """The report of one fit, or of a ladder over several datasets: a section per dataset, each its own fit."""
     first = fits[0]
@@ -77,6 +113,10 @@ def write_report(out_dir: Path, cfg, fits: List[DatasetFit]):
 def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tuple[List[str], List[str]]:
     """(markdown lines, html) of one fit, its figures written under out_dir/sub; `deeper`: a dataset's section,
     its headings one level down under the dataset's own."""
+    raw = fit
+    fit, renamed = relabelled(fit)
+    shown = dict(zip((t.name for t in raw.targets), (t.name for t in fit.targets)))
+    narrow = {shown.get(t, t): times for t, times in too_narrow(fit.out.warnings).items()}
     ps, targets, out, preds, held = fit.ps, fit.targets, fit.out, fit.preds, fit.held
     fig_dir = out_dir / sub
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -88,8 +128,9 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
             plt.close(fig)
             log.info("figure %s drawn (%.0f s)", f"{sub}/{name}.png", time.perf_counter() - started)
             shown.append((name, caption, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
-    lead = [method_sentence(out, ps, preds, cfg)] + ([BACKTEST_NOTE] if held else [])
-    answers = answer_sentences(preds, targets, cfg.interval)
+    lead = [method_sentence(out, ps, preds, cfg)] + ([BACKTEST_NOTE] if held else []) + renamed
+    answers = [(name, text + (f" {NARROW.format(narrow[name])}" if name in narrow else ""))
+               for name, text in answer_sentences(preds, targets, cfg.interval)]
     tables = [(display.kind_title(k), kind_table(preds, k)) for k in display.order_kinds(preds["metric"].map(display.kind))]
     note = (f"Each cell: predicted [{cfg.interval:.0%} interval]; measured (prediction − measured: points for "
             "accuracies, % of the measured value for losses).")
@@ -259,6 +300,11 @@ def _score(have: pd.DataFrame) -> Tuple[str, Optional[Tuple[int, int]]]:
     return mae, ((inside, len(bounded)) if len(bounded) else None)
 
 
+# A parameter the fit could not pin, flagged beside its value (the Warnings say what it means).
+CLIFF, BOUND_FLAG = "cliff", "on its bound"
+FLAGS = {f"⚠ {CLIFF}": f"⚠ {CLIFF}: an exponent above {STEEP:g}, no scaling law's: its term is a step at the smallest "
+                       "value fitted, its value and interval mean nothing (Warnings: Exponents no power law has).",
+         f"⚠ {BOUND_FLAG}": f"⚠ {BOUND_FLAG}: held at the edge of its range rather than fitted (Warnings)."}
 GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "epsilon": "ε", "eta": "η", "log_A": "log A", "log_B": "log B"}
 
 
@@ -270,9 +316,12 @@ def parameter_tables(out: MethodOutput, steps) -> List[Tuple[str, str, pd.DataFr
     for key, fs in {**first, **fed}.items():
         rec = out.fits.get(key, {})
         cells = {"Fit": step_title(fs)}
+        steep = steep_exponents(fs.fit.law, fs.fit.params)
+        bound = bound_hits(fs.fit.law, fs.fit.params, fs.step.bounds)
         for name, v in rec.get("params", {}).items():
             lo, hi = rec.get("param_intervals", {}).get(name, (np.nan, np.nan))
-            cells[GREEK.get(name, name)] = f"{v:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+            flag = f" ⚠ {CLIFF}" if name in steep else f" ⚠ {BOUND_FLAG}" if name in bound else ""
+            cells[GREEK.get(name, name)] = f"{v:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if np.isfinite(lo) and np.isfinite(hi) else "") + flag
         by_law.setdefault(fs.fit.law, []).append(cells)
     shown = sum(len(v) for v in by_law.values())
     more = sum(1 for rec in out.fits.values() if rec.get("params")) - shown
@@ -280,7 +329,9 @@ def parameter_tables(out: MethodOutput, steps) -> List[Tuple[str, str, pd.DataFr
     for law, rows in by_law.items():
         extra = "" if more <= 0 or out_tables else \
             f" The method's {more} other fit{'s are' if more > 1 else ' is'} in fits.json."
-        out_tables.append((law.name, f"{law.formula} ({law.source}).{extra}", pd.DataFrame(rows).fillna("")))
+        flagged = " ".join(text for flag, text in FLAGS.items() if any(flag in c for row in rows for c in row.values()))
+        out_tables.append((law.name, f"{law.formula} ({law.source}).{extra}" + (f" {flagged}" if flagged else ""),
+                           pd.DataFrame(rows).fillna("")))
     return out_tables
 
 
@@ -288,15 +339,35 @@ def method_lines(out: MethodOutput, ps, cfg, dataset: Optional[str] = None) -> L
     dataset = f", dataset {dataset}" if dataset else ""
     return ([f"Input: {ps.source} (format {ps.profile.name}{dataset}); {ps.points['run'].nunique()} runs, "
              f"{len(ps.points)} points kept, {len(ps.dropped)} left out."]
-            + [f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}."]
-            + list(out.notes))
+            + [interval_line(out, cfg)] + list(out.notes))
+
+
+def interval_line(out: MethodOutput, cfg) -> str:
+    """Where the intervals come from: the run bootstrap, widened by the method's backtest misses where it was
+    calibrated; or those misses alone where the bootstrap cannot measure the fit (which the figures then draw
+    without a band)."""
+    boot = f"the bootstrap over runs ({cfg.bootstrap} resamples, seed {cfg.seed})"
+    if cfg.bootstrap <= 0:
+        return "Intervals: none (bootstrap=0)."
+    calibrated = "backtest" in out.fits
+    if not bootstrap_measures(out):
+        return (f"Intervals: {cfg.interval:.0%}, from the method's misses on runs it did not fit (below); {boot} "
+                f"cannot measure this fit and is not used." if calibrated else
+                f"Intervals: {cfg.interval:.0%} from {boot}, which cannot measure this fit (calibrate=false): "
+                f"read them as too narrow.")
+    return f"Intervals: {cfg.interval:.0%} from {boot}" + (", widened by the method's backtest misses (below)."
+                                                           if calibrated else ".")
 
 
 def _pretty_tasks(table: pd.DataFrame) -> pd.DataFrame:
-    """A method's table: its first column's metrics by name, numbers to one decimal."""
+    """A method's table: metrics by name, numbers to one decimal; one wider than long (best's weights: 13 paths
+    for 8 tasks) turned on its side, so that the page holds it rather than clipping it."""
     t = table.rename_axis(columns=None)
     first = t.columns[0]
     t[first] = t[first].map(lambda m: display.label(m) if isinstance(m, str) else m)
+    t = t.rename(columns=lambda c: display.named(c) if isinstance(c, str) and ":" in c else c)
+    if t.shape[1] - 1 > t.shape[0]:
+        t = t.set_index(first).T.rename_axis("path through").reset_index()
     return t.map(lambda v: f"{v:.1f}" if isinstance(v, float) else v)
 
 
@@ -315,7 +386,7 @@ WARNING_GROUPS = [
     ("No intervals", "Without bootstrap resamples the predictions carry no interval: their uncertainty is unstated.",
      r"bootstrap=0"),
     ("Intervals from the method's misses", "The run bootstrap cannot measure this fit, so its intervals come from "
-     "its misses on runs outside the fit set instead.", r"the bootstrap does not measure the fit"),
+     "its misses on runs outside the fit set instead.", re.escape(NOT_MEASURED)),
     ("Bootstrap refits that failed",
      "The intervals rest on the resamples that did fit; the ones that failed are often those whose runs pin the "
      "law least, so the intervals may be somewhat too narrow.", r"bootstrap refits failed"),

@@ -104,7 +104,8 @@ def run_fit(cfg) -> Path:
     for f in fits:
         if len(fits) > 1:
             print(f"\ndataset {f.dataset} (its runs fitted apart from the other datasets'):")
-        print(summary(f.preds, f.targets, f.out.warnings, cfg.interval))
+        shown = report.relabelled(f)[0]  # targets by the names the report gives them
+        print(summary(shown.preds, shown.targets, f.out.warnings, cfg.interval))
     print(f"report: {out_dir / 'report.html'}")
     return out_dir
 

@@ -19,7 +19,7 @@ from fit.chain import progress
 from fit.config import FitConfig
 from fit.figures import figures
 from fit.sources import load_points
-from fit.report import answer_sentences, kind_table, warning_groups
+from fit.report import answer_sentences, kind_table, parameter_tables, warning_groups
 from fit.run import PRED_COLUMNS, apply_holdout, choose_targets, run_fit
 from fit.targets import NAMED, actual_value
 
@@ -224,6 +224,23 @@ def test_an_exponent_no_scaling_law_has_is_said_and_grouped():
     assert [g[0] for g in warning_groups([f"c4: {said[0]}"])] == ["Exponents no power law has"]
 
 
+def test_a_cliff_like_exponent_is_flagged_beside_its_value():
+    """alpha = 709.8 [709.7, 8160] printed raw read as a measured exponent: the table flags it and says why."""
+    from fit import laws
+    from fit.chain import FittedStep, MethodOutput, Points, Step
+    from fit.fitting import FitResult
+    p = np.array([6774.4, 3.29, 709.8, 0.129, 0.0])
+    step = Step("c4:loss", laws.OLMO_ND, Points(np.ones((2, 3)), np.ones(3), np.arange(3)), [p],
+                bounds=[(None, None)] * 4 + [(0, None)], output="c4:loss")
+    out = MethodOutput("chinchilla", fits={"c4:loss": {"params": dict(zip(laws.OLMO_ND.params, p)),
+                                                         "param_intervals": {"alpha": (709.7, 8160.0)}}})
+    fitted = FittedStep(step, FitResult(laws.OLMO_ND, p, 0.0, True), np.ones((2, 1)), np.ones(1))
+    [(_, formula, table)] = parameter_tables(out, ({"c4:loss": fitted}, {}))
+    assert table.loc[0, "α"] == "709.8 [709.7, 8160] ⚠ cliff"
+    assert table.loc[0, "β"] == "0.129" and table.loc[0, "E"] == "0 ⚠ on its bound"
+    assert "⚠ cliff: an exponent above 3, no scaling law's" in formula and "⚠ on its bound: held at" in formula
+
+
 def test_fit_says_where_its_report_went(tmp_path, capsys, monkeypatch):
     """Its last line, as `ladder run` prints it; without out= the report goes under outputs/."""
     from ladder.orchestration.cli import main
@@ -232,8 +249,9 @@ def test_fit_says_where_its_report_went(tmp_path, capsys, monkeypatch):
     pd.DataFrame(rows).to_csv(tmp_path / "points.csv", index=False)
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "report: outputs/fit-chinchilla/report.html"
-    assert (tmp_path / "outputs/fit-chinchilla/report.html").exists()
+    out = f"outputs/fit-chinchilla-{tmp_path.name}-points"  # named by the input: two inputs never share one
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {out}/report.html"
+    assert (tmp_path / out / "report.html").exists()
     assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0", "out=mine"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "report: mine/report.html"
 
@@ -290,3 +308,41 @@ def render(page: str, tmp_path):
     assert "CONSOLE" not in run.stderr
     images, loaded, height, errors = probe.groups()
     return int(images), int(loaded), int(height), errors
+
+
+@pytest.fixture(scope="module")
+def gadre_report(shared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gadre") / "out"
+    return run_fit(FitConfig(results=str(shared / "gadre-scaling"), dataset="rpj", method="gadre", bootstrap=20,
+                             out=str(out)))
+
+
+def test_gadre_report_reads_as_its_intervals_are_made(gadre_report):
+    """Its bootstrap cannot refit the paper's 5-run law, so the intervals are its misses: no caption or detail
+    says bootstrap band; targets by size and M, not run ids; the 10x-like extrapolation's warning beside its
+    numbers."""
+    md = (gadre_report / "report.md").read_text()
+    figures_part = md.split("## Figures", 1)[1].split("## Fitted parameters", 1)[0]
+    assert "bootstrap band" not in figures_part and "no band: the run bootstrap does not measure this fit" in figures_part
+    assert "cannot measure this fit and is not used" in md.split("## Method details", 1)[1]
+    assert "**1.4B-M640**" in md and "**6.9B-M20**" in md and "6.9B-M20 is run rpj-open_lm_7b-1.0" in md
+    answer = next(line for line in md.splitlines() if line.startswith("**6.9B-M20**"))
+    assert "Its intervals are likely too narrow: it lies 4.78× beyond the largest fitted N" in answer
+
+
+def test_gadre_step2_panels_span_their_points_not_the_law_at_zero_loss(gadre_report, shared):
+    """The error law at L = 0 runs to -400 points, which squashed the data; each panel's y range is its points'."""
+    from fit.run import apply_holdout, choose_targets, fit_method
+    from fit.registry import METHODS
+    cfg = FitConfig(results=str(shared / "gadre-scaling"), dataset="rpj", method="gadre", bootstrap=0)
+    ps = load_points(cfg.results, dataset="rpj")
+    targets = choose_targets(cfg, *apply_holdout(cfg, ps))
+    out = fit_method(METHODS["gadre"], ps, targets, cfg)
+    preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS[:-1])
+    figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
+    for ax in (a for a in figs["step2"].axes if a.get_visible()):
+        lo, hi = ax.get_ylim()
+        assert 30 < lo < hi < 100, (ax.get_title(), lo, hi)  # top-1 error of these runs: 45-85 points
+        assert ax.get_xlim()[0] > 1.5  # their losses: 2.4-6
+    for fig in figs.values():
+        plt.close(fig)
