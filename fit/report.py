@@ -54,13 +54,13 @@ class DatasetFit(NamedTuple):
 
 
 def relabelled(fit: DatasetFit) -> Tuple[DatasetFit, List[str]]:
-    """The fit with each target that is a run whose id does not start with its size (Gadre et al.'s
+    """The fit with each target that is a run whose id does not name its size (Gadre et al.'s
     `rpj-open_lm_1b-32.0`) named as the papers name models, by size and M (`1.4B-M640`), for the report and the
     terminal; and a sentence saying which run each new name is (none where two would share a name)."""
     runs = fit.ps.points.drop_duplicates("run").set_index("run")
     names = {}
     for t in fit.targets:
-        if t.name in runs.index and not t.name.startswith(str(runs.loc[t.name, "size"])):
+        if t.name in runs.index and str(runs.loc[t.name, "size"]) not in t.name:
             m = pd.to_numeric(runs.loc[t.name, "multiplier"], errors="coerce")
             if np.isfinite(m):
                 names[t.name] = f"{runs.loc[t.name, 'size']}-M{m:g}"
@@ -367,7 +367,7 @@ def _pretty_tasks(table: pd.DataFrame) -> pd.DataFrame:
     t[first] = t[first].map(lambda m: display.label(m) if isinstance(m, str) else m)
     t = t.rename(columns=lambda c: display.named(c) if isinstance(c, str) and ":" in c else c)
     if t.shape[1] - 1 > t.shape[0]:
-        t = t.set_index(first).T.rename_axis("path through").reset_index()
+        t = t.set_index(first).T.rename_axis(index="path through", columns=None).reset_index()
     return t.map(lambda v: f"{v:.1f}" if isinstance(v, float) else v)
 
 
