@@ -346,3 +346,16 @@ def test_gadre_step2_panels_span_their_points_not_the_law_at_zero_loss(gadre_rep
         assert ax.get_xlim()[0] > 1.5  # their losses: 2.4-6
     for fig in figs.values():
         plt.close(fig)
+
+
+def test_a_method_table_wider_than_long_is_turned_so_the_page_holds_it():
+    """best's weights, 13 paths for 8 tasks, overflowed the page as 14 columns; turned, a row per path."""
+    from fit.report import _pretty_tasks
+    paths = [f"set{i}:loss" for i in range(13)]
+    weights = pd.DataFrame(np.full((8, 13), 100 / 13), columns=paths,
+                           index=[f"{t}:acc" for t in ("mmlu", "hellaswag", "piqa", "csqa", "arc_easy", "arc_challenge",
+                                                       "socialiqa", "openbookqa")])
+    t = _pretty_tasks(weights.round(1).reset_index(names="task"))
+    assert list(t.columns) == ["path through", "MMLU", "HellaSwag", "PIQA", "CommonsenseQA", "ARC-Easy",
+                               "ARC-Challenge", "Social IQa", "OpenBookQA"]
+    assert t["path through"].tolist() == [f"set{i} LM loss" for i in range(13)] and t.loc[0, "MMLU"] == "7.7"
