@@ -416,7 +416,11 @@ def warning_groups(warnings: List[str]) -> List[Tuple[str, str, List[str]]]:
         title = next((t for t, _, pattern in WARNING_GROUPS if re.search(pattern, w)), None)
         (found[title] if title else other).append(w)
     found["Fitted parameters on a bound"] = _bounds(found["Fitted parameters on a bound"])
-    out = [(t, meaning, found[t]) for t, meaning, _ in WARNING_GROUPS if found[t]]
+    meanings = {t: meaning for t, meaning, _ in WARNING_GROUPS}
+    if found["Intervals from the method's misses"]:  # then the failed refits shape no interval
+        meanings["Bootstrap refits that failed"] = ("The intervals do not rest on the bootstrap (above), so these "
+                                                    "failures narrow none of them; they are said for the record.")
+    out = [(t, meanings[t], found[t]) for t, _, _ in WARNING_GROUPS if found[t]]
     return out + ([("Other warnings", "As each says.", other)] if other else [])
 
 

@@ -359,3 +359,12 @@ def test_a_method_table_wider_than_long_is_turned_so_the_page_holds_it():
     assert list(t.columns) == ["path through", "MMLU", "HellaSwag", "PIQA", "CommonsenseQA", "ARC-Easy",
                                "ARC-Challenge", "Social IQa", "OpenBookQA"]
     assert t["path through"].tolist() == [f"set{i} LM loss" for i in range(13)] and t.loc[0, "MMLU"] == "7.7"
+
+
+def test_failed_refits_of_a_bootstrap_not_used_are_not_said_to_narrow_the_intervals():
+    groups = dict((t, m) for t, m, _ in warning_groups([
+        "gadre: 64% of 50 bootstrap refits failed; intervals rest on the rest",
+        "gadre: its loss law ... interpolate: the bootstrap does not measure the fit. With calibrate ..."]))
+    assert "narrow none of them" in groups["Bootstrap refits that failed"]
+    alone = dict((t, m) for t, m, _ in warning_groups(["best: 6% of 200 bootstrap refits failed; intervals rest on the rest"]))
+    assert "may be somewhat too narrow" in alone["Bootstrap refits that failed"]
