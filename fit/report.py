@@ -305,6 +305,8 @@ CLIFF, BOUND_FLAG = "cliff", "on its bound"
 FLAGS = {f"⚠ {CLIFF}": f"⚠ {CLIFF}: an exponent above {STEEP:g}, no scaling law's: its term is a step at the smallest "
                        "value fitted, its value and interval mean nothing (Warnings: Exponents no power law has).",
          f"⚠ {BOUND_FLAG}": f"⚠ {BOUND_FLAG}: held at the edge of its range rather than fitted (Warnings)."}
+UNMEASURED = ("The parameters' intervals are the run bootstrap's, which cannot measure this fit (Warnings): they say "
+              "little of how well the data pin each parameter.")
 GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "epsilon": "ε", "eta": "η", "log_A": "log A", "log_B": "log B"}
 
 
@@ -330,6 +332,8 @@ def parameter_tables(out: MethodOutput, steps) -> List[Tuple[str, str, pd.DataFr
         extra = "" if more <= 0 or out_tables else \
             f" The method's {more} other fit{'s are' if more > 1 else ' is'} in fits.json."
         flagged = " ".join(text for flag, text in FLAGS.items() if any(flag in c for row in rows for c in row.values()))
+        if not bootstrap_measures(out):  # the parameters' intervals are still the bootstrap's
+            flagged += (" " if flagged else "") + UNMEASURED
         out_tables.append((law.name, f"{law.formula} ({law.source}).{extra}" + (f" {flagged}" if flagged else ""),
                            pd.DataFrame(rows).fillna("")))
     return out_tables

@@ -325,6 +325,7 @@ def test_gadre_report_reads_as_its_intervals_are_made(gadre_report):
     figures_part = md.split("## Figures", 1)[1].split("## Fitted parameters", 1)[0]
     assert "bootstrap band" not in figures_part and "no band: the run bootstrap does not measure this fit" in figures_part
     assert "cannot measure this fit and is not used" in md.split("## Method details", 1)[1]
+    assert "The parameters' intervals are the run bootstrap's, which cannot measure this fit" in md
     assert "**1.4B-M640**" in md and "**6.9B-M20**" in md and "6.9B-M20 is run rpj-open_lm_7b-1.0" in md
     answer = next(line for line in md.splitlines() if line.startswith("**6.9B-M20**"))
     assert "Its intervals are likely too narrow: it lies 4.78× beyond the largest fitted N" in answer
