@@ -313,7 +313,7 @@ class _Training:
         attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
             compile_blocks(model)
-        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp), lambda opt: make_scheduler(opt, hp),
+        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp), lambda opt: make_scheduler(opt, self.run.curve),
                                      self.accumulation, hp)
         self.scheduler = backend.scheduler
         start, recent = 0, []

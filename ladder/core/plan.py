@@ -8,6 +8,7 @@ from typing import Optional
 from omegaconf import DictConfig
 
 from ladder.core.configs import ConfigError, load_model
+from ladder.core.lr import DECAY_SHAPES
 from ladder.core.recipes import Hyperparams, hyperparams
 from ladder.core.schedules import SCHEDULES, Job
 from ladder.core.sizes import CONVENTIONS, ModelShape, format_count, parse_count, shape_for_params
@@ -22,7 +23,7 @@ class Rung:
     multiplier: float
     params: int  # N in the ladder's convention
     tokens: int  # D = M·N
-    hp: Hyperparams  # its recipe's, as a cosine run of its own would train (its schedule may change the LR)
+    hp: Hyperparams  # its recipe's (its schedule's runs may change the steps and warmup, and choose the LR curve)
 
     @property
     def rung_id(self) -> str:
@@ -158,9 +159,12 @@ def build_plan(cfg: DictConfig) -> Plan:
     schedule = SCHEDULES.get(ladder.lr_schedule)
     if schedule is None:
         raise ConfigError(f"ladder.lr_schedule: expected one of {tuple(SCHEDULES)}, got '{ladder.lr_schedule}'")
-    if schedule.decays and not 0 < ladder.lr_decay_fraction < 0.5:
+    if schedule.stable_then_decays and not 0 < ladder.lr_decay_fraction < 0.5:
         raise ConfigError(f"ladder.lr_decay_fraction: must lie in (0, 0.5), got {ladder.lr_decay_fraction:g}")
-    return Plan(ladder.name, rungs, targets, schedule.name, schedule.jobs(rungs, ladder.lr_decay_fraction))
+    if ladder.lr_decay_shape not in DECAY_SHAPES:
+        raise ConfigError(f"ladder.lr_decay_shape: expected one of {tuple(DECAY_SHAPES)}, got '{ladder.lr_decay_shape}'")
+    jobs = schedule.jobs(rungs, ladder.lr_decay_fraction, ladder.lr_decay_shape)
+    return Plan(ladder.name, rungs, targets, schedule.name, jobs)
 
 
 def describe_target(target: Target) -> str:

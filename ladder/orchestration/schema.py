@@ -49,6 +49,7 @@ class LadderConfig:
     # (ladder.core.schedules)
     lr_schedule: str = "cosine"
     lr_decay_fraction: float = 0.1  # wsd/wsds/branch: share of each rung's period spent decaying (OLMo-core's minimum)
+    lr_decay_shape: str = "linear"  # wsd/wsds/branch: how each decay falls, linear or 1-sqrt (ladder.core.lr)
     # The shape family for sizes given as parameter counts.
     arch: str = "olmo2"
     vocab_size: int = 100352
