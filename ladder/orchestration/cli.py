@@ -164,10 +164,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
+    plan = build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg)
     check_config(cfg)  # before training, not at its first checkpoint
-    return run_ladder(cfg)
+    return run_ladder(cfg, plan=plan)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -175,9 +175,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
+    plan = build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg)
-    return run_ladder(cfg, evaluate=False, fit=False)
+    return run_ladder(cfg, evaluate=False, fit=False, plan=plan)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ladder.core.configs import ConfigError
 from ladder.core.files import writable_dir
-from ladder.core.plan import build_plan
 from ladder.core.schedules import Job
 from ladder.core.plan import Plan
 from ladder.orchestration.compose import dataset_config
@@ -86,11 +85,11 @@ def _listed(names: list[str]) -> str:
     return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def submit_jobs(cfg: DictConfig, jobs: list[Job]) -> dict[str, submitit.Job]:
-    """Submit the jobs as one Slurm job array per resource shape and return the Slurm jobs by job name."""
+def submit_jobs(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> dict[str, submitit.Job]:
+    """Submit the jobs of `plan` as one Slurm job array per resource shape and return the Slurm jobs by job name."""
     check_cluster(cfg.launcher)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    evaluation = eval_compute(cfg, build_plan(cfg))
+    evaluation = eval_compute(cfg, plan)
     groups: dict[Resources, list[Job]] = defaultdict(list)
     for job in jobs:
         groups[resources_for(job.run, cfg.launcher, job_extra_flops(job, evaluation))].append(job)
