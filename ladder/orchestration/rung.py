@@ -75,11 +75,12 @@ def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
     return cfg
 
 
-def run_job(cfg: DictConfig, name: str, evaluate: bool = True) -> str:
+def run_job(cfg: DictConfig, name: str, evaluate: bool = True, plan: Plan | None = None) -> str:
     """Prepare, train the job `name` of the plan (evaluating every checkpoint as it is written, and any
     committed checkpoint an interruption left without records) and return its final state; LOCKED when
-    another process is running it. A failure before training starts is recorded too, with its reason."""
-    plan = build_plan(cfg)
+    another process is running it. A failure before training starts is recorded too, with its reason.
+    `plan` is the config's plan where the caller holds it (a process plans once); else it is built here."""
+    plan = plan or build_plan(cfg)
     job = plan.job(name)
     directory = job.directory(cfg.out_dir)
     directories = list(dict.fromkeys([rung_dir(cfg.out_dir, r.rung_id) for r in job.rungs] + [directory]))
