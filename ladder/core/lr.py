@@ -27,12 +27,6 @@ DECAY_SHAPES: dict[str, Callable[[float], float]] = {
 }
 
 
-def check_decay_shape(shape: str) -> str:
-    if shape not in DECAY_SHAPES:
-        raise ValueError(f"decay shape must be one of {tuple(DECAY_SHAPES)}, got '{shape}'")
-    return shape
-
-
 @dataclass(frozen=True)
 class Curve:
     """Warmup reaching the peak on step `warmup - 1` (so step 0 already trains); after it, the kind's own curve.
@@ -99,7 +93,8 @@ class WarmupStableDecay(Curve):
 
     def __post_init__(self):
         object.__setattr__(self, "decays", tuple((int(a), int(b)) for a, b in self.decays))  # JSON gives lists
-        check_decay_shape(self.shape)
+        if self.shape not in DECAY_SHAPES:
+            raise ValueError(f"decay shape must be one of {tuple(DECAY_SHAPES)}, got '{self.shape}'")
         ends = [0] + [b for _, b in self.decays]
         if any(not ends[i] <= a < b for i, (a, b) in enumerate(self.decays)) or ends[-1] > self.steps:
             raise ValueError(f"decays {list(self.decays)} must be increasing, non-overlapping windows "
