@@ -223,7 +223,7 @@ def test_optimizer_step_is_skipped_on_the_device_when_not_finite(distributed):
     backend = make_backend(config(device="cpu", distributed=distributed))
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
     wrapped = backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
-                              lambda opt: make_scheduler(opt, rung.hp), 1, rung.hp)
+                              lambda opt: make_scheduler(opt, rung.curve), 1, rung.hp)
     optimizer = backend.optimizer
     ids = sequences_for(rung).ids[:4]
     before = {k: v.clone() for k, v in model.state_dict().items()}
