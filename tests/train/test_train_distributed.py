@@ -144,3 +144,13 @@ def test_a_worker_without_its_launch_file_says_what_writes_it(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"train.worker: error: no {tmp_path / 'launch.json'}: `ladder train` writes it for a job it trains on several "
         "processes (e.g. train=ddp_cpu, or one per GPU); run that first, or give the run directory it trained")
+
+
+def test_the_ladder_worker_without_its_job_file_is_one_line(tmp_path):
+    """A ladder job's workers evaluate as the job file says; without it they refuse in one line (not a traceback),
+    pointing at train.worker for training alone."""
+    (tmp_path / "launch.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "ladder.orchestration.worker", "--run-dir", str(tmp_path)], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ladder.orchestration.worker: error: no {tmp_path / 'job.yaml'}" in proc.stderr
