@@ -196,7 +196,7 @@ def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, 
 def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
                         cfg: EvalConfig, rung: RungInfo, step: Optional[int] = None,
                         shards: Shards = Shards(), encodings: Optional[Encodings] = None,
-                        keys: Mapping[str, dict] = {}) -> list[dict]:
+                        keys: Optional[Mapping[str, dict]] = None) -> list[dict]:
     """Records (docs/formats.md) of one checkpoint, each with its evaluation key from `keys` (as `as_records`);
     raises CheckpointError if it is incomplete."""
     step = step_of(checkpoint_dir) if step is None else step
@@ -204,7 +204,7 @@ def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], t
     model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, device)
     results = evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks, batch_size=cfg.batch_size,
                              shards=shards, dtype=eval_dtype(cfg.precision, device), encodings=encodings)
-    return as_records(results, rung, step, chance_levels(cfg), keys)
+    return as_records(results, rung, step, chance_levels(cfg), keys or {})
 
 
 def eval_device(name: str) -> torch.device:

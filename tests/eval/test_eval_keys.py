@@ -128,3 +128,22 @@ def test_each_setting_that_changes_a_number_changes_the_key(ladder_dir, tmp_path
     assert keys(tokenizer=other_tokenizer)["piqa"]["tokenizer"] != same["piqa"]["tokenizer"]
     monkeypatch.setitem(eval.tasks.TASKS, "piqa", replace(eval.tasks.TASKS["piqa"], version=2))
     assert keys()["piqa"]["task_version"] == 2 and keys()["derived"] == same["derived"]
+
+
+@pytest.mark.slow  # ~1 min: a tiny ladder trained, evaluated and fitted, then evaluated again
+def test_ladder_run_with_other_shots_evaluates_every_checkpoint_again_and_trains_none(tiny_ladder, tmp_path):
+    from ladder.orchestration.pipeline import run_ladder
+
+    assert run_ladder(tiny_ladder()) == 0
+    checkpoints = sorted((tmp_path / "run").glob("rungs/*/checkpoints/step-*"))
+    trained = [c.stat().st_mtime_ns for c in checkpoints]
+    assert run_ladder(tiny_ladder("eval.num_fewshot=1")) == 0
+    assert [c.stat().st_mtime_ns for c in checkpoints] == trained
+    for results in (tmp_path / "run").glob("rungs/*/results.jsonl"):
+        records = [json.loads(line) for line in results.read_text().splitlines()]
+        current = {(r["step"], r["metric"]) for r in records if not r.get(SUPERSEDED)}
+        assert {r["eval_key"]["eval.num_fewshot"] for r in records if not r.get(SUPERSEDED)
+                and r["metric"].startswith("derived:")} == {1}
+        assert {(r["step"], r["metric"]) for r in records if r.get(SUPERSEDED)} == {
+            (s, m) for s, m in current if m.startswith("derived:")}  # the held-out loss's key did not change
+    load_points(str(tmp_path / "run"))  # the fit reads one key
