@@ -106,6 +106,20 @@ def device_count(cfg: DictConfig) -> int:
     return max(1, torch.cuda.device_count()) if cfg.train.device != "cpu" else 1
 
 
+def check_device(cfg: DictConfig) -> None:
+    """train.device=cuda (or eval.device=cuda) where this process sees no GPU: refused in one line before anything
+    is planned or written, not as each job's failure. On Slurm the jobs run on other nodes, which the check skips."""
+    wanted = [k for k in ("train", "eval") if cfg[k].device == "cuda"]
+    if not wanted or cfg.launcher.name == "slurm":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{wanted[0]}.device=cuda: this machine has no CUDA device that torch {torch.__version__} "
+                          f"can use (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); set "
+                          f"{wanted[0]}.device=auto or cpu, or run where a GPU is")
+
+
 def _on_cuda(cfg: DictConfig) -> bool:
     """Whether the jobs train on GPUs (train.device cuda, or auto where one is visible)."""
     import torch
