@@ -21,6 +21,10 @@ class NotEnoughTokens(ValueError):
     """A rung asks for more tokens than the split holds and repetition is not allowed."""
 
 
+class SplitError(ValueError):
+    """A split's manifest or files are missing, of another format or damaged; the message names the file."""
+
+
 def read_manifest(directory: Path) -> dict:
     """The manifest of a complete split directory; a missing one means an incomplete (or no) split."""
     path = Path(directory) / MANIFEST
@@ -28,19 +32,35 @@ def read_manifest(directory: Path) -> dict:
         raise FileNotFoundError(f"{directory}: no {MANIFEST}; not a complete packed split (run `ladder prepare`)")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r} (run `ladder prepare`)")
+        raise SplitError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r} (run `ladder prepare`)")
     return manifest
 
 
-def open_segment(directory: Path, segment: dict, dtype: str) -> np.ndarray:
-    """A segment's tokens as a read-only memmap: `tokens` ids from byte `offset` of `file` (relative to the
-    split's directory, or absolute)."""
+def _checked(directory: Path, segment: dict, dtype: str) -> Path:
+    """A segment's file (relative to the split's directory, or absolute), which must hold what it reads."""
     path = Path(directory) / segment["file"]
-    itemsize = np.dtype(dtype).itemsize
-    end = segment["offset"] + segment["tokens"] * itemsize
+    end = segment["offset"] + segment["tokens"] * np.dtype(dtype).itemsize
     if not path.exists() or path.stat().st_size < end:
-        raise ValueError(f"{path}: missing or shorter than the {end:,} bytes {MANIFEST} reads; re-run prepare")
-    return np.memmap(path, dtype=dtype, mode="r", offset=segment["offset"], shape=(segment["tokens"],))
+        raise SplitError(f"{path}: missing or shorter than the {end:,} bytes {Path(directory) / MANIFEST} reads; "
+                         f"run `ladder prepare`, which repairs a token store and cuts the split again")
+    return path
+
+
+def open_segment(directory: Path, segment: dict, dtype: str) -> np.ndarray:
+    """A segment's tokens as a read-only memmap: `tokens` ids from byte `offset` of its file."""
+    return np.memmap(_checked(directory, segment, dtype), dtype=dtype, mode="r", offset=segment["offset"],
+                     shape=(segment["tokens"],))
+
+
+def intact(directory: Path) -> bool:
+    """Whether `directory` is a complete split whose files still hold every token it reads (by their sizes)."""
+    try:
+        manifest = read_manifest(directory)
+        for segment in manifest["segments"]:
+            _checked(directory, segment, manifest["dtype"])
+    except (OSError, ValueError, KeyError):  # a manifest missing, cut short, of another format; a file short
+        return False
+    return True
 
 
 class TokenSequences:
@@ -60,7 +80,7 @@ class TokenSequences:
         self._starts = np.cumsum([0] + [len(s) for s in self._segments])  # of each segment in the token stream
         self.available = int(self.manifest["num_sequences"])
         if self.available * self.seq_len > self._starts[-1]:
-            raise ValueError(f"{self.directory / MANIFEST}: {self.available:,} sequences of {self.seq_len} need "
+            raise SplitError(f"{self.directory / MANIFEST}: {self.available:,} sequences of {self.seq_len} need "
                              f"more tokens than its segments hold ({int(self._starts[-1]):,}); re-run prepare")
         if tokens is None:
             self.tokens = self.available * self.seq_len

@@ -297,9 +297,10 @@ def _stage_errors() -> tuple[type, ...]:
     from eval.cli import EvalError
     from eval.tasks import TaskError
     from fit.errors import FitInputError
+    from ladder.core.shards import SplitError
     from train.data import DataError
 
-    return DataError, EvalError, CheckpointError, TaskError, FitInputError
+    return DataError, SplitError, EvalError, CheckpointError, TaskError, FitInputError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ def data_config(cfg) -> DictConfig:
     return cfg
 
 
-def _format(path: Path) -> Optional[str]:
+def text_format(path: Path) -> Optional[str]:
     name = path.name.lower()
     return next((fmt for end, fmt in FORMATS.items() if name.endswith(end)), None)
 
@@ -48,10 +48,10 @@ def local_files(path: str | Path) -> list[Path]:
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     if path.is_file():
-        if _format(path) is None:
+        if text_format(path) is None:
             raise DataError(f"{path}: not a json.gz, jsonl or parquet file")
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and _format(p))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and text_format(p))
     if not files:
         raise DataError(f"{path}: no json.gz, jsonl or parquet files in this directory")
     return files
@@ -94,7 +94,7 @@ def _require_field(path: Path, text_field: str) -> None:
     The JSON reader gives every record the fields of all of them, so a record without the text field
     reads like one whose text is null (skipped and counted): only the file itself tells them apart.
     """
-    if _format(path) != "json":
+    if text_format(path) != "json":
         return
     try:
         with _opener(path)(path, "rt", encoding="utf-8") as f:
@@ -131,7 +131,7 @@ def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dic
     for path in files:
         row = 0
         try:
-            ds = datasets.load_dataset(_format(path), data_files=[str(path)], split="train", streaming=True)
+            ds = datasets.load_dataset(text_format(path), data_files=[str(path)], split="train", streaming=True)
             for row, record in enumerate(ds, 1):
                 yield str(path), row, record
             if row == 0:
@@ -139,7 +139,7 @@ def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dic
         except DataError:
             raise
         except Exception as exc:  # json/parquet/gzip/UTF-8 failures arrive as many types
-            where = _bad_line(path) if _format(path) == "json" else ""
+            where = _bad_line(path) if text_format(path) == "json" else ""
             cause = f" ({type(exc).__name__}: {str(exc).splitlines()[0]})" if str(exc).strip() else ""
             raise DataError(f"{path}: {where or f'unreadable file (read {row} records)'}{cause}") from exc
 

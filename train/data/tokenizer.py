@@ -119,8 +119,12 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
     if not cfg.train_vocab_size:
         raise DataError("ladder.tokenizer: set name_or_path (hub name or directory) or train_vocab_size (train a BPE)")
     from train.data import corpus, sources
+    from train.data.tokenized import tokenized_files
 
     train_path = Path(cfg.train_path) if cfg.train_path else corpus.build(cache_dir / "corpus" / "smoke")
+    if train_path.exists() and tokenized_files(train_path):
+        raise DataError(f"{train_path}: holds pre-tokenized .npy/.bin files, which a BPE cannot be trained on; set "
+                        f"ladder.tokenizer.name_or_path to the tokenizer they were made with")
     files = sources.local_files(train_path)
     key = hashlib.sha256(json.dumps({
         "files": [[str(p.relative_to(train_path) if p != train_path else p.name), p.stat().st_size] for p in files],
