@@ -70,7 +70,7 @@ def data_needs(cfg, plan) -> str:
         data = dataset_config(cfg, name)
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
             need = data.val_tokens + tokens_needed(plan, name, seq_len)
-            holds, how = source_tokens(data, cfg.ladder.vocab_size)
+            holds, how = source_tokens(data, cfg.ladder.vocab_size, tokenizer_cfg=cfg.ladder.tokenizer)
             verdict = "" if holds is None else " enough" if holds >= need else (
                 f" short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
                 else f" short by {need / holds:.2g}×: add data or set data.allow_repeat=true")

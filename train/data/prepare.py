@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -28,13 +29,16 @@ from train.data.pack import Cut, Piece, cut, documents_in, write_split
 from train.data.sources import DataError, data_config, documents, local_files
 from train.data.store import FULL, Store, fill
 from train.data.tokenized import TokenFile, dtype_in_content, read_tokens, scan, token_file, tokenized_files
-from train.data.tokenizer import ensure_tokenizer, load, token_dtype, tokenizer_config, tokenizer_hash
+from train.data.tokenizer import (ensure_tokenizer, known_vocab, load, token_dtype, tokenizer_config,
+                                  tokenizer_hash)
 
 log = logging.getLogger(__name__)
 HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's documents as text, for tasks derived from them
 # Bytes of uncompressed C4-schema JSON lines per token of a 32k byte-level BPE trained on them (the offline corpus:
 # docs/data.md): what `ladder plan` estimates a text source's tokens from before it is tokenized.
 BYTES_PER_TOKEN = 4.4
+GZIP_SAMPLE = 1 << 16  # compressed bytes of a large gzip read to estimate its ratio
+MAX_GZIP_RATIO = 1032  # deflate's most: a gzip smaller than 2^32 / this holds under 2^32 bytes, as its trailer says
 SAMPLE_BYTES = 1 << 14  # of each source file's start, middle and end, hashed into its token store's key
 
 
@@ -318,14 +322,30 @@ def _covering(pieces: list[Piece], stop: int) -> list[Piece]:
     return out
 
 
+def _gzip_bytes(path: Path) -> int:
+    """A gzip file's uncompressed size. Its trailer holds the size modulo 2^32, so which multiple of 2^32 to
+    add is chosen from the ratio of its first GZIP_SAMPLE compressed bytes (a 4.9 GB json.gz has the trailer of
+    a 0.6 GB one); a file too small to reach 2^32 even at MAX_GZIP_RATIO is read no further."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        trailer = int.from_bytes(f.read(4), "little")
+        if size * MAX_GZIP_RATIO < 1 << 32:
+            return trailer
+        f.seek(0)
+        sample = f.read(GZIP_SAMPLE)
+    unzip = zlib.decompressobj(31)
+    out = len(unzip.decompress(sample, 4 * GZIP_SAMPLE))
+    estimate = size * out / max(1, len(sample) - len(unzip.unconsumed_tail))
+    return trailer + (1 << 32) * max(0, round((estimate - trailer) / (1 << 32)))
+
+
 def _text_bytes(path: Path) -> int:
-    """A text shard's uncompressed size: gzip's trailer (the size modulo 2^32), parquet's metadata, else the file's."""
+    """A text shard's uncompressed size: gzip's (`_gzip_bytes`), parquet's metadata, else the file's."""
     name = path.name.lower()
     try:
         if name.endswith(".gz"):
-            with open(path, "rb") as f:
-                f.seek(-4, os.SEEK_END)
-                return int.from_bytes(f.read(4), "little")
+            return _gzip_bytes(path)
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
@@ -337,14 +357,17 @@ def _text_bytes(path: Path) -> int:
     return path.stat().st_size
 
 
-def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -> tuple[Optional[int], str]:
+def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None,
+                  tokenizer_cfg=None) -> tuple[Optional[int], str]:
     """How many tokens a dataset's source holds, and how that is known, without tokenizing anything: exact for
-    a pre-tokenized corpus (`vocab_size` chooses an auto dtype), estimated from a text source's bytes
-    (BYTES_PER_TOKEN), unknown (None) for a hub stream or a built-in corpus not built yet."""
+    a pre-tokenized corpus, estimated from a text source's bytes (BYTES_PER_TOKEN), unknown (None) for a hub
+    stream or a built-in corpus not built yet. A headerless token file's auto dtype is chosen as prepare
+    chooses it, from the tokenizer's vocabulary where that is known without fetching it, else `vocab_size`."""
     cfg = data_config(data_cfg)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cfg.path
     if path is None and cfg.corpus:
-        built = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "corpus" / cfg.corpus
+        built = cache_dir / "corpus" / cfg.corpus
         if not (built / corpus.MARKER).exists():
             return None, f"the built-in corpus '{cfg.corpus}', built at first use"
         path = str(built)
@@ -353,9 +376,12 @@ def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -
     try:
         token_files = tokenized_files(path)
         if token_files:
-            dtype = token_dtype(vocab_size, cfg.token_dtype)
+            vocab = known_vocab(tokenizer_cfg, cache_dir) if tokenizer_cfg is not None else None
+            dtype = token_dtype(vocab or vocab_size, cfg.token_dtype)
             tokens = sum(token_file(p, dtype).tokens for p in token_files)
-            return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files"
+            whose = "" if vocab else (f"; headerless files read as {dtype}, from ladder.vocab_size until the "
+                                      f"tokenizer is fetched")
+            return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files{whose}"
         files = local_files(path)
         size = sum(_text_bytes(p) for p in files)
     except DataError as exc:
