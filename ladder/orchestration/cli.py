@@ -64,10 +64,12 @@ def data_needs(cfg, plan) -> str:
     """What each dataset must hold for the ladder, and whether its source holds it."""
     from ladder.orchestration.splits import tokens_needed
     from train.data import source_tokens
+    from train.data.prepare import tokenizer_processes
 
     lines = ["data (validation + the largest rung's training tokens):"]
     for name in cfg.ladder.datasets:
         data = dataset_config(cfg, name)
+        lines.append(f"  {name}: text is tokenized by {tokenizer_processes(data.num_proc)[1]}")
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
             need = data.val_tokens + tokens_needed(plan, name, seq_len)
             holds, how = source_tokens(data, cfg.ladder.vocab_size, tokenizer_cfg=cfg.ladder.tokenizer)

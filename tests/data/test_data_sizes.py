@@ -39,3 +39,26 @@ def test_plan_reads_a_headerless_corpus_with_the_dtype_prepare_uses(tokenizer_di
     tokens, how = source_tokens({"name": "c4", "path": str(tmp_path)}, 100_352,
                                 tokenizer_cfg={"name_or_path": "some/hub-tokenizer"}, cache_dir=tmp_path / "cache")
     assert tokens == 500 and "read as uint32, from ladder.vocab_size until the tokenizer is fetched" in how
+
+
+def test_the_default_process_count_is_the_cores_bounded_by_memory(monkeypatch):
+    from train.data import prepare
+
+    monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(prepare, "_available_memory", lambda: 200 << 30)
+    assert prepare.default_num_proc() == 64  # the old default: half the cores, at most 8
+    monkeypatch.setattr(prepare, "_available_memory", lambda: 8 << 30)
+    count, why = prepare.tokenizer_processes()
+    assert count == 16 == prepare.default_num_proc()
+    assert why == ("16 tokenizer processes: one per core (64), at most one per 0.5 GiB of the 8.0 GiB available "
+                   "(data.num_proc sets it)")
+    assert prepare.tokenizer_processes(3) == (3, "3 tokenizer processes (data.num_proc)")
+    monkeypatch.setattr(prepare, "_available_memory", lambda: 0)
+    assert prepare.default_num_proc() == 1
+
+
+def test_the_plan_says_how_many_processes_tokenize(monkeypatch, capsys):
+    from ladder.orchestration.cli import main
+
+    assert main(["plan", "ladder=smoke", "data.num_proc=3"]) == 0
+    assert "smoke: text is tokenized by 3 tokenizer processes (data.num_proc)" in capsys.readouterr().out

@@ -37,6 +37,9 @@ HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's documents as tex
 # Bytes of uncompressed C4-schema JSON lines per token of a 32k byte-level BPE trained on them (the offline corpus:
 # docs/data.md): what `ladder plan` estimates a text source's tokens from before it is tokenized.
 BYTES_PER_TOKEN = 4.4
+# A tokenizer process's peak resident memory (issue 37 measured about 0.5 GB; docs/data.md's scale runs): how
+# many processes the available memory holds.
+WORKER_BYTES = 512 << 20
 GZIP_SAMPLE = 1 << 16  # compressed bytes of a large gzip read to estimate its ratio
 MAX_GZIP_RATIO = 1032  # deflate's most: a gzip smaller than 2^32 / this holds under 2^32 bytes, as its trailer says
 SAMPLE_BYTES = 1 << 14  # of each source file's start, middle and end, hashed into its token store's key
@@ -67,9 +70,36 @@ def default_cache_dir() -> Path:
 
 
 def default_num_proc() -> int:
-    """Half the cores, at most 8: the tokenizer runs its own threads in a single process, which on 2 cores
-    beats two processes (docs/data.md); worker processes pay off where cores are many."""
-    return max(1, min(8, (os.cpu_count() or 1) // 2))
+    return tokenizer_processes()[0]
+
+
+def tokenizer_processes(requested: Optional[int] = None) -> tuple[int, str]:
+    """How many processes tokenize, and why: `requested` (data.num_proc), else one per core this process may
+    run on, at most as many as the available memory holds at WORKER_BYTES each."""
+    if requested:
+        return requested, f"{requested} tokenizer processes (data.num_proc)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    memory = _available_memory()
+    count = max(1, min(cores, memory // WORKER_BYTES))
+    return count, (f"{count} tokenizer processes: one per core ({cores}), at most one per "
+                   f"{WORKER_BYTES / 2 ** 30:.1f} GiB of the {memory / 2 ** 30:.1f} GiB available (data.num_proc sets it)")
+
+
+def _available_memory() -> int:
+    """Bytes this process may still use: the kernel's MemAvailable, below a cgroup's limit (a Slurm job's)."""
+    limits = []
+    try:
+        limits.append(next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemAvailable")))
+    except (OSError, StopIteration, ValueError):
+        limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        cgroup = Path("/sys/fs/cgroup")
+        limit, used = (cgroup / "memory.max").read_text().strip(), (cgroup / "memory.current").read_text().strip()
+        if limit != "max":
+            limits.append(int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(limits))
 
 
 def _source(cfg: DictConfig, files: list[Path]) -> dict:
