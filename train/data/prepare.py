@@ -24,7 +24,7 @@ from filelock import FileLock
 from omegaconf import DictConfig
 
 from ladder.core.shards import MANIFEST, intact
-from train.data import corpus
+from train.data import corpus, parts
 from train.data.pack import Cut, Piece, cut, documents_in, write_split
 from train.data.sources import DataError, data_config, documents, local_files
 from train.data.store import FULL, Store, fill
@@ -145,8 +145,8 @@ def open_stream(cfg: DictConfig, tokenizer_dir: Path, eos: int, dtype: str,
         return None, {"source": _source(cfg, token_files), "tokenized": True}
     files = local_files(cfg.path) if cfg.path is not None else []
     tokens = {"source": _content(cfg, files), "text_field": cfg.text_field, "tokenizer": tokenizer_hash(tokenizer_dir),
-              "dtype": dtype}
-    units = [{"path": str(p)} for p in files] or [
+              "dtype": dtype, "unit_bytes": parts.UNIT_BYTES}
+    units = [{"path": str(p), **({"part": part} if part else {})} for p in files for part in parts.parts(p)] or [
         {"hf_path": cfg.hf_path, "hf_name": cfg.hf_name, "split": cfg.split, "streaming": cfg.streaming}]
     store = Store.open(cache_dir / "stores" / f"{cfg.name}-{_key(tokens)}", units,
                        {"dataset": cfg.name, "text_field": cfg.text_field, "tokenizer_dir": str(tokenizer_dir),
@@ -320,7 +320,8 @@ def _read_stats(store: Optional[Store]) -> dict:
     if store is None:
         return {}
     units = store.usable()
-    return {"source_files": [store.spec["units"][i].get("path") or store.spec["units"][i]["hf_path"] for i in units],
+    files = [store.spec["units"][i].get("path") or store.spec["units"][i]["hf_path"] for i in units]
+    return {"source_files": list(dict.fromkeys(files)),  # a file cut into parts, once
             "skipped_empty_documents": sum(store.progress(i)["skipped_empty_documents"] for i in units)}
 
 

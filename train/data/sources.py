@@ -113,7 +113,12 @@ class Stats:
     files: list[str] = field(default_factory=list)
 
 
-def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dict]]:
+def _records(cfg: DictConfig, files: list[Path], part: Optional[list]) -> Iterator[tuple[str, int, dict]]:
+    if part is not None:  # a unit below its file (train/data/parts.py)
+        from train.data.parts import records
+
+        yield from records(files[0], part, cfg.text_field)
+        return
     import datasets
 
     datasets.disable_progress_bars()
@@ -144,18 +149,19 @@ def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dic
             raise DataError(f"{path}: {where or f'unreadable file (read {row} records)'}{cause}") from exc
 
 
-def documents(cfg, stats: Optional[Stats] = None) -> Iterator[str]:
-    """The text of every non-empty document, in the dataset's order."""
+def documents(cfg, stats: Optional[Stats] = None, part: Optional[list] = None) -> Iterator[str]:
+    """The text of every non-empty document, in the dataset's order; of one part of its file alone where
+    `part` is given (train/data/parts.py)."""
     cfg = data_config(cfg)
     stats = stats if stats is not None else Stats()
     files = local_files(cfg.path) if cfg.path is not None else []
     stats.files = [str(p) for p in files] or [f"hf://{cfg.hf_path}/{cfg.hf_name or ''}/{cfg.split}"]
     checked = set()  # local files already searched for a record without the text field
-    for source, row, record in _records(cfg, files):
+    for source, row, record in _records(cfg, files, part):
         if cfg.text_field not in record:
             raise _no_field(source, row, cfg.text_field, record)
         text = record[cfg.text_field]
-        if text is None and files and source not in checked:
+        if text is None and files and part is None and source not in checked:  # a part's records are the file's own
             checked.add(source)
             _require_field(Path(source), cfg.text_field)
         if text is not None and not isinstance(text, str):

@@ -5,7 +5,8 @@
     <cache>/stores/<dataset>-<key>/unit-00000.lengths  uint32: each document's length, eos included
     <cache>/stores/<dataset>-<key>/unit-00000.json     progress: documents, skipped, tokens, complete
 
-A unit is one source file (a hub dataset is one unit, its stream). Units are tokenized by any number of
+A unit is one source file, or a part of a large one (train/data/parts.py); a hub dataset is one unit, its
+stream. Units are tokenized by any number of
 processes on a node (`fill`) or Slurm array tasks (`tokenize_unit` is their whole job), each holding the
 unit's lock; a unit commits its progress every FLUSH_DOCS documents, so a killed prepare resumes inside the
 unit it was in, re-reading but not re-tokenizing what it had committed. Splits of every sequence length
@@ -250,7 +251,8 @@ def _tokenize(store: Store, index: int, limit: Optional[int]) -> dict:
         if progress["complete"] or (limit is not None and progress["tokens"] >= limit):
             return progress
         stats = Stats()
-        docs = documents({"name": spec["dataset"], "text_field": spec["text_field"], **unit}, stats)
+        source = {"name": spec["dataset"], "text_field": spec["text_field"], **unit}
+        docs = documents(source, stats, source.pop("part", None))
         committed = progress["documents"]
         for _ in islice(docs, committed):  # read again, not tokenized again
             pass
