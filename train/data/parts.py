@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Iterator, Optional
 
-from train.data.sources import DataError, text_format
+from train.data.errors import DataError
 
 UNIT_BYTES = 1 << 27  # 128 MiB of text, ~30M tokens: minutes of one core's tokenizing
 
@@ -24,9 +24,10 @@ UNIT_BYTES = 1 << 27  # 128 MiB of text, ~30M tokens: minutes of one core's toke
 def parts(path: Path) -> list[Optional[list]]:
     """How `path` is cut into units: [None] (the whole file) or parts ["bytes"|"row_groups", first, stop]."""
     unit_bytes = UNIT_BYTES
-    if path.name.lower().endswith(".gz"):
+    name = path.name.lower()
+    if not name.endswith((".jsonl", ".parquet")):  # a gzip cannot be entered in its middle
         return [None]
-    if text_format(path) == "json":
+    if name.endswith(".jsonl"):
         size = path.stat().st_size
         count = -(-size // unit_bytes)
         return [None] if count <= 1 else [["bytes", k * size // count, (k + 1) * size // count] for k in range(count)]

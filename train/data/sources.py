@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from train.data.config import DataConfig
+from train.data.errors import DataError
 
 
 # Local file name endings and the `datasets` builder that reads them.
@@ -22,10 +23,6 @@ FORMATS = {".jsonl": "json", ".jsonl.gz": "json", ".json.gz": "json", ".parquet"
 
 
 EMPTY = "empty file (no records); remove it or fill it"
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file (and line where it applies)."""
 
 
 def data_config(cfg) -> DictConfig:
