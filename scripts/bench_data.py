@@ -10,8 +10,9 @@ all of it in a fresh process, which prints its wall time, CPU time (its tokenize
 read (by read() calls in the preparing process, after its imports, and the tokens read through memory maps;
 tokenizer processes' reads are not seen), the preparing process's peak heap (Python and numpy allocations,
 tracemalloc: what grows with a file read whole) and peak resident memory (of its largest process, mapped file
-pages included; "before MB" is the preparing process's after its imports, before prepare starts). `--kind text` writes
-C4-schema JSON lines of Zipf-distributed words, tokenized by a 2,048-token BPE trained on the first MB;
+pages included; "before MB" is the preparing process's after its imports, before prepare starts; "worker MB"
+the largest tokenizer process's, where units were tokenized by several). `--kind text` writes
+C4-schema JSON lines (8 MB files) of Zipf-distributed words, tokenized by a 2,048-token BPE trained on the first MB;
 `--kind npy` writes headerless uint16 token files (Dolma's layout, 64 MB each) with an eos every 20-1,000 tokens:
 
     .venv/bin/python scripts/bench_data.py --scale 50 100 200 --kind npy
@@ -70,7 +71,7 @@ wall = time.perf_counter() - start
 heap = tracemalloc.get_traced_memory()[1]
 usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 print(json.dumps({"wall": wall, "cpu": cpu() - cpu_before, "base": base, "heap": heap,
-                  "peak": max(u.ru_maxrss for u in usage) * 1024, "read": rchar() - before + read[0],
+                  "peak": usage[0].ru_maxrss * 1024, "worker": usage[1].ru_maxrss * 1024, "read": rchar() - before + read[0],
                   "tokens": prepared.train_manifest["num_tokens"] + prepared.val_manifest["num_tokens"]}))
 """
 
@@ -84,12 +85,12 @@ def _words(rng, count: int) -> list[str]:
 
 
 def write_text(directory: Path, megabytes: float, seed: int = 0) -> None:
-    """C4-schema JSON lines of about `megabytes` MB, documents of 50-1,000 words, in files of 64 MB."""
+    """C4-schema JSON lines of about `megabytes` MB, documents of 50-1,000 words, in files of 8 MB."""
     rng = np.random.default_rng(seed)
     words = _words(rng, 2_000_000)
     written, shard, out = 0, 0, None
     while written < megabytes * 1e6:
-        if out is None or out.tell() > 64e6:
+        if out is None or out.tell() > 8e6:
             out = open(directory / f"c4-train.{shard:05d}.jsonl", "w")
             shard += 1
         start = int(rng.integers(0, len(words) - 1000))
@@ -118,7 +119,7 @@ def scale(sizes: list[float], kind: str) -> None:
     from train.data.tokenizer import train_bpe
 
     print(f"{'MB':>8} {'tokens':>13} {'wall s':>8} {'CPU s':>8} {'read MB':>9} {'heap MB':>8} {'RSS MB':>8} "
-          f"{'before MB':>9}  ({kind}, {os.cpu_count()} cores)")
+          f"{'before MB':>9} {'worker MB':>9}  ({kind}, {os.cpu_count()} cores)")
     for megabytes in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             corpus = Path(tmp) / "corpus"
@@ -139,8 +140,8 @@ def scale(sizes: list[float], kind: str) -> None:
                 sys.exit(run.stderr)
             got = json.loads(run.stdout.strip().splitlines()[-1])
             print(f"{size / 1e6:8.0f} {got['tokens']:13,} {got['wall']:8.1f} {got['cpu']:8.1f} "
-                  f"{got['read'] / 1e6:9.0f} {got['heap'] / 1e6:8.1f} {got['peak'] / 1e6:8.0f} {got['base'] / 1e6:9.0f}",
-                  flush=True)
+                  f"{got['read'] / 1e6:9.0f} {got['heap'] / 1e6:8.1f} {got['peak'] / 1e6:8.0f} {got['base'] / 1e6:9.0f} "
+                  f"{got['worker'] / 1e6:9.0f}", flush=True)
 
 
 def main() -> int:

@@ -89,7 +89,8 @@ def _available_memory() -> int:
     """Bytes this process may still use: the kernel's MemAvailable, below a cgroup's limit (a Slurm job's)."""
     limits = []
     try:
-        limits.append(next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemAvailable")))
+        limits.append(next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                           if line.startswith("MemAvailable")))
     except (OSError, StopIteration, ValueError):
         limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     try:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from ladder.core.files import atomic_write_json
 from train.data.sources import DataError, Stats, documents
@@ -77,9 +77,10 @@ class Store:
         path = self.root / UNITS
         try:
             spec = json.loads(path.read_text())
-            spec["units"][0]
+            if not spec.get("units"):
+                raise ValueError("no units")
             return spec
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (ValueError, AttributeError) as exc:
             raise DataError(f"{path}: damaged ({type(exc).__name__}); run `ladder prepare`, which writes it "
                             f"again") from None
 
@@ -127,7 +128,7 @@ class Store:
             if not all(isinstance(progress.get(k), int) for k in ("documents", "tokens", "skipped_empty_documents")):
                 raise ValueError("fields missing")
             return progress
-        except ValueError as exc:
+        except (ValueError, AttributeError) as exc:
             raise DataError(f"{path}: damaged ({exc}); run `ladder prepare`, which rebuilds it from the unit") from None
 
     def progresses(self) -> list[dict]:
@@ -158,12 +159,15 @@ class Store:
         for index in range(len(self.spec["units"])):
             if self._damage(index) is None:
                 continue
-            with FileLock(str(self._path(index, ".lock"))):  # not while a process tokenizes it
-                damage = self._damage(index)
-                if damage is None:
-                    continue
-                progress = self._whole_documents(index)
-                atomic_write_json(self._path(index, ".json"), progress)
+            try:
+                with FileLock(str(self._path(index, ".lock")), timeout=0):  # not while a process tokenizes it
+                    damage = self._damage(index)
+                    if damage is None:
+                        continue
+                    progress = self._whole_documents(index)
+                    atomic_write_json(self._path(index, ".json"), progress)
+            except Timeout:  # a process is tokenizing it now: left to it
+                continue
             log.warning("%s: %s; it keeps its first %s documents and is tokenized again from there",
                         self.tokens_file(index), damage, f"{progress['documents']:,}")
             repaired.append(index)
