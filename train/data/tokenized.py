@@ -98,7 +98,8 @@ def read_tokens(file: TokenFile, start: int, stop: int) -> np.ndarray:
 def dtype_in_content(file: TokenFile, vocab: int) -> Optional[str]:
     """The other dtype where a headerless file's first ids say it holds that one, else None: uint32 ids
     under 2^16 read as uint16 have every second id 0 (the high halves); uint16 ids read as uint32 leave the
-    vocabulary where read as uint16 they fit."""
+    vocabulary where read as uint16 they fit (a vocabulary uint16 can hold: else ids outside it are a wrong
+    tokenizer's, named as such by prepare)."""
     if file.offset:  # a numpy header's dtype is the file's own
         return None
     sample = np.asarray(read_tokens(file, 0, min(file.tokens, SAMPLE_TOKENS)))
@@ -107,7 +108,7 @@ def dtype_in_content(file: TokenFile, vocab: int) -> Optional[str]:
         if len(pairs) >= 64 and file.tokens % 2 == 0 and not pairs[1::2].any() and pairs.view(np.uint32).max() < vocab:
             return "uint32"
         return None
-    if int(sample.max()) >= vocab and int(sample.view(np.uint16).max()) < vocab:
+    if vocab <= 1 << 16 and int(sample.max()) >= vocab and int(sample.view(np.uint16).max()) < vocab:
         return "uint16"
     return None
 
