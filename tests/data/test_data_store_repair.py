@@ -150,3 +150,12 @@ def test_a_resumed_fill_reports_only_the_tokens_it_made(c4_cfg, tok_cfg, tmp_pat
         store_module.fill(store, None)
     total = store.tokens(store.usable())
     assert f"tokenized {total - committed:,} tokens" in caplog.text
+
+
+def test_a_full_disk_while_recording_the_store_is_one_line(c4_cfg, tok_cfg, tmp_path, monkeypatch):
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(store_module, "atomic_write_json", full)
+    with pytest.raises(DataError, match=r"stores/c4-\w+: cannot write the token store's records \(No space left"):
+        _prepare(c4_cfg, tok_cfg, tmp_path)

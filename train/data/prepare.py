@@ -149,9 +149,15 @@ def open_stream(cfg: DictConfig, tokenizer_dir: Path, eos: int, dtype: str,
               "dtype": dtype, "unit_bytes": parts.UNIT_BYTES}
     units = [{"path": str(p), **({"part": part} if part else {})} for p in files for part in parts.parts(p)] or [
         {"hf_path": cfg.hf_path, "hf_name": cfg.hf_name, "split": cfg.split, "streaming": cfg.streaming}]
-    store = Store.open(cache_dir / "stores" / f"{cfg.name}-{_key(tokens)}", units,
-                       {"dataset": cfg.name, "text_field": cfg.text_field, "tokenizer_dir": str(tokenizer_dir),
-                        "eos": eos, "dtype": dtype})
+    root = cache_dir / "stores" / f"{cfg.name}-{_key(tokens)}"
+    try:
+        store = Store.open(root, units, {"dataset": cfg.name, "text_field": cfg.text_field,
+                                         "tokenizer_dir": str(tokenizer_dir), "eos": eos, "dtype": dtype})
+    except OSError as exc:
+        if exc.errno not in FULL:
+            raise
+        raise DataError(f"{root}: cannot write the token store's records ({exc.strerror}); free space under "
+                        f"LADDER_CACHE (or set it elsewhere)") from None
     return store, {"source": _source(cfg, files), "tokenized": False, "store": str(store.root)}
 
 
