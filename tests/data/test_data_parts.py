@@ -62,3 +62,19 @@ def test_a_gzip_is_one_unit_however_large(shards, docs, tmp_path, monkeypatch):
     lines = parts_module.parts(shards.redpajama(tmp_path / "a.jsonl", docs))
     assert lines[0][1] == 0 and lines[-1][2] == (tmp_path / "a.jsonl").stat().st_size
     assert all(a[2] == b[1] for a, b in zip(lines, lines[1:]))  # byte ranges end to end
+
+
+def test_a_part_cut_off_mid_way_resumes_to_the_same_tokens(docs, shards, tok_cfg, tmp_path, monkeypatch):
+    from train.data import store as store_module
+    from train.data.prepare import open_stream
+
+    path = shards.redpajama(tmp_path / "src" / "big.jsonl", docs)
+    cfg = {"name": "rpj", "path": str(path), "text_field": "text"}
+    _, whole = _splits(cfg, tok_cfg, tmp_path / "whole")
+    monkeypatch.setattr(parts_module, "UNIT_BYTES", path.stat().st_size // 3)
+    store, _ = open_stream(cfg, tok_cfg["name_or_path"], 0, "uint16", tmp_path / "cut")
+    monkeypatch.setattr(store_module, "BATCH_DOCS", 4)
+    partial = store_module.tokenize_unit(str(store.root), 1, limit=300)  # the middle part, a kill's worth
+    assert 0 < partial["documents"] and not partial["complete"]
+    _, cut = _splits(cfg, tok_cfg, tmp_path / "cut")
+    assert all(np.array_equal(whole[d], cut[d]) for d in whole)
