@@ -87,13 +87,15 @@ def data_needs(cfg, plan) -> str:
     """What each dataset must hold for the ladder, and whether its source holds it."""
     from ladder.orchestration.splits import tokens_needed
     from train.data import source_tokens
+    from train.data.prepare import tokenizer_processes
 
     lines = ["data (validation + the largest rung's training tokens):"]
     for name in cfg.ladder.datasets:
         data = dataset_config(cfg, name)
+        lines.append(f"  {name}: text is tokenized by {tokenizer_processes(data.num_proc)[1]}")
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
             need = data.val_tokens + tokens_needed(plan, name, seq_len)
-            holds, how = source_tokens(data, cfg.ladder.vocab_size)
+            holds, how = source_tokens(data, cfg.ladder.vocab_size, tokenizer_cfg=cfg.ladder.tokenizer)
             verdict = "" if holds is None else "enough" if holds >= need else (
                 f"short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
                 else f"short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
@@ -334,9 +336,10 @@ def _stage_errors() -> tuple[type, ...]:
     from eval.cli import EvalError
     from eval.tasks import TaskError
     from fit.errors import FitInputError
+    from ladder.core.shards import SplitError
     from train.data import DataError
 
-    return DataError, EvalError, CheckpointError, TaskError, FitInputError
+    return DataError, SplitError, EvalError, CheckpointError, TaskError, FitInputError
 
 
 def main(argv: list[str] | None = None) -> int:
