@@ -312,7 +312,7 @@ class _Training:
                                 backend.device.type == "cuda")
         attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
-            compile_blocks(model)
+            compile_blocks(model, key=(self.run.shape, self.micro))
         self.model = backend.prepare(model, lambda m: make_optimizer(m, hp), lambda opt: make_scheduler(opt, hp),
                                      self.accumulation, hp)
         self.scheduler = backend.scheduler
