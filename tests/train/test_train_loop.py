@@ -379,7 +379,7 @@ def _truncate(path):
         f.truncate(path.stat().st_size // 2)
 
 
-_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer.bin"]
+_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer/__0_0.distcp", "state/scheduler.pt"]
 
 
 @pytest.mark.parametrize("name", _FILES)
