@@ -35,6 +35,9 @@ time limit still returns what it measured; a section whose estimate no longer fi
    `fp32_matmuls` says;
 6. baseline, for each size: bench_train's plain PyTorch loop (no accelerate, no reader thread, no records; the
    same compiled blocks and chunked loss, so the same micro-batch fits) against the harness's tokens/s.
+7. ladder_run: the real CLI, `python -m ladder run ladder=node` shrunk to three CPU sizes at M = 1, 2 on a C4-schema
+   shard and task files written here, with train.wandb.mode left at its default (offline): on the device, whose
+   image has no wandb, one warning and on to the fit's report (the optional loggers' path).
 A loop that runs out of memory is retried with half its micro-batch. Every in-process section records its
 peak GPU memory (torch.cuda.max_memory_allocated, reset first). Estimates and micro-batches are those of the
 device found (`GPUS`: an H100's 80 GB or an H200's 141 GB; `--estimate-for` on a CPU).
@@ -59,6 +62,7 @@ import argparse
 import gc
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -90,7 +94,8 @@ DISTRIBUTED = ("fsdp", "deepspeed_zero2")  # the shipped train configs the distr
 TORCHRUN = ("distributed", "bf16_vs_fp32")  # the sections that train in torchrun's processes, not this one
 FEWSHOT_POOL = 8  # rows in each task's few-shot file: 5 demonstrations and some choice
 # In the order they run: the figure a lent machine is for first, then what finds bugs, then the baselines.
-SECTIONS = ("imports", "throughput", "distributed", "eval_in_loop", "resume", "bf16_vs_fp32", "baseline")
+SECTIONS = ("imports", "throughput", "distributed", "eval_in_loop", "resume", "bf16_vs_fp32", "baseline",
+            "ladder_run")
 WORDS = ("the a river old mill farmer grain autumn miller ledger leather sack careful account bound kept brought "
          "where each every water stone bridge village market morning evening light road field").split()
 # The aten op each SDPA backend runs (its backward adds _backward); the CPU's flash is ..._flash_attention_for_cpu.
@@ -101,7 +106,7 @@ ATTENTION_KERNEL = re.compile(r"flash|fmha|attention|sdpa|attn", re.IGNORECASE)
 # more and faster memory); the first device run's section_seconds replace them.
 ASSUMED = {"start": 15, "imports": 10, "torchrun": 25, "deepspeed": 10, "compile": 40, "compile_cached": 15,
            "achieved_flops": 0.35 * 989e12, "init_s_per_param": 6e-9, "save_bytes_per_s": 1.5e9, "eval_s": 5,
-           "profile_steps": 2}
+           "profile_steps": 2, "ladder_run": 45}
 # The lent devices' memory as torch reports it (total_memory: the datasheet's 80 GB and 141 GB less what the
 # driver keeps), which sizes their micro-batches (train.sizing) and so the estimates.
 GPUS = {"H100": int(79.1 * 2**30), "H200": int(139.8 * 2**30)}
@@ -541,6 +546,39 @@ def loop_speed(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path
     return out
 
 
+# --- 7. ladder_run ---------------------------------------------------------------------------------------------
+
+def ladder_run(args, tmp: Path) -> dict:
+    import gzip
+
+    corpus, tasks = tmp / "c4", tmp / "tasks"
+    corpus.mkdir()
+    rng = random.Random(0)
+    with gzip.open(corpus / "c4-train.00000-of-00001.json.gz", "wt") as f:
+        for i in range(1500):
+            f.write(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(40 + i % 40)),
+                                "timestamp": "2019-04-25T12:57:54Z", "url": f"u{i}"}) + "\n")
+    for name, path in write_tasks(tasks, dict.fromkeys(("hellaswag", "mmlu"), 8)).items():
+        (tasks / f"{name}-fewshot.jsonl").write_text(Path(path).read_text())
+    command = [sys.executable, "-m", "ladder", "run", "ladder=node", f"data.path={corpus}", f"out_dir={tmp}/run",
+               "ladder.sizes=[smoke-24,smoke-32,smoke-48]", "ladder.multipliers=[1,2]",
+               "ladder.convention=non_embedding", "ladder.tokenizer.train_vocab_size=300", "ladder.recipe=smoke",
+               "data.val_tokens=4096", "train=cpu", "train.progress=false", "train.checkpoint_fractions=[1.0]",
+               "launcher.devices=1", "eval.tasks=[hellaswag,mmlu]", "eval.max_examples=4", "eval.max_sequences=8",
+               "eval.batch_size=8", "fit=default", "fit.method=chinchilla", "fit.bootstrap=0"]
+    env = {**check_env(), "LADDER_CACHE": str(tmp / "cache"), "LADDER_TASKS": str(tasks)}
+    env.pop("WANDB_MODE", None)  # train.wandb.mode decides, as on a user's machine
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.step_timeout)
+    output = proc.stdout + proc.stderr
+    out = {"command": " ".join(command[1:]), "returncode": proc.returncode,
+           "wandb_installed": importlib.util.find_spec("wandb") is not None,
+           "wandb_missing_warnings": output.count("wandb is not installed"),
+           "report": (tmp / "run" / "report" / "report.html").is_file()}
+    if proc.returncode or not out["report"]:
+        out.update(error="ladder run did not reach its report", tail=output[-3000:])
+    return out
+
+
 # --- the plan, its estimates, the report ---------------------------------------------------------------------
 
 def estimated_device(args) -> tuple[str, int]:
@@ -591,6 +629,7 @@ def plan(args, memory: int) -> list[tuple[str, tuple, float]]:
     for shape in sizes:
         out.append(("baseline", (shape,), train_seconds(shape, steps * 2 * micro(shape) * seq(shape),
                                                         "compile_cached" if timed else "compile")))
+    out.append(("ladder_run", (), ASSUMED["ladder_run"]))
     return [(name, a, s) for name, a, s in out if name in args.sections]
 
 
@@ -677,7 +716,7 @@ def main(argv=None) -> int:
             tmp = Path(tempfile.mkdtemp(dir=tmp_dir, prefix=f"{name}-"))
             fn = {"imports": imports, "throughput": throughput, "distributed": distributed,
                   "eval_in_loop": eval_in_loop, "resume": resume, "bf16_vs_fp32": precision_diff,
-                  "baseline": baseline}[name]
+                  "baseline": baseline, "ladder_run": ladder_run}[name]
             if name == "baseline":
                 fn_args = (*fn_args, kernels.get(fn_args[0].name))
             left = args.budget_s - (time.perf_counter() - start)

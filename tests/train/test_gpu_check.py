@@ -105,7 +105,7 @@ def test_the_default_check_reaches_the_1b_figure_first_and_fits_seven_minutes(gp
     steps = gpu_check.plan(args, gpu_check.GPUS[gpu])
     assert [gpu_check.label(name, a) for name, a, _ in steps] == [
         "imports", "throughput olmo-1B", "throughput olmo-190M", "distributed olmo-190M", "eval_in_loop olmo-190M",
-        "resume small", "bf16_vs_fp32 small", "baseline olmo-1B", "baseline olmo-190M"]
+        "resume small", "bf16_vs_fp32 small", "baseline olmo-1B", "baseline olmo-190M", "ladder_run"]
     ends = list(itertools.accumulate((s for _, _, s in steps), initial=gpu_check.ASSUMED["start"]))
     assert ends[2] < 180 and ends[-1] < 420
     other = gpu_check.plan(args, gpu_check.GPUS["H200" if gpu == "H100" else "H100"])
@@ -209,6 +209,23 @@ def test_the_carried_set_is_one_version_of_each_and_meets_its_own_pins(tmp_path)
         device_wheels.wheel_set(tmp_path)
 
 
+def test_building_the_sdist_wheels_without_their_build_tools_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    """pip wheel --no-build-isolation builds with the caller's setuptools: before 70.1 it needs `wheel` too."""
+    device_wheels = _script("device_wheels")
+    versions = {"setuptools": "69.5.1"}
+    monkeypatch.setattr(device_wheels.importlib.metadata, "version", lambda name: versions[name])
+    monkeypatch.setattr(device_wheels.importlib.util, "find_spec", lambda name: None)
+    assert device_wheels.missing_build_tools() == ("its setuptools 69.5.1 is older than 70.1 and the wheel package "
+                                                   "is not installed")
+    monkeypatch.setattr(device_wheels, "wheel_set", lambda directory: {})
+    monkeypatch.setattr(device_wheels, "_pip", lambda *args, **kwargs: None)  # the binary wheels: fetched
+    with pytest.raises(SystemExit, match=r"cannot build .*deepspeed.* from their sdists with .*: its setuptools "
+                                         r"69.5.1 .*; run `.* -m pip install 'setuptools>=70.1'` first"):
+        device_wheels.build(tmp_path, "3.12")
+    versions["setuptools"] = "70.1.0"
+    assert device_wheels.missing_build_tools() is None
+
+
 @pytest.mark.slow  # a venv of the device image's packages (minutes when not cached), the wheels, the whole check
 def test_device_simulation_runs_the_check_as_the_device_would(tmp_path):
     """scripts/device_sim.py: the venv and the wheels built afresh where .cache/device-sim lacks them (as on
@@ -232,4 +249,7 @@ def test_device_simulation_runs_the_check_as_the_device_would(tmp_path):
     precision = sections["bf16_vs_fp32"]
     assert len(precision["fp32_losses"]) == len(precision["bf16_losses"]) == 6
     assert 0 < precision["max_abs_diff"] < 0.05  # bf16 rounds differently, and no more than that
+    # The image has no wandb: the real `ladder run` (wandb offline, its default) said so once and went on
+    assert sections["ladder_run"]["wandb_installed"] is False and sections["ladder_run"]["wandb_missing_warnings"] == 1
+    assert sections["ladder_run"]["report"] and sections["ladder_run"]["returncode"] == 0
     assert re.search(r"^\d+ passed", proc.stdout, re.MULTILINE)  # test_train_gpu_path.py's pytest summary
