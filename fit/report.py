@@ -7,6 +7,7 @@ the fitted parameters with their intervals; the method's details; the warnings l
 saying what it means for the prediction; and a footer with the provenance (commit, date, command, input)."""
 import base64
 import html
+import math
 import re
 import shlex
 import sys
@@ -338,3 +339,20 @@ def provenance(cfg, ps) -> List[str]:
     return [f"Harness commit {harness_commit()}; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
             f"Command: {shlex.join([prog, *argv[1:]])}",
             f"Input: {ps.source} (format {ps.profile.name}); settings: {settings}."]
+
+
+def json_ready(o):
+    """`o` with numpy numbers as Python ones and non-finite floats as None, for json.dumps."""
+    if isinstance(o, dict):
+        return {str(k): json_ready(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_ready(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return json_ready(o.tolist())
+    return o

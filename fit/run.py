@@ -1,21 +1,19 @@
 """`ladder fit`: read points, fit the chosen method, write predictions.csv, fits.json and the report."""
 import json
-import math
-from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import pandas as pd
 
-from fit import calibration, display, report
-from fit.chain import Method, MethodOutput
+from fit import display, report
+from fit.report import json_ready
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet
+from fit.predict import apply_holdout, choose_targets, method_named, predict
 from fit.sources import load_points
-from fit.registry import METHODS
-from fit.targets import actual_value, resolve_targets
+from fit.targets import actual_value
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 from ladder.core.layout import REPORT
@@ -24,60 +22,14 @@ from ladder.core.plan import Target
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual"]
 
 
-HOLDOUTS = (None, "largest")
-
-
-def apply_holdout(cfg: FitConfig, ps: PointSet):
-    """(points to fit, held-out targets). `largest` removes every run of the largest size from the
-    points the method sees; those runs become targets, scored against their own final points."""
-    if cfg.holdout not in HOLDOUTS:
-        raise FitInputError(f"holdout={cfg.holdout}: unknown (null or largest)")
-    if cfg.holdout is None:
-        return ps, []
-    runs = ps.points.drop_duplicates("run")
-    held = runs[np.isclose(runs["params"].astype(float), runs["params"].astype(float).max(), rtol=1e-6)]
-    if len(held) == len(runs):
-        raise FitInputError("holdout=largest: every run is at the largest size; nothing is left to fit")
-    kept = ps.points[~ps.points["run"].isin(set(held["run"]))].reset_index(drop=True)
-    targets = [Target(r.run, float(r.params), float(r.run_tokens)) for r in held.sort_values("run_tokens").itertuples()]
-    fit_ps = replace(ps, points=kept, notes=ps.notes + [
-        f"holdout=largest: runs {', '.join(t.name for t in targets)} are left out of the fit and predicted"])
-    return fit_ps, targets
-
-
-def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> List[Target]:
-    runs = ps.points.drop_duplicates("run")
-    if runs["params"].nunique() < 2:
-        raise FitInputError(f"results={ps.source}: its {len(runs)} run(s) are all at one size (N = "
-                            f"{runs['params'].iloc[0]:.4g}); a scaling law needs runs at two sizes or more")
-    if held:
-        return list(held) + (resolve_targets(cfg.targets, ps, []) if cfg.targets else [])
-    if ps.profile.fit_sets is not None:  # the runs larger than the paper's fit sets
-        loss_runs, err_runs = ps.profile.fit_sets(ps)
-        return resolve_targets(cfg.targets, ps, loss_runs, err_runs)
-    smaller = list(runs[runs["params"] < runs["params"].max()]["run"])
-    return resolve_targets(cfg.targets, ps, smaller)
-
-
-def fit_method(method: Method, ps: PointSet, targets: List[Target], cfg: FitConfig,
-               runs: Optional[List[str]] = None) -> MethodOutput:
-    """The method's predictions of `targets` with its intervals calibrated (fit.calibrate); `runs` (in the order
-    its bootstrap indexes them) narrows or orders its fit set."""
-    out = method(ps, targets, cfg, runs=runs)
-    if calibration.wanted(cfg) and not method.calibrates_itself:
-        calibration.calibrate(method, ps, targets, cfg, out)
-    return out
-
-
 def run_fit(cfg) -> Path:
     cfg = as_fit_config(cfg)
-    if cfg.method not in METHODS:
-        raise FitInputError(f"method={cfg.method}: unknown (one of {', '.join(METHODS)})")
+    method = method_named(cfg.method)
     check_numbers(cfg)
     ps = load_points(cfg.results, cfg.format, cfg.dataset)
     fit_ps, held = apply_holdout(cfg, ps)
     targets = choose_targets(cfg, fit_ps, held)
-    out = fit_method(METHODS[cfg.method], fit_ps, targets, cfg)
+    out = predict(method, fit_ps, targets, cfg)
     for pred in out.predictions:  # held-out runs are scored against the full data
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
                                       ps.profile.final_window)
@@ -89,7 +41,7 @@ def run_fit(cfg) -> Path:
         raise FitInputError(str(exc)) from None
     preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS)
     atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
-    atomic_write_text(out_dir / "fits.json", json.dumps(_clean({
+    atomic_write_text(out_dir / "fits.json", json.dumps(json_ready({
         "method": out.method, "results": ps.source, "format": ps.profile.name, "dataset": cfg.dataset,
         "targets": [t.__dict__ for t in targets], "bootstrap": cfg.bootstrap, "interval": cfg.interval,
         "seed": cfg.seed, "holdout": cfg.holdout, "calibrate": cfg.calibrate, "held_out": [t.name for t in held], "laws": out.fits,
@@ -128,19 +80,3 @@ def summary(preds: pd.DataFrame, targets: List[Target], warnings: List[str], int
         lines += ["", f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items[:3]]
         lines += [f"  ... and {len(items) - 3} more in the report"] if len(items) > 3 else []
     return "\n".join(lines)
-
-
-def _clean(o):
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    return o

@@ -13,12 +13,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from fit.calibration import calibrate
 from fit.config import FitConfig
 from fit.points import is_accuracy
 from fit.sources import load_points
 from scripts.shared_data import shared_data_dir
-from fit.registry import METHODS
+from fit.predict import method_named, predict
 from fit.runs import fit_runs
 from ladder.core.plan import Target
 
@@ -80,13 +79,9 @@ def main():
             if only and m not in only:
                 continue
             cfg = FitConfig(bootstrap=n, calibrate=False)
-            raw = METHODS[m](ps, held, cfg, runs=runs)
-            before = score(pd.DataFrame(raw.predictions))
-            method = METHODS[m]
-            calibrated = method(ps, held, replace(cfg, calibrate=True), runs=runs) if method.calibrates_itself else raw
-            if not method.calibrates_itself:
-                calibrate(method, ps, held, replace(cfg, calibrate=True), calibrated)
-            after = score(pd.DataFrame(calibrated.predictions))
+            raw = predict(method_named(m), ps, held, cfg, runs)
+            calibrated = predict(method_named(m), ps, held, replace(cfg, calibrate=True), runs)
+            before, after = score(pd.DataFrame(raw.predictions)), score(pd.DataFrame(calibrated.predictions))
             for kind in sorted(set(before) | set(after)):
                 b, a = before.get(kind, (0, 0, np.nan)), after.get(kind, (0, 0, np.nan))
                 rows.append({"backtest": bt, "method": m, "kind": kind, "n": a[1] or b[1],

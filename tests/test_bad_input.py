@@ -326,10 +326,27 @@ def test_bad_launcher_settings_are_refused_at_composition(tmp_path, capsys, laun
 @pytest.mark.parametrize("command", ["run", "train", "prepare"])
 def test_slurm_without_a_cluster_is_one_line_before_any_work(tmp_path, capsys, cache, command, launcher, monkeypatch):
     which = shutil.which  # a machine without Slurm, whether or not this one has it
-    monkeypatch.setattr(shutil, "which", lambda c, *a, **k: None if c in ("sbatch", "srun") else which(c, *a, **k))
+    monkeypatch.setattr(shutil, "which", lambda c, *a, **k: None if c in ("sbatch", "srun", "scontrol")
+                        else which(c, *a, **k))
     message = error(capsys, command, f"launcher={launcher}", f"out_dir={tmp_path}/run")
-    assert "launcher.name=slurm: no Slurm here (sbatch and srun not on PATH)" in message
+    assert "launcher.name=slurm: no Slurm here (sbatch, srun and scontrol not on PATH)" in message
     assert not (cache / "tokens").exists() and not (cache / "corpus").exists()  # before the data is prepared
+
+
+@pytest.mark.parametrize("command", ["run", "prepare"])
+def test_slurm_whose_controller_does_not_answer_is_one_line_before_any_work(tmp_path, capsys, cache, command,
+                                                                            monkeypatch):
+    """sbatch on PATH but no slurmctld: `scontrol ping` says DOWN, and nothing is prepared or submitted."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sbatch", "exit 1"), ("srun", "exit 1"),
+                       ("scontrol", "echo 'Slurmctld(primary) at localhost is DOWN'; exit 1")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    message = error(capsys, command, "launcher=slurm", f"out_dir={tmp_path}/run")
+    assert "Slurm's controller does not answer (`scontrol ping`: Slurmctld(primary) at localhost is DOWN)" in message
+    assert not (cache / "tokens").exists() and not (cache / "corpus").exists()
 
 
 def test_an_unwritable_slurm_folder_is_refused(tmp_path, capsys, read_only):

@@ -121,8 +121,9 @@ def test_a_finished_wsds_ladder_given_a_larger_multiplier_continues_its_trunk(ti
     grid = ("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]")
     grown = ("ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/grown")
     assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]", f"out_dir={tmp_path}/grown"), fit=False) == 0
-    with pytest.raises(ConfigError, match="data.split_tokens: "):
+    with pytest.raises(ConfigError, match="data.split_tokens: ") as refused:
         run_ladder(tiny_ladder(*grid, *grown), fit=False)
+    assert "to continue on the split it started on, set data.max_tokens=" in str(refused.value)
     split = f"data.max_tokens={max(r.trained_tokens for r in build_plan(tiny_ladder(*grid, *grown)).rungs)}"
     fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", split, f"out_dir={tmp_path}/fresh")
     assert run_ladder(fresh, fit=False) == 0

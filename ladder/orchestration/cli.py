@@ -18,9 +18,9 @@ OVERRIDES_HELP = """\
 Hydra overrides, e.g. ladder=gadre 'ladder.multipliers=[20,80]' out_dir=/scratch/ladder.
 Config groups (choose one with GROUP=NAME): {groups}.
 Named sizes, for ladder.sizes=[...] (configs/model/): {sizes}."""
-# `ladder fit method=NAME`; tests/test_cli.py checks it against fit.registry.METHODS, which is too slow to
-# import for every command's --help.
-FIT_METHODS = ("best", "olmo_two_step", "olmo_single_step", "olmo_two_step_flops", "gadre", "chinchilla", "direct")
+# The commands that read fit.registry (to list its methods in their --help): it loads scipy and pandas (~1 s),
+# too slow for every other command.
+FIT_COMMANDS = ("fit", "compare")
 
 
 def _groups() -> str:
@@ -164,10 +164,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
+    plan = build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg)
     check_config(cfg)  # before training, not at its first checkpoint
-    return run_ladder(cfg)
+    return run_ladder(cfg, plan=plan)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -175,9 +175,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
+    plan = build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
     _check_writable(cfg)
-    return run_ladder(cfg, evaluate=False, fit=False)
+    return run_ladder(cfg, evaluate=False, fit=False, plan=plan)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -222,7 +222,14 @@ def _add_command(sub, name: str, run, help: str, description: str) -> argparse.A
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _methods() -> str:
+    from fit.registry import METHODS
+
+    return "; ".join(f"{name} ({m.summary})" for name, m in METHODS.items())
+
+
+def build_parser(methods: str = "see `ladder fit --help`") -> argparse.ArgumentParser:
+    """The CLI; `methods` is what `fit` and `compare` say of the fit methods."""
     parser = argparse.ArgumentParser(
         prog="ladder",
         description="Train a ladder of small language models and predict how a large one will do. "
@@ -264,11 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "eval.tasks=[hellaswag]). Example: ladder eval ladder=smoke rung=smoke-24-smoke-M5")
     _add_command(
         sub, "fit", cmd_fit, help="fit scaling laws to results and predict target models",
-        description=f"Fit a method (method={'|'.join(FIT_METHODS)}) to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
+        description="Fit a method to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
                     "exp_data folder or a CSV of points), predict the targets with bootstrap intervals, and "
                     "write predictions.csv, fits.json, report.md and report.html to out=DIR. Keys of the fit "
                     "group may go bare. Example: ladder fit results=../shared/data/olmo-ladder/runs "
-                    "method=olmo_two_step targets=[13B-5T] out=reports/olmo")
+                    f"method=olmo_two_step targets=[13B-5T] out=reports/olmo\n\nMethods (method=NAME): {methods}.")
     _add_command(
         sub, "compare", cmd_compare, help="compare variants' ladders: which wins at the targets, by how much, how sure",
         description="Fit every variant (each dataset of results=PATH: a ladder out_dir, a Gadre et al. folder, a CSV "
@@ -282,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "report.html to out=DIR. Keys of the compare group (results, variants, out, backtest) and of "
                     "the fit group (method, targets, bootstrap, interval, seed, include, calibrate, format) may go "
                     "bare. Example: ladder compare results=../shared/data/gadre-scaling 'targets=[1.4B-640,6.9B-20]' "
-                    "out=reports/c4-vs-rpj")
+                    f"out=reports/c4-vs-rpj\n\nMethods (method=NAME): {methods}.")
     _add_command(
         sub, "status", cmd_status, help="show each rung's state, tokens done and compute spent",
         description="Read the records under out_dir (default runs/<ladder>) and show each rung as pending, "
@@ -307,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     for chatty in ("accelerate", "transformers", "datasets", "deepspeed", "torch.distributed"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_methods() if argv[:1] and argv[0] in FIT_COMMANDS else "see `ladder fit --help`").parse_args(argv)
     stop_on_sigterm()  # Slurm's preemption and `kill` stop a run the way Ctrl-C does: recorded, resumable
     from tqdm.contrib.logging import logging_redirect_tqdm
 

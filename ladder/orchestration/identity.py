@@ -107,9 +107,14 @@ def check(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> None:
     if mismatched:
         directory, differences = mismatched[0]
         more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        hint = ""
+        if SPLIT in differences:  # a grown grid grows the split a ladder sizes itself (ladder.orchestration.splits)
+            hint = (f"; to continue on the split it started on, set data.max_tokens={differences[SPLIT][0]} (and "
+                    "data.allow_repeat=true if the new rungs need more tokens than it holds); a ladder meant to grow "
+                    "sets data.max_tokens from its first run")
         raise ConfigError(f"out_dir={out_dir}: {directory.relative_to(out_dir)}{more} was trained with other settings "
                           f"({describe(differences)}); its results are only reused with the settings that made "
-                          f"them: use another out_dir, or the settings it was trained with")
+                          f"them: use another out_dir, or the settings it was trained with{hint}")
 
 
 def record(cfg: DictConfig, plan: Plan, job: Job) -> None:

@@ -86,9 +86,10 @@ def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
     return OmegaConf.create(fit)
 
 
-def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
-    """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked."""
-    plan = build_plan(cfg)
+def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True, plan: Plan | None = None) -> int:
+    """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked. `plan` is the
+    config's, where the caller has built it (a process plans once)."""
+    plan = plan or build_plan(cfg)
     out_dir = Path(cfg.out_dir)
     identity.check(cfg, plan, plan.jobs)  # a finished rung is reused only with the settings that made it
     _write_plan(plan, out_dir)
@@ -106,9 +107,9 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
     jobs = [j for j in plan.jobs if any(r in todo for r in j.rungs)]  # wsds/branch: one per size trains its rungs
     if cfg.launcher.name == "slurm":
-        failures, elsewhere = wait(submit_jobs(cfg, jobs)), []
+        failures, elsewhere = wait(submit_jobs(cfg, plan, jobs)), []
     else:
-        failures, elsewhere = _run_here(cfg, jobs, evaluate)
+        failures, elsewhere = _run_here(cfg, plan, jobs, evaluate)
     # A job can end cleanly with a rung that stopped, e.g. on divergence (under branch: one of its branches).
     for job in jobs:
         if job.name in failures or job.name in elsewhere:
@@ -183,18 +184,18 @@ def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> list
     return unevaluated(heldout[seq_len], rung_dir(cfg.out_dir, rung.rung_id))
 
 
-def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
+def _run_here(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
     """Run the jobs on this node, packed onto its devices (ladder.orchestration.node) where there are several,
     else one after another here: (the error of each that failed, the ones another process is running)."""
     devices = device_count(cfg)
     if devices > 1 and len(jobs) > 1 and "WORLD_SIZE" not in os.environ:  # not when torchrun started us
-        return run_packed(cfg, build_plan(cfg), jobs, evaluate, devices)
+        return run_packed(cfg, plan, jobs, evaluate, devices)
     failures, elsewhere = {}, []
     progress = LadderProgress(jobs)
     for job in jobs:
         raise_if_stopped()
         try:
-            if progress.run(job, lambda: run_job(cfg, job.name, evaluate)) == LOCKED:
+            if progress.run(job, lambda: run_job(cfg, job.name, evaluate, plan)) == LOCKED:
                 elsewhere.append(job.name)
         except Exception as exc:  # one job's failure must not stop the ladder; its message is kept
             log.error("%s failed: %s: %s", job.name, type(exc).__name__, exc)

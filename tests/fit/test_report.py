@@ -20,7 +20,8 @@ from fit.config import FitConfig
 from fit.figures import figures
 from fit.sources import load_points
 from fit.report import answer_sentences, kind_table, warning_groups
-from fit.run import PRED_COLUMNS, apply_holdout, choose_targets, run_fit
+from fit.predict import apply_holdout, choose_targets
+from fit.run import PRED_COLUMNS, run_fit
 from fit.targets import NAMED, actual_value
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -176,3 +176,13 @@ def test_two_processes_train_on_while_each_writes_its_part_of_the_state_and_resu
         (m["step"], m["loss"], m["grad_norm"]) for m in whole]
     a, b = final_weights(tmp_path / "stopped", 8), final_weights(tmp_path / "straight", 8)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_ladder_worker_without_its_job_file_is_one_line(tmp_path):
+    """A ladder job's workers evaluate as the job file says; without it they refuse in one line (not a traceback),
+    pointing at train.worker for training alone."""
+    (tmp_path / "launch.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "ladder.orchestration.worker", "--run-dir", str(tmp_path)], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ladder.orchestration.worker: error: no {tmp_path / 'job.yaml'}" in proc.stderr
