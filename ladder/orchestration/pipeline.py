@@ -34,6 +34,7 @@ from ladder.orchestration.progress import LadderProgress
 from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
 from ladder.orchestration.slurm import submit_jobs, tokenize_on_slurm, wait
 from ladder.orchestration.status import read_state, read_status, status_table
+from train.metrics import optional_module
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,10 @@ def _report_to_wandb(cfg: DictConfig, plan: Plan, report: Path) -> None:
     if settings.mode == "disabled":
         return
     import pandas as pd
-    import wandb
 
+    wandb = optional_module("wandb", f"the report is not logged to wandb (train.wandb.mode={settings.mode})")
+    if wandb is None:
+        return
     run = wandb.init(project=settings.project, entity=settings.entity, name=f"{plan.name}-report",
                      job_type="report", dir=str(cfg.out_dir), mode=settings.mode,
                      config={"ladder": OmegaConf.to_container(cfg, resolve=True), "harness_commit": harness_commit()})
