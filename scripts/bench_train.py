@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladder.core.configs import load_model  # noqa: E402
+from ladder.core.lr import Cosine  # noqa: E402
 from ladder.core.recipes import Hyperparams  # noqa: E402
 from ladder.core.schedules import Run  # noqa: E402
 from ladder.core.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
@@ -114,7 +115,7 @@ def plain_loop(rung: Run, data, cfg: TrainConfig, device: torch.device, warmup: 
     if cfg.compile:  # as the harness compiles: per block (whole-model compile loses SDPA's flash path, docs/train.md)
         compile_blocks(model, key=(rung.shape, micro))
     optimizer = make_optimizer(model, hp)
-    scheduler = make_scheduler(optimizer, hp)
+    scheduler = make_scheduler(optimizer, rung.curve)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     start = None
     for step, batch in enumerate(data.batches(hp.batch_size)):
@@ -200,7 +201,7 @@ def main(argv=None) -> int:
     steps = args.warmup + args.steps
     hp = Hyperparams(batch_size=args.batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
-    rung = Run("bench", shape, "random", shape.total_params, hp)
+    rung = Run("bench", shape, "random", shape.total_params, hp, Cosine.of(hp))
     cfg = TrainConfig(device=args.device, precision=args.precision, micro_batch_size=args.micro_batch or args.batch,
                       checkpoint_fractions=[1.0], compile=args.compile, progress=False, log_every=args.log_every,
                       wandb=WandbConfig(mode="disabled"))

@@ -131,6 +131,7 @@ def train_config(args, **overrides):
 def rung_for(shape: ModelShape, batch: int, steps: int):
     """A run of its own rung, as a cosine ladder trains one: its config.yaml names the rung, which the eval
     hook reads."""
+    from ladder.core.lr import Cosine
     from ladder.core.plan import Rung
     from ladder.core.recipes import Hyperparams
     from ladder.core.schedules import Run
@@ -138,7 +139,7 @@ def rung_for(shape: ModelShape, batch: int, steps: int):
     hp = Hyperparams(batch_size=batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
     rung = Rung(shape, "check", 1.0, shape.total_params, steps * batch * shape.seq_len, hp)
-    return Run(rung.rung_id, shape, rung.dataset, rung.params, hp, rung=rung.as_dict())
+    return Run(rung.rung_id, shape, rung.dataset, rung.params, hp, Cosine.of(hp), rung=rung.as_dict())
 
 
 def micro_batch(shape: ModelShape, precision: str, args) -> int:

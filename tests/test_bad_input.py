@@ -113,6 +113,7 @@ def fit_args(points, tmp_path, *more):
     ("{params:7e9,tokens:0}", "tokens=0 .* must be a positive number"),
     ("{params:abc,tokens:1e11}", "params='abc' .* must be a positive number"),
     ("{size:190M,multiplier:-2}", "multiplier=-2 .* must be a positive number"),
+    ("190M-0", "targets: multiplier='0' of target '190M-0' must be a positive number"),  # was a prediction of inf
 ])
 def test_fit_refuses_a_target_that_is_not_positive(points, tmp_path, capsys, target, message):
     assert re.search(message, error(capsys, *fit_args(points, tmp_path, f"targets=[{target}]")))

@@ -79,12 +79,13 @@ def _read_fit_settings(path: Path) -> DictConfig:
 
 
 def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
-    """Fit the ladder's own results; predict its targets unless the fit config names others."""
+    """Fit the ladder's own results; predict its targets (as they are: `Target.as_spec`) unless the fit config
+    names others."""
     fit = OmegaConf.to_container(cfg.fit, resolve=True)
     fit["results"] = fit["results"] or str(cfg.out_dir)
     fit["out"] = fit["out"] or str(Path(cfg.out_dir) / REPORT)
     if not fit["targets"]:
-        fit["targets"] = [{"name": t.name, "params": t.params, "tokens": t.tokens} for t in plan.targets]
+        fit["targets"] = [t.as_spec() for t in plan.targets]
     return OmegaConf.create(fit)
 
 

@@ -149,7 +149,7 @@ def test_the_model_evaluation_gets_returns_bf16_logits_under_bf16_training():
     backend = make_backend(cfg)
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
     backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
-                    lambda opt: make_scheduler(opt, rung.hp), 1, rung.hp)
+                    lambda opt: make_scheduler(opt, rung.curve), 1, rung.hp)
     ids = sequences_for(rung).ids[:2]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert backend.unwrapped()(input_ids=ids).logits.dtype == torch.bfloat16
