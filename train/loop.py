@@ -287,8 +287,8 @@ class _Training:
         attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
             compile_blocks(model, key=(self.run.shape, self.micro))
-        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp), lambda opt: make_scheduler(opt, self.run.curve),
-                                     self.accumulation, hp)
+        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp),
+                                     lambda opt: make_scheduler(opt, self.run.curve), self.accumulation, hp)
         self.scheduler = backend.scheduler
         self.states = StateWrites(backend, self._state_landed)
         start, recent = 0, []
