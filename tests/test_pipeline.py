@@ -51,9 +51,15 @@ def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path
 
     checkpoints = sorted((tmp_path / "run").glob("rungs/*/checkpoints/step-*"))
     mtimes = [c.stat().st_mtime_ns for c in checkpoints]
-    assert run_ladder(cfg) == 0  # again: nothing is trained or evaluated twice
+    written = (report / "report.html").stat().st_mtime_ns
+    assert run_ladder(cfg) == 0  # again: nothing is trained or evaluated twice, nor fitted
     assert [c.stat().st_mtime_ns for c in sorted((tmp_path / "run").glob("rungs/*/checkpoints/step-*"))] == mtimes
-    assert "6 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "6 done, 0 running, 0 failed, 0 pending" in said and "nothing changed since the report" in said
+    assert (report / "report.html").stat().st_mtime_ns == written
+    _wandb_log(tmp_path / "run")  # still the one report run: the rerun started none
+    assert run_ladder(tiny_ladder("ladder.targets=[{name: big, params: 1e6, tokens: 3e7}]")) == 0  # a new target
+    assert (report / "report.html").stat().st_mtime_ns > written and "report:" in capsys.readouterr().out
 
 
 def test_a_failing_rung_is_reported_and_the_rest_go_on(tiny_ladder, capsys):

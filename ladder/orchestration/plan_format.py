@@ -50,7 +50,9 @@ def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
-def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> str:
+def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None, ladder: Optional[Mapping] = None) -> str:
+    """`ladder`: the resolved ladder config that made the plan, which a run's plan.json keeps (`ladder status`
+    rebuilds the run's own plan from it)."""
     rungs = [r.as_dict() for r in plan.rungs]
     if eval_compute is not None:
         rungs = [{**d, "eval_compute": eval_compute[r.rung_id]} for d, r in zip(rungs, plan.rungs)]
@@ -64,6 +66,7 @@ def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> s
                   "linked": j.linked, "compute": j.compute} for j in plan.jobs],
         "targets": [{"name": t.name, "params": t.params, "tokens": t.tokens, "compute": t.compute,
                      "ladder_fraction": plan.compute / t.compute} for t in plan.targets],
+        **({"ladder_config": dict(ladder)} if ladder is not None else {}),
     }, indent=2)
 
 

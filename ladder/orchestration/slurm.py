@@ -63,8 +63,8 @@ def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
 
 def check_cluster(launcher: DictConfig) -> None:
     """ConfigError unless this machine can submit Slurm jobs into `launcher.folder`: the commands are here and the
-    controller answers (submitit's own error where it does not is a traceback, after the data is prepared)."""
-    writable_dir(launcher.folder, "launcher.folder")
+    controller answers (submitit's own error where it does not is a traceback, after the data is prepared). Checked
+    before the folder is made: a refusal leaves nothing behind."""
     missing = [command for command in ("sbatch", "srun", "scontrol") if shutil.which(command) is None]
     if missing:
         raise ConfigError(f"launcher.name=slurm: no Slurm here ({_listed(missing)} not on PATH); run on a "
@@ -75,10 +75,13 @@ def check_cluster(launcher: DictConfig) -> None:
         down = ping.returncode != 0 or "UP" not in answer
     except subprocess.TimeoutExpired:
         answer, down = f"no answer in {PING_TIMEOUT_S} s", True
+    except OSError as exc:  # e.g. a broken scontrol
+        answer, down = str(exc), True
     if down:
         said = answer.splitlines()[-1] if answer else f"exit {ping.returncode}"
         raise ConfigError(f"launcher.name=slurm: Slurm's controller does not answer (`scontrol ping`: {said}); "
                           "start slurmctld or run where it answers, or use launcher=local")
+    writable_dir(launcher.folder, "launcher.folder")
 
 
 def _listed(names: list[str]) -> str:

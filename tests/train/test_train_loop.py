@@ -4,6 +4,7 @@ import math
 import os
 import re
 import signal
+import sys
 
 import pytest
 import torch
@@ -254,6 +255,25 @@ def test_wandb_offline_writes_locally(tmp_path):
     assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
+def test_a_missing_logger_is_one_warning_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    """The device image has no wandb: train.wandb.mode=offline (the default) there must train, log to
+    metrics.jsonl, and say once per process that wandb logs nothing; the ladder's report goes without it too."""
+    import train.metrics
+    from ladder.orchestration.pipeline import _report_to_wandb
+    from omegaconf import OmegaConf
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError, as where it is absent
+    monkeypatch.setattr(train.metrics, "_MISSING_REPORTED", set())
+    rung = tiny_run(steps=4)
+    for attempt in ("a", "b"):  # a process that trains several runs
+        result = train_run(rung, sequences_for(rung), tmp_path / attempt, config(wandb=WandbConfig(mode="offline")))
+        assert result.state == "done" and len(losses(tmp_path / attempt)) == 4
+        assert not (tmp_path / attempt / "wandb").exists()
+    _report_to_wandb(OmegaConf.create({"train": {"wandb": {"mode": "offline"}}}), None, tmp_path / "no-report")
+    warnings = [r.getMessage() for r in caplog.records if "wandb" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("wandb is not installed") and "goes on" in warnings[0]
+
+
 def _trunk(schedule, ends=(8, 16, 24), decay_fraction=0.4):
     (job,) = SCHEDULES[schedule].jobs([tiny_rung(steps=e, multiplier=float(e)) for e in ends], decay_fraction)
     return job
@@ -358,7 +378,7 @@ def _truncate(path):
         f.truncate(path.stat().st_size // 2)
 
 
-_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer.bin"]
+_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer/__0_0.distcp", "state/scheduler.pt"]
 
 
 @pytest.mark.parametrize("name", _FILES)
