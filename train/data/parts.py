@@ -23,13 +23,12 @@ UNIT_BYTES = 1 << 27  # 128 MiB of text, ~30M tokens: minutes of one core's toke
 
 def parts(path: Path) -> list[Optional[list]]:
     """How `path` is cut into units: [None] (the whole file) or parts ["bytes"|"row_groups", first, stop]."""
-    unit_bytes = UNIT_BYTES
     name = path.name.lower()
     if not name.endswith((".jsonl", ".parquet")):  # a gzip cannot be entered in its middle
         return [None]
     if name.endswith(".jsonl"):
         size = path.stat().st_size
-        count = -(-size // unit_bytes)
+        count = -(-size // UNIT_BYTES)
         return [None] if count <= 1 else [["bytes", k * size // count, (k + 1) * size // count] for k in range(count)]
     import pyarrow.parquet as pq
 
@@ -40,7 +39,7 @@ def parts(path: Path) -> list[Optional[list]]:
     out, first, held = [], 0, 0
     for group in range(meta.num_row_groups):
         held += meta.row_group(group).total_byte_size
-        if held >= unit_bytes or group == meta.num_row_groups - 1:
+        if held >= UNIT_BYTES or group == meta.num_row_groups - 1:
             out.append(["row_groups", first, group + 1])
             first, held = group + 1, 0
     return [None] if len(out) <= 1 else out
