@@ -17,7 +17,7 @@ from fit.fitting import quantile_intervals
 from fit import laws
 from fit.calibration import MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen
 from fit.chain import Method, MethodOutput, progress
-from fit.methods import PAPER_SIGMOID, Sigmoid, direct, olmo_two_step
+from fit.methods import DIRECT, PAPER_SIGMOID, Sigmoid, olmo_two_step
 from fit.runs import RunTable, check_fit_set, fit_runs, primary_loss, task_metrics
 from fit.points import PointSet
 from ladder.core.plan import Target
@@ -55,14 +55,14 @@ def backtest_predictions(ps: PointSet, paths, backtests, cfg,
     """Every path's predictions of the held-out runs of every inner backtest (no bootstrap)."""
     rows, skipped = [], []
     quiet = replace(cfg, bootstrap=0)
-    for i, (fit_runs, held) in enumerate(progress(backtests, "best: inner backtests", "backtest")):
+    for i, (runs, held) in enumerate(progress(backtests, "best: inner backtests", "backtest")):
         try:
             for path, inter in paths.items():
-                out = olmo_two_step(ps, held, quiet, name="best-backtest", intermediate=inter, runs=fit_runs,
+                out = olmo_two_step(ps, held, quiet, name="best-backtest", intermediate=inter, runs=runs,
                                     grid=_grid(path), sigmoid=sigmoid)
                 rows += [{**p, "path": path, "backtest": i} for p in out.predictions]
         except FitInputError as e:
-            skipped.append(f"inner backtest {i + 1} ({len(fit_runs)} fit runs) skipped: {e}")
+            skipped.append(f"inner backtest {i + 1} ({len(runs)} fit runs) skipped: {e}")
     df = pd.DataFrame(rows, columns=None if rows else ["path", "backtest", "target", "params", "tokens", "metric",
                                                       "predicted", "actual"])
     return df.assign(error=df["predicted"] - df["actual"]), skipped
@@ -90,7 +90,7 @@ def weighted_mean(values: pd.DataFrame, w: pd.Series) -> pd.Series:
         return pd.Series((np.where(ok, v, 0.0) * W).sum(1) / W.sum(1), index=values.index)
 
 
-def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid = PAPER_SIGMOID) -> MethodOutput:
+def best(ps: PointSet, targets: List[Target], cfg, runs: List[str], sigmoid: Sigmoid = PAPER_SIGMOID) -> MethodOutput:
     """Ensemble of two-step paths (see the module docstring). The losses themselves (each LM set, each
     task's bpb and gold NLL) are predicted by their own step-1 fits, as in `olmo_two_step`.
 
@@ -101,7 +101,6 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
     `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests. Where the data supports no
     two-step path (no loss on every fit run, or too few runs for step 1's law) but has accuracies, they are
     predicted straight from (N, D) by `direct`, and the output says so."""
-    runs = runs or fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     try:
         check_fit_set(table, len(laws.OLMO_ND.params), "best's step 1")
@@ -148,11 +147,11 @@ def best(ps: PointSet, targets: List[Target], cfg, runs=None, sigmoid: Sigmoid =
 
 def _direct_instead(ps: PointSet, targets: List[Target], cfg, runs: List[str], why: str) -> MethodOutput:
     """The accuracies from `direct` (Krajewski et al. 2025), calibrated as the registry would calibrate it."""
-    out = direct(ps, targets, cfg, runs=runs)
+    out = DIRECT.fit(ps, targets, cfg, runs=runs)
     out.warnings.insert(0, f"best: no two-step path fits this data ({why}); its accuracies are predicted "
                            "straight from (N, D) by direct (Krajewski et al. 2025) and no loss is predicted")
     if wanted(cfg):
-        calibrate(Method("direct", direct, "best's fallback"), ps, targets, cfg, out)
+        calibrate(DIRECT, ps, targets, cfg, out)
     return out
 
 
@@ -227,3 +226,7 @@ def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, inter
            for (b, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
     misses = pd.concat([pd.DataFrame(ens, columns=MISS_COLUMNS), errors[~acc][MISS_COLUMNS]])
     widen(out, misses, interval, table, backtests, targets, "its inner backtests")
+
+
+BEST = Method("best", best, "the default: every two-step path, weighted by the ladder's own backtests", fit_runs,
+              calibrates_itself=True)

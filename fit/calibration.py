@@ -24,7 +24,7 @@ from scipy.stats import norm
 from fit.chain import Method, MethodOutput, progress
 from fit.errors import FitInputError
 from fit.points import PointSet, is_accuracy
-from fit.runs import RunTable, fit_runs
+from fit.runs import RunTable
 from fit.targets import at_target
 from ladder.core.plan import Target
 
@@ -121,20 +121,19 @@ def calibrate(method: Method, ps: PointSet, targets: List[Target], cfg, out: Met
     rest interpolate) is scored on the data's runs outside that set instead, and its interval is that miss
     alone."""
     quiet = replace(cfg, bootstrap=0)
-    table = RunTable(ps, out.runs or fit_runs(ps, targets, cfg.include))
+    table = RunTable(ps, out.runs or method.default_runs(ps, targets, cfg.include))
     if method.fixed_fit_set:
         backtests, source = _outside_fit_set(ps, targets, table), "its misses on the data's runs outside its fit set"
     else:
         backtests, source = calibration_backtests(table), "its inner backtests"
-    predict = lambda tgt, runs: method(ps, tgt, quiet, runs=runs)  # noqa: E731
     rows, scored = [], []
-    for i, (fit_runs, tgt) in enumerate(progress(backtests, f"{out.method}: calibration backtests", "backtest")):
+    for i, (runs, tgt) in enumerate(progress(backtests, f"{out.method}: calibration backtests", "backtest")):
         try:
-            rows += [{**p, "backtest": i} for p in predict(tgt, fit_runs).predictions]
+            rows += [{**p, "backtest": i} for p in method(ps, tgt, quiet, runs=runs).predictions]
         except FitInputError as e:
-            out.warnings.append(f"{out.method}: backtest with {len(fit_runs)} fit runs skipped: {e}")
+            out.warnings.append(f"{out.method}: backtest with {len(runs)} fit runs skipped: {e}")
             continue
-        scored.append((fit_runs, tgt))
+        scored.append((runs, tgt))
     errors = pd.DataFrame(rows, columns=MISS_COLUMNS)
     if errors.dropna().empty:
         out.warnings.append(f"{out.method}: no backtest of it could be scored; intervals are bootstrap only "

@@ -96,15 +96,24 @@ class MethodOutput:
 
 @dataclass(frozen=True)
 class Method:
-    """A method as `ladder fit method=NAME` runs it (fit.registry): its fit and what it is, read, never inspected."""
+    """A method as `ladder fit method=NAME` runs it, complete in its record (each method's module declares it, and
+    fit.registry lists them): its fit, its default fit set as a declared rule (fit.runs), and what it is."""
     name: str
-    fit: Callable  # (points, targets, cfg[, runs]) -> MethodOutput; `runs` narrows its fit set (the backtests)
+    fit: Callable  # (points, targets, cfg, runs) -> MethodOutput; `runs` is its fit set, in the order resampled
     summary: str  # one line for `ladder fit --help`
-    fixed_fit_set: bool = False  # it fits its paper's own runs whatever it is given (gadre): no `runs`
+    fit_set: Callable  # (points, targets, include) -> the runs it fits unless told (a rule of fit.runs)
+    fixed_fit_set: bool = False  # it fits `fit_set`'s runs whatever it is given (gadre's paper design): no `runs`
     calibrates_itself: bool = False  # it widens its intervals itself (best: from the backtests weighting its paths)
 
+    def default_runs(self, ps, targets, include=()) -> List[str]:
+        return list(self.fit_set(ps, targets, include))
+
     def __call__(self, ps, targets, cfg, runs=None) -> "MethodOutput":
-        return self.fit(ps, targets, cfg) if self.fixed_fit_set else self.fit(ps, targets, cfg, runs=runs)
+        """Its fit on `runs`, or on its default fit set where `runs` is None (an empty list is an empty fit set,
+        which the method refuses: never silently the default)."""
+        if self.fixed_fit_set:
+            return self.fit(ps, targets, cfg)
+        return self.fit(ps, targets, cfg, runs=self.default_runs(ps, targets, cfg.include) if runs is None else runs)
 
 
 def _fit_record(step: Step, fit: FitResult) -> dict:

@@ -25,8 +25,7 @@ from fit.chain import FittedStep, Method, MethodOutput
 from fit.config import FitConfig
 from fit.errors import FitInputError
 from fit.points import PointSet, is_accuracy
-from fit.run import choose_targets, fit_method
-from fit.runs import fit_runs
+from fit.predict import choose_targets, predict
 from fit.sources import dataset_names, load_points
 from fit.targets import actual_value, at_target, resolve_targets
 from ladder.core.plan import Target
@@ -89,7 +88,7 @@ def load_variants(results, fmt: str = "auto", names: List[str] = ()) -> List[Var
 
 def common_targets(cfg: FitConfig, variants: List[Variant]) -> List[Target]:
     """The targets, the same (N, D) in every variant: the named ones (each must resolve alike everywhere), else
-    the default targets (fit.run.choose_targets) that every variant shares, named by size and M."""
+    the default targets (fit.predict.choose_targets) that every variant shares, named by size and M."""
     if cfg.targets:
         per = {}
         for v in variants:
@@ -124,11 +123,11 @@ def _same(a: Target, b: Target) -> bool:
     return bool(np.isclose(a.params, b.params, rtol=1e-3) and np.isclose(a.tokens, b.tokens, rtol=1e-2))
 
 
-def ordered_runs(ps: PointSet, targets: List[Target], include) -> List[str]:
-    """The default fit set (fit.runs.fit_runs) ordered by (N, D): the order the bootstrap's resamples index, so
-    that variants of the same cells draw the same cells."""
+def ordered_runs(method: Method, ps: PointSet, targets: List[Target], include) -> List[str]:
+    """The method's default fit set ordered by (N, D): the order the bootstrap's resamples index, so that variants
+    of the same cells draw the same cells."""
     runs = ps.points.drop_duplicates("run").set_index("run")
-    return sorted(fit_runs(ps, targets, include), key=lambda r: (float(runs.loc[r, "params"]),
+    return sorted(method.default_runs(ps, targets, include), key=lambda r: (float(runs.loc[r, "params"]),
                                                                  float(runs.loc[r, "run_tokens"]), r))
 
 
@@ -152,15 +151,15 @@ def compare(variants: List[Variant], targets: List[Target], cfg: FitConfig, meth
             curves: bool = True) -> Comparison:
     """Fit every variant, then every (target, metric, pair) decision; with `curves`, each variant's predictions
     along each target's M (for the crossings and the figures)."""
-    order = {v.name: None if method.fixed_fit_set else ordered_runs(v.ps, targets, cfg.include) for v in variants}
+    order = {v.name: None if method.fixed_fit_set else ordered_runs(method, v.ps, targets, cfg.include) for v in variants}
     shared = None if method.fixed_fit_set else _shared_cells(variants, order)
     try:
-        outputs = {v.name: fit_method(method, v.ps, targets, cfg, (shared or order)[v.name]) for v in variants}
+        outputs = {v.name: predict(method, v.ps, targets, cfg, (shared or order)[v.name]) for v in variants}
         order = shared or order
     except FitInputError:
         if shared is None:
             raise
-        outputs = {v.name: fit_method(method, v.ps, targets, cfg, order[v.name]) for v in variants}
+        outputs = {v.name: predict(method, v.ps, targets, cfg, order[v.name]) for v in variants}
     cells = [_cells(v.ps, outputs[v.name].runs) for v in variants]
     paired = all(c == cells[0] for c in cells[1:])
     curve = _curves(variants, targets, cfg, method, order, outputs) if curves else pd.DataFrame(

@@ -19,23 +19,20 @@ from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_confi
 from fit.errors import FitInputError
 from fit.figures import DPI, FITTED, MEASURED, STYLE
 from fit.points import is_accuracy
-from fit.registry import METHODS
-from fit.report import _html, _markdown, html_page, provenance
-from fit.run import _clean
+from fit.predict import method_named
+from fit.report import _html, _markdown, html_page, json_ready, provenance
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 
 
 def run_compare(ccfg, fcfg) -> Path:
     ccfg, fcfg = as_compare_config(ccfg), as_fit_config(fcfg)
-    if fcfg.method not in METHODS:
-        raise FitInputError(f"method={fcfg.method}: unknown (one of {', '.join(METHODS)})")
+    method = method_named(fcfg.method)
     for key in ("results", "holdout", "dataset", "out"):
         if getattr(fcfg, key) is not None:
             raise FitInputError(f"fit.{key}={getattr(fcfg, key)}: not read by `ladder compare` (results=, variants= "
                                 "and out= are compare's keys; the decision backtests replace holdout)")
     check_numbers(fcfg)
-    method = METHODS[fcfg.method]
     variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
     targets = common_targets(fcfg, variants)
     comp = compare(variants, targets, fcfg, method)
@@ -228,7 +225,7 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
     d, b = comp.decisions, comp.backtests
     summary = backtest_summary(b)
     atomic_write_text(out_dir / "compare.csv", d.to_csv(index=False))
-    atomic_write_text(out_dir / "compare.json", json.dumps(_clean({
+    atomic_write_text(out_dir / "compare.json", json.dumps(json_ready({
         "method": fcfg.method, "results": ccfg.results, "variants": [v.name for v in comp.variants],
         "targets": [t.__dict__ for t in comp.targets], "bootstrap": fcfg.bootstrap, "interval": fcfg.interval,
         "seed": fcfg.seed, "calibrate": fcfg.calibrate, "paired": comp.paired,

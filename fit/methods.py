@@ -1,19 +1,20 @@
 """The published methods, each declared as a chain of steps (fit.chain) on its paper's fit set.
 
-Each method picks its runs (fit.runs), builds its steps (law, starts, bounds, points, what feeds
-what) and hands them to fit.chain.run_chain, which fits, bootstraps and predicts any chain. The
-registry of methods is fit.registry.METHODS."""
+Each method fits the runs it is given (its record's `fit_set` rule of fit.runs chooses them by default), builds its
+steps (law, starts, bounds, points, what feeds what) and hands them to fit.chain.run_chain, which fits, bootstraps and
+predicts any chain. Each method's record (fit.chain.Method) is declared below its function; fit.registry lists them."""
 from dataclasses import dataclass
+from functools import partial
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from fit import laws
-from fit.chain import MethodOutput, Points, Step, run_chain
+from fit.chain import Method, MethodOutput, Points, Step, run_chain
 from fit.errors import FitInputError
 from fit.points import PointSet
-from fit.runs import (RunTable, check_fit_set, fit_runs, gadre_runs, primary_loss, range_warnings,
-                      task_metrics)
+from fit.runs import (RunTable, accuracy_fit_set, check_fit_set, fit_runs, gadre_fit_set, gadre_runs, loss_fit_set,
+                      primary_loss, range_warnings, task_metrics)
 from ladder.core.plan import Target
 
 STEP1_START, STEP1_BOUNDS = [3.0, 6.0, 0.1, 0.2, 1.0], [(0, None)] * 5
@@ -90,9 +91,9 @@ class Sigmoid:
 PAPER_SIGMOID = Sigmoid()
 
 
-def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False, name: Optional[str] = None,
-                  intermediate: Optional[Dict[str, str]] = None, runs: Optional[List[str]] = None,
-                  thin: int = 1, grid: Optional[bool] = None, sigmoid: Sigmoid = PAPER_SIGMOID) -> MethodOutput:
+def olmo_two_step(ps: PointSet, targets: List[Target], cfg, runs: List[str], flops: bool = False,
+                  name: Optional[str] = None, intermediate: Optional[Dict[str, str]] = None, thin: int = 1,
+                  grid: Optional[bool] = None, sigmoid: Sigmoid = PAPER_SIGMOID) -> MethodOutput:
     """Bhagia et al. 2024: step 1 task bpb from (N, D) (or from FLOPs), step 2 sigmoid bpb -> accuracy, chained.
     By default every task with accuracy is predicted through its bpb (the data's primary loss when it
     has none); `intermediate` instead maps the tasks to predict to their intermediate losses (e.g.
@@ -103,7 +104,6 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, flops: bool = False,
     paper's start alone on the paper's data and adds STEP1_GRID elsewhere; `grid` forces either.
     `sigmoid` is step 2's form (the paper's, or a backtest variant)."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
-    runs = runs or fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     check_fit_set(table, 3 if flops else 5, name, needs_sizes=not flops)
     loss = primary_loss(table)
@@ -153,9 +153,8 @@ def _flops_per_token(table: RunTable, targets: List[Target]):
             lambda n: np.exp(icept + slope * np.log(np.asarray(n, float))))
 
 
-def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
+def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodOutput:
     """Bhagia et al. 2024 baseline: accuracy straight from (N, D) through a sigmoid of L(N, D)."""
-    runs = runs or fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     check_fit_set(table, 7, "olmo_single_step")
     bounds = [(0, None)] * 4 + [(None, None), (-1.0, 0.0), (0.0, 1.0)]
@@ -170,9 +169,8 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: Optional[Li
     return out
 
 
-def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
+def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodOutput:
     """Hoffmann et al. 2022 approach 3 on every loss-like metric (`:loss`, `:bpb`) of the data."""
-    runs = runs or (ps.profile.fit_sets(ps)[0] if ps.profile.fit_sets else fit_runs(ps, targets, cfg.include))
     table = RunTable(ps, runs)
     check_fit_set(table, 5, "chinchilla")
     metrics = [m for m in sorted(ps.points["metric"].unique()) if m.endswith((":loss", ":bpb")) and table.has(m)]
@@ -216,7 +214,7 @@ def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
     return out
 
 
-def direct(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] = None) -> MethodOutput:
+def direct(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodOutput:
     """Krajewski et al. 2025 (arXiv 2512.08894), the direct method: each task's accuracy straight from
     the ladder's final points, with no intermediate loss. Q = (Acc - chance)/(1 - chance) and
     -log Q(N, D) = A·N^-alpha + B·D^-beta (the paper's eq. 4, across tokens-per-parameter ratios, so that
@@ -224,8 +222,6 @@ def direct(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] =
     on log(-log Q) from its 81-start grid. Runs at or below chance (Q <= 0) are left out of a task's fit,
     as the log cannot take them. Tasks: every `<task>:acc`, or on Gadre data 1 - `avg46/avg17:err`; chance
     levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance)."""
-    if runs is None:
-        runs = ps.profile.fit_sets(ps)[1] if ps.profile.fit_sets else fit_runs(ps, targets, cfg.include)
     table = RunTable(ps, runs)
     check_fit_set(table, 4, "direct")
     metrics = ([m for m in ps.profile.accuracies if table.has(m)] if ps.profile.accuracies
@@ -250,3 +246,15 @@ def direct(ps: PointSet, targets: List[Target], cfg, runs: Optional[List[str]] =
     out = run_chain("direct", ps, targets, runs, steps, cfg)
     out.warnings = warns + out.warnings + range_warnings(table, targets)
     return out
+
+
+OLMO_TWO_STEP = Method("olmo_two_step", olmo_two_step, "Bhagia et al. 2024: task bpb from (N, D), then accuracy",
+                       fit_runs)
+OLMO_TWO_STEP_FLOPS = Method("olmo_two_step_flops", partial(olmo_two_step, flops=True),
+                             "the same two steps with step 1 in compute C", fit_runs)
+OLMO_SINGLE_STEP = Method("olmo_single_step", olmo_single_step,
+                          "Bhagia et al. 2024's baseline: accuracy from (N, D) in one law", fit_runs)
+CHINCHILLA = Method("chinchilla", chinchilla, "Hoffmann et al. 2022 approach 3 on every loss", loss_fit_set)
+GADRE = Method("gadre", gadre, "Gadre et al. 2024: C4 loss from (C, M), then average error, on its paper's runs",
+               gadre_fit_set, fixed_fit_set=True)
+DIRECT = Method("direct", direct, "Krajewski et al. 2025: each task's accuracy straight from (N, D)", accuracy_fit_set)

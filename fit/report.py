@@ -8,6 +8,7 @@ saying what it means for the prediction; and a footer with the provenance (commi
 import base64
 import html
 import logging
+import math
 import re
 import shlex
 import sys
@@ -458,3 +459,20 @@ def provenance(cfg, ps) -> List[str]:
     return [f"Harness commit {harness_commit()}; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
             f"Command: {shlex.join([prog, *argv[1:]])}",
             f"Input: {ps.source} (format {ps.profile.name}); settings: {settings}."]
+
+
+def json_ready(o):
+    """`o` with numpy numbers as Python ones and non-finite floats as None, for json.dumps."""
+    if isinstance(o, dict):
+        return {str(k): json_ready(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_ready(v) for v in o]
+    if isinstance(o, (np.floating, float)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return json_ready(o.tolist())
+    return o

@@ -1,24 +1,23 @@
 """`ladder fit`: read points, fit the chosen method, write predictions.csv, fits.json and the report."""
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
-import numpy as np
 import pandas as pd
 
-from fit import calibration, display, report
-from fit.chain import Method, MethodOutput
+from fit import display, report
+from fit.chain import Method
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet
+from fit.predict import apply_holdout, choose_targets, method_named, predict
+from fit.report import json_ready
 from fit.sources import load_points
-from fit.registry import METHODS
-from fit.targets import actual_value, resolve_targets
+from fit.targets import actual_value
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 from ladder.core.layout import REPORT
@@ -29,55 +28,9 @@ log = logging.getLogger(__name__)
 PRED_COLUMNS = ["method", "target", "params", "tokens", "metric", "predicted", "lower", "upper", "actual", "dataset"]
 
 
-HOLDOUTS = (None, "largest")
-
-
-def apply_holdout(cfg: FitConfig, ps: PointSet):
-    """(points to fit, held-out targets). `largest` removes every run of the largest size from the
-    points the method sees; those runs become targets, scored against their own final points."""
-    if cfg.holdout not in HOLDOUTS:
-        raise FitInputError(f"holdout={cfg.holdout}: unknown (null or largest)")
-    if cfg.holdout is None:
-        return ps, []
-    runs = ps.points.drop_duplicates("run")
-    held = runs[np.isclose(runs["params"].astype(float), runs["params"].astype(float).max(), rtol=1e-6)]
-    if len(held) == len(runs):
-        raise FitInputError("holdout=largest: every run is at the largest size; nothing is left to fit")
-    kept = ps.points[~ps.points["run"].isin(set(held["run"]))].reset_index(drop=True)
-    targets = [Target(r.run, float(r.params), float(r.run_tokens)) for r in held.sort_values("run_tokens").itertuples()]
-    fit_ps = replace(ps, points=kept, notes=ps.notes + [
-        f"holdout=largest: runs {', '.join(t.name for t in targets)} are left out of the fit and predicted"])
-    return fit_ps, targets
-
-
-def choose_targets(cfg: FitConfig, ps: PointSet, held: List[Target] = ()) -> List[Target]:
-    runs = ps.points.drop_duplicates("run")
-    if runs["params"].nunique() < 2:
-        raise FitInputError(f"results={ps.source}: its {len(runs)} run(s) are all at one size (N = "
-                            f"{runs['params'].iloc[0]:.4g}); a scaling law needs runs at two sizes or more")
-    if held:
-        return list(held) + (resolve_targets(cfg.targets, ps, []) if cfg.targets else [])
-    if ps.profile.fit_sets is not None:  # the runs larger than the paper's fit sets
-        loss_runs, err_runs = ps.profile.fit_sets(ps)
-        return resolve_targets(cfg.targets, ps, loss_runs, err_runs)
-    smaller = list(runs[runs["params"] < runs["params"].max()]["run"])
-    return resolve_targets(cfg.targets, ps, smaller)
-
-
-def fit_method(method: Method, ps: PointSet, targets: List[Target], cfg: FitConfig,
-               runs: Optional[List[str]] = None) -> MethodOutput:
-    """The method's predictions of `targets` with its intervals calibrated (fit.calibrate); `runs` (in the order
-    its bootstrap indexes them) narrows or orders its fit set."""
-    out = method(ps, targets, cfg, runs=runs)
-    if calibration.wanted(cfg) and not method.calibrates_itself:
-        calibration.calibrate(method, ps, targets, cfg, out)
-    return out
-
-
 def run_fit(cfg) -> Path:
     cfg = as_fit_config(cfg)
-    if cfg.method not in METHODS:
-        raise FitInputError(f"method={cfg.method}: unknown (one of {', '.join(METHODS)})")
+    method = method_named(cfg.method)
     check_numbers(cfg)
     log.info("reading %s", cfg.results)  # a stage a line, on stderr: the bars below show only in a terminal
     started = time.perf_counter()
@@ -86,9 +39,9 @@ def run_fit(cfg) -> Path:
              time.perf_counter() - started)
     datasets = sorted(ps.points["dataset"].dropna().astype(str).unique())
     if cfg.dataset is None and len(datasets) > 1:  # ladders trained on different data are never fitted as one
-        fits = [_fit(replace(cfg, dataset=d), load_points(cfg.results, cfg.format, d)) for d in datasets]
+        fits = [_fit(replace(cfg, dataset=d), load_points(cfg.results, cfg.format, d), method) for d in datasets]
     else:
-        fits = [_fit(cfg, ps)]
+        fits = [_fit(cfg, ps, method)]
     out_dir = Path(cfg.out) if cfg.out else _default_out(cfg, ps)
     try:
         writable_dir(out_dir, "out")
@@ -98,7 +51,7 @@ def run_fit(cfg) -> Path:
     preds = pd.concat([f.preds for f in fits], ignore_index=True)
     atomic_write_text(out_dir / "predictions.csv", preds.to_csv(index=False))
     records = {f.dataset: _record(cfg, f) for f in fits}
-    atomic_write_text(out_dir / "fits.json", json.dumps(_clean(
+    atomic_write_text(out_dir / "fits.json", json.dumps(json_ready(
         records[fits[0].dataset] if len(fits) == 1 else {"results": ps.source, "datasets": records}), indent=1))
     report.write_report(out_dir, cfg, fits)
     for f in fits:
@@ -110,7 +63,7 @@ def run_fit(cfg) -> Path:
     return out_dir
 
 
-def _fit(cfg: FitConfig, ps: PointSet) -> report.DatasetFit:
+def _fit(cfg: FitConfig, ps: PointSet, method: Method) -> report.DatasetFit:
     """The method fitted to one dataset's points and its predictions of that dataset's targets."""
     named = sorted(ps.points["dataset"].dropna().astype(str).unique())
     dataset = cfg.dataset or (named[0] if len(named) == 1 else None)
@@ -118,7 +71,7 @@ def _fit(cfg: FitConfig, ps: PointSet) -> report.DatasetFit:
     targets = choose_targets(cfg, fit_ps, held)
     log.info("fitting %s%s: %d targets, %d bootstrap resamples", cfg.method, f" to dataset {dataset}" if dataset else "",
              len(targets), cfg.bootstrap)
-    out = fit_method(METHODS[cfg.method], fit_ps, targets, cfg)
+    out = predict(method, fit_ps, targets, cfg)
     for pred in out.predictions:  # held-out runs are scored against the full data
         pred["actual"] = actual_value(ps, next(t for t in targets if t.name == pred["target"]), pred["metric"],
                                       ps.profile.final_window)
@@ -167,19 +120,3 @@ def summary(preds: pd.DataFrame, targets: List[Target], warnings: List[str], int
         lines += ["", f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items[:3]]
         lines += [f"  ... and {len(items) - 3} more in the report"] if len(items) > 3 else []
     return "\n".join(lines)
-
-
-def _clean(o):
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    return o

@@ -92,6 +92,23 @@ def fit_runs(ps: PointSet, targets: List[Target], include: Sequence[str] = ()) -
     return sorted(set(runs.loc[keep, "run"]) | set(include))
 
 
+def loss_fit_set(ps: PointSet, targets: List[Target], include: Sequence[str] = ()) -> List[str]:
+    """A loss law's default fit set: its source paper's loss-fit runs where the source declares them (Gadre et
+    al.'s), else `fit_runs`."""
+    return list(ps.profile.fit_sets(ps)[0]) if ps.profile.fit_sets else fit_runs(ps, targets, include)
+
+
+def accuracy_fit_set(ps: PointSet, targets: List[Target], include: Sequence[str] = ()) -> List[str]:
+    """An accuracy (or error) law's default fit set: its source paper's where the source declares them, else
+    `fit_runs`."""
+    return list(ps.profile.fit_sets(ps)[1]) if ps.profile.fit_sets else fit_runs(ps, targets, include)
+
+
+def gadre_fit_set(ps: PointSet, targets: List[Target], include: Sequence[str] = ()) -> List[str]:
+    """Gadre et al.'s error-law fit set, which holds its loss-law fit set (`gadre_runs`), whatever the targets."""
+    return gadre_runs(ps)[1]
+
+
 def task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:
     """Tasks with every metric `<task>:<kind>` on every fit run, those of the source's paper first in its order
     (the OLMo paper's 8), then every other task the data has (e.g. `derived` on the harness's own ladders). None is an

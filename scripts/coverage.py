@@ -17,14 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
 
-from fit.calibration import calibrate  # noqa: E402
 from fit.config import FitConfig  # noqa: E402
 from fit.points import is_accuracy  # noqa: E402
-from fit.sources import load_points  # noqa: E402
-from scripts.shared_data import shared_data_dir  # noqa: E402
-from fit.registry import METHODS  # noqa: E402
+from fit.predict import method_named, predict  # noqa: E402
 from fit.runs import fit_runs  # noqa: E402
+from fit.sources import load_points  # noqa: E402
 from ladder.core.plan import Target  # noqa: E402
+from scripts.shared_data import shared_data_dir  # noqa: E402
 
 OLMO_METHODS = ["olmo_two_step", "olmo_single_step", "chinchilla", "direct", "best"]
 GADRE_METHODS = ["chinchilla", "direct", "best"]  # the gadre method's paper fit set needs the held-out shapes
@@ -84,13 +83,9 @@ def main():
             if only and m not in only:
                 continue
             cfg = FitConfig(bootstrap=n, calibrate=False)
-            raw = METHODS[m](ps, held, cfg, runs=runs)
-            before = score(pd.DataFrame(raw.predictions))
-            method = METHODS[m]
-            calibrated = method(ps, held, replace(cfg, calibrate=True), runs=runs) if method.calibrates_itself else raw
-            if not method.calibrates_itself:
-                calibrate(method, ps, held, replace(cfg, calibrate=True), calibrated)
-            after = score(pd.DataFrame(calibrated.predictions))
+            raw = predict(method_named(m), ps, held, cfg, runs)
+            calibrated = predict(method_named(m), ps, held, replace(cfg, calibrate=True), runs)
+            before, after = score(pd.DataFrame(raw.predictions)), score(pd.DataFrame(calibrated.predictions))
             for kind in sorted(set(before) | set(after)):
                 b, a = before.get(kind, (0, 0, np.nan)), after.get(kind, (0, 0, np.nan))
                 rows.append({"backtest": bt, "method": m, "kind": kind, "n": a[1] or b[1],

@@ -256,3 +256,22 @@ def test_a_disk_that_fills_mid_trunk_is_one_line_naming_the_file(tiny_ladder, tm
     failed = [line for line in done.stdout.splitlines() if line.startswith("rung ") and " failed: " in line]
     assert failed and all(f"{full}/run/" in line for line in failed), done.stdout
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_ladder_run_plans_once_per_process(finished, monkeypatch):
+    """`ladder run` builds its plan once and hands it on (jobs, Slurm, packing), rather than each step rebuilding it
+    from the config: a rerun of a finished ladder plans exactly once."""
+    import ladder.core.plan as plan_module
+    from ladder.orchestration import cli, pipeline, publish, rung
+
+    calls = []
+    real = plan_module.build_plan
+
+    def counted(cfg):
+        calls.append(1)
+        return real(cfg)
+
+    for module in (plan_module, pipeline, publish, rung):
+        monkeypatch.setattr(module, "build_plan", counted)
+    assert cli.main(["run", *finished]) == 1  # one size: trained and evaluated, but no law to fit
+    assert len(calls) == 1

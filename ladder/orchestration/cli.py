@@ -19,9 +19,9 @@ OVERRIDES_HELP = """\
 Hydra overrides, e.g. ladder=gadre 'ladder.multipliers=[20,80]' out_dir=/scratch/ladder.
 Config groups (choose one with GROUP=NAME): {groups}.
 Named sizes, for ladder.sizes=[...] (configs/model/): {sizes}."""
-# `ladder fit method=NAME`; tests/test_cli.py checks it against fit.registry.METHODS, which is too slow to
-# import for every command's --help.
-FIT_METHODS = ("best", "olmo_two_step", "olmo_single_step", "olmo_two_step_flops", "gadre", "chinchilla", "direct")
+# The commands that read fit.registry (to list its methods in their --help): it loads scipy and pandas (~1 s),
+# too slow for every other command.
+FIT_COMMANDS = ("fit", "compare")
 
 
 def _groups() -> str:
@@ -87,13 +87,15 @@ def data_needs(cfg, plan) -> str:
     """What each dataset must hold for the ladder, and whether its source holds it."""
     from ladder.orchestration.splits import tokens_needed
     from train.data import source_tokens
+    from train.data.prepare import tokenizer_processes
 
     lines = ["data (validation + the largest rung's training tokens):"]
     for name in cfg.ladder.datasets:
         data = dataset_config(cfg, name)
+        lines.append(f"  {name}: text is tokenized by {tokenizer_processes(data.num_proc)[1]}")
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
             need = data.val_tokens + tokens_needed(plan, name, seq_len)
-            holds, how = source_tokens(data, cfg.ladder.vocab_size)
+            holds, how = source_tokens(data, cfg.ladder.vocab_size, tokenizer_cfg=cfg.ladder.tokenizer)
             verdict = "" if holds is None else "enough" if holds >= need else (
                 f"short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
                 else f"short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
@@ -196,19 +198,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
-    _refuse_unrunnable(cfg)  # before out_dir is made
+    plan = _refuse_unrunnable(cfg)  # before out_dir is made
     check_config(cfg)  # before training, not at its first checkpoint
     _check_writable(cfg)
-    return run_ladder(cfg)
+    return run_ladder(cfg, plan=plan)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
-    _refuse_unrunnable(cfg)  # before out_dir is made
+    plan = _refuse_unrunnable(cfg)  # before out_dir is made
     _check_writable(cfg)
-    return run_ladder(cfg, evaluate=False, fit=False)
+    return run_ladder(cfg, evaluate=False, fit=False, plan=plan)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -252,7 +254,14 @@ def _add_command(sub, name: str, run, help: str, description: str) -> argparse.A
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _methods() -> str:
+    from fit.registry import METHODS
+
+    return "; ".join(f"{name} ({m.summary})" for name, m in METHODS.items())
+
+
+def build_parser(methods: str = "see `ladder fit --help`") -> argparse.ArgumentParser:
+    """The CLI; `methods` is what `fit` and `compare` say of the fit methods."""
     parser = argparse.ArgumentParser(
         prog="ladder",
         description="Train a ladder of small language models and predict how a large one will do. "
@@ -294,11 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "eval.tasks=[hellaswag]). Example: ladder eval ladder=smoke rung=smoke-24-smoke-M5")
     _add_command(
         sub, "fit", cmd_fit, help="fit scaling laws to results and predict target models",
-        description=f"Fit a method (method={'|'.join(FIT_METHODS)}) to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
+        description="Fit a method to results=PATH (a ladder out_dir, OLMo-ladder W&B CSVs, a Gadre et al. "
                     "exp_data folder or a CSV of points), predict the targets with bootstrap intervals, and "
                     "write predictions.csv, fits.json, report.md and report.html to out=DIR. Keys of the fit "
                     "group may go bare. Example: ladder fit results=../shared/data/olmo-ladder/runs "
-                    "method=olmo_two_step targets=[13B-5T] out=reports/olmo")
+                    f"method=olmo_two_step targets=[13B-5T] out=reports/olmo\n\nMethods (method=NAME): {methods}.")
     _add_command(
         sub, "compare", cmd_compare, help="compare variants' ladders: which wins at the targets, by how much, how sure",
         description="Fit every variant (each dataset of results=PATH: a ladder out_dir, a Gadre et al. folder, a CSV "
@@ -312,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "report.html to out=DIR. Keys of the compare group (results, variants, out, backtest) and of "
                     "the fit group (method, targets, bootstrap, interval, seed, include, calibrate, format) may go "
                     "bare. Example: ladder compare results=../shared/data/gadre-scaling 'targets=[1.4B-640,6.9B-20]' "
-                    "out=reports/c4-vs-rpj")
+                    f"out=reports/c4-vs-rpj\n\nMethods (method=NAME): {methods}.")
     _add_command(
         sub, "status", cmd_status, help="show each rung's state, tokens done and compute spent",
         description="Read the records under out_dir (default runs/<ladder>) and show each rung as pending, "
@@ -327,9 +336,10 @@ def _stage_errors() -> tuple[type, ...]:
     from eval.cli import EvalError
     from eval.tasks import TaskError
     from fit.errors import FitInputError
+    from ladder.core.shards import SplitError
     from train.data import DataError
 
-    return DataError, EvalError, CheckpointError, TaskError, FitInputError
+    return DataError, SplitError, EvalError, CheckpointError, TaskError, FitInputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     for chatty in ("accelerate", "transformers", "datasets", "deepspeed", "torch.distributed"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_methods() if argv[:1] and argv[0] in FIT_COMMANDS else "see `ladder fit --help`").parse_args(argv)
     stop_on_sigterm()  # Slurm's preemption and `kill` stop a run the way Ctrl-C does: recorded, resumable
     from tqdm.contrib.logging import logging_redirect_tqdm
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fit import laws
-from fit.best import best, inner_backtests, path_weights, weighted_mean
+from fit.best import BEST, inner_backtests, path_weights, weighted_mean
 from fit.chain import bootstrap_chain, fit_chain
 from fit.config import FitConfig
 from fit.fitting import resample_counts
@@ -71,7 +71,7 @@ def test_inner_backtests_leave_out_the_largest_sizes_while_two_remain(shared):
 def test_a_fit_set_of_two_sizes_weights_its_paths_equally_and_says_so(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
     runs = [r for r in fit_runs(ps, [NAMED["13B-5T"]]) if r.split("-")[0] in ("190M", "370M")]
-    out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0), runs=runs)
+    out = BEST(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0), runs=runs)
     weights = pd.DataFrame(out.fits["ensemble"]["weights"]).T
     assert np.allclose(weights.to_numpy(), 1 / 13)
     assert any("no inner backtest across sizes could be fitted" in w for w in out.warnings)
@@ -99,7 +99,7 @@ def test_best_meets_its_13b_goal_without_intervals(shared):
     4.2), met by a method chosen on ladder backtests alone (docs/fit.md); plus the output contract, and
     bootstrap=0's: no intervals, and a warning that says so."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
+    out = BEST(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
     d = pd.DataFrame(out.predictions).set_index("metric")
     acc = d.loc[[f"{t}:acc" for t in OLMO_TASKS]]
     assert 100 * (acc["predicted"] - acc["actual"]).abs().mean() <= 2.5
@@ -118,7 +118,7 @@ def test_best_intervals_at_13b_cover_most_actuals_and_say_they_reach_too_far(sha
     """13B-5T is 10× the ladder's largest N; the backtests that calibrate the intervals reach 3.4×, so
     the intervals (5 of 8 cover, docs/fit.md) carry a warning that they are likely too narrow."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    out = best(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=1000))
+    out = BEST(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=1000))
     acc = pd.DataFrame(out.predictions).query("metric.str.endswith(':acc')", engine="python")
     assert ((acc["lower"] <= acc["actual"]) & (acc["actual"] <= acc["upper"])).sum() >= 5
     held = out.fits["backtest"]["held_out"]  # the 760M and 1B runs, then every size's longest run
@@ -144,7 +144,8 @@ def test_step2_variants_are_arguments_that_change_every_sigmoid():
 
 def test_olmo_two_step_and_the_backtest_script_take_the_variant_as_an_argument(tmp_path, write_ladder):
     ps = load_points(str(write_ladder(tmp_path)))
-    out = olmo_two_step(ps, [Target("big", 2e6, 4e7)], FitConfig(bootstrap=0), sigmoid=Sigmoid(fixed=True))
+    target = [Target("big", 2e6, 4e7)]
+    out = olmo_two_step(ps, target, FitConfig(bootstrap=0), fit_runs(ps, target), sigmoid=Sigmoid(fixed=True))
     params = out.fits["derived:step2"]["params"]
     assert params["a"] == pytest.approx(-0.75, abs=1e-6) and params["b"] == pytest.approx(1.0, abs=1e-6)
     script = _module("scripts/backtest_best.py")
@@ -163,7 +164,7 @@ def test_best_falls_back_to_direct_on_a_suite_with_accuracies_and_no_loss(tmp_pa
     pd.DataFrame(rows).to_csv(tmp_path / "suite.csv", index=False)
     ps = load_points(str(tmp_path / "suite.csv"))
     target = [Target("12B", 1.2e10, 3e11)]
-    out = best(ps, target, FitConfig(bootstrap=20))
+    out = BEST(ps, target, FitConfig(bootstrap=20))
     assert any("no two-step path fits this data" in w and "direct" in w for w in out.warnings)
     (pred,) = out.predictions
     assert pred["metric"] == "hellaswag:acc" and pred["method"] == "direct"

@@ -68,7 +68,7 @@ def test_a_fit_set_of_two_sizes_is_calibrated_along_d(shared):
 
 def test_a_fixed_paper_fit_set_is_calibrated_on_the_runs_outside_it(shared):
     ps = load_points(str(shared / "gadre-scaling"), dataset="rpj")
-    from fit.run import choose_targets
+    from fit.predict import choose_targets
     targets = choose_targets(FitConfig(dataset="rpj"), ps)
     raw = METHODS["gadre"](ps, targets, FitConfig(bootstrap=20))
     out = copy.deepcopy(raw)

@@ -3,10 +3,10 @@ its paper's; a CSV may carry a `<task>:chance` column), and every accuracy metho
 import pandas as pd
 import pytest
 
-from fit.best import best
+from fit.best import BEST
 from fit.config import FitConfig
 from fit.errors import FitInputError
-from fit.methods import direct, olmo_single_step, olmo_two_step
+from fit.methods import DIRECT, OLMO_SINGLE_STEP, OLMO_TWO_STEP
 from fit.sources import load_points
 from fit.sources.olmo import OLMO_TASKS
 from ladder.core.plan import Target
@@ -25,11 +25,11 @@ def test_a_two_choice_task_is_normalised_and_started_from_its_recorded_chance(la
     ps = ladder("winogrande", 0.5, 0.5)
     assert ps.chance == {"winogrande:acc": 0.5} and not ps.notes
     cfg = FitConfig(bootstrap=0)
-    out = direct(ps, TARGET, cfg)
+    out = DIRECT(ps, TARGET, cfg)
     assert out.fits["winogrande:acc:direct"]["chance"] == 0.5
     assert out.predictions[0]["predicted"] > 0.5
-    assert olmo_two_step(ps, TARGET, cfg).steps["winogrande:step2"].step.starts[0][0] == -0.5  # a = chance - 1
-    assert olmo_single_step(ps, TARGET, cfg).steps["winogrande:single_step"].step.starts[0][5] == -0.5
+    assert OLMO_TWO_STEP(ps, TARGET, cfg).steps["winogrande:step2"].step.starts[0][0] == -0.5  # a = chance - 1
+    assert OLMO_SINGLE_STEP(ps, TARGET, cfg).steps["winogrande:single_step"].step.starts[0][5] == -0.5
 
 
 def test_results_without_a_chance_level_take_the_default_and_say_so(ladder):
@@ -41,15 +41,15 @@ def test_results_without_a_chance_level_take_the_default_and_say_so(ladder):
 
 def test_runs_at_or_below_chance_are_said_by_the_sigmoid_methods_too(ladder):
     ps = ladder("boolq", 0.5, 0.45)  # the smallest runs end below a two-choice guess
-    for method in (olmo_two_step, best):
+    for method in (OLMO_TWO_STEP, BEST):
         warnings = method(ps, TARGET, FitConfig(bootstrap=0)).warnings
         said = [w for w in warnings if "boolq:acc" in w and "at or below chance (0.5), kept in its sigmoid fit" in w]
         assert len(said) == 1, warnings
-    warnings = direct(ps, TARGET, FitConfig(bootstrap=0)).warnings
+    warnings = DIRECT(ps, TARGET, FitConfig(bootstrap=0)).warnings
     assert any("boolq:acc" in w and "at or below chance left out of its fit" in w for w in warnings)
 
 
-@pytest.mark.parametrize("method", [olmo_two_step, olmo_single_step, direct, best])
+@pytest.mark.parametrize("method", [OLMO_TWO_STEP, OLMO_SINGLE_STEP, DIRECT, BEST], ids=lambda m: m.name)
 def test_an_accuracy_with_chance_0_goes_through_every_accuracy_method(ladder, method):
     """Not multiple choice (e.g. a cloze task's exact match): no floor, and nothing divides by it or logs it."""
     ps = ladder("cloze", 0.0, 0.0)

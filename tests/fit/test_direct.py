@@ -6,11 +6,11 @@ import pytest
 from fit import laws
 from fit.chain import Points, Step, run_chain
 from fit.config import FitConfig
-from fit.methods import direct
+from fit.methods import DIRECT
 from fit.points import COLUMNS, PointSet
 from fit.sources import load_points, table
 from fit.sources.olmo import OLMO_TASKS
-from fit.run import choose_targets
+from fit.predict import choose_targets
 from fit.targets import NAMED
 from ladder.core.plan import Target
 
@@ -34,7 +34,7 @@ def write_csv(tmp_path, noise=0.0, extra=()):
 def test_direct_recovers_a_known_law_above_chance(tmp_path):
     ps = write_csv(tmp_path)
     target = Target("big", 7e9, 1.4e11)
-    out = direct(ps, [target], FitConfig(bootstrap=50))
+    out = DIRECT(ps, [target], FitConfig(bootstrap=50))
     pred = out.predictions[0]
     assert pred["metric"] == "mmlu:acc" and pred["predicted"] == pytest.approx(true_acc(7e9, 1.4e11), abs=1e-4)
     assert pred["lower"] <= true_acc(7e9, 1.4e11) + 1e-4 and pred["upper"] >= true_acc(7e9, 1.4e11) - 1e-4
@@ -43,7 +43,7 @@ def test_direct_recovers_a_known_law_above_chance(tmp_path):
 
 def test_runs_at_or_below_chance_are_left_out_and_said(tmp_path):
     low = [{"run": "tiny-20", "params": 5e7, "tokens": 1e9, "mmlu:acc": 0.24}]
-    out = direct(write_csv(tmp_path, extra=low), [Target("big", 7e9, 1.4e11)], FitConfig(bootstrap=0))
+    out = DIRECT(write_csv(tmp_path, extra=low), [Target("big", 7e9, 1.4e11)], FitConfig(bootstrap=0))
     assert any("1 run(s) at or below chance left out" in w for w in out.warnings)
     assert out.predictions[0]["predicted"] == pytest.approx(true_acc(7e9, 1.4e11), abs=1e-4)
 
@@ -70,11 +70,11 @@ def test_a_declared_chain_is_fitted_bootstrapped_and_predicted_through_its_steps
 
 def test_direct_on_both_papers_data(shared):
     olmo = load_points(str(shared / "olmo-ladder" / "runs"))
-    out = direct(olmo, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
+    out = DIRECT(olmo, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
     acc = pd.DataFrame(out.predictions).set_index("metric")
     assert set(acc.index) == {f"{t}:acc" for t in OLMO_TASKS}
     assert acc["actual"].notna().all() and ((acc["predicted"] > 0.2) & (acc["predicted"] < 1)).all()
     gadre = load_points(str(shared / "gadre-scaling"), dataset="rpj")
     targets = choose_targets(FitConfig(dataset="rpj"), gadre)
-    err = pd.DataFrame(direct(gadre, targets, FitConfig(bootstrap=0)).predictions)
+    err = pd.DataFrame(DIRECT(gadre, targets, FitConfig(bootstrap=0)).predictions)
     assert set(err["metric"]) == {"avg46:err", "avg17:err"} and len(err) == 4 and err["actual"].notna().all()

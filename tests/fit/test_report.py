@@ -20,7 +20,8 @@ from fit.config import FitConfig
 from fit.figures import figures
 from fit.sources import load_points
 from fit.report import answer_sentences, kind_table, parameter_tables, warning_groups
-from fit.run import PRED_COLUMNS, apply_holdout, choose_targets, run_fit
+from fit.predict import apply_holdout, choose_targets
+from fit.run import PRED_COLUMNS, run_fit
 from fit.targets import NAMED, actual_value
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -249,9 +250,9 @@ def test_fit_says_where_its_report_went(tmp_path, capsys, monkeypatch):
     pd.DataFrame(rows).to_csv(tmp_path / "points.csv", index=False)
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0"]) == 0
-    out = f"outputs/fit-chinchilla-{tmp_path.name}-points"  # named by the input: two inputs never share one
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {out}/report.html"
-    assert (tmp_path / out / "report.html").exists()
+    named = f"outputs/fit-chinchilla-{tmp_path.name}-points"  # by its input: two inputs never share a folder
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {named}/report.html"
+    assert (tmp_path / named / "report.html").exists()
     assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0", "out=mine"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "report: mine/report.html"
 
@@ -333,12 +334,11 @@ def test_gadre_report_reads_as_its_intervals_are_made(gadre_report):
 
 def test_gadre_step2_panels_span_their_points_not_the_law_at_zero_loss(gadre_report, shared):
     """The error law at L = 0 runs to -400 points, which squashed the data; each panel's y range is its points'."""
-    from fit.run import apply_holdout, choose_targets, fit_method
-    from fit.registry import METHODS
+    from fit.predict import method_named, predict
     cfg = FitConfig(results=str(shared / "gadre-scaling"), dataset="rpj", method="gadre", bootstrap=0)
     ps = load_points(cfg.results, dataset="rpj")
     targets = choose_targets(cfg, *apply_holdout(cfg, ps))
-    out = fit_method(METHODS["gadre"], ps, targets, cfg)
+    out = predict(method_named("gadre"), ps, targets, cfg)
     preds = pd.DataFrame(out.predictions, columns=PRED_COLUMNS[:-1])
     figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
     for ax in (a for a in figs["step2"].axes if a.get_visible()):

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from fit.config import FitConfig
-from fit.methods import gadre, olmo_two_step
+from fit.methods import OLMO_TWO_STEP, gadre
 from fit.sources import load_points
 from fit.targets import NAMED
-from fit.run import choose_targets
+from fit.predict import choose_targets
 
 PUBLISHED_13B = {"mmlu": 51.3, "hellaswag": 85.3, "arc_challenge": 52.7, "arc_easy": 77.2, "piqa": 82.1,
                  "csqa": 77.6, "socialiqa": 59.9, "openbookqa": 44.9}
@@ -14,7 +14,7 @@ PUBLISHED_13B = {"mmlu": 51.3, "hellaswag": 85.3, "arc_challenge": 52.7, "arc_ea
 
 def test_olmo_two_step_reproduces_published_13b_table(shared):
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
-    out = olmo_two_step(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
+    out = OLMO_TWO_STEP(ps, [NAMED["13B-5T"]], FitConfig(bootstrap=0))
     acc = {p["metric"].split(":")[0]: 100 * p["predicted"] for p in out.predictions if p["metric"].endswith(":acc")}
     for task, published in PUBLISHED_13B.items():
         assert acc[task] == pytest.approx(published, abs=0.1), task
@@ -24,13 +24,13 @@ def test_a_fit_never_takes_a_run_as_large_as_a_target(shared):
     """The paper fits its 16 ladder runs for each target: naming 7B-4T alone must not let the 13B run in."""
     ps = load_points(str(shared / "olmo-ladder" / "runs"))
     cfg = FitConfig(bootstrap=0)
-    both = olmo_two_step(ps, [NAMED["7B-4T"], NAMED["13B-5T"]], cfg)
+    both = OLMO_TWO_STEP(ps, [NAMED["7B-4T"], NAMED["13B-5T"]], cfg)
     assert len(both.runs) == 16 and not any(r.startswith("13B") for r in both.runs)
     for name in ("7B-4T", "13B-5T"):
-        alone = olmo_two_step(ps, [NAMED[name]], cfg)
+        alone = OLMO_TWO_STEP(ps, [NAMED[name]], cfg)
         assert alone.runs == both.runs, name
         assert [p["predicted"] for p in alone.predictions] == [p["predicted"] for p in both.predictions if p["target"] == name]
-    with_13b = olmo_two_step(ps, [NAMED["7B-4T"]], FitConfig(bootstrap=0, include=["13B-5T"]))
+    with_13b = OLMO_TWO_STEP(ps, [NAMED["7B-4T"]], FitConfig(bootstrap=0, include=["13B-5T"]))
     assert len(with_13b.runs) == 17  # a run at or above a target enters only when listed
 
 
