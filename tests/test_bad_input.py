@@ -512,12 +512,12 @@ def test_fit_of_a_dataset_the_results_lack_names_it_and_the_ones_they_have(capsy
 
 def test_plan_with_a_missing_data_path_says_so_plainly(capsys, tmp_path):
     said = error(capsys, "plan", "ladder=node", f"data.path={tmp_path / 'nope'}")
-    assert f"data.path={tmp_path / 'nope'}: no such file or directory (dataset 'c4')" in said
+    assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
 
 
 @pytest.mark.parametrize("command", ["run", "train", "prepare"])
 def test_a_missing_data_path_is_refused_before_anything_is_written(capsys, tmp_path, command):
     said = error(capsys, command, "ladder=node", "train.device=auto", f"data.path={tmp_path / 'nope'}",
                  f"out_dir={tmp_path / 'run'}")
-    assert f"data.path={tmp_path / 'nope'}: no such file or directory (dataset 'c4')" in said
+    assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
     assert not (tmp_path / "run").exists()  # no plan.json, no fit.yaml

@@ -66,7 +66,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _missing_data(cfg) -> str:
     """Which of the ladder's datasets read a data.path that does not exist ('' if none)."""
     paths = [(name, data.path) for name in cfg.ladder.datasets if (data := dataset_config(cfg, name)).path]
-    return "; ".join(f"data.path={path}: no such file or directory (dataset '{name}')" for name, path in paths
+    return "; ".join(f"{name}: data.path={path}: no such file or directory" for name, path in paths
                      if not Path(path).expanduser().exists())
 
 
