@@ -262,7 +262,7 @@ def test_ladder_run_plans_once_per_process(finished, monkeypatch):
     """`ladder run` builds its plan once and hands it on (jobs, Slurm, packing), rather than each step rebuilding it
     from the config: a rerun of a finished ladder plans exactly once."""
     import ladder.core.plan as plan_module
-    from ladder.orchestration import cli, pipeline, publish, rung
+    from ladder.orchestration import cli, pipeline, rung
 
     calls = []
     real = plan_module.build_plan
@@ -271,7 +271,7 @@ def test_ladder_run_plans_once_per_process(finished, monkeypatch):
         calls.append(1)
         return real(cfg)
 
-    for module in (plan_module, pipeline, publish, rung):
+    for module in (plan_module, pipeline, rung):  # a job's other processes read its job file (tests/test_jobfile.py)
         monkeypatch.setattr(module, "build_plan", counted)
     assert cli.main(["run", *finished]) == 1  # one size: trained and evaluated, but no law to fit
     assert len(calls) == 1
