@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import evaluate_unevaluated
 from eval.tasks import needs_documents
-from ladder.core.jobfile import write_job_file
+from ladder.core.jobfile import store_config, write_job_file
 from ladder.core.layout import LOCK, RECORD, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job, Run
@@ -175,15 +175,15 @@ def _train(cfg: DictConfig, run: Run, directory: Path, prepared, hook, write_job
     data_kwargs = {"tokens": run.tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
     processes = process_count(cfg.train)
-    composed = OmegaConf.to_container(cfg, resolve=True)  # saved with the run (config.yaml, wandb)
+    config_file = store_config(cfg.out_dir, cfg)  # the whole config, named by the run's config.yaml, in wandb's
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         directory.mkdir(parents=True, exist_ok=True)
         write_job(directory)
         write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
-                     tokenizer_dir=prepared.tokenizer_dir, composed=composed)
+                     tokenizer_dir=prepared.tokenizer_dir, config_file=config_file)
         worker = "ladder.orchestration.worker" if hook else "train.worker"  # the former publishes each checkpoint
         subprocess.run(launch_command(directory, processes, worker=worker), check=False)
         return read_state(directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
     return train_run(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook=hook, composed=composed).state
+                     eval_hook=hook, config_file=config_file).state
