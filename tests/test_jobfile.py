@@ -58,10 +58,13 @@ def _no_plans(monkeypatch):
     assert not hasattr(publish, "build_plan")
 
 
-def test_a_packed_job_and_a_workers_hook_run_from_the_job_file_without_a_plan(finished, monkeypatch):
-    """`python -m ladder.orchestration.node JOB_DIR` (here in this process) runs its job, its identity checked against
-    the directory's, from the job file alone; a torchrun worker's eval hook is made from it too."""
-    from ladder.orchestration import node, publish
+def test_a_packed_job_a_slurm_job_and_a_workers_hook_run_from_the_job_file_without_a_plan(finished, monkeypatch):
+    """`python -m ladder.orchestration.node JOB_DIR` (here in this process) and a Slurm job (`LadderJob`, inside a
+    one-task allocation) run their job, its identity checked against the directory's, from the job file alone; a
+    torchrun worker's eval hook is made from it too."""
+    import submitit
+
+    from ladder.orchestration import node, publish, slurm
 
     cfg = load(finished)
     plan = build_plan(cfg)
@@ -70,3 +73,5 @@ def test_a_packed_job_and_a_workers_hook_run_from_the_job_file_without_a_plan(fi
     _no_plans(monkeypatch)
     assert node.main([str(directory)]) == 0  # done: the finished trunk resumed at its end, every rung evaluated
     assert callable(publish.worker_hook(directory))
+    monkeypatch.setattr(submitit, "JobEnvironment", lambda: type("OneTask", (), {"num_tasks": 1})())
+    assert slurm.LadderJob()(str(directory)) == "done"
