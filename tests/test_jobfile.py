@@ -1,7 +1,6 @@
 """The job file (ladder.core.jobfile): a job handed to another process by its file, never found by name in a plan
 built again."""
 import json
-from pathlib import Path
 
 import pytest
 
