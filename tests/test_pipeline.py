@@ -35,12 +35,14 @@ def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path
         assert all(key in logged for key in (b"eval/c4_val:loss", b"eval/derived:acc", b"harness_commit",
                                              b"multipliers"))  # the last only in the ladder's config
         config = yaml.safe_load((rung_dir(cfg.out_dir, rung.rung_id) / "config.yaml").read_text())
-        assert config["ladder"]["ladder"]["sizes"] == list(cfg.ladder.sizes) and config["harness_commit"]
+        ladder_config = yaml.safe_load((rung_dir(cfg.out_dir, rung.rung_id) / config["config"]).read_text())
+        assert ladder_config["ladder"]["sizes"] == list(cfg.ladder.sizes) and config["harness_commit"]
         records = [json.loads(line) for line in (rung_dir(cfg.out_dir, rung.rung_id) / "results.jsonl").open()]
         steps = {r["step"] for r in records}
         assert len(steps) == 2 and max(steps) == rung.hp.steps  # both checkpoints, the last is final
         assert {"c4_val:loss", "derived:acc", "derived:bpb"} <= {r["metric"] for r in records}
         assert all(r["params"] == rung.params and r["run"] == rung.rung_id for r in records)
+    assert len(list((tmp_path / "run" / "configs").glob("*.yaml"))) == 1  # one copy of it for every rung
     report = tmp_path / "run" / "report"
     assert (report / "predictions.csv").exists() and (report / "report.html").exists()
     assert "big" in (report / "predictions.csv").read_text()
@@ -262,7 +264,7 @@ def test_ladder_run_plans_once_per_process(finished, monkeypatch):
     """`ladder run` builds its plan once and hands it on (jobs, Slurm, packing), rather than each step rebuilding it
     from the config: a rerun of a finished ladder plans exactly once."""
     import ladder.core.plan as plan_module
-    from ladder.orchestration import cli, pipeline, publish, rung
+    from ladder.orchestration import cli, pipeline, rung
 
     calls = []
     real = plan_module.build_plan
@@ -271,7 +273,7 @@ def test_ladder_run_plans_once_per_process(finished, monkeypatch):
         calls.append(1)
         return real(cfg)
 
-    for module in (plan_module, pipeline, publish, rung):
+    for module in (plan_module, pipeline, rung):  # a job's other processes read its job file (tests/test_jobfile.py)
         monkeypatch.setattr(module, "build_plan", counted)
     assert cli.main(["run", *finished]) == 1  # one size: trained and evaluated, but no law to fit
     assert len(calls) == 1

@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field, is_dataclass
@@ -164,28 +165,28 @@ def _resuming_from(checkpoint: Optional[tuple[int, Path]]):
 
 def train_run(run: Run, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
                eval_hook: Optional[Callable[..., Optional[list]]] = None,
-               composed: Optional[dict] = None) -> TrainResult:
+               config_file: Optional[Path] = None) -> TrainResult:
     """Train (or resume) one run into `run_dir` (docs/formats.md); every process of a launch calls this.
 
     `sequences` is a `ladder.core.shards.TokenSequences` (or anything with its `seq_len`, `__len__` and
     `batches(batch_size, start)`). `eval_hook(checkpoint_dir, step, model, dtype=, lockstep=)` runs on
     every process after each checkpoint is committed, with the live model (eval.cli.make_eval_hook); the
-    records it returns on the main process go to wandb. `composed` is the whole config the run is part of
-    (the ladder's), saved with it in config.yaml and wandb. A run whose record is done returns at once; otherwise it continues from its last complete checkpoint.
+    records it returns on the main process go to wandb. `config_file` holds the whole config the run is part
+    of (the ladder's, stored once in its out_dir: ladder.core.jobfile): config.yaml names it, wandb's config holds it. A run whose record is done returns at once; otherwise it continues from its last complete checkpoint.
     """
     cfg = as_train_config(cfg)
     run_dir = Path(run_dir)
     # transformers draws a bar for every checkpoint it writes; the run has its own bar.
     transformers.utils.logging.disable_progress_bar()
-    return _Training(run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg), composed).train()
+    return _Training(run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, make_backend(cfg), config_file).train()
 
 
 class _Training:
-    def __init__(self, run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend, composed):
+    def __init__(self, run, sequences, run_dir, cfg, tokenizer_dir, eval_hook, backend, config_file):
         self.run, self.hp, self.sequences, self.run_dir, self.cfg = run, run.hp, sequences, run_dir, cfg
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir else None
         self.eval_hook, self.backend, self.main = eval_hook, backend, backend.is_main
-        self.composed = composed
+        self.config_file = Path(config_file) if config_file else None
         self.per_process, self.micro, self.accumulation = split_batch(
             self.hp.batch_size, backend.world_size, cfg.micro_batch_size or self._derived_micro_batch())
         self.tokens_per_step = self.hp.batch_size * run.shape.seq_len
@@ -304,12 +305,13 @@ class _Training:
                       **({"rung": self.run.rung} if self.run.rung is not None else {}),
                       "world_size": backend.world_size, "micro_batch_size": self.micro,
                       "gradient_accumulation_steps": self.accumulation, "harness_commit": harness_commit(),
-                      **({"ladder": self.composed} if self.composed is not None else {})}
+                      **({"config": os.path.relpath(self.config_file, self.run_dir)} if self.config_file else {})}
         log = None
         if self.main:
             atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(run_config))
             self._record("running", start)
-            log = MetricsLog(self.run_dir, cfg, self.run.name, start, hp.steps, run_config)
+            whole = {"ladder": OmegaConf.to_container(OmegaConf.load(self.config_file))} if self.config_file else {}
+            log = MetricsLog(self.run_dir, cfg, self.run.name, start, hp.steps, {**run_config, **whole})
         result = None
         try:
             result = self._steps(start, recent, log)

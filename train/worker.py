@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -28,14 +29,14 @@ DEFAULT_DATA = "ladder.core.shards:TokenSequences"
 
 def write_launch(run_dir: Path, run: Run, cfg, data_kwargs: dict, data: str = DEFAULT_DATA,
                  data_args: Sequence = (), tokenizer_dir: Optional[Path] = None,
-                 composed: Optional[dict] = None) -> Path:
+                 config_file: Optional[Path] = None) -> Path:
     """Describe a run for its workers. `data` is a "module:attribute" import path (the tests' fake sequences
-    travel so); the workers open the sequences as `data(*data_args, **data_kwargs)`; `composed` is train_run's."""
+    travel so); the workers open the sequences as `data(*data_args, **data_kwargs)`; `config_file` is train_run's."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = {"run": run.as_dict(), "train": OmegaConf.to_container(OmegaConf.structured(as_train_config(cfg))),
             "data": data, "data_args": list(data_args), "data_kwargs": data_kwargs,
-            "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "composed": composed}
+            "tokenizer_dir": str(tokenizer_dir) if tokenizer_dir else None, "config_file": os.path.relpath(config_file, run_dir) if config_file else None}
     atomic_write_json(run_dir / LAUNCH, spec)
     return run_dir / LAUNCH
 
@@ -74,7 +75,8 @@ def run(run_dir: Path, prog: str, eval_hook: Optional[Callable] = None) -> int:
     try:
         result = train_run(Run.from_dict(spec["run"]), sequences, run_dir, spec["train"],
                            tokenizer_dir=Path(spec["tokenizer_dir"]) if spec["tokenizer_dir"] else None,
-                           eval_hook=eval_hook, composed=spec.get("composed"))
+                           eval_hook=eval_hook,
+                           config_file=run_dir / spec["config_file"] if spec.get("config_file") else None)
     finally:
         end_process_group()
     return 0 if result.state == "done" else 1

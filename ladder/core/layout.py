@@ -4,7 +4,8 @@ Stages hand each other files under one `out_dir`; this module is the one place t
 paths are spelled, so the writer and every reader agree:
 
     <out_dir>/plan.json
-    <out_dir>/rungs/<rung_id>/{record.json, config.yaml, metrics.jsonl, results.jsonl, ...}
+    <out_dir>/configs/<digest>.yaml
+    <out_dir>/rungs/<rung_id>/{record.json, config.yaml, job.json, metrics.jsonl, results.jsonl, ...}
     <out_dir>/rungs/<rung_id>/checkpoints/step-<8 digits>/
     <out_dir>/report/
 """
@@ -19,6 +20,7 @@ FIT_SETTINGS = "fit.yaml"  # the fit settings the ladder ran with, for a later `
 RUNGS = "rungs"
 TRUNKS = "trunks"  # wsds/branch ladders: one run directory per size, its checkpoints linked into its rungs
 REPORT = "report"  # `ladder fit`'s default output directory
+CONFIGS = "configs"  # every config a job of the ladder ran with, once each: <digest>.yaml (ladder.core.jobfile)
 
 # One rung's directory.
 RECORD = "record.json"  # rung state (train → status, run)
@@ -26,7 +28,7 @@ CONFIG = "config.yaml"  # the resolved config and the rung (`Rung.as_dict()`) it
 METRICS = "metrics.jsonl"  # training log
 RESULTS = "results.jsonl"  # evaluation records (eval → fit)
 LAUNCH = "launch.json"  # multi-process runs: what each torchrun worker trains
-JOB = "job.yaml"  # multi-process runs: how workers publish and evaluate checkpoints (ladder.orchestration.publish)
+JOB = "job.json"  # a job handed to another process: the job, its part of the plan, its config's digest (ladder.core.jobfile)
 IDENTITY = "identity.json"  # what the rung's (or trunk's) results depend on (ladder.orchestration.identity)
 LOCK = "run.lock"  # held by the one process running the rung (ladder.orchestration.lock)
 CHECKPOINTS = "checkpoints"

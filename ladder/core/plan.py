@@ -50,6 +50,12 @@ class Rung:
             "shape": asdict(self.shape), "hp": asdict(self.hp),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rung":
+        """`as_dict`'s inverse (its derived fields are computed again)."""
+        return cls(ModelShape(**d["shape"]), d["dataset"], d["multiplier"], d["params"], d["tokens"],
+                   Hyperparams(**d["hp"]))
+
 
 @dataclass(frozen=True)
 class Plan:

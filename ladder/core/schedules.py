@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ladder.core.configs import ConfigError
 from ladder.core.layout import rung_dir, trunk_dir
@@ -164,6 +164,18 @@ class Job:
     def decay_shape(self) -> Optional[str]:
         """The shape its runs decay in (ladder.core.lr.DECAY_SHAPES); None where none decays from a stable LR."""
         return next((r.curve.shape for r in (self.run, *self.follow_ups) if r.curve.decays), None)
+
+    def as_dict(self) -> dict:
+        """The job as JSON values (the job file, ladder.core.jobfile); its rungs as `Rung.as_dict()` gives them."""
+        return {"run": self.run.as_dict(), "rungs": [r.as_dict() for r in self.rungs],
+                "segment_ends": list(self.segment_ends), "compute": self.compute, "linked": self.linked,
+                "derives_records": self.derives_records, "follow_ups": [r.as_dict() for r in self.follow_ups]}
+
+    @classmethod
+    def from_dict(cls, d: dict, read_rung: Callable[[dict], object]) -> "Job":
+        """`as_dict`'s inverse; `read_rung` is `ladder.core.plan.Rung.from_dict` (the plan's module imports this one)."""
+        return cls(Run.from_dict(d["run"]), tuple(read_rung(r) for r in d["rungs"]), tuple(d["segment_ends"]),
+                   d["compute"], d["linked"], d["derives_records"], tuple(Run.from_dict(r) for r in d["follow_ups"]))
 
 
 def _run_of(rung, hp: Hyperparams, curve: Curve) -> Run:

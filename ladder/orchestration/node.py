@@ -4,7 +4,8 @@
 least what its AdamW state needs) that keep it off the critical path, and jobs are placed longest first,
 each on the devices that come free earliest (list scheduling); so small rungs share the node, one to a
 device, and a job that needs every device runs alone. `run_packed` carries the schedule out: each job
-is `python -m ladder.orchestration.node` (`run_job`, its locks and its record as under any launcher)
+is `python -m ladder.orchestration.node` on the job file it is handed (ladder.core.jobfile: no process plans
+again) running `run_job` (its locks and its record as under any launcher)
 with CUDA_VISIBLE_DEVICES naming its devices, started once every job before it on those devices has
 ended. All of them share one inductor cache (TORCHINDUCTOR_CACHE_DIR), so a model shape compiled by
 one job is loaded, not compiled again, by the next job of that shape.
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ladder.core.configs import ConfigError
 from ladder.core.interrupt import raise_if_stopped
+from ladder.core.jobfile import read_job_file, write_job_file
+from ladder.core.layout import JOB
 from ladder.core.plan import Plan
 from ladder.core.schedules import Job
 from ladder.core.sizes import ModelShape
@@ -159,8 +162,7 @@ def run_packed(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool,
     out_dir = Path(cfg.out_dir)
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    config_file = logs / "config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    directories = {j.name: write_job_file(j.directory(out_dir), cfg, plan, j, evaluate).parent for j in jobs}
     env = dict(os.environ)
     # One inductor cache for every job: each compiled graph is compiled once on the node.
     env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(os.environ.get("LADDER_CACHE", ".cache")).resolve() / "inductor"))
@@ -178,8 +180,7 @@ def run_packed(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool,
                              ",".join(map(str, p.devices)), p.start, p.end)
                     with open(logs / f"{p.job}.log", "ab") as output:
                         running[p.job] = subprocess.Popen(
-                            [sys.executable, "-m", "ladder.orchestration.node", str(config_file), p.job,
-                             "--evaluate" if evaluate else "--no-evaluate",
+                            [sys.executable, "-m", "ladder.orchestration.node", str(directories[p.job]),
                              # one rank per GPU it was placed on, whatever train.num_processes says
                              *(["--processes", str(len(p.devices))] if cuda else [])],
                             env={**env, "CUDA_VISIBLE_DEVICES": _visible(p.devices)},
@@ -206,25 +207,23 @@ def run_packed(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ladder.orchestration.node CONFIG JOB --evaluate|--no-evaluate`: one job of a packed node."""
+    """`python -m ladder.orchestration.node JOB_DIR`: one job of a packed node, as its job file says."""
     import argparse
 
     from ladder.core.interrupt import stop_on_sigterm
 
     parser = argparse.ArgumentParser(prog="python -m ladder.orchestration.node")
-    parser.add_argument("config", type=Path)
-    parser.add_argument("job")
-    parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("job_dir", type=Path, help=f"the job's directory, holding its {JOB}")
     parser.add_argument("--processes", type=int, default=None, help="train.num_processes for this job")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     stop_on_sigterm()
     try:
-        cfg = OmegaConf.load(args.config)
+        spec = read_job_file(args.job_dir)
         if args.processes is not None:
-            cfg.train.num_processes = args.processes
-        state = run_job(cfg, args.job, args.evaluate)
+            spec.config.train.num_processes = args.processes
+        state = run_job(spec.config, spec.job.name, spec.evaluate, spec.plan)
     finally:
         if "torch.distributed" in sys.modules:
             from train.loop import end_process_group

@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from eval.cli import evaluate_unevaluated, make_eval_hook
 from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_text
-from ladder.core.layout import CHECKPOINTS, CONFIG, JOB, TRAINER_STATE, checkpoints, rung_dir
-from ladder.core.plan import build_plan
+from ladder.core.jobfile import read_job_file
+from ladder.core.layout import CHECKPOINTS, CONFIG, TRAINER_STATE, checkpoints, rung_dir
 from ladder.core.schedules import Job
 from train.rundir import read_record, write_record
 
@@ -129,16 +129,8 @@ class Publisher:
 
 
 def worker_hook(directory: Path) -> Optional[Callable[..., list]]:
-    """The eval hook of a torchrun worker training the run in `directory`: its Publisher rebuilt from the job file
-    `write_job_file` wrote there (a follow-up, a branch, evaluates into its rung); None when not evaluating."""
-    spec = OmegaConf.load(directory / JOB)
-    job = build_plan(spec.config).job(spec.job)
-    publisher = Publisher(spec.config.out_dir, job, spec.config if spec.evaluate else None)
+    """The eval hook of a torchrun worker training the run in `directory`: its Publisher, from the job file there
+    (ladder.core.jobfile; a follow-up, a branch, evaluates into its rung); None when not evaluating."""
+    spec = read_job_file(directory)
+    publisher = Publisher(spec.config.out_dir, spec.job, spec.config if spec.evaluate else None)
     return publisher.publish if spec.rung is None else publisher.hook(spec.rung)
-
-
-def write_job_file(directory: Path, config: DictConfig, evaluate: bool, job: Job, rung_id: Optional[str]) -> None:
-    """What `worker_hook` reads: the config, the job, and the rung a follow-up trains (None: the job's run)."""
-    spec = {"config": OmegaConf.to_container(config, resolve=True), "evaluate": evaluate, "job": job.name,
-            "rung": rung_id}
-    atomic_write_text(directory / JOB, OmegaConf.to_yaml(spec))

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eval.cli import evaluate_unevaluated
 from eval.tasks import needs_documents
+from ladder.core.jobfile import store_config, write_job_file
 from ladder.core.layout import LOCK, RECORD, rung_dir
 from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job, Run
@@ -25,7 +26,7 @@ from ladder.orchestration import identity
 from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.lock import try_lock
 from ladder.orchestration.status import read_state
-from ladder.orchestration.publish import Publisher, write_job_file
+from ladder.orchestration.publish import Publisher
 from ladder.orchestration.splits import rungs_of, split_tokens
 from train.backends import process_count
 from train.data import DataError, prepare_data
@@ -139,7 +140,7 @@ def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> st
     job_config = eval_cfg if evaluate else cfg
     try:
         state = _train(cfg, job.run, directory, prepared, publisher.publish,
-                       lambda d: write_job_file(d, job_config, evaluate, job, None))
+                       lambda d: write_job_file(d, job_config, plan, job, evaluate))
     except BaseException:  # a stop (SIGTERM) or failure: the rungs' records say so too, not a stale `running`
         try:
             publisher.write_records()
@@ -153,7 +154,7 @@ def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> st
         follow_dir = rung_dir(cfg.out_dir, follow.name)
         try:
             state = _train(cfg, follow, follow_dir, prepared, publisher.hook(follow.name),
-                           lambda d: write_job_file(d, job_config, evaluate, job, follow.name))
+                           lambda d: write_job_file(d, job_config, plan, job, evaluate, follow.name))
             if evaluate:
                 evaluate_unevaluated(eval_cfg, follow_dir)
         except Exception as exc:  # the branch is blamed, not the trunk, which is done (the pipeline names it)
@@ -168,21 +169,21 @@ def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> st
 def _train(cfg: DictConfig, run: Run, directory: Path, prepared, hook, write_job) -> str:
     """Train `run` into `directory` here, or in torchrun workers when it trains on several processes
     (`train.backends.process_count`: train.num_processes, by default one per visible GPU); the state it
-    ends in. `hook` follows each checkpoint here; the workers (ladder.orchestration.worker) rebuild it
-    (`publish.worker_hook`) from the job file `write_job(directory)` writes."""
+    ends in. `hook` follows each checkpoint here; the workers (ladder.orchestration.worker) make it again
+    (`publish.worker_hook`) from the job file (ladder.core.jobfile) `write_job(directory)` writes."""
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
     data_kwargs = {"tokens": run.tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
     processes = process_count(cfg.train)
-    composed = OmegaConf.to_container(cfg, resolve=True)  # saved with the run (config.yaml, wandb)
+    config_file = store_config(cfg.out_dir, cfg)  # the whole config, named by the run's config.yaml, in wandb's
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         directory.mkdir(parents=True, exist_ok=True)
         write_job(directory)
         write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
-                     tokenizer_dir=prepared.tokenizer_dir, composed=composed)
+                     tokenizer_dir=prepared.tokenizer_dir, config_file=config_file)
         worker = "ladder.orchestration.worker" if hook else "train.worker"  # the former publishes each checkpoint
         subprocess.run(launch_command(directory, processes, worker=worker), check=False)
         return read_state(directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
     return train_run(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook=hook, composed=composed).state
+                     eval_hook=hook, config_file=config_file).state

@@ -13,10 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import submitit
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ladder.core.configs import ConfigError
 from ladder.core.files import writable_dir
+from ladder.core.jobfile import read_job_file, write_job_file
 from ladder.core.schedules import Job
 from ladder.core.plan import Plan
 from ladder.orchestration.compose import dataset_config
@@ -34,11 +35,13 @@ class LadderJob(submitit.helpers.Checkpointable):
     """Runs one job inside its allocation; on preemption or time-out Slurm requeues it, and it
     resumes from its last checkpoint because training always does."""
 
-    def __call__(self, config_yaml: str, name: str) -> str:
+    def __call__(self, job_dir: str) -> str:
+        """Run the job the job file in `job_dir` describes (ladder.core.jobfile: no plan built here)."""
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU: expose torchrun's variables to accelerate/DeepSpeed
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return run_job(OmegaConf.create(config_yaml), name)
+        spec = read_job_file(Path(job_dir))
+        return run_job(spec.config, spec.job.name, spec.evaluate, spec.plan)
 
 
 def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
@@ -91,7 +94,6 @@ def _listed(names: list[str]) -> str:
 def submit_jobs(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> dict[str, submitit.Job]:
     """Submit the jobs of `plan` as one Slurm job array per resource shape and return the Slurm jobs by job name."""
     check_cluster(cfg.launcher)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     evaluation = eval_compute(cfg, plan)
     groups: dict[Resources, list[Job]] = defaultdict(list)
     for job in jobs:
@@ -100,7 +102,9 @@ def submit_jobs(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> dict[str, submi
     for resources, group in groups.items():
         executor = _executor(cfg, resources)
         with executor.batch():
-            slurm_jobs = [executor.submit(LadderJob(), config_yaml, job.name) for job in group]
+            slurm_jobs = [executor.submit(LadderJob(), str(write_job_file(job.directory(cfg.out_dir), cfg, plan,
+                                                                           job, evaluate=True).parent))
+                          for job in group]
         submitted.update({job.name: slurm_job for job, slurm_job in zip(group, slurm_jobs)})
         log.info("submitted %d jobs with %s", len(group), resources)
     return submitted

@@ -185,4 +185,9 @@ def test_the_ladder_worker_without_its_job_file_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ladder.orchestration.worker", "--run-dir", str(tmp_path)], env=ENV,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"ladder.orchestration.worker: error: no {tmp_path / 'job.yaml'}" in proc.stderr
+    assert f"ladder.orchestration.worker: error: no {tmp_path / 'job.json'}" in proc.stderr
+    (tmp_path / "job.json").write_text("{")  # cut short: one line too
+    proc = subprocess.run([sys.executable, "-m", "ladder.orchestration.worker", "--run-dir", str(tmp_path)], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ladder.orchestration.worker: error: {tmp_path / 'job.json'}: not a job file" in proc.stderr
