@@ -37,31 +37,25 @@ def _nd(N, D):
     return np.vstack([N, D])
 
 
-def _chinchilla_start(theta):
-    """(a, b, e, α, β) of fit.laws.CHINCHILLA from TRUTH's (log_A, log_B, α, β, E)."""
-    return np.column_stack([theta[:, 0], theta[:, 1], np.log(np.maximum(theta[:, 4], 1e-6)), theta[:, 2], theta[:, 3]])
-
-
 @dataclass(frozen=True)
 class LossFit:
-    """The loss law a method fits, as a simulation refits it: the law, generic starts (the method's own), bounds,
-    objective (Huber δ on log residuals, or least squares where None), its inputs from (N, D), and where its form is
-    TRUTH's, the draw's true law as one more start (the full fit's start grid reaches it; a batched refit from one
-    generic start may not)."""
+    """The loss law a method fits, as a simulation refits it: the law, starts (the method's own, thinned: each draw
+    keeps its best end, as the method's start grid does), bounds, objective (Huber δ on log residuals, or least squares
+    where None) and its inputs from (N, D). Never the draw's true law as a start: a ladder that pins a parameter
+    poorly would stay there, and look better than a real fit of it."""
     law: laws.Law
     starts: Sequence[Sequence[float]]
     bounds: Optional[Sequence] = None
     huber: Optional[float] = 1e-3
     inputs: Callable = _nd
-    from_truth: Optional[Callable] = None
 
 
-_STEP1 = LossFit(laws.OLMO_ND, [STEP1_START], STEP1_BOUNDS, 1e-3, _nd, lambda theta: theta)
+_STEP1 = LossFit(laws.OLMO_ND, [STEP1_START, *STEP1_GRID[::27]], STEP1_BOUNDS, 1e-3, _nd)
 # Each method's loss step (fit.methods): the two-step methods (and `best`, through them) fit step 1 on the loss.
 LOSS_FITS = {
     "best": _STEP1,
     "olmo_two_step": _STEP1,
-    "chinchilla": LossFit(laws.CHINCHILLA, CHINCHILLA_GRID[121:122], None, 1e-3, _nd, _chinchilla_start),
+    "chinchilla": LossFit(laws.CHINCHILLA, CHINCHILLA_GRID[::49], None, 1e-3, _nd),
     "gadre": LossFit(laws.GADRE_LOSS, GADRE_GRID[::13], None, None, lambda N, D: np.vstack([N, D / N])),
     "olmo_two_step_flops": LossFit(laws.OLMO_FLOPS, [[3.0, 0.1, 1.0]], [(0, None)] * 3, 1e-3,
                                    lambda N, D: (6.0 * N * D)[None, :]),
@@ -81,7 +75,8 @@ class ErrorModel:
     size_sd: float  # relative sd of a size's offset, shared by its rungs
     run_sd: tuple  # (intercept, slope) of log sd of one run against log N
     run_sd_range: tuple  # the measured sds' (least, most): the line is held inside them
-    noise: pd.DataFrame  # per source and size: N, runs, its offset (median residual), its run sd, how measured
+    # per source and size: N, runs, its offset (median residual), the residuals' and the seed reruns' sd, the run sd
+    noise: pd.DataFrame
     sources: tuple
 
     def run_sd_at(self, N) -> np.ndarray:
@@ -127,13 +122,15 @@ def _source_laws(ps: PointSet, n_laws: int, seed: int):
         pairs = [np.log(table.final[r, metric]) - np.log(y[at][np.isclose(X[1][at], table.info[r][1], rtol=1e-2)])
                  for r in same]
         pairs = np.concatenate([p for p in pairs if len(p)]) if any(len(p) for p in pairs) else np.array([])
-        if len(pairs):  # a rerun and its run differ by two runs' noise
-            sd, how = float(np.sqrt(np.mean(pairs ** 2) / 2)), f"{len(pairs)} seed rerun(s)"
-        else:
-            sd, how = (_robust_sd(resid[at]) if at.sum() > 2 else np.nan), "residuals about its median"
+        # The residuals about a size's median hold the seed noise and the law's misfit across D, both of which a fit
+        # of the ladder faces; seed reruns (a rerun and its run differ by two runs' noise) hold the first alone, so
+        # the run noise is the larger of the two.
+        spread = _robust_sd(resid[at]) if at.sum() > 2 else np.nan
+        seed_sd = float(np.sqrt(np.mean(pairs ** 2) / 2)) if len(pairs) else np.nan
+        sd = np.nanmax([spread, seed_sd]) if np.isfinite([spread, seed_sd]).any() else np.nan
         rows.append({"source": ps.source if ps.profile.name != "gadre" else f"{ps.source} ({_dataset(ps)})",
                      "params": n, "runs": int(at.sum()), "offset": float(np.median(resid[at])),
-                     "run_sd": sd, "measured_by": how})
+                     "residual_sd": spread, "reruns": len(pairs), "seed_sd": seed_sd, "run_sd": float(sd)})
     return boot[ok & np.all(np.isfinite(boot), axis=1)], pd.DataFrame(rows)
 
 
@@ -216,8 +213,6 @@ def simulate(model: ErrorModel, fit: LossFit, params, tokens, target: tuple, dra
         observed = TRUTH.f(_nd(N, D), theta.T[..., None]) * np.exp(noise)  # (draws, rungs)
         truth = TRUTH.f(_nd(*np.array([[target[0]], [target[1]]])), theta.T[..., None])[:, 0]
     starts = [np.broadcast_to(np.asarray(s, float), (draws, len(s))) for s in fit.starts]
-    if fit.from_truth is not None:
-        starts.append(fit.from_truth(theta))
     k = len(starts)
     P, cost, ok = fit_batched(fit.law, fit.inputs(N, D), np.tile(observed, (k, 1)), np.ones((k * draws, len(N))),
                               np.vstack(starts), fit.bounds, fit.huber, max_iter=300)

@@ -36,33 +36,53 @@ from ladder.orchestration.compose import load
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
-        "schedules", "gpus", "draws", "seed")
-# Gadre et al.'s grid of M without M = 5: those runs lie 4-15 % above the loss law every other multiplier follows
-# (fit.design._robust_sd), a bias the error model does not simulate, so a design is not offered them by default.
-MULTIPLIERS = (10, 20, 40, 80, 160, 320, 640)
+        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers")
+# Gadre et al.'s grid of M from 20: their M = 5 runs lie 4-15 % above the loss law the other multipliers follow
+# (fit.design._robust_sd) and M = 10 up to 1.4 %, a bias of short runs the error model does not simulate; both papers
+# leave M <= 10 out of their fits, and designs offered M = 10 missed more in the backtests (docs/design.md).
+MULTIPLIERS = (20, 40, 80, 160, 320, 640)
 SCHEDULE_CHOICES = ("cosine", "wsds", "branch")
+# Every candidate has at least 3 sizes and 3 multipliers, as both papers' ladders (4 × 4, 4 × 8): fewer, and a 4-5
+# parameter law nearly interpolates its points. In the backtests (docs/design.md) designs of 2 sizes or 2 multipliers
+# missed the held-out runs by far more than their simulated error; the smoke design test takes 2 (min_sizes=2).
+MIN_AXIS = 3
 SHIPPED = ("olmo", "gadre", "node")
 MARK = "# Written by `ladder design`"  # the first line of every config it writes: only those it overwrites
 
 
 @dataclass(frozen=True)
 class Candidate:
-    rungs: tuple  # ladder.core.plan.Rung
+    rungs: tuple  # ladder.core.plan.Rung, or anything with params, tokens and multiplier (a run that exists)
     schedule: str
     compute: float
 
     @property
-    def sizes(self) -> list[str]:
-        return list(dict.fromkeys(r.shape.name for r in self.rungs))
+    def multipliers(self) -> list[float]:
+        """The multipliers every size has (the config's grid); `extra` holds the rest."""
+        by_size = self.by_size()
+        return sorted(set.intersection(*({r.multiplier for r in rs} for rs in by_size.values())))
+
+    def by_size(self) -> dict:
+        out: dict = {}
+        for r in sorted(self.rungs, key=lambda r: (r.params, r.multiplier)):
+            out.setdefault(r.params, []).append(r)
+        return out
 
     @property
-    def multipliers(self) -> list[float]:
-        return sorted({r.multiplier for r in self.rungs})
+    def extra(self) -> list:
+        """The rungs beyond the grid of every size × `multipliers`: more multipliers at the smaller sizes."""
+        common = set(self.multipliers)
+        return [r for r in self.rungs if r.multiplier not in common]
 
     def describe(self) -> str:
-        ns = sorted({r.params for r in self.rungs})
-        return (f"{len(ns)} sizes {format_count(ns[0])}-{format_count(ns[-1])} × M = "
-                f"{', '.join(f'{m:g}' for m in self.multipliers)}, {self.schedule}")
+        ns = sorted(self.by_size())
+        text = (f"{len(ns)} sizes {format_count(ns[0])}-{format_count(ns[-1])} × M = "
+                f"{', '.join(f'{m:g}' for m in self.multipliers)}")
+        if self.extra:
+            at = sorted({r.params for r in self.extra})
+            text += (f" + M = {', '.join(f'{m:g}' for m in sorted({r.multiplier for r in self.extra}))} at the "
+                     f"{len(at)} smallest")
+        return f"{text}, {self.schedule}"
 
 
 def parse_args(overrides: list[str]) -> tuple[dict, list[str]]:
@@ -188,30 +208,54 @@ def cost(rungs, schedule: str, decay_fraction: float) -> float:
     return sum(j.compute for j in SCHEDULES[schedule].jobs(list(rungs), decay_fraction))
 
 
-def candidates(grid: list[list[Rung]], schedules, budget: float, decay_fraction: float, min_rungs: int):
-    """Every grid of consecutive sizes × a doubling (or quadrupling) run of the multipliers, at its cheapest schedule
-    within budget; of the runs of multipliers from one start, the longest that fits (more rungs at the same sizes
-    never simulate worse)."""
-    n_m = len(grid[0])
-    out = []
+def candidates(grid: list[list], price, budget: float, min_rungs: int, min_sizes: int = MIN_AXIS,
+               min_multipliers: int = MIN_AXIS) -> list[Candidate]:
+    """Every candidate of two shapes within budget (`grid`: each size's rungs by multiplier, smallest size first; a
+    missing rung is None; `price(rungs)` -> (schedule, cost)), of at least `min_sizes` consecutive sizes:
+    - a grid: the sizes × a doubling (or quadrupling) run of at least `min_multipliers` multipliers;
+    - an L (Gadre et al.'s shape: four sizes at M = 20, the smallest also at M = 320): the sizes at one multiplier,
+      and the smallest one or two of them at a doubling run of others as well.
+    Of the runs of multipliers from one start, only the longest that fits (more rungs at the same sizes never
+    simulate worse)."""
+    n_m = max(len(size) for size in grid)
+    out = {}
+
+    def longest(rungs_for, first: int, stride: int, least: int):
+        best = None
+        for stop in range(first + stride * (least - 1), n_m, stride):
+            rungs = rungs_for(set(range(first, stop + 1, stride)))
+            if len(rungs) < min_rungs:
+                continue
+            schedule, compute = price(rungs)
+            if compute > budget:
+                break
+            best = Candidate(rungs, schedule, compute)
+        if best is not None:
+            out[best.rungs] = best
+
     for lo in range(len(grid)):
-        for hi in range(lo + 2, len(grid) + 1):
+        for hi in range(lo + min_sizes, len(grid) + 1):
+            sizes = grid[lo:hi]
             for start in range(n_m):
                 for stride in (1, 2):
-                    best = None
-                    for stop in range(start + stride, n_m, stride):
-                        cols = list(range(start, stop + 1, stride))
-                        rungs = tuple(r for size in grid[lo:hi] for i, r in enumerate(size) if i in cols)
-                        if len(rungs) < min_rungs:
-                            continue
-                        costs = {s: cost(rungs, s, decay_fraction) for s in schedules}
-                        s = min(costs, key=costs.get)
-                        if costs[s] > budget:
-                            break
-                        best = Candidate(rungs, s, costs[s])
-                    if best is not None:
-                        out.append(best)
-    return list({(c.rungs, c.schedule): c for c in out}.values())
+                    longest(lambda cols: tuple(r for size in sizes for i, r in enumerate(size) if i in cols and r),
+                            start, stride, min_multipliers)
+                for j in (1, 2):
+                    base = tuple(size[start] for size in sizes if size[start])
+                    longest(lambda cols: base + tuple(r for size in sizes[:j] for i, r in enumerate(size)
+                                                      if i in cols and i != start and r), 0, 1, 1)
+                    longest(lambda cols: base + tuple(r for size in sizes[:j] for i, r in enumerate(size)
+                                                      if i in cols and i != start and r), start + 1, 1, 1)
+    return list(out.values())
+
+
+def plan_price(schedules, decay_fraction: float):
+    """(the cheapest of `schedules`, its cost) of a set of the plan's rungs, from the jobs each schedule makes."""
+    def price(rungs):
+        costs = {s: cost(rungs, s, decay_fraction) for s in schedules}
+        best = min(costs, key=costs.get)
+        return best, costs[best]
+    return price
 
 
 def evaluate(model, fit, c_rungs, target: Target, draws: int, seed: int) -> design.Expected:
@@ -230,16 +274,20 @@ def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple]:
 
 
 def config_text(c: Candidate, target: Target, base: str, name: str, summary: str) -> str:
-    sizes = [r.shape.name for r in sorted({r.params: r for r in c.rungs}.values(), key=lambda r: r.params)]
+    def named(rungs):
+        return [r.shape.name for r in sorted({r.params: r for r in rungs}.values(), key=lambda r: r.params)]
+
+    extra = [f"  - {{size: {r.shape.name}, multiplier: {r.multiplier:g}}}"
+             for r in sorted(c.extra, key=lambda r: (r.params, r.multiplier))]
     return "\n".join([
         f"{MARK}: {summary}",
         "# Sizes as the search named them (config names, or parameter counts in the base ladder's convention).",
         "defaults:", f"  - {base}", "  - _self_", "",
         f"name: {name}",
-        f"sizes: [{', '.join(sizes)}]",
+        f"sizes: [{', '.join(named(c.rungs))}]",
         f"multipliers: [{', '.join(f'{m:g}' for m in c.multipliers)}]",
         f"lr_schedule: {c.schedule}",
-        "extra_rungs: []",
+        "extra_rungs:" + ("" if extra else " []"), *extra,
         "targets:",
         f"  - {{name: {target.name}, params: {target.params:.0f}, tokens: {target.tokens:.0f}}}", ""])
 
@@ -286,7 +334,8 @@ def run_design(overrides: list[str]) -> int:
     except (TypeError, ValueError):
         raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
     grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
-    pool = candidates(grid, schedules, budget, cfg.ladder.lr_decay_fraction, len(fit.law.params) + 1)
+    pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, len(fit.law.params) + 1,
+                      int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS)))
     if not pool:
         cheapest = min(cost(tuple(r for s in grid[:2] for r in s[:3]), s, cfg.ladder.lr_decay_fraction)
                        for s in schedules)
