@@ -107,7 +107,8 @@ def random_ladders(pool: list, budget: float, need: int, count: int, rng) -> lis
         k = rng.integers(need, len(pool) + 1)
         pick = [pool[i] for i in rng.choice(len(pool), k, replace=False)]
         c = cost(pick)[1]
-        if 0.5 * budget <= c <= budget and len({r.params for r in pick}) >= 2 and len({r.multiplier for r in pick}) >= 2:
+        spread = len({r.params for r in pick}) >= 2 and len({r.multiplier for r in pick}) >= 2
+        if 0.5 * budget <= c <= budget and spread:
             out.append(pick)
     return out
 
@@ -124,8 +125,9 @@ def backtest(ladder: Ladder, model, target: Run, pool: list, budget_share: float
     rows = []
     found = candidates(grid, cost, budget, need)
     if found:
-        scored = [(design.Expected.of(design.simulate(model, fit, [r.params for r in c.rungs], [r.tokens for r in c.rungs],
-                                                      (target.params, target.tokens), draws, seed)), c) for c in found]
+        scored = [(design.Expected.of(design.simulate(model, fit, [r.params for r in c.rungs],
+                                                      [r.tokens for r in c.rungs], (target.params, target.tokens),
+                                                      draws, seed)), c) for c in found]
         expected, best = min(scored, key=lambda ec: (ec[0].median, ec[1].compute))
         err = realized(ladder, table, best.rungs, target)
         rows.append({"strategy": "design", "runs": len(best.rungs), "compute": best.compute, "error": err,
@@ -203,7 +205,8 @@ def report(df: pd.DataFrame) -> str:
         if len(paired):
             wins = int((paired["abs_error_design"] < paired["abs_error"]).sum())
             lines.append(f"- against {other}, same target and budget: design closer in {wins} of {len(paired)}; "
-                         f"median |error| {paired['abs_error_design'].median():.2%} vs {paired['abs_error'].median():.2%}")
+                         f"median |error| {paired['abs_error_design'].median():.2%} vs "
+                         f"{paired['abs_error'].median():.2%}")
     lines += ["",
               "| ladder | target | budget | strategy | runs | compute | error | design's band | choice |",
               "|---|---|---|---|---|---|---|---|---|"]

@@ -18,7 +18,8 @@ def results(tmp_path_factory):
 
 def test_smoke_design_is_written_and_planned(results, tmp_path):
     out = run("design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", f"results={results}", f"out={tmp_path}",
-              "name=smoke-design", "sizes=[smoke-24,smoke-32,smoke-48,smoke-64]", "multipliers=[5,10,20,40]", "draws=24")
+              "name=smoke-design", "sizes=[smoke-24,smoke-32,smoke-48,smoke-64]", "multipliers=[5,10,20,40]",
+              "draws=24")
     assert out.returncode == 0, out.stderr
     assert "loss error" in out.stdout and "shipped ladders" in out.stdout
     config = (tmp_path / "ladder" / "smoke-design.yaml").read_text()
@@ -63,3 +64,27 @@ def test_budget_in_gpu_hours_is_gpu_time_at_the_stated_mfu():
     assert parse_budget("100gpuh", target, cfg, None) == pytest.approx(100 * 3600 * 0.5e15)
     assert parse_budget("2h", target, cfg, "8") == pytest.approx(16 * 3600 * 0.5e15)
     assert parse_budget("3e21", target, cfg, None) == 3e21
+
+
+def test_candidates_are_grids_and_l_shapes_within_budget_and_round_trip_as_configs(tmp_path):
+    from ladder.core.plan import build_plan
+    from ladder.orchestration.compose import load
+    from ladder.orchestration.design import Candidate, candidates, config_text, grid_rungs, plan_price, write_config
+
+    cfg = load(["ladder=smoke"])
+    grid = grid_rungs(cfg, ["smoke-24", "smoke-32", "smoke-48", "smoke-64"], [5, 10, 20, 40])
+    price = plan_price(["cosine", "wsds"], cfg.ladder.lr_decay_fraction)
+    everything = price(tuple(r for size in grid for r in size))[1]
+    found = candidates(grid, price, everything / 3, 6)
+    assert found and all(c.compute <= everything / 3 for c in found)
+    assert all(len({r.params for r in c.rungs}) >= 3 and len(c.rungs) >= 6 for c in found)
+    ell = [c for c in found if c.extra]
+    assert ell and all({r.params for r in c.extra} < {r.params for r in c.rungs} for c in ell)
+    # An L: every size at M = 20, the smallest also at 5 and 10; `ladder plan` of the written config has its rungs.
+    rungs = tuple(size[2] for size in grid) + tuple(grid[0][:2])
+    c = Candidate(rungs, *price(rungs))
+    text = config_text(c, build_plan(cfg).targets[0], "smoke", "ell", "test")
+    _, select = write_config(text, "ell", str(tmp_path))
+    plan = build_plan(load(select))
+    assert sorted(r.rung_id for r in plan.rungs) == sorted(r.rung_id for r in rungs)
+    assert plan.compute == pytest.approx(c.compute)

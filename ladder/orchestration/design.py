@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -44,7 +45,7 @@ MULTIPLIERS = (20, 40, 80, 160, 320, 640)
 SCHEDULE_CHOICES = ("cosine", "wsds", "branch")
 # Every candidate has at least 3 sizes and 3 multipliers, as both papers' ladders (4 × 4, 4 × 8): fewer, and a 4-5
 # parameter law nearly interpolates its points. In the backtests (docs/design.md) designs of 2 sizes or 2 multipliers
-# missed the held-out runs by far more than their simulated error; the smoke design test takes 2 (min_sizes=2).
+# missed the held-out runs by far more than their simulated error.
 MIN_AXIS = 3
 SHIPPED = ("olmo", "gadre", "node")
 MARK = "# Written by `ladder design`"  # the first line of every config it writes: only those it overwrites
@@ -310,7 +311,8 @@ def pct(x: float) -> str:
 
 
 def band(e: design.Expected) -> str:
-    return f"{pct(e.median)} (90 % of draws within {pct(e.p90)}; signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)"
+    return (f"{pct(e.median)} (90 % of draws within {pct(e.p90)}; "
+            f"signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)")
 
 
 def run_design(overrides: list[str]) -> int:
@@ -337,11 +339,12 @@ def run_design(overrides: list[str]) -> int:
     pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, len(fit.law.params) + 1,
                       int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS)))
     if not pool:
-        cheapest = min(cost(tuple(r for s in grid[:2] for r in s[:3]), s, cfg.ladder.lr_decay_fraction)
+        k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
+        cheapest = min(cost(tuple(r for s in grid[:k] for r in s[:j]), s, cfg.ladder.lr_decay_fraction)
                        for s in schedules)
-        raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs fits "
-                          f"{budget:.3g} FLOPs (the smallest 2 sizes × 3 multipliers cost {cheapest:.3g}); "
-                          f"raise the budget or lower min_size")
+        raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
+                          f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
+                          f"{cheapest:.3g}); raise the budget or lower min_size")
     try:
         model = design.measure(prior_sources(args.get("results")))
     except FitInputError as exc:
@@ -349,19 +352,22 @@ def run_design(overrides: list[str]) -> int:
     print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
           f"C={target.compute:.3g} FLOPs; budget {budget:.3g} FLOPs ({pct(budget / target.compute)} of it)")
     print(f"error model: {model.describe()}")
+    began = time.process_time()
     scored = sorted(((evaluate(model, fit, c.rungs, target, draws, seed), c) for c in pool),
                     key=lambda ec: (ec[0].median, ec[1].compute))
+    took = time.process_time() - began
     final = [(evaluate(model, fit, c.rungs, target, 4 * draws, seed + 1), c) for _, c in scored[:5]]
     best_e, best = min(final, key=lambda ec: ec[0].median)
-    print(f"{len(pool)} candidate ladders within budget, each simulated {draws} times; the best 5 again {4 * draws} "
-          f"times:")
+    print(f"{len(pool)} candidate ladders within budget, each simulated {draws} times ({took / len(pool):.2g} CPU s a "
+          f"candidate); the best 5 again {4 * draws} times:")
     for e, c in final:
         print(f"  {'*' if c is best else ' '} {c.describe():55s} {c.compute:.3g} FLOPs "
               f"({pct(c.compute / target.compute)}), loss error {band(e)}")
     print("shipped ladders at their own cost (same error model):")
     for name, compute, e in shipped(model, fit, target, 4 * draws, seed + 1):
         print(f"    {name:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), loss error {band(e)}")
-    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", f"design-{target.name}-{args['budget']}".replace("%", "pct"))))
+    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
+    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}: "
                f"{best.describe()}, {best.compute:.3g} FLOPs, expected loss error {band(best_e)}")
     path, select = write_config(config_text(best, target, base, name, summary), name, args.get("out"))
