@@ -43,7 +43,7 @@ def test_design_refuses_to_overwrite_a_config_it_did_not_write(results, tmp_path
 
 
 @pytest.mark.parametrize("budget, message", [("lots", "budget=lots: expected"), ("12h", "add gpus=N"),
-                                             ("1e3", "no ladder of at least 6 rungs fits")])
+                                             ("1e3", "no ladder of at least 6 rungs and 3 sizes fits")])
 def test_bad_budget_is_one_line(results, budget, message, capsys):
     from ladder.orchestration.cli import main
 
