@@ -21,7 +21,7 @@ def test_smoke_design_is_written_and_planned(results, tmp_path):
               "name=smoke-design", "sizes=[smoke-24,smoke-32,smoke-48,smoke-64]", "multipliers=[5,10,20,40]",
               "draws=24")
     assert out.returncode == 0, out.stderr
-    assert "loss error" in out.stdout and "shipped ladders" in out.stdout
+    assert "loss error" in out.stdout and "none: every shipped ladder" in out.stdout  # all exceed smoke's target
     config = (tmp_path / "ladder" / "smoke-design.yaml").read_text()
     assert config.startswith("# Written by `ladder design`") and "- smoke" in config
     plan = run("plan", f"hydra.searchpath=[file://{tmp_path}]", "ladder=smoke-design")
@@ -33,12 +33,15 @@ def test_smoke_design_is_written_and_planned(results, tmp_path):
     assert flops <= 0.03 * target
 
 
-def test_design_refuses_to_overwrite_a_config_it_did_not_write(results, tmp_path):
+def test_design_refuses_to_overwrite_a_config_it_did_not_write_before_searching(results, tmp_path, capsys):
+    from ladder.orchestration.cli import main
+
     (tmp_path / "ladder").mkdir()
     (tmp_path / "ladder" / "mine.yaml").write_text("name: mine\n")
-    out = run("design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", f"results={results}", f"out={tmp_path}",
-              "name=mine", "sizes=[smoke-24,smoke-32,smoke-48]", "multipliers=[5,10,20]", "draws=8")
-    assert out.returncode == 2 and "was not written by `ladder design`" in out.stderr
+    code = main(["design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", f"results={results}", f"out={tmp_path}",
+                 "name=mine", "sizes=[smoke-24,smoke-32,smoke-48]", "multipliers=[5,10,20]", "draws=8"])
+    out = capsys.readouterr()
+    assert code == 2 and "was not written by `ladder design`" in out.err and "candidate" not in out.out
     assert (tmp_path / "ladder" / "mine.yaml").read_text() == "name: mine\n"
 
 
@@ -69,7 +72,8 @@ def test_budget_in_gpu_hours_is_gpu_time_at_the_stated_mfu():
 def test_candidates_are_grids_and_l_shapes_within_budget_and_round_trip_as_configs(tmp_path):
     from ladder.core.plan import build_plan
     from ladder.orchestration.compose import load
-    from ladder.orchestration.design import Candidate, candidates, config_text, grid_rungs, plan_price, write_config
+    from ladder.orchestration.design import (Candidate, candidates, config_text, destination, grid_rungs, plan_price,
+                                             write_config)
 
     cfg = load(["ladder=smoke"])
     grid = grid_rungs(cfg, ["smoke-24", "smoke-32", "smoke-48", "smoke-64"], [5, 10, 20, 40])
@@ -84,7 +88,8 @@ def test_candidates_are_grids_and_l_shapes_within_budget_and_round_trip_as_confi
     rungs = tuple(size[2] for size in grid) + tuple(grid[0][:2])
     c = Candidate(rungs, *price(rungs))
     text = config_text(c, build_plan(cfg).targets[0], "smoke", "ell", "test")
-    _, select = write_config(text, "ell", str(tmp_path))
+    path, select = destination("ell", str(tmp_path))
+    write_config(text, path)
     plan = build_plan(load(select))
     assert sorted(r.rung_id for r in plan.rungs) == sorted(r.rung_id for r in rungs)
     assert plan.compute == pytest.approx(c.compute)

@@ -266,11 +266,13 @@ def evaluate(model, fit, c_rungs, target: Target, draws: int, seed: int) -> desi
 
 
 def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple]:
-    """(name, compute, expected) of each shipped ladder, at its own cost and schedule."""
+    """(name, compute, expected) of each shipped ladder whose sizes all lie below the target, at its own cost and
+    schedule (a ladder that reaches the target's N does not forecast it)."""
     out = []
     for name in SHIPPED:
         plan = build_plan(load([f"ladder={name}"]))
-        out.append((name, plan.compute, evaluate(model, fit, plan.rungs, target, draws, seed)))
+        if max(r.params for r in plan.rungs) < target.params:
+            out.append((name, plan.compute, evaluate(model, fit, plan.rungs, target, draws, seed)))
     return out
 
 
@@ -293,17 +295,20 @@ def config_text(c: Candidate, target: Target, base: str, name: str, summary: str
         f"  - {{name: {target.name}, params: {target.params:.0f}, tokens: {target.tokens:.0f}}}", ""])
 
 
-def write_config(text: str, name: str, out: Optional[str]) -> tuple[Path, list[str]]:
-    """configs/ladder/NAME.yaml, or OUT/ladder/NAME.yaml (a Hydra search path); never over a file it did not write.
-    Returns the path and the overrides that select it."""
+def destination(name: str, out: Optional[str]) -> tuple[Path, list[str]]:
+    """Where the design goes, checked before any search: configs/ladder/NAME.yaml, or OUT/ladder/NAME.yaml (a Hydra
+    search path), never over a file `ladder design` did not write; and the overrides that select it."""
     root = CONFIG_DIR if out is None else Path(out)
     path = root / "ladder" / f"{name}.yaml"
     if path.exists() and not path.read_text().startswith(MARK):
         raise ConfigError(f"{path}: exists and was not written by `ladder design`; choose another name=")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
     select = [f"ladder={name}"] if out is None else [f"hydra.searchpath=[file://{root.resolve()}]", f"ladder={name}"]
     return path, select
+
+
+def write_config(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
 
 
 def pct(x: float) -> str:
@@ -326,6 +331,9 @@ def run_design(overrides: list[str]) -> int:
     target = resolve_target(str(args["target"]), cfg)
     budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
     fit = design.loss_fit(str(args.get("method", "best")))
+    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
+    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
+    path, select = destination(name, args.get("out"))
     schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad:
@@ -363,13 +371,12 @@ def run_design(overrides: list[str]) -> int:
     for e, c in final:
         print(f"  {'*' if c is best else ' '} {c.describe():55s} {c.compute:.3g} FLOPs "
               f"({pct(c.compute / target.compute)}), loss error {band(e)}")
-    print("shipped ladders at their own cost (same error model):")
-    for name, compute, e in shipped(model, fit, target, 4 * draws, seed + 1):
-        print(f"    {name:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), loss error {band(e)}")
-    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
-    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
+    print("shipped ladders below the target, at their own cost (same error model):")
+    for ladder, compute, e in shipped(model, fit, target, 4 * draws, seed + 1) or [("none", np.nan, None)]:
+        print(f"    {ladder:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), loss error {band(e)}" if e else
+              f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the target's N")
     summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}: "
                f"{best.describe()}, {best.compute:.3g} FLOPs, expected loss error {band(best_e)}")
-    path, select = write_config(config_text(best, target, base, name, summary), name, args.get("out"))
+    write_config(config_text(best, target, base, name, summary), path)
     print(f"wrote {path}: ladder plan {' '.join(select)}")
     return 0
