@@ -149,14 +149,16 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
     Levenberg–Marquardt over the whole batch (numpy einsum), with Huber as iteratively reweighted least
     squares and bounds as an active set: a parameter on a bound whose gradient points out of the box is
     held there for that step. Each iteration only touches the refits not yet converged.
+    y is (n,), or (B, n) for refits of different values at the same inputs (fit.design's simulated ladders).
     Returns (params (B, P), cost (B,), converged (B,)); params of a refit with no finite cost are NaN."""
-    X, y, W = np.asarray(X, float), np.asarray(y, float), np.asarray(W, float)
+    X, W = np.asarray(X, float), np.asarray(W, float)
     B, P = W.shape[0], np.shape(p0)[-1]
+    y = np.broadcast_to(np.asarray(y, float), W.shape)
     lo = np.array([-np.inf if b is None or b[0] is None else b[0] for b in (bounds or [None] * P)], float)
     hi = np.array([np.inf if b is None or b[1] is None else b[1] for b in (bounds or [None] * P)], float)
     target = np.log(y) if delta else y
 
-    def evaluate(p, w):
+    def evaluate(p, w, target):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             f = law.f(X, p.T[..., None])
             r = (np.log(f) if delta else f) - target
@@ -165,7 +167,7 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
         return f, r, np.where(np.isfinite(c), c, np.inf)
 
     p = np.clip(np.broadcast_to(np.asarray(p0, float), (B, P)), lo, hi)
-    f, r, cost = evaluate(p, W)
+    f, r, cost = evaluate(p, W, target)
     lam = np.full(B, 1e-3)
     done = ~np.isfinite(cost)
     converged = np.zeros(B, bool)
@@ -194,7 +196,7 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
         except np.linalg.LinAlgError:
             step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
         pn = np.clip(pa + step, lo, hi)
-        fn, rn, cn = evaluate(pn, W[idx])
+        fn, rn, cn = evaluate(pn, W[idx], target[idx])
         old = cost[idx]
         better = cn < old
         p[idx[better]], f[idx[better]], r[idx[better]], cost[idx[better]] = pn[better], fn[better], rn[better], cn[better]

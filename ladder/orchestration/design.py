@@ -1,0 +1,382 @@
+"""`ladder design target=7B-4T budget=1%`: the ladder to train for a target and a compute budget, with its expected
+forecast error, before a GPU-hour is spent.
+
+Candidates are grids of sizes × multipliers: `window` consecutive sizes of a pool (names or counts given as
+`sizes=[...]`, else sizes doubling from `min_size` to `max_size`) by a run of multipliers doubling (or quadrupling)
+within `multipliers=[...]`, each trained with the cheapest allowed `lr_schedule` (`schedules=[cosine,wsds,branch]`)
+whose cost, taken from the plan's jobs (ladder.core.schedules), fits the budget. The error model (fit.design) does not
+tell schedules apart (measured on the smoke ladder, WSD-S predicts as well as cosine: docs/train.md), so each grid
+takes its cheapest. Every candidate is simulated with the same draws (common random numbers); the lowest median error
+wins, shown beside the runners-up and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a
+ladder config that `ladder plan` and `ladder run` take as it is.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import yaml
+from omegaconf import OmegaConf
+
+from fit import design
+from fit.errors import FitInputError
+from fit.sources import dataset_names, load_points
+from fit.targets import NAMED
+from ladder.core.configs import CONFIG_DIR, ConfigError
+from ladder.core.files import atomic_write_text
+from ladder.core.plan import Rung, Target, build_plan, resolve_size
+from ladder.core.schedules import SCHEDULES
+from ladder.core.sizes import format_count, parse_count
+from ladder.orchestration.compose import load
+
+# The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
+KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
+        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers")
+# Gadre et al.'s grid of M from 20: their M = 5 runs lie 4-15 % above the loss law the other multipliers follow
+# (fit.design._robust_sd) and M = 10 up to 1.4 %, a bias of short runs the error model does not simulate; both papers
+# leave M <= 10 out of their fits, and designs offered M = 10 missed more in the backtests (docs/design.md).
+MULTIPLIERS = (20, 40, 80, 160, 320, 640)
+SCHEDULE_CHOICES = ("cosine", "wsds", "branch")
+# Every candidate has at least 3 sizes and 3 multipliers, as both papers' ladders (4 × 4, 4 × 8): fewer, and a 4-5
+# parameter law nearly interpolates its points. In the backtests (docs/design.md) designs of 2 sizes or 2 multipliers
+# missed the held-out runs by far more than their simulated error.
+MIN_AXIS = 3
+SHIPPED = ("olmo", "gadre", "node")
+MARK = "# Written by `ladder design`"  # the first line of every config it writes: only those it overwrites
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rungs: tuple  # ladder.core.plan.Rung, or anything with params, tokens and multiplier (a run that exists)
+    schedule: str
+    compute: float
+
+    @property
+    def multipliers(self) -> list[float]:
+        """The multipliers every size has (the config's grid); `extra` holds the rest."""
+        by_size = self.by_size()
+        return sorted(set.intersection(*({r.multiplier for r in rs} for rs in by_size.values())))
+
+    def by_size(self) -> dict:
+        out: dict = {}
+        for r in sorted(self.rungs, key=lambda r: (r.params, r.multiplier)):
+            out.setdefault(r.params, []).append(r)
+        return out
+
+    @property
+    def extra(self) -> list:
+        """The rungs beyond the grid of every size × `multipliers`: more multipliers at the smaller sizes."""
+        common = set(self.multipliers)
+        return [r for r in self.rungs if r.multiplier not in common]
+
+    def describe(self) -> str:
+        ns = sorted(self.by_size())
+        text = (f"{len(ns)} sizes {format_count(ns[0])}-{format_count(ns[-1])} × M = "
+                f"{', '.join(f'{m:g}' for m in self.multipliers)}")
+        if self.extra:
+            at = sorted({r.params for r in self.extra})
+            text += (f" + M = {', '.join(f'{m:g}' for m in sorted({r.multiplier for r in self.extra}))} at the "
+                     f"{len(at)} smallest")
+        return f"{text}, {self.schedule}"
+
+
+def parse_args(overrides: list[str]) -> tuple[dict, list[str]]:
+    """(the design's keys, the overrides left for the base ladder's config)."""
+    mine, rest = {}, []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key in KEYS and value:
+            mine[key] = _list(key, value) if value[:1] == "[" else value
+        else:
+            rest.append(o)
+    if not any(o.split("=", 1)[0] == "ladder" for o in rest):
+        rest = ["ladder=olmo", *rest]  # a design's usual target is OLMo's, its shape family and conventions
+    return mine, rest
+
+
+def _list(key: str, value: str) -> list:
+    try:
+        items = yaml.safe_load(value)
+    except yaml.YAMLError:
+        items = None
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{key}={value}: expected a list, e.g. {key}=[a,b]")
+    return items
+
+
+def resolve_target(spec: str, cfg) -> Target:
+    """A named target (7B-4T, 13B-5T), one of the base ladder's, or N-D as counts ('1B-20B')."""
+    if spec in NAMED:
+        return NAMED[spec]
+    own = {t.name: t for t in build_plan(cfg).targets}
+    if spec in own:
+        return own[spec]
+    m = re.fullmatch(r"([\d.eE+]+[KMBT]?)-([\d.eE+]+[KMBT]?)", spec)
+    if m:
+        n, d = parse_count(m.group(1)), parse_count(m.group(2))
+        return Target(spec, n, d)
+    raise ConfigError(f"target={spec}: not a named target ({', '.join(NAMED)}), not one of ladder {cfg.ladder.name}'s "
+                      f"({', '.join(own) or 'none'}), and not N-D as counts (e.g. 1B-20B)")
+
+
+def parse_budget(text: str, target: Target, cfg, gpus: Optional[str]) -> float:
+    """Training FLOPs from `1%` (of the target's 6ND), `3e21` (FLOPs), `500gpuh` (GPU-hours) or `12h` (hours on
+    `gpus` GPUs); GPU time at launcher.gpu_flops × launcher.expected_mfu."""
+    text = str(text).strip()
+    per_gpu = cfg.launcher.gpu_flops * cfg.launcher.expected_mfu
+    try:
+        if text.endswith("%"):
+            flops = float(text[:-1]) / 100 * target.compute
+        elif text.lower().endswith("gpuh"):
+            flops = float(text[:-4]) * 3600 * per_gpu
+        elif text.lower().endswith("h"):
+            flops = float(text[:-1]) * int(gpus) * 3600 * per_gpu if gpus is not None else None
+        else:
+            flops = float(text)
+    except ValueError:
+        raise ConfigError(f"budget={text}: expected a share of the target's compute (1%), FLOPs (3e21), GPU-hours "
+                          f"(500gpuh) or hours with gpus=N (12h)") from None
+    if flops is None:
+        raise ConfigError(f"budget={text}: hours of how many GPUs? add gpus=N (or give GPU-hours: budget=Ngpuh)")
+    if not flops > 0 or not math.isfinite(flops):
+        raise ConfigError(f"budget={text}: must be positive")
+    return flops
+
+
+def shared_data() -> Optional[Path]:
+    """The published ladders (<repo>/../shared/data or $LADDER_SHARED_DATA), as scripts/shared_data.py finds them."""
+    env = os.environ.get("LADDER_SHARED_DATA")
+    path = Path(env) if env else CONFIG_DIR.parent / ".." / "shared" / "data"
+    return path.resolve() if path.is_dir() else None
+
+
+def prior_sources(results) -> list:
+    """The ladders the error model is measured on: `results` (a path or a list), every dataset of each; else both
+    published ladders."""
+    if results is None:
+        root = shared_data()
+        if root is None:
+            raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
+                              "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
+        results = [str(root / "olmo-ladder" / "runs"), str(root / "gadre-scaling")]
+    paths = results if isinstance(results, list) else [results]
+    out = []
+    for path in paths:
+        names = dataset_names(str(path))
+        out += [load_points(str(path), dataset=n) for n in names] if len(names) > 1 else [load_points(str(path))]
+    return out
+
+
+def size_pool(args: dict, cfg, target: Target) -> list[str]:
+    if "sizes" in args:
+        return [str(s) for s in args["sizes"]]
+    smallest = min(r.params for r in build_plan(cfg).rungs)
+    lo = parse_count(args.get("min_size", smallest / 2))
+    hi = parse_count(args.get("max_size", target.params / 4))
+    if not 0 < lo < hi:
+        raise ConfigError(f"min_size={format_count(lo)}, max_size={format_count(hi)}: need 0 < min_size < max_size")
+    return [s for s in (format_count(n) for n in lo * 2.0 ** np.arange(int(np.log2(hi / lo)) + 1)) if _shaped(s, cfg)]
+
+
+def _shaped(size: str, cfg) -> bool:
+    """Whether the base ladder's shape family has a model of about this size (its smallest may be larger)."""
+    try:
+        resolve_size(size, cfg.ladder)
+    except ValueError:
+        return False
+    return True
+
+
+def grid_rungs(cfg, sizes: list[str], multipliers) -> list[list[Rung]]:
+    """The plan's rungs for every pool size × multiplier, by size (smallest first)."""
+    c = OmegaConf.merge(cfg, {"ladder": {"sizes": sizes, "multipliers": multipliers,
+                                          "extra_rungs": [], "datasets": list(cfg.ladder.datasets[:1]),
+                                          "lr_schedule": "cosine"}})
+    rungs = build_plan(c).rungs
+    by_size: dict = {}
+    for r in rungs:
+        by_size.setdefault(r.params, []).append(r)
+    return [sorted(v, key=lambda r: r.multiplier) for _, v in sorted(by_size.items())]
+
+
+def cost(rungs, schedule: str, decay_fraction: float) -> float:
+    return sum(j.compute for j in SCHEDULES[schedule].jobs(list(rungs), decay_fraction))
+
+
+def candidates(grid: list[list], price, budget: float, min_rungs: int, min_sizes: int = MIN_AXIS,
+               min_multipliers: int = MIN_AXIS) -> list[Candidate]:
+    """Every candidate of two shapes within budget (`grid`: each size's rungs by multiplier, smallest size first; a
+    missing rung is None; `price(rungs)` -> (schedule, cost)), of at least `min_sizes` consecutive sizes:
+    - a grid: the sizes × a doubling (or quadrupling) run of at least `min_multipliers` multipliers;
+    - an L (Gadre et al.'s shape: four sizes at M = 20, the smallest also at M = 320): the sizes at one multiplier,
+      and the smallest one or two of them at a doubling run of others as well.
+    Of the runs of multipliers from one start, only the longest that fits (more rungs at the same sizes never
+    simulate worse)."""
+    n_m = max(len(size) for size in grid)
+    out = {}
+
+    def longest(rungs_for, first: int, stride: int, least: int):
+        best = None
+        for stop in range(first + stride * (least - 1), n_m, stride):
+            rungs = rungs_for(set(range(first, stop + 1, stride)))
+            if len(rungs) < min_rungs:
+                continue
+            schedule, compute = price(rungs)
+            if compute > budget:
+                break
+            best = Candidate(rungs, schedule, compute)
+        if best is not None:
+            out[best.rungs] = best
+
+    for lo in range(len(grid)):
+        for hi in range(lo + min_sizes, len(grid) + 1):
+            sizes = grid[lo:hi]
+            for start in range(n_m):
+                for stride in (1, 2):
+                    longest(lambda cols: tuple(r for size in sizes for i, r in enumerate(size) if i in cols and r),
+                            start, stride, min_multipliers)
+                for j in (1, 2):
+                    base = tuple(size[start] for size in sizes if size[start])
+                    longest(lambda cols: base + tuple(r for size in sizes[:j] for i, r in enumerate(size)
+                                                      if i in cols and i != start and r), 0, 1, 1)
+                    longest(lambda cols: base + tuple(r for size in sizes[:j] for i, r in enumerate(size)
+                                                      if i in cols and i != start and r), start + 1, 1, 1)
+    return list(out.values())
+
+
+def plan_price(schedules, decay_fraction: float):
+    """(the cheapest of `schedules`, its cost) of a set of the plan's rungs, from the jobs each schedule makes."""
+    def price(rungs):
+        costs = {s: cost(rungs, s, decay_fraction) for s in schedules}
+        best = min(costs, key=costs.get)
+        return best, costs[best]
+    return price
+
+
+def evaluate(model, fit, c_rungs, target: Target, draws: int, seed: int) -> design.Expected:
+    n = np.array([r.params for r in c_rungs], float)
+    d = np.array([r.tokens for r in c_rungs], float)
+    return design.Expected.of(design.simulate(model, fit, n, d, (target.params, target.tokens), draws, seed))
+
+
+def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple]:
+    """(name, compute, expected) of each shipped ladder whose sizes all lie below the target, at its own cost and
+    schedule (a ladder that reaches the target's N does not forecast it)."""
+    out = []
+    for name in SHIPPED:
+        plan = build_plan(load([f"ladder={name}"]))
+        if max(r.params for r in plan.rungs) < target.params:
+            out.append((name, plan.compute, evaluate(model, fit, plan.rungs, target, draws, seed)))
+    return out
+
+
+def config_text(c: Candidate, target: Target, base: str, name: str, summary: str) -> str:
+    def named(rungs):
+        return [r.shape.name for r in sorted({r.params: r for r in rungs}.values(), key=lambda r: r.params)]
+
+    extra = [f"  - {{size: {r.shape.name}, multiplier: {r.multiplier:g}}}"
+             for r in sorted(c.extra, key=lambda r: (r.params, r.multiplier))]
+    return "\n".join([
+        f"{MARK}: {summary}",
+        "# Sizes as the search named them (config names, or parameter counts in the base ladder's convention).",
+        "defaults:", f"  - {base}", "  - _self_", "",
+        f"name: {name}",
+        f"sizes: [{', '.join(named(c.rungs))}]",
+        f"multipliers: [{', '.join(f'{m:g}' for m in c.multipliers)}]",
+        f"lr_schedule: {c.schedule}",
+        "extra_rungs:" + ("" if extra else " []"), *extra,
+        "targets:",
+        f"  - {{name: {target.name}, params: {target.params:.0f}, tokens: {target.tokens:.0f}}}", ""])
+
+
+def destination(name: str, out: Optional[str]) -> tuple[Path, list[str]]:
+    """Where the design goes, checked before any search: configs/ladder/NAME.yaml, or OUT/ladder/NAME.yaml (a Hydra
+    search path), never over a file `ladder design` did not write; and the overrides that select it."""
+    root = CONFIG_DIR if out is None else Path(out)
+    path = root / "ladder" / f"{name}.yaml"
+    if path.exists() and not path.read_text().startswith(MARK):
+        raise ConfigError(f"{path}: exists and was not written by `ladder design`; choose another name=")
+    select = [f"ladder={name}"] if out is None else [f"hydra.searchpath=[file://{root.resolve()}]", f"ladder={name}"]
+    return path, select
+
+
+def write_config(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def band(e: design.Expected) -> str:
+    return (f"{pct(e.median)} (90 % of draws within {pct(e.p90)}; "
+            f"signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)")
+
+
+def run_design(overrides: list[str]) -> int:
+    args, rest = parse_args(overrides)
+    for key in ("target", "budget"):
+        if key not in args:
+            raise ConfigError(f"say the {key}: ladder design target=7B-4T budget=1% (budget also 3e21 FLOPs, "
+                              f"500gpuh, or 12h with gpus=8)")
+    cfg = load(rest)
+    base = cfg.ladder.name
+    target = resolve_target(str(args["target"]), cfg)
+    budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
+    fit = design.loss_fit(str(args.get("method", "best")))
+    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
+    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
+    path, select = destination(name, args.get("out"))
+    schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
+    bad = [s for s in schedules if s not in SCHEDULES]
+    if bad:
+        raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
+    draws, seed = int(args.get("draws", 128)), int(args.get("seed", 0))
+    try:
+        multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
+    grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
+    pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, len(fit.law.params) + 1,
+                      int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS)))
+    if not pool:
+        k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
+        cheapest = min(cost(tuple(r for s in grid[:k] for r in s[:j]), s, cfg.ladder.lr_decay_fraction)
+                       for s in schedules)
+        raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
+                          f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
+                          f"{cheapest:.3g}); raise the budget or lower min_size")
+    try:
+        model = design.measure(prior_sources(args.get("results")))
+    except FitInputError as exc:
+        raise ConfigError(str(exc)) from exc
+    print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
+          f"C={target.compute:.3g} FLOPs; budget {budget:.3g} FLOPs ({pct(budget / target.compute)} of it)")
+    print(f"error model: {model.describe()}")
+    began = time.process_time()
+    scored = sorted(((evaluate(model, fit, c.rungs, target, draws, seed), c) for c in pool),
+                    key=lambda ec: (ec[0].median, ec[1].compute))
+    took = time.process_time() - began
+    final = [(evaluate(model, fit, c.rungs, target, 4 * draws, seed + 1), c) for _, c in scored[:5]]
+    best_e, best = min(final, key=lambda ec: ec[0].median)
+    print(f"{len(pool)} candidate ladders within budget, each simulated {draws} times ({took / len(pool):.2g} CPU s a "
+          f"candidate); the best 5 again {4 * draws} times:")
+    for e, c in final:
+        print(f"  {'*' if c is best else ' '} {c.describe():55s} {c.compute:.3g} FLOPs "
+              f"({pct(c.compute / target.compute)}), loss error {band(e)}")
+    print("shipped ladders below the target, at their own cost (same error model):")
+    for ladder, compute, e in shipped(model, fit, target, 4 * draws, seed + 1) or [("none", np.nan, None)]:
+        print(f"    {ladder:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), loss error {band(e)}" if e else
+              f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the target's N")
+    summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}: "
+               f"{best.describe()}, {best.compute:.3g} FLOPs, expected loss error {band(best_e)}")
+    write_config(config_text(best, target, base, name, summary), path)
+    print(f"wrote {path}: ladder plan {' '.join(select)}")
+    return 0
