@@ -99,7 +99,8 @@ class StateWrites:
             if future is not None:
                 future.result()
             # its callback's time where it ran already (it may follow the result), else now; DeepSpeed's: on the loop
-            timing.setdefault("written_s", time.perf_counter() - started if future is not None else timing["on_loop_s"])
+            written = time.perf_counter() - started if future is not None else timing["on_loop_s"]
+            timing.setdefault("written_s", written)
             barrier()
             if self.main:
                 os.replace(checkpoint / STATE_IN_FLIGHT, checkpoint / STATE_DIR)
