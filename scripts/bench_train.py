@@ -10,9 +10,10 @@ schedule and z-loss. The plain loop is the textbook one: read the batch, forward
 backward, clip, step, the loss to the host every `--log-every` steps. Its loss is the harness's chunked one
 by default, so it holds the same micro-batch and the ratio of their tokens/s is what the harness's loop
 costs or saves (accelerate, its reader thread, logging, records); `--plain-loss full` takes the textbook
-loss from the full fp32 logits instead (the loss's own share, at a micro-batch that leaves it room). Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's
-measured matmul peak in the run's precision, and on GPUs against the datasheet peak (MFU). Runs
-alternate, and the median of the repeats is reported.
+loss from the full fp32 logits instead (the loss's own share, at a micro-batch that leaves it room).
+Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's measured matmul
+peak in the run's precision, and on GPUs against the datasheet peak (MFU). Runs alternate, and the median
+of the repeats is reported.
 """
 from __future__ import annotations
 
