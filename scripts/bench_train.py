@@ -10,14 +10,16 @@ schedule and z-loss. The plain loop is the textbook one: read the batch, forward
 backward, clip, step, the loss to the host every `--log-every` steps. Its loss is the harness's chunked one
 by default, so it holds the same micro-batch and the ratio of their tokens/s is what the harness's loop
 costs or saves (accelerate, its reader thread, logging, records); `--plain-loss full` takes the textbook
-loss from the full fp32 logits instead (the loss's own share, at a micro-batch that leaves it room). Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's
-measured matmul peak in the run's precision, and on GPUs against the datasheet peak (MFU). Runs
-alternate, and the median of the repeats is reported.
+loss from the full fp32 logits instead (the loss's own share, at a micro-batch that leaves it room).
+Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's measured matmul
+peak in the run's precision, and on GPUs against the datasheet peak (MFU). Runs alternate, and the median
+of the repeats is reported.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -195,6 +197,9 @@ def main(argv=None) -> int:
     parser.add_argument("--plain-loss", default="chunked", choices=("chunked", "full"),
                         help="the plain loop's loss: the harness's chunked one, or the textbook full-logits one")
     parser.add_argument("--json", type=Path, help="also append the figures to this JSONL file")
+    parser.add_argument("--checkpoint-half-way", action="store_true",
+                        help="the harness also checkpoints half-way, and prints each checkpoint state's write time "
+                             "and the training loop's share of it (train.checkpoint)")
     args = parser.parse_args(argv)
 
     shape = shape_from(args)
@@ -203,8 +208,11 @@ def main(argv=None) -> int:
                      z_loss=1e-5)
     rung = Run("bench", shape, "random", shape.total_params, hp, Cosine.of(hp))
     cfg = TrainConfig(device=args.device, precision=args.precision, micro_batch_size=args.micro_batch or args.batch,
-                      checkpoint_fractions=[1.0], compile=args.compile, progress=False, log_every=args.log_every,
-                      wandb=WandbConfig(mode="disabled"))
+                      checkpoint_fractions=[0.5, 1.0] if args.checkpoint_half_way else [1.0], compile=args.compile,
+                      progress=False, log_every=args.log_every, wandb=WandbConfig(mode="disabled"))
+    if args.checkpoint_half_way:
+        logging.basicConfig(format="%(name)s: %(message)s")
+        logging.getLogger("train.checkpoint").setLevel(logging.INFO)
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 

@@ -35,8 +35,8 @@ time limit still returns what it measured; a section whose estimate no longer fi
    `fp32_matmuls` says;
 6. baseline, for each size: bench_train's plain PyTorch loop (no accelerate, no reader thread, no records; the
    same compiled blocks and chunked loss, so the same micro-batch fits) against the harness's tokens/s.
-7. ladder_run: the real CLI, `python -m ladder run ladder=node` shrunk to three CPU sizes at M = 1, 2 on a C4-schema
-   shard and task files written here, with train.wandb.mode left at its default (offline): on the device, whose
+7. ladder_run: the real CLI, `python -m ladder run ladder=node` shrunk to three CPU sizes at M = 1, 2 on a
+   pre-tokenized corpus (a .npy token array and its BPE) and task files written here, with train.wandb.mode left at its default (offline): on the device, whose
    image has no wandb, one warning and on to the fit's report (the optional loggers' path).
 A loop that runs out of memory is retried with half its micro-batch. Every in-process section records its
 peak GPU memory (torch.cuda.max_memory_allocated, reset first). Estimates and micro-batches are those of the
@@ -550,20 +550,25 @@ def loop_speed(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path
 # --- 7. ladder_run ---------------------------------------------------------------------------------------------
 
 def ladder_run(args, tmp: Path) -> dict:
-    import gzip
+    """The corpus pre-tokenized (a .npy token array and its BPE, as the node ladder takes one): reading C4's
+    JSON needs the `datasets` package, which the device image lacks and the wheels do not carry."""
+    import numpy
 
-    corpus, tasks = tmp / "c4", tmp / "tasks"
-    corpus.mkdir()
+    from train.data.tokenizer import bpe_tokenizer
+
+    corpus, tasks = tmp / "tokens", tmp / "tasks"
     rng = random.Random(0)
-    with gzip.open(corpus / "c4-train.00000-of-00001.json.gz", "wt") as f:
-        for i in range(1500):
-            f.write(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(40 + i % 40)),
-                                "timestamp": "2019-04-25T12:57:54Z", "url": f"u{i}"}) + "\n")
+    texts = [" ".join(rng.choice(WORDS) for _ in range(40 + i % 40)) for i in range(1500)]
+    tokenizer = bpe_tokenizer(iter(texts), 300)
+    tokenizer.save_pretrained(str(tmp / "tokenizer"))
+    corpus.mkdir()
+    ids = [t for text in texts for t in [*tokenizer(text)["input_ids"], tokenizer.eos_token_id]]
+    numpy.save(corpus / "part-0-00000.npy", numpy.array(ids, dtype=numpy.uint16))
     for name, path in write_tasks(tasks, dict.fromkeys(("hellaswag", "mmlu"), 8)).items():
         (tasks / f"{name}-fewshot.jsonl").write_text(Path(path).read_text())
     command = [sys.executable, "-m", "ladder", "run", "ladder=node", f"data.path={corpus}", f"out_dir={tmp}/run",
-               "ladder.sizes=[smoke-24,smoke-32,smoke-48]", "ladder.multipliers=[1,2]",
-               "ladder.convention=non_embedding", "ladder.tokenizer.train_vocab_size=300", "ladder.recipe=smoke",
+               f"ladder.tokenizer.name_or_path={tmp / 'tokenizer'}", "ladder.sizes=[smoke-24,smoke-32,smoke-48]",
+               "ladder.multipliers=[1,2]", "ladder.convention=non_embedding", "ladder.recipe=smoke",
                "data.val_tokens=4096", "train=cpu", "train.progress=false", "train.checkpoint_fractions=[1.0]",
                "launcher.devices=1", "eval.tasks=[hellaswag,mmlu]", "eval.max_examples=4", "eval.max_sequences=8",
                "eval.batch_size=8", "fit=default", "fit.method=chinchilla", "fit.bootstrap=0"]

@@ -70,7 +70,7 @@ class StateWrites:
     def __init__(self, backend, landed):
         self.backend, self.main, self.landed = backend, backend.is_main, landed
         self.pending: Optional[tuple] = None  # (step, checkpoint, future or None, when it started)
-        self.timings: list[dict] = []  # per state: seconds the loop waited for it, and until it landed
+        self.timings: list[dict] = []  # per state: its write's seconds, and those the training loop spent on it
 
     def start(self, step: int, checkpoint: Path) -> None:
         """Begin writing `checkpoint`'s state (every process): returns once it is copied off the training state."""
@@ -83,7 +83,10 @@ class StateWrites:
             barrier()
             future = self.backend.save_state(directory)
         self.pending = (step, checkpoint, future, started)
-        self.timings.append({"step": step, "on_loop_s": time.perf_counter() - started})
+        timing = {"step": step, "on_loop_s": time.perf_counter() - started}
+        if future is not None:  # when the background write itself ended, whenever finish() is called
+            future.add_done_callback(lambda _: timing.setdefault("written_s", time.perf_counter() - started))
+        self.timings.append(timing)
 
     def finish(self) -> None:
         """Wait for the state in flight, if any, and put it in place (every process)."""
@@ -91,18 +94,20 @@ class StateWrites:
             return
         step, checkpoint, future, started = self.pending
         self.pending = None
-        waited = time.perf_counter()
+        waited, timing = time.perf_counter(), self.timings[-1]
         with writing(checkpoint / STATE_IN_FLIGHT, self.main):
             if future is not None:
                 future.result()
+            # its callback's time where it ran already (it may follow the result), else now; DeepSpeed's: on the loop
+            written = time.perf_counter() - started if future is not None else timing["on_loop_s"]
+            timing.setdefault("written_s", written)
             barrier()
             if self.main:
                 os.replace(checkpoint / STATE_IN_FLIGHT, checkpoint / STATE_DIR)
                 record_sizes(checkpoint)
-        done = time.perf_counter()
-        self.timings[-1].update(waited_s=done - waited, written_s=done - started)
-        log.info("%s: resume state written in %.1f s, %.2f s of it on the training loop", checkpoint.name,
-                 done - started, self.timings[-1]["on_loop_s"] + done - waited)
+        timing["on_loop_s"] += time.perf_counter() - waited
+        log.info("%s: resume state written in %.2f s, %.2f s of the loop's time (its copy to host memory, and "
+                 "any wait for the write)", checkpoint.name, timing["written_s"], timing["on_loop_s"])
         if self.main:
             self.landed(step)
         barrier()
