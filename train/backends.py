@@ -137,6 +137,10 @@ def load_sharded_state(model, optimizer, scheduler, state_dir: Path, rank: int) 
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
 
+    if not (state_dir / "optimizer").is_dir():  # e.g. accelerate's save_state, as harnesses before DCP wrote it
+        raise ValueError(f"{state_dir}: not a resume state this harness writes (no optimizer/ of "
+                         f"torch.distributed.checkpoint; an older harness wrote it): resume it with that harness, or "
+                         f"move the checkpoint aside to train from the one before")
     state = {"optimizer": get_optimizer_state_dict(model, optimizer)}
     dcp.load(state, checkpoint_id=str(state_dir / "optimizer"), no_dist=not dist.is_initialized())
     set_optimizer_state_dict(model, optimizer, state["optimizer"])

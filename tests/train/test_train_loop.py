@@ -418,3 +418,26 @@ def test_a_run_whose_checkpoints_with_state_are_all_damaged_is_named_not_restart
         assert "\n" not in str(error.value)
     assert read_record(tmp_path)["state"] == "interrupted" and newest.is_dir()
     assert [s for s, _ in checkpoints(tmp_path)] == [3, 6]
+
+
+def test_a_resume_state_in_an_older_harness_s_format_is_named_not_misread(tmp_path):
+    """Resume states are torch.distributed.checkpoint's since the state is written off the loop; a state an older
+    harness wrote (accelerate's save_state: optimizer.bin, scheduler.bin, ...) is named in one line, never loaded
+    as something else nor silently restarted from scratch."""
+    import shutil
+
+    from ladder.core.checkpoint_files import record_sizes
+    from train.rundir import CheckpointDamaged
+
+    rung = tiny_run()
+    with pytest.raises(KeyboardInterrupt):
+        train_run(rung, CrashingSequences(12 * 8, crash_after=8), tmp_path, config())
+    for step in (3, 6):
+        checkpoint = tmp_path / "checkpoints" / f"step-{step:08d}"
+        shutil.rmtree(checkpoint / "state")
+        (checkpoint / "state").mkdir()
+        (checkpoint / "state" / "optimizer.bin").write_bytes(b"accelerate's")
+        record_sizes(checkpoint)  # whole files, as that harness listed them
+    with pytest.raises(CheckpointDamaged, match="an older harness wrote it") as error:
+        train_run(rung, sequences_for(rung), tmp_path, config())
+    assert "\n" not in str(error.value)
