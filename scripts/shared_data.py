@@ -1,16 +1,13 @@
-"""Where the published ladder data lies: `<repo>/../shared/data`, or $LADDER_SHARED_DATA (the scripts and the
-fit tests read it; the harness itself never does)."""
-import os
+"""Where the published ladder data lies: `<repo>/../shared/data`, or $LADDER_SHARED_DATA (ladder.core.published;
+the scripts and the fit tests read it)."""
+import sys
 from pathlib import Path
-from typing import Optional
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, run as a script
 
-def shared_data_dir() -> Optional[Path]:
-    """The folder, or None when absent."""
-    env = os.environ.get("LADDER_SHARED_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-    return path.resolve() if path.is_dir() else None
+from ladder.core.published import shared_data_dir  # noqa: E402
 
+__all__ = ["shared_data_dir"]
 
 if __name__ == "__main__":
     import argparse

@@ -28,6 +28,7 @@ from fit import design
 from fit.errors import FitInputError
 from fit.sources import dataset_names, load_points
 from fit.targets import NAMED
+from ladder.core.published import shared_data_dir
 from ladder.core.configs import CONFIG_DIR, ConfigError
 from ladder.core.files import atomic_write_text
 from ladder.core.plan import Rung, Target, build_plan, resolve_size
@@ -149,18 +150,11 @@ def parse_budget(text: str, target: Target, cfg, gpus: Optional[str]) -> float:
     return flops
 
 
-def shared_data() -> Optional[Path]:
-    """The published ladders (<repo>/../shared/data or $LADDER_SHARED_DATA), as scripts/shared_data.py finds them."""
-    env = os.environ.get("LADDER_SHARED_DATA")
-    path = Path(env) if env else CONFIG_DIR.parent / ".." / "shared" / "data"
-    return path.resolve() if path.is_dir() else None
-
-
 def prior_sources(results) -> list:
     """The ladders the error model is measured on: `results` (a path or a list), every dataset of each; else both
     published ladders."""
     if results is None:
-        root = shared_data()
+        root = shared_data_dir()
         if root is None:
             raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
                               "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
