@@ -20,7 +20,7 @@ from fit.errors import FitInputError
 from fit.figures import DPI, FITTED, MEASURED, STYLE
 from fit.points import is_accuracy
 from fit.predict import method_named
-from fit.report import _html, _markdown, html_page, json_ready, provenance
+from fit.report import _html, _markdown, html_page, json_ready, provenance, warning_groups
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 
@@ -35,13 +35,13 @@ def run_compare(ccfg, fcfg) -> Path:
     check_numbers(fcfg)
     variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
     targets = common_targets(fcfg, variants)
-    comp = compare(variants, targets, fcfg, method)
+    comp = compare(variants, targets, fcfg, method, joint=ccfg.joint)
     if comp.decisions.empty:
         raise FitInputError(f"compare: the variants have no predicted metric in common ({method.name} predicts "
                             + "; ".join(f"{v}: {', '.join(sorted({p['metric'] for p in o.predictions})) or 'nothing'}"
                                         for v, o in comp.outputs.items()) + ")")
     if ccfg.backtest:
-        comp.backtests = decision_backtests(variants, fcfg, method)
+        comp.backtests = decision_backtests(variants, fcfg, method, joint=ccfg.joint)
     out_dir = Path(ccfg.out or Path("outputs") / f"compare-{fcfg.method}")
     try:
         writable_dir(out_dir, "out")
@@ -49,8 +49,37 @@ def run_compare(ccfg, fcfg) -> Path:
         raise FitInputError(str(exc)) from None
     write(out_dir, comp, ccfg, fcfg)
     print("\n".join(decision_lines(comp.decisions, fcfg.interval)))
+    print("\n".join(terminal_lines(comp)))
     print(f"report: {out_dir / 'report.html'}")
     return out_dir
+
+
+def all_warnings(comp: Comparison) -> List[str]:
+    """Compare's own warnings, then every variant's, each once: named by its variant unless every variant has it."""
+    out = list(comp.warnings)
+    for v in comp.variants:
+        for w in comp.outputs[v.name].warnings:
+            everywhere = all(w in comp.outputs[u.name].warnings for u in comp.variants)
+            out.append(w if everywhere else f"variant {v.name}: {w}")
+    return list(dict.fromkeys(out))
+
+
+def terminal_lines(comp: Comparison) -> List[str]:
+    """What the terminal shows after the decisions, as `ladder fit` shows its warnings: how the losses were fitted
+    (the joint law's form and exponent test), how the backtests paired sizes, and the warnings grouped (fit.report),
+    at most a few of each."""
+    lines = [f"note: {n}" for n in comp.notes]
+    if pairing(comp):
+        lines.append(f"note: decision backtests: {pairing(comp)}")
+    for title, meaning, items in warning_groups(all_warnings(comp)):
+        lines += ["", f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items[:3]]
+        lines += [f"  ... and {len(items) - 3} more in the report"] if len(items) > 3 else []
+    return lines
+
+
+def pairing(comp: Comparison) -> str:
+    """How the decision backtests paired the variants' sizes (empty without backtests)."""
+    return comp.backtests.attrs.get("pairing", "")
 
 
 def decision_lines(d: pd.DataFrame, interval: float) -> List[str]:
@@ -90,6 +119,8 @@ def _said(r, interval: float) -> str:
         text += f"; {loser} needs {_times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper)} the compute"
     if r.changes_with_scale:
         text += f"; changes with scale (the curves cross at C = {display.flops(r.crossing_C)})"
+    elif getattr(r, "crossing_note", ""):
+        text += f"; {r.crossing_note}"
     if r.measured_difference == 0:
         text += "; measured: equal"
     elif np.isfinite(r.measured_difference):
@@ -116,7 +147,7 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
                      "compute multiplier": "" if not np.isfinite(r.compute_multiplier) else
                      _times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper),
                      "with scale": f"changes (cross at C = {display.flops(r.crossing_C)})" if r.changes_with_scale
-                     else "same order",
+                     else (getattr(r, "crossing_note", "") or "same order"),
                      "measured advantage": _amount(r.metric, _measured_advantage(r))})
     return pd.DataFrame(rows)
 
@@ -230,7 +261,8 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
         "targets": [t.__dict__ for t in comp.targets], "bootstrap": fcfg.bootstrap, "interval": fcfg.interval,
         "seed": fcfg.seed, "calibrate": fcfg.calibrate, "paired": comp.paired,
         "decisions": d.to_dict("records"), "backtests": b.to_dict("records"),
-        "backtest_summary": summary.to_dict("records"), "warnings": comp.warnings,
+        "backtest_summary": summary.to_dict("records"), "warnings": all_warnings(comp), "notes": comp.notes,
+        "joint": ccfg.joint, "backtest_pairing": pairing(comp),
     }), indent=1))
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
@@ -253,9 +285,12 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
     answers = decision_lines(d, fcfg.interval)
     tables = [("Decision table", decision_table(d)), ("Each variant's predictions", prediction_table(d))]
     verdict = backtest_lines(summary) if ccfg.backtest else ["Decision backtests off (backtest=false)."]
+    if ccfg.backtest and pairing(comp):
+        verdict.append(f"The backtests' {pairing(comp)}.")
+    lead += "".join(f" {n}." for n in comp.notes)
     bt_tables = [("Decision accuracy", summary_table(summary)), ("Every backtest decision", backtest_table(b))]
     bt_tables = [(h, t) for h, t in bt_tables if not t.empty]
-    warnings = list(dict.fromkeys(comp.warnings + [w for o in comp.outputs.values() for w in o.warnings]))
+    warnings = all_warnings(comp)
     footer = provenance(fcfg, comp.variants[0].ps)
 
     md = [f"# {title}", "", lead, "", "## Decisions", ""] + [f"- {x}" for x in answers] + [""]
