@@ -179,11 +179,13 @@ def _by_method(variants, at, cfg, method) -> tuple:
 
 
 def compare(variants: List[Variant], targets: List[Target], cfg: FitConfig, method: Method,
-            curves: bool = True, joint: bool = False, own: Optional[Dict[str, List[Target]]] = None) -> Comparison:
+            curves: bool = True, joint: bool = False, own: Optional[Dict[str, List[Target]]] = None,
+            separate: bool = False) -> Comparison:
     """Fit every variant, then every (target, metric, pair) decision; with `curves`, each variant's predictions
     along each target's M (for the crossings and the figures). `joint`: the losses by one law over all variants
     (fit.joint), the other metrics by the method. `own`: each variant's own version of each target (the same
-    names), where the variants' sizes differ (the decision backtests' rank-paired sizes)."""
+    names), where the variants' sizes differ (the decision backtests' rank-paired sizes). `separate`: the joint
+    path with a line per variant instead of one law (scripts/backtest_compare.py's baseline)."""
     at = own or {v.name: targets for v in variants}
     _refuse_copies(variants)
     warnings, notes, jr = [], [], None
@@ -191,7 +193,7 @@ def compare(variants: List[Variant], targets: List[Target], cfg: FitConfig, meth
         runs = {v.name: fit_runs(v.ps, at[v.name], cfg.include) for v in variants}
         metrics = loss_metrics(variants, runs)
         if metrics:
-            jr = fit_losses(variants, at, cfg, runs, metrics, GRID)
+            jr = fit_losses(variants, at, cfg, runs, metrics, GRID, separate)
             notes += jr.notes
     try:
         outputs, order, said = _by_method(variants, at, cfg, method)
@@ -274,8 +276,9 @@ def _refuse_unmoved(comp: Comparison) -> None:
         return
     same = d[(d["predicted_a"] == d["predicted_b"])]
     for r in same.itertuples():
-        said = next((w for w in comp.outputs[r.a].warnings if "fail" in w or "start" in w or "missing" in w),
-                    comp.outputs[r.a].warnings[0] if comp.outputs[r.a].warnings else "no warning")
+        warned = comp.outputs[r.a].warnings  # the likeliest reason first: of this metric, then a failed fit
+        said = min(warned, key=lambda w: (r.metric not in w, "fail" not in w and "converge" not in w),
+                   default="no warning")
         raise FitInputError(f"compare: {r.a} and {r.b} are predicted exactly equal ({display.named(r.metric)} at "
                             f"{r.target}) though their runs differ: the fits did not read the data ({said})")
 

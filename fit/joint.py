@@ -375,15 +375,21 @@ def loss_metrics(variants, runs: Dict[str, List[str]]) -> List[str]:
 
 
 def fit_losses(variants, targets_of: Dict[str, List[Target]], cfg, runs: Dict[str, List[str]], metrics: List[str],
-               grid: int = 12) -> JointResult:
+               grid: int = 12, separate: bool = False) -> JointResult:
     """Every metric of `metrics` by one law over all variants: predictions of each variant's targets
-    (`targets_of`, the same names in every variant) with bootstrap intervals widened by the joint backtests."""
+    (`targets_of`, the same names in every variant) with bootstrap intervals widened by the joint backtests.
+    `separate`: a log L-log C line per variant instead (the `c0` form, nothing shared), the baseline that
+    scripts/backtest_compare.py measures the joint law against."""
     outputs = {v.name: MethodOutput("joint", runs=list(runs[v.name])) for v in variants}
     notes, curves, errors, held_by = [], [], [], {}
     for metric in metrics:
         data = gather(metric, variants, runs)
-        form, why = choose_form(data)
-        jf, sentence = exponent_test(data, form)
+        if separate:
+            form, why = "c0", "a line per variant, nothing shared"
+            jf, sentence = fit(Design(form, data.variants, ("c", "gamma")), data), "each variant fitted apart"
+        else:
+            form, why = choose_form(data)
+            jf, sentence = exponent_test(data, form)
         notes.append(f"{metric}: one law over the {len(variants)} variants, {formula(form, jf.design.scale)} ({why}; "
                      f"the scale on the {jf.design.scale} loss, the closer fit); {sentence}")
         law, bounds = jf.design.law(), _bounds(jf.design)
