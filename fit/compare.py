@@ -231,8 +231,9 @@ def compare(variants: List[Variant], targets: List[Target], cfg: FitConfig, meth
                         if m not in joint_metrics]
         for metric, outs, fixed in sources:
             for a, b in combinations(variants, 2):
-                rows.append(decision(t, metric, a, b, outs, cfg, curve, fixed, (at[a.name][i], at[b.name][i]),
-                                     missing if curves else None))
+                rows.append({**decision(t, metric, a, b, outs, cfg, curve, fixed, (at[a.name][i], at[b.name][i]),
+                                        missing if curves else None),
+                             "fitted_by": "joint" if jr is not None and outs is jr.outputs else method.name})
     merged = {v.name: _merged(outputs and outputs[v.name], jr and jr.outputs[v.name], joint_metrics) for v in variants}
     comp = Comparison(variants, targets, merged, pd.DataFrame(rows), curve, paired, warnings=warnings, notes=notes)
     _refuse_unmoved(comp)
@@ -274,7 +275,7 @@ def _refuse_unmoved(comp: Comparison) -> None:
     d = comp.decisions
     if d.empty:
         return
-    same = d[(d["predicted_a"] == d["predicted_b"])]
+    same = d[(d["predicted_a"] == d["predicted_b"]) & (d["fitted_by"] != "joint")]
     for r in same.itertuples():
         warned = comp.outputs[r.a].warnings  # the likeliest reason first: of this metric, then a failed fit
         said = min(warned, key=lambda w: (r.metric not in w, "fail" not in w and "converge" not in w),
