@@ -115,11 +115,21 @@ def common_targets(cfg: FitConfig, variants: List[Variant]) -> List[Target]:
         except FitInputError as exc:
             raise FitInputError(f"variant {v.name}: {exc}") from None
     shared = [t for t in per[0] if all(any(_same(t, u) for u in other) for other in per[1:])]
-    if not shared:
+    if not shared and len({len(p) for p in per}) > 1:
         raise FitInputError(f"targets: the variants share no default target (variant {variants[0].name}: "
                             f"{', '.join(t.name for t in per[0])}; {variants[1].name}: {', '.join(t.name for t in per[1])}); "
                             "name them: targets=[...]")
+    if not shared:  # sizes that differ between variants (an architecture ablation): each variant's own, by rank
+        return [replace(t, name=f"~{display.count(t.params)}-M{t.tokens / t.params:.3g}") for t in per[0]]
     return [replace(t, name=f"{display.count(t.params)}-M{t.tokens / t.params:.3g}") for t in shared]
+
+
+def own_targets(cfg: FitConfig, variants: List[Variant], targets: List[Target]) -> Optional[Dict[str, List[Target]]]:
+    """Each variant's own version of the default targets where their N differ (`common_targets` named them by rank:
+    the k-th default target of each variant, its own run), else None."""
+    if cfg.targets or all(any(_same(t, u) for u in choose_targets(cfg, v.ps)) for v in variants for t in targets):
+        return None
+    return {v.name: [replace(u, name=t.name) for t, u in zip(targets, choose_targets(cfg, v.ps))] for v in variants}
 
 
 def _same(a: Target, b: Target) -> bool:
@@ -378,7 +388,8 @@ def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitCo
            "difference": diff, "difference_lower": lo, "difference_upper": hi, "p_a_better": p_a,
            "winner": win.name, "p_winner": p_a if a_wins else 1 - p_a,
            "measured_a": ma, "measured_b": mb, "measured_difference": ma - mb}
-    row.update(multiplier(t, metric, outputs[win.name], outputs[lose.name], cfg.interval))
+    # the compute the worse variant needs, as a multiple of the better one's at its own version of the target
+    row.update(multiplier(ta if win is a else tb, metric, outputs[win.name], outputs[lose.name], cfg.interval))
     row.update(crossing(curve, t.name, metric, a.name, b.name, missing))
     return row
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from fit import display
-from fit.compare import Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants
+from fit.compare import (Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants,
+                         own_targets)
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.figures import DPI, FITTED, MEASURED, STYLE
@@ -35,7 +36,14 @@ def run_compare(ccfg, fcfg) -> Path:
     check_numbers(fcfg)
     variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
     targets = common_targets(fcfg, variants)
-    comp = compare(variants, targets, fcfg, method, joint=ccfg.joint)
+    own = own_targets(fcfg, variants, targets)
+    comp = compare(variants, targets, fcfg, method, joint=ccfg.joint, own=own)
+    if own is not None:
+        comp.warnings.insert(0, "compare: the variants' sizes differ, so each default target is each variant's own "
+                                "run of that rank (" + "; ".join(f"{t.name}: " + ", ".join(
+                                    f"{v} N = {display.count(o[i].params)}" for v, o in own.items())
+                                    for i, t in enumerate(targets)) + "); name a common one with targets=[{params: N, "
+                                "tokens: D}] to compare at one N")
     if comp.decisions.empty:
         raise FitInputError(f"compare: the variants have no predicted metric in common ({method.name} predicts "
                             + "; ".join(f"{v}: {', '.join(sorted({p['metric'] for p in o.predictions})) or 'nothing'}"

@@ -139,3 +139,13 @@ def test_a_method_that_did_not_read_the_data_is_refused_not_predicted_equal(tmp_
     assert main(args + [f"out={tmp_path / 'p'}"]) == 0
     out = capsys.readouterr().out
     assert "big c4 LM loss: base better than worse" in out and "\nwarning: " in out
+
+
+def test_without_named_targets_each_variant_is_compared_at_its_own_largest_size(ablation_csv, tmp_path, capsys):
+    """Default targets where the variants' N differ: each variant's own run of that rank (said), not a refusal."""
+    from ladder.orchestration.cli import main
+    assert main(["compare", f"results={ablation_csv}", "bootstrap=0", "backtest=false", f"out={tmp_path / 'o'}"]) == 0
+    out = capsys.readouterr().out
+    d = pd.read_csv(tmp_path / "o" / "compare.csv")
+    assert len(d) == 36 and d["target"].str.startswith("~").all() and np.isfinite(d["measured_difference"]).all()
+    assert "each default target is each variant's own run of that rank" in out
