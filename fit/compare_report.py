@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from fit import display
-from fit.compare import (Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants,
+from fit.compare import (REACH, Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants,
                          own_targets)
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
@@ -138,7 +138,14 @@ def _said(r, interval: float) -> str:
 
 
 def _times(m: float, lo: float, hi: float) -> str:
-    fmt = lambda x: f"{x:.3g}×"  # noqa: E731
+    """A compute multiplier with its interval; one at the edge of the range searched (fit.compare.REACH) is a bound,
+    said as one ("over 10,000×"), never a number the law reached."""
+    def fmt(x):
+        if x >= REACH[1] * (1 - 1e-6):
+            return f"over {REACH[1]:,.0f}×"
+        if x <= REACH[0] * (1 + 1e-6):
+            return f"under {REACH[0]:g}×"
+        return f"{x:.3g}×"
     return fmt(m) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
 
 
@@ -285,9 +292,14 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
                           base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     names = ", ".join(v.name for v in comp.variants)
     title = f"Ladder compare: {names} ({fcfg.method})"
-    lead = (f"{len(comp.variants)} variants ({names}), each fitted by {fcfg.method} on "
-            + ("the same cells (N, D), so that the bootstrap resamples pair" if comp.paired else
-               "its own runs (the variants' cells differ, so the resamples do not pair)")
+    by_method = set(d["fitted_by"]) - {"joint"}
+    lead = (f"{len(comp.variants)} variants ({names})"
+            + (", the losses fitted by one law over all variants (a shared shape, a scale per variant; its bootstrap "
+               "resamples every variant's runs in one draw, so the resamples pair)" if comp.notes else "")
+            + ("; " if comp.notes and by_method else "")
+            + ((" the other metrics " if comp.notes else ", ") + f"each fitted by {fcfg.method} on "
+               + ("the same cells (N, D), so that the bootstrap resamples pair" if comp.paired else
+                  "its own runs (the variants' cells differ, so the resamples do not pair)") if by_method else "")
             + f"; {fcfg.interval:.0%} intervals from {fcfg.bootstrap} resamples with seed {fcfg.seed}, plus each "
               "variant's calibrated model error where calibrate is on.")
     answers = decision_lines(d, fcfg.interval)

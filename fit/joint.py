@@ -181,7 +181,7 @@ def choose_form(data: Data) -> Tuple[str, str]:
             several_m |= bool(len(logm) and np.ptp(logm) > M_SPREAD)
     sizes = max(_distinct(data.X[0, data.of(i)]) for i in range(V))
     if several_m and sizes >= 2 and n >= V + 6:
-        return "nd", f"several M = D/N at a size, {sizes} sizes: E and both exponents shared, a coefficient per variant"
+        return "nd", f"several M = D/N at a size and {sizes} sizes identify the (N, D) law"
     if most_c >= 3 and n >= V + 4:
         why = ("one M per variant" if not several_m else "too few runs for the (N, D) law's D term")
         return "c", f"along compute C = 6ND ({why}: the D term cannot be told from the N term)"

@@ -7,6 +7,7 @@ DataDecide's single-scale rule (rank by the measured value at the largest traine
 - synthetic: 9 variants drawn from a known law L_v = E + A_v/N^α_v + B/D^β (A_v within ±8 %, α_v = 0.34 ± 0.01),
   3 sizes at M = 80, N of each variant jittered 10-20 % (up or down), run noise the OLMo ladder's seed spread
   (`seed_spread`: its four 1xC reruns), the truth at the next size (2.5× the largest nominal size, same N for all);
+- the OLMo ladder cut to 3 sizes at M = 20, its 1xC runs against their reruns (a null comparison: seed noise);
 - Gadre et al.'s two datasets (C4, RedPajama) as variants at M = 20, cut to their 3 smallest sizes, predicting each
   larger size at M = 20 on every validation loss.
 Scores per pair: decision accuracy, the paired 90 % interval's coverage of the true (measured) difference, and the
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fit.compare import compare, load_variants
+from fit.compare import Variant, compare, load_variants
 from fit.config import FitConfig
 from fit.registry import METHODS
 from fit.sources import load_points
@@ -143,6 +144,37 @@ def gadre(data: Path, bootstrap: int):
     return [summarise(f"Gadre C4 vs RPJ, 3 sizes at M = 20 ({how})", f) for how, f in out.items()]
 
 
+def olmo_seeds(olmo: Path, bootstrap: int):
+    """A null comparison on the OLMo ladder cut to 3 sizes at one M: its 1xC runs against their reruns (another
+    seed) as two variants, fitted on 190M-760M, predicting 1B on every LM loss and task bpb. The true difference is
+    seed noise: the paired intervals should cover the measured one about 90 % of the time and P(better) stay near
+    0.5 (a decision accuracy near 50 % is right here)."""
+    ps = load_points(str(olmo))
+    profile = replace(ps.profile, excluded=None, targets=())  # the paper leaves the reruns out; here they are a variant
+    sizes = ("190M", "370M", "760M", "1B")
+    variants = []
+    for name, tail in (("1xC", "-1xC"), ("rerun", "-1xC-rerun")):
+        pts = ps.points[ps.points["run"].isin([s + tail for s in sizes])].reset_index(drop=True)
+        variants.append(Variant(name, replace(ps, points=pts, profile=profile)))
+    big = variants[0].ps.points[variants[0].ps.points["run"] == "1B-1xC"].iloc[0]
+    target = Target("1B-1xC", float(big["params"]), float(big["run_tokens"]))
+    fit_on = [replace(v, ps=replace(v.ps, points=v.ps.points[~v.ps.points["run"].str.startswith("1B")])) for v in variants]
+    measured = {v.name: v.ps for v in variants}
+    from fit.targets import actual_value
+
+    def truth(r):
+        a, b = (actual_value(measured[x], target, r.metric, 5) for x in (r.a, r.b))
+        return a - b
+    cfg = FitConfig(bootstrap=bootstrap)
+    out = []
+    for how in ("joint", "separate"):
+        comp = compare(fit_on, [target], cfg, METHODS["chinchilla"], curves=False, joint=True, separate=how == "separate")
+        d = pd.concat([scored(comp, truth, m) for m in comp.decisions["metric"].unique()], ignore_index=True)
+        out.append({**summarise(f"OLMo 1xC vs rerun, 3 sizes at M = 20 ({how})", [d]),
+                    "mean |P - 0.5|": float((d["p_a_better"] - 0.5).abs().mean())})
+    return out
+
+
 def main(argv):
     draws = int(argv[0]) if argv else 20
     bootstrap = int(argv[1]) if len(argv) > 1 else 200
@@ -150,6 +182,7 @@ def main(argv):
     noise = seed_spread(shared / "olmo-ladder" / "runs")
     print(f"run noise (OLMo 1xC reruns): {noise:.2%} relative sd of a final C4 loss")
     rows = synthetic(draws, bootstrap, noise)
+    rows += olmo_seeds(shared / "olmo-ladder" / "runs", bootstrap)
     if (shared / "gadre-scaling").is_dir():
         rows += gadre(shared / "gadre-scaling", bootstrap)
     table = pd.DataFrame(rows)

@@ -149,3 +149,10 @@ def test_without_named_targets_each_variant_is_compared_at_its_own_largest_size(
     d = pd.read_csv(tmp_path / "o" / "compare.csv")
     assert len(d) == 36 and d["target"].str.startswith("~").all() and np.isfinite(d["measured_difference"]).all()
     assert "each default target is each variant's own run of that rank" in out
+
+
+def test_a_multiplier_at_the_edge_of_the_search_is_said_as_a_bound():
+    from fit.compare_report import _times
+    assert _times(1e4, 4.99e3, 1e4) == "over 10,000× [4.99e+03×, over 10,000×]"
+    assert _times(1e-3, 1e-3, 2.0) == "under 0.001× [under 0.001×, 2×]"
+    assert _times(1.53, 1.46, 1.58) == "1.53× [1.46×, 1.58×]"
