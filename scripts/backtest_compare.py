@@ -4,7 +4,8 @@ DataDecide's single-scale rule (rank by the measured value at the largest traine
 
     PYTHONPATH=. python scripts/backtest_compare.py [draws] [bootstrap]
 
-- synthetic: 9 variants drawn from a known law L_v = E + A_v/N^α_v + B/D^β (A_v within ±8 %, α_v = 0.34 ± 0.01),
+- synthetic: 9 variants drawn from a known law L_v = E + A_v/N^α_v + B/D^β (A_v within ±8 %, then ±2 %,
+  α_v = 0.34 ± 0.01),
   3 sizes at M = 80, N of each variant jittered 10-20 % (up or down), run noise the OLMo ladder's seed spread
   (`seed_spread`: its four 1xC reruns), the truth at the next size (2.5× the largest nominal size, same N for all);
 - the OLMo ladder cut to 3 sizes at M = 20, its 1xC runs against their reruns (a null comparison: seed noise);
@@ -41,13 +42,13 @@ def seed_spread(olmo: Path) -> float:
     return float(np.sqrt(np.mean(np.square(rel)) / 2))  # a difference of two runs has twice one run's variance
 
 
-def ablation(seed: int, noise: float, variants: int = 9):
+def ablation(seed: int, noise: float, variants: int = 9, spread: float = 0.08):
     """(rows of a compare CSV, the true loss of each variant at the target (NEXT, M·NEXT))."""
     rng = np.random.default_rng(seed)
     rows, truth = [], {}
     for k in range(variants):
         jitter = 1 + rng.choice([-1, 1]) * rng.uniform(0.10, 0.20)
-        A, alpha = 400 * (1 + rng.uniform(-0.08, 0.08)), 0.34 + rng.normal(0, 0.01)
+        A, alpha = 400 * (1 + rng.uniform(-spread, spread)), 0.34 + rng.normal(0, 0.01)
         law = lambda n, d, A=A, alpha=alpha: 1.8 + A / n ** alpha + 410 / d ** 0.28  # noqa: E731
         truth[f"v{k}"] = law(NEXT, M * NEXT)
         for s in SIZES:
@@ -87,12 +88,12 @@ def summarise(name: str, frames) -> dict:
             "brier": d["brier"].mean() if "brier" in d else np.nan}
 
 
-def synthetic(draws: int, bootstrap: int, noise: float):
+def synthetic(draws: int, bootstrap: int, noise: float, spread: float = 0.08):
     cfg = FitConfig(bootstrap=bootstrap, targets=[{"name": "next", "params": NEXT, "tokens": M * NEXT}])
     out = {"joint": [], "separate": [], "baseline": []}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(draws):
-            rows, truth = ablation(seed, noise)
+            rows, truth = ablation(seed, noise, spread=spread)
             path = Path(tmp) / f"ablation-{seed}.csv"
             pd.DataFrame(rows).to_csv(path, index=False)
             variants = load_variants(str(path))
@@ -107,7 +108,7 @@ def synthetic(draws: int, bootstrap: int, noise: float):
             base["right"] = baseline(variants, runs, base, "c4:loss")
             base["brier"] = (~base["right"]).astype(float)  # it says 0 or 1
             out["baseline"].append(base)
-    return [summarise(f"synthetic ({how})", f) for how, f in out.items()]
+    return [summarise(f"synthetic, A ± {spread:.0%} ({how})", f) for how, f in out.items()]
 
 
 def gadre(data: Path, bootstrap: int):
@@ -172,6 +173,12 @@ def olmo_seeds(olmo: Path, bootstrap: int):
         d = pd.concat([scored(comp, truth, m) for m in comp.decisions["metric"].unique()], ignore_index=True)
         out.append({**summarise(f"OLMo 1xC vs rerun, 3 sizes at M = 20 ({how})", [d]),
                     "mean |P - 0.5|": float((d["p_a_better"] - 0.5).abs().mean())})
+        if how == "joint":
+            base = d[["a", "b", "truth"]].copy()
+            base["right"] = [bool(baseline(fit_on, {v.name: list(v.ps.points["run"].unique()) for v in fit_on},
+                                           d[d["metric"] == m], m).iloc[0]) for m in d["metric"]]
+            base["brier"] = (~base["right"]).astype(float)
+            out.append(summarise("OLMo 1xC vs rerun, 3 sizes at M = 20 (baseline)", [base]))
     return out
 
 
@@ -181,7 +188,7 @@ def main(argv):
     shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
     noise = seed_spread(shared / "olmo-ladder" / "runs")
     print(f"run noise (OLMo 1xC reruns): {noise:.2%} relative sd of a final C4 loss")
-    rows = synthetic(draws, bootstrap, noise)
+    rows = synthetic(draws, bootstrap, noise) + synthetic(draws, bootstrap, noise, spread=0.02)
     rows += olmo_seeds(shared / "olmo-ladder" / "runs", bootstrap)
     if (shared / "gadre-scaling").is_dir():
         rows += gadre(shared / "gadre-scaling", bootstrap)
