@@ -69,10 +69,15 @@ def require_complete(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None)
         raise CheckpointError(f"checkpoint {checkpoint_dir} is incomplete: {problem}")
 
 
+def tokenizer_source(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None) -> Optional[Path]:
+    """The directory a checkpoint's tokenizer is read from: its own, else `tokenizer_dir`."""
+    has_own = any((Path(checkpoint_dir) / name).is_file() for name in _TOKENIZER)
+    return Path(checkpoint_dir) if has_own else tokenizer_dir
+
+
 def load_tokenizer(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None):
     """The checkpoint's own tokenizer, else the one in `tokenizer_dir`."""
-    has_own = any((Path(checkpoint_dir) / name).is_file() for name in _TOKENIZER)
-    return AutoTokenizer.from_pretrained(checkpoint_dir if has_own else tokenizer_dir)
+    return AutoTokenizer.from_pretrained(tokenizer_source(checkpoint_dir, tokenizer_dir))
 
 
 def load_checkpoint(checkpoint_dir: Path, tokenizer_dir: Optional[Path] = None, device: str | torch.device = "cpu"):

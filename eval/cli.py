@@ -5,7 +5,9 @@ and the hook the training loop calls after each checkpoint it saves.
     ladder eval eval.rung=smoke-24-smoke-M5
     ladder eval                       # every rungs/*/checkpoints/step-* under out_dir
 
-Already evaluated (step, task) pairs are skipped, so the command can be re-run as training goes on.
+A checkpoint's task or eval set already evaluated under the same evaluation key (eval/keys.py) is skipped, so
+the command can be re-run as training goes on; under another key (e.g. another eval.num_fewshot) it is
+evaluated again and its old records are marked superseded.
 `eval.device=auto` (the default) uses a GPU when one is visible. Started by torchrun or `accelerate
 launch` on several processes, each loads the checkpoint, scores its share of the examples and
 sequences (eval/sharding.py), and rank 0 writes the records:
@@ -25,9 +27,11 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
-from eval.checkpoints import CheckpointError, find_checkpoints, load_tokenizer, require_complete, step_of, unusable
+from eval.checkpoints import (CheckpointError, find_checkpoints, load_tokenizer, require_complete, step_of,
+                              tokenizer_source, unusable)
 from eval.config import EvalError
 from eval.derived import load_documents
+from eval.keys import evaluation_keys
 from eval.run import (Encodings, LMSet, RungInfo, as_records, eval_device, eval_dtype, evaluate_checkpoint,
                       evaluate_model, is_done, prepare_task, write_results)
 from eval.sharding import Shards, init_from_environment
@@ -115,11 +119,11 @@ def _targets(cfg: DictConfig) -> list[tuple[Path, list[Path]]]:
     return [(d, find_checkpoints(d)) for d in dirs]
 
 
-def _evaluate(rung: RungInfo, step: int, lm_sets, tasks, shards: Shards,
+def _evaluate(rung: RungInfo, step: int, keys: dict[str, dict], shards: Shards,
               records: Callable[[], list[dict]]) -> list[dict]:
-    """`records()` of one step into the rung's results, unless already there; every rank calls this. The
-    records written (on the main process; none elsewhere)."""
-    if shards.agree(is_done(rung.rung_dir, step, list(lm_sets), list(tasks)) if shards.is_main else None):
+    """`records()` of one step into the rung's results, unless already there under `keys`; every rank calls
+    this. The records written (on the main process; none elsewhere)."""
+    if shards.agree(is_done(rung.rung_dir, step, keys) if shards.is_main else None):
         if shards.is_main:
             log.info("%s step %d: already evaluated", rung.base["run"], step)
         return []
@@ -182,9 +186,11 @@ def main(cfg: DictConfig) -> int:
 
 
 def unevaluated(cfg: DictConfig, directory: Path) -> list[Path]:
-    """The rung's committed checkpoints whose records lack an eval set or task of `cfg`."""
+    """The rung's committed checkpoints whose current records lack an eval set or task of `cfg` under its
+    evaluation key."""
+    tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
     return [path for step, path in checkpoints(directory)
-            if not is_done(directory, step, list(cfg.eval.lm_sets), list(cfg.eval.tasks))]
+            if not is_done(directory, step, evaluation_keys(cfg, tokenizer_source(path, tokenizer_dir)))]
 
 
 def evaluate_unevaluated(cfg: DictConfig, directory: Path) -> int:
@@ -222,8 +228,10 @@ def evaluate_saved(cfg: DictConfig, targets: list[tuple[Path, list[Path]]]) -> N
                     if shards.is_main:
                         log.warning("skipping incomplete checkpoint %s: %s", ckpt, problem)
                     continue
-                _evaluate(rung, step_of(ckpt), lm_sets, tasks, shards, lambda: evaluate_checkpoint(
-                    ckpt, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, shards=shards, encodings=encodings))
+                keys = evaluation_keys(cfg, tokenizer_source(ckpt, tokenizer_dir))
+                _evaluate(rung, step_of(ckpt), keys, shards, lambda: evaluate_checkpoint(
+                    ckpt, lm_sets=lm_sets, tasks=tasks, cfg=cfg.eval, rung=rung, shards=shards, encodings=encodings,
+                    keys=keys))
     finally:
         if created:
             dist.destroy_process_group()
@@ -236,22 +244,23 @@ def make_eval_hook(cfg: DictConfig, directory: Path) -> Callable[..., list[dict]
 
     Each rank scores its share; `lockstep` says the parameters are sharded (FSDP, ZeRO-3), so forwards
     are collectives. `checkpoint_dir` (just committed) supplies the tokenizer and names the step.
-    The rung, tasks and eval sets are read, and the tasks tokenized, on the first call and reused for every
-    later checkpoint.
+    The rung, tasks and eval sets are read, the tasks tokenized and their evaluation keys made, on the first
+    call and reused for every later checkpoint (a run's checkpoints carry one tokenizer).
     """
     state: dict = {}
 
     def hook(checkpoint_dir: Path, step: int, model, *, dtype: Optional[torch.dtype] = None,
              lockstep: bool = False) -> list[dict]:
         if not state:  # training has written the rung's config.yaml by its first checkpoint
-            tokenizer_dir = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
+            given = Path(cfg.eval.tokenizer) if cfg.eval.tokenizer else None
+            tokenizer_dir = tokenizer_source(Path(checkpoint_dir), given)
             state.update(rung=rung_info(directory), tasks=prepare_tasks(cfg), chance=chance_levels(cfg.eval),
-                         lm_sets=open_lm_sets(cfg),
+                         lm_sets=open_lm_sets(cfg), keys=evaluation_keys(cfg, tokenizer_dir),
                          tokenizer=load_tokenizer(Path(checkpoint_dir), tokenizer_dir), encodings=Encodings())
         shards = Shards.of_process_group(lockstep)
-        rung, tasks, lm_sets = state["rung"], state["tasks"], state["lm_sets"]
-        return _evaluate(rung, step, lm_sets, tasks, shards, lambda: as_records(evaluate_model(
+        rung, tasks, lm_sets, keys = state["rung"], state["tasks"], state["lm_sets"], state["keys"]
+        return _evaluate(rung, step, keys, shards, lambda: as_records(evaluate_model(
             model, state["tokenizer"], lm_sets=lm_sets, tasks=tasks, batch_size=cfg.eval.batch_size,
-            shards=shards, dtype=dtype, encodings=state["encodings"]), rung, step, state["chance"]))
+            shards=shards, dtype=dtype, encodings=state["encodings"]), rung, step, state["chance"], keys))
 
     return hook

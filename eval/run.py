@@ -1,8 +1,9 @@
 """Evaluate a checkpoint: held-out LM loss per eval set and RC metrics per task, as results records.
 
-Records follow docs/formats.md (one per run, checkpoint step and metric); a task's accuracy records
-carry its `chance` level, and a record may carry `warnings` (e.g. contexts truncated to fit the model),
-which readers that do not know them ignore.
+Records follow docs/formats.md (one per run, checkpoint step and metric); each carries the evaluation key
+of its task or eval set (eval/keys.py), a task's accuracy records its `chance` level, and a record may carry
+`warnings` (e.g. contexts truncated to fit the model), which readers that do not know them ignore. A record
+whose checkpoint was evaluated again under another key stays in the file, marked `superseded`.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from eval.examples import Example, TaskError
 from eval.metrics import ACCURACIES, ScoredExample, group_mean, rc_metrics
 from eval.scoring import Encoded, GroupScores, encode_groups, pad_id, score_encoded
 from eval.sharding import Shards
-from eval.tasks import TASKS, chance_levels, task_spec
+from eval.tasks import TASKS, chance_levels, task_spec, with_groups
 
 log = logging.getLogger(__name__)
 # The unconditional context of PMI scoring (OLMo's domain-conditional "Answer:").
@@ -172,14 +173,18 @@ def evaluate_model(model, tokenizer, *, lm_sets: Mapping[str, LMSet], tasks: Map
 
 
 def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, step: int,
-               chance: Mapping[str, float]) -> list[dict]:
+               chance: Mapping[str, float], keys: Mapping[str, dict]) -> list[dict]:
     """The docs/formats.md records of one checkpoint's (metric, value, warnings); `chance`: task -> the chance
-    level its accuracy records carry (eval.tasks.chance_levels)."""
+    level its accuracy records carry (eval.tasks.chance_levels); `keys`: task or `<set>_val` -> its evaluation
+    key (eval.keys.evaluation_keys; a task's groups carry the task's)."""
+    keys = with_groups(keys)
     records = []
     for metric, value, warnings in results:
+        task, _, kind = metric.partition(":")
         record = {**rung.base, "step": step, "tokens": step * rung.tokens_per_step,
                   "final": step >= rung.final_step, "metric": metric, "value": value}
-        task, _, kind = metric.partition(":")
+        if task in keys:
+            record[EVAL_KEY] = keys[task]
         if kind in ACCURACIES and task in chance:
             record["chance"] = chance[task]
         if warnings:
@@ -190,14 +195,16 @@ def as_records(results: Sequence[tuple[str, float, list[str]]], rung: RungInfo, 
 
 def evaluate_checkpoint(checkpoint_dir: Path, *, lm_sets: Mapping[str, LMSet], tasks: Mapping[str, list[Example]],
                         cfg: EvalConfig, rung: RungInfo, step: Optional[int] = None,
-                        shards: Shards = Shards(), encodings: Optional[Encodings] = None) -> list[dict]:
-    """Records (docs/formats.md) of one checkpoint; raises CheckpointError if it is incomplete."""
+                        shards: Shards = Shards(), encodings: Optional[Encodings] = None,
+                        keys: Optional[Mapping[str, dict]] = None) -> list[dict]:
+    """Records (docs/formats.md) of one checkpoint, each with its evaluation key from `keys` (as `as_records`);
+    raises CheckpointError if it is incomplete."""
     step = step_of(checkpoint_dir) if step is None else step
     device = eval_device(cfg.device)
     model, tokenizer = load_checkpoint(checkpoint_dir, Path(cfg.tokenizer) if cfg.tokenizer else None, device)
     results = evaluate_model(model, tokenizer, lm_sets=lm_sets, tasks=tasks, batch_size=cfg.batch_size,
                              shards=shards, dtype=eval_dtype(cfg.precision, device), encodings=encodings)
-    return as_records(results, rung, step, chance_levels(cfg))
+    return as_records(results, rung, step, chance_levels(cfg), keys or {})
 
 
 def eval_device(name: str) -> torch.device:
@@ -225,6 +232,8 @@ def eval_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16 if bf16 else None
 
 
+EVAL_KEY = "eval_key"  # a record's evaluation key (eval/keys.py)
+SUPERSEDED = "superseded"  # true on a record whose checkpoint was evaluated again under another key
 _torn_reported: set = set()  # (path, size) of results files whose cut-short last line was reported
 _STEP = re.compile(r'"step":\s*(\d+)')
 
@@ -259,27 +268,37 @@ def _result_lines(path: Path) -> list[tuple[str, dict]]:
 
 
 def read_results(rung_dir: Path) -> list[dict]:
-    return [record for _, record in _result_lines(Path(rung_dir) / RESULTS)]
+    """The rung's current records: every one but those superseded by a later evaluation under another key."""
+    return [record for _, record in _result_lines(Path(rung_dir) / RESULTS) if not record.get(SUPERSEDED)]
+
+
+_NONE = object()  # no current record: unlike any key, None (a record written before keys) included
 
 
 def write_results(rung_dir: Path, records: Sequence[dict]) -> int:
-    """Append records whose (step, metric) the file lacks; returns how many were written.
+    """Add records; returns how many were written. A record whose (step, metric) has a current record with the
+    same evaluation key is left out (re-running adds nothing twice); one with another key (a record without
+    one included) is written, and the record it replaces is kept, marked superseded.
 
     The whole file is rewritten under a temporary name and renamed, under a lock, so a reader never
-    sees half a record set and re-running an evaluation adds nothing twice.
+    sees half a record set.
     """
     path = Path(rung_dir) / RESULTS
     with FileLock(str(path) + ".lock"):
         old = _result_lines(path)
-        seen = {(r["step"], r["metric"]) for _, r in old}
-        new = [r for r in records if (r["step"], r["metric"]) not in seen]
+        current = {(r["step"], r["metric"]): r.get(EVAL_KEY) for _, r in old if not r.get(SUPERSEDED)}
+        new = [r for r in records if current.get((r["step"], r["metric"]), _NONE) != r.get(EVAL_KEY)]
         if not new:
             return 0
-        atomic_write_text(path, "".join(line + "\n" for line, _ in old) + "".join(json.dumps(r) + "\n" for r in new))
+        replaced = {(r["step"], r["metric"]) for r in new}
+        lines = [json.dumps({**r, SUPERSEDED: True}) if (r["step"], r["metric"]) in replaced and not r.get(SUPERSEDED)
+                 else line for line, r in old]
+        atomic_write_text(path, "".join(line + "\n" for line in lines) + "".join(json.dumps(r) + "\n" for r in new))
     return len(new)
 
 
-def is_done(rung_dir: Path, step: int, lm_sets: Sequence[str], tasks: Sequence[str]) -> bool:
-    """Whether results already hold every eval set and task for this step."""
-    have = {r["metric"].split(":")[0] for r in read_results(rung_dir) if r["step"] == step}
-    return {f"{s}_val" for s in lm_sets} | set(tasks) <= have
+def is_done(rung_dir: Path, step: int, keys: Mapping[str, dict]) -> bool:
+    """Whether the current results of this step hold every task and eval set of `keys` (eval.keys.evaluation_keys)
+    under its key; a record under another key, or none (an older harness's), is evaluated again."""
+    have = [(r["metric"].split(":")[0], r.get(EVAL_KEY)) for r in read_results(rung_dir) if r["step"] == step]
+    return all((name, key) in have for name, key in keys.items())

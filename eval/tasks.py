@@ -229,6 +229,10 @@ class TaskSpec:
     loader: Union[Hub, HeldOut]
     size: Union[TaskSize, Callable[[EvalConfig], TaskSize]]
     groups: Optional[GroupMean] = None
+    # Bumped whenever what its examples are (converter, prompt format, split, derived.py's construction)
+    # changes: records carry it in their evaluation key (eval/keys.py), so a checkpoint evaluated by the
+    # older version is evaluated again and the fit never mixes the two.
+    version: int = 1
 
     def size_for(self, cfg: EvalConfig) -> TaskSize:
         return self.size(cfg) if callable(self.size) else self.size
@@ -319,11 +323,17 @@ def needs_documents(names) -> bool:
     return any(TASKS[n].loader.needs_documents for n in names if n in TASKS)
 
 
+def with_groups(per_task: Mapping[str, object]) -> dict[str, object]:
+    """`per_task` (task -> value) with each group a task reports (`<task>_<group>`) given its task's value; a
+    group evaluated as a task of its own (mmlu_stem) keeps its own."""
+    out = {}
+    for name, value in per_task.items():
+        spec = TASKS.get(name)
+        if spec is not None and spec.groups is not None:
+            out.update({group: value for group in spec.groups.names(name).values()})
+    return {**out, **per_task}
+
+
 def chance_levels(cfg: EvalConfig) -> dict[str, float]:
     """Task -> the chance level of its accuracies, for each task `cfg` evaluates and each group one reports."""
-    out = {}
-    for name in cfg.tasks:
-        spec = task_spec(name)
-        for task in [name, *(spec.groups.names(name).values() if spec.groups else ())]:
-            out[task] = spec.chance(cfg)
-    return out
+    return with_groups({name: task_spec(name).chance(cfg) for name in cfg.tasks})

@@ -13,7 +13,9 @@ class FitConfig:
     format: str = "auto"  # auto, harness, olmo, gadre or csv
     method: str = "best"  # a key of fit.registry.METHODS
     dataset: Optional[str] = None  # Gadre data: c4_original, rpj or rw_original
-    targets: List[Any] = field(default_factory=list)  # names (13B-5T, SIZE-MULTxC) or {params, tokens, name}
+    # names (13B-5T), SIZE-MULT, runs of the data, or {name, params or size, tokens or multiplier, flops_per_token}:
+    # ladder.core.targets
+    targets: List[Any] = field(default_factory=list)
     # Runs at or above a target's N that the fit may still take (by default a ladder fits only what is smaller
     # than every target: fit.runs.fit_runs).
     include: List[str] = field(default_factory=list)

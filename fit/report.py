@@ -7,13 +7,15 @@ the fitted parameters with their intervals; the method's details; the warnings l
 saying what it means for the prediction; and a footer with the provenance (commit, date, command, input)."""
 import base64
 import html
+import logging
 import math
 import re
 import shlex
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,11 +24,12 @@ import pandas as pd
 from fit import display
 from fit.chain import MethodOutput
 from fit.figures import DPI, SINGLE, STYLE, figure_steps, figures, step_title
-from fit.points import is_accuracy
+from fit.points import PointSet, is_accuracy
 from fit.runs import choose_primary
 from ladder.core.files import atomic_write_text
 from ladder.core.provenance import harness_commit
 
+log = logging.getLogger(__name__)
 BACKTEST_NOTE = ("holdout=largest: every run of the largest size was left out of the fit; the laws fitted on "
                  "the smaller rungs predict them, and each prediction is compared with the run's own final value.")
 CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;line-height:1.35}"
@@ -38,63 +41,101 @@ CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;lin
        "footer{color:#555;font-size:0.85em;border-top:1px solid #ccc;margin-top:2em;padding:0.5em 0 2em}")
 
 
-def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.DataFrame, held: List[str] = ()):
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(exist_ok=True)
+class DatasetFit(NamedTuple):
+    """One dataset's fit, as a report section shows it: its points, targets, the method's output, the predictions
+    and the held-out runs (holdout=largest). `dataset` is None where the data names none."""
+    dataset: Optional[str]
+    ps: PointSet
+    targets: list
+    out: MethodOutput
+    preds: pd.DataFrame
+    held: List[str]
+
+
+def write_report(out_dir: Path, cfg, fits: List[DatasetFit]):
+    """The report of one fit, or of a ladder over several datasets: a section per dataset, each its own fit."""
+    first = fits[0]
+    title = f"Ladder fit: {first.out.method} on {'/'.join(Path(first.ps.source).parts[-2:])}"
+    footer = provenance(cfg, first.ps)
+    md, body = [f"# {title}", ""], [f"<h1>{html.escape(title)}</h1>"]
+    if len(fits) > 1:
+        names = ", ".join(str(f.dataset) for f in fits)
+        lead = (f"This ladder was trained on {len(fits)} datasets ({names}). Each dataset's runs are fitted apart, "
+                f"and each target is predicted and measured on its own dataset: one section per dataset.")
+        md += [lead, ""]
+        body += [f"<p>{html.escape(lead)}</p>"]
+    for f in fits:
+        sub = f"figures/{f.dataset}" if len(fits) > 1 else "figures"
+        section_md, section_html = _section(out_dir, sub, cfg, f, deeper=len(fits) > 1)
+        md += section_md
+        body += section_html
+    md += ["---", ""] + [f"{x}  " for x in footer]
+    atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
+    body += ["<footer>" + "<br>".join(html.escape(x) for x in footer) + "</footer>"]
+    atomic_write_text(out_dir / "report.html", html_page(title, body))
+
+
+def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tuple[List[str], List[str]]:
+    """(markdown lines, html) of one fit, its figures written under out_dir/sub; `deeper`: a dataset's section,
+    its headings one level down under the dataset's own."""
+    ps, targets, out, preds, held = fit.ps, fit.targets, fit.out, fit.preds, fit.held
+    fig_dir = out_dir / sub
+    fig_dir.mkdir(parents=True, exist_ok=True)
     shown = []
+    started = time.perf_counter()
     with plt.rc_context(STYLE):
         for name, caption, fig in figures(ps, targets, out, preds, cfg.interval):
             fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
             plt.close(fig)
+            log.info("figure %s drawn (%.0f s)", f"{sub}/{name}.png", time.perf_counter() - started)
             shown.append((name, caption, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
-    title = f"Ladder fit: {out.method} on {'/'.join(Path(ps.source).parts[-2:])}"
     lead = [method_sentence(out, ps, preds, cfg)] + ([BACKTEST_NOTE] if held else [])
     answers = answer_sentences(preds, targets, cfg.interval)
     tables = [(display.kind_title(k), kind_table(preds, k)) for k in display.order_kinds(preds["metric"].map(display.kind))]
     note = (f"Each cell: predicted [{cfg.interval:.0%} interval]; measured (prediction − measured: points for "
             "accuracies, % of the measured value for losses).")
     params = parameter_tables(out, figure_steps(out, choose_primary(set(ps.points["metric"]))))
-    details = method_lines(out, ps, cfg)
+    details = method_lines(out, ps, cfg, fit.dataset)
     method_tables = [(t, _pretty_tasks(table)) for t, table in out.tables.items()]
     groups = warning_groups(out.warnings)
-    footer = provenance(cfg, ps)
+    h2, h3 = ("###", "####") if deeper else ("##", "###")
 
-    md = [f"# {title}", "", *lead, "", "## Predictions", ""]
+    md = ([f"## Dataset {fit.dataset}", ""] if deeper else []) + [*lead, "", f"{h2} Predictions", ""]
     md += [f"**{name}** {text}\n" for name, text in answers] + [note, ""]
     for head, table in tables:
-        md += [f"### {head}", "", _markdown(table), ""]
-    md += ["## Figures", ""] + [f"![{c}](figures/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
-    md += ["## Fitted parameters", ""]
+        md += [f"{h3} {head}", "", _markdown(table), ""]
+    md += [f"{h2} Figures", ""] + [f"![{c}]({sub}/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
+    md += [f"{h2} Fitted parameters", ""]
     for head, formula, table in params:
-        md += [f"### {head}", "", formula, "", _markdown(table), ""]
-    md += ["## Method details", ""] + [f"- {x}" for x in details] + [""]
+        md += [f"{h3} {head}", "", formula, "", _markdown(table), ""]
+    md += [f"{h2} Method details", ""] + [f"- {x}" for x in details] + [""]
     for head, table in method_tables:
-        md += [f"### {head}", "", _markdown(table), ""]
-    md += ["## Warnings", ""] + (["No warnings.", ""] if not groups else [])
+        md += [f"{h3} {head}", "", _markdown(table), ""]
+    md += [f"{h2} Warnings", ""] + (["No warnings.", ""] if not groups else [])
     for head, meaning, items in groups:
-        md += [f"### {head}", "", meaning, ""] + [f"- {x}" for x in items] + [""]
-    md += ["---", ""] + [f"{x}  " for x in footer]
-    atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
+        md += [f"{h3} {head}", "", meaning, ""] + [f"- {x}" for x in items] + [""]
 
     e = html.escape
-    body = [f"<h1>{e(title)}</h1>"] + [f"<p>{e(x)}</p>" for x in lead] + ["<h2>Predictions</h2>"]
+    h2, h3 = ("h3", "h4") if deeper else ("h2", "h3")
+    body = [f"<h2>Dataset {e(str(fit.dataset))}</h2>"] if deeper else []
+    body += [f"<p>{e(x)}</p>" for x in lead] + [f"<{h2}>Predictions</{h2}>"]
     body += [f"<p class='answer'><b>{e(name)}</b> {e(text)}</p>" for name, text in answers] + [f"<p><small>{e(note)}</small></p>"]
     for head, table in tables:
-        body += [f"<h3>{e(head)}</h3>", _html(table)]
-    body += ["<h2>Figures</h2>"] + [f'<figure class="{"single" if n in SINGLE else "grid"}"><img alt="{e(c)}" '
-                                    f'src="data:image/png;base64,{b}"><figcaption>{e(c)}</figcaption></figure>'
-                                    for n, c, b in shown]
-    body += ["<h2>Fitted parameters</h2>"]
+        body += [f"<{h3}>{e(head)}</{h3}>", _html(table)]
+    body += [f"<{h2}>Figures</{h2}>"] + [f'<figure class="{"single" if n in SINGLE else "grid"}"><img alt="{e(c)}" '
+                                         f'src="data:image/png;base64,{b}"><figcaption>{e(c)}</figcaption></figure>'
+                                         for n, c, b in shown]
+    body += [f"<{h2}>Fitted parameters</{h2}>"]
     for head, formula, table in params:
-        body += [f"<h3>{e(head)}</h3>", f"<p>{e(formula)}</p>", _html(table)]
-    body += ["<h2>Method details</h2>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in details) + "</ul>"]
+        body += [f"<{h3}>{e(head)}</{h3}>", f"<p>{e(formula)}</p>", _html(table)]
+    body += [f"<{h2}>Method details</{h2}>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in details) + "</ul>"]
     for head, table in method_tables:
-        body += [f"<h3>{e(head)}</h3>", _html(table)]
-    body += ["<h2>Warnings</h2>"] + (["<p>No warnings.</p>"] if not groups else [])
+        body += [f"<{h3}>{e(head)}</{h3}>", _html(table)]
+    body += [f"<{h2}>Warnings</{h2}>"] + (["<p>No warnings.</p>"] if not groups else [])
     for head, meaning, items in groups:
-        body += [f"<h3>{e(head)}</h3>", f"<p>{e(meaning)}</p>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
-    body += ["<footer>" + "<br>".join(e(x) for x in footer) + "</footer>"]
-    atomic_write_text(out_dir / "report.html", html_page(title, body))
+        body += [f"<{h3}>{e(head)}</{h3}>", f"<p>{e(meaning)}</p>",
+                 "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
+    return md, body
 
 
 def html_page(title: str, body: List[str]) -> str:
@@ -244,8 +285,8 @@ def parameter_tables(out: MethodOutput, steps) -> List[Tuple[str, str, pd.DataFr
     return out_tables
 
 
-def method_lines(out: MethodOutput, ps, cfg) -> List[str]:
-    dataset = f", dataset {cfg.dataset}" if cfg.dataset else ""
+def method_lines(out: MethodOutput, ps, cfg, dataset: Optional[str] = None) -> List[str]:
+    dataset = f", dataset {dataset}" if dataset else ""
     return ([f"Input: {ps.source} (format {ps.profile.name}{dataset}); {ps.points['run'].nunique()} runs, "
              f"{len(ps.points)} points kept, {len(ps.dropped)} left out."]
             + [f"Intervals: {cfg.interval:.0%} bootstrap over runs, {cfg.bootstrap} resamples, seed {cfg.seed}."]

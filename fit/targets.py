@@ -1,19 +1,13 @@
-"""Prediction targets: named ones, {params, tokens} dicts, or a run of the data named by size and multiplier."""
-import re
+"""Prediction targets of a fit: what needs the data (a run of it named as a target, a size of it, the runs larger
+than the fit set); the target type, the named targets and the reading of a spec are ladder.core.targets'."""
 from typing import Any, List
 
 import numpy as np
 
 from fit.errors import FitInputError
 from fit.points import PointSet
-from ladder.core.plan import Target
-
-
-# OLMo-ladder scaling/utils.py MODEL_FLOPS gives the per-token training FLOPs of the two target models.
-NAMED = {
-    "7B-4T": Target("7B-4T", 6887575552, 3945065873408, 49412071424),
-    "13B-5T": Target("13B-5T", 13202396160, 5000088518656, 91335915520),
-}
+from ladder.core.configs import ConfigError
+from ladder.core.targets import NAMED, SIZE_MULTIPLIER, Target, TargetSpec, read_target
 
 
 def _run_target(ps: PointSet, run: str) -> Target:
@@ -23,41 +17,35 @@ def _run_target(ps: PointSet, run: str) -> Target:
 
 
 def resolve_targets(specs: List[Any], ps: PointSet, fit_runs: List[str], used_runs: List[str] = ()) -> List[Target]:
+    """`targets=[...]` (ladder.core.targets.read_target's specs, or runs of the data by name) on the data `ps`; none:
+    `default_targets`. A size is one of the data's, and a size at a multiplier the data has a run of is that run."""
     if not specs:
         return default_targets(ps, fit_runs, used_runs)
-    out = []
-    for spec in specs:
-        if isinstance(spec, str) and spec in NAMED:
-            out.append(NAMED[spec])
-        elif isinstance(spec, str) and spec in set(ps.points["run"]):
-            out.append(_run_target(ps, spec))
-        elif isinstance(spec, str) and re.fullmatch(r"(.+)-([\d.]+)(xC|x)?", spec):
-            size, mult, unit = re.fullmatch(r"(.+)-([\d.]+)(xC|x)?", spec).groups()
-            out.append(_size_mult(ps, size, float(mult) * (20 if unit == "xC" else 1), spec))
-        elif hasattr(spec, "keys") and "params" in spec and "tokens" in spec:
-            params, tokens = _positive(spec, "params"), _positive(spec, "tokens")
-            name = spec.get("name") or f"N={params:.3g},D={tokens:.3g}"
-            out.append(Target(name, params, tokens, spec.get("flops_per_token")))
-        elif hasattr(spec, "keys") and "size" in spec and "multiplier" in spec:
-            out.append(_size_mult(ps, str(spec["size"]), _positive(spec, "multiplier"), f"{spec['size']}-M{spec['multiplier']}"))
-        elif isinstance(spec, str):
-            raise FitInputError(f"targets: unknown target {spec!r}: not a named one ({', '.join(NAMED)}), not a run of "
-                                f"the data, and size {spec.split('-')[0]!r} is not in the data (sizes: {_sizes(ps)}); "
-                                f"give its N and D instead: targets=[{{name: {spec}, params: N, tokens: D}}]")
-        else:
-            raise FitInputError(f"targets: cannot read target {spec!r} (a name like 13B-5T, SIZE-MULTxC, or {{params: N, tokens: D}})")
-    return out
+    return [_target(spec, ps) for spec in specs]
 
 
-def _positive(spec, key: str) -> float:
-    """A target's number, which must be positive (like ladder.targets in `ladder plan`)."""
+def _target(spec: Any, ps: PointSet) -> Target:
+    if isinstance(spec, str) and spec not in NAMED:
+        if spec in set(ps.points["run"]):
+            return _run_target(ps, spec)
+        if not SIZE_MULTIPLIER.fullmatch(spec):
+            raise FitInputError(f"targets: unknown target {spec!r}: not a named one ({', '.join(NAMED)}), not a run "
+                                f"of the data, and size {spec.split('-')[0]!r} is not in the data (sizes: "
+                                f"{_sizes(ps)}); give its N and D instead: targets=[{{name: {spec}, params: N, "
+                                f"tokens: D}}]")
     try:
-        value = float(spec[key])
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0 or not np.isfinite(value):
-        raise FitInputError(f"targets: {key}={spec[key]!r} of target {dict(spec)!r} must be a positive number")
-    return value
+        target = read_target(spec)
+        if not isinstance(target, TargetSpec):
+            return target
+        if target.size is not None and target.multiplier is not None:
+            run = _run_at(ps, target.size, target.multiplier)
+            if run is not None:
+                return _run_target(ps, run)
+        return target.resolve(lambda size: _size_params(ps, size), "targets")
+    except ConfigError as exc:
+        raise FitInputError(str(exc)) from None
+    except FitInputError as exc:  # a size the data lacks
+        raise FitInputError(f"targets: {exc}") from None
 
 
 def _sizes(ps: PointSet) -> str:
@@ -65,16 +53,23 @@ def _sizes(ps: PointSet) -> str:
     return ", ".join(str(s) for s in runs.sort_values("params")["size"].astype(str).drop_duplicates())
 
 
-def _size_mult(ps: PointSet, size: str, mult: float, name: str) -> Target:
+def _same_size(ps: PointSet, size: str):
     runs = ps.points.drop_duplicates("run")
     same = runs[runs["size"].astype(str) == size]
     if same.empty:
-        raise FitInputError(f"targets: size {size!r} is not in the data (sizes: {_sizes(ps)})")
-    hit = same[np.isclose(same["multiplier"].astype(float), mult, rtol=1e-3)]
-    if not hit.empty:
-        return _run_target(ps, hit.iloc[0]["run"])
-    n = float(same.iloc[0]["params"])
-    return Target(name, n, mult * n)
+        raise FitInputError(f"size {size!r} is not in the data (sizes: {_sizes(ps)})")
+    return same
+
+
+def _size_params(ps: PointSet, size: str) -> float:
+    return float(_same_size(ps, size).iloc[0]["params"])
+
+
+def _run_at(ps: PointSet, size: str, multiplier: float):
+    """The data's run of `size` at `multiplier`, if it has one."""
+    same = _same_size(ps, size)
+    hit = same[np.isclose(same["multiplier"].astype(float), multiplier, rtol=1e-3)]
+    return None if hit.empty else hit.iloc[0]["run"]
 
 
 def default_targets(ps: PointSet, fit_runs: List[str], used_runs: List[str] = ()) -> List[Target]:

@@ -9,25 +9,28 @@ also by how often its 90 % intervals cover the actual values; step-1 variants fo
 (Huber delta, more runs, one fit across the 11 LM sets with shared exponents) by the latter;
 step-2 variants (the sigmoid's anchor, floor and ceiling) by the MAE of the whole `best` ensemble.
 
-    PYTHONPATH=. python scripts/backtest_best.py [path/to/olmo-ladder/runs]
+    .venv/bin/python scripts/backtest_best.py [path/to/olmo-ladder/runs]
 """
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fit import laws
-from fit.config import FitConfig
-from fit.fitting import fit_huber_log
-from fit.laws import Law
-from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted_mean
-from fit.methods import PAPER_SIGMOID, STEP1_BOUNDS, STEP1_START, Sigmoid, direct, olmo_two_step
-from fit.runs import RunTable, fit_runs
-from fit.sources import load_points
-from fit.sources.olmo import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS
-from scripts.shared_data import shared_data_dir
-from ladder.core.plan import Target
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
+
+from fit import laws  # noqa: E402
+from fit.config import FitConfig  # noqa: E402
+from fit.fitting import fit_huber_log  # noqa: E402
+from fit.laws import Law  # noqa: E402
+from fit.best import backtest_predictions, best, inner_backtests, intermediate_paths, path_weights, weighted_mean  # noqa: E402
+from fit.methods import PAPER_SIGMOID, STEP1_BOUNDS, STEP1_START, Sigmoid, direct, olmo_two_step  # noqa: E402
+from fit.runs import RunTable, fit_runs  # noqa: E402
+from fit.sources import load_points  # noqa: E402
+from fit.sources.olmo import OLMO_PARAMS, OLMO_TARGET_RUNS, OLMO_TASKS  # noqa: E402
+from scripts.shared_data import shared_data_dir  # noqa: E402
+from ladder.core.plan import Target  # noqa: E402
 
 LM_SETS = ["c4_en", "dolma_books", "dolma_common-crawl", "dolma_pes2o", "dolma_reddit", "dolma_stack",
            "dolma_wiki", "ice", "m2d2_s2orc", "pile", "wikitext_103"]

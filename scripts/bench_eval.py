@@ -1,6 +1,6 @@
 """RC scoring throughput on this CPU: ours (shared prefix) vs lm-evaluation-harness on the same checkpoint.
 
-    PYTHONPATH=. python scripts/bench_eval.py [--examples 64] [--shots 0 5] [--batch-size 32] [--repeats 3]
+    .venv/bin/python scripts/bench_eval.py [--examples 64] [--shots 0 5] [--batch-size 32] [--repeats 3]
                                               [--threads 1]
 
 A small OLMo-2 model (d128, 4 layers, vocab 2048) with a byte-level BPE tokenizer trained on random

@@ -1,15 +1,19 @@
 """Time a full `ladder fit` (1,000 bootstrap resamples) on the published OLMo ladder, for the default
 method, the paper's two-step method and the direct method.
 
-    PYTHONPATH=. python scripts/bench_fit.py [results] [method[,method...]] [bootstrap]
+    .venv/bin/python scripts/bench_fit.py [results] [method[,method...]] [bootstrap]
 """
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from fit.config import FitConfig
-from scripts.shared_data import shared_data_dir
-from fit.run import run_fit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
+
+from fit.config import FitConfig  # noqa: E402
+from scripts.shared_data import shared_data_dir  # noqa: E402
+from fit.run import run_fit  # noqa: E402
 
 
 def main():

@@ -6,10 +6,11 @@
 
 Both loops read the same sequences from packed memmap shards (written first, random tokens, in the
 data stage's format; `--data synthetic` keeps them in memory instead) and run the same model, AdamW,
-schedule and z-loss. The plain loop is the textbook one: read the batch, forward to logits, the
-full-logits loss, backward, clip, step, the loss to the host every `--log-every` steps. The ratio of
-their tokens/s is what the harness's loop costs or saves (accelerate, its reader, its loss, logging,
-records). Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's
+schedule and z-loss. The plain loop is the textbook one: read the batch, forward (no KV cache), the loss,
+backward, clip, step, the loss to the host every `--log-every` steps. Its loss is the harness's chunked one
+by default, so it holds the same micro-batch and the ratio of their tokens/s is what the harness's loop
+costs or saves (accelerate, its reader thread, logging, records); `--plain-loss full` takes the textbook
+loss from the full fp32 logits instead (the loss's own share, at a micro-batch that leaves it room). Achieved FLOP/s (PaLM-style 6N + attention per token) is reported against this machine's
 measured matmul peak in the run's precision, and on GPUs against the datasheet peak (MFU). Runs
 alternate, and the median of the repeats is reported.
 """
@@ -29,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladder.core.configs import load_model  # noqa: E402
+from ladder.core.lr import Cosine  # noqa: E402
 from ladder.core.recipes import Hyperparams  # noqa: E402
 from ladder.core.schedules import Run  # noqa: E402
 from ladder.core.sizes import ModelShape, format_count, parse_count, shape_for_params  # noqa: E402
@@ -36,6 +38,7 @@ from train.config import TrainConfig, WandbConfig  # noqa: E402
 from train.data.pack import write_arrays  # noqa: E402
 from ladder.core.shards import TokenSequences  # noqa: E402
 from train.loop import split_batch, train_run  # noqa: E402
+from train.loss import attach_loss  # noqa: E402
 from train.metrics import peak_flops  # noqa: E402
 from train.model import build_model, compile_blocks  # noqa: E402
 from train.optim import make_optimizer, make_scheduler  # noqa: E402
@@ -95,36 +98,44 @@ def timed_from(warmup: int, log_every: int, steps: int) -> int:
     return start
 
 
-def plain_loop(rung: Run, data, cfg: TrainConfig, device: torch.device, warmup: int) -> float:
-    """Tokens/s of the textbook loop: read, forward, backward, clip, AdamW, schedule, loss to the host."""
+def plain_loop(rung: Run, data, cfg: TrainConfig, device: torch.device, warmup: int, loss: str = "chunked") -> float:
+    """Tokens/s of the textbook loop: read, forward, backward, clip, AdamW, schedule, loss to the host.
+
+    `loss`: "chunked" computes the harness's own loss (train.loss) from the last hidden states, so the loop
+    holds the micro-batch the harness holds and the two differ by the loop alone; "full" the textbook loss
+    from the full fp32 logits, which at 100k-token vocabularies needs tens of GB more at a GPU's micro-batch.
+    Both run without a KV cache, as training does: Olmo 2's config asks for one, and each layer's cache
+    index recompiles the compiled blocks per layer."""
     hp = rung.hp
     warmup = timed_from(warmup, cfg.log_every, hp.steps)
     _, micro, accumulation = split_batch(hp.batch_size, 1, cfg.micro_batch_size)
     model = build_model(rung.shape, seed=cfg.seed).to(device)
+    if loss == "chunked":
+        attach_loss(model, hp.z_loss, compiled=cfg.compile)
     if cfg.compile:  # as the harness compiles: per block (whole-model compile loses SDPA's flash path, docs/train.md)
-        compile_blocks(model)
+        compile_blocks(model, key=(rung.shape, micro))
     optimizer = make_optimizer(model, hp)
-    scheduler = make_scheduler(optimizer, hp)
+    scheduler = make_scheduler(optimizer, rung.curve)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     start = None
     for step, batch in enumerate(data.batches(hp.batch_size)):
         if step == warmup:
             _sync(device)
             start = time.perf_counter()
-        loss = 0.0
+        ce_sum = 0.0
         for k in range(accumulation):
             ids = batch[k * micro:(k + 1) * micro].to(device, non_blocking=True)
             with autocast:
-                logits = model(input_ids=ids).logits
-            total, ce = training_loss(logits, ids, hp.z_loss)
+                out = model(input_ids=ids, labels=ids) if loss == "chunked" else model(input_ids=ids, use_cache=False)
+            total, ce = out if loss == "chunked" else training_loss(out.logits, ids, hp.z_loss)
             (total / accumulation).backward()
-            loss += ce.detach()
+            ce_sum += ce.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if (step + 1) % cfg.log_every == 0:
-            float(loss)  # logged, as the harness logs its loss
+            float(ce_sum)  # logged, as the harness logs its loss
     _sync(device)
     return (hp.steps - warmup) * hp.batch_size * rung.shape.seq_len / (time.perf_counter() - start)
 
@@ -181,6 +192,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="shards", choices=("shards", "synthetic"),
                         help="packed memmap shards on disk (default) or random tokens in memory")
     parser.add_argument("--log-every", type=int, default=1, help="steps between loss reads in both loops")
+    parser.add_argument("--plain-loss", default="chunked", choices=("chunked", "full"),
+                        help="the plain loop's loss: the harness's chunked one, or the textbook full-logits one")
     parser.add_argument("--json", type=Path, help="also append the figures to this JSONL file")
     args = parser.parse_args(argv)
 
@@ -188,7 +201,7 @@ def main(argv=None) -> int:
     steps = args.warmup + args.steps
     hp = Hyperparams(batch_size=args.batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
-    rung = Run("bench", shape, "random", shape.total_params, hp)
+    rung = Run("bench", shape, "random", shape.total_params, hp, Cosine.of(hp))
     cfg = TrainConfig(device=args.device, precision=args.precision, micro_batch_size=args.micro_batch or args.batch,
                       checkpoint_fractions=[1.0], compile=args.compile, progress=False, log_every=args.log_every,
                       wandb=WandbConfig(mode="disabled"))
@@ -200,7 +213,7 @@ def main(argv=None) -> int:
         data = (packed_shards(Path(tmp) / "train", steps * args.batch, shape.seq_len, shape.vocab_size)
                 if args.data == "shards" else RandomSequences(steps * args.batch, shape.seq_len, shape.vocab_size))
         for _ in range(args.repeats):
-            plain.append(plain_loop(rung, data, cfg, device, args.warmup))
+            plain.append(plain_loop(rung, data, cfg, device, args.warmup, args.plain_loss))
             harness.append(harness_loop(rung, data, cfg, args.warmup))
     peak = matmul_peak(device, dtype)
     tokens_per_s, plain_tokens_per_s = statistics.median(harness), statistics.median(plain)
@@ -211,7 +224,8 @@ def main(argv=None) -> int:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "size": shape.name, "total_params": shape.total_params, "shape": f"d{shape.d_model} l{shape.n_layers} "
         f"h{shape.n_heads} mlp{shape.mlp_hidden} V{shape.vocab_size} T{shape.seq_len}",
-        "precision": args.precision, "batch": args.batch, "micro_batch": cfg.micro_batch_size, "data": args.data,
+        "precision": args.precision, "plain_loss": args.plain_loss, "batch": args.batch,
+        "micro_batch": cfg.micro_batch_size, "data": args.data,
         "harness_tokens_per_s": tokens_per_s, "plain_tokens_per_s": plain_tokens_per_s,
         "overhead_ratio": tokens_per_s / plain_tokens_per_s,
         "harness_runs": harness, "plain_runs": plain,

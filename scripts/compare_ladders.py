@@ -16,7 +16,9 @@ from ladder.core.layout import PLAN, REPORT, results_files
 
 def final_values(out_dir: Path) -> pd.DataFrame:
     rows = [json.loads(line) for f in results_files(out_dir) for line in f.open() if line.strip()]
-    return pd.DataFrame([r for r in rows if r["final"]]).set_index(["run", "metric"])["value"]
+    # current records only: a superseded one was replaced by an evaluation under another key (docs/formats.md)
+    current = [r for r in rows if r["final"] and not r.get("superseded")]
+    return pd.DataFrame(current).set_index(["run", "metric"])["value"]
 
 
 def backtest(out_dir: Path) -> pd.DataFrame:

@@ -5,21 +5,25 @@ and after calibration (fit.calibration), with the mean width:
   (0.411B) and the 1.4B runs.
 Accuracies and errors are counted apart from losses; a 90 % interval should cover 85-95 %.
 
-    PYTHONPATH=. python scripts/coverage.py [bootstrap] [method,method,...] [backtest name prefix]
+    .venv/bin/python scripts/coverage.py [bootstrap] [method,method,...] [backtest name prefix]
 """
 import argparse
+import sys
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+from pathlib import Path
 
-from fit.config import FitConfig
-from fit.points import is_accuracy
-from fit.sources import load_points
-from scripts.shared_data import shared_data_dir
-from fit.predict import method_named, predict
-from fit.runs import fit_runs
-from ladder.core.plan import Target
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
+
+from fit.config import FitConfig  # noqa: E402
+from fit.points import is_accuracy  # noqa: E402
+from fit.predict import method_named, predict  # noqa: E402
+from fit.runs import fit_runs  # noqa: E402
+from fit.sources import load_points  # noqa: E402
+from ladder.core.plan import Target  # noqa: E402
+from scripts.shared_data import shared_data_dir  # noqa: E402
 
 OLMO_METHODS = ["olmo_two_step", "olmo_single_step", "chinchilla", "direct", "best"]
 GADRE_METHODS = ["chinchilla", "direct", "best"]  # the gadre method's paper fit set needs the held-out shapes

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
@@ -78,6 +79,18 @@ def _pip(*args: str, env: dict | None = None) -> None:
     subprocess.run([sys.executable, "-m", "pip", *args], check=True, env={**os.environ, **(env or {})})
 
 
+def missing_build_tools() -> str | None:
+    """Why this interpreter cannot build the sdist-only wheels, or None: `pip wheel --no-build-isolation` builds
+    with its own setuptools, which makes wheels itself from 70.1 on and needs the `wheel` package before."""
+    try:
+        version = importlib.metadata.version("setuptools")
+    except importlib.metadata.PackageNotFoundError:
+        return "setuptools is not installed"
+    if tuple(int(x) for x in re.findall(r"\d+", version)[:2]) >= (70, 1) or importlib.util.find_spec("wheel"):
+        return None
+    return f"its setuptools {version} is older than 70.1 and the wheel package is not installed"
+
+
 def build(directory: Path, python: str) -> dict[str, tuple[str, str]]:
     """Fill `directory` with WHEELS for `python`; the wheels already there are kept, foreign ones refused."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -90,7 +103,11 @@ def build(directory: Path, python: str) -> dict[str, tuple[str, str]]:
     if fetch:
         _pip("download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", python, "--implementation", "cp",
              *[a for p in PLATFORMS for a in ("--platform", p)], "-d", str(directory), *fetch)
-    for name in (n for n in BUILT if n not in have):
+    to_build = [n for n in BUILT if n not in have]
+    if to_build and (why := missing_build_tools()):
+        raise SystemExit(f"device_wheels: cannot build {', '.join(to_build)} from their sdists with {sys.executable}: "
+                         f"{why}; run `{sys.executable} -m pip install 'setuptools>=70.1'` first")
+    for name in to_build:
         with tempfile.TemporaryDirectory() as tmp:
             # DS_BUILD_OPS=0: no compiled ops (the harness's ZeRO steps torch's own AdamW); no isolation, so
             # deepspeed's setup sees this venv's torch rather than downloading another.

@@ -1,37 +1,46 @@
-"""The one prepared GPU check: the harness on one GPU, the likeliest bugs first, in one JSON file, with no network.
+"""The one prepared GPU check: the harness on one GPU, the figure that matters first, in one JSON file, with no
+network.
 
-    scripts/gpu_check.sh $OUT/gpu_check.json                          # on the lent H200 (docs/train.md, "GPU check")
+    scripts/gpu_check.sh $OUT/gpu_check.json                          # on the lent H100 or H200 (docs/train.md)
     python scripts/gpu_check.py --device cpu --tiny --out check.json  # the same sections on a CPU, tiny shapes
 
-Sections, in order, each timed and recorded even when it fails (its error then stands in its place). The
-JSON is rewritten atomically after every section, so a run killed at its time limit still returns what
-it measured; a section that would start past `--budget-s` is skipped and recorded as such.
+Sections, in order of what a lent machine's minutes are worth, each timed and recorded even when it fails (its
+error then stands in its place). The JSON is rewritten atomically after every section, so a run killed at its
+time limit still returns what it measured; a section whose estimate no longer fits in what is left of
+`--budget-s` is skipped with a line saying so, and recorded as skipped.
 0. imports: every module of ladder, train, eval and fit, and `python -m ladder plan ladder=olmo` (Hydra):
    a wheel missing from .whl/ shows here, by name, before anything trains;
-1. distributed: one rung of 2 steps through `torchrun --nproc-per-node 1 -m train.worker` with each of the
+1. throughput, for each of `--sizes` (olmo-1B, then olmo-190M): tokens/s of the harness (`train_run`, as
+   scripts/bench_train.py's harness_loop runs it: compiled, bf16, on packed memmap shards, two micro-batches a
+   step, its final checkpoint timed), MFU in both conventions (below), the SDPA kernel that ran (a one-step
+   torch.profiler trace of the live model at the run's last checkpoint: its scaled-dot-product op and CUDA
+   kernels, classified as flash, efficient, cudnn or math) and the section's peak GPU memory;
+2. distributed: one rung of 2 steps through `torchrun --nproc-per-node 1 -m train.worker` with each of the
    shipped train=fsdp (torch's FSDP2) and train=deepspeed_zero2, compiled as shipped, written and
    checkpointed as a real run is; the two workers side by side, a micro-batch of 4 each;
-2. eval_in_loop: olmo-190M (the smallest OLMo rung, so the largest eval share) trained as `ladder run`
-   trains it on a GPU (configs/train/gpu.yaml: bf16, compiled), 4 steps with a checkpoint at 2 and 4,
-   each evaluated by the eval stage's hook (eval.cli.make_eval_hook) with the live model on the OLMo
-   suite (configs/eval/olmo.yaml: 8 RC tasks, 5-shot) from task files written here in each task's HF
-   schema, sampled in the suite's proportions (`SUITE`). The second checkpoint's evaluation (the tasks
-   already prepared), per example times the suite's 33,145, is its share of the training time between
-   two of a rung's 10 checkpoints at M = 20 (2·N tokens, N in the OLMo convention) at the speed
-   measured after the first checkpoint. Also the checkpoint save time (`CheckpointTimer`);
-3. resume: a small rung of 2k steps trained straight through, and again stopped after its checkpoint
+3. eval_in_loop: the smallest size (olmo-190M, the largest eval share) trained as `ladder run` trains it on a
+   GPU (configs/train/gpu.yaml: bf16, compiled), 4 steps with a checkpoint at 2 and 4, each evaluated by the
+   eval stage's hook (eval.cli.make_eval_hook) with the live model on the OLMo suite (configs/eval/olmo.yaml:
+   8 RC tasks, 5-shot) from task files written here in each task's HF schema, sampled in the suite's
+   proportions (`SUITE`). The second checkpoint's evaluation (the tasks already prepared), per example times
+   the suite's 33,145, is its share of the training time between two of a rung's 10 checkpoints at M = 20
+   (2·N tokens, N in the OLMo convention) at the speed measured after the first checkpoint. Also the
+   checkpoint's time on the training loop (`CheckpointTimer`);
+4. resume: a small rung of 2k steps trained straight through, and again stopped after its checkpoint
    at step k (ladder.core.interrupt.Interrupted, what SIGTERM raises) and resumed to 2k: the losses and
    gradient norms of steps k+1..2k of the two runs, and their largest difference;
-4. bf16_vs_fp32: 20 steps of the small shape in each precision, same seed and data, side by side in two
-   torchrun workers (accelerate fixes one mixed precision per process): the loss differences;
-5. sdpa_kernel: a one-step torch.profiler trace of olmo-190M's training step as the loop builds it
-   (train.model, train.loss; compiled per block and bf16 on a GPU, eval_in_loop's micro-batch): the
-   scaled-dot-product op that ran and its CUDA kernels, classified as flash, efficient, cudnn or math;
-6. throughput: tokens/s of the harness (`train_run`, as scripts/bench_train.py's harness_loop runs it,
-   its final checkpoint timed) and of bench_train's plain PyTorch loop, compiled, bf16, for olmo-190M
-   and olmo-1B, on packed memmap shards; two micro-batches a step. A loop that runs out of memory is
-   retried with half its micro-batch.
-Every in-process section records its peak GPU memory (torch.cuda.max_memory_allocated, reset first).
+5. bf16_vs_fp32: 20 steps of the small shape with train.precision=bf16 and =fp32, same seed and data, side by
+   side in two torchrun workers (accelerate fixes one mixed precision per process): the loss differences. On a
+   GPU "fp32" is fp32 weights with TF32 matmuls (train.backends.make_backend turns TF32 on), as the record's
+   `fp32_matmuls` says;
+6. baseline, for each size: bench_train's plain PyTorch loop (no accelerate, no reader thread, no records; the
+   same compiled blocks and chunked loss, so the same micro-batch fits) against the harness's tokens/s.
+7. ladder_run: the real CLI, `python -m ladder run ladder=node` shrunk to three CPU sizes at M = 1, 2 on a C4-schema
+   shard and task files written here, with train.wandb.mode left at its default (offline): on the device, whose
+   image has no wandb, one warning and on to the fit's report (the optional loggers' path).
+A loop that runs out of memory is retried with half its micro-batch. Every in-process section records its
+peak GPU memory (torch.cuda.max_memory_allocated, reset first). Estimates and micro-batches are those of the
+device found (`GPUS`: an H100's 80 GB or an H200's 141 GB; `--estimate-for` on a CPU).
 
 MFU, against the GPU's dense bf16 datasheet peak (`peak_flops`: train.metrics.peak_flops), in two conventions:
 - model FLOPs (`mfu_model`): ladder.core.sizes.ModelShape.flops_per_token, 6·N_matmul + 12·L·d·T per
@@ -53,6 +62,7 @@ import argparse
 import gc
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -83,17 +93,23 @@ SUITE = {"hellaswag": 10042, "arc_easy": 2376, "arc_challenge": 1172, "piqa": 18
 DISTRIBUTED = ("fsdp", "deepspeed_zero2")  # the shipped train configs the distributed section runs
 TORCHRUN = ("distributed", "bf16_vs_fp32")  # the sections that train in torchrun's processes, not this one
 FEWSHOT_POOL = 8  # rows in each task's few-shot file: 5 demonstrations and some choice
-SECTIONS = ("imports", "distributed", "eval_in_loop", "resume", "bf16_vs_fp32", "sdpa_kernel",
-            "throughput")
+# In the order they run: the figure a lent machine is for first, then what finds bugs, then the baselines.
+SECTIONS = ("imports", "throughput", "distributed", "eval_in_loop", "resume", "bf16_vs_fp32", "baseline",
+            "ladder_run")
 WORDS = ("the a river old mill farmer grain autumn miller ledger leather sack careful account bound kept brought "
          "where each every water stone bridge village market morning evening light road field").split()
 # The aten op each SDPA backend runs (its backward adds _backward); the CPU's flash is ..._flash_attention_for_cpu.
 SDPA_OPS = {"flash": "_scaled_dot_product_flash_attention", "efficient": "_scaled_dot_product_efficient_attention",
             "cudnn": "_scaled_dot_product_cudnn_attention", "math": "_scaled_dot_product_attention_math"}
 ATTENTION_KERNEL = re.compile(r"flash|fmha|attention|sdpa|attn", re.IGNORECASE)
-# Seconds on one H200 that the up-front estimates assume; the first device run's section_seconds replace them.
+# Seconds that the up-front estimates assume on either lent GPU (an H200 computes as fast as an H100 SXM, with
+# more and faster memory); the first device run's section_seconds replace them.
 ASSUMED = {"start": 15, "imports": 10, "torchrun": 25, "deepspeed": 10, "compile": 40, "compile_cached": 15,
-           "achieved_flops": 0.35 * 989e12, "init_s_per_param": 6e-9, "save_bytes_per_s": 1.5e9, "eval_s": 5}
+           "achieved_flops": 0.35 * 989e12, "init_s_per_param": 6e-9, "save_bytes_per_s": 1.5e9, "eval_s": 5,
+           "profile_steps": 2, "ladder_run": 45}
+# The lent devices' memory as torch reports it (total_memory: the datasheet's 80 GB and 141 GB less what the
+# driver keeps), which sizes their micro-batches (train.sizing) and so the estimates.
+GPUS = {"H100": int(79.1 * 2**30), "H200": int(139.8 * 2**30)}
 
 
 def shapes(args) -> list[ModelShape]:
@@ -115,6 +131,7 @@ def train_config(args, **overrides):
 def rung_for(shape: ModelShape, batch: int, steps: int):
     """A run of its own rung, as a cosine ladder trains one: its config.yaml names the rung, which the eval
     hook reads."""
+    from ladder.core.lr import Cosine
     from ladder.core.plan import Rung
     from ladder.core.recipes import Hyperparams
     from ladder.core.schedules import Run
@@ -122,7 +139,7 @@ def rung_for(shape: ModelShape, batch: int, steps: int):
     hp = Hyperparams(batch_size=batch, lr=1e-3, warmup_steps=1, steps=steps, final_lr=1e-4, weight_decay=0.1,
                      z_loss=1e-5)
     rung = Rung(shape, "check", 1.0, shape.total_params, steps * batch * shape.seq_len, hp)
-    return Run(rung.rung_id, shape, rung.dataset, rung.params, hp, rung=rung.as_dict())
+    return Run(rung.rung_id, shape, rung.dataset, rung.params, hp, Cosine.of(hp), rung=rung.as_dict())
 
 
 def micro_batch(shape: ModelShape, precision: str, args) -> int:
@@ -241,7 +258,7 @@ def imports(args, tmp: Path) -> dict:
     return result
 
 
-# --- 1. distributed ------------------------------------------------------------------------------------------
+# --- 2. distributed ------------------------------------------------------------------------------------------
 
 def start_worker(run_dir: Path, rung, cfg, seqs) -> tuple[subprocess.Popen, Path]:
     """One rung under `torchrun --nproc-per-node 1 -m train.worker`, as a launch runs it; (process, its log)."""
@@ -291,7 +308,7 @@ def distributed(shape: ModelShape, args, tmp: Path) -> dict:
     return {**records, **({"error": f"{', '.join(failed)}: did not train 2 steps to the end"} if failed else {})}
 
 
-# --- 2. eval_in_loop ------------------------------------------------------------------------------------------
+# --- 3. eval_in_loop ------------------------------------------------------------------------------------------
 
 def suite_sample(total: int) -> dict[str, int]:
     """Examples per task, about `total` in all, in the suite's proportions: their mean time is the suite's."""
@@ -373,7 +390,7 @@ def eval_in_loop(shape: ModelShape, args, tmp: Path) -> dict:
             "checkpoint_seconds": steady["checkpoint_seconds"], "checkpoint_bytes": steady["checkpoint_bytes"]}
 
 
-# --- 3. resume, 4. bf16_vs_fp32 -----------------------------------------------------------------------------
+# --- 4. resume, 5. bf16_vs_fp32 -----------------------------------------------------------------------------
 
 def resume(shape: ModelShape, args, tmp: Path) -> dict:
     from ladder.core.interrupt import Interrupted
@@ -426,53 +443,52 @@ def precision_diff(shape: ModelShape, args, tmp: Path) -> dict:
             return {"error": f"{precision}: training ended {result['state']}", **result}
         losses[precision] = [r["loss"] for r in metrics_rows(tmp / precision)]
     diffs = [b - a for a, b in zip(losses["fp32"], losses["bf16"])]
-    return {"size": shape.name, "steps": steps, "micro_batch": micro, "fp32_losses": losses["fp32"],
+    return {"size": shape.name, "steps": steps, "micro_batch": micro,
+            # what the fp32 run's matmuls ran in: make_backend turns TF32 on wherever it trains on CUDA
+            "fp32_matmuls": "tf32" if args.device == "cuda" else "fp32", "fp32_losses": losses["fp32"],
             "bf16_losses": losses["bf16"], "final_diff": diffs[-1], "final_rel_diff": diffs[-1] / losses["fp32"][-1],
             "max_abs_diff": max(map(abs, diffs)), "mean_abs_diff_last5": statistics.fmean(map(abs, diffs[-5:]))}
 
 
-# --- 5. sdpa_kernel ---------------------------------------------------------------------------------------------
+# --- 1. throughput (with the SDPA kernel), 6. baseline -----------------------------------------------------------
 
-def sdpa_kernel(shape: ModelShape, args, tmp: Path) -> dict:
+def attention_kernel(model, shape: ModelShape, micro: int, dtype) -> dict:
+    """A torch.profiler trace of one training step of `model` (compiled as it trained, so the trace runs the
+    graphs the run ran): the scaled-dot-product op that ran and its CUDA kernels, classified by SDPA_OPS."""
     from torch.profiler import ProfilerActivity, profile
 
-    from train.loss import attach_loss
-    from train.model import attention, build_model, compile_blocks
-
-    cfg, device = train_config(args), torch.device(args.device)
+    device = next(model.parameters()).device
     cuda = device.type == "cuda"
-    implementation = attention(cfg.attention, cuda)  # what the loop builds, compiles and feeds (train.loop)
-    model = attach_loss(build_model(shape, attn_implementation=implementation), 1e-5, compiled=cfg.compile).to(device)
-    if cfg.compile:  # Inductor picks the kernel of the compiled graph's SDPA call, as it does in training
-        compile_blocks(model)
-    # eval_in_loop's micro-batch: the same shapes, so Inductor's cache holds the compiled graphs
-    micro = micro_batch(shape, cfg.precision, args)
     ids = torch.randint(0, shape.vocab_size, (micro, shape.seq_len), device=device)
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+    model.train()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as trace:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(input_ids=ids, labels=ids)
         out.total.backward()
         if cuda:
             torch.cuda.synchronize()
-
-    step()  # compilation, cuBLAS handles and the backends' own first-call work stay out of the trace
-    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as trace:
-        step()
+    model.zero_grad(set_to_none=True)
     events = trace.key_averages()
     ops = sorted({e.key for e in events if "scaled_dot_product" in e.key})
     kernels = {e.key: e.device_time_total for e in events
                if "CUDA" in str(e.device_type) and ATTENTION_KERNEL.search(e.key)}
     all_kernels = sum(e.device_time_total for e in events if "CUDA" in str(e.device_type))
     kind = next((k for k, op in SDPA_OPS.items() if any(op in o for o in ops)), None)
-    return {"size": shape.name, "attn_implementation": implementation, "compile": cfg.compile,
-            "precision": cfg.precision, "micro_batch": micro, "kernel": kind, "aten_ops": ops,
-            "cuda_kernels_us": kernels,
-            "attention_share_of_kernel_time": sum(kernels.values()) / all_kernels if all_kernels else None,
-            **({} if kind else {"error": f"no scaled-dot-product attention op in the trace (ops: {ops})"})}
+    return {"sdpa_kernel": kind, "sdpa_aten_ops": ops, "attention_cuda_kernels_us": kernels,
+            "attention_share_of_kernel_time": sum(kernels.values()) / all_kernels if all_kernels else None}
 
 
-# --- 6. throughput ---------------------------------------------------------------------------------------------
+class KernelProbe:
+    """An eval hook tracing one training step of the live model at the run's last checkpoint
+    (`attention_kernel`): after the timed steps, on the model as the loop compiled and wrapped it."""
+
+    def __init__(self, shape: ModelShape, last_step: int, micro: int):
+        self.shape, self.last_step, self.micro, self.found = shape, last_step, micro, {}
+
+    def __call__(self, checkpoint_dir, step, model, dtype=None, **kwargs):
+        if step == self.last_step:
+            self.found = attention_kernel(model, self.shape, self.micro, dtype)
+
 
 def hardware_flops_per_token(shape: ModelShape, kernel: str | None) -> int | None:
     """The kernels' FLOPs per trained token (module docstring); None for an unknown kernel."""
@@ -483,7 +499,17 @@ def hardware_flops_per_token(shape: ModelShape, kernel: str | None) -> int | Non
     return matmuls + 12 * L * d * T if kernel == "math" else None
 
 
-def throughput(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path) -> dict:
+def throughput(shape: ModelShape, args, tmp: Path) -> dict:
+    """The harness's tokens/s, MFU and SDPA kernel at `shape`."""
+    return loop_speed(shape, "harness", None, args, tmp)
+
+
+def baseline(shape: ModelShape, kernel: str | None, args, tmp: Path) -> dict:
+    """bench_train's plain loop at `shape`; `kernel` is the one the harness's step ran at that size."""
+    return loop_speed(shape, "plain", kernel, args, tmp)
+
+
+def loop_speed(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path) -> dict:
     from bench_train import harness_loop, plain_loop, timed_from
     from train.metrics import peak_flops
 
@@ -492,15 +518,18 @@ def throughput(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path
     batch, steps = 2 * micro, args.warmup + args.steps  # two micro-batches a step: accumulation is timed too
     rung = rung_for(shape, batch, steps)
     source = shards(tmp / f"{shape.name}-{loop}-shards", shape, steps * batch)
-    timer = CheckpointTimer()
+    probe = KernelProbe(shape, steps, micro)
+    timer = CheckpointTimer(probe)
 
     def run(m: int) -> float:
         configured = train_config(args, micro_batch_size=m)
         if loop == "harness":
+            probe.micro = m  # the step traced is one the run trained: its graphs are compiled
             return harness_loop(rung, source, configured, args.warmup, eval_hook=timer)
         return plain_loop(rung, source, configured, torch.device(args.device), args.warmup)
 
     tokens_per_s, ran, failed = halving_on_oom(run, micro)
+    kernel = probe.found.get("sdpa_kernel", kernel)
     peak = peak_flops(cfg)
     model, hardware = shape.flops_per_token(), hardware_flops_per_token(shape, kernel)
     out = {"size": shape.name, "loop": loop, "data": "shards", "batch": batch, "micro_batch": ran,
@@ -509,54 +538,99 @@ def throughput(shape: ModelShape, loop: str, kernel: str | None, args, tmp: Path
            "sdpa_kernel": kernel, "model_flops_per_token": model, "hardware_flops_per_token": hardware,
            "peak_flops": peak,
            "mfu_model": tokens_per_s * model / peak if peak else None,
-           "mfu_hardware": tokens_per_s * hardware / peak if peak and hardware else None}
+           "mfu_hardware": tokens_per_s * hardware / peak if peak and hardware else None, **probe.found}
+    if loop == "harness" and kernel is None:
+        out["error"] = f"no scaled-dot-product attention op in the trace (ops: {probe.found.get('sdpa_aten_ops')})"
     if timer.calls:
         out.update(checkpoint_seconds=timer.calls[-1]["checkpoint_seconds"],
                    checkpoint_bytes=timer.calls[-1]["checkpoint_bytes"])
     return out
 
 
+# --- 7. ladder_run ---------------------------------------------------------------------------------------------
+
+def ladder_run(args, tmp: Path) -> dict:
+    import gzip
+
+    corpus, tasks = tmp / "c4", tmp / "tasks"
+    corpus.mkdir()
+    rng = random.Random(0)
+    with gzip.open(corpus / "c4-train.00000-of-00001.json.gz", "wt") as f:
+        for i in range(1500):
+            f.write(json.dumps({"text": " ".join(rng.choice(WORDS) for _ in range(40 + i % 40)),
+                                "timestamp": "2019-04-25T12:57:54Z", "url": f"u{i}"}) + "\n")
+    for name, path in write_tasks(tasks, dict.fromkeys(("hellaswag", "mmlu"), 8)).items():
+        (tasks / f"{name}-fewshot.jsonl").write_text(Path(path).read_text())
+    command = [sys.executable, "-m", "ladder", "run", "ladder=node", f"data.path={corpus}", f"out_dir={tmp}/run",
+               "ladder.sizes=[smoke-24,smoke-32,smoke-48]", "ladder.multipliers=[1,2]",
+               "ladder.convention=non_embedding", "ladder.tokenizer.train_vocab_size=300", "ladder.recipe=smoke",
+               "data.val_tokens=4096", "train=cpu", "train.progress=false", "train.checkpoint_fractions=[1.0]",
+               "launcher.devices=1", "eval.tasks=[hellaswag,mmlu]", "eval.max_examples=4", "eval.max_sequences=8",
+               "eval.batch_size=8", "fit=default", "fit.method=chinchilla", "fit.bootstrap=0"]
+    env = {**check_env(), "LADDER_CACHE": str(tmp / "cache"), "LADDER_TASKS": str(tasks)}
+    env.pop("WANDB_MODE", None)  # train.wandb.mode decides, as on a user's machine
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.step_timeout)
+    output = proc.stdout + proc.stderr
+    out = {"command": " ".join(command[1:]), "returncode": proc.returncode,
+           "wandb_installed": importlib.util.find_spec("wandb") is not None,
+           "wandb_missing_warnings": output.count("wandb is not installed"),
+           "report": (tmp / "run" / "report" / "report.html").is_file()}
+    if proc.returncode or not out["report"]:
+        out.update(error="ladder run did not reach its report", tail=output[-3000:])
+    return out
+
+
 # --- the plan, its estimates, the report ---------------------------------------------------------------------
 
+def estimated_device(args) -> tuple[str, int]:
+    """(the lent GPU the estimates are for, its memory): the one found, else `--estimate-for` (a CPU run)."""
+    if args.device == "cuda":
+        name = torch.cuda.get_device_name()
+        return ("H200" if "H200" in name else "H100"), torch.cuda.get_device_properties(0).total_memory
+    return args.estimate_for, GPUS[args.estimate_for]
+
+
 def train_seconds(shape: ModelShape, tokens: int, compiled: str | None = None, saves: int = 0) -> float:
-    """The estimate of one training run on an H200 (ASSUMED): building, compiling, the steps and saves."""
+    """The estimate of one training run (ASSUMED): building, compiling, the steps and saves."""
     a = ASSUMED
     return (2 + shape.total_params * a["init_s_per_param"] + (a[compiled] if compiled else 0)
             + tokens * shape.flops_per_token() / a["achieved_flops"]
             + saves * 12 * shape.total_params / a["save_bytes_per_s"])  # fp32 weights + AdamW's two moments
 
 
-def plan(args) -> list[tuple[str, tuple, float]]:
-    """(section, its arguments, estimated seconds on one H200) in the order they run."""
+def plan(args, memory: int) -> list[tuple[str, tuple, float]]:
+    """(section, its arguments, estimated seconds on a GPU of `memory` bytes) in the order they run."""
     from train.sizing import derive_micro_batch
 
     sizes = shapes(args)
-    first, small = sizes[0], TINY if args.tiny else SMALL
+    smallest, small = min(sizes, key=lambda s: s.total_params), TINY if args.tiny else SMALL
 
-    def micro(shape):  # what derive_micro_batch gives on an H200's 140 GiB
-        return derive_micro_batch(shape, "bf16", 140 * 2**30)
+    def micro(shape):  # what derive_micro_batch gives on that GPU
+        return derive_micro_batch(shape, "bf16", memory)
 
     seq = lambda shape: shape.seq_len  # noqa: E731
+    steps = args.warmup + args.steps
+    # A size's first compile in this process is the harness's (Inductor's cache then holds its block graph at
+    # that micro-batch: eval_in_loop's and the plain loop's are the same)
+    timed = "throughput" in args.sections
     out = [("imports", (), ASSUMED["imports"])]
+    for shape in sizes:
+        out.append(("throughput", (shape,), train_seconds(shape, (steps + ASSUMED["profile_steps"]) * 2 * micro(shape)
+                                                          * seq(shape), "compile", saves=1)))
     # The two workers side by side: the slower one's time (DeepSpeed's start), each compiling its own graph
-    out.append(("distributed", (first,), ASSUMED["torchrun"] + ASSUMED["deepspeed"]
-                + train_seconds(first, 2 * 4 * seq(first), "compile", saves=1)))
-    out.append(("eval_in_loop", (first,), train_seconds(first, 4 * micro(first) * seq(first), "compile", saves=2)
+    out.append(("distributed", (smallest,), ASSUMED["torchrun"] + ASSUMED["deepspeed"]
+                + train_seconds(smallest, 2 * 4 * seq(smallest), "compile", saves=1)))
+    out.append(("eval_in_loop", (smallest,), train_seconds(smallest, 4 * micro(smallest) * seq(smallest),
+                                                           "compile_cached" if timed else "compile", saves=2)
                 + 2 * ASSUMED["eval_s"]))
     k = args.resume_steps
     out.append(("resume", (small,), 3 * train_seconds(small, 0, saves=1) + train_seconds(small, 4 * k * 8 * seq(small))))
     out.append(("bf16_vs_fp32", (small,), ASSUMED["torchrun"]  # the two workers run side by side
                 + train_seconds(small, 2 * args.precision_steps * 8 * seq(small), saves=2)))
-    out.append(("sdpa_kernel", (first,), train_seconds(first, 2 * micro(first) * seq(first), "compile_cached")))
-    steps = args.warmup + args.steps
-    for i, shape in enumerate(sizes):
-        for loop in ("harness", "plain"):
-            # Inductor's cache holds the block graph of this size and micro-batch from eval_in_loop (the first
-            # size) or the harness before (the plain loop's blocks are the same)
-            cached = i == 0 or loop == "plain"
-            out.append(("throughput", (shape, loop), train_seconds(
-                shape, steps * 2 * micro(shape) * seq(shape), "compile_cached" if cached else "compile",
-                saves=loop == "harness")))
+    for shape in sizes:
+        out.append(("baseline", (shape,), train_seconds(shape, steps * 2 * micro(shape) * seq(shape),
+                                                        "compile_cached" if timed else "compile")))
+    out.append(("ladder_run", (), ASSUMED["ladder_run"]))
     return [(name, a, s) for name, a, s in out if name in args.sections]
 
 
@@ -567,30 +641,38 @@ def write_report(report: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_section(key: str, deadline: float, fn, *fn_args) -> dict:
-    if time.perf_counter() > deadline:
-        result = {"section": key, "skipped": "past --budget-s"}
-    else:
-        fresh_device()
-        start = time.perf_counter()
-        try:
-            result = {"section": key, **fn(*fn_args)}
-        except Exception as exc:  # one broken section must not lose the others' figures
-            result = {"section": key, "error": f"{type(exc).__name__}: {exc}",
-                      "traceback": traceback.format_exc()[-3000:]}
-        result["section_seconds"] = time.perf_counter() - start
-        if torch.cuda.is_available() and key not in TORCHRUN:
-            result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
-        fresh_device()
+def run_section(key: str, left: float, estimate: float, fn, *fn_args) -> dict:
+    """The section's record; skipped, with a line saying why, where its estimate exceeds the `left` seconds."""
+    if estimate > left:
+        result = {"section": key, "skipped": f"estimated {estimate:.0f} s, {max(left, 0):.0f} s of --budget-s left"}
+        print(f"gpu_check: skipped {key}: {result['skipped']}", flush=True)
+        return result
+    fresh_device()
+    start = time.perf_counter()
+    try:
+        result = {"section": key, **fn(*fn_args)}
+    except Exception as exc:  # one broken section must not lose the others' figures
+        result = {"section": key, "error": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc()[-3000:]}
+    result["section_seconds"] = time.perf_counter() - start
+    if torch.cuda.is_available() and key not in TORCHRUN:
+        result["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+    fresh_device()
     return result
+
+
+def label(name: str, fn_args: tuple) -> str:
+    return " ".join([name, *(str(getattr(a, "name", a)) for a in fn_args)])
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--tiny", action="store_true", help="tiny models instead of the olmo sizes (CPU dry run)")
-    parser.add_argument("--sizes", nargs="+", default=["olmo-190M", "olmo-1B"], help="throughput's sizes; the "
-                        "first also runs distributed, eval_in_loop and sdpa_kernel")
+    parser.add_argument("--sizes", nargs="+", default=["olmo-1B", "olmo-190M"], help="throughput's and baseline's "
+                        "sizes, in that order; the smallest also runs distributed and eval_in_loop")
+    parser.add_argument("--estimate-for", default="H100", choices=tuple(GPUS),
+                        help="on a CPU: the GPU whose memory the estimates assume (on a GPU: the one found)")
     parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per throughput loop")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
     parser.add_argument("--log-every", type=int, default=2, help="steps between loss reads in throughput; divides "
@@ -599,7 +681,8 @@ def main(argv=None) -> int:
     parser.add_argument("--resume-steps", type=int, default=4, help="k: stop after step k, resume to 2k")
     parser.add_argument("--precision-steps", type=int, default=20, help="steps of the bf16-vs-fp32 runs")
     parser.add_argument("--step-timeout", type=int, default=240, help="seconds for each torchrun step check")
-    parser.add_argument("--budget-s", type=float, default=400, help="no section starts after this many seconds")
+    parser.add_argument("--budget-s", type=float, default=420, help="seconds for the whole check: a section starts "
+                        "only where its estimate fits in what is left")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="which to run")
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     args = parser.parse_args(argv)
@@ -607,37 +690,40 @@ def main(argv=None) -> int:
         parser.error("--device cuda: no CUDA device is visible (use --device cpu --tiny for a dry run)")
 
     start = time.perf_counter()
-    deadline = start + args.budget_s
+    gpu, memory = estimated_device(args)
     report = {"command": " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-              "environment": environment(args), "estimates_h200_s": {}, "sections": [], "finished": False}
+              "environment": environment(args), "estimates_for": gpu, "estimates_s": {}, "sections": [],
+              "finished": False}
     try:
-        steps = plan(args)
+        steps = plan(args, memory)
     except Exception as exc:  # the harness's configs (omegaconf) or sizes do not import: say so in the report
         report["error"] = f"{type(exc).__name__}: {exc}"
         write_report(report, args.out)
         print(f"gpu_check: cannot plan the sections: {report['error']}", file=sys.stderr)
         return 1
-    print(f"estimated on one H200 (ASSUMED in {Path(__file__).name}); --budget-s {args.budget_s:g}:")
+    print(f"estimated on one {gpu} (ASSUMED in {Path(__file__).name}): each section, and when it ends; "
+          f"--budget-s {args.budget_s:g}:")
+    end = ASSUMED["start"]
     for name, fn_args, seconds in steps:
-        label = " ".join([name, *(str(getattr(a, "name", a)) for a in fn_args if a != name)])
-        report["estimates_h200_s"][label] = round(seconds)
-        print(f"  {label:32} {seconds:6.0f} s")
-    total = ASSUMED["start"] + sum(s for _, _, s in steps)
-    report["estimates_h200_s"]["total"] = round(total)
-    print(f"  {'total, start-up included':32} {total:6.0f} s", flush=True)
+        end += seconds
+        report["estimates_s"][label(name, fn_args)] = round(seconds)
+        print(f"  {label(name, fn_args):32} {seconds:6.0f} s {end:6.0f} s")
+    report["estimates_s"]["total"] = round(end)
+    print(f"  {'total, start-up included':32} {end:6.0f} s", flush=True)
     write_report(report, args.out)
-    kernel = None
+    kernels = {}  # size -> the SDPA kernel its harness step ran, for the plain loop's hardware FLOPs
     with tempfile.TemporaryDirectory() as tmp_dir:
-        for name, fn_args, _ in steps:
+        for name, fn_args, estimate in steps:
             tmp = Path(tempfile.mkdtemp(dir=tmp_dir, prefix=f"{name}-"))
-            fn = {"imports": imports, "distributed": distributed,
+            fn = {"imports": imports, "throughput": throughput, "distributed": distributed,
                   "eval_in_loop": eval_in_loop, "resume": resume, "bf16_vs_fp32": precision_diff,
-                  "sdpa_kernel": sdpa_kernel, "throughput": throughput}[name]
+                  "baseline": baseline, "ladder_run": ladder_run}[name]
+            if name == "baseline":
+                fn_args = (*fn_args, kernels.get(fn_args[0].name))
+            left = args.budget_s - (time.perf_counter() - start)
+            result = run_section(name, left, estimate, fn, *fn_args, args, tmp)
             if name == "throughput":
-                fn_args = (*fn_args, kernel)
-            result = run_section(name, deadline, fn, *fn_args, args, tmp)
-            if name == "sdpa_kernel":
-                kernel = result.get("kernel")
+                kernels[fn_args[0].name] = result.get("sdpa_kernel")
             report["sections"].append(result)
             report["seconds"] = time.perf_counter() - start
             write_report(report, args.out)  # before the line: a run stopped after it still holds the section

@@ -113,6 +113,7 @@ def fit_args(points, tmp_path, *more):
     ("{params:7e9,tokens:0}", "tokens=0 .* must be a positive number"),
     ("{params:abc,tokens:1e11}", "params='abc' .* must be a positive number"),
     ("{size:190M,multiplier:-2}", "multiplier=-2 .* must be a positive number"),
+    ("190M-0", "targets: multiplier='0' of target '190M-0' must be a positive number"),  # was a prediction of inf
 ])
 def test_fit_refuses_a_target_that_is_not_positive(points, tmp_path, capsys, target, message):
     assert re.search(message, error(capsys, *fit_args(points, tmp_path, f"targets=[{target}]")))
@@ -275,7 +276,7 @@ def test_the_prepare_example_of_the_help_prepares_that_dataset_from_that_path(tm
     refuses a DIR that does not exist before it builds a tokenizer; a ladder that lists its datasets refuses
     settings of one it does not train on."""
     missing = tmp_path / "c4-en"
-    assert f"data.path={missing}: no such file or directory (dataset 'c4')" in error(
+    assert f"c4: data.path={missing}: no such file or directory" in error(
         capsys, "prepare", "ladder=smoke", "data=c4", f"data.path={missing}")
     assert not (cache / "tokenizers").exists() and not (cache / "corpus").exists()
     shard = jsonl(missing / "a.jsonl", [{"text": f"document {i} of the river"} for i in range(300)])
@@ -326,13 +327,39 @@ def test_bad_launcher_settings_are_refused_at_composition(tmp_path, capsys, laun
 @pytest.mark.parametrize("command", ["run", "train", "prepare"])
 def test_slurm_without_a_cluster_is_one_line_before_any_work(tmp_path, capsys, cache, command, launcher, monkeypatch):
     which = shutil.which  # a machine without Slurm, whether or not this one has it
-    monkeypatch.setattr(shutil, "which", lambda c, *a, **k: None if c in ("sbatch", "srun") else which(c, *a, **k))
+    monkeypatch.setattr(shutil, "which", lambda c, *a, **k: None if c in ("sbatch", "srun", "scontrol")
+                        else which(c, *a, **k))
     message = error(capsys, command, f"launcher={launcher}", f"out_dir={tmp_path}/run")
-    assert "launcher.name=slurm: no Slurm here (sbatch and srun not on PATH)" in message
+    assert "launcher.name=slurm: no Slurm here (sbatch, srun and scontrol not on PATH)" in message
     assert not (cache / "tokens").exists() and not (cache / "corpus").exists()  # before the data is prepared
+    assert not (tmp_path / "run").exists()  # nor an empty slurm/ folder left behind
 
 
-def test_an_unwritable_slurm_folder_is_refused(tmp_path, capsys, read_only):
+def _fake_slurm(tmp_path, monkeypatch, controller: str) -> None:
+    """sbatch, srun and an `scontrol ping` that says `controller` first on PATH: a machine with Slurm's commands,
+    whether or not this one has them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sbatch", "exit 1"), ("srun", "exit 1"),
+                       ("scontrol", f"echo 'Slurmctld(primary) at localhost is {controller}'; "
+                                    f"[ {controller} = UP ]")):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("command", ["run", "prepare"])
+def test_slurm_whose_controller_does_not_answer_is_one_line_before_any_work(tmp_path, capsys, cache, command,
+                                                                            monkeypatch):
+    """sbatch on PATH but no slurmctld: `scontrol ping` says DOWN, and nothing is prepared or submitted."""
+    _fake_slurm(tmp_path, monkeypatch, "DOWN")
+    message = error(capsys, command, "launcher=slurm", f"out_dir={tmp_path}/run", f"launcher.folder={tmp_path}/jobs")
+    assert "Slurm's controller does not answer (`scontrol ping`: Slurmctld(primary) at localhost is DOWN)" in message
+    assert not (cache / "tokens").exists() and not (cache / "corpus").exists() and not (tmp_path / "jobs").exists()
+
+
+def test_an_unwritable_slurm_folder_is_refused(tmp_path, capsys, read_only, monkeypatch):
+    _fake_slurm(tmp_path, monkeypatch, "UP")
     (tmp_path / "locked").mkdir()
     with read_only(tmp_path / "locked"):
         assert f"launcher.folder={tmp_path}/locked/jobs: cannot write there" in error(
@@ -452,3 +479,45 @@ def test_a_truncated_shard_is_named_when_the_plan_sizes_the_source(tmp_path):
     (tmp_path / "c4-train.00000-of-00001.json.gz").write_bytes(b"ab")  # cut short: no gzip trailer
     tokens, how = source_tokens({"name": "c4", "path": str(tmp_path)}, 2048)
     assert tokens is None and how.startswith(f"{tmp_path}/c4-train.00000-of-00001.json.gz: not a readable gzip file")
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_cuda_asked_for_without_cuda_is_one_line_before_anything_is_written(capsys, tmp_path, command):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    said = error(capsys, command, "ladder=smoke", "train.device=cuda", f"out_dir={tmp_path / 'run'}")
+    assert "train.device=cuda: this machine has no CUDA device" in said
+    assert not (tmp_path / "run").exists()  # nothing planned or written
+
+
+@pytest.mark.parametrize("command", ["fit", "compare"])
+def test_a_path_given_without_results_is_told_how_to_give_it(capsys, tmp_path, command):
+    said = error(capsys, command, str(tmp_path))
+    assert said.endswith(f"not KEY=VALUE; give it as results={tmp_path}")
+
+
+def test_fit_of_an_empty_directory_says_it_is_empty(capsys, tmp_path):
+    assert f"results={tmp_path}: an empty directory, nothing to fit" in error(capsys, "fit", f"results={tmp_path}")
+
+
+def test_fit_of_a_dataset_the_results_lack_names_it_and_the_ones_they_have(capsys, tmp_path):
+    rung = tmp_path / "rungs" / "smoke-24-smoke-M5"
+    jsonl(rung / "results.jsonl", [{"run": rung.name, "dataset": "smoke", "params": 1e5, "run_tokens": 5e5,
+                                    "tokens": 5e5, "step": 10, "final": True, "metric": "smoke_val:loss", "value": 5.0}])
+    said = error(capsys, "fit", f"results={tmp_path}", "dataset=c4")
+    assert f"dataset=c4: not in results={tmp_path} (its datasets: smoke)" in said
+
+
+def test_plan_with_a_missing_data_path_says_so_plainly(capsys, tmp_path):
+    said = error(capsys, "plan", "ladder=node", f"data.path={tmp_path / 'nope'}")
+    assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
+
+
+@pytest.mark.parametrize("command", ["run", "train", "prepare"])
+def test_a_missing_data_path_is_refused_before_anything_is_written(capsys, tmp_path, command):
+    said = error(capsys, command, "ladder=node", "train.device=auto", f"data.path={tmp_path / 'nope'}",
+                 f"out_dir={tmp_path / 'run'}")
+    assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
+    assert not (tmp_path / "run").exists()  # no plan.json, no fit.yaml

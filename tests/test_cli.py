@@ -55,15 +55,33 @@ def test_fit_help_lists_every_method_and_the_help_every_group():
     assert "Named sizes, for ladder.sizes=[...] (configs/model/): olmo-13B" in text and "model/ (" not in text
 
 
-# The runnable ones (a module the scripts and tests import, like shared_data.py, has no command line).
+# The runnable ones: every script with a command line (gpu_check's, run on a device, is tested in tests/train).
 SCRIPTS = sorted(p for p in (Path(__file__).parents[1] / "scripts").glob("*.py")
                  if not p.stem.startswith("gpu_check") and "__main__" in p.read_text())
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
-def test_every_script_explains_itself_with_help(script):
-    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(script.parents[1])})
+def test_every_script_explains_itself_with_help(script, tmp_path):
+    """As the README spells them (`.venv/bin/python scripts/NAME.py`, as `make bench` runs them): no PYTHONPATH,
+    from any folder (bench_fit.py stopped at `No module named 'scripts'`)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     first = ast.get_docstring(ast.parse(script.read_text())).split()[:4]
     assert result.stdout.startswith("usage: ") and " ".join(first) in " ".join(result.stdout.split())
+
+
+def test_plan_piped_into_a_reader_that_stops_is_no_traceback():
+    """`ladder plan | head`: the reader closes the pipe; the plan ends quietly, not with a BrokenPipeError."""
+    done = subprocess.Popen([sys.executable, "-m", "ladder", "plan", "ladder=olmo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    done.stdout.close()  # before it prints anything (it is still importing)
+    err = done.stderr.read()
+    assert done.wait() != 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_plan_data_lines_end_in_what_they_say():
+    out = run("plan", "ladder=smoke").stdout
+    data = out.split("data (validation")[1].splitlines()[1:]
+    assert data and not any(line.rstrip().endswith(";") for line in data), data

@@ -46,9 +46,11 @@ def test_the_node_ladder_fits_an_hour_on_eight_h100s():
     assert 9e6 < min(r.params for r in plan.rungs) and max(r.params for r in plan.rungs) < 1.6e8
     placed = node_schedule(cfg, plan, plan.jobs, 8)
     assert {p.job for p in placed} == {j.name for j in plan.jobs}
-    assert makespan(placed) < 50 * 60  # training and evaluation at 0.35 MFU, leaving 10 minutes for the data
+    # training and evaluation at train/mfu.py's assumed MFU (13-27 % for these widths): about an hour
+    assert 55 * 60 < makespan(placed) < 65 * 60
     assert sum(1 for p in placed if len(p.devices) < 8) >= 3  # the small sizes share the node
-    assert "packed (launcher=local)" in describe(cfg, plan)  # what `ladder plan` prints of it
+    printed = describe(cfg, plan)  # what `ladder plan` prints of it
+    assert "packed (launcher=local)" in printed and "MFU 13%–27% each by width and sequence length" in printed
 
 
 def _write_tasks(directory: Path):

@@ -51,9 +51,15 @@ def test_run_trains_evaluates_fits_and_skips_finished_work(tiny_ladder, tmp_path
 
     checkpoints = sorted((tmp_path / "run").glob("rungs/*/checkpoints/step-*"))
     mtimes = [c.stat().st_mtime_ns for c in checkpoints]
-    assert run_ladder(cfg) == 0  # again: nothing is trained or evaluated twice
+    written = (report / "report.html").stat().st_mtime_ns
+    assert run_ladder(cfg) == 0  # again: nothing is trained or evaluated twice, nor fitted
     assert [c.stat().st_mtime_ns for c in sorted((tmp_path / "run").glob("rungs/*/checkpoints/step-*"))] == mtimes
-    assert "6 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "6 done, 0 running, 0 failed, 0 pending" in said and "nothing changed since the report" in said
+    assert (report / "report.html").stat().st_mtime_ns == written
+    _wandb_log(tmp_path / "run")  # still the one report run: the rerun started none
+    assert run_ladder(tiny_ladder("ladder.targets=[{name: big, params: 1e6, tokens: 3e7}]")) == 0  # a new target
+    assert (report / "report.html").stat().st_mtime_ns > written and "report:" in capsys.readouterr().out
 
 
 def test_a_failing_rung_is_reported_and_the_rest_go_on(tiny_ladder, capsys):
@@ -250,3 +256,22 @@ def test_a_disk_that_fills_mid_trunk_is_one_line_naming_the_file(tiny_ladder, tm
     failed = [line for line in done.stdout.splitlines() if line.startswith("rung ") and " failed: " in line]
     assert failed and all(f"{full}/run/" in line for line in failed), done.stdout
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_ladder_run_plans_once_per_process(finished, monkeypatch):
+    """`ladder run` builds its plan once and hands it on (jobs, Slurm, packing), rather than each step rebuilding it
+    from the config: a rerun of a finished ladder plans exactly once."""
+    import ladder.core.plan as plan_module
+    from ladder.orchestration import cli, pipeline, publish, rung
+
+    calls = []
+    real = plan_module.build_plan
+
+    def counted(cfg):
+        calls.append(1)
+        return real(cfg)
+
+    for module in (plan_module, pipeline, publish, rung):
+        monkeypatch.setattr(module, "build_plan", counted)
+    assert cli.main(["run", *finished]) == 1  # one size: trained and evaluated, but no law to fit
+    assert len(calls) == 1

@@ -117,13 +117,14 @@ def test_any_increasing_multiplier_grid_and_extra_rungs_share_their_sizes_trunk(
                    "ladder.extra_rungs=[{size: smoke-24, multiplier: 30}, {size: smoke-32, multiplier: 5}]")
     by_size = {t.rungs[0].shape.name: [r.multiplier for r in t.rungs] for t in plan.jobs}
     assert by_size == {"smoke-24": [3, 7, 12, 30], "smoke-32": [5]}
-    lone = plan.jobs[1].run.hp  # a size with one rung decays once: WSD
-    assert len(lone.decays) == 1 and lone.decays[0][1] == lone.steps
+    lone = plan.jobs[1].run  # a size with one rung decays once: WSD
+    assert len(lone.curve.decays) == 1 and lone.curve.decays[0][1] == lone.hp.steps
 
 
 @pytest.mark.parametrize("overrides,message", [
     (["ladder.lr_schedule=wsdd"], "ladder.lr_schedule: expected one of ('cosine', 'wsd', 'wsds', 'branch')"),
     (["ladder.lr_decay_fraction=0.5"], "ladder.lr_decay_fraction: must lie in (0, 0.5)"),
+    (["ladder.lr_decay_shape=sqrt"], "ladder.lr_decay_shape: expected one of ('linear', '1-sqrt'), got 'sqrt'"),
     (["ladder.multipliers=[5,5.01]"], "round to the same number of steps"),
     (["ladder.schedule=wsds"], "Key 'schedule' not in 'LadderConfig'"),  # renamed: lr_schedule
 ])

@@ -65,3 +65,19 @@ def test_a_running_trunk_shows_its_rungs_running_and_its_pace(tmp_path):
         assert "running" in rows[rung.rung_id] and f"in its trunk {trunk.name}" in rows[rung.rung_id]
     assert rows[trunk.name].endswith(f"loss 3.214, {format_count(tokens / 600)} tok/s, ETA 10 min")
     assert f"{len(trunk.rungs)} running" in table
+
+
+def test_status_shows_the_runs_own_plan_without_its_overrides(tmp_path, capsys):
+    """`ladder status out_dir=DIR` of a run made with overrides shows that run's rungs (its plan.json keeps the
+    ladder that made them), not the default ladder's."""
+    from ladder.orchestration.cli import main
+    from ladder.orchestration.pipeline import _write_plan
+
+    cfg = load(["ladder=smoke", "ladder.sizes=[smoke-24,smoke-32]", "ladder.multipliers=[1,2]",
+                "ladder.datasets=[smoke,smoke_wiki]", f"out_dir={tmp_path}"])
+    plan = build_plan(cfg)
+    _write_plan(cfg, plan, tmp_path)
+    assert main(["status", f"out_dir={tmp_path}"]) == 0
+    table = capsys.readouterr().out
+    assert "0 done, 0 running, 0 failed, 8 pending" in table
+    assert "smoke-32-smoke_wiki-M2" in table and "smoke-64" not in table

@@ -121,8 +121,9 @@ def test_a_finished_wsds_ladder_given_a_larger_multiplier_continues_its_trunk(ti
     grid = ("ladder.lr_schedule=wsds", "ladder.sizes=[smoke-24]")
     grown = ("ladder.multipliers=[1,2,3]", f"out_dir={tmp_path}/grown")
     assert run_ladder(tiny_ladder(*grid, "ladder.multipliers=[1,2]", f"out_dir={tmp_path}/grown"), fit=False) == 0
-    with pytest.raises(ConfigError, match="data.split_tokens: "):
+    with pytest.raises(ConfigError, match="data.split_tokens: ") as refused:
         run_ladder(tiny_ladder(*grid, *grown), fit=False)
+    assert "to continue on the split it started on, set data.max_tokens=" in str(refused.value)
     split = f"data.max_tokens={max(r.trained_tokens for r in build_plan(tiny_ladder(*grid, *grown)).rungs)}"
     fresh = tiny_ladder(*grid, "ladder.multipliers=[1,2,3]", split, f"out_dir={tmp_path}/fresh")
     assert run_ladder(fresh, fit=False) == 0
@@ -163,6 +164,9 @@ def test_a_finished_branch_ladder_given_a_larger_multiplier_continues_its_trunk_
     ("ladder.recipe=open_lm", "rung.hp.weight_decay: 0.1 → 0.033"),  # the LR, batch, ... of every rung
     # A multiplier between two trained ones moves the decay of the larger: its checkpoints are another run's.
     ("ladder.multipliers=[1,1.5,2]", "lr_curve: steps 0-14: wsd, warmup 1, decays [6, 7) [13, 14) → "),
+    # The decay's shape: the same windows, other LRs in them.
+    ("ladder.lr_decay_shape=1-sqrt", "lr_curve: steps 0-7: wsd, warmup 1, decays [6, 7) → "
+                                     "steps 0-7: wsd, warmup 1, 1-sqrt decays [6, 7)"),
 ])
 @pytest.mark.parametrize("command", ["run", "train"])
 def test_a_finished_ladder_run_with_settings_that_change_its_rungs_is_refused(finished, capsys, change, named,
@@ -224,3 +228,29 @@ def test_torchrun_workers_train_a_trunk_and_publish_its_checkpoints(tiny_ladder)
     for rung in trunk.rungs:  # each rung linked, recorded and evaluated
         assert read_status(cfg.out_dir, rung).state == "done"
         assert {"c4_val:loss", "derived:acc"} <= {r["metric"] for r in _results(cfg, rung) if r["final"]}
+
+
+def test_a_ladder_trained_before_lr_curves_left_the_recipe_is_still_its_own(finished):
+    """Its identities held rung.hp.lr_schedule and rung.hp.decays, its config.yaml the run's curve in its recipe:
+    the same ladder run again finds nothing changed."""
+    from omegaconf import OmegaConf
+
+    from ladder.orchestration import identity
+    from ladder.orchestration.compose import load
+
+    cfg = load(finished)
+    plan = build_plan(cfg)
+    for path in Path(cfg.out_dir).glob("*/*/identity.json"):
+        stored = json.loads(path.read_text())
+        if "rung.hp.lr" in stored:
+            path.write_text(json.dumps({**stored, "rung.hp.lr_schedule": "cosine", "rung.hp.decays": []}))
+    for path in Path(cfg.out_dir).glob("*/*/config.yaml"):
+        written = OmegaConf.to_container(OmegaConf.load(path))
+        if "run" in written:
+            curve = written["run"].pop("curve")
+            written["run"]["hp"].update(lr_schedule=curve["kind"], decays=curve["decays"])
+            OmegaConf.save(OmegaConf.create(written), path)
+    identity.check(cfg, plan, plan.jobs)  # nothing differs
+    changed = load([*finished, "ladder.lr_decay_shape=1-sqrt"])
+    with pytest.raises(ConfigError, match=r"lr_curve: .* → .*1-sqrt decays"):
+        identity.check(changed, build_plan(changed), build_plan(changed).jobs)

@@ -6,7 +6,9 @@ optimizer's checkpoint; the loop in `train.loop` is the same for all three. All 
 precision policy, so rungs trained on different backends are comparable inside one fit: fp32 parameters (the
 master weights) and AdamW state, bf16 compute from the loop's autocast where train.precision=bf16, fp32
 gradients reduced in fp32. Weights are saved by the loop as a transformers model directory; a backend saves
-only what that directory lacks.
+only what that directory lacks, the resume state, into the directory it is given: under DDP and FSDP the
+optimizer's state through torch.distributed.checkpoint's async_save (every process writes its part, while
+training goes on: `save_state` returns a future), under DeepSpeed its engine's own checkpoint, synchronously.
 The process group belongs to the process, not to a rung: a launch that trains several rungs in
 turn reuses it, and the entry point (`train.worker`, the `ladder` CLI) destroys it on exit.
 """
@@ -18,6 +20,7 @@ import os
 import pickle
 import random
 import socket
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -26,7 +29,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ladder.core.layout import STATE_DIR
 from ladder.core.recipes import Hyperparams
 from train.config import TrainConfig, check
 from train.model import decoder_blocks
@@ -91,6 +93,58 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# DCP says so on every save and load without a process group (accelerate's one process), which is the intent.
+warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+
+
+def _checkpoint_group():
+    """A gloo group of every process for the background writes' own collectives (None without a process group):
+    DCP's async_save needs a CPU backend, and its thread must not interleave with training's NCCL collectives."""
+    return dist.new_group(backend="gloo") if dist.is_available() and dist.is_initialized() else None
+
+
+def _state_writer(path: Path):
+    """The storage DCP writes a checkpoint's optimizer state to (tests swap it for one they can hold back)."""
+    from torch.distributed.checkpoint import FileSystemWriter
+
+    return FileSystemWriter(str(path))
+
+
+def save_sharded_state(model, optimizer, scheduler, state_dir: Path, rank: int, group):
+    """The optimizer's state by torch.distributed.checkpoint, each process writing its part (its FSDP shard; under
+    DDP, where every process holds all of it, DCP gives each tensor to one process), the scheduler (main) and
+    each process's RNG state. The optimizer's state is copied to host memory before this returns and written
+    in a background thread: the future of that write, or None where this torch has no async_save."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        torch.save(scheduler.state_dict(), state_dir / "scheduler.pt")
+    with open(state_dir / f"random_states_{rank}.pkl", "wb") as f:
+        pickle.dump(_rng_state(), f)
+    state = {"optimizer": get_optimizer_state_dict(model, optimizer)}
+    writer, alone = _state_writer(state_dir / "optimizer"), group is None  # alone: no process group
+    if not hasattr(dcp, "async_save"):  # torch < 2.3
+        dcp.save(state, storage_writer=writer, process_group=group, no_dist=alone)
+        return None
+    written = dcp.async_save(state, storage_writer=writer, process_group=group, no_dist=alone)
+    return getattr(written, "upload_completion", written)  # later torch answers with a response holding it
+
+
+def load_sharded_state(model, optimizer, scheduler, state_dir: Path, rank: int) -> None:
+    """What save_sharded_state wrote, each process reading its part."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    state = {"optimizer": get_optimizer_state_dict(model, optimizer)}
+    dcp.load(state, checkpoint_id=str(state_dir / "optimizer"), no_dist=not dist.is_initialized())
+    set_optimizer_state_dict(model, optimizer, state["optimizer"])
+    scheduler.load_state_dict(torch.load(state_dir / "scheduler.pt", weights_only=True))
+    with open(state_dir / f"random_states_{rank}.pkl", "rb") as f:
+        _set_rng_state(pickle.load(f))
+
+
 class AccelerateBackend:
     """accelerate's Accelerator: one process, or DDP over several. Mixed precision is the loop's autocast,
     not accelerate's (whose forward wrapper returns fp32 logits, and stays on the model evaluation runs)."""
@@ -106,16 +160,13 @@ class AccelerateBackend:
         state = self.accelerator.state
         self.rank, self.world_size, self.device = state.process_index, state.num_processes, self.accelerator.device
         self.is_main = self.accelerator.is_main_process
-        # Weights live in the checkpoint's transformers directory; keep accelerate from saving them twice.
-        self.accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
-        self.accelerator.register_load_state_pre_hook(lambda models, input_dir: models.clear())
+        self.checkpoint_group = _checkpoint_group()
 
     def prepare(self, model, optimizer_for: Callable, scheduler_for: Callable, accumulation: int, hp: Hyperparams):
         self.accumulation = accumulation
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer_for(model))
         # The scheduler stays unprepared: accelerate would step it once per process on every call.
         self.scheduler = scheduler_for(self.optimizer.optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         return self.model
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
@@ -143,11 +194,12 @@ class AccelerateBackend:
         """Every weight, on the main process."""
         return self.accelerator.get_state_dict(self.model)
 
-    def save_state(self, checkpoint_dir: Path) -> None:
-        self.accelerator.save_state(str(checkpoint_dir / STATE_DIR))
+    def save_state(self, state_dir: Path):
+        return save_sharded_state(self.model, self.optimizer.optimizer, self.scheduler, state_dir, self.rank,
+                                  self.checkpoint_group)
 
-    def load_state(self, checkpoint_dir: Path) -> None:
-        self.accelerator.load_state(str(checkpoint_dir / STATE_DIR))
+    def load_state(self, state_dir: Path) -> None:
+        load_sharded_state(self.model, self.optimizer.optimizer, self.scheduler, state_dir, self.rank)
 
 
 class FSDPBackend:
@@ -155,8 +207,7 @@ class FSDPBackend:
     (embeddings, final norm, LM head) another. Parameters, gradients and AdamW's moments are sharded over the
     processes; each unit's fp32 parameters are gathered for its forward and backward and freed after, and
     gradients are reduce-scattered in fp32 after every micro-batch. NCCL on GPUs, gloo on CPUs (so it is
-    tested here), a world of one included. (accelerate's FSDP runs on GPUs only and reduces in bf16.)
-    The optimizer state is saved sharded, each process writing its own part (torch.distributed.checkpoint)."""
+    tested here), a world of one included. (accelerate's FSDP runs on GPUs only and reduces in bf16.)"""
 
     shards_parameters = True  # forwards are collectives: evaluation runs them in step on every rank
 
@@ -170,6 +221,7 @@ class FSDPBackend:
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
         self.device = _device(cuda)
+        self.checkpoint_group = _checkpoint_group()
 
     def prepare(self, model, optimizer_for: Callable, scheduler_for: Callable, accumulation: int, hp: Hyperparams):
         from torch.distributed.fsdp import fully_shard
@@ -205,29 +257,12 @@ class FSDPBackend:
 
         return get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-    def save_state(self, checkpoint_dir: Path) -> None:
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+    def save_state(self, state_dir: Path):
+        return save_sharded_state(self.model, self.optimizer, self.scheduler, state_dir, self.rank,
+                                  self.checkpoint_group)
 
-        state_dir = checkpoint_dir / STATE_DIR
-        dcp.save({"optimizer": get_optimizer_state_dict(self.model, self.optimizer)},
-                 checkpoint_id=str(state_dir / "optimizer"))
-        if self.is_main:
-            torch.save(self.scheduler.state_dict(), state_dir / "scheduler.pt")
-        with open(state_dir / f"random_states_{self.rank}.pkl", "wb") as f:
-            pickle.dump(_rng_state(), f)
-
-    def load_state(self, checkpoint_dir: Path) -> None:
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
-
-        state_dir = checkpoint_dir / STATE_DIR
-        state = {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)}
-        dcp.load(state, checkpoint_id=str(state_dir / "optimizer"))
-        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"])
-        self.scheduler.load_state_dict(torch.load(state_dir / "scheduler.pt", weights_only=True))
-        with open(state_dir / f"random_states_{self.rank}.pkl", "rb") as f:
-            _set_rng_state(pickle.load(f))
+    def load_state(self, state_dir: Path) -> None:
+        load_sharded_state(self.model, self.optimizer, self.scheduler, state_dir, self.rank)
 
 
 class DeepSpeedBackend:
@@ -303,14 +338,13 @@ class DeepSpeedBackend:
         with gather:
             return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()} if self.is_main else {}
 
-    def save_state(self, checkpoint_dir: Path) -> None:
-        state_dir = checkpoint_dir / STATE_DIR
+    def save_state(self, state_dir: Path) -> None:
+        """Synchronously: DeepSpeed's engine writes its own checkpoint (each rank its ZeRO partition)."""
         self.engine.save_checkpoint(str(state_dir), tag="engine")
         with open(state_dir / f"random_states_{self.rank}.pkl", "wb") as f:
             pickle.dump(_rng_state(), f)
 
-    def load_state(self, checkpoint_dir: Path) -> None:
-        state_dir = checkpoint_dir / STATE_DIR
+    def load_state(self, state_dir: Path) -> None:
         self.engine.load_checkpoint(str(state_dir), tag="engine", load_optimizer_states=True,
                                     load_lr_scheduler_states=True)
         with open(state_dir / f"random_states_{self.rank}.pkl", "rb") as f:

@@ -40,6 +40,7 @@ from ladder.core.layout import (CHECKPOINTS, CONFIG, STATE_DIR, TRAINER_STATE, c
 from ladder.core.provenance import harness_commit
 from ladder.core.schedules import Run, RunMismatch, describe
 from train.backends import make_backend
+from train.checkpoint import StateWrites, barrier, writing
 from train.config import DivergenceConfig, TrainConfig
 from train.feed import Prefetch
 from train.loss import attach_loss
@@ -115,11 +116,6 @@ def _read(pending: List[_Pending]) -> tuple[List[float], List[float]]:
     return values[:len(pending)], values[len(pending):]
 
 
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def end_process_group() -> None:
     """For entry points at exit: the group outlives each rung, so a launch can train several."""
     if dist.is_available() and dist.is_initialized():
@@ -164,28 +160,6 @@ def _resuming_from(checkpoint: Optional[tuple[int, Path]]):
                                 f"restore it, or move it aside (to `{checkpoint[1].name}.damaged`): the run then "
                                 f"resumes from the newest older checkpoint that holds its state, or else from "
                                 f"the start") from exc
-
-
-@contextlib.contextmanager
-def _writing(checkpoint: Path, main: bool):
-    """A checkpoint that cannot be written is named, with the space left beside it: a full disk's errors from
-    safetensors and torch.save name no file (and are no OSError). Its partial directory is removed (by the main
-    process), which on a full disk frees the space the run's record needs to say why it stopped."""
-    try:
-        yield
-    except Exception as exc:
-        try:
-            free = f"; {_bytes(shutil.disk_usage(checkpoint.parent).free)} free there"
-        except OSError:
-            free = ""
-        if main:
-            shutil.rmtree(checkpoint, ignore_errors=True)
-        raise OSError(f"cannot write checkpoint {checkpoint} ({type(exc).__name__}: {one_line(exc)}{free})") from exc
-
-
-def _bytes(n: int) -> str:
-    return next(f"{n / 2**p:.3g} {unit}" for p, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "B"))
-                if n >= 2**p or not p)
 
 
 def train_run(run: Run, sequences, run_dir: Path, cfg: TrainConfig, tokenizer_dir: Optional[Path] = None,
@@ -240,7 +214,7 @@ class _Training:
         if self.main:
             (self.run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
             remove_incomplete_checkpoints(self.run_dir)
-        _barrier()
+        barrier()
         self._check_continues()
         record = read_record(self.run_dir)
         if record and record["state"] == "done" and record["step"] >= self.hp.steps:
@@ -301,7 +275,7 @@ class _Training:
                 logger.warning("%s: %s; moved %s to %s and resuming from %s", self.run.name, problem, bad.name,
                                aside.name, path.name)
                 bad.rename(aside)
-        _barrier()
+        barrier()
         return step, path
 
     def _train(self) -> TrainResult:
@@ -312,14 +286,15 @@ class _Training:
                                 backend.device.type == "cuda")
         attach_loss(model, hp.z_loss, compiled=cfg.compile, liger=cfg.loss == "liger")
         if cfg.compile:
-            compile_blocks(model)
-        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp), lambda opt: make_scheduler(opt, hp),
-                                     self.accumulation, hp)
+            compile_blocks(model, key=(self.run.shape, self.micro))
+        self.model = backend.prepare(model, lambda m: make_optimizer(m, hp),
+                                     lambda opt: make_scheduler(opt, self.run.curve), self.accumulation, hp)
         self.scheduler = backend.scheduler
+        self.states = StateWrites(backend, self._state_landed)
         start, recent = 0, []
         if latest:
             with _resuming_from(latest):
-                backend.load_state(latest[1])
+                backend.load_state(latest[1] / STATE_DIR)
                 state = torch.load(latest[1] / TRAINER_STATE, weights_only=True)
             start, recent = state["step"], state["recent_losses"]
             assert state["position"] == start * hp.batch_size, "data position and step disagree"
@@ -352,6 +327,9 @@ class _Training:
                                                pin_memory=backend.device.type == "cuda"))
         try:
             return self._run_steps(start, recent, log, feed, save_at)
+        except BaseException:
+            self.states.finish_quietly()  # the state in flight is the newest to resume from
+            raise
         finally:
             feed.close()
 
@@ -386,6 +364,7 @@ class _Training:
                 reason = divergence(step_loss, recent, cfg.divergence) or (
                     None if math.isfinite(grad_norm) else f"non-finite gradient norm ({grad_norm})")
                 if reason:  # every process read the same reduced losses and norms, so all stop here
+                    self.states.finish()
                     self._record("failed", p.step, reason=reason, loss=loss)
                     return self._result("failed", p.step, loss, reason)
                 loss = step_loss
@@ -403,20 +382,22 @@ class _Training:
             if step in save_at:
                 self._checkpoint(step, recent, log)
                 clock = time.perf_counter()  # checkpoint writes are not training throughput
+        self.states.finish()
         if self.main:  # a done run resumes no more (a longer one continues from its newest checkpoint)
             drop_old_states(self.run_dir, keep=set(self.run.keep_steps))
         self._record("done", hp.steps, loss=loss)
         return self._result("done", hp.steps, loss)
 
     def _checkpoint(self, step: int, recent: List[float], log: Optional[MetricsLog]) -> None:
-        """Write checkpoints/step-<step> atomically: everything under a temporary name, then one rename."""
+        """Write checkpoints/step-<step>: its weights atomically (everything under a temporary name, then one
+        rename), then its resume state in the background (train.checkpoint)."""
+        self.states.finish()  # the one before is in place first: at most one state in flight
         tmp = temporary_checkpoint_dir(self.run_dir, step)
         final = self.run_dir / CHECKPOINTS / checkpoint_name(step)
-        with _writing(tmp, self.main):
+        with writing(tmp, self.main):
             if self.main:
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
-            _barrier()
             weights = self.backend.full_state_dict()  # collective under FSDP and ZeRO-3
             if self.main:
                 self.backend.unwrapped().save_pretrained(str(tmp), state_dict=weights)
@@ -424,20 +405,22 @@ class _Training:
                     for f in self.tokenizer_dir.iterdir():
                         if f.is_file():
                             shutil.copy2(f, tmp / f.name)
-            self.backend.save_state(tmp)  # every process writes its optimizer shard and RNG state
-            _barrier()
-            if self.main:
                 torch.save({"step": step, "position": step * self.hp.batch_size,
                             "tokens": step * self.tokens_per_step, "recent_losses": recent,
                             "world_size": self.backend.world_size}, tmp / TRAINER_STATE)
-                record_sizes(tmp)  # what resuming and evaluation check it against
+                record_sizes(tmp)  # what evaluation checks it against (and resuming, with its state's)
                 commit_checkpoint(tmp, final)
-        if self.main:  # the one before keeps its state too, what a run resumes from if this one is damaged
-            drop_old_states(self.run_dir, keep=set(self.run.keep_steps), newest=2)
+        barrier()
+        self.states.start(step, final)  # every process its part, copied now, written while training goes on
+        if self.main:
             self._record("running", step, loss=recent[-1])
-        _barrier()
         if self.eval_hook is not None:
             self._evaluate(final, step, log)
+
+    def _state_landed(self, step: int) -> None:
+        """A checkpoint's resume state is in place: the one before keeps its state too (what a run resumes from
+        if this one is damaged), older ones theirs only where a branch forks there."""
+        drop_old_states(self.run_dir, keep=set(self.run.keep_steps), newest=2)
 
     def _evaluate(self, checkpoint: Path, step: int, log: Optional[MetricsLog]) -> None:
         """The eval hook on every process, with the live model where it trains, in the training precision; what

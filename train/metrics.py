@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ from typing import Optional
 import torch
 
 from train.config import TrainConfig
+from ladder.core.configs import one_line
 from ladder.core.files import atomic_write_text, naming
 from ladder.core.layout import METRICS
 
@@ -37,6 +39,21 @@ def peak_flops(cfg: TrainConfig) -> Optional[float]:
     return None
 
 
+_MISSING_REPORTED: set = set()
+
+
+def optional_module(name: str, what: str):
+    """The module `name`, or None where it is not installed: a logger is optional (the device image has no
+    wandb, for one), so its absence is one warning per process, and the run goes on without it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if name not in _MISSING_REPORTED:
+            _MISSING_REPORTED.add(name)
+            log.warning("%s is not installed (%s): %s; the run goes on without it", name, one_line(exc), what)
+        return None
+
+
 class MetricsLog:
     """Appends one JSON object per logged step; wandb mirrors it unless disabled."""
 
@@ -47,10 +64,9 @@ class MetricsLog:
         self.file = open(self.path, "a")
         self.name = rung_id
         self.wandb = _start_wandb(run_dir, cfg, rung_id, run_config)
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total_steps, initial=resume_step, desc=rung_id, unit="step", disable=not cfg.progress,
-                        dynamic_ncols=True)
+        tqdm = optional_module("tqdm.auto", "no progress bar") if cfg.progress else None
+        self.bar = tqdm and tqdm.tqdm(total=total_steps, initial=resume_step, desc=rung_id, unit="step",
+                                      dynamic_ncols=True)
 
     def log(self, record: dict) -> None:
         with naming(self.path):
@@ -67,13 +83,16 @@ class MetricsLog:
                             for r in records}, step=step)
 
     def progress(self, steps: int, tokens_per_s: float, loss: float) -> None:
+        if self.bar is None:
+            return
         self.bar.update(steps)
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
 
     def close(self, exit_code: int = 0) -> None:
         """Also after a failure: a second error here (a full disk fails the file's last flush, and wandb, which
         writes beside it, its own finish) is one warning, never a traceback over the failure itself."""
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
         try:
             with naming(self.path):
                 self.file.close()
@@ -106,8 +125,10 @@ def _drop_steps_after(path: Path, step: int) -> None:
 def _start_wandb(run_dir: Path, cfg: TrainConfig, rung_id: str, run_config: dict):
     if cfg.wandb.mode == "disabled":
         return None
-    import wandb
-
+    wandb = optional_module("wandb", f"train.wandb.mode={cfg.wandb.mode} logs nothing to wandb (metrics.jsonl "
+                                     f"holds every record)")
+    if wandb is None:
+        return None
     # A stable id per run directory, so a resumed run continues the same wandb run.
     run_id = f"{rung_id}-{hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]}"
     os.environ.setdefault("WANDB_SILENT", "true")

@@ -56,7 +56,11 @@ def decoder_blocks(model: PreTrainedModel) -> list[torch.nn.Module]:
     return list(model.model.layers)
 
 
-def compile_blocks(model: PreTrainedModel, **options) -> PreTrainedModel:
+# What the graphs Dynamo holds in this process were compiled for (compile_blocks' `key`).
+_COMPILED_FOR: list = [None]
+
+
+def compile_blocks(model: PreTrainedModel, key=None, **options) -> PreTrainedModel:
     """torch.compile each transformer block in place (regional compilation, as torchtitan and OLMo-core do).
 
     The blocks share one code path and one shape, so all of them run the same compiled graph (training runs
@@ -65,7 +69,16 @@ def compile_blocks(model: PreTrainedModel, **options) -> PreTrainedModel:
     is_causal=True and no mask, on the flash kernel on GPUs. (Compiling the whole model makes transformers
     <= 5.17 build an explicit (B, 1, T, T) mask inside the graph, which sends SDPA to the memory-efficient
     kernel computing the masked half too.) Parameter names, and so checkpoints, stay those of the plain model.
+
+    `key` names what the graphs are for (the loop's: the shape and micro-batch). Where it differs from the last
+    one compiled in this process, Dynamo's caches are reset first: every size runs the same block code, so a
+    process that trains several sizes would otherwise recompile that code once per size, with the dimensions
+    that changed marked dynamic after the first change (symbolic-shape graphs), and past Dynamo's recompile
+    limit (8) run the blocks eagerly. One compile per shape per process; the same shape again compiles nothing.
     """
+    if key is not None and key != _COMPILED_FOR[0]:
+        torch.compiler.reset()
+        _COMPILED_FOR[0] = key
     for block in decoder_blocks(model):
         block.compile(**options)
     return model

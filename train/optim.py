@@ -1,10 +1,10 @@
-"""AdamW and the learning-rate schedule of a run's recipe (its curve: ladder.core.recipes.lr_factor). The loss is
-train/loss.py's."""
+"""AdamW and the learning-rate schedule that follows a run's LR curve (ladder.core.lr). The loss is train/loss.py's."""
 from __future__ import annotations
 
 import torch
 
-from ladder.core.recipes import Hyperparams, lr_factor
+from ladder.core.lr import Curve
+from ladder.core.recipes import Hyperparams
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -33,6 +33,6 @@ def skip_unless(optimizer: torch.optim.Optimizer, ok: torch.Tensor) -> None:
     optimizer.found_inf = (~ok).float()
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparams) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(hp))
+def make_scheduler(optimizer: torch.optim.Optimizer, curve: Curve) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, curve.factor)
 

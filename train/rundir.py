@@ -3,7 +3,8 @@
 Every file another stage reads is written atomically: to a temporary name in the same directory,
 then `os.replace`d, so a crash leaves either the old file or the new one, never half of one.
 Checkpoints are directories: they are written under `checkpoints/.tmp-step-*` and renamed to
-`checkpoints/step-<8 digits>` only once complete, so a directory with the final name is always whole.
+`checkpoints/step-<8 digits>` only once complete, so a directory with the final name is always whole; its
+resume state lands later the same way, `.tmp-state` renamed to `state` (train/checkpoint.py).
 """
 from __future__ import annotations
 
@@ -59,8 +60,10 @@ def write_record(run_dir: Path, rung_id: str, state: str, step: int, steps: int,
 
 
 def remove_incomplete_checkpoints(run_dir: Path) -> None:
-    """Leftovers of a write a crash interrupted; nothing else could have made them."""
-    for tmp in (Path(run_dir) / CHECKPOINTS).glob(f"{TMP_PREFIX}*"):
+    """Leftovers of a write a crash interrupted (a checkpoint's, or the resume state of one: train.checkpoint);
+    nothing else could have made them."""
+    root = Path(run_dir) / CHECKPOINTS
+    for tmp in [*root.glob(f"{TMP_PREFIX}*"), *root.glob(f"step-*/{TMP_PREFIX}{STATE_DIR}")]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 

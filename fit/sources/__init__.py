@@ -21,6 +21,9 @@ def detect_format(path: Path) -> str:
         if path.name == RESULTS:
             return "harness"
     elif path.is_dir():
+        if not any(path.iterdir()):
+            raise FitInputError(f"results={path}: an empty directory, nothing to fit (a ladder's out_dir once "
+                                f"`ladder run` has evaluated a rung, OLMo-ladder CSVs, a Gadre et al. folder or a CSV)")
         if results_files(path) or list(path.glob(f"*/{RESULTS}")):
             return "harness"
         if (path / RUNGS).is_dir():
@@ -62,6 +65,8 @@ def load_points(results: str, fmt: str = "auto", dataset: Optional[str] = None) 
     source = READERS[fmt]
     frames, notes, chance = source.read(path, dataset)
     raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    if raw.empty and dataset is not None and (held := dataset_names(str(path), fmt)):
+        raise FitInputError(f"dataset={dataset}: not in results={path} (its datasets: {', '.join(held)})")
     if raw.empty:
         raise FitInputError(f"results={path}: no points read as format {fmt}")
     points, dropped = clean_points(raw[COLUMNS])

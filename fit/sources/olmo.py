@@ -8,8 +8,8 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from fit.points import SourceProfile, frame
-from fit.targets import NAMED
 from ladder.core import mmlu
+from ladder.core.targets import NAMED
 
 # Bhagia et al. 2024 (arXiv 2412.04403), the N of each rung used in the paper's fits.
 OLMO_PARAMS = {"190M": 190354176, "370M": 371262464, "760M": 758220288, "1B": 1279395840,

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Optional
-
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ladder.core.configs import ConfigError, load_model
+from ladder.core.lr import DECAY_SHAPES
 from ladder.core.recipes import Hyperparams, hyperparams
 from ladder.core.schedules import SCHEDULES, Job
 from ladder.core.sizes import CONVENTIONS, ModelShape, format_count, parse_count, shape_for_params
+from ladder.core.targets import Target, TargetSpec, read_target
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class Rung:
     multiplier: float
     params: int  # N in the ladder's convention
     tokens: int  # D = M·N
-    hp: Hyperparams  # its recipe's, as a cosine run of its own would train (its schedule may change the LR)
+    hp: Hyperparams  # its recipe's (its schedule's runs may change the steps and warmup, and choose the LR curve)
 
     @property
     def rung_id(self) -> str:
@@ -49,19 +49,6 @@ class Rung:
             "total_params": self.shape.total_params, "non_embedding_params": self.shape.non_embedding_params,
             "shape": asdict(self.shape), "hp": asdict(self.hp),
         }
-
-
-@dataclass(frozen=True)
-class Target:
-    """A model to predict: N in the ladder's convention and D."""
-    name: str
-    params: float
-    tokens: float
-    flops_per_token: Optional[float] = None  # training FLOPs per token, where the model's is known
-
-    @property
-    def compute(self) -> float:
-        return 6.0 * self.params * self.tokens
 
 
 @dataclass(frozen=True)
@@ -117,20 +104,14 @@ def _rung(shape: ModelShape, dataset: str, multiplier: float, ladder: DictConfig
     return Rung(shape, dataset, multiplier, n, tokens, hp)
 
 
-def _target(spec: DictConfig, ladder: DictConfig) -> Target:
-    where = f"ladder.targets[{spec.name}]"
-    if (spec.params is None) == (spec.size is None):
-        raise ConfigError(f"{where}: give exactly one of params or size")
-    if (spec.tokens is None) == (spec.multiplier is None):
-        raise ConfigError(f"{where}: give exactly one of tokens or multiplier")
-    try:
-        params = spec.params if spec.params is not None else resolve_size(spec.size, ladder).params(ladder.convention)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-    tokens = spec.tokens if spec.tokens is not None else spec.multiplier * params
-    if params <= 0 or tokens <= 0:
-        raise ConfigError(f"{where}: params and tokens must be positive")
-    return Target(spec.name, float(params), float(tokens))
+def _target(i: int, spec, ladder: DictConfig) -> Target:
+    """A ladder's target (ladder.core.targets), its sizes the ladder's: model configs or parameter counts."""
+    label = spec if isinstance(spec, str) else spec.get("name") if isinstance(spec, dict) else None
+    where = f"ladder.targets[{label or i}]"
+    target = read_target(spec, where)
+    if isinstance(target, TargetSpec):
+        target = target.resolve(lambda size: resolve_size(size, ladder).params(ladder.convention), where)
+    return target
 
 
 def build_plan(cfg: DictConfig) -> Plan:
@@ -154,13 +135,16 @@ def build_plan(cfg: DictConfig) -> Plan:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConfigError(f"ladder lists the same rung twice: {', '.join(duplicates)}")
-    targets = [_target(t, ladder) for t in ladder.targets]
+    targets = [_target(i, t, ladder) for i, t in enumerate(OmegaConf.to_container(ladder.targets, resolve=True))]
     schedule = SCHEDULES.get(ladder.lr_schedule)
     if schedule is None:
         raise ConfigError(f"ladder.lr_schedule: expected one of {tuple(SCHEDULES)}, got '{ladder.lr_schedule}'")
-    if schedule.decays and not 0 < ladder.lr_decay_fraction < 0.5:
+    if schedule.stable_then_decays and not 0 < ladder.lr_decay_fraction < 0.5:
         raise ConfigError(f"ladder.lr_decay_fraction: must lie in (0, 0.5), got {ladder.lr_decay_fraction:g}")
-    return Plan(ladder.name, rungs, targets, schedule.name, schedule.jobs(rungs, ladder.lr_decay_fraction))
+    if ladder.lr_decay_shape not in DECAY_SHAPES:
+        raise ConfigError(f"ladder.lr_decay_shape: expected one of {tuple(DECAY_SHAPES)}, got '{ladder.lr_decay_shape}'")
+    jobs = schedule.jobs(rungs, ladder.lr_decay_fraction, ladder.lr_decay_shape)
+    return Plan(ladder.name, rungs, targets, schedule.name, jobs)
 
 
 def describe_target(target: Target) -> str:

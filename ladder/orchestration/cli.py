@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -37,11 +38,11 @@ def _check_writable(cfg=None) -> None:
 
     writable_dir(default_cache_dir(), "LADDER_CACHE")
     if cfg is not None:
-        writable_dir(cfg.out_dir, "out_dir")
-        if cfg.launcher.name == "slurm":
+        if cfg.launcher.name == "slurm":  # first: a machine without Slurm is refused before out_dir is made
             from ladder.orchestration.slurm import check_cluster
 
             check_cluster(cfg.launcher)
+        writable_dir(cfg.out_dir, "out_dir")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -57,24 +58,49 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(describe(cfg, plan))
         print(data_needs(cfg, plan))
+    if missing := _missing_data(cfg):  # the plan stands, but `ladder run` would refuse it
+        raise ConfigError(f"{missing} (the plan above is what it would train)")
     return 0
+
+
+def _missing_data(cfg) -> str:
+    """Which of the ladder's datasets read a data.path that does not exist ('' if none)."""
+    paths = [(name, data.path) for name in cfg.ladder.datasets if (data := dataset_config(cfg, name)).path]
+    return "; ".join(f"{name}: data.path={path}: no such file or directory" for name, path in paths
+                     if not Path(path).expanduser().exists())
+
+
+def _refuse_unrunnable(cfg):
+    """The plan, once nothing `run`, `train` and `prepare` refuse before they write anything is wrong: a device
+    this machine lacks, a ladder that cannot be planned, data that is not there."""
+    from ladder.core.plan import build_plan
+    from ladder.orchestration.node import check_device
+
+    check_device(cfg)
+    plan = build_plan(cfg)
+    if missing := _missing_data(cfg):
+        raise ConfigError(missing)
+    return plan
 
 
 def data_needs(cfg, plan) -> str:
     """What each dataset must hold for the ladder, and whether its source holds it."""
     from ladder.orchestration.splits import tokens_needed
     from train.data import source_tokens
+    from train.data.prepare import tokenizer_processes
 
     lines = ["data (validation + the largest rung's training tokens):"]
     for name in cfg.ladder.datasets:
         data = dataset_config(cfg, name)
+        lines.append(f"  {name}: text is tokenized by {tokenizer_processes(data.num_proc)[1]}")
         for seq_len in sorted({r.shape.seq_len for r in plan.rungs if r.dataset == name}):
             need = data.val_tokens + tokens_needed(plan, name, seq_len)
-            holds, how = source_tokens(data, cfg.ladder.vocab_size)
-            verdict = "" if holds is None else " enough" if holds >= need else (
-                f" short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
-                else f" short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
-            lines.append(f"  {name} (seq_len {seq_len}): needs {need:,} tokens; source: {how};{verdict}")
+            holds, how = source_tokens(data, cfg.ladder.vocab_size, tokenizer_cfg=cfg.ladder.tokenizer)
+            verdict = "" if holds is None else "enough" if holds >= need else (
+                f"short: each token seen {need / holds:.2g} times with data.allow_repeat=true" if data.allow_repeat
+                else f"short by {need / holds:.2g}×: add data or set data.allow_repeat=true")
+            lines.append(f"  {name} (seq_len {seq_len}): needs {need:,} tokens; source: {how}"
+                         + (f"; {verdict}" if verdict else ""))
     return "\n".join(lines)
 
 
@@ -85,7 +111,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from ladder.orchestration.splits import tokens_needed
 
     cfg = load(args.overrides)
-    plan = build_plan(cfg)
+    plan = _refuse_unrunnable(cfg)
     _check_writable()
     if cfg.launcher.name == "slurm":  # text tokenized by Slurm array tasks, then the splits cut here
         from ladder.orchestration.slurm import tokenize_on_slurm
@@ -114,9 +140,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return main(with_heldout(cfg, plan, plan.rungs[0].shape.seq_len))
 
 
+def _no_bare_path(overrides: list[str]) -> None:
+    """`ladder fit PATH`: what to read is a key like any other, so Hydra's answer would be a parser error."""
+    bare = next((o for o in overrides if "=" not in o and not o.startswith("~")), None)
+    if bare is not None:
+        raise ConfigError(f"{bare!r}: not KEY=VALUE; give it as results={bare}")
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from fit.run import run_fit
 
+    _no_bare_path(args.overrides)
     fit = fit_settings(scoped(args.overrides, "fit"))
     if fit.results is None:
         raise ConfigError("say which results to fit: results=DIR (a ladder out_dir, OLMo-ladder CSVs, "
@@ -148,6 +182,7 @@ def fit_settings(overrides: list[str]):
 def cmd_compare(args: argparse.Namespace) -> int:
     from fit.compare_report import run_compare
 
+    _no_bare_path(args.overrides)
     overrides = scoped(args.overrides, "compare", "fit")
     keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
     cfg = load(overrides if "fit" in keys else ["fit=default", *overrides])  # not the default ladder's backtest
@@ -160,29 +195,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.cli import check_config
-    from ladder.core.plan import build_plan
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(args.overrides)
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
-    _check_writable(cfg)
+    plan = _refuse_unrunnable(cfg)  # before out_dir is made
     check_config(cfg)  # before training, not at its first checkpoint
-    return run_ladder(cfg)
+    _check_writable(cfg)
+    return run_ladder(cfg, plan=plan)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ladder.core.plan import build_plan
     from ladder.orchestration.pipeline import run_ladder
 
     cfg = load(scoped(args.overrides, "train"))
-    build_plan(cfg)  # a ladder that cannot be planned is refused before out_dir is made
+    plan = _refuse_unrunnable(cfg)  # before out_dir is made
     _check_writable(cfg)
-    return run_ladder(cfg, evaluate=False, fit=False)
+    return run_ladder(cfg, evaluate=False, fit=False, plan=plan)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ladder.core.plan import build_plan
-    from ladder.orchestration.status import status_table
+    from ladder.orchestration.status import run_plan, status_table
 
     cfg = load(args.overrides)
     if Path(cfg.out_dir).exists() and not Path(cfg.out_dir).is_dir():
@@ -190,7 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not Path(cfg.out_dir).exists():
         raise ConfigError(f"out_dir={cfg.out_dir}: no such directory, so no rung of ladder {cfg.ladder.name} has run "
                           f"there (`ladder plan` lists its rungs, `ladder run` starts them)")
-    print(status_table(build_plan(cfg), cfg.out_dir))
+    print(status_table(run_plan(cfg), cfg.out_dir))
     return 0
 
 
@@ -306,9 +338,10 @@ def _stage_errors() -> tuple[type, ...]:
     from eval.cli import EvalError
     from eval.tasks import TaskError
     from fit.errors import FitInputError
+    from ladder.core.shards import SplitError
     from train.data import DataError
 
-    return DataError, EvalError, CheckpointError, TaskError, FitInputError
+    return DataError, SplitError, EvalError, CheckpointError, TaskError, FitInputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, *_stage_errors()) as exc:
         print(f"ladder {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ladder plan | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush finds no pipe
+        return 1
     except KeyboardInterrupt as exc:
         print(f"ladder {args.command}: interrupted ({exc or 'Ctrl-C'}); run it again to resume", file=sys.stderr)
         return 130

@@ -27,7 +27,6 @@ from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_json
 from ladder.core.layout import IDENTITY, checkpoints, latest_checkpoint, rung_dir
 from ladder.core.plan import Plan, Rung
-from ladder.core.recipes import lr_curve
 from ladder.core.schedules import SCHEDULES, Job, describe
 from ladder.orchestration.compose import dataset_config
 from ladder.orchestration.splits import split_tokens
@@ -37,14 +36,18 @@ log = logging.getLogger(__name__)
 HOW_NOT_WHAT = ("streaming", "num_proc", "token_dtype")  # data keys that change how tokens are made, not which
 SPLIT = "data.split_tokens"  # the training split's size (data.max_tokens, or the ladder's need): see check
 DERIVED = ("rung_id", "compute", "compute_exact", "total_params", "non_embedding_params")  # of the rung's other keys
+# Keys of identities written while a recipe held its LR curve, and every rung's said cosine with no decays (the
+# curve its runs follow is lr_curve's): with these values they say nothing, and are not compared.
+RETIRED = {"rung.hp.lr_schedule": "cosine", "rung.hp.decays": []}
 
 
 def settings(cfg: DictConfig, plan: Plan, dataset: str) -> dict:
     """What every rung of the ladder on `dataset` shares: its schedule, data and seeds."""
     data = OmegaConf.to_container(dataset_config(cfg, dataset), resolve=True)
     tokenizer = OmegaConf.to_container(cfg.ladder.tokenizer, resolve=True)
+    decays = SCHEDULES[plan.lr_schedule].stable_then_decays
     return {"ladder.lr_schedule": plan.lr_schedule,
-            "ladder.lr_decay_fraction": cfg.ladder.lr_decay_fraction if SCHEDULES[plan.lr_schedule].decays else None,
+            "ladder.lr_decay_fraction": cfg.ladder.lr_decay_fraction if decays else None,
             "seed": cfg.seed, "train.seed": cfg.train.seed,
             **{f"data.{k}": v for k, v in data.items() if k not in (*HOW_NOT_WHAT, "max_tokens")},
             **{f"ladder.tokenizer.{k}": v for k, v in tokenizer.items()}}
@@ -58,7 +61,7 @@ def identity(cfg: DictConfig, plan: Plan, job: Job, rung: Optional[Rung] = None)
         for group in ("shape", "hp"):
             fields.update({f"{group}.{k}": v for k, v in fields.pop(group).items()})
         out.update({f"rung.{k}": v for k, v in fields.items() if k not in DERIVED})
-        out["lr_curve"] = "; ".join(f"steps {first}-{end}: {lr_curve(run.hp, end)}"
+        out["lr_curve"] = "; ".join(f"steps {first}-{end}: {run.curve.describe(end)}"
                                     for run, first, end in job.history(rung))
     out[SPLIT] = split_tokens(cfg, plan, job.run.dataset, job.run.shape.seq_len)
     return json.loads(json.dumps(out))  # as read back: tuples are lists
@@ -92,6 +95,8 @@ def check(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> None:
             previous = read_run(directory) if rung is None else None  # a trunk: the run that trained it
             differences = {} if previous is None else previous.differences(job.run, min(trained[0], job.run.hp.steps))
             stored = _read(directory)
+            if stored is not None:
+                stored = {k: v for k, v in stored.items() if k not in RETIRED or v != RETIRED[k]}
             if stored is None:
                 log.warning("%s: trained before rungs recorded their settings (%s); they are taken to be this "
                             "config's", directory, IDENTITY)
@@ -107,9 +112,14 @@ def check(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> None:
     if mismatched:
         directory, differences = mismatched[0]
         more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        hint = ""
+        if SPLIT in differences:  # a grown grid grows the split a ladder sizes itself (ladder.orchestration.splits)
+            hint = (f"; to continue on the split it started on, set data.max_tokens={differences[SPLIT][0]} (and "
+                    "data.allow_repeat=true if the new rungs need more tokens than it holds); a ladder meant to grow "
+                    "sets data.max_tokens from its first run")
         raise ConfigError(f"out_dir={out_dir}: {directory.relative_to(out_dir)}{more} was trained with other settings "
                           f"({describe(differences)}); its results are only reused with the settings that made "
-                          f"them: use another out_dir, or the settings it was trained with")
+                          f"them: use another out_dir, or the settings it was trained with{hint}")
 
 
 def record(cfg: DictConfig, plan: Plan, job: Job) -> None:

@@ -27,7 +27,9 @@ from ladder.core.configs import ConfigError
 from ladder.core.interrupt import raise_if_stopped
 from ladder.core.plan import Plan
 from ladder.core.schedules import Job
+from ladder.core.sizes import ModelShape
 from ladder.orchestration.resources import eval_compute, job_flops, memory_gpus
+from train.mfu import expected_mfu
 from ladder.orchestration.rung import LOCKED, run_job
 from ladder.orchestration.status import read_state
 
@@ -79,16 +81,17 @@ def schedule(seconds: Mapping[str, float], least: Mapping[str, int], devices: in
     return sorted(best, key=lambda p: (p.start, p.devices))
 
 
-def device_rate(cfg: DictConfig) -> float:
-    """FLOP/s one device is expected to sustain: launcher.gpu_flops × launcher.expected_mfu."""
-    return cfg.launcher.gpu_flops * cfg.launcher.expected_mfu
+def device_rate(cfg: DictConfig, shape: ModelShape) -> float:
+    """FLOP/s one device is expected to sustain at `shape`: launcher.gpu_flops × launcher.expected_mfu (a wide
+    model's) × the share a model of its width and sequence length gets (train.mfu, assumed until measured)."""
+    return cfg.launcher.gpu_flops * expected_mfu(shape, cfg.launcher.expected_mfu)
 
 
 def job_times(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> tuple[dict[str, float], dict[str, int]]:
-    """Each job's time on one device (its training and evaluation FLOPs at `device_rate`) and the devices its
-    AdamW state needs."""
+    """Each job's time on one device (its training and evaluation FLOPs at its size's `device_rate`) and the
+    devices its AdamW state needs."""
     evaluation = eval_compute(cfg, plan)
-    seconds = {j.name: job_flops(j, evaluation) / device_rate(cfg) for j in jobs}
+    seconds = {j.name: job_flops(j, evaluation) / device_rate(cfg, j.run.shape) for j in jobs}
     return seconds, {j.name: math.ceil(memory_gpus(j.run, cfg.launcher)) for j in jobs}
 
 
@@ -104,6 +107,20 @@ def device_count(cfg: DictConfig) -> int:
     import torch
 
     return max(1, torch.cuda.device_count()) if cfg.train.device != "cpu" else 1
+
+
+def check_device(cfg: DictConfig) -> None:
+    """train.device=cuda (or eval.device=cuda) where this process sees no GPU: refused in one line before anything
+    is planned or written, not as each job's failure. On Slurm the jobs run on other nodes, which the check skips."""
+    wanted = [k for k in ("train", "eval") if cfg[k].device == "cuda"]
+    if not wanted or cfg.launcher.name == "slurm":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{wanted[0]}.device=cuda: this machine has no CUDA device that torch {torch.__version__} "
+                          f"can use (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); set "
+                          f"{wanted[0]}.device=auto or cpu, or run where a GPU is")
 
 
 def _on_cuda(cfg: DictConfig) -> bool:
@@ -232,8 +249,11 @@ def describe(cfg: DictConfig, plan: Plan) -> str:
     seconds, least = job_times(cfg, plan, plan.jobs)
     placements = schedule(seconds, least, devices, cfg.launcher.job_start_s)
     one = {n: cfg.launcher.job_start_s + seconds[n] / least[n] for n in seconds}  # on the fewest devices that hold it
-    lines = [f"on a node of {devices} devices at {cfg.launcher.gpu_flops:.3g} FLOP/s × MFU {cfg.launcher.expected_mfu:g} "
-             f"each (launcher.devices, launcher.gpu_flops, launcher.expected_mfu), training and evaluation:",
+    mfus = [expected_mfu(j.run.shape, cfg.launcher.expected_mfu) for j in plan.jobs]
+    lines = [f"on a node of {devices} devices at {cfg.launcher.gpu_flops:.3g} FLOP/s × MFU {min(mfus):.0%}–"
+             f"{max(mfus):.0%} each by width and sequence length (launcher.expected_mfu {cfg.launcher.expected_mfu:g} "
+             f"for a wide model × train/mfu.py's table, assumed until measured; launcher.devices, "
+             f"launcher.gpu_flops), training and evaluation:",
              f"  packed (launcher=local): {_minutes(makespan(placements))}; one job after another on one device "
              f"each: {_minutes(sum(one.values()))}; each on all {devices} at perfect scaling: "
              f"{_minutes(sum(cfg.launcher.job_start_s + s / devices for s in seconds.values()))}"]

@@ -6,6 +6,8 @@ one resumes from its last checkpoint, and a failed one is reported while the oth
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -32,13 +34,14 @@ from ladder.orchestration.progress import LadderProgress
 from ladder.orchestration.rung import LOCKED, prepare_all, run_job, with_heldout
 from ladder.orchestration.slurm import submit_jobs, tokenize_on_slurm, wait
 from ladder.orchestration.status import read_state, read_status, status_table
+from train.metrics import optional_module
 
 log = logging.getLogger(__name__)
 
 
-def _write_plan(plan: Plan, out_dir: Path) -> None:
+def _write_plan(cfg: DictConfig, plan: Plan, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / PLAN, as_json(plan))
+    atomic_write_text(out_dir / PLAN, as_json(plan, ladder=OmegaConf.to_container(cfg.ladder, resolve=True)))
 
 
 def saved_fit_settings(results: Path) -> DictConfig | None:
@@ -76,22 +79,26 @@ def _read_fit_settings(path: Path) -> DictConfig:
 
 
 def _fit_config(cfg: DictConfig, plan: Plan) -> DictConfig:
-    """Fit the ladder's own results; predict its targets unless the fit config names others."""
+    """Fit the ladder's own results; predict its targets (as they are: `Target.as_spec`) unless the fit config
+    names others."""
     fit = OmegaConf.to_container(cfg.fit, resolve=True)
     fit["results"] = fit["results"] or str(cfg.out_dir)
     fit["out"] = fit["out"] or str(Path(cfg.out_dir) / REPORT)
     if not fit["targets"]:
-        fit["targets"] = [{"name": t.name, "params": t.params, "tokens": t.tokens} for t in plan.targets]
+        fit["targets"] = [t.as_spec() for t in plan.targets]
     return OmegaConf.create(fit)
 
 
-def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
-    """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked."""
-    plan = build_plan(cfg)
+def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True, plan: Plan | None = None) -> int:
+    """Every unfinished rung, then the fit and report. 0 when every rung is done and the fit worked. `plan` is the
+    config's, where the caller has built it (a process plans once)."""
+    plan = plan or build_plan(cfg)
     out_dir = Path(cfg.out_dir)
     identity.check(cfg, plan, plan.jobs)  # a finished rung is reused only with the settings that made it
-    _write_plan(plan, out_dir)
-    atomic_write_text(out_dir / FIT_SETTINGS, OmegaConf.to_yaml(_fit_config(cfg, plan)))
+    _write_plan(cfg, plan, out_dir)
+    settings = OmegaConf.to_yaml(_fit_config(cfg, plan))
+    if not (out_dir / FIT_SETTINGS).is_file() or (out_dir / FIT_SETTINGS).read_text() != settings:
+        atomic_write_text(out_dir / FIT_SETTINGS, settings)  # only when changed: its age dates the settings
     if cfg.launcher.name == "slurm":
         tokenize_on_slurm(cfg, plan)  # the token stores, by array tasks; prepare_all below cuts the splits
     prepare_all(cfg, plan)  # once, up front, so parallel jobs find the tokens ready
@@ -105,9 +112,9 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
     jobs = [j for j in plan.jobs if any(r in todo for r in j.rungs)]  # wsds/branch: one per size trains its rungs
     if cfg.launcher.name == "slurm":
-        failures, elsewhere = wait(submit_jobs(cfg, jobs)), []
+        failures, elsewhere = wait(submit_jobs(cfg, plan, jobs)), []
     else:
-        failures, elsewhere = _run_here(cfg, jobs, evaluate)
+        failures, elsewhere = _run_here(cfg, plan, jobs, evaluate)
     # A job can end cleanly with a rung that stopped, e.g. on divergence (under branch: one of its branches).
     for job in jobs:
         if job.name in failures or job.name in elsewhere:
@@ -131,13 +138,34 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True) -> int:
         print(f"fit: skipped: no rung has evaluation results under {out_dir} yet"
               + (f" ({len(failures)} failed, see above)" if failures else ""))
         return 1
+    fit_cfg = _fit_config(cfg, plan)
+    if _report_current(cfg, fit_cfg):
+        print(f"fit: nothing changed since the report was written (no new results, the same fit settings), so it "
+              f"is kept; `ladder fit results={out_dir}` fits again\nreport: {Path(fit_cfg.out) / 'report.html'}")
+        return 1 if failures else 0
+    said = io.StringIO()  # the fit's answer and `report:` line, printed once wandb (which talks too) is done
     try:
-        report = run_fit(_fit_config(cfg, plan))  # it prints where the report is
+        with contextlib.redirect_stdout(said):
+            report = run_fit(fit_cfg)
     except FitInputError as exc:  # e.g. too few finished rungs for the law: the rungs' work is kept
-        print(f"fit: error: {exc}")
+        print(said.getvalue() + f"fit: error: {exc}")
         return 1
-    _report_to_wandb(cfg, plan, report)
+    try:
+        _report_to_wandb(cfg, plan, report)
+    finally:
+        print(said.getvalue(), end="")
     return 1 if failures else 0
+
+
+def _report_current(cfg: DictConfig, fit_cfg: DictConfig) -> bool:
+    """Whether the ladder's report was written after every result it fits and the fit settings it used: a rerun
+    with nothing new keeps it (a fit of the default 200 resamples takes half a minute) and starts no wandb run."""
+    out_dir = Path(cfg.out_dir)
+    report = Path(fit_cfg.out) / "report.html"
+    if Path(fit_cfg.results) != out_dir or not report.is_file():
+        return False
+    inputs = [*results_files(out_dir), out_dir / FIT_SETTINGS]
+    return report.stat().st_mtime_ns > max(p.stat().st_mtime_ns for p in inputs)
 
 
 def _report_to_wandb(cfg: DictConfig, plan: Plan, report: Path) -> None:
@@ -147,8 +175,10 @@ def _report_to_wandb(cfg: DictConfig, plan: Plan, report: Path) -> None:
     if settings.mode == "disabled":
         return
     import pandas as pd
-    import wandb
 
+    wandb = optional_module("wandb", f"the report is not logged to wandb (train.wandb.mode={settings.mode})")
+    if wandb is None:
+        return
     run = wandb.init(project=settings.project, entity=settings.entity, name=f"{plan.name}-report",
                      job_type="report", dir=str(cfg.out_dir), mode=settings.mode,
                      config={"ladder": OmegaConf.to_container(cfg, resolve=True), "harness_commit": harness_commit()})
@@ -180,18 +210,18 @@ def _unevaluated(cfg: DictConfig, plan: Plan, rung: Rung, heldout: dict) -> list
     return unevaluated(heldout[seq_len], rung_dir(cfg.out_dir, rung.rung_id))
 
 
-def _run_here(cfg: DictConfig, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
+def _run_here(cfg: DictConfig, plan: Plan, jobs: list[Job], evaluate: bool) -> tuple[dict[str, str], list[str]]:
     """Run the jobs on this node, packed onto its devices (ladder.orchestration.node) where there are several,
     else one after another here: (the error of each that failed, the ones another process is running)."""
     devices = device_count(cfg)
     if devices > 1 and len(jobs) > 1 and "WORLD_SIZE" not in os.environ:  # not when torchrun started us
-        return run_packed(cfg, build_plan(cfg), jobs, evaluate, devices)
+        return run_packed(cfg, plan, jobs, evaluate, devices)
     failures, elsewhere = {}, []
     progress = LadderProgress(jobs)
     for job in jobs:
         raise_if_stopped()
         try:
-            if progress.run(job, lambda: run_job(cfg, job.name, evaluate)) == LOCKED:
+            if progress.run(job, lambda: run_job(cfg, job.name, evaluate, plan)) == LOCKED:
                 elsewhere.append(job.name)
         except Exception as exc:  # one job's failure must not stop the ladder; its message is kept
             log.error("%s failed: %s: %s", job.name, type(exc).__name__, exc)

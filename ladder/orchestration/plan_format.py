@@ -37,8 +37,11 @@ def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
                      f"(one per size), C = {plan.compute:.3g} FLOPs (6ND); trained as a cosine ladder "
                      f"{plan.cosine_compute:.3g}: {plan.compute / plan.cosine_compute:.2f} of it, "
                      f"{100 * (1 - plan.compute / plan.cosine_compute):.0f} % saved")
-        lines += [f"  {j.name}: {j.run.hp.steps:,} steps, decays {', '.join(f'{f}–{e}' for f, e in j.decays)}"
-                  for j in plan.jobs]
+        lines += [f"  {j.name}: {j.run.hp.steps:,} steps, {j.decay_shape} decays "
+                  f"{', '.join(f'{f}–{e}' for f, e in j.decays)}" for j in plan.jobs]
+    elif plan.jobs[0].decay_shape:
+        lines.append(f"  every rung its own {plan.lr_schedule} run: warmup, the peak LR, then a "
+                     f"{plan.jobs[0].decay_shape} decay to the final LR (ladder.lr_decay_shape)")
     lines.append(f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
                  f"{100 * evaluation / plan.compute:.2g} % of training")
     for target in plan.targets:
@@ -47,7 +50,9 @@ def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
-def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> str:
+def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None, ladder: Optional[Mapping] = None) -> str:
+    """`ladder`: the resolved ladder config that made the plan, which a run's plan.json keeps (`ladder status`
+    rebuilds the run's own plan from it)."""
     rungs = [r.as_dict() for r in plan.rungs]
     if eval_compute is not None:
         rungs = [{**d, "eval_compute": eval_compute[r.rung_id]} for d, r in zip(rungs, plan.rungs)]
@@ -57,9 +62,11 @@ def as_json(plan: Plan, eval_compute: Optional[Mapping[str, float]] = None) -> s
         "rungs": rungs,
         "jobs": [{"name": j.name, "rungs": [r.rung_id for r in j.rungs], "steps": j.run.hp.steps,
                   "warmup_steps": j.run.hp.warmup_steps, "decays": [list(d) for d in j.decays],
+                  "decay_shape": j.decay_shape,
                   "linked": j.linked, "compute": j.compute} for j in plan.jobs],
         "targets": [{"name": t.name, "params": t.params, "tokens": t.tokens, "compute": t.compute,
                      "ladder_fraction": plan.compute / t.compute} for t in plan.targets],
+        **({"ladder_config": dict(ladder)} if ladder is not None else {}),
     }, indent=2)
 
 

@@ -128,25 +128,17 @@ class Publisher:
                          checkpoint=f"{CHECKPOINTS}/{own[-1][1].name}" if own else None, loss=loss)
 
 
-_worker_publishers: dict = {}  # run directory -> its Publisher, so tasks are prepared once per worker
-
-
-def publish_checkpoint(checkpoint_dir: Path, step: int, model, **kwargs) -> list[dict]:
-    """The eval hook of torchrun workers, which cannot be handed a bound method: the Publisher is rebuilt from
-    the job file `write_job_file` wrote into the run's directory; a follow-up (a branch) evaluates into its rung."""
-    directory = Path(checkpoint_dir).parent.parent
-    if directory not in _worker_publishers:
-        spec = OmegaConf.load(directory / JOB)
-        job = build_plan(spec.config).job(spec.job)
-        _worker_publishers[directory] = (Publisher(spec.config.out_dir, job, spec.config if spec.evaluate else None),
-                                         spec.rung)
-    publisher, rung_id = _worker_publishers[directory]
-    hook = publisher.publish if rung_id is None else publisher.hook(rung_id)
-    return hook(Path(checkpoint_dir), step, model, **kwargs) if hook is not None else []
+def worker_hook(directory: Path) -> Optional[Callable[..., list]]:
+    """The eval hook of a torchrun worker training the run in `directory`: its Publisher rebuilt from the job file
+    `write_job_file` wrote there (a follow-up, a branch, evaluates into its rung); None when not evaluating."""
+    spec = OmegaConf.load(directory / JOB)
+    job = build_plan(spec.config).job(spec.job)
+    publisher = Publisher(spec.config.out_dir, job, spec.config if spec.evaluate else None)
+    return publisher.publish if spec.rung is None else publisher.hook(spec.rung)
 
 
 def write_job_file(directory: Path, config: DictConfig, evaluate: bool, job: Job, rung_id: Optional[str]) -> None:
-    """What `publish_checkpoint` reads: the config, the job, and the rung a follow-up trains (None: the job's run)."""
+    """What `worker_hook` reads: the config, the job, and the rung a follow-up trains (None: the job's run)."""
     spec = {"config": OmegaConf.to_container(config, resolve=True), "evaluate": evaluate, "job": job.name,
             "rung": rung_id}
     atomic_write_text(directory / JOB, OmegaConf.to_yaml(spec))

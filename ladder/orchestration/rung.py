@@ -75,11 +75,12 @@ def with_heldout(cfg: DictConfig, plan: Plan, seq_len: int) -> DictConfig:
     return cfg
 
 
-def run_job(cfg: DictConfig, name: str, evaluate: bool = True) -> str:
+def run_job(cfg: DictConfig, name: str, evaluate: bool = True, plan: Plan | None = None) -> str:
     """Prepare, train the job `name` of the plan (evaluating every checkpoint as it is written, and any
     committed checkpoint an interruption left without records) and return its final state; LOCKED when
-    another process is running it. A failure before training starts is recorded too, with its reason."""
-    plan = build_plan(cfg)
+    another process is running it. A failure before training starts is recorded too, with its reason.
+    `plan` is the config's plan where the caller holds it (a process plans once); else it is built here."""
+    plan = plan or build_plan(cfg)
     job = plan.job(name)
     directory = job.directory(cfg.out_dir)
     directories = list(dict.fromkeys([rung_dir(cfg.out_dir, r.rung_id) for r in job.rungs] + [directory]))
@@ -167,8 +168,8 @@ def _run_job(cfg: DictConfig, plan: Plan, job: Job, evaluate: bool = True) -> st
 def _train(cfg: DictConfig, run: Run, directory: Path, prepared, hook, write_job) -> str:
     """Train `run` into `directory` here, or in torchrun workers when it trains on several processes
     (`train.backends.process_count`: train.num_processes, by default one per visible GPU); the state it
-    ends in. `hook` follows each checkpoint here; workers call `publish.publish_checkpoint`, which reads
-    the job file `write_job(directory)` writes."""
+    ends in. `hook` follows each checkpoint here; the workers (ladder.orchestration.worker) rebuild it
+    (`publish.worker_hook`) from the job file `write_job(directory)` writes."""
     # D rounded up to whole optimizer steps: what every step of the recipe consumes.
     data_kwargs = {"tokens": run.tokens, "seed": cfg.seed,
                    "allow_repeat": dataset_config(cfg, run.dataset).allow_repeat}
@@ -178,10 +179,9 @@ def _train(cfg: DictConfig, run: Run, directory: Path, prepared, hook, write_job
         directory.mkdir(parents=True, exist_ok=True)
         write_job(directory)
         write_launch(directory, run, cfg.train, data_kwargs, data_args=[str(prepared.train_dir)],
-                     tokenizer_dir=prepared.tokenizer_dir,
-                     eval_hook="ladder.orchestration.publish:publish_checkpoint" if hook else None,
-                     composed=composed)
-        subprocess.run(launch_command(directory, processes), check=False)
+                     tokenizer_dir=prepared.tokenizer_dir, composed=composed)
+        worker = "ladder.orchestration.worker" if hook else "train.worker"  # the former publishes each checkpoint
+        subprocess.run(launch_command(directory, processes, worker=worker), check=False)
         return read_state(directory).state
     sequences = TokenSequences(prepared.train_dir, **data_kwargs)
     return train_run(run, sequences, directory, cfg.train, tokenizer_dir=prepared.tokenizer_dir,

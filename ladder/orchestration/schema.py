@@ -7,7 +7,7 @@ or a wrong type fails at composition with the key's full name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -16,16 +16,6 @@ from eval.config import EvalConfig
 from fit.config import CompareConfig, FitConfig
 from train.config import TrainConfig
 from train.data.config import DataConfig, TokenizerConfig
-
-
-@dataclass
-class TargetConfig:
-    """A model to predict: `params` or a size name, and `tokens` or a multiplier."""
-    name: str = MISSING
-    params: Optional[float] = None
-    size: Optional[str] = None
-    tokens: Optional[float] = None
-    multiplier: Optional[float] = None
 
 
 @dataclass
@@ -44,11 +34,14 @@ class LadderConfig:
     multipliers: List[float] = MISSING  # M = D/N
     datasets: List[str] = MISSING  # names in configs/data/
     extra_rungs: List[RungConfig] = field(default_factory=list)
-    targets: List[TargetConfig] = field(default_factory=list)
+    # Models to predict: names (13B-5T), SIZE-MULT, or {name, params or size, tokens or multiplier,
+    # flops_per_token?}, read by ladder.core.targets as the fit's `targets` are.
+    targets: List[Any] = field(default_factory=list)
     # cosine or wsd: every rung its own run; wsds or branch: one run per size gives every multiplier's rung
     # (ladder.core.schedules)
     lr_schedule: str = "cosine"
     lr_decay_fraction: float = 0.1  # wsd/wsds/branch: share of each rung's period spent decaying (OLMo-core's minimum)
+    lr_decay_shape: str = "linear"  # wsd/wsds/branch: how each decay falls, linear or 1-sqrt (ladder.core.lr)
     # The shape family for sizes given as parameter counts.
     arch: str = "olmo2"
     vocab_size: int = 100352

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ladder.core.configs import ConfigError
 from ladder.core.files import writable_dir
-from ladder.core.plan import build_plan
 from ladder.core.schedules import Job
 from ladder.core.plan import Plan
 from ladder.orchestration.compose import dataset_config
@@ -27,6 +27,7 @@ from train.data import DataError, stream_need, token_store
 from train.data.store import tokenize_unit
 
 log = logging.getLogger(__name__)
+PING_TIMEOUT_S = 20  # `scontrol ping` asks the controller; a busy one still answers within seconds
 
 
 class LadderJob(submitit.helpers.Checkpointable):
@@ -61,20 +62,37 @@ def _executor(cfg: DictConfig, resources: Resources) -> submitit.AutoExecutor:
 
 
 def check_cluster(launcher: DictConfig) -> None:
-    """ConfigError unless this machine can submit Slurm jobs into `launcher.folder` (submitit's own error where it
-    cannot is a traceback, after the data is prepared)."""
-    writable_dir(launcher.folder, "launcher.folder")
-    missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
+    """ConfigError unless this machine can submit Slurm jobs into `launcher.folder`: the commands are here and the
+    controller answers (submitit's own error where it does not is a traceback, after the data is prepared). Checked
+    before the folder is made: a refusal leaves nothing behind."""
+    missing = [command for command in ("sbatch", "srun", "scontrol") if shutil.which(command) is None]
     if missing:
-        raise ConfigError(f"launcher.name=slurm: no Slurm here ({' and '.join(missing)} not on PATH); run on a "
+        raise ConfigError(f"launcher.name=slurm: no Slurm here ({_listed(missing)} not on PATH); run on a "
                           f"cluster's login node, or use launcher=local")
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=PING_TIMEOUT_S)
+        answer = (ping.stdout + ping.stderr).strip()
+        down = ping.returncode != 0 or "UP" not in answer
+    except subprocess.TimeoutExpired:
+        answer, down = f"no answer in {PING_TIMEOUT_S} s", True
+    except OSError as exc:  # e.g. a broken scontrol
+        answer, down = str(exc), True
+    if down:
+        said = answer.splitlines()[-1] if answer else f"exit {ping.returncode}"
+        raise ConfigError(f"launcher.name=slurm: Slurm's controller does not answer (`scontrol ping`: {said}); "
+                          "start slurmctld or run where it answers, or use launcher=local")
+    writable_dir(launcher.folder, "launcher.folder")
 
 
-def submit_jobs(cfg: DictConfig, jobs: list[Job]) -> dict[str, submitit.Job]:
-    """Submit the jobs as one Slurm job array per resource shape and return the Slurm jobs by job name."""
+def _listed(names: list[str]) -> str:
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def submit_jobs(cfg: DictConfig, plan: Plan, jobs: list[Job]) -> dict[str, submitit.Job]:
+    """Submit the jobs of `plan` as one Slurm job array per resource shape and return the Slurm jobs by job name."""
     check_cluster(cfg.launcher)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    evaluation = eval_compute(cfg, build_plan(cfg))
+    evaluation = eval_compute(cfg, plan)
     groups: dict[Resources, list[Job]] = defaultdict(list)
     for job in jobs:
         groups[resources_for(job.run, cfg.launcher, job_extra_flops(job, evaluation))].append(job)

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ladder.core.layout import METRICS, RECORD, rung_dir
-from ladder.core.plan import Plan, Rung
+from omegaconf import DictConfig, OmegaConf
+
+from ladder.core.configs import ConfigError, one_line
+from ladder.core.layout import METRICS, PLAN, RECORD, rung_dir
+from ladder.core.plan import Plan, Rung, build_plan
 from ladder.core.schedules import Job
 from ladder.core.sizes import format_count
 from ladder.orchestration.lock import is_locked
@@ -87,6 +90,23 @@ def _shown(out_dir: str | Path, rung: Rung, trunk: Optional[Job]) -> RungStatus:
     if trunk is not None and status.state == "pending" and read_state(trunk.directory(out_dir)).state == "running":
         return RungStatus(rung, "running", 0, f"in its trunk {trunk.name}")
     return status
+
+
+def run_plan(cfg: DictConfig) -> Plan:
+    """The plan of the run in cfg.out_dir: rebuilt from the ladder config its plan.json keeps, whatever overrides
+    `ladder status` was given (a run's sizes, datasets or schedule need not be repeated); the config's own plan
+    for a directory without one (a run not started, or written before plan.json kept it)."""
+    path = Path(cfg.out_dir) / PLAN
+    try:
+        saved = json.loads(path.read_text()).get("ladder_config") if path.is_file() else None
+    except (ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); `ladder run` writes it again") from None
+    if saved is None:
+        return build_plan(cfg)
+    try:
+        return build_plan(OmegaConf.merge(cfg, {"ladder": saved}))
+    except Exception as exc:  # OmegaConf's validation errors have no common base; a newer schema may refuse it
+        raise ConfigError(f"{path}: its ladder_config is not a ladder this harness reads ({one_line(exc)})") from None
 
 
 def status_table(plan: Plan, out_dir: str | Path) -> str:

@@ -1,5 +1,6 @@
-"""Shared fixtures: a byte-level BPE tokenizer trained on a few paragraphs, tiny real models, and a
-two-process torchrun launch of sharded_eval_worker.py."""
+"""Shared fixtures: a byte-level BPE tokenizer trained on a few paragraphs, tiny real models, a ladder's
+out_dir with one rung to evaluate (`ladder_dir`) and a two-process torchrun launch of sharded_eval_worker.py."""
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,11 @@ from omegaconf import OmegaConf
 # The eval tests import eval_helpers by name.
 sys.path.insert(0, str(Path(__file__).parent))
 
+from eval_helpers import DOCS, RUNG
+from ladder.core.layout import CONFIG
+from ladder.core.plan import build_plan
 from ladder.core.sizes import ModelShape
+from ladder.orchestration.compose import load
 from train.data.tokenizer import bpe_tokenizer
 from train.model import build_model
 
@@ -45,6 +50,22 @@ def model(tokenizer):
 def make_model(tokenizer):
     """Build another tiny model: make_model(seq_len=16, seed=1, arch="llama")."""
     return lambda **kw: tiny_model(tokenizer, **kw)
+
+
+@pytest.fixture
+def ladder_dir(tmp_path, tokenizer, model):
+    """out_dir with one rung (RUNG) holding two complete checkpoints and one being written, and held-out DOCS."""
+    rung_dir = tmp_path / "rungs" / RUNG
+    rung = next(r for r in build_plan(load()).rungs if r.rung_id == RUNG)
+    rung_dir.mkdir(parents=True)
+    (rung_dir / CONFIG).write_text(OmegaConf.to_yaml({"rung": rung.as_dict()}))  # as training writes it
+    for step in (10, 20):
+        model.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
+        tokenizer.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
+    (rung_dir / "checkpoints" / "step-00000030").mkdir()  # no files yet
+    docs = tmp_path / "heldout.jsonl"
+    docs.write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS))
+    return tmp_path
 
 
 @pytest.fixture

@@ -1,11 +1,9 @@
 """Checkpoint → results.jsonl records: fields, idempotent writes, `ladder eval` modes, the training hook."""
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from eval.checkpoints import CheckpointError, find_checkpoints, load_checkpoint
 from eval.cli import main, make_eval_hook, rung_info
@@ -13,37 +11,7 @@ from eval.config import EvalConfig
 from eval.metrics import ACCURACIES, METRICS
 from eval.run import LMSet, eval_device, eval_dtype, evaluate_checkpoint, read_results, write_results
 from eval.tasks import Example
-from ladder.core.layout import CONFIG
-from ladder.core.plan import build_plan
-from ladder.orchestration.compose import load
-
-RUNG = "smoke-24-smoke-M5"  # a rung of the smoke ladder
-DOCS = ["The river runs past the old mill and the children watch the boats go by in the morning light " * 2,
-        "A recipe for bread: mix flour, water, salt and yeast, knead the dough, let it rise, then bake it " * 2,
-        "The committee met on Tuesday to discuss the budget, and the chair asked for a vote on each item " * 2,
-        "Stars are huge balls of hot gas; the nearest one is the Sun, which gives the Earth heat and light " * 2,
-        "She opened the window because the room was too warm, and a cool breeze came in from the garden " * 2]
-
-
-@pytest.fixture
-def ladder_dir(tmp_path, tokenizer, model):
-    """out_dir with one rung holding two complete checkpoints and one being written."""
-    rung_dir = tmp_path / "rungs" / RUNG
-    rung = next(r for r in build_plan(load()).rungs if r.rung_id == RUNG)
-    rung_dir.mkdir(parents=True)
-    (rung_dir / CONFIG).write_text(OmegaConf.to_yaml({"rung": rung.as_dict()}))  # as training writes it
-    for step in (10, 20):
-        model.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
-        tokenizer.save_pretrained(rung_dir / "checkpoints" / f"step-{step:08d}")
-    (rung_dir / "checkpoints" / "step-00000030").mkdir()  # no files yet
-    docs = tmp_path / "heldout.jsonl"
-    docs.write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS))
-    return tmp_path
-
-
-def config(out_dir, *overrides):
-    return load([f"out_dir={out_dir}", f"eval.derived.docs={out_dir}/heldout.jsonl", "eval.derived.context_words=8",
-                 "eval.derived.n_choices=3", *overrides])
+from eval_helpers import RUNG, config
 
 
 def test_checkpoint_records_follow_the_results_format(ladder_dir, tokenizer):

@@ -233,8 +233,9 @@ def test_fit_says_where_its_report_went(tmp_path, capsys, monkeypatch):
     pd.DataFrame(rows).to_csv(tmp_path / "points.csv", index=False)
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "report: outputs/fit-chinchilla/report.html"
-    assert (tmp_path / "outputs/fit-chinchilla/report.html").exists()
+    named = f"outputs/fit-chinchilla-{tmp_path.name}-points"  # by its input: two inputs never share a folder
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {named}/report.html"
+    assert (tmp_path / named / "report.html").exists()
     assert main(["fit", "results=points.csv", "method=chinchilla", "bootstrap=0", "out=mine"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "report: mine/report.html"
 

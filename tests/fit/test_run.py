@@ -1,5 +1,6 @@
 """Output contract, input formats, dropped points, bad input and bootstrap reproducibility."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -122,3 +123,69 @@ def test_target_inside_fit_range_and_bound_hits_are_warned(tmp_path, capsys):
                             targets=[target], include=larger))
     assert "inside the fit range" in capsys.readouterr().out
     assert "inside the fit range" in (out / "report.md").read_text()
+
+
+def write_two_dataset_run(root, offset=1.5):
+    """A ladder run directory over datasets `a` and `b` (b's losses `offset` higher), each rung evaluated on both
+    validation sets, as `ladder run 'ladder.datasets=[a,b]'` writes it."""
+    for ds, shift in (("a", 0.0), ("b", offset)):
+        for n, m in LADDER:
+            rung = root / "rungs" / f"olmo-{n:.0f}-{ds}-M{m}"
+            rung.mkdir(parents=True)
+            recs = [{"run": rung.name, "size": f"{n:.0f}", "dataset": ds, "params": n, "run_tokens": n * m,
+                     "multiplier": m, "step": s, "tokens": n * m * s / 10, "final": s == 10, "metric": f"{val}_val:loss",
+                     "value": _loss(n, n * m * s / 10) + shift + 0.2 * (val != ds)} for s in (5, 10) for val in "ab"]
+            (rung / "results.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+    return root
+
+
+def test_a_ladder_over_two_datasets_is_fitted_per_dataset(tmp_path, capsys):
+    """Each dataset's held-out runs are predicted from that dataset's runs alone and measured on their own
+    values; pooled, both datasets' targets got one prediction and the first dataset's measured value."""
+    out = run_fit(FitConfig(results=str(write_two_dataset_run(tmp_path / "run")), method="chinchilla", bootstrap=0,
+                            holdout="largest"))
+    preds = pd.read_csv(out / "predictions.csv")
+    assert set(preds["dataset"]) == {"a", "b"}
+    for r in preds.itertuples():
+        assert f"-{r.dataset}-M" in r.target  # its own dataset's runs are its targets
+        n, d = r.params, r.tokens
+        own = _loss(n, d) + (1.5 if r.dataset == "b" else 0.0) + 0.2 * (r.metric[0] != r.dataset)
+        assert r.actual == pytest.approx(own)
+        assert r.predicted == pytest.approx(own, rel=0.02)
+    assert len(preds) == 2 * 2 * 2  # datasets × held-out runs × validation sets
+    fits = json.loads((out / "fits.json").read_text())
+    assert set(fits["datasets"]) == {"a", "b"} and fits["datasets"]["b"]["dataset"] == "b"
+    md = (out / "report.md").read_text()
+    assert "## Dataset a" in md and "## Dataset b" in md and "fitted apart" in md
+    assert (out / "figures" / "b" / "loss_vs_compute.png").exists()
+    said = capsys.readouterr().out
+    assert "dataset a (its runs fitted apart" in said and "dataset b (its runs fitted apart" in said
+
+
+def test_default_output_folders_of_two_inputs_do_not_collide(tmp_path, monkeypatch):
+    """Without out=, each input's fit has a folder of its own (method=direct on two inputs wrote both into
+    outputs/fit-direct, the second over the first)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    one = write_csv(tmp_path / "a" / "points.csv", ladder_rows())
+    two = write_csv(tmp_path / "b.csv", ladder_rows())
+    outs = [run_fit(FitConfig(results=str(p), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1.4e11}]))
+            for p in (one, two)]
+    assert outs[0] != outs[1] and all((o / "report.html").is_file() for o in outs)
+    assert outs[0] == Path("outputs") / "fit-chinchilla-a-points"
+    assert outs[1] == Path("outputs") / f"fit-chinchilla-{tmp_path.name}-b"
+
+
+def test_a_fit_says_each_stage_as_it_starts(tmp_path, caplog):
+    """A line per stage (on stderr through logging, so piped output gets them too, where no bar shows): reading,
+    what was read, fitting, writing the report and each figure; nothing went for the first and last seconds."""
+    import logging
+
+    path = write_csv(tmp_path / "p.csv", ladder_rows())
+    with caplog.at_level(logging.INFO):
+        run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, out=str(tmp_path / "o"),
+                          targets=[{"params": 7e9, "tokens": 1.4e11}]))
+    said = [r.getMessage() for r in caplog.records]
+    stages = ["reading ", "read 8 points of 8 runs", "fitting chinchilla", "writing the report", "figure figures/"]
+    at = [next(i for i, m in enumerate(said) if m.startswith(s)) for s in stages]
+    assert at == sorted(at), said

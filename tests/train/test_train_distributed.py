@@ -144,3 +144,45 @@ def test_a_worker_without_its_launch_file_says_what_writes_it(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"train.worker: error: no {tmp_path / 'launch.json'}: `ladder train` writes it for a job it trains on several "
         "processes (e.g. train=ddp_cpu, or one per GPU); run that first, or give the run directory it trained")
+
+
+def test_two_processes_train_on_while_each_writes_its_part_of_the_state_and_resume_bit_for_bit(tmp_path):
+    """DDP on 2 gloo processes, checkpoints at steps 4 and 8: every process's part of the optimizer state of step
+    4 is written only once training has asked for step 7's batch (so the loop did not wait for it); a run stopped
+    at step 7 with that state still in flight puts it in place on its way out, and resumed from it, trains
+    steps 5-8 bit for bit as the run that was never stopped."""
+    rung, cfg = tiny_run(steps=8), config()
+    count = len(sequences_for(rung))
+
+    def start(run_dir: Path, **gate) -> subprocess.CompletedProcess:
+        write_launch(run_dir, rung, cfg, data="train_fakes:GatedStateSequences",
+                     data_kwargs={"count": count, "gate": str(run_dir / "gate"), **gate})
+        return subprocess.run(launch_command(run_dir, 2), env=ENV, capture_output=True, text=True, timeout=600)
+
+    straight = start(tmp_path / "straight", release_at=7)
+    assert straight.returncode == 0, straight.stderr[-4000:]
+    for rank in (0, 1):  # each process wrote its own part, released by training, the state of each checkpoint
+        assert (tmp_path / f"straight/gate.rank{rank}").read_text().split("\n")[:2] == [
+            "released step-00000004", "released step-00000008"]
+
+    stopped = start(tmp_path / "stopped", release_at=6, crash_at=7)
+    assert stopped.returncode != 0 and read_record(tmp_path / "stopped")["state"] == "interrupted"
+    step_4 = tmp_path / "stopped/checkpoints/step-00000004"
+    assert (step_4 / "state").is_dir() and not (step_4 / ".tmp-state").exists()
+    assert sorted(p.name for p in (step_4 / "state/optimizer").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    assert launch(tmp_path / "stopped", rung, cfg)["state"] == "done"  # resumed (plain data, nothing held back)
+    resumed, whole = metrics(tmp_path / "stopped"), metrics(tmp_path / "straight")
+    assert [(m["step"], m["loss"], m["grad_norm"]) for m in resumed] == [
+        (m["step"], m["loss"], m["grad_norm"]) for m in whole]
+    a, b = final_weights(tmp_path / "stopped", 8), final_weights(tmp_path / "straight", 8)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_ladder_worker_without_its_job_file_is_one_line(tmp_path):
+    """A ladder job's workers evaluate as the job file says; without it they refuse in one line (not a traceback),
+    pointing at train.worker for training alone."""
+    (tmp_path / "launch.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "ladder.orchestration.worker", "--run-dir", str(tmp_path)], env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"ladder.orchestration.worker: error: no {tmp_path / 'job.yaml'}" in proc.stderr

@@ -16,6 +16,7 @@ from train.backends import make_backend, process_count
 from train.config import TrainConfig, WandbConfig
 from train.loop import train_run
 from train.loss import LossOutput, _chunk_loss_and_grad, _compiled_chunk_loss_and_grad, attach_loss, linear_cross_entropy
+import train.model
 from train.model import build_model, compile_blocks
 from train.optim import make_optimizer, make_scheduler
 from train_fakes import SHAPE, sequences_for, tiny_run
@@ -54,6 +55,27 @@ def test_blocks_compile_to_one_graph_whose_attention_is_causal_without_a_mask():
     assert len(recorder.graphs) == 1
     (sdpa,) = recorder.sdpa_calls()
     assert sdpa.kwargs.get("attn_mask") is None and sdpa.kwargs.get("is_causal") is True
+
+
+def test_each_shape_compiles_once_per_process_with_static_shapes(monkeypatch):
+    """A process that trains several sizes, each at its own micro-batch: each compiles its blocks once, static,
+    and the same size again compiles nothing (without the reset the second size's graph would take its batch
+    dimension as a symbol, and the tenth size would run eagerly)."""
+    wide = SHAPE.__class__(**{**SHAPE.__dict__, "d_model": 2 * SHAPE.d_model, "mlp_hidden": 2 * SHAPE.mlp_hidden})
+    torch.compiler.reset()
+    monkeypatch.setattr(train.model, "_COMPILED_FOR", [None])  # a fresh process
+    dynamic = []
+
+    def backend(gm, example_inputs):
+        dynamic.append(any(isinstance(x, (int, torch.SymInt)) for x in example_inputs))
+        return gm.forward
+
+    for shape, micro in ((SHAPE, 2), (wide, 4), (wide, 4)):
+        model = attach_loss(build_model(shape), 1e-4)
+        compile_blocks(model, key=(shape, micro), backend=backend)
+        ids = sequences_for(tiny_run(shape=shape)).ids[:micro]
+        model(input_ids=ids, labels=ids).total.backward()
+    assert dynamic == [False, False]
 
 
 def test_compiled_chunk_of_the_loss_equals_the_eager_one():
@@ -127,7 +149,7 @@ def test_the_model_evaluation_gets_returns_bf16_logits_under_bf16_training():
     backend = make_backend(cfg)
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
     backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
-                    lambda opt: make_scheduler(opt, rung.hp), 1, rung.hp)
+                    lambda opt: make_scheduler(opt, rung.curve), 1, rung.hp)
     ids = sequences_for(rung).ids[:2]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert backend.unwrapped()(input_ids=ids).logits.dtype == torch.bfloat16

@@ -4,6 +4,7 @@ import math
 import os
 import re
 import signal
+import sys
 
 import pytest
 import torch
@@ -11,7 +12,6 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 import train.loss
 from train.config import DivergenceConfig, TrainConfig, WandbConfig
-from ladder.core.recipes import lr_factor
 from ladder.core.schedules import SCHEDULES, checkpoint_steps
 from train.loop import divergence, split_batch, train_run
 from scripts.bench_train import training_loss
@@ -56,8 +56,9 @@ def test_split_batch_and_checkpoint_steps():
 
 @pytest.mark.parametrize("schedule", ["cosine", "wsd"])
 def test_schedule_warms_up_then_decays_to_final_lr(schedule):
-    hp = SCHEDULES[schedule].jobs([tiny_rung(steps=100)], 0.2)[0].run.hp
-    f = [lr_factor(hp)(s) for s in range(hp.steps)]
+    run = SCHEDULES[schedule].jobs([tiny_rung(steps=100)], 0.2)[0].run
+    hp = run.hp
+    f = [run.curve.factor(s) for s in range(hp.steps)]
     assert f[0] == pytest.approx(1 / hp.warmup_steps) and f[hp.warmup_steps - 1] == pytest.approx(1.0)
     assert f[-1] == pytest.approx(hp.final_lr / hp.lr)
     assert all(a >= b - 1e-12 for a, b in zip(f[hp.warmup_steps:], f[hp.warmup_steps + 1:]))
@@ -106,8 +107,7 @@ def test_run_writes_formats_and_loadable_checkpoints(tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 13))
     assert {"loss", "lr", "tokens", "tokens_per_s", "grad_norm", "mfu"} <= set(rows[0])
     assert rows[-1]["loss"] < rows[0]["loss"]
-    schedule = lr_factor(rung.hp)
-    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * schedule(r["step"] - 1) for r in rows])
+    assert [r["lr"] for r in rows] == pytest.approx([rung.hp.lr * rung.curve.factor(r["step"] - 1) for r in rows])
     # A standard transformers directory: loads as is, with the size rule's parameter count.
     final = run / "checkpoints/step-00000012"
     model = AutoModelForCausalLM.from_pretrained(final)
@@ -166,10 +166,10 @@ def test_a_sigterm_lost_in_a_finalizer_still_stops_the_run(tmp_path, monkeypatch
 
 def test_the_run_trains_with_its_own_lr_schedule(tmp_path):
     run = SCHEDULES["wsd"].jobs([tiny_rung(steps=10)], 0.2)[0].run
-    assert run.hp.lr_schedule == "wsd" and run.hp.decays == ((8, 10),)
+    assert run.curve.kind == "wsd" and run.curve.decays == ((8, 10),)
     train_run(run, sequences_for(run), tmp_path, config())
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * lr_factor(run.hp)(s) for s in range(10)])
+    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * run.curve.factor(s) for s in range(10)])
 
 
 def test_accumulation_matches_one_big_batch(tmp_path):
@@ -224,7 +224,7 @@ def test_optimizer_step_is_skipped_on_the_device_when_not_finite(distributed):
     backend = make_backend(config(device="cpu", distributed=distributed))
     model = attach_loss(build_model(rung.shape), rung.hp.z_loss)
     wrapped = backend.prepare(model, lambda m: make_optimizer(m, rung.hp),
-                              lambda opt: make_scheduler(opt, rung.hp), 1, rung.hp)
+                              lambda opt: make_scheduler(opt, rung.curve), 1, rung.hp)
     optimizer = backend.optimizer
     ids = sequences_for(rung).ids[:4]
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -255,6 +255,25 @@ def test_wandb_offline_writes_locally(tmp_path):
     assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
+def test_a_missing_logger_is_one_warning_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    """The device image has no wandb: train.wandb.mode=offline (the default) there must train, log to
+    metrics.jsonl, and say once per process that wandb logs nothing; the ladder's report goes without it too."""
+    import train.metrics
+    from ladder.orchestration.pipeline import _report_to_wandb
+    from omegaconf import OmegaConf
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError, as where it is absent
+    monkeypatch.setattr(train.metrics, "_MISSING_REPORTED", set())
+    rung = tiny_run(steps=4)
+    for attempt in ("a", "b"):  # a process that trains several runs
+        result = train_run(rung, sequences_for(rung), tmp_path / attempt, config(wandb=WandbConfig(mode="offline")))
+        assert result.state == "done" and len(losses(tmp_path / attempt)) == 4
+        assert not (tmp_path / attempt / "wandb").exists()
+    _report_to_wandb(OmegaConf.create({"train": {"wandb": {"mode": "offline"}}}), None, tmp_path / "no-report")
+    warnings = [r.getMessage() for r in caplog.records if "wandb" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("wandb is not installed") and "goes on" in warnings[0]
+
+
 def _trunk(schedule, ends=(8, 16, 24), decay_fraction=0.4):
     (job,) = SCHEDULES[schedule].jobs([tiny_rung(steps=e, multiplier=float(e)) for e in ends], decay_fraction)
     return job
@@ -262,9 +281,9 @@ def _trunk(schedule, ends=(8, 16, 24), decay_fraction=0.4):
 
 def test_wsds_schedule_decays_at_the_end_of_every_period_and_rises_back():
     trunk = _trunk("wsds")  # periods of 8 steps, each decaying over its last round(0.4 · 8) = 3
-    hp = trunk.run.hp
-    assert hp.decays == ((5, 8), (13, 16), (21, 24)) and hp.steps == 24
-    f = [lr_factor(hp)(s) for s in range(hp.steps)]
+    hp, curve = trunk.run.hp, trunk.run.curve
+    assert curve.decays == ((5, 8), (13, 16), (21, 24)) and hp.steps == 24
+    f = [curve.factor(s) for s in range(hp.steps)]
     floor = hp.final_lr / hp.lr
     assert f[0] == pytest.approx(1 / hp.warmup_steps) and f[4] == 1.0
     assert f[5] == 1.0 and f[6] == pytest.approx((1 + floor) / 2) and f[7] == pytest.approx(floor)  # the bottom ends M1
@@ -273,7 +292,7 @@ def test_wsds_schedule_decays_at_the_end_of_every_period_and_rises_back():
     # A rung alone under wsd is a trunk of one period, trained in the rung's own directory.
     (alone,) = SCHEDULES["wsd"].jobs([tiny_rung(steps=24, multiplier=24.0)], 0.4)
     (lone_trunk,) = SCHEDULES["wsds"].jobs([tiny_rung(steps=24, multiplier=24.0)], 0.4)
-    assert alone.run.hp == lone_trunk.run.hp and not alone.linked and lone_trunk.linked
+    assert (alone.run.hp, alone.run.curve) == (lone_trunk.run.hp, lone_trunk.run.curve) and not alone.linked and lone_trunk.linked
 
 
 @pytest.mark.parametrize("crash_after,resumes_from", [(14, 12), (7, 6)])  # stable phase; inside the first decay
@@ -288,14 +307,14 @@ def test_a_wsds_trunk_killed_in_a_stable_phase_or_a_decay_resumes_exactly(tmp_pa
     resumed = train_run(run, sequences_for(run), tmp_path / "resumed", cfg)
     assert resumed.loss == whole.loss and losses(tmp_path / "resumed") == losses(tmp_path / "whole")
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * lr_factor(run.hp)(s) for s in range(24)])
+    assert [r["lr"] for r in rows] == pytest.approx([run.hp.lr * run.curve.factor(s) for s in range(24)])
 
 
 def test_a_branch_from_the_trunk_equals_one_run_with_its_schedule(tmp_path):
     import os
 
     trunk = _trunk("branch")
-    assert trunk.run.hp.steps == 21 and trunk.run.hp.decays == () and trunk.run.save_steps == (5, 13, 21)
+    assert trunk.run.hp.steps == 21 and trunk.run.curve.decays == () and trunk.run.save_steps == (5, 13, 21)
     assert trunk.run.keep_steps == (5, 13, 21)  # the branches start from them
     sequences = sequences_for(trunk.follow_ups[-1])
     train_run(trunk.run, sequences, tmp_path / "trunk", config(checkpoint_fractions=[1.0]))
@@ -359,7 +378,7 @@ def _truncate(path):
         f.truncate(path.stat().st_size // 2)
 
 
-_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer.bin"]
+_FILES = ["model.safetensors", "trainer_state.pt", "state/optimizer/__0_0.distcp", "state/scheduler.pt"]
 
 
 @pytest.mark.parametrize("name", _FILES)

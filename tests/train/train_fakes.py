@@ -6,6 +6,7 @@ torch.Generator, sequences (start + stride·t) mod V so a model can learn them a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,3 +74,44 @@ def tiny_run(steps: int = 12, batch_size: int = 8, lr: float = 1e-2, shape: Mode
 
 def sequences_for(run: Run, seed: int = 0) -> FakeSequences:
     return FakeSequences(run.hp.steps * run.hp.batch_size, run.shape.seq_len, run.shape.vocab_size, seed)
+
+
+class GatedStateSequences(FakeSequences):
+    """FakeSequences whose run's checkpoint state writes are held back until training asks for the batch of step
+    `release_at` (at most `hold_s`), and which stop the run with a KeyboardInterrupt at step `crash_at`. Each
+    process's writer records whether training released it (`released`) or its wait ran out (`held on`): a loop
+    that waited for the write would never reach the releasing batch."""
+
+    def __init__(self, count: int, gate: str, release_at: int, crash_at: int = 0, hold_s: float = 60.0):
+        super().__init__(count)
+        import functools
+
+        import train.backends
+
+        self.gate, self.release_at, self.crash_at = Path(gate), release_at, crash_at
+        train.backends._state_writer = functools.partial(_gated_writer, gate=self.gate, hold_s=hold_s)
+
+    def batches(self, batch_size: int, start: int = 0, **kwargs):
+        for step, batch in enumerate(super().batches(batch_size, start, **kwargs), start=start // batch_size + 1):
+            if step == self.release_at:
+                self.gate.touch()
+            if step == self.crash_at:
+                raise KeyboardInterrupt("killed")
+            yield batch
+
+
+def _gated_writer(path, gate: Path, hold_s: float):
+    import torch.distributed as dist
+    from torch.distributed.checkpoint import FileSystemWriter
+
+    class Gated(FileSystemWriter):
+        def write_data(self, plan, planner):
+            deadline = time.time() + hold_s
+            while not gate.exists() and time.time() < deadline:
+                time.sleep(0.05)
+            rank = dist.get_rank() if dist.is_initialized() else 0
+            with open(f"{gate}.rank{rank}", "a") as f:
+                f.write(f"{'released' if gate.exists() else 'held on'} {Path(self.path).parent.parent.name}\n")
+            return super().write_data(plan, planner)
+
+    return Gated(str(path))

@@ -22,7 +22,7 @@ class DataConfig:
     max_tokens: Optional[int] = None  # stop packing training tokens here (a hub dataset never ends)
     allow_repeat: bool = False  # let a rung draw more tokens than the split holds (epochs are recorded)
     token_dtype: str = "auto"  # auto (uint16 when the vocabulary fits, else uint32), uint16 or uint32
-    num_proc: Optional[int] = None  # tokenizer processes; None: half the cores, at most 8
+    num_proc: Optional[int] = None  # tokenizer processes; None: one per core, as many as memory holds (0.5 GB each)
 
 
 @dataclass

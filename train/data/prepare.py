@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -22,19 +23,26 @@ import numpy as np
 from filelock import FileLock
 from omegaconf import DictConfig
 
-from ladder.core.shards import MANIFEST
-from train.data import corpus
+from ladder.core.shards import MANIFEST, intact
+from train.data import corpus, parts
 from train.data.pack import Cut, Piece, cut, documents_in, write_split
 from train.data.sources import DataError, data_config, documents, local_files
-from train.data.store import Store, fill
-from train.data.tokenized import TokenFile, read_tokens, scan, token_file, tokenized_files
-from train.data.tokenizer import ensure_tokenizer, load, token_dtype, tokenizer_config, tokenizer_hash
+from train.data.store import FULL, Store, fill
+from train.data.tokenized import TokenFile, dtype_in_content, read_tokens, scan, token_file, tokenized_files
+from train.data.tokenizer import (ensure_tokenizer, known_vocab, load, token_dtype, tokenizer_config,
+                                  tokenizer_hash)
 
 log = logging.getLogger(__name__)
 HELDOUT_DOCUMENTS = "documents.jsonl"  # the validation split's documents as text, for tasks derived from them
 # Bytes of uncompressed C4-schema JSON lines per token of a 32k byte-level BPE trained on them (the offline corpus:
 # docs/data.md): what `ladder plan` estimates a text source's tokens from before it is tokenized.
 BYTES_PER_TOKEN = 4.4
+# A tokenizer process's peak resident memory (issue 37 measured about 0.5 GB; docs/data.md's scale runs): how
+# many processes the available memory holds.
+WORKER_BYTES = 512 << 20
+GZIP_SAMPLE = 1 << 16  # compressed bytes of a large gzip read to estimate its ratio
+MAX_GZIP_RATIO = 1032  # deflate's most: a gzip smaller than 2^32 / this holds under 2^32 bytes, as its trailer says
+SAMPLE_BYTES = 1 << 14  # of each source file's start, middle and end, hashed into its token store's key
 
 
 @dataclass(frozen=True)
@@ -62,9 +70,37 @@ def default_cache_dir() -> Path:
 
 
 def default_num_proc() -> int:
-    """Half the cores, at most 8: the tokenizer runs its own threads in a single process, which on 2 cores
-    beats two processes (docs/data.md); worker processes pay off where cores are many."""
-    return max(1, min(8, (os.cpu_count() or 1) // 2))
+    return tokenizer_processes()[0]
+
+
+def tokenizer_processes(requested: Optional[int] = None) -> tuple[int, str]:
+    """How many processes tokenize, and why: `requested` (data.num_proc), else one per core this process may
+    run on, at most as many as the available memory holds at WORKER_BYTES each."""
+    if requested:
+        return requested, f"{requested} tokenizer processes (data.num_proc)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    memory = _available_memory()
+    count = max(1, min(cores, memory // WORKER_BYTES))
+    return count, (f"{count} tokenizer processes: one per core ({cores}), at most one per "
+                   f"{WORKER_BYTES / 2 ** 30:.1f} GiB of the {memory / 2 ** 30:.1f} GiB available (data.num_proc sets it)")
+
+
+def _available_memory() -> int:
+    """Bytes this process may still use: the kernel's MemAvailable, below a cgroup's limit (a Slurm job's)."""
+    limits = []
+    try:
+        limits.append(next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                           if line.startswith("MemAvailable")))
+    except (OSError, StopIteration, ValueError):
+        limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        cgroup = Path("/sys/fs/cgroup")
+        limit, used = (cgroup / "memory.max").read_text().strip(), (cgroup / "memory.current").read_text().strip()
+        if limit != "max":
+            limits.append(int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(limits))
 
 
 def _source(cfg: DictConfig, files: list[Path]) -> dict:
@@ -74,6 +110,26 @@ def _source(cfg: DictConfig, files: list[Path]) -> dict:
     root = Path(cfg.path)
     return {"path": str(root), "files": [[str(p.relative_to(root)) if p != root else p.name, p.stat().st_size,
                                           p.stat().st_mtime_ns] for p in files]}
+
+
+def _content(cfg: DictConfig, files: list[Path]) -> dict:
+    """What the documents are, wherever they lie: local files by name under data.path, size and a hash of
+    their first, middle and last SAMPLE_BYTES; a hub dataset by name. A token store is keyed by it, so a
+    corpus or cache moved or copied elsewhere is recognised."""
+    if cfg.path is None:
+        return _source(cfg, files)
+    root = Path(cfg.path)
+    return {"files": [[str(p.relative_to(root)) if p != root else p.name, p.stat().st_size, _sample_hash(p)]
+                      for p in files]}
+
+
+def _sample_hash(path: Path) -> str:
+    digest, size = hashlib.sha256(), path.stat().st_size
+    with open(path, "rb") as f:
+        for start in sorted({0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)}):
+            f.seek(start)
+            digest.update(f.read(SAMPLE_BYTES))
+    return digest.hexdigest()[:16]
 
 
 def _key(obj) -> str:
@@ -89,15 +145,20 @@ def open_stream(cfg: DictConfig, tokenizer_dir: Path, eos: int, dtype: str,
     if token_files:
         return None, {"source": _source(cfg, token_files), "tokenized": True}
     files = local_files(cfg.path) if cfg.path is not None else []
-    source = _source(cfg, files)
-    identity = {"source": source, "text_field": cfg.text_field, "tokenizer": tokenizer_hash(tokenizer_dir),
-                "dtype": dtype}
-    units = [{"path": str(p)} for p in files] or [
+    tokens = {"source": _content(cfg, files), "text_field": cfg.text_field, "tokenizer": tokenizer_hash(tokenizer_dir),
+              "dtype": dtype, "unit_bytes": parts.UNIT_BYTES}
+    units = [{"path": str(p), **({"part": part} if part else {})} for p in files for part in parts.parts(p)] or [
         {"hf_path": cfg.hf_path, "hf_name": cfg.hf_name, "split": cfg.split, "streaming": cfg.streaming}]
-    store = Store.create(cache_dir / "stores" / f"{cfg.name}-{_key(identity)}", units,
-                         {"dataset": cfg.name, "text_field": cfg.text_field, "tokenizer_dir": str(tokenizer_dir),
-                          "eos": eos, "dtype": dtype})
-    return store, {"source": source, "tokenized": False, "store": str(store.root)}
+    root = cache_dir / "stores" / f"{cfg.name}-{_key(tokens)}"
+    try:
+        store = Store.open(root, units, {"dataset": cfg.name, "text_field": cfg.text_field,
+                                         "tokenizer_dir": str(tokenizer_dir), "eos": eos, "dtype": dtype})
+    except OSError as exc:
+        if exc.errno not in FULL:
+            raise
+        raise DataError(f"{root}: cannot write the token store's records ({exc.strerror}); free space under "
+                        f"LADDER_CACHE (or set it elsewhere)") from None
+    return store, {"source": _source(cfg, files), "tokenized": False, "store": str(store.root)}
 
 
 def _pieces(cfg: DictConfig, store: Optional[Store], dtype: str) -> list[Piece]:
@@ -162,8 +223,8 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
     out = cache_dir / "tokens" / f"{cfg.name}-{seq_len}-{_key({**meta, 'seq_len': seq_len})}"
     prepared = PreparedData(cfg.name, out / "train", out / "val", tokenizer_dir)
 
-    def done() -> bool:
-        return (prepared.train_dir / MANIFEST).exists() and (prepared.val_dir / MANIFEST).exists()
+    def done() -> bool:  # a split whose files were damaged since is cut again (the store repaired first)
+        return intact(prepared.train_dir) and intact(prepared.val_dir)
 
     if done():
         return prepared
@@ -173,24 +234,35 @@ def prepare_data(data_cfg, tokenizer_cfg, seq_len: int, val_tokens: Optional[int
             return prepared
         pieces = _fill(cfg, store, dtype, seq_len, val_tokens, train_tokens, eos,
                        num_proc or cfg.num_proc or default_num_proc(), progress)
+        if store is None:
+            _check_dtypes(pieces, len(tokenizer))
         where = cut(pieces, seq_len, val_tokens, train_tokens, eos)
         if where.total < where.val_end:
             raise DataError(f"dataset '{cfg.name}' holds only {where.total:,} tokens in "
                             f"{documents_in(pieces, 0, where.total, eos):,} documents; its validation split alone "
                             f"needs {val_tokens:,}")
         train_end = where.train_start + where.train_sequences * seq_len
-        if store is None:  # a corpus tokenized elsewhere: its ids must be the named tokenizer's
-            _check_ids(cfg, pieces, train_end, len(tokenizer), tokenizer_dir)
+        # Documents that start in training (the last may be cut): those whose predecessor ends one token earlier.
+        counted = (where.train_start - 1, train_end - 1) if where.train_sequences else (0, 0)
+        if store is None:  # a corpus tokenized elsewhere: its ids must be the named tokenizer's; one read of them
+            starting = _scan_tokenized(pieces, where, train_end, counted, eos, len(tokenizer), tokenizer_dir)
+        else:
+            starting = documents_in(pieces, *counted, eos)
         tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         stats = _read_stats(store)
-        write_split(tmp / "val", pieces, 0, where.val_end // seq_len, seq_len, {**meta, **stats, "split": "val"},
-                    where.val_documents)
-        _write_heldout_documents(cfg, store, pieces, where, tokenizer, tmp / "val" / HELDOUT_DOCUMENTS)
-        # Documents that start in training (the last may be cut): those whose predecessor ends one token earlier.
-        starting = documents_in(pieces, where.train_start - 1, train_end - 1, eos) if where.train_sequences else 0
-        write_split(tmp / "train", pieces, where.train_start, where.train_sequences, seq_len,
-                    {**meta, **stats, "split": "train"}, starting)
+        try:
+            write_split(tmp / "val", pieces, 0, where.val_end // seq_len, seq_len, {**meta, **stats, "split": "val"},
+                        where.val_documents)
+            _write_heldout_documents(cfg, store, pieces, where, tokenizer, tmp / "val" / HELDOUT_DOCUMENTS)
+            write_split(tmp / "train", pieces, where.train_start, where.train_sequences, seq_len,
+                        {**meta, **stats, "split": "train"}, starting)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno not in FULL:
+                raise
+            raise DataError(f"{out}: cannot write the splits ({exc.strerror}); free space under LADDER_CACHE (or set "
+                            f"it elsewhere) and prepare again") from None
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     log.info("prepared %s: %s", cfg.name, out)
@@ -215,24 +287,48 @@ def _fill(cfg, store, dtype, seq_len, val_tokens, train_tokens, eos, num_proc, p
         need += deficit  # the rest of validation's last document, which training does not get
 
 
-def _check_ids(cfg, pieces: list[Piece], stop: int, vocab: int, tokenizer_dir: Path) -> None:
-    offset = 0
+def _check_dtypes(pieces: list[Piece], vocab: int) -> None:
+    """A headerless file read with a dtype its ids contradict is named with the dtype they say, before a
+    wrong reading becomes one-token documents or ids outside the vocabulary."""
+    for piece in pieces:
+        said = dtype_in_content(piece.file, vocab)
+        if said:
+            raise DataError(f"{piece.file.path}: read as headerless {piece.file.dtype} its ids do not look like tokens "
+                            f"of a {vocab:,}-token vocabulary, read as {said} they do; set data.token_dtype={said}")
+
+
+def _scan_tokenized(pieces: list[Piece], where: Cut, stop: int, counted: tuple[int, int], eos: int, vocab: int,
+                    tokenizer_dir: Path) -> int:
+    """A pre-tokenized stream's tokens 0 … stop−1 read once: every id checked against the vocabulary, and the
+    eos ids among stream positions `counted` counted (the documents that start in training)."""
+    if where.train_start >= where.total > 0 and not where.train_sequences:
+        last = pieces[-1].file
+        if int(read_tokens(last, last.tokens - 1, last.tokens)[0]) != eos:  # validation's last document never ends
+            names = [str(p.file.path) for p in pieces[len(_covering(pieces, where.val_end)) - 1:]]
+            raise DataError(f"{', '.join(names)}: no eos id {eos} after token {where.val_end - 1:,} of the stream; a "
+                            f"pre-tokenized corpus ends each document with its tokenizer's eos (is {tokenizer_dir} "
+                            f"the tokenizer it was made with?)")
+    offset = documents = 0
     for piece in pieces:
         if offset >= stop:
-            return
-        largest = scan(piece.file, 0, min(piece.file.tokens, stop - offset), -1)[0]
+            break
+        largest, count = scan(piece.file, 0, min(piece.file.tokens, stop - offset), eos,
+                              (max(0, counted[0] - offset), max(0, min(piece.file.tokens, counted[1] - offset))))
         if largest >= vocab:
             raise DataError(f"{piece.file.path}: holds token id {largest:,}, outside the {vocab:,}-token "
                             f"vocabulary of tokenizer {tokenizer_dir} (ladder.tokenizer.name_or_path); name the "
                             f"tokenizer the corpus was made with")
+        documents += count
         offset += piece.file.tokens
+    return documents
 
 
 def _read_stats(store: Optional[Store]) -> dict:
     if store is None:
         return {}
     units = store.usable()
-    return {"source_files": [store.spec["units"][i].get("path") or store.spec["units"][i]["hf_path"] for i in units],
+    files = [store.spec["units"][i].get("path") or store.spec["units"][i]["hf_path"] for i in units]
+    return {"source_files": list(dict.fromkeys(files)),  # a file cut into parts, once
             "skipped_empty_documents": sum(store.progress(i)["skipped_empty_documents"] for i in units)}
 
 
@@ -243,9 +339,12 @@ def _write_heldout_documents(cfg, store, pieces: list[Piece], where: Cut, tokeni
         if store is not None:
             texts = islice(documents(cfg), where.val_documents)
         else:
-            tokens = np.concatenate([read_tokens(p.file, 0, p.file.tokens) for p in _covering(pieces, where.train_start)])
-            ends = np.flatnonzero(tokens[:where.train_start] == tokenizer.eos_token_id) + 1
-            texts = (tokenizer.decode(doc[:-1]) for doc in np.split(tokens[:where.train_start], ends)[:len(ends)])
+            # Validation's tokens alone, whatever the size of the files they lie in.
+            offsets = np.cumsum([0] + [p.file.tokens for p in pieces])
+            tokens = np.concatenate([read_tokens(p.file, 0, where.train_start - int(offset))
+                                     for p, offset in zip(_covering(pieces, where.train_start), offsets)])
+            ends = np.flatnonzero(tokens == tokenizer.eos_token_id) + 1
+            texts = (tokenizer.decode(doc[:-1]) for doc in np.split(tokens, ends)[:len(ends)])
         for text in texts:
             f.write(json.dumps({cfg.text_field: text}) + "\n")
 
@@ -261,14 +360,30 @@ def _covering(pieces: list[Piece], stop: int) -> list[Piece]:
     return out
 
 
+def _gzip_bytes(path: Path) -> int:
+    """A gzip file's uncompressed size. Its trailer holds the size modulo 2^32, so which multiple of 2^32 to
+    add is chosen from the ratio of its first GZIP_SAMPLE compressed bytes (a 4.9 GB json.gz has the trailer of
+    a 0.6 GB one); a file too small to reach 2^32 even at MAX_GZIP_RATIO is read no further."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        trailer = int.from_bytes(f.read(4), "little")
+        if size * MAX_GZIP_RATIO < 1 << 32:
+            return trailer
+        f.seek(0)
+        sample = f.read(GZIP_SAMPLE)
+    unzip = zlib.decompressobj(31)
+    out = len(unzip.decompress(sample, 4 * GZIP_SAMPLE))
+    estimate = size * out / max(1, len(sample) - len(unzip.unconsumed_tail))
+    return trailer + (1 << 32) * max(0, round((estimate - trailer) / (1 << 32)))
+
+
 def _text_bytes(path: Path) -> int:
-    """A text shard's uncompressed size: gzip's trailer (the size modulo 2^32), parquet's metadata, else the file's."""
+    """A text shard's uncompressed size: gzip's (`_gzip_bytes`), parquet's metadata, else the file's."""
     name = path.name.lower()
     try:
         if name.endswith(".gz"):
-            with open(path, "rb") as f:
-                f.seek(-4, os.SEEK_END)
-                return int.from_bytes(f.read(4), "little")
+            return _gzip_bytes(path)
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
@@ -280,14 +395,17 @@ def _text_bytes(path: Path) -> int:
     return path.stat().st_size
 
 
-def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -> tuple[Optional[int], str]:
+def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None,
+                  tokenizer_cfg=None) -> tuple[Optional[int], str]:
     """How many tokens a dataset's source holds, and how that is known, without tokenizing anything: exact for
-    a pre-tokenized corpus (`vocab_size` chooses an auto dtype), estimated from a text source's bytes
-    (BYTES_PER_TOKEN), unknown (None) for a hub stream or a built-in corpus not built yet."""
+    a pre-tokenized corpus, estimated from a text source's bytes (BYTES_PER_TOKEN), unknown (None) for a hub
+    stream or a built-in corpus not built yet. A headerless token file's auto dtype is chosen as prepare
+    chooses it, from the tokenizer's vocabulary where that is known without fetching it, else `vocab_size`."""
     cfg = data_config(data_cfg)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cfg.path
     if path is None and cfg.corpus:
-        built = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "corpus" / cfg.corpus
+        built = cache_dir / "corpus" / cfg.corpus
         if not (built / corpus.MARKER).exists():
             return None, f"the built-in corpus '{cfg.corpus}', built at first use"
         path = str(built)
@@ -296,9 +414,12 @@ def source_tokens(data_cfg, vocab_size: int, cache_dir: Optional[Path] = None) -
     try:
         token_files = tokenized_files(path)
         if token_files:
-            dtype = token_dtype(vocab_size, cfg.token_dtype)
+            vocab = known_vocab(tokenizer_cfg, cache_dir) if tokenizer_cfg is not None else None
+            dtype = token_dtype(vocab or vocab_size, cfg.token_dtype)
             tokens = sum(token_file(p, dtype).tokens for p in token_files)
-            return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files"
+            whose = "" if vocab else (f"; headerless files read as {dtype}, from ladder.vocab_size until the "
+                                      f"tokenizer is fetched")
+            return tokens, f"{tokens:,} tokens in {len(token_files)} pre-tokenized files{whose}"
         files = local_files(path)
         size = sum(_text_bytes(p) for p in files)
     except DataError as exc:

@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from train.data.config import DataConfig
+from train.data.errors import DataError
 
 
 # Local file name endings and the `datasets` builder that reads them.
@@ -22,10 +23,6 @@ FORMATS = {".jsonl": "json", ".jsonl.gz": "json", ".json.gz": "json", ".parquet"
 
 
 EMPTY = "empty file (no records); remove it or fill it"
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file (and line where it applies)."""
 
 
 def data_config(cfg) -> DictConfig:
@@ -37,7 +34,7 @@ def data_config(cfg) -> DictConfig:
     return cfg
 
 
-def _format(path: Path) -> Optional[str]:
+def text_format(path: Path) -> Optional[str]:
     name = path.name.lower()
     return next((fmt for end, fmt in FORMATS.items() if name.endswith(end)), None)
 
@@ -48,10 +45,10 @@ def local_files(path: str | Path) -> list[Path]:
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     if path.is_file():
-        if _format(path) is None:
+        if text_format(path) is None:
             raise DataError(f"{path}: not a json.gz, jsonl or parquet file")
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and _format(p))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and text_format(p))
     if not files:
         raise DataError(f"{path}: no json.gz, jsonl or parquet files in this directory")
     return files
@@ -94,7 +91,7 @@ def _require_field(path: Path, text_field: str) -> None:
     The JSON reader gives every record the fields of all of them, so a record without the text field
     reads like one whose text is null (skipped and counted): only the file itself tells them apart.
     """
-    if _format(path) != "json":
+    if text_format(path) != "json":
         return
     try:
         with _opener(path)(path, "rt", encoding="utf-8") as f:
@@ -113,7 +110,12 @@ class Stats:
     files: list[str] = field(default_factory=list)
 
 
-def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dict]]:
+def _records(cfg: DictConfig, files: list[Path], part: Optional[list]) -> Iterator[tuple[str, int, dict]]:
+    if part is not None:  # a unit below its file (train/data/parts.py)
+        from train.data.parts import records
+
+        yield from records(files[0], part, cfg.text_field)
+        return
     import datasets
 
     datasets.disable_progress_bars()
@@ -131,7 +133,7 @@ def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dic
     for path in files:
         row = 0
         try:
-            ds = datasets.load_dataset(_format(path), data_files=[str(path)], split="train", streaming=True)
+            ds = datasets.load_dataset(text_format(path), data_files=[str(path)], split="train", streaming=True)
             for row, record in enumerate(ds, 1):
                 yield str(path), row, record
             if row == 0:
@@ -139,23 +141,24 @@ def _records(cfg: DictConfig, files: list[Path]) -> Iterator[tuple[str, int, dic
         except DataError:
             raise
         except Exception as exc:  # json/parquet/gzip/UTF-8 failures arrive as many types
-            where = _bad_line(path) if _format(path) == "json" else ""
+            where = _bad_line(path) if text_format(path) == "json" else ""
             cause = f" ({type(exc).__name__}: {str(exc).splitlines()[0]})" if str(exc).strip() else ""
             raise DataError(f"{path}: {where or f'unreadable file (read {row} records)'}{cause}") from exc
 
 
-def documents(cfg, stats: Optional[Stats] = None) -> Iterator[str]:
-    """The text of every non-empty document, in the dataset's order."""
+def documents(cfg, stats: Optional[Stats] = None, part: Optional[list] = None) -> Iterator[str]:
+    """The text of every non-empty document, in the dataset's order; of one part of its file alone where
+    `part` is given (train/data/parts.py)."""
     cfg = data_config(cfg)
     stats = stats if stats is not None else Stats()
     files = local_files(cfg.path) if cfg.path is not None else []
     stats.files = [str(p) for p in files] or [f"hf://{cfg.hf_path}/{cfg.hf_name or ''}/{cfg.split}"]
     checked = set()  # local files already searched for a record without the text field
-    for source, row, record in _records(cfg, files):
+    for source, row, record in _records(cfg, files, part):
         if cfg.text_field not in record:
             raise _no_field(source, row, cfg.text_field, record)
         text = record[cfg.text_field]
-        if text is None and files and source not in checked:
+        if text is None and files and part is None and source not in checked:  # a part's records are the file's own
             checked.add(source)
             _require_field(Path(source), cfg.text_field)
         if text is not None and not isinstance(text, str):

@@ -11,7 +11,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
@@ -97,6 +97,28 @@ def _chars(texts: Iterator[str], limit: int) -> Iterator[str]:
         yield text
 
 
+def _hub_dir(name: str, cache_dir: Path) -> Path:
+    return Path(cache_dir) / "tokenizers" / name.replace("/", "__")
+
+
+def known_vocab(cfg, cache_dir: Path) -> Optional[int]:
+    """The tokenizer's vocabulary size where it is known without fetching or training anything: a local
+    directory or a hub tokenizer fetched before (its length), a BPE still to train (the size it is trained
+    to); else None."""
+    cfg = tokenizer_config(cfg)
+    if not cfg.name_or_path:
+        return cfg.train_vocab_size
+    directory = Path(cfg.name_or_path)
+    if not directory.is_dir():
+        directory = _hub_dir(cfg.name_or_path, cache_dir)
+        if not (directory / "tokenizer_config.json").exists():
+            return None
+    try:
+        return len(load(directory))
+    except DataError:
+        return None
+
+
 def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
     """The tokenizer directory for `cfg`, made (fetched, or trained) once and reused."""
     cfg = tokenizer_config(cfg)
@@ -104,7 +126,7 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
     if cfg.name_or_path:
         if Path(cfg.name_or_path).is_dir():
             return Path(cfg.name_or_path)
-        out = cache_dir / "tokenizers" / cfg.name_or_path.replace("/", "__")
+        out = _hub_dir(cfg.name_or_path, cache_dir)
         with _made_once(out) as missing:
             if missing:
                 from transformers import AutoTokenizer
@@ -119,8 +141,12 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
     if not cfg.train_vocab_size:
         raise DataError("ladder.tokenizer: set name_or_path (hub name or directory) or train_vocab_size (train a BPE)")
     from train.data import corpus, sources
+    from train.data.tokenized import tokenized_files
 
     train_path = Path(cfg.train_path) if cfg.train_path else corpus.build(cache_dir / "corpus" / "smoke")
+    if train_path.exists() and tokenized_files(train_path):
+        raise DataError(f"{train_path}: holds pre-tokenized .npy/.bin files, which a BPE cannot be trained on; set "
+                        f"ladder.tokenizer.name_or_path to the tokenizer they were made with")
     files = sources.local_files(train_path)
     key = hashlib.sha256(json.dumps({
         "files": [[str(p.relative_to(train_path) if p != train_path else p.name), p.stat().st_size] for p in files],
