@@ -520,9 +520,10 @@ def decision_backtests(variants: List[Variant], cfg: FitConfig, method: Method, 
     for a method's own fits, two for the joint law, which shares its shape over the variants): fit every variant on
     the smaller sizes, predict each of its runs at that size, and score each pair's decision against the measured
     order; `baseline_winner` ranks by the measured value at each variant's largest fitted size (at the M nearest
-    the target's). `attrs["pairing"]` says how the sizes were paired."""
+    the target's). `attrs["pairing"]` says how the sizes were paired, `attrs["skipped"]` which held-out sizes could
+    not be fitted, and why."""
     per, pairing = paired_sizes(variants)
-    rows = []
+    rows, skipped = [], []
     for k in range(3 if not joint else 2, len(per[0])):
         runs = variants[0].ps.points.drop_duplicates("run")
         at = runs[np.isclose(runs["params"].astype(float), per[0][k], rtol=SIZE_RTOL)]
@@ -536,7 +537,8 @@ def decision_backtests(variants: List[Variant], cfg: FitConfig, method: Method, 
             continue
         try:
             comp = compare(variants, targets, cfg, method, curves=False, joint=joint, own=own)
-        except FitInputError:
+        except FitInputError as exc:
+            skipped.append(f"held-out size {display.count(per[0][k])} skipped: {exc}")
             continue
         fitted = {v.name: float(v.ps.points.set_index("run").loc[comp.outputs[v.name].runs, "params"].max())
                   for v in variants}
@@ -546,18 +548,18 @@ def decision_backtests(variants: List[Variant], cfg: FitConfig, method: Method, 
         d["baseline_winner"] = [_baseline(variants, r, fitted) for r in d.itertuples()]
         rows.append(d)
     if not rows:
-        return _with_pairing(pd.DataFrame(), pairing)
+        return _with_pairing(pd.DataFrame(), pairing, skipped)
     d = pd.concat(rows, ignore_index=True)
     d = d[np.isfinite(d["measured_difference"]) & (d["measured_difference"] != 0)].copy()
     a_better = (d["measured_difference"] > 0) == d["metric"].map(higher_is_better)
     d["measured_winner"] = np.where(a_better, d["a"], d["b"])
     d["inside"] = (d["difference_lower"] <= d["measured_difference"]) & (d["measured_difference"] <= d["difference_upper"])
     d["brier"] = (d["p_a_better"] - a_better.astype(float)) ** 2
-    return _with_pairing(d.reset_index(drop=True), pairing)
+    return _with_pairing(d.reset_index(drop=True), pairing, skipped)
 
 
-def _with_pairing(d: pd.DataFrame, pairing: str) -> pd.DataFrame:
-    d.attrs["pairing"] = pairing
+def _with_pairing(d: pd.DataFrame, pairing: str, skipped: List[str]) -> pd.DataFrame:
+    d.attrs["pairing"], d.attrs["skipped"] = pairing, skipped
     return d
 
 

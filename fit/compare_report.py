@@ -63,8 +63,9 @@ def run_compare(ccfg, fcfg) -> Path:
 
 
 def all_warnings(comp: Comparison) -> List[str]:
-    """Compare's own warnings, then every variant's, each once: named by its variant unless every variant has it."""
-    out = list(comp.warnings)
+    """Compare's own warnings, the decision backtests' skipped sizes, then every variant's, each once: named by its
+    variant unless every variant has it."""
+    out = list(comp.warnings) + [f"decision backtests: {s}" for s in comp.backtests.attrs.get("skipped", [])]
     for v in comp.variants:
         for w in comp.outputs[v.name].warnings:
             everywhere = all(w in comp.outputs[u.name].warnings for u in comp.variants)
@@ -154,6 +155,8 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
     for r in d.itertuples():
         adv, lo, hi = _advantage(r)
         rows.append({"Target": r.target, "Metric": display.named(r.metric),
+                     "Fitted by": "one law over all variants" if getattr(r, "fitted_by", "") == "joint"
+                     else getattr(r, "fitted_by", ""),
                      "Winner": r.winner if r.difference != 0 else "(equal)",
                      "over": r.b if r.winner == r.a else r.a,
                      "by [interval]": _amount(r.metric, adv) + (f" [{_amount(r.metric, lo)}, {_amount(r.metric, hi)}]"

@@ -156,3 +156,15 @@ def test_a_multiplier_at_the_edge_of_the_search_is_said_as_a_bound():
     assert _times(1e4, 4.99e3, 1e4) == "over 10,000× [4.99e+03×, over 10,000×]"
     assert _times(1e-3, 1e-3, 2.0) == "under 0.001× [under 0.001×, 2×]"
     assert _times(1.53, 1.46, 1.58) == "1.53× [1.46×, 1.58×]"
+
+
+def test_a_decision_backtest_that_cannot_be_fitted_is_said(tmp_path):
+    """chinchilla alone (joint=false) on 4 sizes at one M: the 4th size from the 3 smaller ones is 3 runs for a
+    5-parameter law; the backtest says why it was skipped rather than vanishing."""
+    path = tmp_path / "few.csv"
+    df = pd.DataFrame(rows("base", sizes=SIZES[:4]) + rows("worse", shift=0.06, sizes=SIZES[:4], seed=1))
+    df[df["run"].str.endswith("-10")].to_csv(path, index=False)
+    held = decision_backtests(load_variants(str(path)), FitConfig(method="chinchilla", bootstrap=0),
+                              METHODS["chinchilla"])
+    assert held.empty and len(held.attrs["skipped"]) == 1
+    assert held.attrs["skipped"][0].startswith("held-out size 160M skipped: variant base: chinchilla: 3 run(s)")
