@@ -390,7 +390,11 @@ def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitCo
            "measured_a": ma, "measured_b": mb, "measured_difference": ma - mb}
     # the compute the worse variant needs, as a multiple of the better one's at its own version of the target
     row.update(multiplier(ta if win is a else tb, metric, outputs[win.name], outputs[lose.name], cfg.interval))
-    row.update(crossing(curve, t.name, metric, a.name, b.name, missing))
+    ends = [float(v.ps.points.set_index("run").loc[outputs[v.name].runs, "params"].max()) for v in (a, b)
+            if outputs[v.name].runs]
+    m = t.tokens / t.params
+    row.update(crossing(curve, t.name, metric, a.name, b.name, missing,
+                        6.0 * m * max(ends) ** 2 if ends else None))
     return row
 
 
@@ -472,11 +476,13 @@ def _curves(variants, at, cfg, method, order, outputs) -> Tuple[pd.DataFrame, Di
 
 
 def crossing(curve: pd.DataFrame, target: str, metric: str, a: str, b: str,
-             missing: Optional[Dict[str, str]] = None) -> dict:
-    """Where the fitted curves of a and b cross between the smallest fitted size and the target (the compute
-    of the last crossing, interpolated in log C), and whether the order at the target differs from the order at
-    the ladder's end of the curve: the decision changes with scale. A crossing that cannot be computed says why
-    in `crossing_note` (`missing`: the curve fits that failed; None where no curves were asked for)."""
+             missing: Optional[Dict[str, str]] = None, ladder_end: Optional[float] = None) -> dict:
+    """Where the fitted curves of a and b cross between the ladder's largest fitted compute along the target's M
+    (`ladder_end`; the curves' start where None) and the target (the compute of the last crossing, interpolated in
+    log C), and whether the order at the target differs from the order there: the decision changes with scale. A
+    crossing inside the ladder is what the ladder's own runs already show, not a change beyond it. A crossing that
+    cannot be computed says why in `crossing_note` (`missing`: the curve fits that failed; None where no curves
+    were asked for)."""
     none = {"crossing_C": np.nan, "changes_with_scale": False, "crossing_note": ""}
     c = curve[(curve["target"] == target) & (curve["metric"] == metric)]
     ca, cb = (c[c["variant"] == v].sort_values("C") for v in (a, b))
@@ -490,6 +496,11 @@ def crossing(curve: pd.DataFrame, target: str, metric: str, a: str, b: str,
     if not np.all(np.isfinite(d)):
         return {**none, "crossing_note": "crossing not computed (a fitted curve is not finite along the way)"}
     logc = np.log(np.sqrt(ca["C"].to_numpy() * cb["C"].to_numpy()))
+    if ladder_end is not None:  # the difference at the ladder's end, interpolated in log C, then the rest
+        start = np.log(ladder_end)
+        keep = logc > start
+        d0 = np.interp(start, logc, d)
+        logc, d = np.append(start, logc[keep]), np.append(d0, d[keep])
     flips = np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)
     if not len(flips):
         return none

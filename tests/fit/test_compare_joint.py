@@ -168,3 +168,15 @@ def test_a_decision_backtest_that_cannot_be_fitted_is_said(tmp_path):
                               METHODS["chinchilla"])
     assert held.empty and len(held.attrs["skipped"]) == 1
     assert held.attrs["skipped"][0].startswith("held-out size 160M skipped: variant base: chinchilla: 3 run(s)")
+
+
+def test_curves_that_cross_inside_the_ladder_do_not_change_with_scale():
+    """Issue 36 item 2: a crossing at the smallest model's compute flagged "changes with scale"; the order beyond
+    the ladder's largest fitted compute is what the ladder does not show."""
+    C = np.geomspace(1e17, 1e22, 12)
+    curve = pd.DataFrame([{"variant": v, "target": "T", "C": c, "metric": "x:loss", "predicted": y}
+                          for v, ys in (("a", 3 - 0.1 * np.log10(C / 1e17)), ("b", 3.2 - 0.2 * np.log10(C / 1e17)))
+                          for c, y in zip(C, ys)])  # they cross at C = 1e19
+    assert crossing(curve, "T", "x:loss", "a", "b", {}, ladder_end=1e18)["changes_with_scale"]
+    inside = crossing(curve, "T", "x:loss", "a", "b", {}, ladder_end=1e20)
+    assert not inside["changes_with_scale"] and np.isnan(inside["crossing_C"])
