@@ -256,10 +256,11 @@ def _merged(method_out: Optional[MethodOutput], joint_out: Optional[MethodOutput
         return joint_out
     if joint_out is None:
         return method_out
-    out = replace(method_out, predictions=joint_out.predictions + [p for p in method_out.predictions
-                                                                 if p["metric"] not in joint_metrics],
-                  warnings=joint_out.warnings + method_out.warnings, notes=joint_out.notes + method_out.notes)
-    return out
+    theirs = {k: s for k, s in method_out.steps.items() if s.step.output not in joint_metrics}
+    return replace(method_out, predictions=joint_out.predictions + [p for p in method_out.predictions
+                                                                    if p["metric"] not in joint_metrics],
+                   warnings=joint_out.warnings + method_out.warnings, notes=joint_out.notes + method_out.notes,
+                   steps={**theirs, **joint_out.steps}, samples={**method_out.samples, **joint_out.samples})
 
 
 def _refuse_copies(variants: List[Variant]) -> None:

@@ -15,10 +15,10 @@ import pandas as pd
 
 from fit import display
 from fit.compare import (REACH, Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants,
-                         own_targets)
+                         loss_step, own_targets)
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
-from fit.figures import DPI, FITTED, MEASURED, STYLE
+from fit.figures import DPI, FITTED, MEASURED, OTHER, STYLE, _band, _label_targets, _law_inputs
 from fit.points import is_accuracy
 from fit.predict import method_named
 from fit.report import _html, _markdown, html_page, json_ready, provenance, warning_groups
@@ -229,45 +229,71 @@ def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
                          "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
 
 
+DODGE = 0.04  # each variant's stars and measured circles shifted by this share of C, so that they do not overlap
+
+
 def metric_figure(comp: Comparison, metric: str, interval: float):
-    """Every variant's final points (against C = 6ND), its fitted curve out to each target along the target's M,
-    its predicted targets (stars, with intervals) and the measured targets (red circles), on shared axes."""
+    """Every variant's final points against C = 6ND (the runs it fitted filled, the others hollow), its fitted law
+    out to each target along the target's M (dashed, with its bootstrap band where the law's resamples are kept),
+    its predicted targets (stars with intervals, named) and the measured targets (red circles), on shared axes. A
+    variant's stars and circles are shifted a little along C (DODGE) so that close variants stay apart."""
     k = display.scale(metric)
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    V = len(comp.variants)
+    stars, named = [], {}
     for i, v in enumerate(comp.variants):
-        colour = colours[i % len(colours)]
+        colour, out = colours[i % len(colours)], comp.outputs[v.name]
         p = v.ps.points[v.ps.points["metric"] == metric]
         fin = p.sort_values("tokens").groupby("run").tail(v.ps.profile.final_window).groupby("run").agg(
             params=("params", "first"), tokens=("run_tokens", "first"), value=("value", "mean"))
-        ax.scatter(display.compute(fin["params"], fin["tokens"]), k * fin["value"], color=colour, label=v.name,
-                   **{**FITTED, "s": 12})
+        fitted = fin.index.isin(out.runs)
+        ax.scatter(display.compute(fin["params"], fin["tokens"])[fitted], k * fin["value"][fitted], color=colour,
+                   label=v.name, **{**FITTED, "s": 12})
+        ax.scatter(display.compute(fin["params"], fin["tokens"])[~fitted], k * fin["value"][~fitted],
+                   **{**OTHER, "edgecolors": colour, "s": 16})
+        fs = loss_step(out, metric)
         c = comp.curves[(comp.curves["variant"] == v.name) & (comp.curves["metric"] == metric)]
         for _, g in c.groupby("target"):
             g = g.sort_values("C")
             ax.plot(g["C"], k * g["predicted"], color=colour, lw=1, ls="--")
-        preds = [q for q in comp.outputs[v.name].predictions if q["metric"] == metric]
-        C = display.compute([q["params"] for q in preds], [q["tokens"] for q in preds])
+            t = next((q for q in out.predictions if q["target"] == g["target"].iloc[0]), None)
+            band = None if fs is None or t is None else _band(fs, out, _law_inputs(fs, _along_nd(g["C"], t)), interval)
+            if band is not None:
+                ax.fill_between(g["C"], k * band[0], k * band[1], color=colour, alpha=0.12, lw=0)
+        preds = [q for q in out.predictions if q["metric"] == metric]
+        shift = 1 + DODGE * (i - (V - 1) / 2)
+        C = display.compute([q["params"] for q in preds], [q["tokens"] for q in preds]) * shift
         y = np.array([q["predicted"] for q in preds])
         err = [np.clip(y - np.array([q["lower"] for q in preds]), 0, None), np.clip(np.array([q["upper"] for q in preds]) - y, 0, None)]
         err = None if not np.isfinite(err[0]).all() else [k * e for e in err]
         ax.errorbar(C, k * y, yerr=err, fmt="*", color=colour, ms=12, capsize=3, zorder=6)
-    measured = comp.decisions[comp.decisions["metric"] == metric]
-    mx, my = [], []
-    for r in measured.itertuples():
-        for m in (r.measured_a, r.measured_b):
-            if np.isfinite(m):
-                mx.append(float(display.compute(r.params, r.tokens)))
-                my.append(k * m)
-    if mx:
-        ax.scatter(mx, my, label="measured target", **MEASURED)
+        actual = np.array([q.get("actual", np.nan) for q in preds], float)
+        if np.isfinite(actual).any():
+            ax.scatter(C[np.isfinite(actual)], k * actual[np.isfinite(actual)], **MEASURED,
+                       label="measured target" if "measured" not in named else None)
+            named["measured"] = True
+        for q, x, yy in zip(preds, C, y):  # each target named once, at its highest star
+            if q["target"] not in named or k * yy > named[q["target"]][1]:
+                named[q["target"]] = (x, k * yy)
+    named.pop("measured", None)
+    ax.plot([], [], color="0.3", lw=1, ls="--", label=f"fitted law to each target ({interval:.0%} band)")
     ax.scatter([], [], marker="*", color="k", s=80, label=f"predicted target ({interval:.0%} interval)")
+    ax.scatter([], [], **{**OTHER, "s": 16}, label="runs not fitted")
     ax.set_xscale("log")
     ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel=display.long_label(metric),
-           title=f"{display.long_label(metric)}: every variant, fitted curves to the targets (dashed)")
-    ax.legend(loc="best")
+           title=f"{display.long_label(metric)}: every variant, fitted laws to the targets")
+    ax.legend(loc="best", ncol=2 if V > 4 else 1)
+    _label_targets(ax, [x for x, _ in named.values()], [y for _, y in named.values()], list(named))
     fig.tight_layout()
     return fig
+
+
+def _along_nd(C, t: dict) -> np.ndarray:
+    """(N, D) along the target's M = D/N at each compute C."""
+    m = t["tokens"] / t["params"]
+    n = np.sqrt(np.asarray(C, float) / (6 * m))
+    return np.vstack([n, m * n])
 
 
 def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig) -> None:
