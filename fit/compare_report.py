@@ -218,8 +218,10 @@ def summary_table(s: pd.DataFrame) -> pd.DataFrame:
 
 
 def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
+    """Every backtest decision, by held-out size, then M (numerically: M5 before M40 before M320), then metric."""
     if b.empty:
         return b
+    b = b.assign(_m=b["tokens"] / b["params"]).sort_values(["held_size", "_m", "metric", "a", "b"], kind="stable")
     return pd.DataFrame({"Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
                          "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"],
                          "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map(_shown("{:.2f}")),

@@ -180,3 +180,12 @@ def test_curves_that_cross_inside_the_ladder_do_not_change_with_scale():
     assert crossing(curve, "T", "x:loss", "a", "b", {}, ladder_end=1e18)["changes_with_scale"]
     inside = crossing(curve, "T", "x:loss", "a", "b", {}, ladder_end=1e20)
     assert not inside["changes_with_scale"] and np.isnan(inside["crossing_C"])
+
+
+def test_the_backtest_table_sorts_multipliers_as_numbers():
+    from fit.compare_report import backtest_table
+    b = pd.DataFrame([{"target": f"s-M{m}", "params": 1e8, "tokens": m * 1e8, "held_size": 1e8, "fitted_size": 5e7,
+                       "metric": "c4:loss", "a": "x", "b": "y", "winner": "x", "p_a_better": 0.9,
+                       "measured_winner": "x", "baseline_winner": "x", "difference": -0.1, "difference_lower": -0.2,
+                       "difference_upper": 0.0, "measured_difference": -0.1} for m in (320, 40, 5, 10)])
+    assert list(backtest_table(b)["Held-out run"]) == ["s-M5", "s-M10", "s-M40", "s-M320"]
