@@ -2,7 +2,7 @@
 from 3 sizes per variant, by the joint law (fit/joint.py), by a log L-log C line per variant (separate fits) and by
 DataDecide's single-scale rule (rank by the measured value at the largest trained size).
 
-    PYTHONPATH=. python scripts/backtest_compare.py [draws] [bootstrap]
+    python scripts/backtest_compare.py [draws] [bootstrap]
 
 - synthetic: 9 variants drawn from a known law L_v = E + A_v/N^α_v + B/D^β (A_v within ±8 %, then ±2 %,
   α_v = 0.34 ± 0.01),
@@ -13,20 +13,24 @@ DataDecide's single-scale rule (rank by the measured value at the largest traine
   larger size at M = 20 on every validation loss.
 Scores per pair: decision accuracy, the paired 90 % interval's coverage of the true (measured) difference, and the
 Brier score of P(better); the baseline's Brier is its error rate (it says 0 or 1). Results: docs/fit.md."""
+import argparse
 import sys
 import tempfile
 from dataclasses import replace
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fit.compare import Variant, compare, load_variants
-from fit.config import FitConfig
-from fit.registry import METHODS
-from fit.sources import load_points
-from ladder.core.plan import Target
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
+
+from fit.compare import Variant, compare, load_variants  # noqa: E402
+from fit.config import FitConfig  # noqa: E402
+from fit.registry import METHODS  # noqa: E402
+from fit.sources import load_points  # noqa: E402
+from fit.targets import actual_value  # noqa: E402
+from ladder.core.plan import Target  # noqa: E402
+from scripts.shared_data import shared_data_dir  # noqa: E402
 
 SIZES = (2e7, 5e7, 1.2e8)  # nominal sizes of the synthetic ablation
 M = 80
@@ -125,7 +129,6 @@ def gadre(data: Path, bootstrap: int):
     fit_cut = [replace(v, ps=replace(v.ps, points=v.ps.points[v.ps.points["params"].astype(float) <= sizes[2]]))
                for v in cut]
     measured = {v.name: v.ps for v in cut}
-    from fit.targets import actual_value
 
     def truth(r):
         a, b = (actual_value(measured[x], Target("t", r.params, r.tokens), r.metric, 1) for x in (r.a, r.b))
@@ -161,7 +164,6 @@ def olmo_seeds(olmo: Path, bootstrap: int):
     target = Target("1B-1xC", float(big["params"]), float(big["run_tokens"]))
     fit_on = [replace(v, ps=replace(v.ps, points=v.ps.points[~v.ps.points["run"].str.startswith("1B")])) for v in variants]
     measured = {v.name: v.ps for v in variants}
-    from fit.targets import actual_value
 
     def truth(r):
         a, b = (actual_value(measured[x], target, r.metric, 5) for x in (r.a, r.b))
@@ -182,19 +184,23 @@ def olmo_seeds(olmo: Path, bootstrap: int):
     return out
 
 
-def main(argv):
-    draws = int(argv[0]) if argv else 20
-    bootstrap = int(argv[1]) if len(argv) > 1 else 200
-    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("draws", nargs="?", type=int, default=20, help="synthetic ablations drawn (each 36 pairs)")
+    parser.add_argument("bootstrap", nargs="?", type=int, default=200, help="bootstrap resamples of each fit")
+    args = parser.parse_args()
+    shared = shared_data_dir()
+    if shared is None:
+        parser.error("no published ladder data at ../shared/data (set LADDER_SHARED_DATA): the run noise is the "
+                     "OLMo ladder's")
     noise = seed_spread(shared / "olmo-ladder" / "runs")
     print(f"run noise (OLMo 1xC reruns): {noise:.2%} relative sd of a final C4 loss")
-    rows = synthetic(draws, bootstrap, noise) + synthetic(draws, bootstrap, noise, spread=0.02)
-    rows += olmo_seeds(shared / "olmo-ladder" / "runs", bootstrap)
+    rows = synthetic(args.draws, args.bootstrap, noise) + synthetic(args.draws, args.bootstrap, noise, spread=0.02)
+    rows += olmo_seeds(shared / "olmo-ladder" / "runs", args.bootstrap)
     if (shared / "gadre-scaling").is_dir():
-        rows += gadre(shared / "gadre-scaling", bootstrap)
-    table = pd.DataFrame(rows)
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        rows += gadre(shared / "gadre-scaling", args.bootstrap)
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
