@@ -230,7 +230,9 @@ def test_compare_report_renders_in_chromium_with_every_image_and_no_console_erro
 def test_gadre_c4_against_redpajama_at_the_papers_targets(shared, tmp_path):
     out = run_compare(CompareConfig(results=str(shared / "gadre-scaling"), out=str(tmp_path)),
                       FitConfig(targets=["1.4B-640", "6.9B-20"], bootstrap=100))
-    d = pd.read_csv(out / "compare.csv").set_index("target")
+    d = pd.read_csv(out / "compare.csv")
+    assert len(d) == 16  # the joint law compares every validation loss, 8 of them, at both targets
+    d = d[d["metric"] == "c4_val:loss"].set_index("target")
     assert list(d["winner"]) == ["c4_original", "c4_original"]  # C4-trained models on the C4 eval loss
     assert d.loc["6.9B-20", "measured_difference"] < 0
     assert d.loc["6.9B-20", "difference_lower"] < d.loc["6.9B-20", "measured_difference"] < d.loc["6.9B-20", "difference_upper"]
