@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from fit import display
-from fit.compare import Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants
+from fit.compare import (REACH, Comparison, backtest_summary, common_targets, compare, decision_backtests, load_variants,
+                         loss_step, own_targets)
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
-from fit.figures import DPI, FITTED, MEASURED, STYLE
+from fit.figures import DPI, FITTED, MEASURED, OTHER, STYLE, _band, _label_targets, _law_inputs
 from fit.points import is_accuracy
 from fit.predict import method_named
-from fit.report import _html, _markdown, html_page, json_ready, provenance
+from fit.report import _html, _markdown, html_page, json_ready, provenance, warning_groups
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 
@@ -35,13 +36,20 @@ def run_compare(ccfg, fcfg) -> Path:
     check_numbers(fcfg)
     variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
     targets = common_targets(fcfg, variants)
-    comp = compare(variants, targets, fcfg, method)
+    own = own_targets(fcfg, variants, targets)
+    comp = compare(variants, targets, fcfg, method, joint=ccfg.joint, own=own)
+    if own is not None:
+        comp.warnings.insert(0, "compare: the variants' sizes differ, so each default target is each variant's own "
+                                "run of that rank (" + "; ".join(f"{t.name}: " + ", ".join(
+                                    f"{v} N = {display.count(o[i].params)}" for v, o in own.items())
+                                    for i, t in enumerate(targets)) + "); name a common one with targets=[{params: N, "
+                                "tokens: D}] to compare at one N")
     if comp.decisions.empty:
         raise FitInputError(f"compare: the variants have no predicted metric in common ({method.name} predicts "
                             + "; ".join(f"{v}: {', '.join(sorted({p['metric'] for p in o.predictions})) or 'nothing'}"
                                         for v, o in comp.outputs.items()) + ")")
     if ccfg.backtest:
-        comp.backtests = decision_backtests(variants, fcfg, method)
+        comp.backtests = decision_backtests(variants, fcfg, method, joint=ccfg.joint)
     out_dir = Path(ccfg.out or Path("outputs") / f"compare-{fcfg.method}")
     try:
         writable_dir(out_dir, "out")
@@ -49,8 +57,38 @@ def run_compare(ccfg, fcfg) -> Path:
         raise FitInputError(str(exc)) from None
     write(out_dir, comp, ccfg, fcfg)
     print("\n".join(decision_lines(comp.decisions, fcfg.interval)))
+    print("\n".join(terminal_lines(comp)))
     print(f"report: {out_dir / 'report.html'}")
     return out_dir
+
+
+def all_warnings(comp: Comparison) -> List[str]:
+    """Compare's own warnings, the decision backtests' skipped sizes, then every variant's, each once: named by its
+    variant unless every variant has it."""
+    out = list(comp.warnings) + [f"decision backtests: {s}" for s in comp.backtests.attrs.get("skipped", [])]
+    for v in comp.variants:
+        for w in comp.outputs[v.name].warnings:
+            everywhere = all(w in comp.outputs[u.name].warnings for u in comp.variants)
+            out.append(w if everywhere else f"variant {v.name}: {w}")
+    return list(dict.fromkeys(out))
+
+
+def terminal_lines(comp: Comparison) -> List[str]:
+    """What the terminal shows after the decisions, as `ladder fit` shows its warnings: how the losses were fitted
+    (the joint law's form and exponent test), how the backtests paired sizes, and the warnings grouped (fit.report),
+    at most a few of each."""
+    lines = [f"note: {n}" for n in comp.notes]
+    if pairing(comp):
+        lines.append(f"note: decision backtests: {pairing(comp)}")
+    for title, meaning, items in warning_groups(all_warnings(comp)):
+        lines += ["", f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items[:3]]
+        lines += [f"  ... and {len(items) - 3} more in the report"] if len(items) > 3 else []
+    return lines
+
+
+def pairing(comp: Comparison) -> str:
+    """How the decision backtests paired the variants' sizes (empty without backtests)."""
+    return comp.backtests.attrs.get("pairing", "")
 
 
 def decision_lines(d: pd.DataFrame, interval: float) -> List[str]:
@@ -90,6 +128,8 @@ def _said(r, interval: float) -> str:
         text += f"; {loser} needs {_times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper)} the compute"
     if r.changes_with_scale:
         text += f"; changes with scale (the curves cross at C = {display.flops(r.crossing_C)})"
+    elif getattr(r, "crossing_note", ""):
+        text += f"; {r.crossing_note}"
     if r.measured_difference == 0:
         text += "; measured: equal"
     elif np.isfinite(r.measured_difference):
@@ -99,7 +139,14 @@ def _said(r, interval: float) -> str:
 
 
 def _times(m: float, lo: float, hi: float) -> str:
-    fmt = lambda x: f"{x:.3g}×"  # noqa: E731
+    """A compute multiplier with its interval; one at the edge of the range searched (fit.compare.REACH) is a bound,
+    said as one ("over 10,000×"), never a number the law reached."""
+    def fmt(x):
+        if x >= REACH[1] * (1 - 1e-6):
+            return f"over {REACH[1]:,.0f}×"
+        if x <= REACH[0] * (1 + 1e-6):
+            return f"under {REACH[0]:g}×"
+        return f"{x:.3g}×"
     return fmt(m) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
 
 
@@ -108,6 +155,8 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
     for r in d.itertuples():
         adv, lo, hi = _advantage(r)
         rows.append({"Target": r.target, "Metric": display.named(r.metric),
+                     "Fitted by": "one law over all variants" if getattr(r, "fitted_by", "") == "joint"
+                     else getattr(r, "fitted_by", ""),
                      "Winner": r.winner if r.difference != 0 else "(equal)",
                      "over": r.b if r.winner == r.a else r.a,
                      "by [interval]": _amount(r.metric, adv) + (f" [{_amount(r.metric, lo)}, {_amount(r.metric, hi)}]"
@@ -116,7 +165,7 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
                      "compute multiplier": "" if not np.isfinite(r.compute_multiplier) else
                      _times(r.compute_multiplier, r.multiplier_lower, r.multiplier_upper),
                      "with scale": f"changes (cross at C = {display.flops(r.crossing_C)})" if r.changes_with_scale
-                     else "same order",
+                     else (getattr(r, "crossing_note", "") or "same order"),
                      "measured advantage": _amount(r.metric, _measured_advantage(r))})
     return pd.DataFrame(rows)
 
@@ -169,8 +218,10 @@ def summary_table(s: pd.DataFrame) -> pd.DataFrame:
 
 
 def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
+    """Every backtest decision, by held-out size, then M (numerically: M5 before M40 before M320), then metric."""
     if b.empty:
         return b
+    b = b.assign(_m=b["tokens"] / b["params"]).sort_values(["held_size", "_m", "metric", "a", "b"], kind="stable")
     return pd.DataFrame({"Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
                          "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"],
                          "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map(_shown("{:.2f}")),
@@ -180,45 +231,71 @@ def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
                          "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
 
 
+DODGE = 0.04  # each variant's stars and measured circles shifted by this share of C, so that they do not overlap
+
+
 def metric_figure(comp: Comparison, metric: str, interval: float):
-    """Every variant's final points (against C = 6ND), its fitted curve out to each target along the target's M,
-    its predicted targets (stars, with intervals) and the measured targets (red circles), on shared axes."""
+    """Every variant's final points against C = 6ND (the runs it fitted filled, the others hollow), its fitted law
+    out to each target along the target's M (dashed, with its bootstrap band where the law's resamples are kept),
+    its predicted targets (stars with intervals, named) and the measured targets (red circles), on shared axes. A
+    variant's stars and circles are shifted a little along C (DODGE) so that close variants stay apart."""
     k = display.scale(metric)
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    V = len(comp.variants)
+    stars, named = [], {}
     for i, v in enumerate(comp.variants):
-        colour = colours[i % len(colours)]
+        colour, out = colours[i % len(colours)], comp.outputs[v.name]
         p = v.ps.points[v.ps.points["metric"] == metric]
         fin = p.sort_values("tokens").groupby("run").tail(v.ps.profile.final_window).groupby("run").agg(
             params=("params", "first"), tokens=("run_tokens", "first"), value=("value", "mean"))
-        ax.scatter(display.compute(fin["params"], fin["tokens"]), k * fin["value"], color=colour, label=v.name,
-                   **{**FITTED, "s": 12})
+        fitted = fin.index.isin(out.runs)
+        ax.scatter(display.compute(fin["params"], fin["tokens"])[fitted], k * fin["value"][fitted], color=colour,
+                   label=v.name, **{**FITTED, "s": 12})
+        ax.scatter(display.compute(fin["params"], fin["tokens"])[~fitted], k * fin["value"][~fitted],
+                   **{**OTHER, "edgecolors": colour, "s": 16})
+        fs = loss_step(out, metric)
         c = comp.curves[(comp.curves["variant"] == v.name) & (comp.curves["metric"] == metric)]
         for _, g in c.groupby("target"):
             g = g.sort_values("C")
             ax.plot(g["C"], k * g["predicted"], color=colour, lw=1, ls="--")
-        preds = [q for q in comp.outputs[v.name].predictions if q["metric"] == metric]
-        C = display.compute([q["params"] for q in preds], [q["tokens"] for q in preds])
+            t = next((q for q in out.predictions if q["target"] == g["target"].iloc[0]), None)
+            band = None if fs is None or t is None else _band(fs, out, _law_inputs(fs, _along_nd(g["C"], t)), interval)
+            if band is not None:
+                ax.fill_between(g["C"], k * band[0], k * band[1], color=colour, alpha=0.12, lw=0)
+        preds = [q for q in out.predictions if q["metric"] == metric]
+        shift = 1 + DODGE * (i - (V - 1) / 2)
+        C = display.compute([q["params"] for q in preds], [q["tokens"] for q in preds]) * shift
         y = np.array([q["predicted"] for q in preds])
         err = [np.clip(y - np.array([q["lower"] for q in preds]), 0, None), np.clip(np.array([q["upper"] for q in preds]) - y, 0, None)]
         err = None if not np.isfinite(err[0]).all() else [k * e for e in err]
         ax.errorbar(C, k * y, yerr=err, fmt="*", color=colour, ms=12, capsize=3, zorder=6)
-    measured = comp.decisions[comp.decisions["metric"] == metric]
-    mx, my = [], []
-    for r in measured.itertuples():
-        for m in (r.measured_a, r.measured_b):
-            if np.isfinite(m):
-                mx.append(float(display.compute(r.params, r.tokens)))
-                my.append(k * m)
-    if mx:
-        ax.scatter(mx, my, label="measured target", **MEASURED)
+        actual = np.array([q.get("actual", np.nan) for q in preds], float)
+        if np.isfinite(actual).any():
+            ax.scatter(C[np.isfinite(actual)], k * actual[np.isfinite(actual)], **MEASURED,
+                       label="measured target" if "measured" not in named else None)
+            named["measured"] = True
+        for q, x, yy in zip(preds, C, y):  # each target named once, at its highest star
+            if q["target"] not in named or k * yy > named[q["target"]][1]:
+                named[q["target"]] = (x, k * yy)
+    named.pop("measured", None)
+    ax.plot([], [], color="0.3", lw=1, ls="--", label=f"fitted law to each target ({interval:.0%} band)")
     ax.scatter([], [], marker="*", color="k", s=80, label=f"predicted target ({interval:.0%} interval)")
+    ax.scatter([], [], **{**OTHER, "s": 16}, label="runs not fitted")
     ax.set_xscale("log")
     ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel=display.long_label(metric),
-           title=f"{display.long_label(metric)}: every variant, fitted curves to the targets (dashed)")
-    ax.legend(loc="best")
+           title=f"{display.long_label(metric)}: every variant, fitted laws to the targets")
+    ax.legend(loc="best", ncol=2 if V > 4 else 1)
+    _label_targets(ax, [x for x, _ in named.values()], [y for _, y in named.values()], list(named))
     fig.tight_layout()
     return fig
+
+
+def _along_nd(C, t: dict) -> np.ndarray:
+    """(N, D) along the target's M = D/N at each compute C."""
+    m = t["tokens"] / t["params"]
+    n = np.sqrt(np.asarray(C, float) / (6 * m))
+    return np.vstack([n, m * n])
 
 
 def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig) -> None:
@@ -230,7 +307,8 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
         "targets": [t.__dict__ for t in comp.targets], "bootstrap": fcfg.bootstrap, "interval": fcfg.interval,
         "seed": fcfg.seed, "calibrate": fcfg.calibrate, "paired": comp.paired,
         "decisions": d.to_dict("records"), "backtests": b.to_dict("records"),
-        "backtest_summary": summary.to_dict("records"), "warnings": comp.warnings,
+        "backtest_summary": summary.to_dict("records"), "warnings": all_warnings(comp), "notes": comp.notes,
+        "joint": ccfg.joint, "backtest_pairing": pairing(comp),
     }), indent=1))
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
@@ -245,17 +323,25 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
                           base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     names = ", ".join(v.name for v in comp.variants)
     title = f"Ladder compare: {names} ({fcfg.method})"
-    lead = (f"{len(comp.variants)} variants ({names}), each fitted by {fcfg.method} on "
-            + ("the same cells (N, D), so that the bootstrap resamples pair" if comp.paired else
-               "its own runs (the variants' cells differ, so the resamples do not pair)")
+    by_method = set(d["fitted_by"]) - {"joint"}
+    lead = (f"{len(comp.variants)} variants ({names})"
+            + (", the losses fitted by one law over all variants (a shared shape, a scale per variant; its bootstrap "
+               "resamples every variant's runs in one draw, so the resamples pair)" if comp.notes else "")
+            + ("; " if comp.notes and by_method else "")
+            + ((" the other metrics " if comp.notes else ", ") + f"each fitted by {fcfg.method} on "
+               + ("the same cells (N, D), so that the bootstrap resamples pair" if comp.paired else
+                  "its own runs (the variants' cells differ, so the resamples do not pair)") if by_method else "")
             + f"; {fcfg.interval:.0%} intervals from {fcfg.bootstrap} resamples with seed {fcfg.seed}, plus each "
               "variant's calibrated model error where calibrate is on.")
     answers = decision_lines(d, fcfg.interval)
     tables = [("Decision table", decision_table(d)), ("Each variant's predictions", prediction_table(d))]
     verdict = backtest_lines(summary) if ccfg.backtest else ["Decision backtests off (backtest=false)."]
+    if ccfg.backtest and pairing(comp):
+        verdict.append(f"The backtests' {pairing(comp)}.")
+    lead += "".join(f" {n}." for n in comp.notes)
     bt_tables = [("Decision accuracy", summary_table(summary)), ("Every backtest decision", backtest_table(b))]
     bt_tables = [(h, t) for h, t in bt_tables if not t.empty]
-    warnings = list(dict.fromkeys(comp.warnings + [w for o in comp.outputs.values() for w in o.warnings]))
+    warnings = all_warnings(comp)
     footer = provenance(fcfg, comp.variants[0].ps)
 
     md = [f"# {title}", "", lead, "", "## Decisions", ""] + [f"- {x}" for x in answers] + [""]

@@ -64,6 +64,9 @@ class CompareConfig:
     variants: List[str] = field(default_factory=list)  # the variants to compare, by name (default: all)
     out: Optional[str] = None  # where report.md, report.html, compare.csv and compare.json go
     backtest: bool = True  # decision backtests: fit the smaller sizes, predict the order at each larger one
+    # The losses by one law over all variants (shared shape, a scale per variant: fit.joint); false: each variant
+    # by the method alone. Metrics the joint law does not predict (accuracies) are the method's either way.
+    joint: bool = True
 
 
 def as_compare_config(cfg) -> CompareConfig:

@@ -48,6 +48,12 @@ def read(path: Path, dataset):
             for value in df[col].dropna().unique():
                 for m in (m for m in metrics if m.split(":")[0] == task and m.split(":")[1].startswith("acc")):
                     add_chance(chance, m, value, f"{f}: column '{col}'")
+        for col in ("variant", "dataset"):  # an empty cell would drop its rows from every variant, unsaid
+            if col in df.columns and df[col].isna().any():
+                lines = (np.flatnonzero(df[col].isna().to_numpy()) + 2).tolist()
+                shown = ", ".join(map(str, lines[:8])) + (", …" if len(lines) > 8 else "")
+                raise FitInputError(f"{f}: {len(lines)} of {len(df)} row(s) have an empty '{col}' cell (line(s) "
+                                    f"{shown}); name each row's {col}, or remove the column to read one ladder")
         if "variant" in df.columns:  # what tells the ladders apart, in the place a dataset would
             df = df.assign(dataset=df["variant"].astype(str))
         if dataset is not None and "dataset" in df.columns:

@@ -323,8 +323,10 @@ def build_parser(methods: str = "see `ladder fit --help`") -> argparse.ArgumentP
                     "calibrated model error), P(one is better), for losses the compute multiplier the worse "
                     "variant needs to match the better, where the fitted curves cross before the target, and "
                     "decision backtests (fit the smaller sizes, predict the order at each larger one) against "
-                    "ranking by the largest fitted size. Writes compare.csv, compare.json, report.md and "
-                    "report.html to out=DIR. Keys of the compare group (results, variants, out, backtest) and of "
+                    "ranking by the largest fitted size. Losses are fitted by one law over all variants (a shared "
+                    "shape, a scale each: three sizes per variant suffice; joint=false fits each variant by the "
+                    "method). Writes compare.csv, compare.json, report.md and "
+                    "report.html to out=DIR. Keys of the compare group (results, variants, out, backtest, joint) and of "
                     "the fit group (method, targets, bootstrap, interval, seed, include, calibrate, format) may go "
                     "bare. Example: ladder compare results=../shared/data/gadre-scaling 'targets=[1.4B-640,6.9B-20]' "
                     f"out=reports/c4-vs-rpj\n\nMethods (method=NAME): {methods}.")

@@ -65,9 +65,10 @@ def test_decision_backtests_score_the_law_against_the_single_scale_rule(report):
     data = json.loads((report / "compare.json").read_text())
     assert data["variants"] == ["base", "worse"] and data["paired"] is True
     held = {round(b["held_size"]) for b in data["backtests"]}
-    assert held == {160000000, 320000000}  # each size with three smaller ones
+    # each size with two smaller ones: the joint law (the default for losses) shares its shape over the variants
+    assert held == {80000000, 160000000, 320000000}
     summary = {s["metrics"]: s for s in data["backtest_summary"]}
-    assert summary["all"]["decisions"] == len(data["backtests"]) == 6
+    assert summary["all"]["decisions"] == len(data["backtests"]) == 9
     assert summary["all"]["law_accuracy"] == 1.0 and summary["all"]["baseline_accuracy"] == 1.0
     md = (report / "report.md").read_text()
     assert "The law did not beat the single-scale baseline" in md  # a tie is not a win, and the report says so
@@ -166,17 +167,18 @@ def test_the_cli_compares_and_refuses_bad_input_in_one_line(points, tmp_path, ca
     assert len(err) == 1 and err[0].startswith("ladder compare: error: compare: 1 variant (base)")
 
 
-def test_variants_with_equal_predictions_name_no_winner(tmp_path, capsys):
-    """The same runs under two names (a copied folder, say): "predicted equal", never "better by -0.000"."""
+def test_a_source_compared_with_a_copy_of_itself_is_refused(tmp_path, capsys):
+    """The same runs under another name (a copied folder, say; issue 40 item 4): refused in one line, never
+    "predicted equal" with a compute multiplier of 0.001×."""
     from ladder.orchestration.cli import main
     twins = tmp_path / "twins.csv"
     pd.DataFrame(rows("base") + rows("copy")).to_csv(twins, index=False)
-    assert main(["compare", f"results={twins}", "method=chinchilla", "bootstrap=0", "backtest=false",
-                 "targets=[{name: big, params: 1.3e9, tokens: 2.6e10}]", f"out={tmp_path / 'o'}"]) == 0
-    said = capsys.readouterr().out
-    assert "big c4 LM loss: base and copy predicted equal" in said and "-0.0" not in said
-    table = (tmp_path / "o" / "report.md").read_text()
-    assert "| (equal) " in table
+    for joint in ("true", "false"):
+        assert main(["compare", f"results={twins}", "method=chinchilla", "bootstrap=0", "backtest=false", f"joint={joint}",
+                     "targets=[{name: big, params: 1.3e9, tokens: 2.6e10}]", f"out={tmp_path / 'o'}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["ladder compare: error: compare: variants base and copy hold identical points (the same runs, "
+                       "the same values: a copy?); there is nothing to compare between them"]
 
 
 def test_decision_backtests_find_the_sizes_of_a_small_ladder(tmp_path):
@@ -228,7 +230,9 @@ def test_compare_report_renders_in_chromium_with_every_image_and_no_console_erro
 def test_gadre_c4_against_redpajama_at_the_papers_targets(shared, tmp_path):
     out = run_compare(CompareConfig(results=str(shared / "gadre-scaling"), out=str(tmp_path)),
                       FitConfig(targets=["1.4B-640", "6.9B-20"], bootstrap=100))
-    d = pd.read_csv(out / "compare.csv").set_index("target")
+    d = pd.read_csv(out / "compare.csv")
+    assert len(d) == 16  # the joint law compares every validation loss, 8 of them, at both targets
+    d = d[d["metric"] == "c4_val:loss"].set_index("target")
     assert list(d["winner"]) == ["c4_original", "c4_original"]  # C4-trained models on the C4 eval loss
     assert d.loc["6.9B-20", "measured_difference"] < 0
     assert d.loc["6.9B-20", "difference_lower"] < d.loc["6.9B-20", "measured_difference"] < d.loc["6.9B-20", "difference_upper"]
