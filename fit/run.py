@@ -9,13 +9,14 @@ from typing import List
 
 import pandas as pd
 
-from fit import display, report
+from fit import display
+from fit.present import report
 from fit.chain import Method
 from fit.config import FitConfig, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.points import PointSet
 from fit.predict import apply_holdout, choose_targets, method_named, predict
-from fit.report import json_ready
+from fit.present.report import json_ready
 from fit.sources import load_points
 from fit.targets import actual_value
 from ladder.core.configs import ConfigError

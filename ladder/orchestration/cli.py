@@ -180,7 +180,7 @@ def fit_settings(overrides: list[str]):
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fit.compare_report import run_compare
+    from fit.present.compare_report import run_compare
 
     _no_bare_path(args.overrides)
     overrides = scoped(args.overrides, "compare", "fit")

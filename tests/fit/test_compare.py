@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fit.compare import common_targets, compare, crossing, difference, load_variants, model_sd, paired_sd
-from fit.compare_report import run_compare
+from fit.present.compare_report import run_compare
 from fit.config import CompareConfig, FitConfig
 from fit.errors import FitInputError
 from fit.registry import METHODS

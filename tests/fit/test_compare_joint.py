@@ -152,7 +152,7 @@ def test_without_named_targets_each_variant_is_compared_at_its_own_largest_size(
 
 
 def test_a_multiplier_at_the_edge_of_the_search_is_said_as_a_bound():
-    from fit.compare_report import _times
+    from fit.present.compare_report import _times
     assert _times(1e4, 4.99e3, 1e4) == "over 10,000× [4.99e+03×, over 10,000×]"
     assert _times(1e-3, 1e-3, 2.0) == "under 0.001× [under 0.001×, 2×]"
     assert _times(1.53, 1.46, 1.58) == "1.53× [1.46×, 1.58×]"
@@ -183,7 +183,7 @@ def test_curves_that_cross_inside_the_ladder_do_not_change_with_scale():
 
 
 def test_the_backtest_table_sorts_multipliers_as_numbers():
-    from fit.compare_report import backtest_table
+    from fit.present.compare_report import backtest_table
     b = pd.DataFrame([{"target": f"s-M{m}", "params": 1e8, "tokens": m * 1e8, "held_size": 1e8, "fitted_size": 5e7,
                        "metric": "c4:loss", "a": "x", "b": "y", "winner": "x", "p_a_better": 0.9,
                        "measured_winner": "x", "baseline_winner": "x", "difference": -0.1, "difference_lower": -0.2,

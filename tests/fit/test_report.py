@@ -17,9 +17,9 @@ from PIL import Image
 from fit import display
 from fit.chain import progress
 from fit.config import FitConfig
-from fit.figures import figures
+from fit.present.figures import figures
 from fit.sources import load_points
-from fit.report import answer_sentences, kind_table, parameter_tables, warning_groups
+from fit.present.report import answer_sentences, kind_table, parameter_tables, warning_groups
 from fit.predict import apply_holdout, choose_targets
 from fit.run import PRED_COLUMNS, run_fit
 from fit.targets import NAMED, actual_value
@@ -167,13 +167,13 @@ def test_step_figures_draw_the_measured_targets(tmp_path, write_ladder, method):
 
 def test_target_names_hide_neither_each_other_nor_the_stars():
     """The smoke ladder's step-2 panel: four stars close together on the sigmoid (make smoke's report)."""
-    from fit.figures import _label_targets
+    from fit.present.figures import label_targets
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     x, y = np.array([1.72, 2.01, 2.18, 2.37]), np.array([60.0, 47.4, 41.8, 36.4])
     ax.plot(np.linspace(0, 3.3, 50), 25 + 75 / (1 + np.exp(3 * (np.linspace(0, 3.3, 50) - 1.8))), "r-")
     ax.plot(x, y, "k*", ms=11)
     names = ["smoke-96-M20", "smoke-64-smoke-M20", "smoke-64-smoke-M10", "smoke-64-smoke-M5"]
-    _label_targets(ax, x, y, names)
+    label_targets(ax, x, y, names)
     fig.canvas.draw()
     boxes = [t.get_window_extent() for t in ax.texts]
     assert sorted(t.get_text() for t in ax.texts) == sorted(names)
@@ -351,7 +351,7 @@ def test_gadre_step2_panels_span_their_points_not_the_law_at_zero_loss(gadre_rep
 
 def test_a_method_table_wider_than_long_is_turned_so_the_page_holds_it():
     """best's weights, 13 paths for 8 tasks, overflowed the page as 14 columns; turned, a row per path."""
-    from fit.report import _pretty_tasks
+    from fit.present.report import _pretty_tasks
     paths = [f"set{i}:loss" for i in range(13)]
     weights = pd.DataFrame(np.full((8, 13), 100 / 13), columns=paths,
                            index=[f"{t}:acc" for t in ("mmlu", "hellaswag", "piqa", "csqa", "arc_easy", "arc_challenge",

@@ -2,7 +2,7 @@
 
 In the order a researcher asks: per target one sentence with each task's predicted accuracy, its interval,
 the measured value and error where the data has the target's run, and the mean absolute error; the
-accuracies in a table, then the losses (one table per kind, each in its unit); the figures (fit.figures);
+accuracies in a table, then the losses (one table per kind, each in its unit); the figures (fit.present.figures);
 the fitted parameters with their intervals; the method's details; the warnings last, grouped, each group
 saying what it means for the prediction; and a footer with the provenance (commit, date, command, input)."""
 import base64
@@ -24,7 +24,7 @@ import pandas as pd
 
 from fit import display
 from fit.chain import MethodOutput
-from fit.figures import DPI, NOT_MEASURED, SINGLE, STYLE, bootstrap_measures, figure_steps, figures, step_title
+from fit.present.figures import DPI, NOT_MEASURED, SINGLE, STYLE, bootstrap_measures, figure_steps, figures, step_title
 from fit.fitting import STEEP, bound_hits, steep_exponents
 from fit.points import PointSet, is_accuracy
 from fit.runs import choose_primary
@@ -144,14 +144,14 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
     md = ([f"## Dataset {fit.dataset}", ""] if deeper else []) + [*lead, "", f"{h2} Predictions", ""]
     md += [f"**{name}** {text}\n" for name, text in answers] + [note, ""]
     for head, table in tables:
-        md += [f"{h3} {head}", "", _markdown(table), ""]
+        md += [f"{h3} {head}", "", markdown_table(table), ""]
     md += [f"{h2} Figures", ""] + [f"![{c}]({sub}/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
     md += [f"{h2} Fitted parameters", ""]
     for head, formula, table in params:
-        md += [f"{h3} {head}", "", formula, "", _markdown(table), ""]
+        md += [f"{h3} {head}", "", formula, "", markdown_table(table), ""]
     md += [f"{h2} Method details", ""] + [f"- {x}" for x in details] + [""]
     for head, table in method_tables:
-        md += [f"{h3} {head}", "", _markdown(table), ""]
+        md += [f"{h3} {head}", "", markdown_table(table), ""]
     md += [f"{h2} Warnings", ""] + (["No warnings.", ""] if not groups else [])
     for head, meaning, items in groups:
         md += [f"{h3} {head}", "", meaning, ""] + [f"- {x}" for x in items] + [""]
@@ -162,16 +162,16 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
     body += [f"<p>{e(x)}</p>" for x in lead] + [f"<{h2}>Predictions</{h2}>"]
     body += [f"<p class='answer'><b>{e(name)}</b> {e(text)}</p>" for name, text in answers] + [f"<p><small>{e(note)}</small></p>"]
     for head, table in tables:
-        body += [f"<{h3}>{e(head)}</{h3}>", _html(table)]
+        body += [f"<{h3}>{e(head)}</{h3}>", html_table(table)]
     body += [f"<{h2}>Figures</{h2}>"] + [f'<figure class="{"single" if n in SINGLE else "grid"}"><img alt="{e(c)}" '
                                          f'src="data:image/png;base64,{b}"><figcaption>{e(c)}</figcaption></figure>'
                                          for n, c, b in shown]
     body += [f"<{h2}>Fitted parameters</{h2}>"]
     for head, formula, table in params:
-        body += [f"<{h3}>{e(head)}</{h3}>", f"<p>{e(formula)}</p>", _html(table)]
+        body += [f"<{h3}>{e(head)}</{h3}>", f"<p>{e(formula)}</p>", html_table(table)]
     body += [f"<{h2}>Method details</{h2}>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in details) + "</ul>"]
     for head, table in method_tables:
-        body += [f"<{h3}>{e(head)}</{h3}>", _html(table)]
+        body += [f"<{h3}>{e(head)}</{h3}>", html_table(table)]
     body += [f"<{h2}>Warnings</{h2}>"] + (["<p>No warnings.</p>"] if not groups else [])
     for head, meaning, items in groups:
         body += [f"<{h3}>{e(head)}</{h3}>", f"<p>{e(meaning)}</p>",
@@ -186,13 +186,13 @@ def html_page(title: str, body: List[str]) -> str:
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>" + "".join(body) + "</body></html>")
 
 
-def _markdown(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
     if isinstance(table.columns, pd.MultiIndex):  # one header row: `13B-5T predicted`, `13B-5T measured (error)`
         table = table.set_axis([" ".join(x for x in c if x) for c in table.columns], axis=1)
     return table.to_markdown(index=False, disable_numparse=True)
 
 
-def _html(table: pd.DataFrame) -> str:
+def html_table(table: pd.DataFrame) -> str:
     return "<div class='wide'>" + table.to_html(index=False, na_rep="", border=0, justify="center") + "</div>"
 
 

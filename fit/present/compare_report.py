@@ -18,10 +18,10 @@ from fit.compare import (REACH, Comparison, backtest_summary, common_targets, co
                          loss_step, own_targets)
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
-from fit.figures import DPI, FITTED, MEASURED, OTHER, STYLE, _band, _label_targets, _law_inputs
+from fit.present.figures import DPI, FITTED, MEASURED, OTHER, STYLE, bootstrap_band, label_targets, law_inputs
 from fit.points import is_accuracy
 from fit.predict import method_named
-from fit.report import _html, _markdown, html_page, json_ready, provenance, warning_groups
+from fit.present.report import html_page, html_table, json_ready, markdown_table, provenance, warning_groups
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 
@@ -75,7 +75,7 @@ def all_warnings(comp: Comparison) -> List[str]:
 
 def terminal_lines(comp: Comparison) -> List[str]:
     """What the terminal shows after the decisions, as `ladder fit` shows its warnings: how the losses were fitted
-    (the joint law's form and exponent test), how the backtests paired sizes, and the warnings grouped (fit.report),
+    (the joint law's form and exponent test), how the backtests paired sizes, and the warnings grouped (fit.present.report),
     at most a few of each."""
     lines = [f"note: {n}" for n in comp.notes]
     if pairing(comp):
@@ -260,7 +260,7 @@ def metric_figure(comp: Comparison, metric: str, interval: float):
             g = g.sort_values("C")
             ax.plot(g["C"], k * g["predicted"], color=colour, lw=1, ls="--")
             t = next((q for q in out.predictions if q["target"] == g["target"].iloc[0]), None)
-            band = None if fs is None or t is None else _band(fs, out, _law_inputs(fs, _along_nd(g["C"], t)), interval)
+            band = None if fs is None or t is None else bootstrap_band(fs, out, law_inputs(fs, _along_nd(g["C"], t)), interval)
             if band is not None:
                 ax.fill_between(g["C"], k * band[0], k * band[1], color=colour, alpha=0.12, lw=0)
         preds = [q for q in out.predictions if q["metric"] == metric]
@@ -286,7 +286,7 @@ def metric_figure(comp: Comparison, metric: str, interval: float):
     ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel=display.long_label(metric),
            title=f"{display.long_label(metric)}: every variant, fitted laws to the targets")
     ax.legend(loc="best", ncol=2 if V > 4 else 1)
-    _label_targets(ax, [x for x, _ in named.values()], [y for _, y in named.values()], list(named))
+    label_targets(ax, [x for x, _ in named.values()], [y for _, y in named.values()], list(named))
     fig.tight_layout()
     return fig
 
@@ -346,11 +346,11 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
 
     md = [f"# {title}", "", lead, "", "## Decisions", ""] + [f"- {x}" for x in answers] + [""]
     for head, table in tables:
-        md += [f"### {head}", "", _markdown(table), ""]
+        md += [f"### {head}", "", markdown_table(table), ""]
     md += ["## Figures", ""] + [f"![{c}](figures/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
     md += ["## Decision backtests", ""] + verdict + [""]
     for head, table in bt_tables:
-        md += [f"### {head}", "", _markdown(table), ""]
+        md += [f"### {head}", "", markdown_table(table), ""]
     md += ["## Warnings", ""] + ([f"- {w}" for w in warnings] or ["No warnings."]) + [""]
     md += ["---", ""] + [f"{x}  " for x in footer]
     atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
@@ -359,12 +359,12 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
     body = [f"<h1>{e(title)}</h1>", f"<p>{e(lead)}</p>", "<h2>Decisions</h2>",
             "<ul>" + "".join(f"<li>{e(x)}</li>" for x in answers) + "</ul>"]
     for head, table in tables:
-        body += [f"<h3>{e(head)}</h3>", _html(table)]
+        body += [f"<h3>{e(head)}</h3>", html_table(table)]
     body += ["<h2>Figures</h2>"] + [f'<figure class="single"><img alt="{e(c)}" src="data:image/png;base64,{b64}">'
                                     f"<figcaption>{e(c)}</figcaption></figure>" for n, c, b64 in shown]
     body += ["<h2>Decision backtests</h2>"] + [f"<p>{e(x)}</p>" for x in verdict]
     for head, table in bt_tables:
-        body += [f"<h3>{e(head)}</h3>", _html(table)]
+        body += [f"<h3>{e(head)}</h3>", html_table(table)]
     body += ["<h2>Warnings</h2>", "<ul>" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>" if warnings
              else "<p>No warnings.</p>"]
     body += ["<footer>" + "<br>".join(e(x) for x in footer) + "</footer>"]

@@ -138,7 +138,7 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
                            "every fit's residuals)", _residuals({**first, **fed})
 
 
-def _band(fs: FittedStep, out: MethodOutput, X: np.ndarray, interval: float):
+def bootstrap_band(fs: FittedStep, out: MethodOutput, X: np.ndarray, interval: float):
     """The central `interval` of the step's bootstrap curves at inputs X (in its output's units); None without
     bootstrap samples."""
     keys = [f"param|{fs.step.key}|{k}" for k in fs.fit.law.params]
@@ -153,13 +153,13 @@ def _band(fs: FittedStep, out: MethodOutput, X: np.ndarray, interval: float):
     return np.nanquantile(curves, [(1 - interval) / 2, (1 + interval) / 2], axis=0)
 
 
-def _law_inputs(fs: FittedStep, ND: np.ndarray) -> np.ndarray:
+def law_inputs(fs: FittedStep, ND: np.ndarray) -> np.ndarray:
     return ND if fs.step.inputs is None else fs.step.inputs(ND)
 
 
 def _curve(fs: FittedStep, ND: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
-        return fs.step.output_of(fs.fit.predict(_law_inputs(fs, ND)))
+        return fs.step.output_of(fs.fit.predict(law_inputs(fs, ND)))
 
 
 def _plain_log(axis, lo: float, hi: float) -> None:
@@ -177,7 +177,7 @@ LABEL_SPOTS = [(-9, 4, "right", "bottom"), (-9, -4, "right", "top"), (9, 4, "lef
                (9, 16, "left", "bottom"), (9, -16, "left", "top")]
 
 
-def _label_targets(ax, xs, ys, names) -> None:
+def label_targets(ax, xs, ys, names) -> None:
     """Each star's name, from the highest star down, in the one of LABEL_SPOTS that stays inside the axes (off
     them it would cover the tick labels), then overlaps the fewest names placed before, then covers the fewest
     markers (the first such): targets near each other and the points around them stay readable."""
@@ -251,7 +251,7 @@ def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):
             n = np.sqrt(grid / (6 * m))
             ND = np.vstack([n, m * n])
             ax.plot(grid, _curve(step, ND), "k--", lw=0.8)
-            band = _band(step, view.out, _law_inputs(step, ND), view.interval) if view.banded else None
+            band = bootstrap_band(step, view.out, law_inputs(step, ND), view.interval) if view.banded else None
             if band is not None:
                 ax.fill_between(grid, band[0], band[1], color="0.5", alpha=0.2, lw=0)
         p = pr.reindex([t.name for t in view.targets])
@@ -274,7 +274,7 @@ def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):
            title=f"{display.long_label(metric)} against compute")
     ax.legend(ncol=2, loc="upper right")
     if step is not None and not pr.empty:
-        _label_targets(ax, tC, p["predicted"], [t.name for t in view.targets])
+        label_targets(ax, tC, p["predicted"], [t.name for t in view.targets])
     fig.tight_layout()
     return fig
 
@@ -321,7 +321,7 @@ def _step1(ax, fs: FittedStep, view: View):
             Xt = np.vstack([np.full_like(grid, tx[0, i]), grid])
             with np.errstate(all="ignore"):
                 ax.plot(grid, k * s.output_of(fit.predict(Xt)), "k--", lw=0.8)
-            band = _band(fs, view.out, Xt, view.interval) if view.banded else None
+            band = bootstrap_band(fs, view.out, Xt, view.interval) if view.banded else None
             if band is not None:
                 ax.fill_between(grid, k * band[0], k * band[1], color="0.5", alpha=0.2, lw=0)
         xs = tx[1]
@@ -330,14 +330,14 @@ def _step1(ax, fs: FittedStep, view: View):
         grid = np.geomspace(X[0].min() / 1.5, max(X[0].max(), tx[0].max()) * 1.5, 60)
         with np.errstate(all="ignore"):
             ax.plot(grid, k * s.output_of(fit.predict(grid[None, :])), lw=0.9)
-        band = _band(fs, view.out, grid[None, :], view.interval) if view.banded else None
+        band = bootstrap_band(fs, view.out, grid[None, :], view.interval) if view.banded else None
         if band is not None:
             ax.fill_between(grid, k * band[0], k * band[1], color="0.5", alpha=0.2, lw=0)
         xs = tx[0]
     if s.output is not None:
         ND, other = view.finals(view.others, s.output)
         if len(other):
-            Xo = _law_inputs(fs, ND)
+            Xo = law_inputs(fs, ND)
             ax.scatter(Xo[-1], k * other, label="runs not fitted", **OTHER)
     ax.plot(xs, ty, "k*", ms=11, label="predicted target", zorder=6)
     actual = k * view.measured(s.output)
@@ -347,7 +347,7 @@ def _step1(ax, fs: FittedStep, view: View):
     ax.set_xlabel(s.x_label)
     ax.set_ylabel(display.long_label(s.output) if s.output else s.key)
     ax.set_title(f"{step_title(fs)} ({fit.law.name})")
-    return lambda: _label_targets(ax, xs, ty, names)
+    return lambda: label_targets(ax, xs, ty, names)
 
 
 def _step2(ax, fs: FittedStep, view: View, caption: Optional[str] = None):
@@ -375,7 +375,7 @@ def _step2(ax, fs: FittedStep, view: View, caption: Optional[str] = None):
     grid = np.linspace(x_lo, x_hi, 200)
     with np.errstate(all="ignore"):
         ax.plot(grid, k * fit.predict(grid[None, :]), "r-", lw=1, label="fit")
-    band = _band(fs, view.out, grid[None, :], view.interval) if view.banded else None
+    band = bootstrap_band(fs, view.out, grid[None, :], view.interval) if view.banded else None
     if band is not None:
         ax.fill_between(grid, k * band[0], k * band[1], color="r", alpha=0.2, lw=0,
                         label=f"{view.interval:.0%} bootstrap band")
@@ -387,7 +387,7 @@ def _step2(ax, fs: FittedStep, view: View, caption: Optional[str] = None):
     if caption and ": " in caption:
         title += f"\n{caption.split(': ', 1)[1]}"
     ax.set_title(title, fontsize=9)
-    return lambda: _label_targets(ax, fs.target_x[0], ty, [t.name for t in view.targets])
+    return lambda: label_targets(ax, fs.target_x[0], ty, [t.name for t in view.targets])
 
 
 def _finite(values) -> np.ndarray:
@@ -426,7 +426,7 @@ def _pred_vs_actual(have: pd.DataFrame):
         many = g["target"].nunique() > 1
         names = [display.label(r.metric) + (f" · {r.target}" if many else "") for r in g.itertuples()]
         # named while few, each where it overlaps the fewest names and points
-        return (lambda: _label_targets(ax, a, p, names)) if len(g) <= 12 else None
+        return (lambda: label_targets(ax, a, p, names)) if len(g) <= 12 else None
 
     return _grid(items, draw)
 
