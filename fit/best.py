@@ -14,11 +14,11 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
-from fit import laws
 from fit.calibration import MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen
 from fit.chain import Method, MethodOutput, progress
 from fit.methods import DIRECT, PAPER_SIGMOID, Sigmoid, olmo_two_step
-from fit.runs import RunTable, check_fit_set, fit_runs, primary_loss, task_metrics
+from fit.runs import RunTable, fit_runs, primary_loss, task_metrics
+from fit.sizing import check_sizes
 from fit.points import PointSet
 from ladder.core.plan import Target
 
@@ -99,11 +99,12 @@ def best(ps: PointSet, targets: List[Target], cfg, runs: List[str], sigmoid: Sig
     bootstrap cannot see, the pooled RMS miss of the same ensemble in the inner backtests (across
     sizes and along D, fit.calibration): half-width = sqrt(bootstrap half-width² + (z·RMS)²).
     `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests. Where the data supports no
-    two-step path (no loss on every fit run, or too few runs for step 1's law) but has accuracies, they are
-    predicted straight from (N, D) by `direct`, and the output says so."""
+    two-step path (no loss on every fit run) but has accuracies, they are
+    predicted straight from (N, D) by `direct`, and the output says so. Each path's laws are sized to the data
+    (fit.sizing), so a ladder of few runs or one tokens-per-parameter ratio is fitted by reduced laws."""
     table = RunTable(ps, runs)
+    check_sizes(np.array([table.info[r][0] for r in runs]), "best")
     try:
-        check_fit_set(table, len(laws.OLMO_ND.params), "best's step 1")
         primary_loss(table)
     except FitInputError as exc:
         if not task_metrics(table, required=False):
@@ -168,7 +169,7 @@ def _merge(paths_out: Dict[str, MethodOutput], paths) -> MethodOutput:
             out.steps[key] = replace(fitted, step=replace(fitted.step, key=key))
         for key, v in o.samples.items():
             out.samples[_step2_sample_key(key, paths[p])] = v
-        for w in o.warnings:
+        for w in dict.fromkeys(o.warnings):
             where.setdefault(w, []).append(p)
     out.warnings = [w if len(ps) == len(paths) else f"{w} (path{'s' * (len(ps) > 1)} {', '.join(ps)})"
                     for w, ps in where.items()]

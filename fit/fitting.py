@@ -41,6 +41,8 @@ def _bound_warnings(law, p, bounds, converged, message):
                        f"its {var} term is a cliff at the smallest {var} fitted and about 0 beyond, so the law "
                        f"extrapolates in {var} by its other terms alone; {var} values further apart would pin it")
     for name, v, (lo, hi) in zip(law.params, p, bounds or [(None, None)] * len(p)):
+        if lo is not None and hi is not None and hi - lo <= 1e-8 * max(1.0, abs(hi)):
+            continue  # pinned, not fitted (fit.sizing's reduced laws, a fixed sigmoid): the method says so itself
         meaning = law.at_bound.get(name, "")
         for b in (lo, hi):
             if meaning is not None and b is not None and np.isfinite(b) and abs(v - b) <= 1e-6 * max(1.0, abs(b)):

@@ -46,7 +46,7 @@ class RunTable:
             (tx, x), (ty, y) = self.series[r, x_metric], self.series[r, y_metric]
             _, ix, iy = np.intersect1d(tx, ty, assume_unique=True, return_indices=True)
             x, y = x[ix], y[iy]
-            k = int(np.ceil(skip * len(x)))
+            k = min(int(np.ceil(skip * len(x))), len(x) - 1)  # a run of one row (a table of finals) keeps it
             xs.append(_moving_average(x[k:], avg)[::-1][::every][::-1])
             ys.append(_moving_average(y[k:], avg)[::-1][::every][::-1])
             owner.append(np.full(len(xs[-1]), i))
