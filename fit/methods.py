@@ -13,7 +13,7 @@ from fit import laws
 from fit.chain import Method, MethodOutput, Points, Step, run_chain
 from fit.errors import FitInputError
 from fit.points import PointSet
-from fit.runs import (RunTable, accuracy_fit_set, check_fit_set, fit_runs, gadre_fit_set, gadre_runs, loss_fit_set,
+from fit.runs import (RunTable, accuracy_fit_set, check_fit_set, fit_runs, gadre_fit_set, gadre_fit_sets, loss_fit_set,
                       primary_loss, range_warnings, task_metrics)
 from fit.sizing import Form, check_sizes, compute_of, sized, unidentified_d
 from ladder.core.plan import Target
@@ -171,6 +171,10 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, runs: List[str], flo
         len(tasks) - len(step2_notes)), "step 2 ")
     N, D = final_points(table, runs, loss).X
     out.warnings += unidentified_d(name, N, D, targets)
+    if tasks and all(len(table.series[r, loss][0]) == 1 for r in runs):
+        out.warnings.append(f"{name}: step 2: every fit run has one evaluation, so each sigmoid fits the runs' final "
+                            "points alone (a CSV without `run` and `step` columns reads each row as its own run: a "
+                            "table of checkpoints needs one of them)")
     out.warnings += below_chance(name, ps, table, runs, tasks, "kept in its sigmoid fit")
     if not tasks:
         out.warnings.append(f"{name}: the data has no <task>:acc on every fit run; only {loss} is predicted")
@@ -231,25 +235,46 @@ def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> Met
 
 
 def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
-    """Gadre et al. 2024: C4-eval loss from (C, M), then average top-1 error from the predicted loss.
-    A bootstrap resample with fewer than 4 distinct loss-fit runs cannot fit the 4-parameter loss law."""
-    loss_runs, err_runs = gadre_runs(ps)
+    """Gadre et al. 2024: the primary LM loss (the paper's C4 eval) from (C, M), then each error from the predicted
+    loss: the paper's averages of top-1 error where the data has them, else each task's error 1 - accuracy (the
+    accuracy predicted). Fit sets by role (fit.runs.gadre_fit_sets): the paper's own on its data. The loss law is
+    sized to its runs (fit.sizing: without an off-M run it has no M term, and runs along compute); an error law on
+    fewer than 4 runs pins its ceiling ε at 1 - chance, the error of a guess. A bootstrap resample with fewer
+    distinct loss-fit runs than the loss law's free parameters cannot refit it."""
+    loss_runs, err_runs = gadre_fit_sets(ps, targets, cfg.include)
     table = RunTable(ps, err_runs)
-    if len(loss_runs) < 5 or not table.has("c4_val:loss"):
-        raise FitInputError("gadre: needs the paper's 5 loss-fit runs with a c4_val:loss metric")
-    to_nm = lambda X, C: np.vstack([X[0], X[1] / X[0]])  # (N, M): the paper's code fits in N and M = D/N
-    steps = [Step("c4_val:loss", laws.GADRE_LOSS, final_points(table, loss_runs, "c4_val:loss", err_runs, to_nm),
-                  GADRE_GRID, target_x=to_nm(nd(targets), None), output="c4_val:loss", min_runs=4,
-                  describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)},
-                  x_label="tokens per parameter M", inputs=lambda ND: to_nm(ND, None))]
-    _, L, _ = table.finals(err_runs, "c4_val:loss")
-    for m in [m for m in ("avg46:err", "avg17:err") if table.has(m)]:
-        _, e, _ = table.finals(err_runs, m)
-        steps.append(Step(m, laws.GADRE_ERR, Points(L[None, :], e, np.arange(len(err_runs))), [[1.0, 1.0, 1.0]],
-                          fed_by="c4_val:loss", output=m, label=m, x_label="c4_val:loss"))
+    loss = primary_loss(table)
+    to_nm = lambda ND: np.vstack([ND[0], ND[1] / ND[0]])  # noqa: E731 (N, M): the paper's code fits in N and M = D/N
+    full = Form(laws.GADRE_LOSS, GADRE_GRID, None, False, "{y}(N, M) = alpha·N^c + beta·6^(c/2)·(M·N)^c + E")
+    step, note = sized_step(loss, full, final_points(table, loss_runs, loss, err_runs), targets, f"gadre: {loss}",
+                            output=loss, label=loss)
+    if step.law is laws.GADRE_LOSS:
+        step = replace(step, points=Points(to_nm(step.points.X), step.points.y, step.points.run),
+                       target_x=to_nm(nd(targets)), inputs=to_nm, x_label="tokens per parameter M",
+                       describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)})
+    free = len(step.law.params) - sum(1 for lo, hi in step.bounds or [] if lo == hi)
+    steps = [replace(step, min_runs=free)]
+    _, L, _ = table.finals(err_runs, loss)
+    metrics = [m for m in ps.profile.accuracies if table.has(m)] or [f"{t}:acc" for t in task_metrics(table, required=False)]
+    errs = []
+    for m in metrics:
+        _, v, _ = table.finals(err_runs, m)
+        ceiling = 1 - ps.chance_of(m)
+        pinned = len(err_runs) < len(laws.GADRE_ERR.params) + 1
+        errs.append(pinned)
+        steps.append(Step(m, laws.GADRE_ERR, Points(L[None, :], v if m.endswith(":err") else 1 - v,
+                                                    np.arange(len(err_runs))),
+                          [[k, g, ceiling if pinned else 1.0] for k in (1.0, 10.0, 100.0) for g in (0.3, 1.0, 3.0)]
+                          if pinned else [[1.0, 1.0, 1.0]],
+                          [(None, None), (None, None), (ceiling - 1e-9, ceiling)] if pinned else None,
+                          fed_by=loss, output=m, to_output=None if m.endswith(":err") else (lambda e: 1 - e), label=m,
+                          x_label=loss))
     out = run_chain("gadre", ps, targets, err_runs, steps, cfg)
+    out.warnings[:0] = reductions("gadre", [note], "loss ") + (
+        [f"gadre: error law reduced to Err(L) = epsilon - k·exp(-gamma·L) with epsilon fixed at 1 - chance: "
+         f"{len(err_runs)} run(s) for its 3 parameters (it needs 4)"] if any(errs) else [])
     out.warnings += range_warnings(RunTable(ps, loss_runs), targets)
-    if cfg.bootstrap > 0:
+    if cfg.bootstrap > 0 and step.law is laws.GADRE_LOSS and len(loss_runs) == 5:
         out.warnings.append(
             "gadre: its loss law has 4 parameters and the paper fits it on 5 runs, so 59 % of the resamples of "
             "its runs hold fewer than 4 distinct loss-fit runs and cannot refit it, and the rest nearly "
@@ -305,6 +330,6 @@ OLMO_TWO_STEP_FLOPS = Method("olmo_two_step_flops", partial(olmo_two_step, flops
 OLMO_SINGLE_STEP = Method("olmo_single_step", olmo_single_step,
                           "Bhagia et al. 2024's baseline: accuracy from (N, D) in one law", fit_runs)
 CHINCHILLA = Method("chinchilla", chinchilla, "Hoffmann et al. 2022 approach 3 on every loss", loss_fit_set)
-GADRE = Method("gadre", gadre, "Gadre et al. 2024: C4 loss from (C, M), then average error, on its paper's runs",
+GADRE = Method("gadre", gadre, "Gadre et al. 2024: C4 loss from (C, M), then error from loss, on its paper's fit sets by role",
                gadre_fit_set, fixed_fit_set=True)
 DIRECT = Method("direct", direct, "Krajewski et al. 2025: each task's accuracy straight from (N, D)", accuracy_fit_set)

@@ -57,9 +57,14 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     details = method_lines(out, ps, cfg)
     method_tables = [(t, _pretty_tasks(table)) for t, table in out.tables.items()]
     groups = warning_groups(out.warnings)
+    first = [g for g in groups if g[0] in FIRST_SCREEN]  # above the predictions: they change what they mean
+    groups = [g for g in groups if g[0] not in FIRST_SCREEN]
     footer = provenance(cfg, ps)
 
-    md = [f"# {title}", "", *lead, "", "## Predictions", ""]
+    md = [f"# {title}", "", *lead, ""]
+    for head, meaning, items in first:
+        md += [f"**{head}.** {meaning}", ""] + [f"- {x}" for x in items] + [""]
+    md += ["## Predictions", ""]
     md += [f"**{name}** {text}\n" for name, text in answers] + [note, ""]
     for head, table in tables:
         md += [f"### {head}", "", _markdown(table), ""]
@@ -70,14 +75,18 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     md += ["## Method details", ""] + [f"- {x}" for x in details] + [""]
     for head, table in method_tables:
         md += [f"### {head}", "", _markdown(table), ""]
-    md += ["## Warnings", ""] + (["No warnings.", ""] if not groups else [])
+    none = "No other warnings." if first else "No warnings."
+    md += ["## Warnings", ""] + ([none, ""] if not groups else [])
     for head, meaning, items in groups:
         md += [f"### {head}", "", meaning, ""] + [f"- {x}" for x in items] + [""]
     md += ["---", ""] + [f"{x}  " for x in footer]
     atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
 
     e = html.escape
-    body = [f"<h1>{e(title)}</h1>"] + [f"<p>{e(x)}</p>" for x in lead] + ["<h2>Predictions</h2>"]
+    body = [f"<h1>{e(title)}</h1>"] + [f"<p>{e(x)}</p>" for x in lead]
+    for head, meaning, items in first:
+        body += [f"<p><b>{e(head)}.</b> {e(meaning)}</p>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
+    body += ["<h2>Predictions</h2>"]
     body += [f"<p class='answer'><b>{e(name)}</b> {e(text)}</p>" for name, text in answers] + [f"<p><small>{e(note)}</small></p>"]
     for head, table in tables:
         body += [f"<h3>{e(head)}</h3>", _html(table)]
@@ -90,7 +99,7 @@ def write_report(out_dir: Path, cfg, ps, targets, out: MethodOutput, preds: pd.D
     body += ["<h2>Method details</h2>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in details) + "</ul>"]
     for head, table in method_tables:
         body += [f"<h3>{e(head)}</h3>", _html(table)]
-    body += ["<h2>Warnings</h2>"] + (["<p>No warnings.</p>"] if not groups else [])
+    body += ["<h2>Warnings</h2>"] + ([f"<p>{none}</p>"] if not groups else [])
     for head, meaning, items in groups:
         body += [f"<h3>{e(head)}</h3>", f"<p>{e(meaning)}</p>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
     body += ["<footer>" + "<br>".join(e(x) for x in footer) + "</footer>"]
@@ -262,6 +271,12 @@ def _pretty_tasks(table: pd.DataFrame) -> pd.DataFrame:
 
 # Warnings, grouped by what they mean for the prediction: (title, meaning, pattern), most consequential first.
 WARNING_GROUPS = [
+    ("Read before the predictions", "These change what the predictions mean: an interval whose bootstrap mostly "
+     "failed measures nothing, and a term the runs cannot identify is extrapolated by assumption.",
+     r"most bootstrap refits failed|the D term is unidentified"),
+    ("Laws reduced to the data", "The runs cannot fit the method's own law; each line says which smaller law was "
+     "fitted and why. Runs at more sizes, or at a second tokens-per-parameter ratio, restore the full law.",
+     r"law reduced to|sigmoid reduced to"),
     ("Targets beyond the calibrated range",
      "A backtest's miss grows with how far it extrapolates. These targets lie further beyond the ladder than any "
      "backtest that calibrated the intervals reached, so their intervals are likely too narrow: read them as the "
@@ -291,6 +306,7 @@ WARNING_GROUPS = [
     ("Held-out runs", "Left out of the fit and predicted from the rest: their measured values score the method, "
      "and no fit saw them.", r"^holdout="),
 ]
+FIRST_SCREEN = ("Read before the predictions", "Laws reduced to the data")  # the terminal prints these first
 # A bound warning as fit.fitting writes it (its meaning from fit.laws.Law.at_bound), with best's paths suffix.
 BOUND = re.compile(r"^(?P<label>.+?): (?P<law>\w+): parameter (?P<param>\S+) = (?P<value>\S+) is on its bound \S+?"
                    r"(?:: (?P<meaning>.+?))?(?: \((?P<paths>paths? .+)\))?$")

@@ -80,7 +80,8 @@ def check_sizes(N: np.ndarray, what: str) -> None:
                             "adds others)")
     if len(np.unique(N)) < 2:
         raise FitInputError(f"{what}: all {len(N)} fit run(s) are at one size (N = {N[0]:.4g}); no law in N can be "
-                            "fitted: add runs at a second size (and a third, so that the intervals can be backtested)")
+                            "fitted: add runs at a second size (and a third, so that the intervals can be backtested); "
+                            "a fit takes the runs smaller than every target, and include=[RUN,...] adds others")
 
 
 def size_law(full: Form, N: np.ndarray, D: np.ndarray, what: str, y: str = "L") -> Tuple[Form, Optional[str]]:
