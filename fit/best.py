@@ -14,7 +14,8 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
-from fit.calibration import MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen
+from fit.calibration import (MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen,
+                             with_distance)
 from fit.chain import Method, MethodOutput, progress
 from fit.methods import DIRECT, PAPER_SIGMOID, Sigmoid, olmo_two_step
 from fit.runs import RunTable, fit_runs, primary_loss, task_metrics
@@ -123,6 +124,7 @@ def best(ps: PointSet, targets: List[Target], cfg, runs: List[str], sigmoid: Sig
     calibrating = wanted(cfg)
     extra = longest_runs_backtest(table) if calibrating else []  # for the intervals, not the weights
     errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests + extra, cfg, sigmoid)
+    errors = with_distance(errors, table, backtests + extra)
     out.warnings += [f"best: {s}" for s in skipped]
     by_size = errors[errors["backtest"] < len(backtests)]
     weights = path_weights(by_size, paths) if paths else pd.DataFrame()
@@ -222,10 +224,11 @@ def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, inter
     for an accuracy, the step-1 fit of the one path that predicts it for a loss or bpb."""
     acc = errors["metric"].str.endswith(":acc")
     ens = [{"backtest": b, "params": g["params"].iloc[0], "tokens": g["tokens"].iloc[0], "metric": m,
-            "actual": g["actual"].iloc[0],
+            "actual": g["actual"].iloc[0], "distance": g["distance"].iloc[0],
             "predicted": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"), weights.loc[m]).iloc[0]}
            for (b, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
-    misses = pd.concat([pd.DataFrame(ens, columns=MISS_COLUMNS), errors[~acc][MISS_COLUMNS]])
+    columns = MISS_COLUMNS + ["distance"]
+    misses = pd.concat([pd.DataFrame(ens, columns=columns), errors[~acc][columns]], ignore_index=True)
     widen(out, misses, interval, table, backtests, targets, "its inner backtests")
 
 

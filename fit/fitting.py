@@ -100,7 +100,8 @@ def fit_least_squares(law: Law, X, y, starts: Sequence[Sequence[float]], bounds=
         np.array([(np.inf if hi is None else hi) for _, hi in bounds], float) for i in range(2))
     if bounds is not None:  # curve_fit takes no pinned parameter (equal bounds): pin it within 1e-12 instead
         lo, hi = lsq_bounds
-        lsq_bounds = (lo, np.where(hi > lo, hi, lo + 1e-12 * np.maximum(1.0, np.abs(lo))))
+        pinned = ~(hi > lo)
+        hi[pinned] = lo[pinned] + 1e-12 * np.maximum(1.0, np.abs(lo[pinned]))
     best, best_sse, notes = None, np.inf, []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
