@@ -126,7 +126,9 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, runs: List[str], flo
     no task at all. `thin` > 1 refits the bootstrap's sigmoids on every `thin`-th smoothed checkpoint
     (the full fit always takes them all), for methods that refit many paths. Step 1 starts from the
     paper's start alone on the paper's data and adds STEP1_GRID elsewhere; `grid` forces either.
-    `sigmoid` is step 2's form (the paper's, or a backtest variant)."""
+    `sigmoid` is step 2's form (the paper's, or a backtest variant). Step 1's law is sized to the runs (fit.sizing:
+    fewer runs than its parameters, or runs at one M or one D, fit a reduced law, said), and step 2's sigmoid fixes
+    its floor and ceiling on fewer than 5 points."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
     table = RunTable(ps, runs)
     check_sizes(np.array([table.info[r][0] for r in runs]), name)
@@ -215,7 +217,8 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: List[str]) 
 
 
 def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodOutput:
-    """Hoffmann et al. 2022 approach 3 on every loss-like metric (`:loss`, `:bpb`) of the data."""
+    """Hoffmann et al. 2022 approach 3 on every loss-like metric (`:loss`, `:bpb`) of the data, each law sized to the
+    runs (fit.sizing)."""
     table = RunTable(ps, runs)
     check_sizes(np.array([table.info[r][0] for r in runs]), "chinchilla")
     metrics = [m for m in sorted(ps.points["metric"].unique()) if m.endswith((":loss", ":bpb")) and table.has(m)]
@@ -290,7 +293,8 @@ def direct(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodO
     it reaches targets at ratios the ladder lacks), fitted as the paper's code does: Huber (delta 1e-3)
     on log(-log Q) from its 81-start grid. Runs at or below chance (Q <= 0) are left out of a task's fit,
     as the log cannot take them. Tasks: every `<task>:acc`, or on Gadre data 1 - `avg46/avg17:err`; chance
-    levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance)."""
+    levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance). Each task's
+    law is sized to its runs above chance (fit.sizing); a task with those at fewer than two sizes is not predicted."""
     table = RunTable(ps, runs)
     check_sizes(np.array([table.info[r][0] for r in runs]), "direct")
     metrics = ([m for m in ps.profile.accuracies if table.has(m)] if ps.profile.accuracies
