@@ -14,11 +14,12 @@ import pandas as pd
 
 from fit.errors import FitInputError
 from fit.fitting import quantile_intervals
-from fit import laws
-from fit.calibration import MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen
+from fit.calibration import (MISS_COLUMNS, calibrate, inner_backtests, longest_runs_backtest, wanted, widen,
+                             with_distance)
 from fit.chain import Method, MethodOutput, progress
 from fit.methods import DIRECT, PAPER_SIGMOID, Sigmoid, olmo_two_step
-from fit.runs import RunTable, check_fit_set, fit_runs, primary_loss, task_metrics
+from fit.runs import RunTable, fit_runs, primary_loss, task_metrics
+from fit.sizing import check_sizes
 from fit.points import PointSet
 from ladder.core.plan import Target
 
@@ -99,11 +100,12 @@ def best(ps: PointSet, targets: List[Target], cfg, runs: List[str], sigmoid: Sig
     bootstrap cannot see, the pooled RMS miss of the same ensemble in the inner backtests (across
     sizes and along D, fit.calibration): half-width = sqrt(bootstrap half-width² + (z·RMS)²).
     `runs` and `sigmoid` (step 2's form, fit.methods.Sigmoid) are for backtests. Where the data supports no
-    two-step path (no loss on every fit run, or too few runs for step 1's law) but has accuracies, they are
-    predicted straight from (N, D) by `direct`, and the output says so."""
+    two-step path (no loss on every fit run) but has accuracies, they are
+    predicted straight from (N, D) by `direct`, and the output says so. Each path's laws are sized to the data
+    (fit.sizing), so a ladder of few runs or one tokens-per-parameter ratio is fitted by reduced laws."""
     table = RunTable(ps, runs)
+    check_sizes(np.array([table.info[r][0] for r in runs]), "best")
     try:
-        check_fit_set(table, len(laws.OLMO_ND.params), "best's step 1")
         primary_loss(table)
     except FitInputError as exc:
         if not task_metrics(table, required=False):
@@ -122,6 +124,7 @@ def best(ps: PointSet, targets: List[Target], cfg, runs: List[str], sigmoid: Sig
     calibrating = wanted(cfg)
     extra = longest_runs_backtest(table) if calibrating else []  # for the intervals, not the weights
     errors, skipped = backtest_predictions(ps, paths or {"loss": None}, backtests + extra, cfg, sigmoid)
+    errors = with_distance(errors, table, backtests + extra)
     out.warnings += [f"best: {s}" for s in skipped]
     by_size = errors[errors["backtest"] < len(backtests)]
     weights = path_weights(by_size, paths) if paths else pd.DataFrame()
@@ -168,7 +171,7 @@ def _merge(paths_out: Dict[str, MethodOutput], paths) -> MethodOutput:
             out.steps[key] = replace(fitted, step=replace(fitted.step, key=key))
         for key, v in o.samples.items():
             out.samples[_step2_sample_key(key, paths[p])] = v
-        for w in o.warnings:
+        for w in dict.fromkeys(o.warnings):
             where.setdefault(w, []).append(p)
     out.warnings = [w if len(ps) == len(paths) else f"{w} (path{'s' * (len(ps) > 1)} {', '.join(ps)})"
                     for w, ps in where.items()]
@@ -221,10 +224,11 @@ def _widen(out: MethodOutput, errors: pd.DataFrame, weights: pd.DataFrame, inter
     for an accuracy, the step-1 fit of the one path that predicts it for a loss or bpb."""
     acc = errors["metric"].str.endswith(":acc")
     ens = [{"backtest": b, "params": g["params"].iloc[0], "tokens": g["tokens"].iloc[0], "metric": m,
-            "actual": g["actual"].iloc[0],
+            "actual": g["actual"].iloc[0], "distance": g["distance"].iloc[0],
             "predicted": weighted_mean(g.pivot(index="metric", columns="path", values="predicted"), weights.loc[m]).iloc[0]}
            for (b, _, m), g in errors[acc].groupby(["backtest", "target", "metric"]) if m in weights.index]
-    misses = pd.concat([pd.DataFrame(ens, columns=MISS_COLUMNS), errors[~acc][MISS_COLUMNS]])
+    columns = MISS_COLUMNS + ["distance"]
+    misses = pd.concat([pd.DataFrame(ens, columns=columns), errors[~acc][columns]], ignore_index=True)
     widen(out, misses, interval, table, backtests, targets, "its inner backtests")
 
 

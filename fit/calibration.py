@@ -19,6 +19,7 @@ from typing import List, Tuple
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 from scipy.stats import norm
 
 from fit.chain import Method, MethodOutput, progress
@@ -63,50 +64,104 @@ def _hold_out(table: RunTable, held: List[str]) -> Backtest:
             [Target(r, table.info[r][0], table.info[r][1]) for r in held])
 
 
-def pooled_rms(errors: pd.DataFrame) -> dict:
-    """{"absolute": RMS miss of the accuracies and errors, "relative": RMS of (predicted - actual)/|actual|
-    of the other metrics}, from `errors` (columns metric, predicted, actual); a kind without errors is absent."""
+def _misses(errors: pd.DataFrame) -> dict:
+    """{kind: misses}: "absolute", accuracies and errors as they are (fractions); "relative", every other metric's
+    (predicted - actual)/|actual|; each a Series indexed as `errors` (columns metric, predicted, actual), a kind
+    without misses absent."""
     e = errors.dropna(subset=["predicted", "actual"])
     acc = e["metric"].map(is_accuracy).astype(bool)
     miss = {"absolute": e.loc[acc, "predicted"] - e.loc[acc, "actual"],
             "relative": (e.loc[~acc, "predicted"] - e.loc[~acc, "actual"]) / e.loc[~acc, "actual"].abs()}
-    return {k: float(np.sqrt(np.mean(v ** 2))) for k, v in miss.items() if len(v)}
+    return {k: v for k, v in miss.items() if len(v)}
+
+
+def pooled_rms(errors: pd.DataFrame) -> dict:
+    """{kind: RMS miss} over `errors` (`_misses`' kinds)."""
+    return {k: float(np.sqrt(np.mean(v ** 2))) for k, v in _misses(errors).items()}
+
+
+def box_distance(table: RunTable, runs: List[str], params: float, tokens: float) -> float:
+    """How far (N, D) lies beyond the box of the fit runs `runs` in log N and log D (0 inside it): ln(N / their
+    largest N) plus ln(D / their largest D), each where positive. Backtest misses and targets are placed by it."""
+    N, D = (max(table.info[r][i] for r in runs) for i in (0, 1))
+    return max(0.0, float(np.log(params / N))) + max(0.0, float(np.log(tokens / D)))
+
+
+def with_distance(errors: pd.DataFrame, table: RunTable, backtests: List[Backtest]) -> pd.DataFrame:
+    """`errors` (columns backtest, params, tokens, ...; `backtest` indexing `backtests`) with each miss's distance
+    beyond its own backtest's fit runs (`box_distance`)."""
+    d = [box_distance(table, backtests[b][0], n, t) for b, n, t in zip(errors["backtest"], errors["params"],
+                                                                      errors["tokens"])]
+    return errors.assign(distance=np.array(d, float))
+
+
+def miss_growth(errors: pd.DataFrame) -> dict:
+    """Per kind of metric, how its backtest misses grow with the distance d extrapolated (`box_distance`, a column
+    `distance` of `errors`): (s0, s1) of miss² ≈ s0 + s1·d², fitted by non-negative least squares over every miss,
+    so that the RMS miss at distance d is sqrt(s0 + s1·d²): a floor (the fit's own error) and a growth linear in
+    log distance far out. Misses at one distance only (a fit set of two sizes, backtested along D) give s1 = 0:
+    the pooled RMS."""
+    out = {}
+    for kind, m in _misses(errors).items():
+        m, d = m.to_numpy(float), errors.loc[m.index, "distance"].to_numpy(float)
+        if np.ptp(d) < 1e-6:
+            out[kind] = (float(np.mean(m ** 2)), 0.0)
+        else:
+            s, _ = nnls(np.column_stack([np.ones_like(d), d ** 2]), m ** 2)
+            out[kind] = (float(s[0]), float(s[1]))
+    return out
 
 
 def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, table: RunTable, backtests: List[Backtest],
           targets: List[Target], source: str, bootstrap: bool = True):
-    """Widen every interval by z times the pooled RMS miss of its kind of metric (`pooled_rms`) in
-    `backtests` of the fit set `table`, and warn of targets further beyond it than they reached.
-    `bootstrap=False`: the interval is z·RMS alone, for a bootstrap that cannot measure the fit."""
-    rms = pooled_rms(errors)
+    """Widen every interval by z times the RMS miss of its kind of metric at the target's distance beyond the fit
+    set `table` (`miss_growth` of the misses in `backtests`, `errors` carrying each miss's distance), and warn of
+    targets further out than any backtest reached. `bootstrap=False`: the interval is z·RMS alone, for a bootstrap
+    that cannot measure the fit."""
+    rms, growth = pooled_rms(errors), miss_growth(errors)
     z = float(norm.ppf(0.5 + interval / 2))
     for p in out.predictions:
         kind = "absolute" if is_accuracy(p["metric"]) else "relative"
-        if kind in rms and np.isfinite(p["lower"]):
-            extra = z * rms[kind] * (1.0 if kind == "absolute" else abs(p["predicted"]))
+        if kind in growth and np.isfinite(p["lower"]):
+            s0, s1 = growth[kind]
+            d = box_distance(table, table.runs, p["params"], p["tokens"])
+            extra = z * np.sqrt(s0 + s1 * d * d) * (1.0 if kind == "absolute" else abs(p["predicted"]))
             lo, hi = (p["predicted"] - p["lower"], p["upper"] - p["predicted"]) if bootstrap else (0.0, 0.0)
             p["lower"], p["upper"] = p["predicted"] - np.hypot(lo, extra), p["predicted"] + np.hypot(hi, extra)
     held = list(dict.fromkeys(t.name for _, tgt in backtests for t in tgt))
-    said = ", ".join(f"{k} {v:.3g}" for k, v in rms.items())
-    rule = f"sqrt(bootstrap half-width² + ({z:.3g}·RMS)²)" if bootstrap else f"{z:.3g}·RMS (the bootstrap left out)"
+    said = ", ".join(f"{k} sqrt({s0:.3g} + {s1:.3g}·d²)" for k, (s0, s1) in growth.items())
+    rule = f"sqrt(bootstrap half-width² + ({z:.3g}·RMS(d))²)" if bootstrap else f"{z:.3g}·RMS(d) (the bootstrap left out)"
     runs = f"runs {', '.join(held)}" if len(held) <= 8 else f"{len(held)} runs"
-    out.notes.append(f"{out.method}: intervals widened by {source} ({runs} predicted, RMS miss {said}): "
-                     f"half-width = {rule}")
-    out.fits["backtest"] = {"held_out": held, "rms_error": rms, "errors": int(errors.dropna().shape[0]),
-                            "params": {}, "note": f"{source}; intervals widened by z·RMS"}
-    out.misses = errors
-    out.warnings += reach_warnings(out.method, table, backtests, targets)
+    out.notes.append(f"{out.method}: intervals widened by {source} ({runs} predicted; RMS miss at distance d beyond the "
+                     f"fit set, d = ln N-ratio + ln D-ratio: {said}): half-width = {rule}")
+    out.fits["backtest"] = {"held_out": held, "rms_error": rms, "growth": {k: list(v) for k, v in growth.items()},
+                            "errors": int(errors.dropna().shape[0]), "params": {},
+                            "note": f"{source}; intervals widened by z·RMS(d), RMS(d) = sqrt(s0 + s1·d²)"}
+    out.misses = errors[MISS_COLUMNS]
+    out.warnings += reach_warnings(out.method, table, backtests, targets, errors, growth)
 
 
-def reach_warnings(method: str, table: RunTable, backtests: List[Backtest], targets: List[Target]) -> List[str]:
-    """Targets whose N is further beyond the fit set's largest than any backtest's held-out N was
-    beyond its own fit set's: misses grow with the distance, so their intervals are likely too narrow."""
+def reach_warnings(method: str, table: RunTable, backtests: List[Backtest], targets: List[Target],
+                   errors: pd.DataFrame, growth: dict) -> List[str]:
+    """Targets whose N is further beyond the fit set's largest than any backtest's held-out N was beyond its own fit
+    set's. Where the misses grew measurably with distance, the interval extends that growth out to the target (said);
+    where they could not (misses at one distance), its intervals are likely too narrow."""
     top = lambda runs: max(table.info[r][0] for r in runs)
     reach = max([max(t.params for t in tgt) / top(fit) for fit, tgt in backtests if fit] + [1.0])
     reached = (f"the backtests that calibrated its intervals reached {reach:.3g}×" if reach > 1 else
                "the runs that calibrated its intervals lie inside the fitted range of N")
-    return [f"{method}: target {t.name} is {t.params / top(table.runs):.3g}× the largest fitted N, and {reached}; "
-            "its intervals are likely too narrow" for t in targets if t.params / top(table.runs) > reach * (1 + 1e-6)]
+    far = float(errors["distance"].max()) if len(errors) else 0.0
+    out = []
+    for t in targets:
+        if t.params / top(table.runs) <= reach * (1 + 1e-6):
+            continue
+        d = box_distance(table, table.runs, t.params, t.tokens)
+        sized = any(s1 > 0 for _, s1 in growth.values())
+        out.append(f"{method}: target {t.name} is {t.params / top(table.runs):.3g}× the largest fitted N, and {reached}; "
+                   + (f"its intervals extend the misses' growth with distance from the farthest backtest (d = "
+                      f"{far:.2f}) to it (d = {d:.2f}): sized by a model of the growth, not by a miss at its distance"
+                      if sized else "its intervals are likely too narrow"))
+    return out
 
 
 def wanted(cfg) -> bool:
@@ -129,12 +184,13 @@ def calibrate(method: Method, ps: PointSet, targets: List[Target], cfg, out: Met
     rows, scored = [], []
     for i, (runs, tgt) in enumerate(progress(backtests, f"{out.method}: calibration backtests", "backtest")):
         try:
-            rows += [{**p, "backtest": i} for p in method(ps, tgt, quiet, runs=runs).predictions]
+            rows += [{**p, "backtest": i, "distance": box_distance(table, runs, p["params"], p["tokens"])}
+                     for p in method(ps, tgt, quiet, runs=runs).predictions]
         except FitInputError as e:
             out.warnings.append(f"{out.method}: backtest with {len(runs)} fit runs skipped: {e}")
             continue
         scored.append((runs, tgt))
-    errors = pd.DataFrame(rows, columns=MISS_COLUMNS)
+    errors = pd.DataFrame(rows, columns=MISS_COLUMNS + ["distance"])
     if errors.dropna().empty:
         out.warnings.append(f"{out.method}: no backtest of it could be scored; intervals are bootstrap only "
                             "and too narrow for an extrapolation")

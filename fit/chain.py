@@ -165,13 +165,14 @@ def bootstrap_chain(out: MethodOutput, targets: List[Target], counts: np.ndarray
         P, _, conv = fit_batched(full.law, pts.X, pts.y, W, full.params, s.bounds, s.huber)
         if recentre:
             P, conv = P[:-1] + (full.params - P[-1]), conv[:-1] & conv[-1]
-        P[~conv] = np.nan
-        ok &= conv
+        enough = np.ones(len(counts), bool)
         if s.min_runs:
             runs = np.unique(s.points.run[s.points.run >= 0])
             enough = (counts[:, runs] > 0).sum(1) >= s.min_runs
-            P[~enough] = np.nan
-            ok &= enough
+        P[~conv | ~enough] = np.nan
+        ok &= conv & enough
+        out.fits[key]["bootstrap_failed"] = {"did not converge": float(np.mean(~conv & enough)),
+                                             f"fewer than {s.min_runs} distinct runs drawn": float(np.mean(~enough))}
         out.samples.update({f"param|{key}|{k}": P[:, i] for i, k in enumerate(full.law.params)})
         x = s.target_x if s.fed_by is None else value[s.fed_by][None]
         value[key] = full.law.f(np.asarray(x, float), P.T[..., None])  # (B, targets)
@@ -179,6 +180,16 @@ def bootstrap_chain(out: MethodOutput, targets: List[Target], counts: np.ndarray
             for t, v in zip(targets, s.output_of(value[key]).T):
                 out.samples[f"pred|{t.name}|{s.output}"] = v
     return ok
+
+
+MOSTLY_FAILED = 0.5  # a bootstrap with more refits failed than fitted measures nothing: said before the predictions
+
+
+def failure_causes(out: MethodOutput, most: int = 2) -> str:
+    """Why bootstrap refits failed: the steps with the most failed refits, each with its cause and share."""
+    causes = sorted(((share, f"{key}: {share:.0%} {cause}") for key, rec in out.fits.items()
+                     for cause, share in rec.get("bootstrap_failed", {}).items() if share > 0), reverse=True)
+    return "; ".join(text for _, text in causes[:most]) or "a step fed by a failed refit"
 
 
 def progress(items, desc: str, unit: str = "fit"):
@@ -204,8 +215,12 @@ def run_chain(name: str, ps: PointSet, targets: List[Target], runs: List[str], s
         rec["param_intervals"] = {k: intervals.get(f"param|{key}|{k}", (np.nan, np.nan)) for k in rec["params"]}
     if cfg.bootstrap <= 0:
         out.warnings.append(f"{name}: bootstrap=0, so no intervals (lower/upper are empty)")
+    elif failed > MOSTLY_FAILED:
+        out.warnings.append(f"{name}: most bootstrap refits failed, {failed:.0%} of {cfg.bootstrap} ({failure_causes(out)}):"
+                            " its intervals rest on the few resamples that fitted, so they do not measure the fit")
     elif failed > 0.05:
-        out.warnings.append(f"{name}: {failed:.0%} of {cfg.bootstrap} bootstrap refits failed; intervals rest on the rest")
+        out.warnings.append(f"{name}: {failed:.0%} of {cfg.bootstrap} bootstrap refits failed ({failure_causes(out)}); "
+                            "intervals rest on the rest")
     by_name = {t.name: t for t in targets}
     for pred in out.predictions:
         pred["actual"] = actual_value(ps, by_name[pred["target"]], pred["metric"], ps.profile.final_window)

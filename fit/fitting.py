@@ -38,9 +38,12 @@ def steep_exponents(law, p) -> Dict[str, str]:
 
 
 def bound_hits(law, p, bounds) -> Dict[str, float]:
-    """Each parameter fitted on a bound that means something (Law.at_bound not None), with that bound."""
+    """Each parameter fitted on a bound that means something (Law.at_bound not None), with that bound; not one pinned
+    between two equal bounds (fit.sizing's reduced laws, a fixed sigmoid), which the method says itself."""
     hits = {}
     for name, v, (lo, hi) in zip(law.params, p, bounds or [(None, None)] * len(p)):
+        if lo is not None and hi is not None and hi - lo <= 1e-8 * max(1.0, abs(hi)):
+            continue
         for b in (lo, hi):
             if law.at_bound.get(name, "") is not None and b is not None and np.isfinite(b) \
                     and abs(v - b) <= 1e-6 * max(1.0, abs(b)):
@@ -109,6 +112,10 @@ def fit_least_squares(law: Law, X, y, starts: Sequence[Sequence[float]], bounds=
     lsq_bounds = (-np.inf, np.inf) if bounds is None else tuple(
         np.array([(-np.inf if lo is None else lo) for lo, _ in bounds], float) if i == 0 else
         np.array([(np.inf if hi is None else hi) for _, hi in bounds], float) for i in range(2))
+    if bounds is not None:  # curve_fit takes no pinned parameter (equal bounds): pin it within 1e-12 instead
+        lo, hi = lsq_bounds
+        pinned = ~(hi > lo)
+        hi[pinned] = lo[pinned] + 1e-12 * np.maximum(1.0, np.abs(lo[pinned]))
     best, best_sse, notes = None, np.inf, []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)

@@ -3,9 +3,9 @@
 Each method fits the runs it is given (its record's `fit_set` rule of fit.runs chooses them by default), builds its
 steps (law, starts, bounds, points, what feeds what) and hands them to fit.chain.run_chain, which fits, bootstraps and
 predicts any chain. Each method's record (fit.chain.Method) is declared below its function; fit.registry lists them."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -13,8 +13,9 @@ from fit import laws
 from fit.chain import Method, MethodOutput, Points, Step, run_chain
 from fit.errors import FitInputError
 from fit.points import PointSet
-from fit.runs import (RunTable, accuracy_fit_set, check_fit_set, fit_runs, gadre_fit_set, gadre_runs, loss_fit_set,
+from fit.runs import (RunTable, accuracy_fit_set, check_fit_set, fit_runs, gadre_fit_set, gadre_fit_sets, loss_fit_set,
                       primary_loss, range_warnings, task_metrics)
+from fit.sizing import Form, check_sizes, compute_of, sized, unidentified_d
 from ladder.core.plan import Target
 
 STEP1_START, STEP1_BOUNDS = [3.0, 6.0, 0.1, 0.2, 1.0], [(0, None)] * 5
@@ -45,6 +46,29 @@ def final_points(table: RunTable, runs: List[str], metric: str, all_runs: Option
 
 def nd(targets: List[Target]) -> np.ndarray:
     return np.array([[t.params for t in targets], [t.tokens for t in targets]])
+
+
+def sized_step(key: str, full: Form, points: Points, targets: List[Target], what: str, compute=None,
+               quantity: str = "L", **kw) -> Tuple[Step, Optional[str]]:
+    """A step of the largest law of `full`'s family that its points identify (fit.sizing), and why it was reduced
+    (None: `full` itself). `points` are in (N, D); a law in compute takes C = 6ND, or `compute`: (the points' C,
+    the targets' C, (N, D) -> C) where the method has its own (the data's FLOPs)."""
+    N, D = points.X
+    C, target_c, inputs = compute or (compute_of(points.X)[0], compute_of(nd(targets)), compute_of)
+    form, note = sized(full, N, D, points.y, what, C, quantity)
+    if form.in_compute:
+        points, tx, x_label = Points(C[None, :], points.y, points.run), target_c, "compute C"
+    else:
+        tx, x_label, inputs = nd(targets), "tokens D", None
+    return Step(key, form.law, points, form.starts, form.bounds, target_x=tx, x_label=x_label, inputs=inputs,
+                **kw), note
+
+
+def reductions(name: str, notes: List[Optional[str]], what: str) -> List[str]:
+    """Each reduction said once, with how many of the method's laws it applies to."""
+    said = [n for n in notes if n]
+    return [f"{name}: {what}{n}" + (f" ({said.count(n)} of its {len(notes)} laws)" if len(notes) > 1 else "")
+            for n in dict.fromkeys(said)]
 
 
 def below_chance(name: str, ps: PointSet, table: RunTable, runs: List[str], tasks: List[str], kept: str) -> List[str]:
@@ -102,10 +126,12 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, runs: List[str], flo
     no task at all. `thin` > 1 refits the bootstrap's sigmoids on every `thin`-th smoothed checkpoint
     (the full fit always takes them all), for methods that refit many paths. Step 1 starts from the
     paper's start alone on the paper's data and adds STEP1_GRID elsewhere; `grid` forces either.
-    `sigmoid` is step 2's form (the paper's, or a backtest variant)."""
+    `sigmoid` is step 2's form (the paper's, or a backtest variant). Step 1's law is sized to the runs (fit.sizing:
+    fewer runs than its parameters, or runs at one M or one D, fit a reduced law, said), and step 2's sigmoid fixes
+    its floor and ceiling on fewer than 5 points."""
     name = name or ("olmo_two_step_flops" if flops else "olmo_two_step")
     table = RunTable(ps, runs)
-    check_fit_set(table, 3 if flops else 5, name, needs_sizes=not flops)
+    check_sizes(np.array([table.info[r][0] for r in runs]), name)
     loss = primary_loss(table)
     tasks = task_metrics(table, required=False)
     if intermediate is None:
@@ -116,24 +142,41 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, runs: List[str], flo
     for t, xm in inter.items():
         if not table.has(xm):
             raise FitInputError(f"{name}: intermediate {xm} of task {t} is not on every fit run")
+    compute = None
     if flops:
-        per_token, rule = _flops_per_token(table, targets)
-        law1, bounds1, starts1 = laws.OLMO_FLOPS, [(0, None)] * 3, [[3.0, 0.1, 1.0]]
-        tx, x1 = np.array([[per_token[t.name] * t.tokens for t in targets]]), (lambda X, C: C[None, :])
-        inputs = lambda ND: (rule(ND[0]) * ND[1])[None, :]  # noqa: E731
+        per_token, rule = _flops_per_token(table, targets, name)
+        full = Form(laws.OLMO_FLOPS, [[3.0, 0.1, 1.0]], [(0, None)] * 3, True, "{y}(C) = exp(log_A)/C^alpha + E")
+        compute = (np.array([table.info[r][2] for r in runs]), np.array([[per_token[t.name] * t.tokens for t in targets]]),
+                   lambda ND: (rule(ND[0]) * ND[1])[None, :])
     else:
-        law1, bounds1 = laws.OLMO_ND, STEP1_BOUNDS
         starts1 = [STEP1_START] + (STEP1_GRID if (not ps.profile.paper_starts if grid is None else grid) else [])
-        tx, x1, inputs = nd(targets), None, None
-    steps = [Step(f"{xm}:step1", law1, final_points(table, runs, xm, x=x1), starts1, bounds1, huber=1e-3,
-                  target_x=tx, output=xm, label=xm, x_label="FLOPs C" if flops else "tokens D", inputs=inputs)
-             for xm in list(dict.fromkeys(inter.values())) or [loss]]
+        full = Form(laws.OLMO_ND, starts1, STEP1_BOUNDS, False, "{y}(N, D) = exp(log_A)/N^alpha + exp(log_B)/D^beta + E")
+    steps, notes = [], []
+    for xm in list(dict.fromkeys(inter.values())) or [loss]:
+        step, note = sized_step(f"{xm}:step1", full, final_points(table, runs, xm), targets, f"{name}: {xm}",
+                                compute, huber=1e-3, output=xm, label=xm)
+        steps.append(step)
+        notes.append(note)
+    step2_notes = []
     for task in tasks:
         data = table.checkpoints(runs, inter[task], f"{task}:acc")
         refit = table.checkpoints(runs, inter[task], f"{task}:acc", every=thin) if thin > 1 else None
-        steps.append(sigmoid.step(f"{task}:step2", task, *data, inter[task], ps.chance_of(f"{task}:acc"),
-                                  refit=refit, fed_by=f"{inter[task]}:step1", output=f"{task}:acc"))
+        form = sigmoid
+        if len(data[0]) < len(laws.SIGMOID.params) + 1 and not sigmoid.fixed:
+            form = replace(sigmoid, fixed=True)
+            step2_notes.append(f"sigmoid reduced to its floor and ceiling fixed (a = chance - 1, b = 1): "
+                               f"{len(data[0])} (loss, accuracy) point(s) for its 4 parameters (it needs 5)")
+        steps.append(form.step(f"{task}:step2", task, *data, inter[task], ps.chance_of(f"{task}:acc"),
+                               refit=refit, fed_by=f"{inter[task]}:step1", output=f"{task}:acc"))
     out = run_chain(name, ps, targets, runs, steps, cfg)
+    out.warnings[:0] = reductions(name, notes, "step 1 ") + reductions(name, step2_notes + [None] * (
+        len(tasks) - len(step2_notes)), "step 2 ")
+    N, D = final_points(table, runs, loss).X
+    out.warnings += unidentified_d(name, N, D, targets)
+    if tasks and all(len(table.series[r, loss][0]) == 1 for r in runs):
+        out.warnings.append(f"{name}: step 2: every fit run has one evaluation, so each sigmoid fits the runs' final "
+                            "points alone (a CSV without `run` and `step` columns reads each row as its own run: a "
+                            "table of checkpoints needs one of them)")
     out.warnings += below_chance(name, ps, table, runs, tasks, "kept in its sigmoid fit")
     if not tasks:
         out.warnings.append(f"{name}: the data has no <task>:acc on every fit run; only {loss} is predicted")
@@ -141,13 +184,17 @@ def olmo_two_step(ps: PointSet, targets: List[Target], cfg, runs: List[str], flo
     return out
 
 
-def _flops_per_token(table: RunTable, targets: List[Target]):
+def _flops_per_token(table: RunTable, targets: List[Target], name: str):
     """Known per-token FLOPs of a target, else a log-log line through the ladder's (N, FLOPs/token); and that
-    line as a function of N (for the figures)."""
+    line as a function of N (for the figures). Runs without training FLOPs are refused, naming the column: step 1
+    fits the loss against them, and a NaN compute leaves the law at its start values."""
     N = np.array([table.info[r][0] for r in table.runs])
     fpt = np.array([table.info[r][2] / table.info[r][1] for r in table.runs])
-    if not np.all(np.isfinite(fpt)):  # the data carries no FLOPs: 6ND for runs and targets
-        return {t.name: 6 * t.params for t in targets}, lambda n: 6.0 * np.asarray(n, float)
+    lacking = [r for r, v in zip(table.runs, fpt) if not np.isfinite(v) or v <= 0]
+    if lacking:
+        raise FitInputError(f"{name}: fits the loss against training compute, but {len(lacking)} of {len(table.runs)} "
+                            f"fit run(s) carry no `flops` (e.g. {lacking[0]}): add a `flops` column (training FLOPs "
+                            "at each row), or use method=olmo_two_step, which fits (N, D)")
     slope, icept = np.polyfit(np.log(N), np.log(fpt), 1)
     return ({t.name: t.flops_per_token or float(np.exp(icept + slope * np.log(t.params))) for t in targets},
             lambda n: np.exp(icept + slope * np.log(np.asarray(n, float))))
@@ -170,42 +217,67 @@ def olmo_single_step(ps: PointSet, targets: List[Target], cfg, runs: List[str]) 
 
 
 def chinchilla(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodOutput:
-    """Hoffmann et al. 2022 approach 3 on every loss-like metric (`:loss`, `:bpb`) of the data."""
+    """Hoffmann et al. 2022 approach 3 on every loss-like metric (`:loss`, `:bpb`) of the data, each law sized to the
+    runs (fit.sizing)."""
     table = RunTable(ps, runs)
-    check_fit_set(table, 5, "chinchilla")
+    check_sizes(np.array([table.info[r][0] for r in runs]), "chinchilla")
     metrics = [m for m in sorted(ps.points["metric"].unique()) if m.endswith((":loss", ":bpb")) and table.has(m)]
     if ps.profile.losses is not None:  # the paper's (OLMo: C4 and its 8 tasks)
         metrics = [m for m in metrics if ps.profile.losses(m)]
     if not metrics:
         raise FitInputError("chinchilla: the data has no loss metric (<set>:loss or <task>:bpb) on every fit run")
-    steps = [Step(m, laws.CHINCHILLA, final_points(table, runs, m), CHINCHILLA_GRID, None, huber=1e-3,
-                  options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 20000}, target_x=nd(targets), output=m,
-                  label=m, x_label="tokens D") for m in metrics]
-    out = run_chain("chinchilla", ps, targets, runs, steps, cfg)
-    out.warnings += range_warnings(table, targets)
+    full = Form(laws.CHINCHILLA, CHINCHILLA_GRID, None, False, "{y}(N, D) = E + A/N^alpha + B/D^beta")
+    sized_steps = [sized_step(m, full, final_points(table, runs, m), targets, f"chinchilla: {m}", huber=1e-3,
+                              options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 20000}, output=m, label=m)
+                   for m in metrics]
+    out = run_chain("chinchilla", ps, targets, runs, [s for s, _ in sized_steps], cfg)
+    out.warnings[:0] = reductions("chinchilla", [n for _, n in sized_steps], "")
+    N, D = final_points(table, runs, metrics[0]).X
+    out.warnings += range_warnings(table, targets) + unidentified_d("chinchilla", N, D, targets)
     return out
 
 
 def gadre(ps: PointSet, targets: List[Target], cfg) -> MethodOutput:
-    """Gadre et al. 2024: C4-eval loss from (C, M), then average top-1 error from the predicted loss.
-    A bootstrap resample with fewer than 4 distinct loss-fit runs cannot fit the 4-parameter loss law."""
-    loss_runs, err_runs = gadre_runs(ps)
+    """Gadre et al. 2024: the primary LM loss (the paper's C4 eval) from (C, M), then each error from the predicted
+    loss: the paper's averages of top-1 error where the data has them, else each task's error 1 - accuracy (the
+    accuracy predicted). Fit sets by role (fit.runs.gadre_fit_sets): the paper's own on its data. The loss law is
+    sized to its runs (fit.sizing: without an off-M run it has no M term, and runs along compute); an error law on
+    fewer than 4 runs pins its ceiling ε at 1 - chance, the error of a guess. A bootstrap resample with fewer
+    distinct loss-fit runs than the loss law's free parameters cannot refit it."""
+    loss_runs, err_runs = gadre_fit_sets(ps, targets, cfg.include)
     table = RunTable(ps, err_runs)
-    if len(loss_runs) < 5 or not table.has("c4_val:loss"):
-        raise FitInputError("gadre: needs the paper's 5 loss-fit runs with a c4_val:loss metric")
-    to_nm = lambda X, C: np.vstack([X[0], X[1] / X[0]])  # (N, M): the paper's code fits in N and M = D/N
-    steps = [Step("c4_val:loss", laws.GADRE_LOSS, final_points(table, loss_runs, "c4_val:loss", err_runs, to_nm),
-                  GADRE_GRID, target_x=to_nm(nd(targets), None), output="c4_val:loss", min_runs=4,
-                  describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)},
-                  x_label="tokens per parameter M", inputs=lambda ND: to_nm(ND, None))]
-    _, L, _ = table.finals(err_runs, "c4_val:loss")
-    for m in [m for m in ("avg46:err", "avg17:err") if table.has(m)]:
-        _, e, _ = table.finals(err_runs, m)
-        steps.append(Step(m, laws.GADRE_ERR, Points(L[None, :], e, np.arange(len(err_runs))), [[1.0, 1.0, 1.0]],
-                          fed_by="c4_val:loss", output=m, label=m, x_label="c4_val:loss"))
+    loss = primary_loss(table)
+    to_nm = lambda ND: np.vstack([ND[0], ND[1] / ND[0]])  # noqa: E731 (N, M): the paper's code fits in N and M = D/N
+    full = Form(laws.GADRE_LOSS, GADRE_GRID, None, False, "{y}(N, M) = alpha·N^c + beta·6^(c/2)·(M·N)^c + E")
+    step, note = sized_step(loss, full, final_points(table, loss_runs, loss, err_runs), targets, f"gadre: {loss}",
+                            output=loss, label=loss)
+    if step.law is laws.GADRE_LOSS:
+        step = replace(step, points=Points(to_nm(step.points.X), step.points.y, step.points.run),
+                       target_x=to_nm(nd(targets)), inputs=to_nm, x_label="tokens per parameter M",
+                       describe=lambda fit: {"cm_params": laws.gadre_cm_params(fit.params)})
+    free = len(step.law.params) - sum(1 for lo, hi in step.bounds or [] if lo == hi)
+    steps = [replace(step, min_runs=free)]
+    _, L, _ = table.finals(err_runs, loss)
+    metrics = [m for m in ps.profile.accuracies if table.has(m)] or [f"{t}:acc" for t in task_metrics(table, required=False)]
+    errs = []
+    for m in metrics:
+        _, v, _ = table.finals(err_runs, m)
+        ceiling = 1 - ps.chance_of(m)
+        pinned = len(err_runs) < len(laws.GADRE_ERR.params) + 1
+        errs.append(pinned)
+        steps.append(Step(m, laws.GADRE_ERR, Points(L[None, :], v if m.endswith(":err") else 1 - v,
+                                                    np.arange(len(err_runs))),
+                          [[k, g, ceiling if pinned else 1.0] for k in (1.0, 10.0, 100.0) for g in (0.3, 1.0, 3.0)]
+                          if pinned else [[1.0, 1.0, 1.0]],
+                          [(None, None), (None, None), (ceiling - 1e-9, ceiling)] if pinned else None,
+                          fed_by=loss, output=m, to_output=None if m.endswith(":err") else (lambda e: 1 - e), label=m,
+                          x_label=loss))
     out = run_chain("gadre", ps, targets, err_runs, steps, cfg)
+    out.warnings[:0] = reductions("gadre", [note], "loss ") + (
+        [f"gadre: error law reduced to Err(L) = epsilon - k·exp(-gamma·L) with epsilon fixed at 1 - chance: "
+         f"{len(err_runs)} run(s) for its 3 parameters (it needs 4)"] if any(errs) else [])
     out.warnings += range_warnings(RunTable(ps, loss_runs), targets)
-    if cfg.bootstrap > 0:
+    if cfg.bootstrap > 0 and step.law is laws.GADRE_LOSS and len(loss_runs) == 5:
         out.warnings.append(
             "gadre: its loss law has 4 parameters and the paper fits it on 5 runs, so 59 % of the resamples of "
             "its runs hold fewer than 4 distinct loss-fit runs and cannot refit it, and the rest nearly "
@@ -221,30 +293,37 @@ def direct(ps: PointSet, targets: List[Target], cfg, runs: List[str]) -> MethodO
     it reaches targets at ratios the ladder lacks), fitted as the paper's code does: Huber (delta 1e-3)
     on log(-log Q) from its 81-start grid. Runs at or below chance (Q <= 0) are left out of a task's fit,
     as the log cannot take them. Tasks: every `<task>:acc`, or on Gadre data 1 - `avg46/avg17:err`; chance
-    levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance)."""
+    levels are the PointSet's (from the data: 0 for Gadre et al.'s averages over tasks of mixed chance). Each task's
+    law is sized to its runs above chance (fit.sizing); a task with those at fewer than two sizes is not predicted."""
     table = RunTable(ps, runs)
-    check_fit_set(table, 4, "direct")
+    check_sizes(np.array([table.info[r][0] for r in runs]), "direct")
     metrics = ([m for m in ps.profile.accuracies if table.has(m)] if ps.profile.accuracies
                else [f"{t}:acc" for t in task_metrics(table)])
-    steps, warns = [], []
+    full = Form(laws.DIRECT_ND, DIRECT_GRID, [(None, None)] * 2 + [(0, None)] * 2, False,
+                "{y}(N, D) = A/N^alpha + B/D^beta")
+    steps, warns, notes = [], [], []
     for m in metrics:
         floor, err = ps.chance_of(m), m.endswith(":err")
         X, y, _ = table.finals(runs, m)
         q = ((1 - y) if err else y) - floor
         keep = q > 0
-        if keep.sum() < 5:
-            warns.append(f"direct: {m}: {int(keep.sum())} run(s) above chance, too few for a 4-parameter law; not predicted")
+        if len(np.unique(X[0, keep])) < 2:
+            warns.append(f"direct: {m}: {int(keep.sum())} run(s) above chance, at {len(np.unique(X[0, keep]))} "
+                         "size(s): no law in N can be fitted to them; not predicted")
             continue
         if not keep.all():
             warns.append(f"direct: {m}: {int((~keep).sum())} run(s) at or below chance left out of its fit")
         neg_log_q = -np.log(q[keep] / (1 - floor))
         to_acc = (lambda v, f=floor, e=err: 1 - (f + (1 - f) * np.exp(-v)) if e else f + (1 - f) * np.exp(-v))
-        steps.append(Step(f"{m}:direct", laws.DIRECT_ND, Points(X[:, keep], neg_log_q, np.flatnonzero(keep)),
-                          DIRECT_GRID, [(None, None)] * 2 + [(0, None)] * 2, huber=1e-3, target_x=nd(targets),
-                          output=m, to_output=to_acc, label=m, x_label="tokens D",
-                          describe=lambda fit, f=floor: {"chance": f, "fitted": "-log Q"}))
+        step, note = sized_step(f"{m}:direct", full, Points(X[:, keep], neg_log_q, np.flatnonzero(keep)), targets,
+                                f"direct: {m}", quantity="-log Q", huber=1e-3, output=m, to_output=to_acc, label=m,
+                                describe=lambda fit, f=floor: {"chance": f, "fitted": "-log Q"})
+        steps.append(step)
+        notes.append(note)
     out = run_chain("direct", ps, targets, runs, steps, cfg)
-    out.warnings = warns + out.warnings + range_warnings(table, targets)
+    N, D, _, _ = np.array([table.info[r] for r in runs]).T
+    out.warnings = (reductions("direct", notes, "") + warns + out.warnings + range_warnings(table, targets)
+                    + unidentified_d("direct", N, D, targets))
     return out
 
 
@@ -255,6 +334,6 @@ OLMO_TWO_STEP_FLOPS = Method("olmo_two_step_flops", partial(olmo_two_step, flops
 OLMO_SINGLE_STEP = Method("olmo_single_step", olmo_single_step,
                           "Bhagia et al. 2024's baseline: accuracy from (N, D) in one law", fit_runs)
 CHINCHILLA = Method("chinchilla", chinchilla, "Hoffmann et al. 2022 approach 3 on every loss", loss_fit_set)
-GADRE = Method("gadre", gadre, "Gadre et al. 2024: C4 loss from (C, M), then average error, on its paper's runs",
+GADRE = Method("gadre", gadre, "Gadre et al. 2024: C4 loss from (C, M), then error from loss, on its paper's fit sets by role",
                gadre_fit_set, fixed_fit_set=True)
 DIRECT = Method("direct", direct, "Krajewski et al. 2025: each task's accuracy straight from (N, D)", accuracy_fit_set)

@@ -103,9 +103,14 @@ def _default_out(cfg: FitConfig, ps: PointSet) -> Path:
 
 
 def summary(preds: pd.DataFrame, targets: List[Target], warnings: List[str], interval: float) -> str:
-    """What the terminal shows: the report's answer (a sentence per target, then a table per kind of metric,
-    accuracies in points) and its warnings, grouped, at most a few of each."""
-    lines = [f"{name} {text}" for name, text in report.answer_sentences(preds, targets, interval)]
+    """What the terminal shows: the warnings that change what the predictions mean (report.FIRST_SCREEN), the
+    report's answer (a sentence per target, then a table per kind of metric, accuracies in points) and the other
+    warnings, grouped, at most a few of each."""
+    groups = report.warning_groups(warnings)
+    lines = []
+    for title, meaning, items in (g for g in groups if g[0] in report.FIRST_SCREEN):
+        lines += [f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items] + [""]
+    lines += [f"{name} {text}" for name, text in report.answer_sentences(preds, targets, interval)]
     order = {t: i for i, t in enumerate(dict.fromkeys(preds["target"]))}
     for k in display.order_kinds(preds["metric"].map(display.kind)):
         g = report.kind_rows(preds, k)
@@ -117,7 +122,7 @@ def summary(preds: pd.DataFrame, targets: List[Target], warnings: List[str], int
                                                   for r in g.itertuples()]})
         rows = rows.apply(lambda c: c.str.ljust(max(c.str.len().max(), len(c.name))))  # left-aligned text
         lines += ["", display.kind_title(k), rows.to_string(index=False, justify="left")]
-    for title, meaning, items in report.warning_groups(warnings):
+    for title, meaning, items in (g for g in groups if g[0] not in report.FIRST_SCREEN):
         lines += ["", f"warning: {title}: {meaning}"] + [f"  - {x}" for x in items[:3]]
         lines += [f"  ... and {len(items) - 3} more in the report"] if len(items) > 3 else []
     return "\n".join(lines)

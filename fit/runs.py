@@ -46,7 +46,7 @@ class RunTable:
             (tx, x), (ty, y) = self.series[r, x_metric], self.series[r, y_metric]
             _, ix, iy = np.intersect1d(tx, ty, assume_unique=True, return_indices=True)
             x, y = x[ix], y[iy]
-            k = int(np.ceil(skip * len(x)))
+            k = min(int(np.ceil(skip * len(x))), len(x) - 1)  # a run of one row (a table of finals) keeps it
             xs.append(_moving_average(x[k:], avg)[::-1][::every][::-1])
             ys.append(_moving_average(y[k:], avg)[::-1][::every][::-1])
             owner.append(np.full(len(xs[-1]), i))
@@ -105,8 +105,31 @@ def accuracy_fit_set(ps: PointSet, targets: List[Target], include: Sequence[str]
 
 
 def gadre_fit_set(ps: PointSet, targets: List[Target], include: Sequence[str] = ()) -> List[str]:
-    """Gadre et al.'s error-law fit set, which holds its loss-law fit set (`gadre_runs`), whatever the targets."""
-    return gadre_runs(ps)[1]
+    """Gadre et al.'s error-law fit set, which holds its loss-law fit set (`gadre_fit_sets`)."""
+    return gadre_fit_sets(ps, targets, include)[1]
+
+
+def gadre_fit_sets(ps: PointSet, targets: List[Target], include: Sequence[str] = ()):
+    """Gadre et al.'s (loss-law, error-law) fit sets: the paper's own runs where the source declares them (its
+    data: `gadre_runs`), else the same roles among the runs smaller than every target (`fit_runs`): up to the four
+    smallest shapes at the ladder's most common multiplier M, plus the smallest shape's run at the M furthest from
+    it (the paper's M = 320), for the loss law; those plus the fifth shape at that M, where there is one, for the
+    error law."""
+    if ps.profile.fit_sets:
+        return ps.profile.fit_sets(ps)
+    runs = ps.points.drop_duplicates("run").set_index("run").loc[fit_runs(ps, targets, include)]
+    log_m = np.round(np.log(runs["multiplier"].astype(float)), 1)
+    common = log_m.mode().max()  # a tie: the largest M
+    at = runs[log_m == common]
+    shapes = sorted(at["params"].unique())
+    if len(shapes) < 2:
+        raise FitInputError(f"gadre: {len(shapes)} size(s) at the ladder's most common multiplier (M = "
+                            f"{np.exp(common):.3g}); its fit sets need runs at two sizes there or more")
+    loss = sorted(at[at["params"].isin(shapes[:4])].index)
+    off = runs[(runs["params"] == shapes[0]) & (log_m != common)]
+    if len(off):
+        loss.append((log_m[off.index] - common).abs().idxmax())
+    return loss, loss + sorted(at[at["params"].isin(shapes[4:5])].index)
 
 
 def task_metrics(table: RunTable, kinds=("acc",), required: bool = True) -> List[str]:

@@ -1,9 +1,12 @@
-"""Empirical coverage of each method's intervals on every backtest the published data allows, before
-and after calibration (fit.calibration), with the mean width:
+"""Empirical coverage of each method's intervals on every backtest the published data allows, with the mean width:
+bootstrap only (raw), widened by one pooled RMS miss (the previous rule, "pooled"), and sized for the distance
+(fit.calibration, "calibrated"):
   OLMo ladder: fit <=760M, predict the 1B runs; fit <=370M, predict the 760M and 1B runs;
   Gadre et al. RPJ and C4 grids: fit the three smallest shapes, predict the largest small shape
   (0.411B) and the 1.4B runs.
-Accuracies and errors are counted apart from losses; a 90 % interval should cover 85-95 %.
+Accuracies and errors are counted apart from losses, and by distance bucket (d = ln N-ratio + ln D-ratio of a
+held-out run beyond its backtest's fit set, fit.calibration.box_distance); a 90 % interval should cover 85-95 % in
+each.
 
     .venv/bin/python scripts/coverage.py [bootstrap] [method,method,...] [backtest name prefix]
 """
@@ -11,16 +14,19 @@ import argparse
 import sys
 from dataclasses import replace
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from pathlib import Path
+from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
 
+from fit.calibration import box_distance  # noqa: E402
 from fit.config import FitConfig  # noqa: E402
 from fit.points import is_accuracy  # noqa: E402
 from fit.predict import method_named, predict  # noqa: E402
-from fit.runs import fit_runs  # noqa: E402
+from fit.runs import RunTable, fit_runs  # noqa: E402
 from fit.sources import load_points  # noqa: E402
 from ladder.core.plan import Target  # noqa: E402
 from scripts.shared_data import shared_data_dir  # noqa: E402
@@ -56,13 +62,38 @@ def _split(ps, runs, held_runs):
     return replace(ps, points=keep.reset_index(drop=True), notes=[]), held, runs
 
 
-def score(preds: pd.DataFrame) -> dict:
+# Distance buckets: d = ln N-ratio + ln D-ratio beyond the fit set's box (fit.calibration.box_distance).
+BUCKETS = [0.0, 0.5, 1.0, 2.0, np.inf]
+
+
+def bucket(d: float) -> str:
+    i = int(np.searchsorted(BUCKETS, d, side="right")) - 1
+    return f"d {BUCKETS[i]:g}-{BUCKETS[i + 1]:g}"
+
+
+def score(preds: pd.DataFrame, table: RunTable) -> dict:
+    """(kind, distance bucket) -> (covered, n, mean width) of the predictions with an actual and an interval."""
     p = preds[preds["actual"].notna() & preds["lower"].notna()]
+    d = [bucket(box_distance(table, table.runs, n, t)) for n, t in zip(p["params"], p["tokens"])]
     out = {}
-    for kind, g in p.groupby(np.where(p["metric"].map(is_accuracy), "acc/err", "loss")):
+    for (kind, where), g in p.groupby([np.where(p["metric"].map(is_accuracy), "acc/err", "loss"), d]):
         inside = (g["lower"] <= g["actual"]) & (g["actual"] <= g["upper"])
         scale = 100 if kind == "acc/err" else 1
-        out[kind] = (int(inside.sum()), len(g), scale * float((g["upper"] - g["lower"]).mean()))
+        out[kind, where] = (int(inside.sum()), len(g), scale * float((g["upper"] - g["lower"]).mean()))
+    return out
+
+
+def pooled_rule(raw, calibrated, interval: float) -> pd.DataFrame:
+    """The raw intervals widened by the previous rule, one pooled RMS miss whatever the distance (the calibrated
+    fit's `rms_error`, from the same backtests): the baseline the distance-sized intervals are compared with."""
+    rms, z = calibrated.fits.get("backtest", {}).get("rms_error", {}), float(norm.ppf(0.5 + interval / 2))
+    out = pd.DataFrame(raw.predictions)
+    for i, p in out.iterrows():
+        kind = "absolute" if is_accuracy(p["metric"]) else "relative"
+        if kind in rms and np.isfinite(p["lower"]):
+            extra = z * rms[kind] * (1.0 if kind == "absolute" else abs(p["predicted"]))
+            out.loc[i, "lower"] = p["predicted"] - np.hypot(p["predicted"] - p["lower"], extra)
+            out.loc[i, "upper"] = p["predicted"] + np.hypot(p["upper"] - p["predicted"], extra)
     return out
 
 
@@ -85,19 +116,24 @@ def main():
             cfg = FitConfig(bootstrap=n, calibrate=False)
             raw = predict(method_named(m), ps, held, cfg, runs)
             calibrated = predict(method_named(m), ps, held, replace(cfg, calibrate=True), runs)
-            before, after = score(pd.DataFrame(raw.predictions)), score(pd.DataFrame(calibrated.predictions))
-            for kind in sorted(set(before) | set(after)):
-                b, a = before.get(kind, (0, 0, np.nan)), after.get(kind, (0, 0, np.nan))
-                rows.append({"backtest": bt, "method": m, "kind": kind, "n": a[1] or b[1],
+            table = RunTable(ps, runs)
+            before, pooled, after = (score(p, table) for p in (pd.DataFrame(raw.predictions),
+                                                               pooled_rule(raw, calibrated, cfg.interval),
+                                                               pd.DataFrame(calibrated.predictions)))
+            for kind, where in sorted(set(before) | set(after)):
+                b, o, a = (x.get((kind, where), (0, 0, np.nan)) for x in (before, pooled, after))
+                rows.append({"backtest": bt, "method": m, "kind": kind, "distance": where, "n": a[1] or b[1],
                              "covered_raw": b[0], "width_raw": round(b[2], 3),
+                             "covered_pooled": o[0], "width_pooled": round(o[2], 3),
                              "covered_calibrated": a[0], "width_calibrated": round(a[2], 3)})
-            print(pd.DataFrame(rows[-2:]).to_string(index=False), flush=True)
+            print(pd.DataFrame(rows).query("backtest == @bt and method == @m").to_string(index=False), flush=True)
     df = pd.DataFrame(rows)
     print("\nper backtest and method:\n" + df.to_markdown(index=False))
-    tot = df.groupby(["method", "kind"])[["n", "covered_raw", "covered_calibrated"]].sum()
-    tot["coverage_raw_%"] = (100 * tot["covered_raw"] / tot["n"]).round(1)
-    tot["coverage_calibrated_%"] = (100 * tot["covered_calibrated"] / tot["n"]).round(1)
-    print("\nall backtests together:\n" + tot.reset_index().to_markdown(index=False))
+    for by in (["method", "kind"], ["kind", "distance"], ["method", "kind", "distance"]):
+        tot = df.groupby(by)[["n", "covered_raw", "covered_pooled", "covered_calibrated"]].sum()
+        for c in ("raw", "pooled", "calibrated"):
+            tot[f"coverage_{c}_%"] = (100 * tot[f"covered_{c}"] / tot["n"]).round(1)
+        print(f"\nall backtests together, by {', '.join(by)}:\n" + tot.reset_index().to_markdown(index=False))
 
 
 if __name__ == "__main__":

@@ -139,9 +139,15 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
     details = method_lines(out, ps, cfg, fit.dataset)
     method_tables = [(t, _pretty_tasks(table)) for t, table in out.tables.items()]
     groups = warning_groups(out.warnings)
+    first = [g for g in groups if g[0] in FIRST_SCREEN]  # above the predictions: they change what they mean
+    groups = [g for g in groups if g[0] not in FIRST_SCREEN]
+    none = "No other warnings." if first else "No warnings."
     h2, h3 = ("###", "####") if deeper else ("##", "###")
 
-    md = ([f"## Dataset {fit.dataset}", ""] if deeper else []) + [*lead, "", f"{h2} Predictions", ""]
+    md = ([f"## Dataset {fit.dataset}", ""] if deeper else []) + [*lead, ""]
+    for head, meaning, items in first:
+        md += [f"**{head}.** {meaning}", ""] + [f"- {x}" for x in items] + [""]
+    md += [f"{h2} Predictions", ""]
     md += [f"**{name}** {text}\n" for name, text in answers] + [note, ""]
     for head, table in tables:
         md += [f"{h3} {head}", "", markdown_table(table), ""]
@@ -152,14 +158,17 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
     md += [f"{h2} Method details", ""] + [f"- {x}" for x in details] + [""]
     for head, table in method_tables:
         md += [f"{h3} {head}", "", markdown_table(table), ""]
-    md += [f"{h2} Warnings", ""] + (["No warnings.", ""] if not groups else [])
+    md += [f"{h2} Warnings", ""] + ([none, ""] if not groups else [])
     for head, meaning, items in groups:
         md += [f"{h3} {head}", "", meaning, ""] + [f"- {x}" for x in items] + [""]
 
     e = html.escape
     h2, h3 = ("h3", "h4") if deeper else ("h2", "h3")
     body = [f"<h2>Dataset {e(str(fit.dataset))}</h2>"] if deeper else []
-    body += [f"<p>{e(x)}</p>" for x in lead] + [f"<{h2}>Predictions</{h2}>"]
+    body += [f"<p>{e(x)}</p>" for x in lead]
+    for head, meaning, items in first:
+        body += [f"<p><b>{e(head)}.</b> {e(meaning)}</p>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
+    body += [f"<{h2}>Predictions</{h2}>"]
     body += [f"<p class='answer'><b>{e(name)}</b> {e(text)}</p>" for name, text in answers] + [f"<p><small>{e(note)}</small></p>"]
     for head, table in tables:
         body += [f"<{h3}>{e(head)}</{h3}>", html_table(table)]
@@ -172,7 +181,7 @@ def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tup
     body += [f"<{h2}>Method details</{h2}>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in details) + "</ul>"]
     for head, table in method_tables:
         body += [f"<{h3}>{e(head)}</{h3}>", html_table(table)]
-    body += [f"<{h2}>Warnings</{h2}>"] + (["<p>No warnings.</p>"] if not groups else [])
+    body += [f"<{h2}>Warnings</{h2}>"] + ([f"<p>{none}</p>"] if not groups else [])
     for head, meaning, items in groups:
         body += [f"<{h3}>{e(head)}</{h3}>", f"<p>{e(meaning)}</p>",
                  "<ul>" + "".join(f"<li>{e(x)}</li>" for x in items) + "</ul>"]
@@ -378,6 +387,12 @@ def _pretty_tasks(table: pd.DataFrame) -> pd.DataFrame:
 
 # Warnings, grouped by what they mean for the prediction: (title, meaning, pattern), most consequential first.
 WARNING_GROUPS = [
+    ("Read before the predictions", "These change what the predictions mean: an interval whose bootstrap mostly "
+     "failed measures nothing, and a term the runs cannot identify is extrapolated by assumption.",
+     r"most bootstrap refits failed|the D term is unidentified"),
+    ("Laws reduced to the data", "The runs cannot fit the method's own law; each line says which smaller law was "
+     "fitted and why. Runs at more sizes, or at a second tokens-per-parameter ratio, restore the full law.",
+     r"law reduced to|sigmoid reduced to"),
     ("Targets beyond the calibrated range",
      "A backtest's miss grows with how far it extrapolates. These targets lie further beyond the ladder than any "
      "backtest that calibrated the intervals reached, so their intervals are likely too narrow: read them as the "
@@ -407,6 +422,7 @@ WARNING_GROUPS = [
     ("Held-out runs", "Left out of the fit and predicted from the rest: their measured values score the method, "
      "and no fit saw them.", r"^holdout="),
 ]
+FIRST_SCREEN = ("Read before the predictions", "Laws reduced to the data")  # the terminal prints these first
 # A bound warning as fit.fitting writes it (its meaning from fit.laws.Law.at_bound), with best's paths suffix.
 BOUND = re.compile(r"^(?P<label>.+?): (?P<law>\w+): parameter (?P<param>\S+) = (?P<value>\S+) is on its bound \S+?"
                    r"(?:: (?P<meaning>.+?))?(?: \((?P<paths>paths? .+)\))?$")

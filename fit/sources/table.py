@@ -29,7 +29,7 @@ def _numeric(df: pd.DataFrame, path: Path, columns: List[str]) -> pd.DataFrame:
 
 def read(path: Path, dataset):
     files = [path] if path.is_file() else sorted(path.glob("*.csv"))
-    frames, chance = [], {}
+    frames, chance, notes = [], {}, []
     for f in files:
         try:
             df = pd.read_csv(f)
@@ -58,7 +58,7 @@ def read(path: Path, dataset):
             df = df.assign(dataset=df["variant"].astype(str))
         if dataset is not None and "dataset" in df.columns:
             df = df[df["dataset"].astype(str) == dataset]
-        run = df["run"] if "run" in df.columns else df["params"].astype(str) + "-" + df["tokens"].astype(str)
+        run = df["run"] if "run" in df.columns else _runs_of(df, f, notes)
         run_tokens = df["run_tokens"] if "run_tokens" in df.columns else df.groupby(run)["tokens"].transform("max")
         step = df["step"] if "step" in df.columns else pd.Series(np.nan, index=df.index)
         final = df["final"].astype(bool) if "final" in df.columns else df["tokens"] == run_tokens
@@ -70,5 +70,24 @@ def read(path: Path, dataset):
                                   "tokens": df["tokens"], "run_tokens": run_tokens, "flops": flops, "step": step,
                                   "final": final, "metric": m, "value": pd.to_numeric(df[m], errors="coerce"),
                                   "dataset": df["dataset"] if "dataset" in df.columns else dataset}))
-    return frames, [], chance
+    return frames, notes, chance
+
+
+def _runs_of(df: pd.DataFrame, f: Path, notes: List[str]) -> pd.Series:
+    """Each row's run where the table names none. With a `step` column its rows are checkpoints (a W&B export's
+    rows), grouped into a run per size (and `run_tokens` and dataset, where given); without, each row is its own
+    run ending at its `tokens` (a table of finals)."""
+    if "step" not in df.columns:
+        return df["params"].astype(str) + "-" + df["tokens"].astype(str)
+    keys = [c for c in ("dataset", "params", "run_tokens") if c in df.columns]
+    run = df[keys].astype(str).agg("-".join, axis=1)
+    shared = df.assign(run=run).duplicated(["run", "step"])
+    if shared.any():
+        row = shared.to_numpy().nonzero()[0][0]
+        raise FitInputError(f"{f}: line {row + 2}: no `run` column, and rows at N = {df['params'].iloc[row]:.4g} repeat "
+                            f"step {df['step'].iloc[row]:g}: several runs share that size; add a `run` column (or "
+                            "`run_tokens`, each run's D) to tell them apart")
+    notes.append(f"{f}: no `run` column; its rows are checkpoints (it has `step`), grouped into {run.nunique()} runs "
+                 f"by {', '.join(keys)}")
+    return run
 

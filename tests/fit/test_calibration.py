@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fit.calibration import calibrate, calibration_backtests, longest_runs_backtest, pooled_rms
+from fit.calibration import (box_distance, calibrate, calibration_backtests, longest_runs_backtest, miss_growth,
+                             pooled_rms)
 from fit.config import FitConfig
 from fit.sources import load_points
 from fit.registry import METHODS
@@ -20,6 +21,17 @@ def test_pooled_rms_keeps_accuracies_absolute_and_losses_relative():
     assert rms["absolute"] == pytest.approx(np.sqrt((0.03 ** 2 + 0.04 ** 2) / 2))
     assert rms["relative"] == pytest.approx(0.1)
     assert pooled_rms(errors.iloc[:2]).keys() == {"absolute"}
+
+
+def test_misses_that_grow_with_distance_are_modelled_and_extended_to_the_target():
+    """Issue 32 item 7: misses grow with how far a backtest extrapolates; the interval at a target further out than
+    any backtest extends that growth (before: one pooled RMS whatever the distance, and a warning)."""
+    d = np.array([0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.5, 1.5])
+    miss = 0.01 + 0.02 * d * np.array([1, -1] * 4)  # |miss| grows linearly in d beyond a floor
+    errors = pd.DataFrame({"metric": "a:acc", "predicted": 0.5 + miss, "actual": 0.5, "distance": d})
+    s0, s1 = miss_growth(errors)["absolute"]
+    assert s1 > 0 and np.sqrt(s0 + s1 * 9) > 2 * pooled_rms(errors)["absolute"]  # at d = 3, beyond every backtest
+    assert miss_growth(errors.assign(distance=0.0))["absolute"] == pytest.approx((pooled_rms(errors)["absolute"] ** 2, 0))
 
 
 def test_backtests_leave_out_the_largest_sizes_and_each_sizes_longest_run(tmp_path, write_ladder):
@@ -44,10 +56,13 @@ def test_calibration_widens_each_interval_by_the_pooled_backtest_miss(tmp_path, 
     held = {f"smoke-{s}-smoke-M{m}" for s in (48, 64) for m in (5, 10, 20)} | {
         f"smoke-{s}-smoke-M20" for s in (24, 32)}
     assert "backtest" in out.fits and set(out.fits["backtest"]["held_out"]) == held
-    rms = out.fits["backtest"]["rms_error"]
+    growth, table = out.fits["backtest"]["growth"], RunTable(ps, raw.runs)
     for before, after in zip(raw.predictions, out.predictions):
         kind = "absolute" if before["metric"].endswith(":acc") else "relative"
-        extra = 1.6449 * rms[kind] * (1 if kind == "absolute" else abs(before["predicted"]))
+        s0, s1 = growth[kind]
+        d = box_distance(table, table.runs, before["params"], before["tokens"])  # ln(2e6 / 1e6) beyond smoke-64
+        rms = np.sqrt(s0 + s1 * d * d)
+        extra = 1.6449 * rms * (1 if kind == "absolute" else abs(before["predicted"]))
         assert after["lower"] < before["lower"] and after["upper"] > before["upper"]
         widened = np.hypot(before["predicted"] - before["lower"], extra)
         assert before["predicted"] - after["lower"] == pytest.approx(widened, rel=1e-3)

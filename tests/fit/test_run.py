@@ -97,8 +97,9 @@ def test_bad_input_is_named(tmp_path, shared):
         run_fit(FitConfig(results=str(shared / "gadre-scaling"), method="gadre"))
     with pytest.raises(FitInputError, match="method=nope"):
         run_fit(FitConfig(results=str(tmp_path), method="nope"))
-    few = write_csv(tmp_path / "few.csv", ladder_rows()[:3])
-    with pytest.raises(FitInputError, match="3 run\\(s\\) for a law with 5 parameters"):
+    big = {"run": "big", "params": 1e10, "tokens": 2e11, "c4:loss": _loss(1e10, 2e11)}
+    few = write_csv(tmp_path / "few.csv", ladder_rows()[:2] + [big])  # one size below the target
+    with pytest.raises(FitInputError, match="all 2 fit run\\(s\\) are at one size .* add runs at a second size"):
         run_fit(FitConfig(results=str(few), method="chinchilla", bootstrap=0, targets=[{"params": 7e9, "tokens": 1e11}]))
     one = write_csv(tmp_path / "one.csv", [{"run": f"r{m}", "params": 1e8, "tokens": 1e8 * m, "c4:loss": _loss(1e8, 1e8 * m)}
                                            for m in (5, 10, 20, 40, 80, 160, 320)])
@@ -116,7 +117,7 @@ def test_bad_input_is_named(tmp_path, shared):
 def test_target_inside_fit_range_and_bound_hits_are_warned(tmp_path, capsys):
     path = write_csv(tmp_path / "p.csv", ladder_rows())
     target = {"params": 3e8, "tokens": 6e9}
-    with pytest.raises(FitInputError, match=r"2 run\(s\) for a law .* include=\[RUN,...\] adds others"):
+    with pytest.raises(FitInputError, match=r"all 2 fit run\(s\) are at one size .* include=\[RUN,...\] adds others"):
         run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, targets=[target]))
     larger = [r["run"] for r in ladder_rows() if r["params"] >= 3e8]  # a fit takes them only when asked
     out = run_fit(FitConfig(results=str(path), method="chinchilla", bootstrap=0, out=str(tmp_path / "o"),
