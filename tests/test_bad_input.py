@@ -323,6 +323,18 @@ def test_bad_launcher_settings_are_refused_at_composition(tmp_path, capsys, laun
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("override,message", [
+    ("launcher.devices=0", "launcher.devices=0: must be at least 1 (null: the visible GPUs)"),
+    ("launcher.job_start_s=-5", "launcher.job_start_s=-5.0: must be at least 0"),
+])
+def test_bad_local_launcher_settings_are_refused_by_the_plan(tmp_path, capsys, override, message):
+    """The packing of jobs onto a node's devices: no device, or a job that starts before it is launched, plans
+    nonsense (issue 40 item 4)."""
+    assert message in error(capsys, "plan", "ladder=node", override)
+    assert message in error(capsys, "run", f"out_dir={tmp_path}/run", override)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("launcher", ["slurm", "slurm_cpu"])
 @pytest.mark.parametrize("command", ["run", "train", "prepare"])
 def test_slurm_without_a_cluster_is_one_line_before_any_work(tmp_path, capsys, cache, command, launcher, monkeypatch):

@@ -216,6 +216,23 @@ def test_a_damaged_checkpoint_of_a_done_trunk_is_named_and_its_record_kept(finis
     assert read_status(cfg.out_dir, rung).state == "done"
 
 
+def test_a_truncated_trunk_record_of_a_finished_ladder_is_rewritten_by_ladder_run(finished):
+    """Its rungs' records are whole, so no rung is to do; `ladder run` still runs the trunk's job, which finds its
+    last checkpoint the end and writes its record again, and `ladder status` stops saying it is unreadable
+    (issue 40 item 4)."""
+    from ladder.orchestration.compose import load
+
+    cfg = load(finished)
+    plan = build_plan(cfg)
+    trunk = plan.jobs[0]
+    record = trunk_dir(cfg.out_dir, trunk.name) / "record.json"
+    record.write_text(record.read_text()[:20])
+    assert "unreadable record" in status_table(plan, cfg.out_dir)
+    assert run_ladder(cfg, fit=False) == 0
+    assert read_record(trunk_dir(cfg.out_dir, trunk.name))["state"] == "done"
+    assert "unreadable" not in status_table(plan, cfg.out_dir)
+
+
 @pytest.mark.slow
 def test_torchrun_workers_train_a_trunk_and_publish_its_checkpoints(tiny_ladder):
     from ladder.orchestration.rung import run_job

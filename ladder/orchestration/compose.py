@@ -103,7 +103,7 @@ def dataset_config(cfg: DictConfig, dataset: str) -> DictConfig:
 # that replace it (None: the rule decides); a zero divides, a negative would be submitted.
 _LAUNCHER_LEAST = {"max_parallel": 1, "gpus_per_node": 0, "max_nodes": 1, "gpu_mem_gb": 1, "min_time_min": 1,
                    "cpus_per_task": 1, "cpu_tasks": 1, "mem_gb_per_gpu": 1, "gpus": 1, "nodes": 1, "mem_gb": 1,
-                   "time_min": 1}
+                   "time_min": 1, "devices": 1, "job_start_s": 0}
 _LAUNCHER_POSITIVE = ("gpu_flops", "cpu_flops", "expected_mfu", "time_margin")
 
 
@@ -112,7 +112,8 @@ def _check_launcher(launcher: DictConfig) -> None:
         if launcher[key] is not None and launcher[key] < least:
             raise ConfigError(f"launcher.{key}={launcher[key]}: must be at least {least}"
                               + (" (null: derived from each job's size)" if key in ("gpus", "nodes", "mem_gb",
-                                                                                    "time_min") else ""))
+                                                                                    "time_min") else "")
+                              + (" (null: the visible GPUs)" if key == "devices" else ""))
     for key in _LAUNCHER_POSITIVE:
         if not launcher[key] > 0:
             raise ConfigError(f"launcher.{key}={launcher[key]}: must be positive")

@@ -110,7 +110,10 @@ def run_ladder(cfg: DictConfig, evaluate: bool = True, fit: bool = True, plan: P
     heldout = {}  # seq_len -> the eval config (with_heldout prepares every dataset: once per length)
     todo = [s.rung for s in statuses if s.state != "done" or (evaluate and _unevaluated(cfg, plan, s.rung, heldout))]
     log.info("%d of %d rungs to run", len(todo), len(plan.rungs))
-    jobs = [j for j in plan.jobs if any(r in todo for r in j.rungs)]  # wsds/branch: one per size trains its rungs
+    # wsds/branch: one job per size trains its rungs; a trunk whose own record is damaged runs too, to rewrite it
+    # (its rungs' records may all be whole), resuming from its last checkpoint
+    jobs = [j for j in plan.jobs if any(r in todo for r in j.rungs)
+            or (j.linked and read_state(j.directory(out_dir)).state == "corrupt")]
     if cfg.launcher.name == "slurm":
         failures, elsewhere = wait(submit_jobs(cfg, plan, jobs)), []
     else:

@@ -47,7 +47,8 @@ def read_state(directory: Path) -> Status:
         record = json.loads(path.read_text())
         state, tokens, reason = record["state"], int(record.get("tokens") or 0), record.get("reason")
     except (ValueError, KeyError, TypeError) as exc:
-        return Status("corrupt", 0, f"{path}: unreadable record ({exc}); `ladder run` redoes this rung")
+        return Status("corrupt", 0, f"{path}: unreadable record ({exc}); `ladder run` rewrites it, resuming from "
+                                    f"the run's last checkpoint")
     if state == "running" and not is_locked(path.parent):  # nobody holds the rung: its runner died
         state, reason = "stale", (f"its process (pid {record.get('pid')} on {record.get('host')}) is gone since "
                                   f"{record.get('updated')}; `ladder run` resumes it")
