@@ -86,7 +86,15 @@ def load_variants(results, fmt: str = "auto", names: List[str] = ()) -> List[Var
         raise FitInputError(f"compare: {len(found)} variant ({', '.join(n for n, _, _ in found) or 'none'}) in results="
                             f"{','.join(map(str, paths))}; compare needs two or more: results=[A,B], or one source "
                             "holding several datasets (a CSV `variant` or `dataset` column, a Gadre et al. folder)")
-    return [Variant(n, load_points(p, fmt, d)) for n, p, d in found]
+    return [Variant(n, _points_of(n, p, fmt, d)) for n, p, d in found]
+
+
+def _points_of(name: str, path, fmt: str, dataset) -> PointSet:
+    """A variant's points; what is wrong with them said with the variant's name (an all-NaN one, say)."""
+    try:
+        return load_points(path, fmt, dataset)
+    except FitInputError as exc:
+        raise FitInputError(f"variant {name}: {exc}") from None
 
 
 def common_targets(cfg: FitConfig, variants: List[Variant]) -> List[Target]:

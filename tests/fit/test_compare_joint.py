@@ -124,6 +124,16 @@ def test_rows_with_an_empty_variant_cell_are_named_not_dropped(tmp_path):
         load_variants(str(path))
 
 
+def test_a_variant_whose_values_are_all_missing_is_named(tmp_path):
+    """Issue 40 item 8: its points are refused with the variant's name, not as an anonymous 'no points'."""
+    df = pd.DataFrame(rows("base") + rows("empty", shift=0.06, seed=1))
+    df.loc[df["variant"] == "empty", ["c4:loss", "task:acc"]] = np.nan
+    path = tmp_path / "nan.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(FitInputError, match=r"^variant empty: "):
+        load_variants(str(path))
+
+
 def test_a_method_that_did_not_read_the_data_is_refused_not_predicted_equal(tmp_path, capsys):
     """Issue 32 case 3: olmo_two_step_flops on a table with no `flops` column; with each variant by the method alone,
     compare refused "predicted equal" (exit 0); now it refuses, naming why. By default the losses are the joint
