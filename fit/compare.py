@@ -128,8 +128,16 @@ def common_targets(cfg: FitConfig, variants: List[Variant]) -> List[Target]:
                             f"{', '.join(t.name for t in per[0])}; {variants[1].name}: {', '.join(t.name for t in per[1])}); "
                             "name them: targets=[...]")
     if not shared:  # sizes that differ between variants (an architecture ablation): each variant's own, by rank
-        return [replace(t, name=f"~{display.count(t.params)}-M{t.tokens / t.params:.3g}") for t in per[0]]
-    return [replace(t, name=f"{display.count(t.params)}-M{t.tokens / t.params:.3g}") for t in shared]
+        return [replace(t, name=f"~{_size_name(variants, t)}-M{t.tokens / t.params:.3g}") for t in per[0]]
+    return [replace(t, name=f"{_size_name(variants, t)}-M{t.tokens / t.params:.3g}") for t in shared]
+
+
+def _size_name(variants: List[Variant], t: Target) -> str:
+    """The name the first variant's data gives the target's size (`smoke-64`, `1.4B`), else its N (`214K`)."""
+    runs = variants[0].ps.points.drop_duplicates("run")
+    at = runs[np.isclose(runs["params"].astype(float), t.params, rtol=1e-3)]["size"].dropna().astype(str)
+    named = [n for n in at.unique() if n and n.lower() != "nan"]
+    return named[0] if len(named) == 1 else display.count(t.params)
 
 
 def own_targets(cfg: FitConfig, variants: List[Variant], targets: List[Target]) -> Optional[Dict[str, List[Target]]]:

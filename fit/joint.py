@@ -342,15 +342,18 @@ def backtests(data: Data, design: Design) -> Tuple[pd.DataFrame, Dict[str, list]
         jf = fit(Design(form, data.variants, own, design.scale), fit_data)
         predicted = jf.predict(data.X[:, held])
         logm = np.round(np.log(data.X[1, held] / data.X[0, held]), 1)
+        # each miss's distance beyond its own variant's fit runs (fit.calibration.box_distance), for widen
+        top = {v: data.X[:2, data.of(i) & ~held].max(1) for i, v in enumerate(data.variants)}  # largest N, D
         for x, p, a, r, m, (v, run) in zip(data.X[:, held].T, predicted, data.y[held], size_rank[held], logm,
                                            [w for w, h in zip(data.runs, held) if h]):
+            d = float(np.sum(np.maximum(0.0, np.log(x[:2] / top[v]))))
             rows.append({"backtest": b, "params": x[0], "tokens": x[1], "metric": data.metric, "predicted": p,
-                         "actual": a, "pair": f"{name}:{r}:{m}", "variant": v, "run": run})
+                         "actual": a, "distance": d, "pair": f"{name}:{r}:{m}", "variant": v, "run": run})
         for i, v in enumerate(data.variants):
             fit_runs = [r for (w, r), h in zip(data.runs, held) if w == v and not h]
             held_t = [Target(r, x[0], x[1]) for (w, r), h, x in zip(data.runs, held, data.X.T) if w == v and h]
             held_by[v].append((fit_runs, held_t))
-    return pd.DataFrame(rows, columns=MISS_COLUMNS + ["pair", "variant", "run"]), held_by
+    return pd.DataFrame(rows, columns=MISS_COLUMNS + ["distance", "pair", "variant", "run"]), held_by
 
 
 @dataclass
@@ -404,18 +407,19 @@ def fit_losses(variants, targets_of: Dict[str, List[Target]], cfg, runs: Dict[st
                                       "refits failed; intervals rest on the rest")
         # As for the methods (fit.calibration.wanted): without bootstrap intervals there is nothing to widen, and no
         # model error is sized either (no P(better) from a model error alone)
-        missed, held = backtests(data, jf.design) if wanted(cfg) else (pd.DataFrame(columns=MISS_COLUMNS), {})
+        missed, held = backtests(data, jf.design) if wanted(cfg) else (
+            pd.DataFrame(columns=MISS_COLUMNS + ["distance"]), {})
         errors.append(missed)
         for v, h in held.items():
             held_by.setdefault(v, h)
         for i, v in enumerate(variants):
             _one_variant(outputs[v.name], v, i, jf, P, data, targets_of[v.name], cfg, form, grid, curves)
-    misses = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=MISS_COLUMNS)
+    misses = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=MISS_COLUMNS + ["distance"])
     for v in variants:
         out = outputs[v.name]
         if wanted(cfg) and not misses.dropna(subset=["predicted", "actual"]).empty:
-            widen(out, misses[MISS_COLUMNS], cfg.interval, RunTable(v.ps, runs[v.name]), held_by.get(v.name, []),
-                  targets_of[v.name], "the joint law's inner backtests, all variants pooled")
+            widen(out, misses[MISS_COLUMNS + ["distance"]], cfg.interval, RunTable(v.ps, runs[v.name]),
+                  held_by.get(v.name, []), targets_of[v.name], "the joint law's inner backtests, all variants pooled")
         mine = misses[misses["variant"] == v.name] if "variant" in misses.columns else misses
         out.misses = mine.drop(columns=["variant", "run"], errors="ignore").reset_index(drop=True)
         if cfg.bootstrap <= 0:

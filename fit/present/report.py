@@ -38,7 +38,7 @@ CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;lin
        "h1{font-size:1.5em;margin:0.6em 0 0.2em}h2{font-size:1.2em;margin:1.2em 0 0.3em}h3{font-size:1em}"
        "p.answer{margin:0.35em 0}table{border-collapse:collapse;margin:0.4em 0}"
        "td,th{padding:2px 8px;border:1px solid #ccc;white-space:nowrap}td{text-align:right}"
-       "td:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%;height:auto}"
+       "td:first-child,td.text{text-align:left}figure{margin:1em 0}img{max-width:100%;height:auto}"
        "figure.single img{max-width:min(100%,60em)}div.wide{overflow-x:auto}"
        "footer{color:#555;font-size:0.85em;border-top:1px solid #ccc;margin-top:2em;padding:0.5em 0 2em}")
 
@@ -201,8 +201,16 @@ def markdown_table(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, disable_numparse=True)
 
 
+# A cell that reads as a number (with its interval, unit or sign): right-aligned, so digits line up; text reads left.
+NUMBER = re.compile(r"^\s*(?:[-+−~<>≤≥]|over |under )?\s*[\d.]")
+
+
 def html_table(table: pd.DataFrame) -> str:
-    return "<div class='wide'>" + table.to_html(index=False, na_rep="", border=0, justify="center") + "</div>"
+    """The table as HTML: number cells right-aligned, text cells (names, winners, notes) left-aligned."""
+    cells = re.sub(r"<td>(.*?)</td>", lambda m: m.group(0) if NUMBER.match(m.group(1)) or not m.group(1) else
+                   f"<td class='text'>{m.group(1)}</td>", table.to_html(index=False, na_rep="", border=0,
+                                                                    justify="center"), flags=re.S)
+    return "<div class='wide'>" + cells + "</div>"
 
 
 def method_sentence(out: MethodOutput, ps, preds: pd.DataFrame, cfg) -> str:

@@ -26,8 +26,9 @@ def ablation_csv(tmp_path_factory):
 
 
 def test_a_nine_variant_three_size_ablation_whose_n_differ_is_answered(ablation_csv, tmp_path, capsys):
-    """Issue 32 case 1: every method refuses 3 runs; the joint law answers all 36 pairs, says its form and its
-    exponent test in one sentence, prints the method's refusal as a warning, and backtests by size rank."""
+    """Issue 32 case 1: every method refused 3 runs; the joint law answers all 36 pairs, says its form and its
+    exponent test in one sentence, and backtests by size rank; each variant by the method alone answers too, through
+    the law sized to its runs (fit.sizing)."""
     from ladder.orchestration.cli import main
     assert main(["compare", f"results={ablation_csv}", "bootstrap=40", TARGET, f"out={tmp_path / 'o'}"]) == 0
     out = capsys.readouterr().out
@@ -37,12 +38,12 @@ def test_a_nine_variant_three_size_ablation_whose_n_differ_is_answered(ablation_
     assert any(s in out for s in ("exponents shared: the variants' own exponents (gamma) do not differ detectably",
                                   "exponents per variant: the variants' own exponents (gamma) differ"))
     assert "(F-test of the nested fits, p = " in out
-    assert "warning: " in out and "best gives no prediction of its own (variant v0: best" in out
     assert "note: decision backtests: sizes paired by rank (the k-th size of each variant)" in out
-    # the same with each variant fitted by the method alone: the refusal it always was
+    # the same with each variant fitted by the method alone: once a refusal (3 runs for a 5-parameter law), now
+    # answered through the law its 3 runs identify, which it says
     assert main(["compare", f"results={ablation_csv}", "bootstrap=0", "joint=false", "backtest=false", TARGET,
-                 f"out={tmp_path / 'p'}"]) == 2
-    assert "need at least" in capsys.readouterr().err
+                 f"out={tmp_path / 'p'}"]) == 0
+    assert "warning: Laws reduced to the data" in capsys.readouterr().out
 
 
 def test_on_its_synthetic_truth_the_joint_law_orders_pairs_better_than_the_single_scale_rule(tmp_path):
@@ -169,15 +170,16 @@ def test_a_multiplier_at_the_edge_of_the_search_is_said_as_a_bound():
 
 
 def test_a_decision_backtest_that_cannot_be_fitted_is_said(tmp_path):
-    """chinchilla alone (joint=false) on 4 sizes at one M: the 4th size from the 3 smaller ones is 3 runs for a
-    5-parameter law; the backtest says why it was skipped rather than vanishing."""
+    """A method alone (joint=false) that cannot fit the smaller sizes (olmo_two_step_flops on a table without
+    FLOPs): the backtest says why it was skipped rather than vanishing."""
     path = tmp_path / "few.csv"
     df = pd.DataFrame(rows("base", sizes=SIZES[:4]) + rows("worse", shift=0.06, sizes=SIZES[:4], seed=1))
     df[df["run"].str.endswith("-10")].to_csv(path, index=False)
-    held = decision_backtests(load_variants(str(path)), FitConfig(method="chinchilla", bootstrap=0),
-                              METHODS["chinchilla"])
+    held = decision_backtests(load_variants(str(path)), FitConfig(method="olmo_two_step_flops", bootstrap=0),
+                              METHODS["olmo_two_step_flops"])
     assert held.empty and len(held.attrs["skipped"]) == 1
-    assert held.attrs["skipped"][0].startswith("held-out size 160M skipped: variant base: chinchilla: 3 run(s)")
+    assert held.attrs["skipped"][0].startswith("held-out size 160M skipped: variant base: olmo_two_step_flops")
+    assert "flops" in held.attrs["skipped"][0]
 
 
 def test_curves_that_cross_inside_the_ladder_do_not_change_with_scale():
