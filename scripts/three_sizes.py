@@ -3,20 +3,24 @@ method predicting the 1B run at that multiplier with the law its three runs iden
 multiplier and method, the C4 loss error (% of the measured) and the mean absolute accuracy error over the 8 tasks
 (points), and how many measured values fall inside the 90 % intervals.
 
-    PYTHONPATH=. python scripts/three_sizes.py [bootstrap] [method,method,...]
+    .venv/bin/python scripts/three_sizes.py [bootstrap] [method,method,...]
 """
 import argparse
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fit.config import FitConfig
-from fit.predict import method_named, predict
-from fit.runs import fit_runs
-from fit.sources import load_points
-from ladder.core.plan import Target
-from scripts.shared_data import shared_data_dir
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: fit, ladder, scripts
+
+from fit.config import FitConfig  # noqa: E402
+from fit.predict import method_named, predict  # noqa: E402
+from fit.runs import fit_runs  # noqa: E402
+from fit.sources import load_points  # noqa: E402
+from ladder.core.plan import Target  # noqa: E402
+from scripts.shared_data import shared_data_dir  # noqa: E402
 
 
 def main():

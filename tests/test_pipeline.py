@@ -254,9 +254,9 @@ def test_a_disk_that_fills_mid_trunk_is_one_line_naming_the_file(tiny_ladder, tm
                               env=os.environ.copy(), timeout=600)
     finally:
         subprocess.run(["umount", "--lazy", str(full)], check=True)  # wandb-core may still hold a file
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     failed = [line for line in done.stdout.splitlines() if line.startswith("rung ") and " failed: " in line]
-    assert failed and all(f"{full}/run/" in line for line in failed), done.stdout
+    assert failed and all(f"{full}/run/" in line for line in failed), done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
 
 

@@ -73,9 +73,10 @@ def test_a_requeued_job_resumes_its_rung(slurm, tiny_ladder, tmp_path):
 
 
 def _weights_written(checkpoint: Path) -> dict:
-    """When each of a checkpoint's weight files was written. Not the directory's own time: once a newer
-    checkpoint lands, the older one's resume state is removed, which touches the directory, not its weights."""
-    return {p.name: p.stat().st_mtime_ns for p in checkpoint.iterdir() if p.is_file()}
+    """When each of a checkpoint's weight files was written. Not the directory's own time, nor its files.json:
+    the resume state lands after the weights (written off the training loop, train/checkpoint.py) and is removed
+    once a newer checkpoint lands, and each time its manifest is rewritten; the weights are not."""
+    return {p.name: p.stat().st_mtime_ns for p in checkpoint.iterdir() if p.is_file() and p.name != "files.json"}
 
 
 def _by_step(directory: Path) -> dict:

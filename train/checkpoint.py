@@ -62,6 +62,22 @@ def _bytes(n: int) -> str:
                 if n >= 2**p or not p)
 
 
+def _result(future) -> None:
+    """The background write's outcome. torch.distributed.checkpoint's CheckpointException is a BaseException
+    holding every rank's traceback: its first rank's error is raised instead, as an Exception `writing` names."""
+    try:
+        future.result()
+    except Exception:
+        raise
+    except BaseException as exc:
+        failures = getattr(exc, "failures", None)
+        if not failures:
+            raise
+        first = next(iter(failures.values()))
+        cause = first[0] if isinstance(first, tuple) else first
+        raise RuntimeError(f"{type(cause).__name__}: {one_line(cause)}") from None
+
+
 class StateWrites:
     """The resume state of a run's newest checkpoint, written while training goes on (module docstring).
 
@@ -97,7 +113,7 @@ class StateWrites:
         waited, timing = time.perf_counter(), self.timings[-1]
         with writing(checkpoint / STATE_IN_FLIGHT, self.main):
             if future is not None:
-                future.result()
+                _result(future)
             # its callback's time where it ran already (it may follow the result), else now; DeepSpeed's: on the loop
             written = time.perf_counter() - started if future is not None else timing["on_loop_s"]
             timing.setdefault("written_s", written)
