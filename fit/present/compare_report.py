@@ -338,7 +338,6 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
     verdict = backtest_lines(summary) if ccfg.backtest else ["Decision backtests off (backtest=false)."]
     if ccfg.backtest and pairing(comp):
         verdict.append(f"The backtests' {pairing(comp)}.")
-    lead += "".join(f" {n}." for n in comp.notes)
     bt_tables = [("Decision accuracy", summary_table(summary)), ("Every backtest decision", backtest_table(b))]
     bt_tables = [(h, t) for h, t in bt_tables if not t.empty]
     warnings = all_warnings(comp)
@@ -347,6 +346,8 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
     md = [f"# {title}", "", lead, "", "## Decisions", ""] + [f"- {x}" for x in answers] + [""]
     for head, table in tables:
         md += [f"### {head}", "", markdown_table(table), ""]
+    if comp.notes:  # after the answer: how each loss's law was chosen (its form, its scale, the exponent test)
+        md += ["### How each loss was fitted", ""] + [f"- {n}" for n in comp.notes] + [""]
     md += ["## Figures", ""] + [f"![{c}](figures/{n}.png)\n\n*{c}*\n" for n, c, _ in shown]
     md += ["## Decision backtests", ""] + verdict + [""]
     for head, table in bt_tables:
@@ -360,6 +361,8 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
             "<ul>" + "".join(f"<li>{e(x)}</li>" for x in answers) + "</ul>"]
     for head, table in tables:
         body += [f"<h3>{e(head)}</h3>", html_table(table)]
+    if comp.notes:
+        body += ["<h3>How each loss was fitted</h3>", "<ul>" + "".join(f"<li>{e(n)}</li>" for n in comp.notes) + "</ul>"]
     body += ["<h2>Figures</h2>"] + [f'<figure class="single"><img alt="{e(c)}" src="data:image/png;base64,{b64}">'
                                     f"<figcaption>{e(c)}</figcaption></figure>" for n, c, b64 in shown]
     body += ["<h2>Decision backtests</h2>"] + [f"<p>{e(x)}</p>" for x in verdict]
