@@ -19,7 +19,7 @@ EXPONENT_P. The bootstrap resamples runs within each variant, all variants in on
 predictions of two variants pair. The model error the bootstrap cannot see is sized, as for the methods
 (fit.calibration), by the joint law's own inner backtests: each variant's largest size (then two largest) predicted
 from its smaller ones, all variants refitted together; misses pair across variants by size rank."""
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -31,7 +31,6 @@ from fit.chain import FittedStep, MethodOutput, Points, Step
 from fit.errors import FitInputError
 from fit.fitting import FitResult, fit_batched, quantile_intervals
 from fit.laws import Law
-from fit.points import PointSet, is_accuracy
 from fit.runs import RunTable
 from fit.targets import actual_value
 from ladder.core.plan import Target

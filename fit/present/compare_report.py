@@ -243,7 +243,7 @@ def metric_figure(comp: Comparison, metric: str, interval: float):
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     V = len(comp.variants)
-    stars, named = [], {}
+    named = {}
     for i, v in enumerate(comp.variants):
         colour, out = colours[i % len(colours)], comp.outputs[v.name]
         p = v.ps.points[v.ps.points["metric"] == metric]

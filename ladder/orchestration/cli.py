@@ -105,7 +105,6 @@ def data_needs(cfg, plan) -> str:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from ladder.core.plan import build_plan
     from ladder.core.shards import TokenSequences
     from ladder.orchestration.rung import prepare_all
     from ladder.orchestration.splits import tokens_needed

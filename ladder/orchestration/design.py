@@ -13,7 +13,6 @@ ladder config that `ladder plan` and `ladder run` take as it is.
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from dataclasses import dataclass

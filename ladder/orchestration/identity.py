@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_json
-from ladder.core.layout import IDENTITY, checkpoints, latest_checkpoint, rung_dir
+from ladder.core.layout import IDENTITY, latest_checkpoint, rung_dir
 from ladder.core.plan import Plan, Rung
 from ladder.core.schedules import SCHEDULES, Job, describe
 from ladder.orchestration.compose import dataset_config

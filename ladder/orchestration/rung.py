@@ -19,7 +19,7 @@ from eval.cli import evaluate_unevaluated
 from eval.tasks import needs_documents
 from ladder.core.jobfile import store_config, write_job_file
 from ladder.core.layout import LOCK, RECORD, rung_dir
-from ladder.core.plan import Plan, Rung, build_plan
+from ladder.core.plan import Plan, build_plan
 from ladder.core.schedules import Job, Run
 from ladder.core.shards import TokenSequences
 from ladder.orchestration import identity
