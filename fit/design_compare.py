@@ -30,6 +30,9 @@ JOINT = Design("nd", VARIANTS, ("c",), "whole")
 # the lowest loss; shapes (alpha, beta, b).
 FLOORS = (0.5, 0.8)
 SHAPES = ((0.2, 0.2, 0.0), (0.4, 0.4, 0.0), (0.2, 0.4, 2.0), (0.4, 0.2, -2.0))
+# The fewest rungs a variant's ladder needs: the joint law's `nd` form wants V + 6 points over V = 2 variants
+# (fit.joint.choose_form).
+MIN_RUNGS = 4
 _B_STREAM = 2 ** 31 + 1  # B's noise streams: keyed apart from every stream fit.design._normal makes
 
 

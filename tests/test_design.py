@@ -93,3 +93,39 @@ def test_candidates_are_grids_and_l_shapes_within_budget_and_round_trip_as_confi
     plan = build_plan(load(select))
     assert sorted(r.rung_id for r in plan.rungs) == sorted(r.rung_id for r in rungs)
     assert plan.compute == pytest.approx(c.compute)
+
+
+def test_decision_design_is_written_planned_and_says_the_chance_it_reaches(results, tmp_path):
+    out = run("design", "ladder=smoke", "target=smoke-96-M20", "difference=0.05", f"results={results}",
+              f"out={tmp_path}", "name=decide", "sizes=[smoke-24,smoke-32,smoke-48,smoke-64]", "multipliers=[5,10,20,40]",
+              "draws=24")
+    assert out.returncode == 0, out.stderr
+    chosen = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("*"))
+    assert "P(right call)" in chosen and float(chosen.split("P(right call)")[1].split()[0]) >= 0.9
+    assert "over 96 draws" in chosen  # confirmed with 4 × the draws
+    config = (tmp_path / "ladder" / "decide.yaml").read_text()
+    assert config.startswith("# Written by `ladder design`") and "difference=0.05" in config
+    plan = run("plan", f"hydra.searchpath=[file://{tmp_path}]", "ladder=decide")
+    assert plan.returncode == 0, plan.stderr
+
+
+def test_decision_design_out_of_reach_is_an_answer_and_writes_nothing(results, tmp_path):
+    out = run("design", "ladder=smoke", "target=smoke-96-M20", "difference=1e-5", "budget=1%", f"results={results}",
+              f"out={tmp_path}", "name=never", "sizes=[smoke-24,smoke-32,smoke-48]", "multipliers=[5,10,20]",
+              "draws=16")
+    assert out.returncode == 0, out.stderr
+    assert "no ladder within the ceiling reaches 90%: the best reaches P = " in out.stdout
+    assert not (tmp_path / "ladder" / "never.yaml").exists()
+
+
+@pytest.mark.parametrize("key, message", [("difference=lots", "difference=lots: expected a number above 0"),
+                                          ("difference=-0.02", "difference=-0.02: expected a number above 0"),
+                                          ("confidence=1.5", "confidence=1.5: expected a number above 0.5 and below 1"),
+                                          ("confidence=0.3", "confidence=0.3: expected a number above 0.5")])
+def test_bad_difference_or_confidence_is_one_line(results, key, message, capsys):
+    from ladder.orchestration.cli import main
+
+    extra = [key] if key.startswith("difference") else ["difference=0.02", key]
+    code = main(["design", "ladder=smoke", "target=smoke-96-M20", f"results={results}", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.strip().count("\n") == 0
