@@ -382,7 +382,7 @@ DECISION_CEILING = "10%"
 NEIGHBOURS = 2  # candidates shown on each side of the chosen one
 
 
-def _share(key: str, text, low: float, high: float, example: str) -> float:
+def _number_between(key: str, text, low: float, high: float, example: str) -> float:
     """A number strictly between `low` and `high` from key=`text`, or one clear line."""
     try:
         value = float(text)
@@ -425,8 +425,8 @@ def run_decision_design(args: dict, rest: list[str]) -> int:
     written as `ladder design` writes its choice. None within the ceiling (budget=, per variant) is an answer too."""
     if "target" not in args:
         raise ConfigError("say the target: ladder design target=7B-4T difference=0.02 (nats of loss at the target)")
-    difference = _share("difference", args["difference"], 0.0, math.inf, "0.02")
-    confidence = _share("confidence", args.get("confidence", 0.9), 0.5, 1.0, "0.9")
+    difference = _number_between("difference", args["difference"], 0.0, math.inf, "0.02")
+    confidence = _number_between("confidence", args.get("confidence", 0.9), 0.5, 1.0, "0.9")
     cfg = load(rest)
     target = resolve_target(str(args["target"]), cfg)
     budget_text = str(args.get("budget", DECISION_CEILING))
