@@ -33,8 +33,9 @@ LADDER_TOP = 5e8  # sizes below this (10.6M-412M) make the sub-ladders
 TARGET_M = 20
 
 
-def joint_call(pair, metric: str, rungs, target) -> float:
-    """A's predicted loss minus B's at the target, by compare's default fit of the losses (fit.joint)."""
+def joint_call(pair, metric: str, rungs, target) -> tuple:
+    """(A's predicted loss minus B's at the target, whether each variant kept its own exponents), by compare's default
+    fit of the losses (fit.joint)."""
     X, y = [], []
     for i, (table, _) in enumerate(pair):
         nd, vals, _ = table.finals([r.name for r in rungs[i]], metric)
@@ -45,7 +46,7 @@ def joint_call(pair, metric: str, rungs, target) -> float:
     form, _ = joint.choose_form(data)
     jf, _ = joint.exponent_test(data, form)
     p = jf.predict(np.array([[target[0]] * 2, [target[1]] * 2, [0.0, 1.0]]))
-    return float(p[0] - p[1])
+    return float(p[0] - p[1]), len(jf.design.own) > 1
 
 
 def offsets(pair, metric: str, rungs) -> pd.DataFrame:
@@ -67,6 +68,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", default=None, help="write every row here")
     args = parser.parse_args()
     root = shared_data_dir()
     if root is None:
@@ -104,17 +106,19 @@ def main():
                 rungs = [c.rungs, [cells[1][(round(r.params, -3), r.multiplier)] for r in c.rungs]]
                 for name, (target, measured) in targets.items():
                     try:
-                        called = joint_call(pair, metric, rungs, target)
+                        called, own = joint_call(pair, metric, rungs, target)
                     except FitInputError:
                         continue
                     sim = design_compare.Decision.of(design_compare.simulate_decision(
                         model, [r.params for r in c.rungs], [r.tokens for r in c.rungs], target, abs(measured),
                         args.draws, args.seed))
                     rows.append({"metric": metric, "target": name, "measured": measured, "compute": c.compute,
-                                 "rungs": len(c.rungs), "sizes": len(c.by_size()), "right": np.sign(called) == np.sign(measured),
+                                 "rungs": len(c.rungs), "sizes": len(c.by_size()), "right": np.sign(called) == np.sign(measured), "own_exponents": own,
                                  "simulated_p": sim.p, "ladder": c.describe()})
             print(f"{metric}: {len(seen)} sub-ladders", file=sys.stderr)
     df = pd.DataFrame(rows)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
     r = pd.concat(resid, ignore_index=True)
     print(report(df, r))
 
@@ -129,6 +133,11 @@ def report(df: pd.DataFrame, r: pd.DataFrame) -> str:
     bins = pd.cut(df["simulated_p"], [0, 0.7, 0.9, 0.99, 1.0], include_lowest=True)
     for b, g in df.groupby(bins, observed=True):
         lines.append(f"| {b} | {len(g)} | {g['simulated_p'].mean():.3f} | {g['right'].mean():.3f} |")
+    for own, g in df.groupby("own_exponents"):
+        lines.append(f"| compare's F-test: {'own' if own else 'shared'} exponents | {len(g)} | "
+                     f"{g['simulated_p'].mean():.3f} | {g['right'].mean():.3f} |")
+    lines += ["", "Wrong calls by sizes in the sub-ladder: " + ", ".join(
+        f"{k} sizes {int((~g['right']).sum())} of {len(g)}" for k, g in df.groupby("sizes"))]
     size = r.groupby(["metric", "N", "v"])["r"].mean().unstack("v")
     run = r.pivot_table(index=["metric", "N", "M"], columns="v", values="r")
     lines += ["", f"Per-size offsets about the joint law (both ladders' runs at M >= {TARGET_M}, sizes below "
