@@ -116,6 +116,15 @@ def test_metric_accuracy_ranks_by_points_and_says_in_one_line_what_it_lacks(resu
         captured = capsys.readouterr()
         assert code == 2 and message in captured.err and captured.err.strip().count("\n") == 0, captured.err
         assert "candidate" not in captured.out
-    # Without metric=accuracy a prior lacking accuracies still designs by the loss, and says why no accuracy error.
-    assert main([*common, f"results={no_tasks}"]) == 0
-    assert "accuracy error: not simulated (no ladder of the error model" in capsys.readouterr().out
+
+
+def test_without_metric_accuracy_a_prior_lacking_accuracies_designs_by_the_loss_and_says_why(tmp_path):
+    from fit.sources import load_points
+    from ladder.orchestration.design import accuracy_prior
+    from tests.fit.test_holdout import write_ladder
+
+    sources = [load_points(str(write_ladder(tmp_path, tasks=False)))]
+    model, why = accuracy_prior(sources, "best", "loss")
+    assert model is None and why.startswith("no ladder of the error model")
+    model, why = accuracy_prior(sources, "chinchilla", "loss")
+    assert model is None and why.startswith("method=chinchilla: predicts no accuracy")

@@ -362,6 +362,11 @@ def run_design(overrides: list[str]) -> int:
     metric = str(args.get("metric", "loss"))
     if metric not in METRICS:
         raise ConfigError(f"metric={metric}: rank the candidates by one of {', '.join(METRICS)}")
+    if metric == "accuracy":  # said before the search, as every other refusal of the keys
+        try:
+            design_accuracy.step2_method(str(args.get("method", "best")))
+        except FitInputError as exc:
+            raise ConfigError(f"metric=accuracy: {exc}") from exc
     default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
     name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     path, select = destination(name, args.get("out"))

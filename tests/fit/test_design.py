@@ -5,7 +5,7 @@ import pytest
 
 from fit import design, design_accuracy, laws
 from fit.fitting import fit_batched
-from fit.methods import STEP1_BOUNDS
+from fit.methods import SIGMOID_BOUNDS, STEP1_BOUNDS
 from fit.sources import load_points
 
 TRUE = np.array([np.log(30.0), np.log(200.0), 0.3, 0.3, 1.5])  # test_holdout.true_loss as TRUTH's parameters
@@ -32,6 +32,18 @@ def test_batched_refit_of_different_values_matches_each_fit_alone():
     assert ok.all()
     for row, y in zip(P, ys):
         alone, _, _ = fit_batched(laws.OLMO_ND, X, y, np.ones((1, len(y))), TRUE, STEP1_BOUNDS, 1e-3)
+        np.testing.assert_allclose(row, alone[0], rtol=1e-6)
+
+
+def test_batched_refit_at_different_inputs_per_row_matches_each_fit_alone():
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(2.0, 6.0, (3, 12)), axis=1)  # each refit's own losses
+    y = laws.SIGMOID.f(x[None], np.array([-0.75, 4.0, 2.0, 1.0])) + 0.01 * rng.standard_normal(x.shape)
+    start = np.tile([-0.75, 0.9, 3.0, 1.0], (3, 1))
+    P, _, ok = fit_batched(laws.SIGMOID, x[None], y, np.ones_like(y), start, SIGMOID_BOUNDS)
+    assert ok.all()
+    for row, xi, yi in zip(P, x, y):
+        alone, _, _ = fit_batched(laws.SIGMOID, xi[None], yi, np.ones((1, len(yi))), start[0], SIGMOID_BOUNDS)
         np.testing.assert_allclose(row, alone[0], rtol=1e-6)
 
 
@@ -123,6 +135,7 @@ def test_measure_accuracy_recovers_the_sigmoid_and_noise_of_a_lawful_ladder(tmp_
     assert task.run_sd < 0.01 and 0.001 < task.point_sd < 0.01  # the ladder's 0.5-point accuracy noise
 
 
+@pytest.mark.slow  # 8 tasks' step-1 and step-2 fits on the OLMo exports: 10-20 s on a shared 2-core machine
 def test_published_ladder_gives_an_accuracy_model_per_task(shared):
     m = design_accuracy.measure_accuracy([load_points(str(shared / "olmo-ladder" / "runs"))], n_laws=10)
     assert [t.task for t in m.tasks][:2] == ["mmlu", "hellaswag"] and len(m.tasks) == 8
