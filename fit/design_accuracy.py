@@ -76,11 +76,11 @@ class AccuracyModel:
                              for t in self.tasks])
 
     def describe(self) -> str:
-        run = sorted({round(100 * t.run_sd, 2) for t in self.tasks})
+        run = sorted({f"{100 * t.run_sd:.2f}" for t in self.tasks}, key=float)
         sources = sorted({t.source for t in self.tasks})
         return (f"{len(self.tasks)} task(s) from {', '.join(sources)} ({', '.join(t.task for t in self.tasks)}); "
                 f"task loss by step 1's law as the loss is, then {sum(len(t.sigmoids) for t in self.tasks)} sigmoids; "
-                f"a run's accuracy off its sigmoid by {'-'.join(f'{r:.2f}' for r in dict.fromkeys((run[0], run[-1])))} points (sd)")
+                f"a run's accuracy off its sigmoid by {'-'.join(dict.fromkeys((run[0], run[-1])))} points (sd)")
 
 
 def step2_method(method: str) -> None:

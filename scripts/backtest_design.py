@@ -194,7 +194,8 @@ def accuracy_backtest(ladder: Ladder, runs: dict, target: Run, draws: int, seed:
             own_band = design.Expected.of(design_accuracy.simulate_accuracy(accuracy.only(task), fit, n, d, at,
                                                                             4 * draws, seed))
             err = 100 * (p["predicted"] - p["actual"])
-            rows.append({"budget": share, "choice": ("the paper's fit set: " if best is paper else "") + best.describe(), "runs": len(best.rungs), "task": task,
+            choice = ("the paper's fit set: " if best is paper else "") + best.describe()
+            rows.append({"budget": share, "choice": choice, "runs": len(best.rungs), "task": task,
                          "predicted": 100 * p["predicted"], "actual": 100 * p["actual"], "error": err,
                          "task_low": own_band.low, "task_high": own_band.high, "task_median": own_band.median,
                          "in_task_band": own_band.covers(err), "low": pooled.low, "high": pooled.high,

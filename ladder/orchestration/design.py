@@ -8,8 +8,9 @@ within `multipliers=[...]`, each trained with the cheapest allowed `lr_schedule`
 whose cost, taken from the plan's jobs (ladder.core.schedules), fits the budget. The error model (fit.design) does not
 tell schedules apart (measured on the smoke ladder, WSD-S predicts as well as cosine: docs/train.md), so each grid
 takes its cheapest. Every candidate is simulated with the same draws (common random numbers); the lowest median error
-(of the loss, or of accuracy in points with `metric=accuracy`: fit.design_accuracy) wins, shown beside the runners-up and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a
-ladder config that `ladder plan` and `ladder run` take as it is.
+(of the loss, or of accuracy in points with `metric=accuracy`: fit.design_accuracy) wins, shown beside the runners-up
+and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a ladder config that `ladder plan`
+and `ladder run` take as it is.
 """
 from __future__ import annotations
 
@@ -273,7 +274,21 @@ def shipped_plans(target: Target) -> list[tuple]:
     """(name, compute, rungs) of each shipped ladder whose sizes all lie below the target, at its own cost and
     schedule (a ladder that reaches the target's N does not forecast it)."""
     plans = [(name, build_plan(load([f"ladder={name}"]))) for name in SHIPPED]
-    return [(name, plan.compute, plan.rungs) for name, plan in plans if max(r.params for r in plan.rungs) < target.params]
+    return [(name, plan.compute, plan.rungs) for name, plan in plans
+            if max(r.params for r in plan.rungs) < target.params]
+
+
+def parse_metric(args: dict) -> str:
+    """What ranks the candidates (`metric=`), refused before the search where the method has no accuracy to rank."""
+    metric = str(args.get("metric", "loss"))
+    if metric not in METRICS:
+        raise ConfigError(f"metric={metric}: rank the candidates by one of {', '.join(METRICS)}")
+    if metric == "accuracy":
+        try:
+            design_accuracy.step2_method(str(args.get("method", "best")))
+        except FitInputError as exc:
+            raise ConfigError(f"metric=accuracy: {exc}") from exc
+    return metric
 
 
 def accuracy_prior(sources, method: str, metric: str):
@@ -359,14 +374,7 @@ def run_design(overrides: list[str]) -> int:
     target = resolve_target(str(args["target"]), cfg)
     budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
     fit = design.loss_fit(str(args.get("method", "best")))
-    metric = str(args.get("metric", "loss"))
-    if metric not in METRICS:
-        raise ConfigError(f"metric={metric}: rank the candidates by one of {', '.join(METRICS)}")
-    if metric == "accuracy":  # said before the search, as every other refusal of the keys
-        try:
-            design_accuracy.step2_method(str(args.get("method", "best")))
-        except FitInputError as exc:
-            raise ConfigError(f"metric=accuracy: {exc}") from exc
+    metric = parse_metric(args)
     default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
     name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     path, select = destination(name, args.get("out"))
