@@ -33,7 +33,7 @@ SHAPES = ((0.2, 0.2, 0.0), (0.4, 0.4, 0.0), (0.2, 0.4, 2.0), (0.4, 0.2, -2.0))
 # The fewest rungs a variant's ladder needs: the joint law's `nd` form wants V + 6 points over V = 2 variants
 # (fit.joint.choose_form).
 MIN_RUNGS = 4
-_B_STREAM = 2 ** 31 + 1  # B's noise streams: keyed apart from every stream fit.design._normal makes
+_B_STREAM = 2 ** 31 + 1  # added to the seed of B's noise: streams apart from every seed a design uses
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,9 @@ class Decision:
 
 
 def _noise(model: design.ErrorModel, N, D, draws: int, seed: int, variant: int) -> np.ndarray:
-    """(draws, rungs) log noise of one variant's ladder: A's as fit.design.simulate draws it, B's independent."""
-    def normal(*key):
-        if variant == 0:
-            return design._normal(seed, *key)(draws)
-        return np.random.default_rng([seed, _B_STREAM, *(int(round(np.log(k) * 1e6)) for k in key)]).standard_normal(draws)
-    return np.column_stack([model.size_sd * normal(n) + model.run_sd_at(n) * normal(n, d) for n, d in zip(N, D)])
+    """(draws, rungs) log noise of one variant's ladder: A's as fit.design.simulate draws it, B's from streams of its
+    own (common random numbers within each variant, fit.design.rung_noise)."""
+    return design.rung_noise(model.size_sd, model.run_sd_at(N), N, D, draws, seed + variant * _B_STREAM)
 
 
 def _starts(X: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -22,12 +22,14 @@ def test_smoke_design_is_written_and_planned(results, tmp_path):
               "draws=24")
     assert out.returncode == 0, out.stderr
     assert "loss error" in out.stdout and "none: every shipped ladder" in out.stdout  # all exceed smoke's target
+    assert "accuracy error model: 1 task(s)" in out.stdout and "ranked by the loss error" in out.stdout
+    chosen = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("*"))
+    assert "; accuracy error " in chosen and " points (90 % of draws within " in chosen  # both kinds, best first
     config = (tmp_path / "ladder" / "smoke-design.yaml").read_text()
     assert config.startswith("# Written by `ladder design`") and "- smoke" in config
     plan = run("plan", f"hydra.searchpath=[file://{tmp_path}]", "ladder=smoke-design")
     assert plan.returncode == 0, plan.stderr
     assert "ladder 'smoke-design'" in plan.stdout
-    chosen = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("*"))
     flops = float(chosen.split("FLOPs")[0].split()[-1])
     target = 6 * 1e6 * 2e7  # the smoke ladder's target: N = 1M at M = 20
     assert flops <= 0.03 * target
@@ -129,3 +131,36 @@ def test_bad_difference_or_confidence_is_one_line(results, key, message, capsys)
     code = main(["design", "ladder=smoke", "target=smoke-96-M20", f"results={results}", *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.strip().count("\n") == 0
+
+
+def test_metric_accuracy_ranks_by_points_and_says_in_one_line_what_it_lacks(results, tmp_path, capsys):
+    from ladder.orchestration.cli import main
+    from tests.fit.test_holdout import write_ladder
+
+    common = ["design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", "sizes=[smoke-24,smoke-32,smoke-48]",
+              "multipliers=[5,10,20]", "draws=8", f"out={tmp_path}"]
+    assert main([*common, f"results={results}", "metric=accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "ranked by the accuracy error" in out
+    assert "metric=accuracy" in (tmp_path / "ladder" / "design-smoke-96-M20-3pct.yaml").read_text().splitlines()[0]
+    no_tasks = write_ladder(tmp_path / "no_tasks", tasks=False)
+    for extra, message in ((["metric=accuracy", f"results={no_tasks}"], "metric=accuracy: no ladder of the error "
+                            "model"), (["metric=accuracy", "method=chinchilla", f"results={results}"],
+                                       "metric=accuracy: method=chinchilla: predicts no accuracy"),
+                           (["metric=points", f"results={results}"], "metric=points: rank the candidates by one of")):
+        code = main([*common, *extra])
+        captured = capsys.readouterr()
+        assert code == 2 and message in captured.err and captured.err.strip().count("\n") == 0, captured.err
+        assert "candidate" not in captured.out
+
+
+def test_without_metric_accuracy_a_prior_lacking_accuracies_designs_by_the_loss_and_says_why(tmp_path):
+    from fit.sources import load_points
+    from ladder.orchestration.design import accuracy_prior
+    from tests.fit.test_holdout import write_ladder
+
+    sources = [load_points(str(write_ladder(tmp_path, tasks=False)))]
+    model, why = accuracy_prior(sources, "best", "loss")
+    assert model is None and why.startswith("no ladder of the error model")
+    model, why = accuracy_prior(sources, "chinchilla", "loss")
+    assert model is None and why.startswith("method=chinchilla: predicts no accuracy")

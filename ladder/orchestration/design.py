@@ -1,5 +1,6 @@
 """`ladder design target=7B-4T budget=1%`: the ladder to train for a target and a compute budget, with its expected
-forecast error, before a GPU-hour is spent.
+forecast error (of the loss, relative, and of downstream accuracy through the two-step law, in points), before a
+GPU-hour is spent.
 
 Candidates are grids of sizes × multipliers: `window` consecutive sizes of a pool (names or counts given as
 `sizes=[...]`, else sizes doubling from `min_size` to `max_size`) by a run of multipliers doubling (or quadrupling)
@@ -7,8 +8,9 @@ within `multipliers=[...]`, each trained with the cheapest allowed `lr_schedule`
 whose cost, taken from the plan's jobs (ladder.core.schedules), fits the budget. The error model (fit.design) does not
 tell schedules apart (measured on the smoke ladder, WSD-S predicts as well as cosine: docs/train.md), so each grid
 takes its cheapest. Every candidate is simulated with the same draws (common random numbers); the lowest median error
-wins, shown beside the runners-up and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a
-ladder config that `ladder plan` and `ladder run` take as it is.
+(of the loss, or of accuracy in points with `metric=accuracy`: fit.design_accuracy) wins, shown beside the runners-up
+and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a ladder config that `ladder plan`
+and `ladder run` take as it is.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -23,7 +26,7 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from fit import design, design_compare
+from fit import design, design_accuracy, design_compare
 from fit.errors import FitInputError
 from fit.sources import dataset_names, load_points
 from fit.targets import NAMED
@@ -37,7 +40,8 @@ from ladder.orchestration.compose import load
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
-        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "difference", "confidence")
+        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "metric", "difference", "confidence")
+METRICS = ("loss", "accuracy")  # what `metric=` ranks the candidates by: the loss's relative error or accuracy points
 # Gadre et al.'s grid of M from 20: their M = 5 runs lie 4-15 % above the loss law the other multipliers follow
 # (fit.design._robust_sd) and M = 10 up to 1.4 %, a bias of short runs the error model does not simulate; both papers
 # leave M <= 10 out of their fits, and designs offered M = 10 missed more in the backtests (docs/design.md).
@@ -258,15 +262,51 @@ def evaluate(model, fit, c_rungs, target: Target, draws: int, seed: int) -> desi
     return design.Expected.of(design.simulate(model, fit, n, d, (target.params, target.tokens), draws, seed))
 
 
-def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple]:
-    """(name, compute, expected) of each shipped ladder whose sizes all lie below the target, at its own cost and
+def evaluate_accuracy(acc_model, fit, c_rungs, target: Target, draws: int, seed: int) -> design.Expected:
+    """A candidate's expected error of a task's accuracy at the target, in points (fit.design_accuracy)."""
+    n = np.array([r.params for r in c_rungs], float)
+    d = np.array([r.tokens for r in c_rungs], float)
+    return design.Expected.of(design_accuracy.simulate_accuracy(acc_model, fit, n, d, (target.params, target.tokens),
+                                                                draws, seed))
+
+
+def shipped_plans(target: Target) -> list[tuple]:
+    """(name, compute, rungs) of each shipped ladder whose sizes all lie below the target, at its own cost and
     schedule (a ladder that reaches the target's N does not forecast it)."""
-    out = []
-    for name in SHIPPED:
-        plan = build_plan(load([f"ladder={name}"]))
-        if max(r.params for r in plan.rungs) < target.params:
-            out.append((name, plan.compute, evaluate(model, fit, plan.rungs, target, draws, seed)))
-    return out
+    plans = [(name, build_plan(load([f"ladder={name}"]))) for name in SHIPPED]
+    return [(name, plan.compute, plan.rungs) for name, plan in plans
+            if max(r.params for r in plan.rungs) < target.params]
+
+
+def parse_metric(args: dict) -> str:
+    """What ranks the candidates (`metric=`), refused before the search where the method has no accuracy to rank."""
+    metric = str(args.get("metric", "loss"))
+    if metric not in METRICS:
+        raise ConfigError(f"metric={metric}: rank the candidates by one of {', '.join(METRICS)}")
+    if metric == "accuracy":
+        try:
+            design_accuracy.step2_method(str(args.get("method", "best")))
+        except FitInputError as exc:
+            raise ConfigError(f"metric=accuracy: {exc}") from exc
+    return metric
+
+
+def accuracy_prior(sources, method: str, metric: str):
+    """(the accuracy error model measured on `sources`, None), or (None, why there is none) where the method has no
+    step 2 or the sources no task accuracies; with `metric=accuracy` that is one line's refusal instead."""
+    try:
+        design_accuracy.step2_method(method)
+        return design_accuracy.measure_accuracy(sources), None
+    except FitInputError as exc:
+        if metric == "accuracy":
+            raise ConfigError(f"metric=accuracy: {exc}") from exc
+        return None, str(exc)
+
+
+def both_errors(model, acc_model, fit, rungs, target: Target, draws: int, seed: int) -> tuple:
+    """(expected loss error, expected accuracy error in points or None without an accuracy model)."""
+    return (evaluate(model, fit, rungs, target, draws, seed),
+            None if acc_model is None else evaluate_accuracy(acc_model, fit, rungs, target, draws, seed))
 
 
 def config_text(c: Candidate, target: Target, base: str, name: str, summary: str) -> str:
@@ -313,6 +353,16 @@ def band(e: design.Expected) -> str:
             f"signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)")
 
 
+def points_band(e: design.Expected) -> str:
+    return (f"{e.median:.2f} points (90 % of draws within {e.p90:.2f}; "
+            f"signed band {e.low:+.2f} … {e.high:+.2f} points)")
+
+
+def errors_text(loss: design.Expected, accuracy: Optional[design.Expected]) -> str:
+    """"loss error …; accuracy error …" (the second where an accuracy model exists)."""
+    return f"loss error {band(loss)}" + ("" if accuracy is None else f"; accuracy error {points_band(accuracy)}")
+
+
 def run_design(overrides: list[str]) -> int:
     args, rest = parse_args(overrides)
     if "difference" in args:
@@ -326,6 +376,7 @@ def run_design(overrides: list[str]) -> int:
     target = resolve_target(str(args["target"]), cfg)
     budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
     fit = design.loss_fit(str(args.get("method", "best")))
+    metric = parse_metric(args)
     default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
     name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     path, select = destination(name, args.get("out"))
@@ -348,30 +399,36 @@ def run_design(overrides: list[str]) -> int:
         raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
                           f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
                           f"{cheapest:.3g}); raise the budget or lower min_size")
+    sources = prior_sources(args.get("results"))
     try:
-        model = design.measure(prior_sources(args.get("results")))
+        model = design.measure(sources)
     except FitInputError as exc:
         raise ConfigError(str(exc)) from exc
+    acc, no_acc = accuracy_prior(sources, str(args.get("method", "best")), metric)
     print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
           f"C={target.compute:.3g} FLOPs; budget {budget:.3g} FLOPs ({pct(budget / target.compute)} of it)")
     print(f"error model: {model.describe()}")
+    print(f"accuracy error model: {acc.describe()}" if acc else f"accuracy error: not simulated ({no_acc})")
     began = time.process_time()
-    scored = sorted(((evaluate(model, fit, c.rungs, target, draws, seed), c) for c in pool),
+    score = partial(evaluate, model) if metric == "loss" else partial(evaluate_accuracy, acc)
+    scored = sorted(((score(fit, c.rungs, target, draws, seed), c) for c in pool),
                     key=lambda ec: (ec[0].median, ec[1].compute))
     took = time.process_time() - began
-    final = [(evaluate(model, fit, c.rungs, target, 4 * draws, seed + 1), c) for _, c in scored[:5]]
-    best_e, best = min(final, key=lambda ec: ec[0].median)
+    final = [(*both_errors(model, acc, fit, c.rungs, target, 4 * draws, seed + 1), c) for _, c in scored[:5]]
+    best_e, best_a, best = min(final, key=lambda eac: eac[METRICS.index(metric)].median)
     print(f"{len(pool)} candidate ladders within budget, each simulated {draws} times ({took / len(pool):.2g} CPU s a "
-          f"candidate); the best 5 again {4 * draws} times:")
-    for e, c in final:
+          f"candidate, ranked by the {metric} error); the best 5 again {4 * draws} times:")
+    for e, a, c in final:
         print(f"  {'*' if c is best else ' '} {c.describe():55s} {c.compute:.3g} FLOPs "
-              f"({pct(c.compute / target.compute)}), loss error {band(e)}")
+              f"({pct(c.compute / target.compute)}), {errors_text(e, a)}")
     print("shipped ladders below the target, at their own cost (same error model):")
-    for ladder, compute, e in shipped(model, fit, target, 4 * draws, seed + 1) or [("none", np.nan, None)]:
-        print(f"    {ladder:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), loss error {band(e)}" if e else
+    for ladder, compute, rungs in shipped_plans(target) or [("none", np.nan, None)]:
+        print(f"    {ladder:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), "
+              f"{errors_text(*both_errors(model, acc, fit, rungs, target, 4 * draws, seed + 1))}" if rungs else
               f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the target's N")
-    summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}: "
-               f"{best.describe()}, {best.compute:.3g} FLOPs, expected loss error {band(best_e)}")
+    summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}"
+               f"{'' if metric == 'loss' else ' metric=' + metric}: "
+               f"{best.describe()}, {best.compute:.3g} FLOPs, expected {errors_text(best_e, best_a)}")
     write_config(config_text(best, target, base, name, summary), path)
     print(f"wrote {path}: ladder plan {' '.join(select)}")
     return 0

@@ -24,8 +24,10 @@ def test_no_difference_is_a_coin_toss_and_a_large_one_is_always_called():
 def test_the_chance_of_the_right_call_rises_with_the_difference_and_with_the_ladder():
     ps = [p_right(d).p for d in (0.0, 0.005, 0.01, 0.03)]
     assert ps == sorted(ps) and ps[-1] - ps[0] > 0.3
-    small = p_right(0.005, sizes=(1e5, 2e5, 4e5), mults=(5, 10, 20), noise=(0.006, 0.004))
-    large = p_right(0.005, sizes=(1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6), mults=(5, 10, 20, 40), noise=(0.006, 0.004))
+    # each size's offset is drawn apart for each variant: more sizes average more of it away
+    small = p_right(0.008, sizes=(1e5, 2e5, 4e5), mults=(5, 10, 20), noise=(0.006, 0.004), draws=256)
+    large = p_right(0.008, sizes=(1e5, 1.4e5, 2e5, 2.8e5, 4e5, 5.6e5, 8e5, 1.1e6), mults=(5, 10, 20, 40),
+                    noise=(0.006, 0.004), draws=256)
     assert large.p > small.p + 0.05
 
 
