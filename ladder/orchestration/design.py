@@ -12,19 +12,24 @@ ladder config that `ladder plan` and `ladder run` take as it is.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
 from fit import design
 from fit.errors import FitInputError
+from fit.present.report import json_ready
 from fit.sources import dataset_names, load_points
 from fit.targets import NAMED
 from ladder.core.published import shared_data_dir
@@ -34,6 +39,7 @@ from ladder.core.plan import Rung, Target, build_plan, resolve_size
 from ladder.core.schedules import SCHEDULES
 from ladder.core.sizes import format_count, parse_count
 from ladder.orchestration.compose import load
+from ladder.orchestration.design_report import report_destination, write_report
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
@@ -149,23 +155,6 @@ def parse_budget(text: str, target: Target, cfg, gpus: Optional[str]) -> float:
     return flops
 
 
-def prior_sources(results) -> list:
-    """The ladders the error model is measured on: `results` (a path or a list), every dataset of each; else both
-    published ladders."""
-    if results is None:
-        root = shared_data_dir()
-        if root is None:
-            raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
-                              "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
-        results = [str(root / "olmo-ladder" / "runs"), str(root / "gadre-scaling")]
-    paths = results if isinstance(results, list) else [results]
-    out = []
-    for path in paths:
-        names = dataset_names(str(path))
-        out += [load_points(str(path), dataset=n) for n in names] if len(names) > 1 else [load_points(str(path))]
-    return out
-
-
 def size_pool(args: dict, cfg, target: Target) -> list[str]:
     if "sizes" in args:
         return [str(s) for s in args["sizes"]]
@@ -258,15 +247,47 @@ def evaluate(model, fit, c_rungs, target: Target, draws: int, seed: int) -> desi
     return design.Expected.of(design.simulate(model, fit, n, d, (target.params, target.tokens), draws, seed))
 
 
-def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple]:
-    """(name, compute, expected) of each shipped ladder whose sizes all lie below the target, at its own cost and
-    schedule (a ladder that reaches the target's N does not forecast it)."""
+@dataclass(frozen=True)
+class Scored:
+    """A ladder and its simulated forecast error at the target, per metric: (metric, fit.design.Expected) pairs,
+    the loss (relative) first; accuracies (in points) beside it where fit.design simulates them."""
+    candidate: Candidate
+    errors: tuple
+
+    @property
+    def loss(self) -> design.Expected:
+        return dict(self.errors)["loss"]
+
+
+def score(model, fit, c: Candidate, target: Target, draws: int, seed: int) -> Scored:
+    return Scored(c, (("loss", evaluate(model, fit, c.rungs, target, draws, seed)),))
+
+
+def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple[str, Scored]]:
+    """(name, scored) of each shipped ladder whose sizes all lie below the target, at its own cost and schedule (a
+    ladder that reaches the target's N does not forecast it)."""
     out = []
     for name in SHIPPED:
         plan = build_plan(load([f"ladder={name}"]))
-        if max(r.params for r in plan.rungs) < target.params:
-            out.append((name, plan.compute, evaluate(model, fit, plan.rungs, target, draws, seed)))
+        if unforecastable(plan, target, fit) is None:
+            out.append((name, score(model, fit, as_candidate(plan), target, draws, seed)))
     return out
+
+
+def as_candidate(plan) -> Candidate:
+    """A plan's ladder as the search's candidates are: its first dataset's rungs (each dataset is fitted apart)."""
+    return Candidate(tuple(r for r in plan.rungs if r.dataset == plan.rungs[0].dataset), plan.lr_schedule,
+                     plan.compute)
+
+
+def unforecastable(plan, target: Target, fit) -> Optional[str]:
+    """Why the plan's ladder cannot forecast `target` through `fit`'s loss law; None where it can."""
+    rungs = as_candidate(plan).rungs
+    if max(r.params for r in rungs) >= target.params:
+        return f"a size reaches its N ({format_count(max(r.params for r in rungs))} ≥ {format_count(target.params)})"
+    if len(rungs) < len(fit.law.params) + 1:
+        return f"{len(rungs)} rungs cannot fit the loss law's {len(fit.law.params)} parameters"
+    return None
 
 
 def config_text(c: Candidate, target: Target, base: str, name: str, summary: str) -> str:
@@ -304,29 +325,51 @@ def write_config(text: str, path: Path) -> None:
     atomic_write_text(path, text)
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.2f} %"
+@dataclass(frozen=True)
+class CurvePoint:
+    """The best ladder the search found within `budget` (None where no candidate fits), of `candidates`."""
+    budget: float
+    candidates: int
+    best: Optional[Scored]
 
 
-def band(e: design.Expected) -> str:
-    return (f"{pct(e.median)} (90 % of draws within {pct(e.p90)}; "
-            f"signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)")
+@dataclass(frozen=True)
+class Design:
+    """One search's result, which the terminal, the ladder config and the report each read."""
+    target: Target
+    budget: float
+    settings: tuple  # (key, value) of the design's keys as given, and the base ladder's overrides
+    base: str  # the base ladder
+    method: str
+    model: design.ErrorModel
+    draws: int
+    seed: int
+    simulated: int  # candidates simulated, the curve's included
+    cpu: float  # CPU seconds of their simulation
+    finalists: tuple  # the best 5 within budget again with 4 × draws, as the first pass ranked them
+    best: Scored
+    shipped: tuple  # (name, Scored) of the shipped ladders below the target, at their own cost
+    curve: tuple  # CurvePoint per budget of CURVE
+
+    @property
+    def within(self) -> int:
+        return next(p.candidates for p in self.curve if p.budget == self.budget)
+
+    def setting(self, key: str, default=None):
+        return dict(self.settings).get(key, default)
 
 
-def run_design(overrides: list[str]) -> int:
-    args, rest = parse_args(overrides)
-    for key in ("target", "budget"):
-        if key not in args:
-            raise ConfigError(f"say the {key}: ladder design target=7B-4T budget=1% (budget also 3e21 FLOPs, "
-                              f"500gpuh, or 12h with gpus=8)")
-    cfg = load(rest)
-    base = cfg.ladder.name
-    target = resolve_target(str(args["target"]), cfg)
-    budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
-    fit = design.loss_fit(str(args.get("method", "best")))
-    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
-    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
-    path, select = destination(name, args.get("out"))
+# The error-against-budget curve: the best design at these multiples of the budget. By quadruplings: every
+# candidate of each budget is simulated once (common random numbers), and for 7B-4T at 1 % doublings from 1/16 to
+# 4 × would simulate 220 candidates against the search's 94 alone, quadruplings 174 (docs/design.md).
+CURVE = (1 / 16, 1 / 4, 1, 4)
+
+
+def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> Design:
+    """Every candidate within each budget of the curve, simulated once with the same draws; the best 5 within
+    `budget` again with 4 × the draws, the lowest median error chosen; the shipped ladders beside them."""
+    method = str(args.get("method", "best"))
+    fit = design.loss_fit(method)
     schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad:
@@ -336,40 +379,161 @@ def run_design(overrides: list[str]) -> int:
         multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
     except (TypeError, ValueError):
         raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
+    k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
     grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
-    pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, len(fit.law.params) + 1,
-                      int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS)))
-    if not pool:
-        k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
+    price = plan_price(schedules, cfg.ladder.lr_decay_fraction)
+    pool = {c.rungs: c for b in CURVE for c in candidates(grid, price, b * budget, len(fit.law.params) + 1, k, j)}
+    if not any(c.compute <= budget for c in pool.values()):
         cheapest = min(cost(tuple(r for s in grid[:k] for r in s[:j]), s, cfg.ladder.lr_decay_fraction)
                        for s in schedules)
         raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
                           f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
                           f"{cheapest:.3g}); raise the budget or lower min_size")
+    model = error_model(args.get("results"))
+    began = time.process_time()
+    scored = sorted((score(model, fit, c, target, draws, seed) for c in pool.values()),
+                    key=lambda s: (s.loss.median, s.candidate.compute))
+    cpu = time.process_time() - began
+    curve = tuple(CurvePoint(b * budget, len(fits), fits[0] if fits else None)
+                  for b in CURVE for fits in [[s for s in scored if s.candidate.compute <= b * budget]])
+    finalists = tuple(score(model, fit, s.candidate, target, 4 * draws, seed + 1)
+                      for s in [s for s in scored if s.candidate.compute <= budget][:5])
+    return Design(target, budget, settings, cfg.ladder.name, method, model, draws, seed, len(pool), cpu, finalists,
+                  min(finalists, key=lambda s: s.loss.median), tuple(shipped(model, fit, target, 4 * draws, seed + 1)),
+                  curve)
+
+
+def source_paths(results) -> list[str]:
+    """The ladders the error model is measured on: `results` (a path or a list); else both published ladders."""
+    if results is None:
+        root = shared_data_dir()
+        if root is None:
+            raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
+                              "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
+        return [str(root / "olmo-ladder" / "runs"), str(root / "gadre-scaling")]
+    return [str(p) for p in (results if isinstance(results, list) else [results])]
+
+
+def prior_sources(results) -> list:
+    """The points of every dataset of each of `source_paths(results)`."""
+    out = []
+    for path in source_paths(results):
+        names = dataset_names(path)
+        out += [load_points(path, dataset=n) for n in names] if len(names) > 1 else [load_points(path)]
+    return out
+
+
+def error_model(results) -> design.ErrorModel:
+    """fit.design.measure of `results`' ladders (7 s for both published ones), kept under $LADDER_CACHE/design/
+    keyed by the content of their files and of the fit code that reads and measures them, so that `ladder plan`
+    and a second design read it in milliseconds."""
+    paths = source_paths(results)
+    cached = Path(os.environ.get("LADDER_CACHE", ".cache")) / "design" / f"{_digest(paths)}.json"
+    if cached.is_file():
+        try:
+            return _decoded(json.loads(cached.read_text()))
+        except (ValueError, KeyError, TypeError):  # a cache from other code: measured again below
+            pass
     try:
-        model = design.measure(prior_sources(args.get("results")))
+        model = design.measure(prior_sources(paths))
     except FitInputError as exc:
         raise ConfigError(str(exc)) from exc
-    print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
-          f"C={target.compute:.3g} FLOPs; budget {budget:.3g} FLOPs ({pct(budget / target.compute)} of it)")
-    print(f"error model: {model.describe()}")
-    began = time.process_time()
-    scored = sorted(((evaluate(model, fit, c.rungs, target, draws, seed), c) for c in pool),
-                    key=lambda ec: (ec[0].median, ec[1].compute))
-    took = time.process_time() - began
-    final = [(evaluate(model, fit, c.rungs, target, 4 * draws, seed + 1), c) for _, c in scored[:5]]
-    best_e, best = min(final, key=lambda ec: ec[0].median)
-    print(f"{len(pool)} candidate ladders within budget, each simulated {draws} times ({took / len(pool):.2g} CPU s a "
-          f"candidate); the best 5 again {4 * draws} times:")
-    for e, c in final:
-        print(f"  {'*' if c is best else ' '} {c.describe():55s} {c.compute:.3g} FLOPs "
-              f"({pct(c.compute / target.compute)}), loss error {band(e)}")
-    print("shipped ladders below the target, at their own cost (same error model):")
-    for ladder, compute, e in shipped(model, fit, target, 4 * draws, seed + 1) or [("none", np.nan, None)]:
-        print(f"    {ladder:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), loss error {band(e)}" if e else
-              f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the target's N")
-    summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}: "
-               f"{best.describe()}, {best.compute:.3g} FLOPs, expected loss error {band(best_e)}")
-    write_config(config_text(best, target, base, name, summary), path)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cached, json.dumps(_encoded(model)))
+    except OSError:  # a read-only cache costs the next command the measurement, nothing else
+        pass
+    return model
+
+
+def _digest(paths: list[str]) -> str:
+    h = hashlib.sha256()
+    code = Path(design.__file__).parent
+    files = [(str(p), p) for path in paths for p in sorted(Path(path).rglob("*")) if p.is_file()]
+    files += [(str(p.relative_to(code)), p) for p in sorted(code.rglob("*.py")) if "present" not in p.parts]
+    for name, p in files:
+        h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def _encoded(model: design.ErrorModel) -> dict:
+    """The model as JSON, each field tagged with its type (arrays, frames, tuples, numbers, strings)."""
+    def one(v):
+        if isinstance(v, np.ndarray):
+            return {"array": v.tolist()}
+        if isinstance(v, pd.DataFrame):
+            return {"frame": json_ready(v.to_dict("list")), "columns": list(v.columns)}
+        if isinstance(v, tuple):
+            return {"tuple": json_ready(list(v))}
+        return {"value": json_ready(v)}
+    return {f.name: one(getattr(model, f.name)) for f in fields(design.ErrorModel)}
+
+
+def _decoded(data: dict) -> design.ErrorModel:
+    def one(v):
+        if "array" in v:
+            return np.array(v["array"], float)
+        if "frame" in v:
+            return pd.DataFrame(v["frame"], columns=v["columns"]).fillna(np.nan)
+        return tuple(v["tuple"]) if "tuple" in v else v["value"]
+    return design.ErrorModel(**{f.name: one(data[f.name]) for f in fields(design.ErrorModel)})
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def band(e: design.Expected) -> str:
+    return (f"{pct(e.median)} (90 % of draws within {pct(e.p90)}; "
+            f"signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)")
+
+
+def said(scored: Scored) -> str:
+    """Each metric's expected error: the loss in % of it, accuracies in points."""
+    return "; ".join(f"{metric} error {band(e)}" if metric == "loss" else
+                     f"{metric} error {100 * e.median:.1f} points (90 % within {100 * e.p90:.1f})"
+                     for metric, e in scored.errors)
+
+
+def terminal_lines(d: Design) -> list[str]:
+    t = d.target
+    lines = [f"target {t.name}: N={format_count(t.params)}, D={format_count(t.tokens)}, C={t.compute:.3g} FLOPs; "
+             f"budget {d.budget:.3g} FLOPs ({pct(d.budget / t.compute)} of it)",
+             f"error model: {d.model.describe()}",
+             f"{d.within} candidate ladders within budget ({d.simulated} with the curve's budgets), each simulated "
+             f"{d.draws} times ({d.cpu / d.simulated:.2g} CPU s a candidate); the best {len(d.finalists)} again "
+             f"{4 * d.draws} times:"]
+    lines += [f"  {'*' if s is d.best else ' '} {s.candidate.describe():55s} {s.candidate.compute:.3g} FLOPs "
+              f"({pct(s.candidate.compute / t.compute)}), {said(s)}" for s in d.finalists]
+    lines.append("shipped ladders below the target, at their own cost (same error model):")
+    lines += [f"    {name:8s} {s.candidate.compute:.3g} FLOPs ({pct(s.candidate.compute / t.compute)}), {said(s)}"
+              for name, s in d.shipped] or [f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the "
+                                            "target's N"]
+    lines.append("best expected loss error within " + ", ".join(
+        (f"{p.budget / d.budget:g}" if p.budget >= d.budget else f"1/{d.budget / p.budget:g}") + " × the budget: "
+        + (pct(p.best.loss.median) if p.best else "no ladder fits") for p in d.curve))
+    return lines
+
+
+def run_design(overrides: list[str]) -> int:
+    args, rest = parse_args(overrides)
+    for key in ("target", "budget"):
+        if key not in args:
+            raise ConfigError(f"say the {key}: ladder design target=7B-4T budget=1% (budget also 3e21 FLOPs, "
+                              f"500gpuh, or 12h with gpus=8)")
+    cfg = load(rest)
+    target = resolve_target(str(args["target"]), cfg)
+    budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
+    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
+    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
+    path, select = destination(name, args.get("out"))
+    report_dir = report_destination(name, args.get("out"))
+    d = search(args, cfg, target, budget, tuple(args.items()) + (("overrides", " ".join(rest)),))
+    print("\n".join(terminal_lines(d)))
+    summary = (f"target={target.name} budget={args['budget']} method={d.method}: {d.best.candidate.describe()}, "
+               f"{d.best.candidate.compute:.3g} FLOPs, expected loss error {band(d.best.loss)}")
+    write_config(config_text(d.best.candidate, target, d.base, name, summary), path)
     print(f"wrote {path}: ladder plan {' '.join(select)}")
+    write_report(report_dir, d, path, select)
+    print(f"report: {report_dir / 'report.html'}")
     return 0
