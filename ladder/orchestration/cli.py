@@ -47,17 +47,22 @@ def _check_writable(cfg=None) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from ladder.core.plan import build_plan
-    from ladder.orchestration.plan_format import FORMATS
+    from ladder.orchestration.plan_format import FORMATS, table
     from ladder.orchestration.resources import eval_compute
 
     from ladder.orchestration.node import describe
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)
-    print(FORMATS[args.format](plan, eval_compute(cfg, plan)))
     if args.format == "table":
+        from ladder.orchestration.design import expected_errors
+
+        expected, skipped = expected_errors(plan)  # beside each target's compute share
+        print(table(plan, eval_compute(cfg, plan), expected) + (f"\n  {skipped}" if skipped else ""))
         print(describe(cfg, plan))
         print(data_needs(cfg, plan))
+    else:
+        print(FORMATS[args.format](plan, eval_compute(cfg, plan)))
     if missing := _missing_data(cfg):  # the plan stands, but `ladder run` would refuse it
         raise ConfigError(f"{missing} (the plan above is what it would train)")
     return 0

@@ -43,7 +43,7 @@ from ladder.orchestration.design_report import report_destination, write_report
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
-        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers")
+        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "curve")
 # Gadre et al.'s grid of M from 20: their M = 5 runs lie 4-15 % above the loss law the other multipliers follow
 # (fit.design._robust_sd) and M = 10 up to 1.4 %, a bias of short runs the error model does not simulate; both papers
 # leave M <= 10 out of their fits, and designs offered M = 10 missed more in the backtests (docs/design.md).
@@ -382,7 +382,8 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
     k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
     grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
     price = plan_price(schedules, cfg.ladder.lr_decay_fraction)
-    pool = {c.rungs: c for b in CURVE for c in candidates(grid, price, b * budget, len(fit.law.params) + 1, k, j)}
+    budgets = CURVE if str(args.get("curve", "true")).lower() != "false" else (1,)  # curve=false: the search alone
+    pool = {c.rungs: c for b in budgets for c in candidates(grid, price, b * budget, len(fit.law.params) + 1, k, j)}
     if not any(c.compute <= budget for c in pool.values()):
         cheapest = min(cost(tuple(r for s in grid[:k] for r in s[:j]), s, cfg.ladder.lr_decay_fraction)
                        for s in schedules)
@@ -395,7 +396,7 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
                     key=lambda s: (s.loss.median, s.candidate.compute))
     cpu = time.process_time() - began
     curve = tuple(CurvePoint(b * budget, len(fits), fits[0] if fits else None)
-                  for b in CURVE for fits in [[s for s in scored if s.candidate.compute <= b * budget]])
+                  for b in budgets for fits in [[s for s in scored if s.candidate.compute <= b * budget]])
     finalists = tuple(score(model, fit, s.candidate, target, 4 * draws, seed + 1)
                       for s in [s for s in scored if s.candidate.compute <= budget][:5])
     return Design(target, budget, settings, cfg.ladder.name, method, model, draws, seed, len(pool), cpu, finalists,
@@ -462,7 +463,7 @@ def _encoded(model: design.ErrorModel) -> dict:
         if isinstance(v, np.ndarray):
             return {"array": v.tolist()}
         if isinstance(v, pd.DataFrame):
-            return {"frame": json_ready(v.to_dict("list")), "columns": list(v.columns)}
+            return {"frame": json_ready(v.to_dict("list")), "dtypes": {c: str(t) for c, t in v.dtypes.items()}}
         if isinstance(v, tuple):
             return {"tuple": json_ready(list(v))}
         return {"value": json_ready(v)}
@@ -474,7 +475,7 @@ def _decoded(data: dict) -> design.ErrorModel:
         if "array" in v:
             return np.array(v["array"], float)
         if "frame" in v:
-            return pd.DataFrame(v["frame"], columns=v["columns"]).fillna(np.nan)
+            return pd.DataFrame(v["frame"], columns=list(v["dtypes"])).astype(v["dtypes"])
         return tuple(v["tuple"]) if "tuple" in v else v["value"]
     return design.ErrorModel(**{f.name: one(data[f.name]) for f in fields(design.ErrorModel)})
 
@@ -513,6 +514,33 @@ def terminal_lines(d: Design) -> list[str]:
         (f"{p.budget / d.budget:g}" if p.budget >= d.budget else f"1/{d.budget / p.budget:g}") + " × the budget: "
         + (pct(p.best.loss.median) if p.best else "no ladder fits") for p in d.curve))
     return lines
+
+
+def expected_errors(plan, draws: int = 4 * 128, seed: int = 1) -> tuple[dict[str, str], Optional[str]]:
+    """What `ladder plan` says beside each target's compute share: the ladder's expected loss error there (method
+    best, the published ladders' error model, the draws and seed of `ladder design`'s shipped ladders, so that both
+    say the same), or why it has none; and one line where no target's is simulated. Never raises: the plan stands
+    without it."""
+    fit = design.loss_fit("best")
+    why = {t.name: unforecastable(plan, t, fit) for t in plan.targets}
+    if all(why.values()):
+        return {t: f"no expected error: {w}" for t, w in why.items()}, None
+    if shared_data_dir() is None:
+        return {}, ("expected forecast error: not simulated, the published ladders it is measured on are absent "
+                    "(<repo>/../shared/data or $LADDER_SHARED_DATA; `ladder design results=` measures your own)")
+    try:
+        model = error_model(None)
+        out = {}
+        for t in plan.targets:
+            out[t.name] = f"no expected error: {why[t.name]}" if why[t.name] else \
+                f"expected loss error {brief(score(model, fit, as_candidate(plan), t, draws, seed).loss)}"
+        return out, None
+    except Exception as exc:  # noqa: BLE001: whatever fails here, the plan above it stands
+        return {}, f"expected forecast error: not simulated ({type(exc).__name__}: {exc})"
+
+
+def brief(e: design.Expected) -> str:
+    return f"{pct(e.median)} (90 % band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)"
 
 
 def run_design(overrides: list[str]) -> int:

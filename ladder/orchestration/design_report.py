@@ -84,7 +84,7 @@ def ladder_table(d, rows) -> pd.DataFrame:
     """(label, Scored) rows as the runners-up and the shipped ladders are shown: text left, numbers right."""
     t = d.target
     return pd.DataFrame([{"": label, "ladder": named(s.candidate), "rungs": str(len(s.candidate.rungs)),
-                          "FLOPs": f"{s.candidate.compute:.3g}", "of the target": pct(s.candidate.compute / t.compute),
+                          "FLOPs (of the target)": f"{s.candidate.compute:.3g} ({pct(s.candidate.compute / t.compute)})",
                           **{k: v for k, v in _error_cells("loss", s.loss).items() if k != "failed fits"}}
                          for label, s in rows])
 
@@ -139,7 +139,7 @@ def _budget_words(x: float) -> str:
 
 def curve_table(d) -> pd.DataFrame:
     return pd.DataFrame([{"× the budget": _times(p.budget / d.budget),
-                          "FLOPs": f"{p.budget:.3g}", "of the target": pct(p.budget / d.target.compute),
+                          "FLOPs (of the target)": f"{p.budget:.3g} ({pct(p.budget / d.target.compute)})",
                           "candidates": str(p.candidates),
                           "best ladder": named(p.best.candidate) if p.best else "none fits",
                           "median |error|": pct(p.best.loss.median) if p.best else "",
@@ -163,8 +163,10 @@ def curve_figure(d):
                 label=f"shipped: {name}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    lo, hi = ax.get_xlim()
+    ax.xaxis.set_major_locator(LogLocator(subs=(1,) if hi / lo > 300 else (1, 2, 5)))  # decades where wide
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g} %"))
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"ladder compute, % of {t.name}'s 6ND")
@@ -213,7 +215,7 @@ def rungs_figure(d):
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("N (parameters)")
     ax.set_ylabel("D (tokens)")
-    ax.legend(loc="lower right", frameon=False, markerscale=0.6)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False, markerscale=0.7)
     ax.grid(True, which="major", alpha=0.3)
     return fig
 
