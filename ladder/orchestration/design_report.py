@@ -32,6 +32,8 @@ from ladder.core.provenance import harness_commit  # noqa: E402
 
 WRITER = "ladder design"  # design.json's `written_by`: the reports it may write over
 FILES = ("report.html", "report.md", "design.json", "figures/budget_curve.png", "figures/rungs.png")
+# The fit report's style, but a ladder's description (a table's text cell) wraps: its tables then fit the page.
+WRAP = "<style>td.text:not(:first-child){white-space:normal;min-width:16em}</style>"
 # A quadrupling of the budget that cuts the best expected error by less than this share buys little more: the knee.
 KNEE = 0.2
 
@@ -83,7 +85,7 @@ def rung_table(c) -> pd.DataFrame:
 def ladder_table(d, rows) -> pd.DataFrame:
     """(label, Scored) rows as the runners-up and the shipped ladders are shown: text left, numbers right."""
     t = d.target
-    return pd.DataFrame([{"": label, "ladder": named(s.candidate), "rungs": str(len(s.candidate.rungs)),
+    return pd.DataFrame([{" ": label, "ladder": named(s.candidate), "rungs": str(len(s.candidate.rungs)),
                           "FLOPs (of the target)": f"{s.candidate.compute:.3g} ({pct(s.candidate.compute / t.compute)})",
                           **{k: v for k, v in _error_cells("loss", s.loss).items() if k != "failed fits"}}
                          for label, s in rows])
@@ -222,8 +224,7 @@ def rungs_figure(d):
 
 def model_lines(d) -> list[str]:
     m = d.model
-    return [f"Measured on: {', '.join(m.sources)}.",
-            f"{m.describe()}.",
+    return [f"{m.describe()}.",
             f"Each candidate simulated {d.draws} times with the same draws (common random numbers), fitted with "
             f"method {d.method}'s loss law; the best {len(d.finalists)} within the budget again with "
             f"{4 * d.draws} draws. {d.simulated} candidates in all, {d.cpu / d.simulated:.2g} CPU s each.",
@@ -316,7 +317,7 @@ def write_report(out_dir: Path, d, config: Path, select: list[str]) -> None:
     e = html.escape
 
     md = [f"# {title}", "", *[f"{x}\n" for x in lead]] + ([accuracy, ""] if accuracy else [])
-    body = [f"<h1>{e(title)}</h1>"] + [f"<p class='answer'>{e(x)}</p>" for x in lead] + (
+    body = [WRAP, f"<h1>{e(title)}</h1>"] + [f"<p class='answer'>{e(x)}</p>" for x in lead] + (
         [f"<p><small>{e(accuracy)}</small></p>"] if accuracy else [])
     for head, text, tables, names in sections:
         md += [f"## {head}", ""] + [f"{x}\n" for x in text]
