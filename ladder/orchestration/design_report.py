@@ -60,7 +60,8 @@ def pct(x: float) -> str:
 def _error_cells(metric: str, e) -> dict:
     """An Expected as table cells: the loss in % of it, an accuracy in points."""
     unit, digits = (" %", 2) if metric == "loss" else ("", 1)
-    return {"median |error|": f"{100 * e.median:.{digits}f}{unit}", "90th percentile": f"{100 * e.p90:.{digits}f}{unit}",
+    return {"median abs. error": f"{100 * e.median:.{digits}f}{unit}",
+            "90th pct abs. error": f"{100 * e.p90:.{digits}f}{unit}",
             "signed 90 % band": f"{100 * e.low:+.{digits}f} … {100 * e.high:+.{digits}f}{unit}",
             "failed fits": f"{100 * e.failed:.0f} %"}
 
@@ -84,9 +85,10 @@ def rung_table(c) -> pd.DataFrame:
 
 def ladder_table(d, rows) -> pd.DataFrame:
     """(label, Scored) rows as the runners-up and the shipped ladders are shown: text left, numbers right."""
-    t = d.target
+    def cost(c):
+        return f"{c.compute:.3g} ({pct(c.compute / d.target.compute)})"
     return pd.DataFrame([{" ": label, "ladder": named(s.candidate), "rungs": str(len(s.candidate.rungs)),
-                          "FLOPs (of the target)": f"{s.candidate.compute:.3g} ({pct(s.candidate.compute / t.compute)})",
+                          "FLOPs (of the target)": cost(s.candidate),
                           **{k: v for k, v in _error_cells("loss", s.loss).items() if k != "failed fits"}}
                          for label, s in rows])
 
@@ -100,10 +102,11 @@ def answer(d) -> list[str]:
     """The chosen ladder, its cost and its expected error, in two sentences."""
     c, t, e = d.best.candidate, d.target, d.best.loss
     sizes = ", ".join(r[0].shape.name for r in c.by_size().values())
+    extra = (f", the {len({r.params for r in c.extra})} smallest also at M = "
+             f"{', '.join(f'{m:g}' for m in sorted({r.multiplier for r in c.extra}))}" if c.extra else "")
     return [f"Train {len(c.by_size())} sizes ({sizes}; N = {display.count(min(c.by_size()))}–"
-            f"{display.count(max(c.by_size()))}) at M = {', '.join(f'{m:g}' for m in c.multipliers)}"
-            + (f", the {len({r.params for r in c.extra})} smallest also at M = "
-               f"{', '.join(f'{m:g}' for m in sorted({r.multiplier for r in c.extra}))}" if c.extra else "") + f", {len(c.rungs)} rungs trained {c.schedule}: {c.compute:.3g} FLOPs, "
+            f"{display.count(max(c.by_size()))}) at M = {', '.join(f'{m:g}' for m in c.multipliers)}{extra}, "
+            f"{len(c.rungs)} rungs trained {c.schedule}: {c.compute:.3g} FLOPs, "
             f"{pct(c.compute / t.compute)} of {t.name}'s 6ND ({pct(d.budget / t.compute)} allowed).",
             f"Expected error of its forecast of {t.name}'s loss: {pct(e.median)} (median over {e.draws} simulated "
             f"ladders), 90 % of them within {pct(e.p90)}, the signed error's 90 % band {100 * e.low:+.2f} … "
@@ -144,8 +147,8 @@ def curve_table(d) -> pd.DataFrame:
                           "FLOPs (of the target)": f"{p.budget:.3g} ({pct(p.budget / d.target.compute)})",
                           "candidates": str(p.candidates),
                           "best ladder": named(p.best.candidate) if p.best else "none fits",
-                          "median |error|": pct(p.best.loss.median) if p.best else "",
-                          "90th percentile": pct(p.best.loss.p90) if p.best else ""} for p in d.curve])
+                          "median abs. error": pct(p.best.loss.median) if p.best else "",
+                          "90th pct abs. error": pct(p.best.loss.p90) if p.best else ""} for p in d.curve])
 
 
 def curve_figure(d):
@@ -245,7 +248,7 @@ def noise_table(d) -> pd.DataFrame:
 
 def provenance(d, config: Path, select: list[str]) -> list[str]:
     argv = list(sys.argv)
-    prog = "ladder" if argv and Path(argv[0]).name in ("ladder", "__main__.py", "cli.py") else (argv[0] if argv else "?")
+    prog = "ladder" if argv and Path(argv[0]).name in ("ladder", "__main__.py", "cli.py") else argv[0] if argv else "?"
     return [f"Harness commit {harness_commit()}; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
             f"Command: {shlex.join([prog, *argv[1:]])}",
             "Inputs: " + "; ".join(f"{k}={_spelt(v)}" for k, v in d.settings) + f"; so method={d.method}, "
@@ -332,11 +335,11 @@ def write_report(out_dir: Path, d, config: Path, select: list[str]) -> None:
             body += [f"<h3>{e(sub)}</h3>", html_table(table)]
     md += ["## Runners-up and shipped ladders", ""]
     body += ["<h2>Runners-up and shipped ladders</h2>"]
+    none = "None: every shipped ladder reaches the target's N."
     for head, text, table in runners:
-        md += [f"### {head}", "", text, ""] + ([markdown_table(table), ""] if not table.empty else
-                                               ["None: every shipped ladder reaches the target's N.", ""])
+        md += [f"### {head}", "", text, ""] + ([markdown_table(table), ""] if not table.empty else [none, ""])
         body += [f"<h3>{e(head)}</h3>", f"<p>{e(text)}</p>"] + ([html_table(table)] if not table.empty else
-                                                               ["<p>None: every shipped ladder reaches the target's N.</p>"])
+                                                               [f"<p>{none}</p>"])
     md += ["## The error model", ""] + [f"- {x}" for x in model_lines(d)] + [""]
     body += ["<h2>The error model</h2>", "<ul>" + "".join(f"<li>{e(x)}</li>" for x in model_lines(d)) + "</ul>"]
     noise = noise_table(d)

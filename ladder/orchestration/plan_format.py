@@ -46,9 +46,10 @@ def table(plan: Plan, eval_compute: Mapping[str, float], expected: Optional[Mapp
     lines.append(f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
                  f"{100 * evaluation / plan.compute:.2g} % of training")
     for target in plan.targets:
+        said = f"; {expected[target.name]}" if expected and target.name in expected else ""
         lines.append(f"  target {describe_target(target)}: C = {target.compute:.3g}, "
                      f"ladder = {100 * plan.compute / target.compute:.3g} % of it (1/{target.compute / plan.compute:.0f})"
-                     + (f"; {expected[target.name]}" if expected and target.name in expected else ""))
+                     + said)
     return "\n".join(lines)
 
 
