@@ -7,8 +7,12 @@ within `multipliers=[...]`, each trained with the cheapest allowed `lr_schedule`
 whose cost, taken from the plan's jobs (ladder.core.schedules), fits the budget. The error model (fit.design) does not
 tell schedules apart (measured on the smoke ladder, WSD-S predicts as well as cosine: docs/train.md), so each grid
 takes its cheapest. Every candidate is simulated with the same draws (common random numbers); the lowest median error
-wins, shown beside the runners-up and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a
-ladder config that `ladder plan` and `ladder run` take as it is.
+wins, shown beside the runners-up and the shipped ladders (olmo, gadre, node) at their own cost. The candidates of
+smaller and larger budgets are simulated in the same pass, for the error-against-budget curve.
+
+One search (`search`, a `Design`), three views: the terminal's lines, the ladder config that `ladder plan` and
+`ladder run` take as it is, and the report (design_report.py). `ladder plan` says each ladder's expected error at its
+targets through `expected_errors`, from the error model cached on disk (`error_model`).
 """
 from __future__ import annotations
 
