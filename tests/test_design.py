@@ -28,21 +28,26 @@ def results(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def designed(results, tmp_path_factory):
+def cache(tmp_path_factory):
+    """One $LADDER_CACHE for the module's commands: each error model is measured once."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def designed(results, cache, tmp_path_factory):
     """(its terminal output, the out= folder) of one smoke design."""
     out = tmp_path_factory.mktemp("design")
-    done = run("design", *SMOKE, f"results={results}", f"out={out}", "name=smoke-design",
-               LADDER_CACHE=str(out / "cache"))
+    done = run("design", *SMOKE, f"results={results}", f"out={out}", "name=smoke-design", LADDER_CACHE=cache)
     assert done.returncode == 0, done.stderr
     return done.stdout, out
 
 
-def test_smoke_design_is_written_and_planned(designed):
+def test_smoke_design_is_written_and_planned(designed, cache):
     stdout, out = designed
     assert "loss error" in stdout and "none: every shipped ladder" in stdout  # all exceed smoke's target
     config = (out / "ladder" / "smoke-design.yaml").read_text()
     assert config.startswith("# Written by `ladder design`") and "- smoke" in config
-    plan = run("plan", f"hydra.searchpath=[file://{out}]", "ladder=smoke-design", LADDER_CACHE=str(out / "cache"))
+    plan = run("plan", f"hydra.searchpath=[file://{out}]", "ladder=smoke-design", LADDER_CACHE=cache)
     assert plan.returncode == 0, plan.stderr
     assert "ladder 'smoke-design'" in plan.stdout
     chosen = next(line for line in stdout.splitlines() if line.lstrip().startswith("*"))
@@ -120,8 +125,8 @@ def test_error_model_is_cached_by_its_sources_content(results, tmp_path, monkeyp
 
 @pytest.mark.skipif(shared_data_dir() is None, reason="published ladder data not found at <repo>/../shared/data "
                                                      "(set LADDER_SHARED_DATA)")
-def test_plan_says_the_ladders_expected_error_beside_its_compute_share(tmp_path):
-    plan = run("plan", "ladder=smoke", LADDER_CACHE=str(tmp_path))
+def test_plan_says_the_ladders_expected_error_beside_its_compute_share(cache):
+    plan = run("plan", "ladder=smoke", LADDER_CACHE=cache)
     assert plan.returncode == 0, plan.stderr
     line = next(x for x in plan.stdout.splitlines() if x.lstrip().startswith("target smoke-96-M20"))
     assert "% of it" in line and "expected loss error" in line and "90 % band" in line

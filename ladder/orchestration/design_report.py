@@ -39,7 +39,8 @@ KNEE = 0.2
 
 
 def report_destination(name: str, out) -> Path:
-    """outputs/NAME (or OUT/NAME), checked before any search: never over a report `ladder design` did not write."""
+    """outputs/NAME (or OUT/NAME), checked (and made) before any search: never over a report `ladder design` did not
+    write."""
     path = (Path("outputs") if out is None else Path(out)) / name
     own = path / "design.json"
     if any((path / f).exists() for f in FILES):
@@ -50,7 +51,7 @@ def report_destination(name: str, out) -> Path:
         if not mine:
             raise ConfigError(f"{path}: holds a report that `ladder design` did not write; choose another name= "
                               f"or out=")
-    return path
+    return writable_dir(path, "out")
 
 
 def pct(x: float) -> str:
@@ -281,7 +282,6 @@ def as_json(d, config: Path) -> dict:
 
 
 def write_report(out_dir: Path, d, config: Path, select: list[str]) -> None:
-    writable_dir(out_dir, "out")
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
     t = d.target
