@@ -97,12 +97,12 @@ def _ladder_runs(ps: PointSet) -> List[str]:
     return list(runs.loc[keep, "run"])
 
 
-def _source_laws(ps: PointSet, n_laws: int, seed: int):
-    """A source's full fit of TRUTH to its final primary loss, its bootstrap refits, and per size its residuals
-    and seed-rerun pairs."""
+def _source_laws(ps: PointSet, n_laws: int, seed: int, metric: Optional[str] = None):
+    """A source's full fit of TRUTH to its final `metric` (default: its primary loss), its bootstrap refits, and per
+    size its residuals and seed-rerun pairs."""
     runs = _ladder_runs(ps)
     metrics = set(ps.points["metric"])
-    metric = choose_primary(metrics)
+    metric = metric or choose_primary(metrics)
     if metric is None:
         raise FitInputError(f"results={ps.source}: no loss metric (<set>:loss) to measure a design's error model on")
     table = RunTable(ps, sorted(set(ps.points["run"])))
@@ -144,11 +144,12 @@ def _dataset(ps: PointSet) -> str:
     return ",".join(sorted(ps.points["dataset"].dropna().astype(str).unique()))
 
 
-def measure(sources: Sequence[PointSet], n_laws: int = 200, seed: int = 0) -> ErrorModel:
-    """The error model measured on `sources`, each a ladder's points (`n_laws` laws from each)."""
+def measure(sources: Sequence[PointSet], n_laws: int = 200, seed: int = 0, metric: Optional[str] = None) -> ErrorModel:
+    """The error model measured on `sources`, each a ladder's points (`n_laws` laws from each), of their primary loss
+    or of `metric` (a task's loss, for fit.design_accuracy)."""
     if not sources:
         raise FitInputError("a design's error model needs at least one ladder's results to measure it on")
-    fitted = [_source_laws(ps, n_laws, seed + i) for i, ps in enumerate(sources)]
+    fitted = [_source_laws(ps, n_laws, seed + i, metric) for i, ps in enumerate(sources)]
     noise = pd.concat([t for _, t in fitted], ignore_index=True)
     # Equal weight per source: each contributes as many laws as the one with the fewest good refits.
     k = min(len(b) for b, _ in fitted)
@@ -197,21 +198,24 @@ def _normal(seed: int, *key: float) -> Callable[[int], np.ndarray]:
     return np.random.default_rng([seed, *(int(round(np.log(k) * 1e6)) for k in key)]).standard_normal
 
 
-def simulate(model: ErrorModel, fit: LossFit, params, tokens, target: tuple, draws: int = 256,
-             seed: int = 0) -> np.ndarray:
-    """The relative errors (predicted/true − 1) of `draws` simulated ladders with rungs at (`params`, `tokens`)
-    predicting the loss at `target` = (N, D); NaN where the fit failed."""
-    N, D = np.asarray(params, float), np.asarray(tokens, float)
+def check_rungs(fit: LossFit, N) -> None:
     if len(N) < len(fit.law.params) + 1:
         raise FitInputError(f"a ladder of {len(N)} rungs cannot fit {fit.law.name}'s {len(fit.law.params)} "
                             f"parameters; it needs at least {len(fit.law.params) + 1}")
-    rng = np.random.default_rng(seed)
-    theta = model.laws[rng.integers(0, len(model.laws), draws)]
-    noise = np.column_stack([model.size_sd * _normal(seed, n)(draws) + model.run_sd_at(n) * _normal(seed, n, d)(draws)
-                             for n, d in zip(N, D)])
-    with np.errstate(over="ignore", invalid="ignore"):
-        observed = TRUTH.f(_nd(N, D), theta.T[..., None]) * np.exp(noise)  # (draws, rungs)
-        truth = TRUTH.f(_nd(*np.array([[target[0]], [target[1]]])), theta.T[..., None])[:, 0]
+
+
+def rung_noise(size_sd, run_sd, N, D, draws: int, seed: int) -> np.ndarray:
+    """(draws, rungs) relative noise of each rung's final value: a size's offset (sd `size_sd`, one value or one per
+    draw) plus the rung's own (sd `run_sd`, per rung or (draws, rungs)), common random numbers (`_normal`)."""
+    run_sd = np.broadcast_to(run_sd, (draws, len(N)))
+    return np.column_stack([size_sd * _normal(seed, n)(draws) + run_sd[:, i] * _normal(seed, n, d)(draws)
+                            for i, (n, d) in enumerate(zip(N, D))])
+
+
+def fit_predict(fit: LossFit, N, D, observed: np.ndarray, target: tuple) -> np.ndarray:
+    """Each draw's `fit` of its rungs' `observed` values (draws, rungs), from every start of the method, the best end
+    kept, predicting `target` = (N, D); NaN where no start found a finite fit."""
+    draws = len(observed)
     starts = [np.broadcast_to(np.asarray(s, float), (draws, len(s))) for s in fit.starts]
     k = len(starts)
     P, cost, ok = fit_batched(fit.law, fit.inputs(N, D), np.tile(observed, (k, 1)), np.ones((k * draws, len(N))),
@@ -221,6 +225,20 @@ def simulate(model: ErrorModel, fit: LossFit, params, tokens, target: tuple, dra
     P = P.reshape(k, draws, -1)[best, np.arange(draws)]
     with np.errstate(over="ignore", invalid="ignore"):
         predicted = fit.law.f(fit.inputs(np.array([target[0]]), np.array([target[1]])), P.T[..., None])[:, 0]
-    errors = predicted / truth - 1
-    errors[~np.isfinite(cost[best, np.arange(draws)])] = np.nan
-    return errors
+    predicted[~np.isfinite(cost[best, np.arange(draws)])] = np.nan
+    return predicted
+
+
+def simulate(model: ErrorModel, fit: LossFit, params, tokens, target: tuple, draws: int = 256,
+             seed: int = 0) -> np.ndarray:
+    """The relative errors (predicted/true − 1) of `draws` simulated ladders with rungs at (`params`, `tokens`)
+    predicting the loss at `target` = (N, D); NaN where the fit failed."""
+    N, D = np.asarray(params, float), np.asarray(tokens, float)
+    check_rungs(fit, N)
+    rng = np.random.default_rng(seed)
+    theta = model.laws[rng.integers(0, len(model.laws), draws)]
+    noise = rung_noise(model.size_sd, model.run_sd_at(N), N, D, draws, seed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        observed = TRUTH.f(_nd(N, D), theta.T[..., None]) * np.exp(noise)  # (draws, rungs)
+        truth = TRUTH.f(_nd(*np.array([[target[0]], [target[1]]])), theta.T[..., None])[:, 0]
+    return fit_predict(fit, N, D, observed, target) / truth - 1

@@ -156,7 +156,8 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
     Levenberg–Marquardt over the whole batch (numpy einsum), with Huber as iteratively reweighted least
     squares and bounds as an active set: a parameter on a bound whose gradient points out of the box is
     held there for that step. Each iteration only touches the refits not yet converged.
-    y is (n,), or (B, n) for refits of different values at the same inputs (fit.design's simulated ladders).
+    y is (n,), or (B, n) for refits of different values at the same inputs (fit.design's simulated ladders); X is
+    (k, n), or (k, B, n) for refits at different inputs too (fit.design_accuracy's simulated step-2 points).
     Returns (params (B, P), cost (B,), converged (B,)); params of a refit with no finite cost are NaN."""
     X, W = np.asarray(X, float), np.asarray(W, float)
     B, P = W.shape[0], np.shape(p0)[-1]
@@ -164,10 +165,11 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
     lo = np.array([-np.inf if b is None or b[0] is None else b[0] for b in (bounds or [None] * P)], float)
     hi = np.array([np.inf if b is None or b[1] is None else b[1] for b in (bounds or [None] * P)], float)
     target = np.log(y) if delta else y
+    rows = (lambda idx: X[:, idx]) if X.ndim == 3 else (lambda idx: X)  # each refit's own inputs, or the shared ones
 
-    def evaluate(p, w, target):
+    def evaluate(p, w, target, idx=slice(None)):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            f = law.f(X, p.T[..., None])
+            f = law.f(rows(idx), p.T[..., None])
             r = (np.log(f) if delta else f) - target
             rho = np.where(np.abs(r) < delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta)) if delta else 0.5 * r * r
             c = np.sum(w * rho, axis=1)
@@ -185,7 +187,7 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
             break
         pa, fa, ra, wa = p[idx], f[idx], r[idx], W[idx]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            J = law.grad(X, pa.T[..., None])
+            J = law.grad(rows(idx), pa.T[..., None])
             if delta:
                 J = J / fa[..., None]
                 wa = wa * np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-300))  # IRLS weights of Huber
@@ -203,7 +205,7 @@ def fit_batched(law: Law, X, y, W, p0, bounds=None, delta: Optional[float] = Non
         except np.linalg.LinAlgError:
             step = -np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(A, g)])
         pn = np.clip(pa + step, lo, hi)
-        fn, rn, cn = evaluate(pn, W[idx], target[idx])
+        fn, rn, cn = evaluate(pn, W[idx], target[idx], idx)
         old = cost[idx]
         better = cn < old
         p[idx[better]], f[idx[better]], r[idx[better]], cost[idx[better]] = pn[better], fn[better], rn[better], cn[better]

@@ -132,12 +132,12 @@ def main():
     ps = load_points(path)
     single, sets = candidates(ps)
     cfg = FitConfig(bootstrap=0)
-    for bt, (fit_runs, targets) in backtests(ps).items():
+    for bt, (train_runs, targets) in backtests(ps).items():
         rows = []
         for name, inter in single.items():
-            out = olmo_two_step(ps, targets, cfg, runs=fit_runs, intermediate=inter)
+            out = olmo_two_step(ps, targets, cfg, runs=train_runs, intermediate=inter)
             rows += [{**p, "cand": name} for p in out.predictions]
-        rows += [{**p, "cand": "direct"} for p in direct(ps, targets, cfg, runs=fit_runs).predictions]
+        rows += [{**p, "cand": "direct"} for p in direct(ps, targets, cfg, runs=train_runs).predictions]
         df = pd.DataFrame(rows)
         acc = df[df["metric"].str.endswith(":acc")].copy()
         ens = lambda names, label: acc[acc["cand"].isin(names)].groupby(["target", "metric"], as_index=False).agg(
@@ -156,17 +156,17 @@ def main():
         print(loss[loss["cand"].isin(["two_step_c4", "two_step_bpb"])].groupby(["cand", "metric"])["rel_%"]
               .mean().round(2).to_string())
         print("step-1 variants, C4 loss relative error % (mean signed / mean abs / max abs over targets):")
-        for k, rel in step1_variants(ps, fit_runs, targets, sets).items():
+        for k, rel in step1_variants(ps, train_runs, targets, sets).items():
             print(f"  {k:20s} {rel.mean():+.2f} / {np.abs(rel).mean():.2f} / {np.abs(rel).max():.2f}")
         print("combining the paths (weights from the fit set's inner backtests), mean abs accuracy error (points):"
-              + ("" if inner_backtests(RunTable(ps, fit_runs)) else
+              + ("" if inner_backtests(RunTable(ps, train_runs)) else
                  "\n  (no inner backtest in this fit set: every scheme weights the paths equally)"))
-        for k, v in combination_schemes(ps, fit_runs, targets).items():
+        for k, v in combination_schemes(ps, train_runs, targets).items():
             print(f"  {k:28s} {v:.2f}")
         print("step-2 variants, best's mean abs accuracy error (points):")
         for k, v in STEP2_VARIANTS.items():
-            print(f"  {k:30s} {combination_schemes(ps, fit_runs, targets, v)['1/MSE weights (best)']:.2f}")
-        got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=fit_runs).predictions)
+            print(f"  {k:30s} {combination_schemes(ps, train_runs, targets, v)['1/MSE weights (best)']:.2f}")
+        got = pd.DataFrame(best(ps, targets, FitConfig(bootstrap=1000), runs=train_runs).predictions)
         got = got[got["metric"].str.endswith(":acc")]
         inside = (got["lower"] <= got["actual"]) & (got["actual"] <= got["upper"])
         print(f"best (1,000 resamples): MAE {100 * (got['predicted'] - got['actual']).abs().mean():.2f} points, "

@@ -15,6 +15,14 @@ Every strategy chooses among runs at M >= 20, `ladder design`'s default grid (--
 M = 10 too; M = 5 lies off the law: fit/design.py).
 
     .venv/bin/python scripts/backtest_design.py [--draws 96] [--random 30]
+
+--accuracy backtests the accuracy error instead (fit.design_accuracy), on OLMo's 13B-5T alone (Gadre et al.'s exports
+have no per-task accuracy at checkpoints): at each budget the design's choice (as above, ranked by the loss error),
+the two-step method (fit.methods.olmo_two_step, bootstrap off) fitted on the chosen runs' real task losses and
+accuracies, each task's predicted 13B-5T accuracy against the real one, in points, beside the design's predicted
+band for that task (the accuracy model restricted to it) and for a task at random (the band `ladder design` prints).
+
+    .venv/bin/python scripts/backtest_design.py --accuracy [--draws 96]
 """
 import argparse
 import sys
@@ -26,11 +34,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fit import design  # noqa: E402
+from fit import design, design_accuracy  # noqa: E402
+from fit.config import FitConfig  # noqa: E402
 from fit.fitting import fit_huber_log, fit_least_squares  # noqa: E402
-from fit.methods import GADRE_GRID  # noqa: E402
+from fit.methods import GADRE_GRID, olmo_two_step  # noqa: E402
 from fit.runs import RunTable, gadre_runs  # noqa: E402
 from fit.sources import load_points  # noqa: E402
+from fit.targets import NAMED  # noqa: E402
 from ladder.orchestration.design import MULTIPLIERS, Candidate, candidates  # noqa: E402
 from scripts.shared_data import shared_data_dir  # noqa: E402
 
@@ -113,22 +123,31 @@ def random_ladders(pool: list, budget: float, need: int, count: int, rng) -> lis
     return out
 
 
+def pool_grid(pool: list) -> list:
+    """The pool's runs by size (rows) and multiplier (columns), None where a run is missing."""
+    by = {(r.params, r.multiplier): r for r in pool}
+    return [[by.get((n, m)) for m in sorted({r.multiplier for r in pool})] for n in sorted({r.params for r in pool})]
+
+
+def design_choice(ladder: Ladder, model, target: Run, pool: list, budget: float, draws: int, seed: int):
+    """(expected loss error, candidate) of the design's choice among the pool's runs within `budget`, or None."""
+    fit = design.loss_fit(ladder.method)
+    found = candidates(pool_grid(pool), cost, budget, len(fit.law.params) + 1)
+    scored = [(design.Expected.of(design.simulate(model, fit, [r.params for r in c.rungs], [r.tokens for r in c.rungs],
+                                                  (target.params, target.tokens), draws, seed)), c) for c in found]
+    return min(scored, key=lambda ec: (ec[0].median, ec[1].compute)) if scored else None
+
+
 def backtest(ladder: Ladder, model, target: Run, pool: list, budget_share: float, draws: int, n_random: int, seed: int):
     table = ladder.table
     fit = design.loss_fit(ladder.method)
     need = len(fit.law.params) + 1
     budget = budget_share * target.compute
-    sizes = sorted({r.params for r in pool})
-    mults = sorted({r.multiplier for r in pool})
-    by = {(r.params, r.multiplier): r for r in pool}
-    grid = [[by.get((n, m)) for m in mults] for n in sizes]
+    grid = pool_grid(pool)
     rows = []
-    found = candidates(grid, cost, budget, need)
-    if found:
-        scored = [(design.Expected.of(design.simulate(model, fit, [r.params for r in c.rungs],
-                                                      [r.tokens for r in c.rungs], (target.params, target.tokens),
-                                                      draws, seed)), c) for c in found]
-        expected, best = min(scored, key=lambda ec: (ec[0].median, ec[1].compute))
+    chosen = design_choice(ladder, model, target, pool, budget, draws, seed)
+    if chosen:
+        expected, best = chosen
         err = realized(ladder, table, best.rungs, target)
         rows.append({"strategy": "design", "runs": len(best.rungs), "compute": best.compute, "error": err,
                      "predicted_median": expected.median, "low": expected.low, "high": expected.high,
@@ -147,6 +166,62 @@ def backtest(ladder: Ladder, model, target: Run, pool: list, budget_share: float
     return [{"ladder": ladder.name, "target": target.name, "budget": budget_share, **r} for r in rows]
 
 
+def accuracy_backtest(ladder: Ladder, runs: dict, target: Run, draws: int, seed: int) -> list:
+    """Per budget and task: the two-step method on the design's choice, its error at `target` in points, and the
+    design's bands (the task's and a task at random's); last, the same for the paper's own fit set (its 16 runs), the
+    reference the paper's published errors come from."""
+    below = [r for r in runs.values() if r.params < target.params * (1 - 1e-3)]
+    pool = [r for r in below if r.multiplier >= min(MULTIPLIERS) - 1e-9 and not r.name.endswith("-rerun")]
+    own = replace(ladder.ps, points=ladder.ps.points[ladder.ps.points["run"].isin({r.name for r in below})])
+    model = design.measure([*ladder.prior, own])
+    accuracy = design_accuracy.measure_accuracy([own])
+    print(f"{ladder.name} {target.name}: accuracy error model {accuracy.describe()}", file=sys.stderr)
+    fit = design.loss_fit(ladder.method)
+    choices = [(share, design_choice(ladder, model, target, pool, share * target.compute, draws, seed))
+               for share in BUDGETS]
+    choices = [(share, c[1]) for share, c in choices if c is not None]
+    paper = Candidate(tuple(ladder.paper), *cost(ladder.paper))
+    rows = []
+    for share, best in [*choices, (paper.compute / target.compute, paper)]:
+        n, d = [r.params for r in best.rungs], [r.tokens for r in best.rungs]
+        at = (target.params, target.tokens)
+        pooled = design.Expected.of(design_accuracy.simulate_accuracy(accuracy, fit, n, d, at, 4 * draws, seed))
+        out = olmo_two_step(ladder.ps, [NAMED[target.name]], FitConfig(bootstrap=0), [r.name for r in best.rungs])
+        for p in out.predictions:
+            task = p["metric"].split(":")[0]
+            if not p["metric"].endswith(":acc") or task not in {t.task for t in accuracy.tasks}:
+                continue
+            own_band = design.Expected.of(design_accuracy.simulate_accuracy(accuracy.only(task), fit, n, d, at,
+                                                                            4 * draws, seed))
+            err = 100 * (p["predicted"] - p["actual"])
+            choice = ("the paper's fit set: " if best is paper else "") + best.describe()
+            rows.append({"budget": share, "choice": choice, "runs": len(best.rungs), "task": task,
+                         "predicted": 100 * p["predicted"], "actual": 100 * p["actual"], "error": err,
+                         "task_low": own_band.low, "task_high": own_band.high, "task_median": own_band.median,
+                         "in_task_band": own_band.covers(err), "low": pooled.low, "high": pooled.high,
+                         "median": pooled.median, "in_band": pooled.covers(err)})
+        print(pd.DataFrame(rows[-8:]).to_string(), file=sys.stderr)
+    return rows
+
+
+def accuracy_report(df: pd.DataFrame) -> str:
+    lines = ["| budget | task | predicted | actual | error (points) | task's band | in | design's band (a task at "
+             "random) | in |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        lines.append(f"| {r.budget:.1%} | {r.task} | {r.predicted:.1f} | {r.actual:.1f} | {r.error:+.1f} | "
+                     f"{r.task_low:+.1f} … {r.task_high:+.1f} | {'yes' if r.in_task_band else 'no'} | "
+                     f"{r.low:+.1f} … {r.high:+.1f} | {'yes' if r.in_band else 'no'} |")
+    lines.append("")
+    for (share, choice), g in df.groupby(["budget", "choice"], sort=True):
+        lines.append(f"- {share:.1%}: {choice} ({int(g['runs'].iloc[0])} runs): median |error| "
+                     f"{g['error'].abs().median():.1f} points (design's median {g['median'].iloc[0]:.1f}); inside the "
+                     f"task's band {int(g['in_task_band'].sum())} of {len(g)}, inside the design's band "
+                     f"{int(g['in_band'].sum())} of {len(g)}")
+    lines.append(f"- all: inside the task's band {int(df['in_task_band'].sum())} of {len(df)}, inside the design's "
+                 f"band {int(df['in_band'].sum())} of {len(df)}")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=96)
@@ -155,6 +230,8 @@ def main():
     parser.add_argument("--min-multiplier", type=float, default=min(MULTIPLIERS),
                         help="the smallest M of the runs every strategy chooses from (ladder design's default grid)")
     parser.add_argument("--csv", default=None, help="write every row here")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="backtest the accuracy error in points on OLMo's 13B-5T instead of the loss error")
     args = parser.parse_args()
     root = shared_data_dir()
     if root is None:
@@ -173,6 +250,14 @@ def main():
         held_411 = max((r for r in g_runs.values() if r.params == by_size[3]), key=lambda r: r.tokens).name
         ladders.append((Ladder(f"Gadre {ps.points['dataset'].iloc[0]}", ps, "c4_val:loss", "gadre",
                                [g_runs[r] for r in gadre_runs(ps)[0]], [olmo]), g_table, g_runs, big + [held_411]))
+    if args.accuracy:
+        ladder, table, runs, _ = ladders[0]
+        ladder.table = table
+        df = pd.DataFrame(accuracy_backtest(ladder, runs, runs["13B-5T"], args.draws, args.seed))
+        if args.csv:
+            df.to_csv(args.csv, index=False)
+        print(accuracy_report(df))
+        return
     rows = []
     for ladder, table, runs, targets in ladders:
         ladder.table = table

@@ -33,6 +33,12 @@ def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(autouse=True)
+def cached(cache, monkeypatch):
+    """The designs run in this process cache their error models there too, never under the repository."""
+    monkeypatch.setenv("LADDER_CACHE", cache)
+
+
 @pytest.fixture(scope="module")
 def designed(results, cache, tmp_path_factory):
     """(its terminal output, the out= folder) of one smoke design."""
@@ -45,12 +51,14 @@ def designed(results, cache, tmp_path_factory):
 def test_smoke_design_is_written_and_planned(designed, cache):
     stdout, out = designed
     assert "loss error" in stdout and "none: every shipped ladder" in stdout  # all exceed smoke's target
+    assert "accuracy error model: 1 task(s)" in stdout and "ranked by the loss error" in stdout
+    chosen = next(line for line in stdout.splitlines() if line.lstrip().startswith("*"))
+    assert "; accuracy error " in chosen and " points (90 % of draws within " in chosen  # both kinds, best first
     config = (out / "ladder" / "smoke-design.yaml").read_text()
     assert config.startswith("# Written by `ladder design`") and "- smoke" in config
     plan = run("plan", f"hydra.searchpath=[file://{out}]", "ladder=smoke-design", LADDER_CACHE=cache)
     assert plan.returncode == 0, plan.stderr
     assert "ladder 'smoke-design'" in plan.stdout
-    chosen = next(line for line in stdout.splitlines() if line.lstrip().startswith("*"))
     flops = float(chosen.split("FLOPs")[0].split()[-1])
     target = 6 * 1e6 * 2e7  # the smoke ladder's target: N = 1M at M = 20
     assert flops <= 0.03 * target
@@ -65,6 +73,9 @@ def test_report_leads_with_the_chosen_ladder_then_how_much_ladder_the_target_nee
     chosen = json.loads((report / "design.json").read_text())
     assert first.count("Train ") == 1 and "FLOPs" in first and "Expected error of its forecast" in first
     assert f"{100 * chosen['best']['errors']['loss']['median']:.2f} %" in first
+    assert f"of a task's accuracy: {chosen['best']['errors']['accuracy']['median']:.2f} points" in first
+    answer = md.split("### Expected forecast error", 1)[1].split("###", 1)[0]
+    assert "| loss (relative, %)" in answer and "| a task's accuracy (points)" in answer  # a row per metric
     heads = [line for line in md.splitlines() if line.startswith("## ")]
     assert heads == ["## The ladder", "## How much ladder do I need", "## The chosen rungs and the target",
                      "## Runners-up and shipped ladders", "## The error model"]
@@ -99,28 +110,31 @@ def test_design_refuses_to_write_over_a_report_it_did_not_write(results, tmp_pat
     assert not (tmp_path / "ladder" / "mine.yaml").exists()
 
 
-def test_error_model_is_cached_by_its_sources_content(results, tmp_path, monkeypatch):
+def test_error_models_are_cached_by_their_sources_content(results, tmp_path, monkeypatch):
     import numpy as np
     import pandas as pd
 
-    from ladder.orchestration.design import error_model
+    from ladder.orchestration.design import error_models
 
     monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "cache"))
-    first = error_model(str(results))
+    first, (acc, why) = error_models(str(results))
     cached = list((tmp_path / "cache" / "design").glob("*.json"))
-    assert len(cached) == 1
-    again = error_model(str(results))  # read back: the same model to the bit
+    assert len(cached) == 2 and acc is not None and why is None  # the loss's and accuracy's
+    again, (acc_again, _) = error_models(str(results))  # read back: the same models to the bit
     np.testing.assert_array_equal(again.laws, first.laws)
     pd.testing.assert_frame_equal(again.noise, first.noise)
     assert (again.size_sd, again.run_sd, again.run_sd_range, again.sources) == \
         (first.size_sd, first.run_sd, first.run_sd_range, first.sources)
+    assert [t.task for t in acc_again.tasks] == [t.task for t in acc.tasks]
+    np.testing.assert_array_equal(acc_again.tasks[0].sigmoids, acc.tasks[0].sigmoids)
+    np.testing.assert_array_equal(acc_again.tasks[0].loss.laws, acc.tasks[0].loss.laws)
     changed = shutil.copytree(results, tmp_path / "changed")
-    error_model(str(changed))  # another path: another key (the model names its sources)
-    assert len(list((tmp_path / "cache" / "design").glob("*.json"))) == 2
+    error_models(str(changed))  # another path: another key (the model names its sources)
+    assert len(list((tmp_path / "cache" / "design").glob("*.json"))) == 4
     some = next(p for p in sorted(changed.rglob("*")) if p.is_file())
     some.write_bytes(some.read_bytes() + b"\n")  # the same path, other content: measured again
-    error_model(str(changed))
-    assert len(list((tmp_path / "cache" / "design").glob("*.json"))) == 3
+    error_models(str(changed))
+    assert len(list((tmp_path / "cache" / "design").glob("*.json"))) == 6
 
 
 @pytest.mark.skipif(shared_data_dir() is None, reason="published ladder data not found at <repo>/../shared/data "
@@ -211,3 +225,36 @@ def test_candidates_are_grids_and_l_shapes_within_budget_and_round_trip_as_confi
     plan = build_plan(load(select))
     assert sorted(r.rung_id for r in plan.rungs) == sorted(r.rung_id for r in rungs)
     assert plan.compute == pytest.approx(c.compute)
+
+
+def test_metric_accuracy_ranks_by_points_and_says_in_one_line_what_it_lacks(results, tmp_path, capsys):
+    from ladder.orchestration.cli import main
+    from tests.fit.test_holdout import write_ladder
+
+    common = ["design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", "sizes=[smoke-24,smoke-32,smoke-48]",
+              "multipliers=[5,10,20]", "draws=8", f"out={tmp_path}"]
+    assert main([*common, f"results={results}", "metric=accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "ranked by the accuracy error" in out
+    assert "metric=accuracy" in (tmp_path / "ladder" / "design-smoke-96-M20-3pct.yaml").read_text().splitlines()[0]
+    no_tasks = write_ladder(tmp_path / "no_tasks", tasks=False)
+    for extra, message in ((["metric=accuracy", f"results={no_tasks}"], "metric=accuracy: no ladder of the error "
+                            "model"), (["metric=accuracy", "method=chinchilla", f"results={results}"],
+                                       "metric=accuracy: method=chinchilla: predicts no accuracy"),
+                           (["metric=points", f"results={results}"], "metric=points: rank the candidates by one of")):
+        code = main([*common, *extra])
+        captured = capsys.readouterr()
+        assert code == 2 and message in captured.err and captured.err.strip().count("\n") == 0, captured.err
+        assert "candidate" not in captured.out
+
+
+def test_without_metric_accuracy_a_prior_lacking_accuracies_designs_by_the_loss_and_says_why(tmp_path):
+    from fit.sources import load_points
+    from ladder.orchestration.design import accuracy_prior
+    from tests.fit.test_holdout import write_ladder
+
+    sources = [load_points(str(write_ladder(tmp_path, tasks=False)))]
+    model, why = accuracy_prior(sources, "best", "loss")
+    assert model is None and why.startswith("no ladder of the error model")
+    model, why = accuracy_prior(sources, "chinchilla", "loss")
+    assert model is None and why.startswith("method=chinchilla: predicts no accuracy")

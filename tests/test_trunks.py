@@ -1,7 +1,6 @@
 """`ladder run` with ladder.lr_schedule=wsds or branch: one trunk per size, and every rung still its own
 directory with checkpoints, record and results that `ladder status`, `ladder eval` and the fit read."""
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -337,13 +337,16 @@ def build_parser(methods: str = "see `ladder fit --help`") -> argparse.ArgumentP
     _add_command(
         sub, "design", cmd_design, help="the ladder to train for a target and a budget, with its expected error",
         description="Search ladders (consecutive sizes × runs of token multipliers × lr_schedule, each costed by its "
-                    "plan) within budget= for the lowest expected loss error at target=, simulated by an error model "
-                    "measured on earlier ladders (both published ones, or results=PATH); print it beside the shipped "
-                    "ladders and write it as configs/ladder/NAME.yaml (or under out=DIR) for `ladder plan` and `ladder "
-                    "run`. Keys: target, budget (1%%, 3e21 FLOPs, 500gpuh, or 12h with gpus=N at launcher.gpu_flops × "
-                    "launcher.expected_mfu), method, results, out, name, sizes or min_size/max_size, multipliers, "
-                    "schedules, draws, seed; ladder=NAME the base ladder (default olmo). Example: ladder design "
-                    "target=7B-4T budget=1%% (docs/design.md)")
+                    "plan) within budget= for the lowest expected loss error at target= (metric=accuracy: a task's "
+                    "accuracy error in points, through the two-step law; both are printed), simulated by an error "
+                    "model measured on earlier ladders (both published ones, or results=PATH); print it beside the "
+                    "shipped ladders and write it as configs/ladder/NAME.yaml (or under out=DIR) for `ladder plan` "
+                    "and `ladder run`, with a report (the answer, the error against budget from 1/16 to 4 × it, the "
+                    "rungs, the runners-up) under outputs/NAME (or out=DIR/NAME). Keys: target, budget (1%%, 3e21 "
+                    "FLOPs, 500gpuh, or 12h with gpus=N at launcher.gpu_flops × launcher.expected_mfu), method, "
+                    "results, out, name, sizes or min_size/max_size, multipliers, schedules, draws, seed, metric (loss "
+                    "or accuracy), curve (false: the budget alone); ladder=NAME the base ladder (default olmo). "
+                    "Example: ladder design target=7B-4T budget=1%% (docs/design.md)")
     _add_command(
         sub, "status", cmd_status, help="show each rung's state, tokens done and compute spent",
         description="Read the records under out_dir (default runs/<ladder>) and show each rung as pending, "

@@ -1,5 +1,6 @@
 """`ladder design target=7B-4T budget=1%`: the ladder to train for a target and a compute budget, with its expected
-forecast error, before a GPU-hour is spent.
+forecast error (of the loss, relative, and of downstream accuracy through the two-step law, in points), before a
+GPU-hour is spent.
 
 Candidates are grids of sizes × multipliers: `window` consecutive sizes of a pool (names or counts given as
 `sizes=[...]`, else sizes doubling from `min_size` to `max_size`) by a run of multipliers doubling (or quadrupling)
@@ -7,12 +8,13 @@ within `multipliers=[...]`, each trained with the cheapest allowed `lr_schedule`
 whose cost, taken from the plan's jobs (ladder.core.schedules), fits the budget. The error model (fit.design) does not
 tell schedules apart (measured on the smoke ladder, WSD-S predicts as well as cosine: docs/train.md), so each grid
 takes its cheapest. Every candidate is simulated with the same draws (common random numbers); the lowest median error
-wins, shown beside the runners-up and the shipped ladders (olmo, gadre, node) at their own cost. The candidates of
-smaller and larger budgets are simulated in the same pass, for the error-against-budget curve.
+(of the loss, or of accuracy in points with `metric=accuracy`: fit.design_accuracy) wins, shown beside the runners-up
+and the shipped ladders (olmo, gadre, node) at their own cost. The candidates of smaller and larger budgets are
+simulated in the same pass, for the error-against-budget curve.
 
 One search (`search`, a `Design`), three views: the terminal's lines, the ladder config that `ladder plan` and
 `ladder run` take as it is, and the report (design_report.py). `ladder plan` says each ladder's expected error at its
-targets through `expected_errors`, from the error model cached on disk (`error_model`).
+targets through `expected_errors`, from the error models cached on disk (`error_models`).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -31,7 +33,7 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
-from fit import design
+from fit import design, design_accuracy
 from fit.errors import FitInputError
 from fit.sources import dataset_names, load_points
 from fit.targets import NAMED
@@ -45,7 +47,8 @@ from ladder.orchestration.compose import load
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
-        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "curve")
+        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "metric", "curve")
+METRICS = ("loss", "accuracy")  # what `metric=` ranks the candidates by: the loss's relative error or accuracy points
 # Gadre et al.'s grid of M from 20: their M = 5 runs lie 4-15 % above the loss law the other multipliers follow
 # (fit.design._robust_sd) and M = 10 up to 1.4 %, a bias of short runs the error model does not simulate; both papers
 # leave M <= 10 out of their fits, and designs offered M = 10 missed more in the backtests (docs/design.md).
@@ -249,31 +252,77 @@ def evaluate(model, fit, c_rungs, target: Target, draws: int, seed: int) -> desi
     return design.Expected.of(design.simulate(model, fit, n, d, (target.params, target.tokens), draws, seed))
 
 
+def evaluate_accuracy(acc_model, fit, c_rungs, target: Target, draws: int, seed: int) -> design.Expected:
+    """A candidate's expected error of a task's accuracy at the target, in points (fit.design_accuracy)."""
+    n = np.array([r.params for r in c_rungs], float)
+    d = np.array([r.tokens for r in c_rungs], float)
+    return design.Expected.of(design_accuracy.simulate_accuracy(acc_model, fit, n, d, (target.params, target.tokens),
+                                                                draws, seed))
+
+
+EVALUATE = {"loss": evaluate, "accuracy": evaluate_accuracy}  # by METRICS: the loss relative, accuracy in points
+
+
 @dataclass(frozen=True)
 class Scored:
-    """A ladder and its simulated forecast error at the target, per metric: (metric, fit.design.Expected) pairs,
-    the loss (relative) first; accuracies (in points) beside it where fit.design simulates them."""
+    """A ladder and its simulated forecast error at the target, per metric: (metric, fit.design.Expected) pairs in
+    METRICS' order, the loss relative (0.01 = 1 %), accuracy in points."""
     candidate: Candidate
     errors: tuple
 
+    def of(self, metric: str) -> design.Expected:
+        return dict(self.errors)[metric]
+
     @property
     def loss(self) -> design.Expected:
-        return dict(self.errors)["loss"]
+        return self.of("loss")
 
 
-def score(model, fit, c: Candidate, target: Target, draws: int, seed: int) -> Scored:
-    return Scored(c, (("loss", evaluate(model, fit, c.rungs, target, draws, seed)),))
+def score(models: dict, fit, c: Candidate, target: Target, draws: int, seed: int) -> Scored:
+    """`c`'s expected error of each metric of `models` (metric -> its error model)."""
+    return Scored(c, tuple((m, EVALUATE[m](model, fit, c.rungs, target, draws, seed)) for m, model in models.items()))
 
 
-def shipped(model, fit, target: Target, draws: int, seed: int) -> list[tuple[str, Scored]]:
+def shipped(models: dict, fit, target: Target, draws: int, seed: int) -> list[tuple[str, Scored]]:
     """(name, scored) of each shipped ladder whose sizes all lie below the target, at its own cost and schedule (a
     ladder that reaches the target's N does not forecast it)."""
     out = []
     for name in SHIPPED:
         plan = build_plan(load([f"ladder={name}"]))
         if unforecastable(plan, target, fit) is None:
-            out.append((name, score(model, fit, as_candidate(plan), target, draws, seed)))
+            out.append((name, score(models, fit, as_candidate(plan), target, draws, seed)))
     return out
+
+
+def parse_metric(args: dict) -> str:
+    """What ranks the candidates (`metric=`), refused before the search where the method has no accuracy to rank."""
+    metric = str(args.get("metric", "loss"))
+    if metric not in METRICS:
+        raise ConfigError(f"metric={metric}: rank the candidates by one of {', '.join(METRICS)}")
+    if metric == "accuracy":
+        try:
+            design_accuracy.step2_method(str(args.get("method", "best")))
+        except FitInputError as exc:
+            raise ConfigError(f"metric=accuracy: {exc}") from exc
+    return metric
+
+
+def accuracy_prior(measured, method: str, metric: str):
+    """(the accuracy error model, None), or (None, why there is none) where the method has no step 2 or the sources
+    no task accuracies; with `metric=accuracy` that is one line's refusal instead. `measured`: the sources (points),
+    or what `error_models` measured of them, (the accuracy model or None, why not)."""
+    try:
+        design_accuracy.step2_method(method)
+        if isinstance(measured, tuple):
+            acc, why = measured
+            if acc is None:
+                raise FitInputError(why)
+            return acc, None
+        return design_accuracy.measure_accuracy(measured), None
+    except FitInputError as exc:
+        if metric == "accuracy":
+            raise ConfigError(f"metric=accuracy: {exc}") from exc
+        return None, str(exc)
 
 
 def as_candidate(plan) -> Candidate:
@@ -343,7 +392,9 @@ class Design:
     settings: tuple  # (key, value) of the design's keys as given, and the base ladder's overrides
     base: str  # the base ladder
     method: str
-    model: design.ErrorModel
+    metric: str  # what ranked the candidates (METRICS)
+    models: dict  # metric -> its error model: the loss's, and accuracy's where the sources and method have one
+    no_accuracy: Optional[str]  # why accuracy is not simulated, where it is not
     draws: int
     seed: int
     simulated: int  # candidates simulated, the curve's included
@@ -357,6 +408,14 @@ class Design:
     def within(self) -> int:
         return next(p.candidates for p in self.curve if p.budget == self.budget)
 
+    @property
+    def model(self) -> design.ErrorModel:
+        return self.models["loss"]
+
+    def ranked(self, s: Scored) -> design.Expected:
+        """`s`'s expected error of the metric that ranks the candidates."""
+        return s.of(self.metric)
+
 
 # The error-against-budget curve: the best design at these multiples of the budget. By quadruplings: every
 # candidate of each budget is simulated once (common random numbers), and for 7B-4T at 1 % doublings from 1/16 to
@@ -369,6 +428,7 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
     `budget` again with 4 × the draws, the lowest median error chosen; the shipped ladders beside them."""
     method = str(args.get("method", "best"))
     fit = design.loss_fit(method)
+    metric = parse_metric(args)
     schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad:
@@ -389,18 +449,20 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
         raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
                           f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
                           f"{cheapest:.3g}); raise the budget or lower min_size")
-    model = error_model(args.get("results"))
-    began = time.process_time()
-    scored = sorted((score(model, fit, c, target, draws, seed) for c in pool.values()),
-                    key=lambda s: (s.loss.median, s.candidate.compute))
+    model, measured = error_models(args.get("results"))
+    acc, no_accuracy = accuracy_prior(measured, method, metric)
+    models = {"loss": model, **({"accuracy": acc} if acc is not None else {})}
+    began = time.process_time()  # the first pass simulates the ranking metric alone
+    scored = sorted((score({metric: models[metric]}, fit, c, target, draws, seed) for c in pool.values()),
+                    key=lambda s: (s.of(metric).median, s.candidate.compute))
     cpu = time.process_time() - began
     curve = tuple(CurvePoint(b * budget, len(fits), fits[0] if fits else None)
                   for b in budgets for fits in [[s for s in scored if s.candidate.compute <= b * budget]])
-    finalists = tuple(score(model, fit, s.candidate, target, 4 * draws, seed + 1)
+    finalists = tuple(score(models, fit, s.candidate, target, 4 * draws, seed + 1)
                       for s in [s for s in scored if s.candidate.compute <= budget][:5])
-    return Design(target, budget, settings, cfg.ladder.name, method, model, draws, seed, len(pool), cpu, finalists,
-                  min(finalists, key=lambda s: s.loss.median), tuple(shipped(model, fit, target, 4 * draws, seed + 1)),
-                  curve)
+    return Design(target, budget, settings, cfg.ladder.name, method, metric, models, no_accuracy, draws, seed,
+                  len(pool), cpu, finalists, min(finalists, key=lambda s: s.of(metric).median),
+                  tuple(shipped(models, fit, target, 4 * draws, seed + 1)), curve)
 
 
 def source_paths(results) -> list[str]:
@@ -423,27 +485,50 @@ def prior_sources(results) -> list:
     return out
 
 
-def error_model(results) -> design.ErrorModel:
-    """fit.design.measure of `results`' ladders (7 s for both published ones), kept under $LADDER_CACHE/design/
-    keyed by the content of their files and of the fit code that reads and measures them, so that `ladder plan`
-    and a second design read it in milliseconds."""
+def error_models(results, accuracy: bool = True) -> tuple:
+    """(fit.design.measure of `results`' ladders, (the accuracy model fit.design_accuracy measures on them or None,
+    why not), or None where `accuracy` is false): 7 s and 11 s for the published ones, each kept under
+    $LADDER_CACHE/design/ keyed by the content of their files and of the fit code that reads and measures them, so
+    that `ladder plan` and a second design read them in a fraction of a second."""
     paths = source_paths(results)
-    cached = Path(os.environ.get("LADDER_CACHE", ".cache")) / "design" / f"{_digest(paths)}.json"
-    if cached.is_file():
+    key = Path(os.environ.get("LADDER_CACHE", ".cache")) / "design" / _digest(paths)
+    loaded = []
+
+    def sources():  # read once, and only where a model is measured
+        if not loaded:
+            loaded.append(prior_sources(paths))
+        return loaded[0]
+
+    def loss():
         try:
-            return _decoded(json.loads(cached.read_text()))
+            return design.measure(sources())
+        except FitInputError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def accuracies():
+        try:
+            return design_accuracy.measure_accuracy(sources()), None
+        except FitInputError as exc:
+            return None, str(exc)
+
+    return (_cached(key.with_name(f"{key.name}-loss.json"), loss),
+            _cached(key.with_name(f"{key.name}-accuracy.json"), accuracies) if accuracy else None)
+
+
+def _cached(path: Path, measure):
+    """What `measure()` gives, kept as JSON at `path`."""
+    if path.is_file():
+        try:
+            return _decoded(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError):  # a cache from other code: measured again below
             pass
+    value = measure()
     try:
-        model = design.measure(prior_sources(paths))
-    except FitInputError as exc:
-        raise ConfigError(str(exc)) from exc
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cached, json.dumps(_encoded(model)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(_encoded(value)))
     except OSError:  # a read-only cache costs the next command the measurement, nothing else
         pass
-    return model
+    return value
 
 
 # Files larger than this (a ladder run's checkpoints, which no points reader reads) enter the digest by size and
@@ -463,29 +548,32 @@ def _digest(paths: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
-def _encoded(model: design.ErrorModel) -> dict:
-    """The model as JSON, each field tagged with its type (arrays, frames, tuples, numbers, strings)."""
+MODELS = {c.__name__: c for c in (design.ErrorModel, design_accuracy.TaskPrior, design_accuracy.AccuracyModel)}
+
+
+def _encoded(v):
+    """An error model as JSON, each value tagged with its type (models, arrays, frames, tuples, plain values)."""
     from fit.present.report import json_ready  # here: `ladder plan` reads the cache without the report's imports
 
-    def one(v):
-        if isinstance(v, np.ndarray):
-            return {"array": v.tolist()}
-        if isinstance(v, pd.DataFrame):
-            return {"frame": json_ready(v.to_dict("list")), "dtypes": {c: str(t) for c, t in v.dtypes.items()}}
-        if isinstance(v, tuple):
-            return {"tuple": json_ready(list(v))}
-        return {"value": json_ready(v)}
-    return {f.name: one(getattr(model, f.name)) for f in fields(design.ErrorModel)}
+    if is_dataclass(v):
+        return {"model": type(v).__name__, "fields": {f.name: _encoded(getattr(v, f.name)) for f in fields(v)}}
+    if isinstance(v, np.ndarray):
+        return {"array": json_ready(v.tolist())}
+    if isinstance(v, pd.DataFrame):
+        return {"frame": json_ready(v.to_dict("list")), "dtypes": {c: str(t) for c, t in v.dtypes.items()}}
+    if isinstance(v, (tuple, list)):
+        return {"tuple": [_encoded(x) for x in v]}
+    return {"value": json_ready(v)}
 
 
-def _decoded(data: dict) -> design.ErrorModel:
-    def one(v):
-        if "array" in v:
-            return np.array(v["array"], float)
-        if "frame" in v:
-            return pd.DataFrame(v["frame"], columns=list(v["dtypes"])).astype(v["dtypes"])
-        return tuple(v["tuple"]) if "tuple" in v else v["value"]
-    return design.ErrorModel(**{f.name: one(data[f.name]) for f in fields(design.ErrorModel)})
+def _decoded(v):
+    if "model" in v:
+        return MODELS[v["model"]](**{k: _decoded(x) for k, x in v["fields"].items()})
+    if "array" in v:
+        return np.array(v["array"], float)
+    if "frame" in v:
+        return pd.DataFrame(v["frame"], columns=list(v["dtypes"])).astype(v["dtypes"])
+    return tuple(_decoded(x) for x in v["tuple"]) if "tuple" in v else v["value"]
 
 
 def pct(x: float) -> str:
@@ -497,10 +585,19 @@ def band(e: design.Expected) -> str:
             f"signed band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)")
 
 
+def points_band(e: design.Expected) -> str:
+    return (f"{e.median:.2f} points (90 % of draws within {e.p90:.2f}; "
+            f"signed band {e.low:+.2f} … {e.high:+.2f} points)")
+
+
+def amount(metric: str, x: float) -> str:
+    """An error of `metric`: the loss's in %, accuracy's in points."""
+    return pct(x) if metric == "loss" else f"{x:.2f} points"
+
+
 def said(scored: Scored) -> str:
-    """Each metric's expected error: the loss in % of it, accuracies in points."""
-    return "; ".join(f"{metric} error {band(e)}" if metric == "loss" else
-                     f"{metric} error {100 * e.median:.1f} points (90 % within {100 * e.p90:.1f})"
+    """"loss error …; accuracy error …" (the second where an accuracy model exists)."""
+    return "; ".join(f"{metric} error {band(e) if metric == 'loss' else points_band(e)}"
                      for metric, e in scored.errors)
 
 
@@ -509,19 +606,21 @@ def terminal_lines(d: Design) -> list[str]:
     lines = [f"target {t.name}: N={format_count(t.params)}, D={format_count(t.tokens)}, C={t.compute:.3g} FLOPs; "
              f"budget {d.budget:.3g} FLOPs ({pct(d.budget / t.compute)} of it)",
              f"error model: {d.model.describe()}",
+             f"accuracy error model: {d.models['accuracy'].describe()}" if "accuracy" in d.models else
+             f"accuracy error: not simulated ({d.no_accuracy})",
              f"{d.within} candidate ladders within budget"
              + (f" ({d.simulated} with the curve's budgets)" if d.simulated > d.within else "") + ", each simulated "
-             f"{d.draws} times ({d.cpu / d.simulated:.2g} CPU s a candidate); the best {len(d.finalists)} again "
-             f"{4 * d.draws} times:"]
+             f"{d.draws} times ({d.cpu / d.simulated:.2g} CPU s a candidate, ranked by the {d.metric} error); the "
+             f"best {len(d.finalists)} again {4 * d.draws} times:"]
     lines += [f"  {'*' if s is d.best else ' '} {s.candidate.describe():55s} {s.candidate.compute:.3g} FLOPs "
               f"({pct(s.candidate.compute / t.compute)}), {said(s)}" for s in d.finalists]
     lines.append("shipped ladders below the target, at their own cost (same error model):")
     lines += [f"    {name:8s} {s.candidate.compute:.3g} FLOPs ({pct(s.candidate.compute / t.compute)}), {said(s)}"
               for name, s in d.shipped] or [f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the "
                                             "target's N"]
-    lines.append("best expected loss error within " + ", ".join(
+    lines.append(f"best expected {d.metric} error within " + ", ".join(
         (f"{p.budget / d.budget:g}" if p.budget >= d.budget else f"1/{d.budget / p.budget:g}") + " × the budget: "
-        + (pct(p.best.loss.median) if p.best else "no ladder fits") for p in d.curve))
+        + (amount(d.metric, d.ranked(p.best).median) if p.best else "no ladder fits") for p in d.curve))
     return lines
 
 
@@ -538,11 +637,11 @@ def expected_errors(plan, draws: int = 128, seed: int = 0) -> tuple[dict[str, st
         return {}, ("expected forecast error: not simulated, the published ladders it is measured on are absent "
                     "(<repo>/../shared/data or $LADDER_SHARED_DATA; `ladder design results=` measures your own)")
     try:
-        model = error_model(None)
+        models = {"loss": error_models(None, accuracy=False)[0]}
         out = {}
         for t in plan.targets:
             out[t.name] = f"no expected error: {why[t.name]}" if why[t.name] else \
-                f"expected loss error {brief(score(model, fit, as_candidate(plan), t, draws, seed).loss)}"
+                f"expected loss error {brief(score(models, fit, as_candidate(plan), t, draws, seed).loss)}"
         return out, None
     except Exception as exc:  # noqa: BLE001: whatever fails here, the plan above it stands
         return {}, f"expected forecast error: not simulated ({type(exc).__name__}: {exc})"
@@ -563,14 +662,17 @@ def run_design(overrides: list[str]) -> int:
     cfg = load(rest)
     target = resolve_target(str(args["target"]), cfg)
     budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
+    design.loss_fit(str(args.get("method", "best")))  # the method, and the metric it ranks by, refused before any write
+    parse_metric(args)
     default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
     name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     path, select = destination(name, args.get("out"))
     report_dir = report_destination(name, args.get("out"))
     d = search(args, cfg, target, budget, tuple(args.items()) + (("overrides", " ".join(rest)),))
     print("\n".join(terminal_lines(d)))
-    summary = (f"target={target.name} budget={args['budget']} method={d.method}: {d.best.candidate.describe()}, "
-               f"{d.best.candidate.compute:.3g} FLOPs, expected loss error {band(d.best.loss)}")
+    summary = (f"target={target.name} budget={args['budget']} method={d.method}"
+               f"{'' if d.metric == 'loss' else ' metric=' + d.metric}: {d.best.candidate.describe()}, "
+               f"{d.best.candidate.compute:.3g} FLOPs, expected {said(d.best)}")
     write_config(config_text(d.best.candidate, target, d.base, name, summary), path)
     print(f"wrote {path}: ladder plan {' '.join(select)}")
     write_report(report_dir, d, path, select)

@@ -59,16 +59,25 @@ def pct(x: float) -> str:
 
 
 def _error_cells(metric: str, e) -> dict:
-    """An Expected as table cells: the loss in % of it, an accuracy in points."""
-    unit, digits = (" %", 2) if metric == "loss" else ("", 1)
-    return {"median abs. error": f"{100 * e.median:.{digits}f}{unit}",
-            "90th pct abs. error": f"{100 * e.p90:.{digits}f}{unit}",
-            "signed 90 % band": f"{100 * e.low:+.{digits}f} … {100 * e.high:+.{digits}f}{unit}",
+    """An Expected as table cells: the loss's relative error in %, accuracy's in points (as fit.design_accuracy
+    gives it)."""
+    scale, unit = (100, " %") if metric == "loss" else (1, "")
+    return {"median abs. error": f"{scale * e.median:.2f}{unit}", "90th pct abs. error": f"{scale * e.p90:.2f}{unit}",
+            "signed 90 % band": f"{scale * e.low:+.2f} … {scale * e.high:+.2f}{unit}",
             "failed fits": f"{100 * e.failed:.0f} %"}
 
 
+def scaled(metric: str, x: float) -> float:
+    """An error as the figures draw it: % for the loss, points for accuracy."""
+    return 100 * x if metric == "loss" else x
+
+
+def amount(metric: str, x: float) -> str:
+    return f"{scaled(metric, x):.2f}" + (" %" if metric == "loss" else " points")
+
+
 def expected_table(scored) -> pd.DataFrame:
-    rows = [{"metric": "loss (relative, %)" if m == "loss" else f"{display.label(m)} (points)", **_error_cells(m, e),
+    rows = [{"metric": "loss (relative, %)" if m == "loss" else "a task's accuracy (points)", **_error_cells(m, e),
              "draws": str(e.draws)} for m, e in scored.errors]
     return pd.DataFrame(rows)
 
@@ -90,7 +99,9 @@ def ladder_table(d, rows) -> pd.DataFrame:
         return f"{c.compute:.3g} ({pct(c.compute / d.target.compute)})"
     return pd.DataFrame([{" ": label, "ladder": named(s.candidate), "rungs": str(len(s.candidate.rungs)),
                           "FLOPs (of the target)": cost(s.candidate),
-                          **{k: v for k, v in _error_cells("loss", s.loss).items() if k != "failed fits"}}
+                          **{k: v for k, v in _error_cells("loss", s.loss).items() if k != "failed fits"},
+                          **({"accuracy: median abs. error (points)": f"{s.of('accuracy').median:.2f}"}
+                             if "accuracy" in dict(s.errors) else {})}
                          for label, s in rows])
 
 
@@ -111,7 +122,10 @@ def answer(d) -> list[str]:
             f"{pct(c.compute / t.compute)} of {t.name}'s 6ND ({pct(d.budget / t.compute)} allowed).",
             f"Expected error of its forecast of {t.name}'s loss: {pct(e.median)} (median over {e.draws} simulated "
             f"ladders), 90 % of them within {pct(e.p90)}, the signed error's 90 % band {100 * e.low:+.2f} … "
-            f"{100 * e.high:+.2f} %."]
+            f"{100 * e.high:+.2f} %" + ("." if "accuracy" not in dict(d.best.errors) else
+                                      f"; of a task's accuracy: {amount('accuracy', d.best.of('accuracy').median)}, "
+                                      f"90 % within {amount('accuracy', d.best.of('accuracy').p90)}.")
+            + (f" Ranked by the {d.metric} error." if d.metric != "loss" else "")]
 
 
 def curve_sentences(d) -> list[str]:
@@ -124,14 +138,16 @@ def curve_sentences(d) -> list[str]:
                                                                     for p in none) + ".")
     if len(points) < 2:
         return said
-    steps = [(a, b, 1 - b.best.loss.median / a.best.loss.median) for a, b in zip(points, points[1:])]
-    said.append("The best expected loss error falls from " + ", to ".join(
-        f"{pct(p.best.loss.median)} at {_budget_words(p.budget / d.budget)}" for p in points) + ": each "
-        "quadrupling cuts it by " + ", ".join(f"{100 * cut:.0f} %" for _, _, cut in steps) + ".")
+    steps = [(a, b, 1 - d.ranked(b.best).median / d.ranked(a.best).median) for a, b in zip(points, points[1:])]
+    falls = ", to ".join(f"{amount(d.metric, d.ranked(p.best).median)} at {_budget_words(p.budget / d.budget)}"
+                         for p in points)
+    said.append(f"The best expected {d.metric} error falls from {falls}: each quadrupling cuts it by "
+                + ", ".join(f"{100 * cut:.0f} %" for _, _, cut in steps) + ".")
     knee = next((a for i, (a, _, _) in enumerate(steps) if all(cut < KNEE for _, _, cut in steps[i:])), None)
+    cut = f"{100 * KNEE:.0f} %"
     said.append(f"The knee lies at {_budget_words(knee.budget / d.budget)} ({pct(knee.budget / d.target.compute)} "
-                f"of the target): beyond it 4 × the compute cuts the error by less than {KNEE:.0%}." if knee else
-                f"No knee within 4 × the budget: the last quadrupling still cuts the error by {KNEE:.0%} or more.")
+                f"of the target): beyond it 4 × the compute cuts the error by less than {cut}." if knee else
+                f"No knee within 4 × the budget: the last quadrupling still cuts the error by {cut} or more.")
     return said
 
 
@@ -148,8 +164,9 @@ def curve_table(d) -> pd.DataFrame:
                           "FLOPs (of the target)": f"{p.budget:.3g} ({pct(p.budget / d.target.compute)})",
                           "candidates": str(p.candidates),
                           "best ladder": named(p.best.candidate) if p.best else "none fits",
-                          "median abs. error": pct(p.best.loss.median) if p.best else "",
-                          "90th pct abs. error": pct(p.best.loss.p90) if p.best else ""} for p in d.curve])
+                          "median abs. error": amount(d.metric, d.ranked(p.best).median) if p.best else "",
+                          "90th pct abs. error": amount(d.metric, d.ranked(p.best).p90) if p.best else ""}
+                         for p in d.curve])
 
 
 def curve_figure(d):
@@ -157,26 +174,30 @@ def curve_figure(d):
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     points = [p for p in d.curve if p.best is not None]
     x = [100 * p.budget / t.compute for p in points]
-    ax.plot(x, [100 * p.best.loss.median for p in points], "o-", color="C0", label="best median |error|")
-    ax.plot(x, [100 * p.best.loss.p90 for p in points], "o--", color="C0", alpha=0.5, mfc="none",
+    m = d.metric
+    ax.plot(x, [scaled(m, d.ranked(p.best).median) for p in points], "o-", color="C0", label="best median |error|")
+    ax.plot(x, [scaled(m, d.ranked(p.best).p90) for p in points], "o--", color="C0", alpha=0.5, mfc="none",
             label="its 90th percentile")
     ax.axvline(100 * d.budget / t.compute, color="0.6", lw=0.8, ls=":")
     c = d.best.candidate
-    ax.plot([100 * c.compute / t.compute], [100 * d.best.loss.median], "*", color="C3", ms=12,
+    ax.plot([100 * c.compute / t.compute], [scaled(m, d.ranked(d.best).median)], "*", color="C3", ms=12,
             label=f"the chosen ladder, again with {d.best.loss.draws} draws")
     for i, (name, s) in enumerate(d.shipped):
-        ax.plot([100 * s.candidate.compute / t.compute], [100 * s.loss.median], "sD^"[i % 3], color="0.5", mfc="none",
+        ax.plot([100 * s.candidate.compute / t.compute], [scaled(m, d.ranked(s).median)], "sD^"[i % 3], color="0.5",
+                mfc="none",
                 label=f"shipped: {name}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     lo, hi = ax.get_xlim()
     ax.xaxis.set_major_locator(LogLocator(subs=(1,) if hi / lo > 300 else (1, 2, 5)))  # decades where wide
     ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g} %"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}" + (" %" if m == "loss" else "")))
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g} %"))
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"ladder compute, % of {t.name}'s 6ND")
-    ax.set_ylabel(f"expected |error| of the loss at {t.name}")
+    ax.set_ylabel(f"expected |error| of the loss at {t.name}" if m == "loss" else
+                  f"expected accuracy |error| at {t.name} (points)")
     ax.legend(loc="best", frameon=False)
     ax.grid(True, which="major", alpha=0.3)
     return fig
@@ -227,11 +248,13 @@ def rungs_figure(d):
 
 
 def model_lines(d) -> list[str]:
-    m = d.model
-    return [f"{m.describe()}.",
+    return [f"The loss: {d.model.describe()}.",
+            f"Accuracy: {d.models['accuracy'].describe()} (fit.design_accuracy)." if "accuracy" in d.models else
+            f"Accuracy: not simulated ({d.no_accuracy}).",
             f"Each candidate simulated {d.draws} times with the same draws (common random numbers), fitted with "
-            f"method {d.method}'s loss law; the best {len(d.finalists)} within the budget again with "
-            f"{4 * d.draws} draws. {d.simulated} candidates in all, {d.cpu / d.simulated:.2g} CPU s each.",
+            f"method {d.method}'s law, ranked by the {d.metric} error; the best {len(d.finalists)} within the "
+            f"budget again with {4 * d.draws} draws. {d.simulated} candidates in all, {d.cpu / d.simulated:.2g} "
+            "CPU s each.",
             "The model does not tell lr schedules apart (docs/train.md); its 90 % band held the realized error in "
             "12 of 14 backtests on the published ladders (docs/design.md)."]
 
@@ -288,10 +311,10 @@ def write_report(out_dir: Path, d, config: Path, select: list[str]) -> None:
     shown = []
     with plt.rc_context(STYLE):
         for name, caption, draw in (
-                ("budget_curve", f"How much ladder {t.name} needs: the best expected |error| of the loss forecast "
-                                 f"among the candidates within each budget (first pass, {d.draws} draws), its 90th "
-                                 "percentile, the chosen ladder (star) and the shipped ladders (grey); the dotted "
-                                 "line is the budget given", curve_figure),
+                ("budget_curve", f"How much ladder {t.name} needs: the best expected |error| of the {d.metric} "
+                                 f"forecast among the candidates within each budget (first pass, {d.draws} draws), "
+                                 "its 90th percentile, the chosen ladder (star) and the shipped ladders (grey); the "
+                                 "dotted line is the budget given", curve_figure),
                 ("rungs", f"The chosen rungs on the N × D plane (colour: M; area: compute), the target {t.name} "
                           "(star), lines of constant M and the shipped ladders (grey)", rungs_figure)):
             fig = draw(d)
@@ -300,8 +323,7 @@ def write_report(out_dir: Path, d, config: Path, select: list[str]) -> None:
             shown.append((name, caption, base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     title = f"Ladder design: {t.name} at {pct(d.budget / t.compute)} of its compute"
     lead = answer(d)
-    accuracy = ("Accuracy (points): not simulated; the error model covers the loss." if all(
-        m == "loss" for m, _ in d.best.errors) else "")
+    accuracy = "" if "accuracy" in d.models else f"Accuracy (points): not simulated ({d.no_accuracy})."
     figures = {n: (c, b) for n, c, b in shown}
     sections = [  # (heading, sentences, tables, figures)
         ("The ladder", [], [("Expected forecast error", expected_table(d.best)),
@@ -310,7 +332,7 @@ def write_report(out_dir: Path, d, config: Path, select: list[str]) -> None:
          ["budget_curve"]),
         ("The chosen rungs and the target", [], [], ["rungs"]),
     ]
-    ranked = sorted(d.finalists, key=lambda s: (s is not d.best, s.loss.median))
+    ranked = sorted(d.finalists, key=lambda s: (s is not d.best, d.ranked(s).median))
     runners = [("Runners-up", f"The best {len(ranked)} within the budget by the first pass ({d.draws} draws), "
                 f"simulated again with {4 * d.draws} draws: the lowest median is chosen (★).",
                 ladder_table(d, [("★" if s is d.best else str(i + 1), s) for i, s in enumerate(ranked)])),
