@@ -98,6 +98,18 @@ def test_report_html_renders_in_chromium_with_every_image_and_no_console_error(d
     assert height > 1000 and errors == "[]"
 
 
+def test_curve_false_searches_the_budget_alone(results, tmp_path, capsys):
+    from ladder.orchestration.cli import main
+
+    assert main(["design", *SMOKE, f"results={results}", f"out={tmp_path}", "name=alone", "draws=8",
+                 "curve=false"]) == 0
+    out = capsys.readouterr().out
+    assert "with the curve's budgets" not in out and "within 1 × the budget:" in out
+    written = json.loads((tmp_path / "alone" / "design.json").read_text())
+    assert [p["budget"] for p in written["curve"]] == [written["budget"]]
+    assert "The budget alone was searched (curve=false)" in (tmp_path / "alone" / "report.md").read_text()
+
+
 def test_design_refuses_to_write_over_a_report_it_did_not_write(results, tmp_path, capsys):
     from ladder.orchestration.cli import main
 

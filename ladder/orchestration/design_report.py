@@ -130,6 +130,8 @@ def answer(d) -> list[str]:
 
 def curve_sentences(d) -> list[str]:
     """What each quadrupling of the budget buys, and where the knee lies."""
+    if len(d.curve) == 1:
+        return ["The budget alone was searched (curve=false): the curve shows its best design only."]
     points = [p for p in d.curve if p.best is not None]
     none = [p for p in d.curve if p.best is None]
     said = []
