@@ -113,7 +113,8 @@ def main():
                         model, [r.params for r in c.rungs], [r.tokens for r in c.rungs], target, abs(measured),
                         args.draws, args.seed))
                     rows.append({"metric": metric, "target": name, "measured": measured, "compute": c.compute,
-                                 "rungs": len(c.rungs), "sizes": len(c.by_size()), "right": np.sign(called) == np.sign(measured), "own_exponents": own,
+                                 "rungs": len(c.rungs), "sizes": len(c.by_size()),
+                                 "right": np.sign(called) == np.sign(measured), "own_exponents": own,
                                  "simulated_p": sim.p, "ladder": c.describe()})
             print(f"{metric}: {len(seen)} sub-ladders", file=sys.stderr)
     df = pd.DataFrame(rows)
@@ -124,7 +125,8 @@ def main():
 
 
 def report(df: pd.DataFrame, r: pd.DataFrame) -> str:
-    lines = ["| loss | target | measured C4 − RPJ | sub-ladders | right calls | mean simulated P |", "|---|---|---|---|---|---|"]
+    lines = ["| loss | target | measured C4 − RPJ | sub-ladders | right calls | mean simulated P |",
+             "|---|---|---|---|---|---|"]
     for (m, t), g in df.groupby(["metric", "target"]):
         lines.append(f"| {m} | {t} | {g['measured'].iloc[0]:+.3f} | {len(g)} | {g['right'].mean():.2f} | "
                      f"{g['simulated_p'].mean():.2f} |")

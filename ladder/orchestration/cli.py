@@ -47,17 +47,22 @@ def _check_writable(cfg=None) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from ladder.core.plan import build_plan
-    from ladder.orchestration.plan_format import FORMATS
+    from ladder.orchestration.plan_format import FORMATS, table
     from ladder.orchestration.resources import eval_compute
 
     from ladder.orchestration.node import describe
 
     cfg = load(args.overrides)
     plan = build_plan(cfg)
-    print(FORMATS[args.format](plan, eval_compute(cfg, plan)))
     if args.format == "table":
+        from ladder.orchestration.design import expected_errors
+
+        expected, skipped = expected_errors(plan)  # beside each target's compute share
+        print(table(plan, eval_compute(cfg, plan), expected) + (f"\n  {skipped}" if skipped else ""))
         print(describe(cfg, plan))
         print(data_needs(cfg, plan))
+    else:
+        print(FORMATS[args.format](plan, eval_compute(cfg, plan)))
     if missing := _missing_data(cfg):  # the plan stands, but `ladder run` would refuse it
         raise ConfigError(f"{missing} (the plan above is what it would train)")
     return 0
@@ -335,11 +340,12 @@ def build_parser(methods: str = "see `ladder fit --help`") -> argparse.ArgumentP
                     "plan) within budget= for the lowest expected loss error at target= (metric=accuracy: a task's "
                     "accuracy error in points, through the two-step law; both are printed), simulated by an error "
                     "model measured on earlier ladders (both published ones, or results=PATH); print it beside the "
-                    "shipped "
-                    "ladders and write it as configs/ladder/NAME.yaml (or under out=DIR) for `ladder plan` and `ladder "
-                    "run`. Keys: target, budget (1%%, 3e21 FLOPs, 500gpuh, or 12h with gpus=N at launcher.gpu_flops × "
-                    "launcher.expected_mfu), method, results, out, name, sizes or min_size/max_size, multipliers, "
-                    "schedules, draws, seed, metric (loss or accuracy); ladder=NAME the base ladder (default olmo). "
+                    "shipped ladders and write it as configs/ladder/NAME.yaml (or under out=DIR) for `ladder plan` "
+                    "and `ladder run`, with a report (the answer, the error against budget from 1/16 to 4 × it, the "
+                    "rungs, the runners-up) under outputs/NAME (or out=DIR/NAME). Keys: target, budget (1%%, 3e21 "
+                    "FLOPs, 500gpuh, or 12h with gpus=N at launcher.gpu_flops × launcher.expected_mfu), method, "
+                    "results, out, name, sizes or min_size/max_size, multipliers, schedules, draws, seed, metric (loss "
+                    "or accuracy), curve (false: the budget alone); ladder=NAME the base ladder (default olmo). "
                     "Example: ladder design target=7B-4T budget=1%%. With difference=NATS (and confidence=0.9): the "
                     "cheapest ladder, trained on each of two variants, whose simulated `ladder compare` names the "
                     "better one (truly NATS lower at the target) in at least that share of draws; budget= is then the "

@@ -9,20 +9,27 @@ whose cost, taken from the plan's jobs (ladder.core.schedules), fits the budget.
 tell schedules apart (measured on the smoke ladder, WSD-S predicts as well as cosine: docs/train.md), so each grid
 takes its cheapest. Every candidate is simulated with the same draws (common random numbers); the lowest median error
 (of the loss, or of accuracy in points with `metric=accuracy`: fit.design_accuracy) wins, shown beside the runners-up
-and the shipped ladders (olmo, gadre, node) at their own cost, and is written as a ladder config that `ladder plan`
-and `ladder run` take as it is.
+and the shipped ladders (olmo, gadre, node) at their own cost. The candidates of smaller and larger budgets are
+simulated in the same pass, for the error-against-budget curve.
+
+One search (`search`, a `Design`), three views: the terminal's lines, the ladder config that `ladder plan` and
+`ladder run` take as it is, and the report (design_report.py). `ladder plan` says each ladder's expected error at its
+targets through `expected_errors`, from the error models cached on disk (`error_models`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
 import time
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
@@ -40,7 +47,8 @@ from ladder.orchestration.compose import load
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
-        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "metric", "difference", "confidence")
+        "schedules", "gpus", "draws", "seed", "min_sizes", "min_multipliers", "metric", "curve", "difference",
+        "confidence")
 METRICS = ("loss", "accuracy")  # what `metric=` ranks the candidates by: the loss's relative error or accuracy points
 # Gadre et al.'s grid of M from 20: their M = 5 runs lie 4-15 % above the loss law the other multipliers follow
 # (fit.design._robust_sd) and M = 10 up to 1.4 %, a bias of short runs the error model does not simulate; both papers
@@ -153,23 +161,6 @@ def parse_budget(text: str, target: Target, cfg, gpus: Optional[str]) -> float:
     return flops
 
 
-def prior_sources(results) -> list:
-    """The ladders the error model is measured on: `results` (a path or a list), every dataset of each; else both
-    published ladders."""
-    if results is None:
-        root = shared_data_dir()
-        if root is None:
-            raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
-                              "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
-        results = [str(root / "olmo-ladder" / "runs"), str(root / "gadre-scaling")]
-    paths = results if isinstance(results, list) else [results]
-    out = []
-    for path in paths:
-        names = dataset_names(str(path))
-        out += [load_points(str(path), dataset=n) for n in names] if len(names) > 1 else [load_points(str(path))]
-    return out
-
-
 def size_pool(args: dict, cfg, target: Target) -> list[str]:
     if "sizes" in args:
         return [str(s) for s in args["sizes"]]
@@ -270,12 +261,38 @@ def evaluate_accuracy(acc_model, fit, c_rungs, target: Target, draws: int, seed:
                                                                 draws, seed))
 
 
-def shipped_plans(target: Target) -> list[tuple]:
-    """(name, compute, rungs) of each shipped ladder whose sizes all lie below the target, at its own cost and
-    schedule (a ladder that reaches the target's N does not forecast it)."""
-    plans = [(name, build_plan(load([f"ladder={name}"]))) for name in SHIPPED]
-    return [(name, plan.compute, plan.rungs) for name, plan in plans
-            if max(r.params for r in plan.rungs) < target.params]
+EVALUATE = {"loss": evaluate, "accuracy": evaluate_accuracy}  # by METRICS: the loss relative, accuracy in points
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A ladder and its simulated forecast error at the target, per metric: (metric, fit.design.Expected) pairs in
+    METRICS' order, the loss relative (0.01 = 1 %), accuracy in points."""
+    candidate: Candidate
+    errors: tuple
+
+    def of(self, metric: str) -> design.Expected:
+        return dict(self.errors)[metric]
+
+    @property
+    def loss(self) -> design.Expected:
+        return self.of("loss")
+
+
+def score(models: dict, fit, c: Candidate, target: Target, draws: int, seed: int) -> Scored:
+    """`c`'s expected error of each metric of `models` (metric -> its error model)."""
+    return Scored(c, tuple((m, EVALUATE[m](model, fit, c.rungs, target, draws, seed)) for m, model in models.items()))
+
+
+def shipped(models: dict, fit, target: Target, draws: int, seed: int) -> list[tuple[str, Scored]]:
+    """(name, scored) of each shipped ladder whose sizes all lie below the target, at its own cost and schedule (a
+    ladder that reaches the target's N does not forecast it)."""
+    out = []
+    for name in SHIPPED:
+        plan = build_plan(load([f"ladder={name}"]))
+        if unforecastable(plan, target, fit) is None:
+            out.append((name, score(models, fit, as_candidate(plan), target, draws, seed)))
+    return out
 
 
 def parse_metric(args: dict) -> str:
@@ -291,22 +308,38 @@ def parse_metric(args: dict) -> str:
     return metric
 
 
-def accuracy_prior(sources, method: str, metric: str):
-    """(the accuracy error model measured on `sources`, None), or (None, why there is none) where the method has no
-    step 2 or the sources no task accuracies; with `metric=accuracy` that is one line's refusal instead."""
+def accuracy_prior(measured, method: str, metric: str):
+    """(the accuracy error model, None), or (None, why there is none) where the method has no step 2 or the sources
+    no task accuracies; with `metric=accuracy` that is one line's refusal instead. `measured`: the sources (points),
+    or what `error_models` measured of them, (the accuracy model or None, why not)."""
     try:
         design_accuracy.step2_method(method)
-        return design_accuracy.measure_accuracy(sources), None
+        if isinstance(measured, tuple):
+            acc, why = measured
+            if acc is None:
+                raise FitInputError(why)
+            return acc, None
+        return design_accuracy.measure_accuracy(measured), None
     except FitInputError as exc:
         if metric == "accuracy":
             raise ConfigError(f"metric=accuracy: {exc}") from exc
         return None, str(exc)
 
 
-def both_errors(model, acc_model, fit, rungs, target: Target, draws: int, seed: int) -> tuple:
-    """(expected loss error, expected accuracy error in points or None without an accuracy model)."""
-    return (evaluate(model, fit, rungs, target, draws, seed),
-            None if acc_model is None else evaluate_accuracy(acc_model, fit, rungs, target, draws, seed))
+def as_candidate(plan) -> Candidate:
+    """A plan's ladder as the search's candidates are: its first dataset's rungs (each dataset is fitted apart)."""
+    return Candidate(tuple(r for r in plan.rungs if r.dataset == plan.rungs[0].dataset), plan.lr_schedule,
+                     plan.compute)
+
+
+def unforecastable(plan, target: Target, fit) -> Optional[str]:
+    """Why the plan's ladder cannot forecast `target` through `fit`'s loss law; None where it can."""
+    rungs = as_candidate(plan).rungs
+    if max(r.params for r in rungs) >= target.params:
+        return f"a size reaches its N ({format_count(max(r.params for r in rungs))} ≥ {format_count(target.params)})"
+    if len(rungs) < len(fit.law.params) + 1:
+        return f"{len(rungs)} rungs cannot fit the loss law's {len(fit.law.params)} parameters"
+    return None
 
 
 def config_text(c: Candidate, target: Target, base: str, name: str, summary: str) -> str:
@@ -344,6 +377,206 @@ def write_config(text: str, path: Path) -> None:
     atomic_write_text(path, text)
 
 
+@dataclass(frozen=True)
+class CurvePoint:
+    """The best ladder the search found within `budget` (None where no candidate fits), of `candidates`."""
+    budget: float
+    candidates: int
+    best: Optional[Scored]
+
+
+@dataclass(frozen=True)
+class Design:
+    """One search's result, which the terminal, the ladder config and the report each read."""
+    target: Target
+    budget: float
+    settings: tuple  # (key, value) of the design's keys as given, and the base ladder's overrides
+    base: str  # the base ladder
+    method: str
+    metric: str  # what ranked the candidates (METRICS)
+    models: dict  # metric -> its error model: the loss's, and accuracy's where the sources and method have one
+    no_accuracy: Optional[str]  # why accuracy is not simulated, where it is not
+    draws: int
+    seed: int
+    simulated: int  # candidates simulated, the curve's included
+    cpu: float  # CPU seconds of their simulation
+    finalists: tuple  # the best 5 within budget again with 4 × draws, as the first pass ranked them
+    best: Scored
+    shipped: tuple  # (name, Scored) of the shipped ladders below the target, at their own cost
+    curve: tuple  # CurvePoint per budget of CURVE
+
+    @property
+    def within(self) -> int:
+        return next(p.candidates for p in self.curve if p.budget == self.budget)
+
+    @property
+    def model(self) -> design.ErrorModel:
+        return self.models["loss"]
+
+    def ranked(self, s: Scored) -> design.Expected:
+        """`s`'s expected error of the metric that ranks the candidates."""
+        return s.of(self.metric)
+
+
+# The error-against-budget curve: the best design at these multiples of the budget. By quadruplings: every
+# candidate of each budget is simulated once (common random numbers), and for 7B-4T at 1 % doublings from 1/16 to
+# 4 × would simulate 220 candidates against the search's 94 alone, quadruplings 174 (docs/design.md).
+CURVE = (1 / 16, 1 / 4, 1, 4)
+
+
+def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> Design:
+    """Every candidate within each budget of the curve, simulated once with the same draws; the best 5 within
+    `budget` again with 4 × the draws, the lowest median error chosen; the shipped ladders beside them."""
+    method = str(args.get("method", "best"))
+    fit = design.loss_fit(method)
+    metric = parse_metric(args)
+    schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
+    bad = [s for s in schedules if s not in SCHEDULES]
+    if bad:
+        raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
+    draws, seed = int(args.get("draws", 128)), int(args.get("seed", 0))
+    try:
+        multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
+    k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
+    grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
+    price = plan_price(schedules, cfg.ladder.lr_decay_fraction)
+    budgets = CURVE if str(args.get("curve", "true")).lower() != "false" else (1,)  # curve=false: the search alone
+    pool = {c.rungs: c for b in budgets for c in candidates(grid, price, b * budget, len(fit.law.params) + 1, k, j)}
+    if not any(c.compute <= budget for c in pool.values()):
+        cheapest = min(cost(tuple(r for s in grid[:k] for r in s[:j]), s, cfg.ladder.lr_decay_fraction)
+                       for s in schedules)
+        raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
+                          f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
+                          f"{cheapest:.3g}); raise the budget or lower min_size")
+    model, measured = error_models(args.get("results"))
+    acc, no_accuracy = accuracy_prior(measured, method, metric)
+    models = {"loss": model, **({"accuracy": acc} if acc is not None else {})}
+    began = time.process_time()  # the first pass simulates the ranking metric alone
+    scored = sorted((score({metric: models[metric]}, fit, c, target, draws, seed) for c in pool.values()),
+                    key=lambda s: (s.of(metric).median, s.candidate.compute))
+    cpu = time.process_time() - began
+    curve = tuple(CurvePoint(b * budget, len(fits), fits[0] if fits else None)
+                  for b in budgets for fits in [[s for s in scored if s.candidate.compute <= b * budget]])
+    finalists = tuple(score(models, fit, s.candidate, target, 4 * draws, seed + 1)
+                      for s in [s for s in scored if s.candidate.compute <= budget][:5])
+    return Design(target, budget, settings, cfg.ladder.name, method, metric, models, no_accuracy, draws, seed,
+                  len(pool), cpu, finalists, min(finalists, key=lambda s: s.of(metric).median),
+                  tuple(shipped(models, fit, target, 4 * draws, seed + 1)), curve)
+
+
+def source_paths(results) -> list[str]:
+    """The ladders the error model is measured on: `results` (a path or a list); else both published ladders."""
+    if results is None:
+        root = shared_data_dir()
+        if root is None:
+            raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
+                              "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
+        return [str(root / "olmo-ladder" / "runs"), str(root / "gadre-scaling")]
+    return [str(p) for p in (results if isinstance(results, list) else [results])]
+
+
+def prior_sources(results) -> list:
+    """The points of every dataset of each of `source_paths(results)`."""
+    out = []
+    for path in source_paths(results):
+        names = dataset_names(path)
+        out += [load_points(path, dataset=n) for n in names] if len(names) > 1 else [load_points(path)]
+    return out
+
+
+def error_models(results, accuracy: bool = True) -> tuple:
+    """(fit.design.measure of `results`' ladders, (the accuracy model fit.design_accuracy measures on them or None,
+    why not), or None where `accuracy` is false): 7 s and 11 s for the published ones, each kept under
+    $LADDER_CACHE/design/ keyed by the content of their files and of the fit code that reads and measures them, so
+    that `ladder plan` and a second design read them in a fraction of a second."""
+    paths = source_paths(results)
+    key = Path(os.environ.get("LADDER_CACHE", ".cache")) / "design" / _digest(paths)
+    loaded = []
+
+    def sources():  # read once, and only where a model is measured
+        if not loaded:
+            loaded.append(prior_sources(paths))
+        return loaded[0]
+
+    def loss():
+        try:
+            return design.measure(sources())
+        except FitInputError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def accuracies():
+        try:
+            return design_accuracy.measure_accuracy(sources()), None
+        except FitInputError as exc:
+            return None, str(exc)
+
+    return (_cached(key.with_name(f"{key.name}-loss.json"), loss),
+            _cached(key.with_name(f"{key.name}-accuracy.json"), accuracies) if accuracy else None)
+
+
+def _cached(path: Path, measure):
+    """What `measure()` gives, kept as JSON at `path`."""
+    if path.is_file():
+        try:
+            return _decoded(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):  # a cache from other code: measured again below
+            pass
+    value = measure()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(_encoded(value)))
+    except OSError:  # a read-only cache costs the next command the measurement, nothing else
+        pass
+    return value
+
+
+# Files larger than this (a ladder run's checkpoints, which no points reader reads) enter the digest by size and
+# modification time, not content: a results folder's checkpoints would cost seconds a GB to hash.
+HASHED = 8 << 20
+
+
+def _digest(paths: list[str]) -> str:
+    h = hashlib.sha256()
+    code = Path(design.__file__).parent
+    files = [(str(p), p) for path in paths for p in sorted(Path(path).rglob("*")) if p.is_file()]
+    files += [(str(p.relative_to(code)), p) for p in sorted(code.rglob("*.py")) if "present" not in p.parts]
+    for name, p in files:
+        stat = p.stat()
+        h.update(name.encode() + b"\0" + (p.read_bytes() if stat.st_size <= HASHED else
+                                          f"{stat.st_size} {stat.st_mtime_ns}".encode()) + b"\0")
+    return h.hexdigest()[:20]
+
+
+MODELS = {c.__name__: c for c in (design.ErrorModel, design_accuracy.TaskPrior, design_accuracy.AccuracyModel)}
+
+
+def _encoded(v):
+    """An error model as JSON, each value tagged with its type (models, arrays, frames, tuples, plain values)."""
+    from fit.present.report import json_ready  # here: `ladder plan` reads the cache without the report's imports
+
+    if is_dataclass(v):
+        return {"model": type(v).__name__, "fields": {f.name: _encoded(getattr(v, f.name)) for f in fields(v)}}
+    if isinstance(v, np.ndarray):
+        return {"array": json_ready(v.tolist())}
+    if isinstance(v, pd.DataFrame):
+        return {"frame": json_ready(v.to_dict("list")), "dtypes": {c: str(t) for c, t in v.dtypes.items()}}
+    if isinstance(v, (tuple, list)):
+        return {"tuple": [_encoded(x) for x in v]}
+    return {"value": json_ready(v)}
+
+
+def _decoded(v):
+    if "model" in v:
+        return MODELS[v["model"]](**{k: _decoded(x) for k, x in v["fields"].items()})
+    if "array" in v:
+        return np.array(v["array"], float)
+    if "frame" in v:
+        return pd.DataFrame(v["frame"], columns=list(v["dtypes"])).astype(v["dtypes"])
+    return tuple(_decoded(x) for x in v["tuple"]) if "tuple" in v else v["value"]
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
@@ -358,12 +591,70 @@ def points_band(e: design.Expected) -> str:
             f"signed band {e.low:+.2f} … {e.high:+.2f} points)")
 
 
-def errors_text(loss: design.Expected, accuracy: Optional[design.Expected]) -> str:
+def amount(metric: str, x: float) -> str:
+    """An error of `metric`: the loss's in %, accuracy's in points."""
+    return pct(x) if metric == "loss" else f"{x:.2f} points"
+
+
+def said(scored: Scored) -> str:
     """"loss error …; accuracy error …" (the second where an accuracy model exists)."""
-    return f"loss error {band(loss)}" + ("" if accuracy is None else f"; accuracy error {points_band(accuracy)}")
+    return "; ".join(f"{metric} error {band(e) if metric == 'loss' else points_band(e)}"
+                     for metric, e in scored.errors)
+
+
+def terminal_lines(d: Design) -> list[str]:
+    t = d.target
+    lines = [f"target {t.name}: N={format_count(t.params)}, D={format_count(t.tokens)}, C={t.compute:.3g} FLOPs; "
+             f"budget {d.budget:.3g} FLOPs ({pct(d.budget / t.compute)} of it)",
+             f"error model: {d.model.describe()}",
+             f"accuracy error model: {d.models['accuracy'].describe()}" if "accuracy" in d.models else
+             f"accuracy error: not simulated ({d.no_accuracy})",
+             f"{d.within} candidate ladders within budget"
+             + (f" ({d.simulated} with the curve's budgets)" if d.simulated > d.within else "") + ", each simulated "
+             f"{d.draws} times ({d.cpu / d.simulated:.2g} CPU s a candidate, ranked by the {d.metric} error); the "
+             f"best {len(d.finalists)} again {4 * d.draws} times:"]
+    lines += [f"  {'*' if s is d.best else ' '} {s.candidate.describe():55s} {s.candidate.compute:.3g} FLOPs "
+              f"({pct(s.candidate.compute / t.compute)}), {said(s)}" for s in d.finalists]
+    lines.append("shipped ladders below the target, at their own cost (same error model):")
+    lines += [f"    {name:8s} {s.candidate.compute:.3g} FLOPs ({pct(s.candidate.compute / t.compute)}), {said(s)}"
+              for name, s in d.shipped] or [f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the "
+                                            "target's N"]
+    lines.append(f"best expected {d.metric} error within " + ", ".join(
+        (f"{p.budget / d.budget:g}" if p.budget >= d.budget else f"1/{d.budget / p.budget:g}") + " × the budget: "
+        + (amount(d.metric, d.ranked(p.best).median) if p.best else "no ladder fits") for p in d.curve))
+    return lines
+
+
+def expected_errors(plan, draws: int = 128, seed: int = 0) -> tuple[dict[str, str], Optional[str]]:
+    """What `ladder plan` says beside each target's compute share: the ladder's expected loss error there (method
+    best, the published ladders' error model, `ladder design`'s first pass: 0.4 CPU s a target against 1.5 s with
+    the 512 draws its report shows the shipped ladders with), or why it has none; and one line where no target's
+    is simulated. Never raises: the plan stands without it."""
+    fit = design.loss_fit("best")
+    why = {t.name: unforecastable(plan, t, fit) for t in plan.targets}
+    if all(why.values()):
+        return {t: f"no expected error: {w}" for t, w in why.items()}, None
+    if shared_data_dir() is None:
+        return {}, ("expected forecast error: not simulated, the published ladders it is measured on are absent "
+                    "(<repo>/../shared/data or $LADDER_SHARED_DATA; `ladder design results=` measures your own)")
+    try:
+        models = {"loss": error_models(None, accuracy=False)[0]}
+        out = {}
+        for t in plan.targets:
+            out[t.name] = f"no expected error: {why[t.name]}" if why[t.name] else \
+                f"expected loss error {brief(score(models, fit, as_candidate(plan), t, draws, seed).loss)}"
+        return out, None
+    except Exception as exc:  # noqa: BLE001: whatever fails here, the plan above it stands
+        return {}, f"expected forecast error: not simulated ({type(exc).__name__}: {exc})"
+
+
+def brief(e: design.Expected) -> str:
+    return f"{pct(e.median)} (90 % band {100 * e.low:+.2f} … {100 * e.high:+.2f} %)"
 
 
 def run_design(overrides: list[str]) -> int:
+    from ladder.orchestration.design_report import report_destination, write_report
+
     args, rest = parse_args(overrides)
     if "difference" in args:
         return run_decision_design(args, rest)
@@ -372,65 +663,23 @@ def run_design(overrides: list[str]) -> int:
             raise ConfigError(f"say the {key}: ladder design target=7B-4T budget=1% (budget also 3e21 FLOPs, "
                               f"500gpuh, or 12h with gpus=8)")
     cfg = load(rest)
-    base = cfg.ladder.name
     target = resolve_target(str(args["target"]), cfg)
     budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
-    fit = design.loss_fit(str(args.get("method", "best")))
-    metric = parse_metric(args)
+    design.loss_fit(str(args.get("method", "best")))  # the method, and the metric it ranks by, refused before any write
+    parse_metric(args)
     default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
     name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     path, select = destination(name, args.get("out"))
-    schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
-    bad = [s for s in schedules if s not in SCHEDULES]
-    if bad:
-        raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
-    draws, seed = int(args.get("draws", 128)), int(args.get("seed", 0))
-    try:
-        multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
-    except (TypeError, ValueError):
-        raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
-    grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
-    pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, len(fit.law.params) + 1,
-                      int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS)))
-    if not pool:
-        k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
-        cheapest = min(cost(tuple(r for s in grid[:k] for r in s[:j]), s, cfg.ladder.lr_decay_fraction)
-                       for s in schedules)
-        raise ConfigError(f"budget={args['budget']}: no ladder of at least {len(fit.law.params) + 1} rungs and "
-                          f"{k} sizes fits {budget:.3g} FLOPs (the {k} smallest sizes × {j} smallest multipliers cost "
-                          f"{cheapest:.3g}); raise the budget or lower min_size")
-    sources = prior_sources(args.get("results"))
-    try:
-        model = design.measure(sources)
-    except FitInputError as exc:
-        raise ConfigError(str(exc)) from exc
-    acc, no_acc = accuracy_prior(sources, str(args.get("method", "best")), metric)
-    print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
-          f"C={target.compute:.3g} FLOPs; budget {budget:.3g} FLOPs ({pct(budget / target.compute)} of it)")
-    print(f"error model: {model.describe()}")
-    print(f"accuracy error model: {acc.describe()}" if acc else f"accuracy error: not simulated ({no_acc})")
-    began = time.process_time()
-    score = partial(evaluate, model) if metric == "loss" else partial(evaluate_accuracy, acc)
-    scored = sorted(((score(fit, c.rungs, target, draws, seed), c) for c in pool),
-                    key=lambda ec: (ec[0].median, ec[1].compute))
-    took = time.process_time() - began
-    final = [(*both_errors(model, acc, fit, c.rungs, target, 4 * draws, seed + 1), c) for _, c in scored[:5]]
-    best_e, best_a, best = min(final, key=lambda eac: eac[METRICS.index(metric)].median)
-    print(f"{len(pool)} candidate ladders within budget, each simulated {draws} times ({took / len(pool):.2g} CPU s a "
-          f"candidate, ranked by the {metric} error); the best 5 again {4 * draws} times:")
-    for e, a, c in final:
-        print(f"  {'*' if c is best else ' '} {c.describe():55s} {c.compute:.3g} FLOPs "
-              f"({pct(c.compute / target.compute)}), {errors_text(e, a)}")
-    print("shipped ladders below the target, at their own cost (same error model):")
-    for ladder, compute, rungs in shipped_plans(target) or [("none", np.nan, None)]:
-        print(f"    {ladder:8s} {compute:.3g} FLOPs ({pct(compute / target.compute)}), "
-              f"{errors_text(*both_errors(model, acc, fit, rungs, target, 4 * draws, seed + 1))}" if rungs else
-              f"    none: every shipped ladder ({', '.join(SHIPPED)}) reaches the target's N")
-    summary = (f"target={target.name} budget={args['budget']} method={args.get('method', 'best')}"
-               f"{'' if metric == 'loss' else ' metric=' + metric}: "
-               f"{best.describe()}, {best.compute:.3g} FLOPs, expected {errors_text(best_e, best_a)}")
-    write_config(config_text(best, target, base, name, summary), path)
+    report_dir = report_destination(name, args.get("out"))
+    d = search(args, cfg, target, budget, tuple(args.items()) + (("overrides", " ".join(rest)),))
+    print("\n".join(terminal_lines(d)))
+    summary = (f"target={target.name} budget={args['budget']} method={d.method}"
+               f"{'' if d.metric == 'loss' else ' metric=' + d.metric}: {d.best.candidate.describe()}, "
+               f"{d.best.candidate.compute:.3g} FLOPs, expected {said(d.best)}")
+    write_config(config_text(d.best.candidate, target, d.base, name, summary), path)
     print(f"wrote {path}: ladder plan {' '.join(select)}")
+    write_report(report_dir, d, path, select)
+    print(f"report: {report_dir / 'report.html'}")
     return 0
 
 
@@ -496,10 +745,7 @@ def run_decision_design(args: dict, rest: list[str]) -> int:
     if not pool:
         raise ConfigError(f"budget={budget_text}: no ladder of at least {int(args.get('min_sizes', MIN_AXIS))} sizes "
                           f"fits {budget:.3g} FLOPs; raise the budget or lower min_size")
-    try:
-        model = design.measure(prior_sources(args.get("results")))
-    except FitInputError as exc:
-        raise ConfigError(str(exc)) from exc
+    model, _ = error_models(args.get("results"), accuracy=False)
     print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
           f"C={target.compute:.3g} FLOPs; ceiling {budget:.3g} FLOPs per variant ({pct(budget / target.compute)})")
     print(f"error model: {model.describe()}")

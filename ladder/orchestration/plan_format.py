@@ -21,8 +21,9 @@ def _row(rung, eval_c: float) -> tuple[str, ...]:
     )
 
 
-def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
-    """`eval_compute`: each rung's in-loop evaluation FLOPs, by rung id (ladder.orchestration.resources.eval_compute)."""
+def table(plan: Plan, eval_compute: Mapping[str, float], expected: Optional[Mapping[str, str]] = None) -> str:
+    """`eval_compute`: each rung's in-loop evaluation FLOPs, by rung id (ladder.orchestration.resources.eval_compute);
+    `expected`: by target name, what is said of the ladder's forecast error there (ladder.orchestration.design)."""
     rows = [COLUMNS] + [_row(r, eval_compute[r.rung_id]) for r in plan.rungs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
@@ -45,8 +46,10 @@ def table(plan: Plan, eval_compute: Mapping[str, float]) -> str:
     lines.append(f"  evaluation: {evaluation:.3g} FLOPs (2N per token, every checkpoint), "
                  f"{100 * evaluation / plan.compute:.2g} % of training")
     for target in plan.targets:
+        said = f"; {expected[target.name]}" if expected and target.name in expected else ""
         lines.append(f"  target {describe_target(target)}: C = {target.compute:.3g}, "
-                     f"ladder = {100 * plan.compute / target.compute:.3g} % of it (1/{target.compute / plan.compute:.0f})")
+                     f"ladder = {100 * plan.compute / target.compute:.3g} % of it (1/{target.compute / plan.compute:.0f})"
+                     + said)
     return "\n".join(lines)
 
 

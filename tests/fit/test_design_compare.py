@@ -44,7 +44,8 @@ def test_the_batched_fit_is_compares_joint_fit():
                    (1 - 0.01 / at)[:, None] * clean * np.exp(design_compare._noise(m, n, d, draws, 3, 1))])
     X = np.vstack([np.tile(n, 2), np.tile(d, 2), np.repeat([0.0, 1.0], len(n))])
     for i in range(draws):
-        jf = joint.fit(design_compare.JOINT, joint.Data("loss", design_compare.VARIANTS, X, y[i], [("A", "r")] * len(X[0])))
+        data = joint.Data("loss", design_compare.VARIANTS, X, y[i], [("A", "r")] * len(X[0]))
+        jf = joint.fit(design_compare.JOINT, data)
         p = jf.predict(np.array([[TARGET[0]] * 2, [TARGET[1]] * 2, [0.0, 1.0]]))
         # the same call, and the same advantage but where 300 iterations stop short of the polish (within 5 %)
         assert np.sign(adv[i]) == np.sign(p[0] - p[1]) and adv[i] == pytest.approx(p[0] - p[1], rel=0.05)
