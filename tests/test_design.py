@@ -265,7 +265,8 @@ def test_decision_design_out_of_reach_is_an_answer_and_writes_nothing(results, t
 @pytest.mark.parametrize("key, message", [("difference=lots", "difference=lots: expected a number above 0"),
                                           ("difference=-0.02", "difference=-0.02: expected a number above 0"),
                                           ("confidence=1.5", "confidence=1.5: expected a number above 0.5 and below 1"),
-                                          ("confidence=0.3", "confidence=0.3: expected a number above 0.5")])
+                                          ("confidence=0.3", "confidence=0.3: expected a number above 0.5"),
+                                          ("draws=abc", "draws=abc: expected a whole number")])
 def test_bad_difference_or_confidence_is_one_line(results, key, message, capsys):
     from ladder.orchestration.cli import main
 
@@ -306,3 +307,11 @@ def test_without_metric_accuracy_a_prior_lacking_accuracies_designs_by_the_loss_
     assert model is None and why.startswith("no ladder of the error model")
     model, why = accuracy_prior(sources, "chinchilla", "loss")
     assert model is None and why.startswith("method=chinchilla: predicts no accuracy")
+
+
+def test_a_count_that_is_no_whole_number_is_one_line(results, capsys):
+    from ladder.orchestration.cli import main
+
+    code = main(["design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", f"results={results}", "min_sizes=three"])
+    err = capsys.readouterr().err
+    assert code == 2 and "min_sizes=three: expected a whole number" in err and err.strip().count("\n") == 0

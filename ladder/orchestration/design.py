@@ -112,6 +112,14 @@ def parse_args(overrides: list[str]) -> tuple[dict, list[str]]:
     return mine, rest
 
 
+def whole(args: dict, key: str, default: int) -> int:
+    """A whole-number key (draws, seed, min_sizes), or one clear line."""
+    try:
+        return int(args.get(key, default))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={args[key]}: expected a whole number") from None
+
+
 def _list(key: str, value: str) -> list:
     try:
         items = yaml.safe_load(value)
@@ -434,12 +442,12 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
     bad = [s for s in schedules if s not in SCHEDULES]
     if bad:
         raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
-    draws, seed = int(args.get("draws", 128)), int(args.get("seed", 0))
+    draws, seed = whole(args, "draws", 128), whole(args, "seed", 0)
     try:
         multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
     except (TypeError, ValueError):
         raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
-    k, j = int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS))
+    k, j = whole(args, "min_sizes", MIN_AXIS), whole(args, "min_multipliers", MIN_AXIS)
     grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
     price = plan_price(schedules, cfg.ladder.lr_decay_fraction)
     budgets = CURVE if str(args.get("curve", "true")).lower() != "false" else (1,)  # curve=false: the search alone
@@ -719,7 +727,7 @@ def decision_pool(args: dict, cfg, target: Target, budget: float) -> list[Candid
         raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
     grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
     pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, design_compare.MIN_RUNGS,
-                      int(args.get("min_sizes", MIN_AXIS)), int(args.get("min_multipliers", MIN_AXIS)))
+                      whole(args, "min_sizes", MIN_AXIS), whole(args, "min_multipliers", MIN_AXIS))
     return sorted(pool, key=lambda c: (c.compute, len(c.rungs)))
 
 
@@ -740,10 +748,10 @@ def run_decision_design(args: dict, rest: list[str]) -> int:
     default_name = f"design-{target.name}-difference-{args['difference']}"
     name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
     path, select = destination(name, args.get("out"))
-    draws, seed = int(args.get("draws", 128)), int(args.get("seed", 0))
+    draws, seed = whole(args, "draws", 128), whole(args, "seed", 0)
     pool = decision_pool(args, cfg, target, budget)
     if not pool:
-        raise ConfigError(f"budget={budget_text}: no ladder of at least {int(args.get('min_sizes', MIN_AXIS))} sizes "
+        raise ConfigError(f"budget={budget_text}: no ladder of at least {whole(args, 'min_sizes', MIN_AXIS)} sizes "
                           f"fits {budget:.3g} FLOPs; raise the budget or lower min_size")
     model, _ = error_models(args.get("results"), accuracy=False)
     print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
