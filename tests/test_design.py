@@ -126,7 +126,7 @@ def test_error_models_are_cached_by_their_sources_content(results, tmp_path, mon
     import numpy as np
     import pandas as pd
 
-    from ladder.orchestration.design import error_models
+    from ladder.orchestration.design_models import error_models
 
     monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "cache"))
     first, (acc, why) = error_models(str(results))

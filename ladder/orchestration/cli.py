@@ -198,6 +198,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_design(args: argparse.Namespace) -> int:
+    if any(o.split("=", 1)[0] == "difference" for o in args.overrides):  # the decision variant
+        from ladder.orchestration.design_decision import run_decision_design
+
+        return run_decision_design(args.overrides)
     from ladder.orchestration.design import run_design
 
     return run_design(args.overrides)

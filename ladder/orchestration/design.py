@@ -14,28 +14,24 @@ simulated in the same pass, for the error-against-budget curve.
 
 One search (`search`, a `Design`), three views: the terminal's lines, the ladder config that `ladder plan` and
 `ladder run` take as it is, and the report (design_report.py). `ladder plan` says each ladder's expected error at its
-targets through `expected_errors`, from the error models cached on disk (`error_models`).
+targets through `expected_errors`, from the error models cached on disk (`error_models`, design_models.py); the decision
+variant (`difference=`) is design_decision.py.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import re
 import time
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
-from fit import design, design_accuracy, design_compare
+from fit import design, design_accuracy
 from fit.errors import FitInputError
-from fit.sources import dataset_names, load_points
 from fit.targets import NAMED
 from ladder.core.published import shared_data_dir
 from ladder.core.configs import CONFIG_DIR, ConfigError
@@ -44,6 +40,7 @@ from ladder.core.plan import Rung, Target, build_plan, resolve_size
 from ladder.core.schedules import SCHEDULES
 from ladder.core.sizes import format_count, parse_count
 from ladder.orchestration.compose import load
+from ladder.orchestration.design_models import error_models
 
 # The design's own keys (key=value); every other override composes the base ladder (ladder=NAME, launcher.gpu_flops).
 KEYS = ("target", "budget", "method", "results", "out", "name", "sizes", "min_size", "max_size", "multipliers",
@@ -426,6 +423,26 @@ class Design:
         return s.of(self.metric)
 
 
+def pool_grid(args: dict, cfg, target: Target) -> tuple:
+    """(the pool's rungs by size and multiplier, the price of a set of them, the allowed schedules) from the design's
+    keys: sizes/min_size/max_size, multipliers, schedules."""
+    schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
+    bad = [s for s in schedules if s not in SCHEDULES]
+    if bad:
+        raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
+    try:
+        multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
+    grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
+    return grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), schedules
+
+
+def design_name(args: dict, default: str) -> str:
+    """The name= given, else `default` made a file name."""
+    return str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default)))
+
+
 # The error-against-budget curve: the best design at these multiples of the budget. By quadruplings: every
 # candidate of each budget is simulated once (common random numbers), and for 7B-4T at 1 % doublings from 1/16 to
 # 4 × would simulate 220 candidates against the search's 94 alone, quadruplings 174 (docs/design.md).
@@ -438,18 +455,9 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
     method = str(args.get("method", "best"))
     fit = design.loss_fit(method)
     metric = parse_metric(args)
-    schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
-    bad = [s for s in schedules if s not in SCHEDULES]
-    if bad:
-        raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
     draws, seed = whole(args, "draws", 128), whole(args, "seed", 0)
-    try:
-        multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
-    except (TypeError, ValueError):
-        raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
+    grid, price, schedules = pool_grid(args, cfg, target)
     k, j = whole(args, "min_sizes", MIN_AXIS), whole(args, "min_multipliers", MIN_AXIS)
-    grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
-    price = plan_price(schedules, cfg.ladder.lr_decay_fraction)
     budgets = CURVE if str(args.get("curve", "true")).lower() != "false" else (1,)  # curve=false: the search alone
     pool = {c.rungs: c for b in budgets for c in candidates(grid, price, b * budget, len(fit.law.params) + 1, k, j)}
     if not any(c.compute <= budget for c in pool.values()):
@@ -472,117 +480,6 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
     return Design(target, budget, settings, cfg.ladder.name, method, metric, models, no_accuracy, draws, seed,
                   len(pool), cpu, finalists, min(finalists, key=lambda s: s.of(metric).median),
                   tuple(shipped(models, fit, target, 4 * draws, seed + 1)), curve)
-
-
-def source_paths(results) -> list[str]:
-    """The ladders the error model is measured on: `results` (a path or a list); else both published ladders."""
-    if results is None:
-        root = shared_data_dir()
-        if root is None:
-            raise ConfigError("the error model is measured on earlier ladders: give results=PATH (or a list), or put "
-                              "the published ladders at <repo>/../shared/data ($LADDER_SHARED_DATA)")
-        return [str(root / "olmo-ladder" / "runs"), str(root / "gadre-scaling")]
-    return [str(p) for p in (results if isinstance(results, list) else [results])]
-
-
-def prior_sources(results) -> list:
-    """The points of every dataset of each of `source_paths(results)`."""
-    out = []
-    for path in source_paths(results):
-        names = dataset_names(path)
-        out += [load_points(path, dataset=n) for n in names] if len(names) > 1 else [load_points(path)]
-    return out
-
-
-def error_models(results, accuracy: bool = True) -> tuple:
-    """(fit.design.measure of `results`' ladders, (the accuracy model fit.design_accuracy measures on them or None,
-    why not), or None where `accuracy` is false): 7 s and 11 s for the published ones, each kept under
-    $LADDER_CACHE/design/ keyed by the content of their files and of the fit code that reads and measures them, so
-    that `ladder plan` and a second design read them in a fraction of a second."""
-    paths = source_paths(results)
-    key = Path(os.environ.get("LADDER_CACHE", ".cache")) / "design" / _digest(paths)
-    loaded = []
-
-    def sources():  # read once, and only where a model is measured
-        if not loaded:
-            loaded.append(prior_sources(paths))
-        return loaded[0]
-
-    def loss():
-        try:
-            return design.measure(sources())
-        except FitInputError as exc:
-            raise ConfigError(str(exc)) from exc
-
-    def accuracies():
-        try:
-            return design_accuracy.measure_accuracy(sources()), None
-        except FitInputError as exc:
-            return None, str(exc)
-
-    return (_cached(key.with_name(f"{key.name}-loss.json"), loss),
-            _cached(key.with_name(f"{key.name}-accuracy.json"), accuracies) if accuracy else None)
-
-
-def _cached(path: Path, measure):
-    """What `measure()` gives, kept as JSON at `path`."""
-    if path.is_file():
-        try:
-            return _decoded(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError):  # a cache from other code: measured again below
-            pass
-    value = measure()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(_encoded(value)))
-    except OSError:  # a read-only cache costs the next command the measurement, nothing else
-        pass
-    return value
-
-
-# Files larger than this (a ladder run's checkpoints, which no points reader reads) enter the digest by size and
-# modification time, not content: a results folder's checkpoints would cost seconds a GB to hash.
-HASHED = 8 << 20
-
-
-def _digest(paths: list[str]) -> str:
-    h = hashlib.sha256()
-    code = Path(design.__file__).parent
-    files = [(str(p), p) for path in paths for p in sorted(Path(path).rglob("*")) if p.is_file()]
-    files += [(str(p.relative_to(code)), p) for p in sorted(code.rglob("*.py")) if "present" not in p.parts]
-    for name, p in files:
-        stat = p.stat()
-        h.update(name.encode() + b"\0" + (p.read_bytes() if stat.st_size <= HASHED else
-                                          f"{stat.st_size} {stat.st_mtime_ns}".encode()) + b"\0")
-    return h.hexdigest()[:20]
-
-
-MODELS = {c.__name__: c for c in (design.ErrorModel, design_accuracy.TaskPrior, design_accuracy.AccuracyModel)}
-
-
-def _encoded(v):
-    """An error model as JSON, each value tagged with its type (models, arrays, frames, tuples, plain values)."""
-    from fit.present.report import json_ready  # here: `ladder plan` reads the cache without the report's imports
-
-    if is_dataclass(v):
-        return {"model": type(v).__name__, "fields": {f.name: _encoded(getattr(v, f.name)) for f in fields(v)}}
-    if isinstance(v, np.ndarray):
-        return {"array": json_ready(v.tolist())}
-    if isinstance(v, pd.DataFrame):
-        return {"frame": json_ready(v.to_dict("list")), "dtypes": {c: str(t) for c, t in v.dtypes.items()}}
-    if isinstance(v, (tuple, list)):
-        return {"tuple": [_encoded(x) for x in v]}
-    return {"value": json_ready(v)}
-
-
-def _decoded(v):
-    if "model" in v:
-        return MODELS[v["model"]](**{k: _decoded(x) for k, x in v["fields"].items()})
-    if "array" in v:
-        return np.array(v["array"], float)
-    if "frame" in v:
-        return pd.DataFrame(v["frame"], columns=list(v["dtypes"])).astype(v["dtypes"])
-    return tuple(_decoded(x) for x in v["tuple"]) if "tuple" in v else v["value"]
 
 
 def pct(x: float) -> str:
@@ -664,8 +561,6 @@ def run_design(overrides: list[str]) -> int:
     from ladder.orchestration.design_report import report_destination, write_report
 
     args, rest = parse_args(overrides)
-    if "difference" in args:
-        return run_decision_design(args, rest)
     for key in ("target", "budget"):
         if key not in args:
             raise ConfigError(f"say the {key}: ladder design target=7B-4T budget=1% (budget also 3e21 FLOPs, "
@@ -675,8 +570,7 @@ def run_design(overrides: list[str]) -> int:
     budget = parse_budget(args["budget"], target, cfg, args.get("gpus"))
     design.loss_fit(str(args.get("method", "best")))  # the method, and the metric it ranks by, refused before any write
     parse_metric(args)
-    default_name = f"design-{target.name}-{args['budget']}".replace("%", "pct")
-    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
+    name = design_name(args, f"design-{target.name}-{args['budget']}".replace("%", "pct"))
     path, select = destination(name, args.get("out"))
     report_dir = report_destination(name, args.get("out"))
     d = search(args, cfg, target, budget, tuple(args.items()) + (("overrides", " ".join(rest)),))
@@ -688,106 +582,4 @@ def run_design(overrides: list[str]) -> int:
     print(f"wrote {path}: ladder plan {' '.join(select)}")
     write_report(report_dir, d, path, select)
     print(f"report: {report_dir / 'report.html'}")
-    return 0
-
-
-# A decision design's ceiling when no budget= is given: a tenth of the target's compute per variant.
-DECISION_CEILING = "10%"
-NEIGHBOURS = 2  # candidates shown on each side of the chosen one
-
-
-def _number_between(key: str, text, low: float, high: float, example: str) -> float:
-    """A number strictly between `low` and `high` from key=`text`, or one clear line."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not low < value < high:
-        raise ConfigError(f"{key}={text}: expected a number above {low:g} and below {high:g}, e.g. {key}={example}")
-    return value
-
-
-def evaluate_decision(model, c_rungs, target: Target, difference: float, draws: int,
-                      seed: int) -> design_compare.Decision:
-    n = np.array([r.params for r in c_rungs], float)
-    d = np.array([r.tokens for r in c_rungs], float)
-    return design_compare.Decision.of(design_compare.simulate_decision(
-        model, n, d, (target.params, target.tokens), difference, draws, seed))
-
-
-def decision_pool(args: dict, cfg, target: Target, budget: float) -> list[Candidate]:
-    """The candidates within `budget` (one variant's ladder), cheapest first."""
-    schedules = [str(s) for s in args.get("schedules", SCHEDULE_CHOICES)]
-    bad = [s for s in schedules if s not in SCHEDULES]
-    if bad:
-        raise ConfigError(f"schedules: unknown {bad[0]} (one of {', '.join(SCHEDULES)})")
-    try:
-        multipliers = [float(m) for m in args.get("multipliers", MULTIPLIERS)]
-    except (TypeError, ValueError):
-        raise ConfigError(f"multipliers={args['multipliers']}: expected a list of numbers") from None
-    grid = grid_rungs(cfg, size_pool(args, cfg, target), multipliers)
-    pool = candidates(grid, plan_price(schedules, cfg.ladder.lr_decay_fraction), budget, design_compare.MIN_RUNGS,
-                      whole(args, "min_sizes", MIN_AXIS), whole(args, "min_multipliers", MIN_AXIS))
-    return sorted(pool, key=lambda c: (c.compute, len(c.rungs)))
-
-
-def run_decision_design(args: dict, rest: list[str]) -> int:
-    """`ladder design target=7B-4T difference=0.02`: the cheapest ladder (per variant; both variants train it) whose
-    simulated `ladder compare` names the better of two variants `difference` nats apart at the target in at least
-    `confidence` of the draws (fit.design_compare). Candidates are simulated from the cheapest up; the first to reach
-    it is confirmed with 4× the draws (else the search goes on), shown beside its cheaper and dearer neighbours, and
-    written as `ladder design` writes its choice. None within the ceiling (budget=, per variant) is an answer too."""
-    if "target" not in args:
-        raise ConfigError("say the target: ladder design target=7B-4T difference=0.02 (nats of loss at the target)")
-    difference = _number_between("difference", args["difference"], 0.0, math.inf, "0.02")
-    confidence = _number_between("confidence", args.get("confidence", 0.9), 0.5, 1.0, "0.9")
-    cfg = load(rest)
-    target = resolve_target(str(args["target"]), cfg)
-    budget_text = str(args.get("budget", DECISION_CEILING))
-    budget = parse_budget(budget_text, target, cfg, args.get("gpus"))
-    default_name = f"design-{target.name}-difference-{args['difference']}"
-    name = str(args.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name)))
-    path, select = destination(name, args.get("out"))
-    draws, seed = whole(args, "draws", 128), whole(args, "seed", 0)
-    pool = decision_pool(args, cfg, target, budget)
-    if not pool:
-        raise ConfigError(f"budget={budget_text}: no ladder of at least {whole(args, 'min_sizes', MIN_AXIS)} sizes "
-                          f"fits {budget:.3g} FLOPs; raise the budget or lower min_size")
-    model, _ = error_models(args.get("results"), accuracy=False)
-    print(f"target {target.name}: N={format_count(target.params)}, D={format_count(target.tokens)}, "
-          f"C={target.compute:.3g} FLOPs; ceiling {budget:.3g} FLOPs per variant ({pct(budget / target.compute)})")
-    print(f"error model: {model.describe()}")
-    print(f"decision: B truly {difference:g} nats lower at the target; wanted: compare names B better in at least "
-          f"{confidence:.0%} of simulated pairs of ladders (one law over both variants, shape shared, a scale each)")
-    began, scored, chosen = time.process_time(), [], None
-    for i, c in enumerate(pool):
-        scored.append((evaluate_decision(model, c.rungs, target, difference, draws, seed), c))
-        if scored[-1][0].p >= confidence:
-            confirmed = evaluate_decision(model, c.rungs, target, difference, 4 * draws, seed + 1)
-            if confirmed.p >= confidence:
-                chosen = (confirmed, c)
-                break
-    took = time.process_time() - began
-    dearer = [(evaluate_decision(model, c.rungs, target, difference, draws, seed), c)
-              for c in pool[len(scored):len(scored) + NEIGHBOURS]] if chosen else []
-    print(f"{len(pool)} candidate ladders within the ceiling, cheapest first; {len(scored)} simulated {draws} times "
-          f"({took:.3g} CPU s in all), one that reaches {confidence:.0%} again {4 * draws} times to confirm it:")
-    best_first = sorted(scored, key=lambda ec: (-ec[0].p, ec[1].compute))
-    shown = scored[-1 - NEIGHBOURS:-1] + [chosen] + dearer if chosen else best_first[:NEIGHBOURS + 1]
-    for e, c in shown:
-        mark = "*" if chosen and c is chosen[1] else " "
-        print(f"  {mark} {c.describe():55s} {c.compute:.3g} FLOPs a variant, {2 * c.compute:.3g} both "
-              f"({pct(2 * c.compute / target.compute)}): P(right call) {e.p:.2f} over {e.draws} draws")
-    if chosen is None:
-        e, c = best_first[0]
-        print(f"no ladder within the ceiling reaches {confidence:.0%}: the best reaches P = {e.p:.2f} ({c.describe()}, "
-              f"{c.compute:.3g} FLOPs a variant); nothing written: raise budget= above {budget_text}, or resolve a "
-              f"larger difference")
-        return 0
-    e, c = chosen
-    summary = (f"target={target.name} difference={difference:g} confidence={confidence:g}: {c.describe()}, "
-               f"{c.compute:.3g} FLOPs a variant ({2 * c.compute:.3g} for both: train it on each variant), "
-               f"P(compare names the better variant) {e.p:.2f} over {e.draws} draws")
-    write_config(config_text(c, target, cfg.ladder.name, name, summary), path)
-    print(f"wrote {path}: ladder plan {' '.join(select)} (train it on each variant, then ladder compare)")
     return 0
