@@ -85,3 +85,22 @@ def test_plan_data_lines_end_in_what_they_say():
     out = run("plan", "ladder=smoke").stdout
     data = out.split("data (validation")[1].splitlines()[1:]
     assert data and not any(line.rstrip().endswith(";") for line in data), data
+
+
+def test_fetch_tasks_without_a_network_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """`python scripts/fetch_tasks.py tasks` where the hub cannot be reached: one line naming the task, rc 1,
+    no empty tasks/ left behind (it printed datasets' ConnectionError traceback and kept the folder)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch_tasks", Path(__file__).parents[1] / "scripts" / "fetch_tasks.py")
+    fetch_tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch_tasks)
+
+    def unreachable(path, config, split):
+        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(fetch_tasks, "hub_dataset", unreachable)
+    assert fetch_tasks.main([str(tmp_path / "tasks")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hellaswag" in err and "Rowan/hellaswag" in err, err
+    assert not (tmp_path / "tasks").exists()
