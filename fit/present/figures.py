@@ -111,14 +111,7 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
     view = View(ps, targets, out, preds, interval)
     first, fed = figure_steps(out, view.primary)
     if view.primary is not None:
-        predicted = view.primary in set(preds["metric"])
-        yield "loss_vs_compute", (
-            f"{display.long_label(view.primary)} against compute C = 6ND: the ladder's final values (one colour per "
-            f"tokens-per-parameter ratio M), " + (
-                f"the fitted law along each M and out to each target at its own M (dashed) {view.band_words()}, "
-                f"the predicted targets (stars) " if predicted else
-                f"(method {out.method} does not predict it) ") + "and the measured targets (red circles)"), \
-            _loss_vs_compute(view, first)
+        yield "loss_vs_compute", _loss_vs_compute_caption(view), _loss_vs_compute(view, first)
     have = preds[preds["actual"].notna()]
     if not have.empty:
         yield "predicted_vs_actual", f"predicted against measured, with {interval:.0%} intervals (accuracy in " \
@@ -136,6 +129,24 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
         yield "residuals", "residuals (measured − fitted) of the fits drawn above: relative (%) for laws of a loss, in " \
                            "points for accuracy curves; each dot is a fitted point, the bar its RMS (fits.json holds " \
                            "every fit's residuals)", _residuals({**first, **fed})
+
+
+def _loss_vs_compute_caption(view: View) -> str:
+    """What the compute figure draws, and only that: runs not fitted, predictions and measured targets are each
+    named where the figure has them (a method that predicts no loss draws the data alone)."""
+    metric = view.primary
+    predicted = metric in set(view.preds["metric"])
+    drawn = ["the ladder's final values (one colour per tokens-per-parameter ratio M)"]
+    if len(view.finals(view.others, metric)[1]):
+        drawn.append("runs not fitted (grey squares)")
+    if predicted:
+        drawn += [f"the fitted law along each M and out to each target at its own M (dashed) {view.band_words()}",
+                  "the predicted targets (stars)"]
+    if np.isfinite(view.measured(metric)).any():
+        drawn.append("the measured targets (red circles)")
+    listed = ", ".join(drawn[:-1]) + " and " + drawn[-1] if len(drawn) > 1 else drawn[0]
+    unpredicted = "" if predicted else f"; method {view.out.method} does not predict this loss"
+    return f"{display.long_label(metric)} against compute C = 6ND: {listed}{unpredicted}"
 
 
 def bootstrap_band(fs: FittedStep, out: MethodOutput, X: np.ndarray, interval: float):

@@ -126,6 +126,21 @@ def test_the_headline_figure_draws_each_target_at_6nd_with_the_law_reaching_it(f
         plt.close(fig)
 
 
+def test_the_compute_figures_caption_names_only_what_it_draws(far, report):
+    """No measured target (7B-4T, 13B-5T have no runs here): no "red circles" in the caption; a method that does
+    not predict the loss: its caption says so once, without stars (the OLMo report's read "…, (method olmo_two_step
+    does not predict it) and the measured targets (red circles)" over a figure with neither)."""
+    ps, targets, out, preds = far
+    name, caption, fig = next(figures(ps, targets, out, preds, 0.9))
+    plt.close(fig)
+    assert name == "loss_vs_compute" and "(stars)" in caption and "red circles" not in caption, caption
+    primary = next(m for m in preds["metric"] if m.endswith("val:loss"))
+    _, caption, fig = next(figures(ps, targets, out, preds[preds["metric"] != primary], 0.9))
+    plt.close(fig)
+    assert caption.endswith("does not predict this loss") and "stars" not in caption and "), (" not in caption
+    assert "red circles" in re.search(r"!\[([^]]*)\]\(figures/loss_vs_compute", (report / "report.md").read_text())[1]
+
+
 def test_the_residual_figure_has_one_labelled_row_per_fit_drawn(far):
     ps, targets, out, preds = far
     figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
