@@ -71,9 +71,12 @@ def relabelled(fit: DatasetFit) -> Tuple[DatasetFit, List[str]]:
     shown = lambda n: names.get(n, n)  # noqa: E731
     said = "Targets named by size and M (tokens per parameter): " + ", ".join(
         f"{new} is run {old}" for old, new in names.items()) + "."
+    # a run id as a whole word of a warning (not inside a longer id: -1.0 is no part of -1.05)
+    run_id = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\d)")
+    warnings = [run_id.sub(lambda m: names[m[1]], w) for w in fit.out.warnings]
     return fit._replace(targets=[replace(t, name=shown(t.name)) for t in fit.targets],
                         preds=fit.preds.assign(target=fit.preds["target"].map(shown)),
-                        held=[shown(n) for n in fit.held]), [said]
+                        held=[shown(n) for n in fit.held], out=replace(fit.out, warnings=warnings)), [said]
 
 
 # The reach warning of fit.calibration.reach_warnings, whose numbers the answer sentence of its target repeats.
@@ -114,10 +117,8 @@ def write_report(out_dir: Path, cfg, fits: List[DatasetFit]):
 def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tuple[List[str], List[str]]:
     """(markdown lines, html) of one fit, its figures written under out_dir/sub; `deeper`: a dataset's section,
     its headings one level down under the dataset's own."""
-    raw = fit
     fit, renamed = relabelled(fit)
-    shown = dict(zip((t.name for t in raw.targets), (t.name for t in fit.targets)))
-    narrow = {shown.get(t, t): times for t, times in too_narrow(fit.out.warnings).items()}
+    narrow = too_narrow(fit.out.warnings)  # the warnings name the targets as the report does
     ps, targets, out, preds, held = fit.ps, fit.targets, fit.out, fit.preds, fit.held
     fig_dir = out_dir / sub
     fig_dir.mkdir(parents=True, exist_ok=True)

@@ -345,6 +345,9 @@ def test_gadre_report_reads_as_its_intervals_are_made(gadre_report):
     assert "**1.4B-M640**" in md and "**6.9B-M20**" in md and "6.9B-M20 is run rpj-open_lm_7b-1.0" in md
     answer = next(line for line in md.splitlines() if line.startswith("**6.9B-M20**"))
     assert "Its intervals are likely too narrow: it lies 4.78× beyond the largest fitted N" in answer
+    # the warnings too (their reach warning named "target rpj-open_lm_7b-1.0"): the run id only where it is said
+    assert "target 6.9B-M20 is 4.78× the largest fitted N" in md.split("## Warnings", 1)[1]
+    assert md.count("rpj-open_lm_7b-1.0") == md.count("6.9B-M20 is run rpj-open_lm_7b-1.0")
 
 
 def test_gadre_step2_panels_span_their_points_not_the_law_at_zero_loss(gadre_report, shared):
