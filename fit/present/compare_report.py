@@ -6,6 +6,8 @@ single-scale baseline, the warnings and the provenance."""
 import base64
 import html
 import json
+import logging
+import time
 from pathlib import Path
 from typing import List
 
@@ -25,6 +27,8 @@ from fit.present.report import html_page, html_table, json_ready, markdown_table
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 
+log = logging.getLogger(__name__)
+
 
 def run_compare(ccfg, fcfg) -> Path:
     ccfg, fcfg = as_compare_config(ccfg), as_fit_config(fcfg)
@@ -34,9 +38,15 @@ def run_compare(ccfg, fcfg) -> Path:
             raise FitInputError(f"fit.{key}={getattr(fcfg, key)}: not read by `ladder compare` (results=, variants= "
                                 "and out= are compare's keys; the decision backtests replace holdout)")
     check_numbers(fcfg)
+    started = time.perf_counter()
+    log.info("reading %s", ccfg.results)  # a stage a line, on stderr, as `ladder fit` logs its stages
     variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
+    log.info("read %d variants (%s) in %.0f s", len(variants), ", ".join(v.name for v in variants),
+             time.perf_counter() - started)
     targets = common_targets(fcfg, variants)
     own = own_targets(fcfg, variants, targets)
+    log.info("fitting %s to each variant%s: %d targets, %d bootstrap resamples", method.name,
+             " and the joint law" if ccfg.joint else "", len(targets), fcfg.bootstrap)
     comp = compare(variants, targets, fcfg, method, joint=ccfg.joint, own=own)
     if own is not None:
         comp.warnings.insert(0, "compare: the variants' sizes differ, so each default target is each variant's own "
@@ -49,12 +59,15 @@ def run_compare(ccfg, fcfg) -> Path:
                             + "; ".join(f"{v}: {', '.join(sorted({p['metric'] for p in o.predictions})) or 'nothing'}"
                                         for v, o in comp.outputs.items()) + ")")
     if ccfg.backtest:
+        log.info("decision backtests: each variant refitted on its smaller sizes (%.0f s so far)",
+                 time.perf_counter() - started)
         comp.backtests = decision_backtests(variants, fcfg, method, joint=ccfg.joint)
     out_dir = Path(ccfg.out or Path("outputs") / f"compare-{fcfg.method}")
     try:
         writable_dir(out_dir, "out")
     except ConfigError as exc:
         raise FitInputError(str(exc)) from None
+    log.info("writing the report to %s (%.0f s so far)", out_dir, time.perf_counter() - started)
     write(out_dir, comp, ccfg, fcfg)
     print("\n".join(decision_lines(comp.decisions, fcfg.interval)))
     print("\n".join(terminal_lines(comp)))

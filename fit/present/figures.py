@@ -211,7 +211,7 @@ def label_targets(ax, xs, ys, names) -> None:
     for x, y, n in sorted([s for s in zip(xs, ys, names) if np.isfinite(s[0]) and np.isfinite(s[1])],
                           key=lambda s: -s[1]):
         spot = min(LABEL_SPOTS, key=lambda sp: cost(sp, x, y, n))
-        placed.append(_name(ax, n, x, y, spot).get_window_extent(renderer))
+        placed.append(_name(ax, n, x, y, spot, leader=abs(spot[1]) > LEADER_PT).get_window_extent(renderer))
 
 
 def _markers(ax) -> np.ndarray:
@@ -223,10 +223,16 @@ def _markers(ax) -> np.ndarray:
     return np.vstack(pts) if pts else np.empty((0, 2))
 
 
-def _name(ax, name: str, x: float, y: float, spot):
+# A name set further than this (points) above or below its star is tied to it by a thin line: beside another
+# target's marker it would otherwise read as that one's (the Gadre report's 6.9B-M20 beside 1.4B's circle).
+LEADER_PT = 8
+
+
+def _name(ax, name: str, x: float, y: float, spot, leader: bool = False):
     dx, dy, ha, va = spot
+    line = dict(arrowstyle="-", color="0.35", lw=0.6, shrinkA=0, shrinkB=5) if leader else None
     return ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8, ha=ha, va=va, zorder=7,
-                       bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.6))
+                       bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.6), arrowprops=line)
 
 
 def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):

@@ -198,11 +198,21 @@ def test_one_source_given_twice_is_refused(points):
         load_variants([str(points), str(points)])
 
 
-def test_without_resamples_the_backtests_leave_p_and_brier_blank_never_nan(points, tmp_path):
-    run_compare(CompareConfig(results=str(points), out=str(tmp_path / "o")),
-                FitConfig(method="chinchilla", bootstrap=0, targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}]))
+def test_without_resamples_the_backtests_leave_p_and_brier_blank_never_nan(points, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        run_compare(CompareConfig(results=str(points), out=str(tmp_path / "o")),
+                    FitConfig(method="chinchilla", bootstrap=0,
+                              targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}]))
     text = (tmp_path / "o" / "report.md").read_text()
     assert "nan" not in text.lower() and "no P(better), Brier score or interval coverage without bootstrap" in text
+    # a line per stage, as `ladder fit` says them (piped, the Gadre compare said nothing for minutes)
+    said = [r.getMessage() for r in caplog.records]
+    stages = ["reading ", "read 2 variants (base, worse)", "fitting chinchilla to each variant", "decision backtests",
+              "writing the report"]
+    at = [next((i for i, m in enumerate(said) if m.startswith(s)), None) for s in stages]
+    assert None not in at and at == sorted(at), said
 
 
 def test_every_prediction_is_the_methods_own_on_that_variant(points):

@@ -199,6 +199,30 @@ def test_target_names_hide_neither_each_other_nor_the_stars():
     plt.close(fig)
 
 
+def test_a_name_set_away_from_its_star_is_tied_to_it_by_a_line():
+    """The Gadre report's step-2 panel: two stars close together above two measured circles; a name moved off
+    its star landed beside the other target's circle and read as its. Each name either touches its star or
+    has a line to it."""
+    from fit.present.figures import MEASURED, label_targets
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    grid = np.linspace(2.2, 6.2, 50)
+    ax.plot(grid, 80 - 60 * np.exp(-0.9 * (grid - 2)), "r-")
+    x, y = np.array([2.52, 2.45]), np.array([62.1, 61.1])
+    ax.scatter([2.50, 2.43], [60.0, 59.8], **MEASURED)
+    ax.plot(x, y, "k*", ms=11)
+    ax.set(xlim=(2.2, 6.4), ylim=(58, 77))  # the panel's span: the stars a few pixels apart
+    label_targets(ax, x, y, ["1.4B-M640", "6.9B-M20"])
+    fig.canvas.draw()
+    stars = dict(zip(["1.4B-M640", "6.9B-M20"], ax.transData.transform(np.column_stack([x, y]))))
+    near = 10 * fig.dpi / 72  # a name's box within 10 points of its star reads as its (the nearest spots: 7)
+    for text in ax.texts:
+        box, (sx, sy) = text.get_window_extent(), stars[text.get_text()]
+        gap = np.hypot(max(box.x0 - sx, 0, sx - box.x1), max(box.y0 - sy, 0, sy - box.y1))
+        assert gap <= near or text.arrow_patch is not None, (text.get_text(), gap)
+    assert any(text.arrow_patch is not None for text in ax.texts)  # this crowding moves one name off its star
+    plt.close(fig)
+
+
 def test_warnings_are_grouped_by_what_they_mean_most_consequential_first():
     from fit import laws
     from fit.fitting import _bound_warnings
