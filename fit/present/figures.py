@@ -211,7 +211,11 @@ def label_targets(ax, xs, ys, names) -> None:
     for x, y, n in sorted([s for s in zip(xs, ys, names) if np.isfinite(s[0]) and np.isfinite(s[1])],
                           key=lambda s: -s[1]):
         spot = min(LABEL_SPOTS, key=lambda sp: cost(sp, x, y, n))
-        placed.append(_name(ax, n, x, y, spot, leader=abs(spot[1]) > LEADER_PT).get_window_extent(renderer))
+        text = _name(ax, n, x, y, spot)
+        placed.append(text.get_window_extent(renderer))  # the name's box alone, as `cost` measured it
+        if abs(spot[1]) > LEADER_PT:
+            text.remove()
+            _name(ax, n, x, y, spot, leader=True)
 
 
 def _markers(ax) -> np.ndarray:

@@ -200,26 +200,26 @@ def test_target_names_hide_neither_each_other_nor_the_stars():
 
 
 def test_a_name_set_away_from_its_star_is_tied_to_it_by_a_line():
-    """The Gadre report's step-2 panel: two stars close together above two measured circles; a name moved off
-    its star landed beside the other target's circle and read as its. Each name either touches its star or
-    has a line to it."""
+    """make smoke's step-2 panel: four stars on the sigmoid above three measured circles; the two names pushed
+    below read as the circles' beside them. Each name either touches its star or has a line to it."""
     from fit.present.figures import MEASURED, label_targets
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    grid = np.linspace(2.2, 6.2, 50)
-    ax.plot(grid, 80 - 60 * np.exp(-0.9 * (grid - 2)), "r-")
-    x, y = np.array([2.52, 2.45]), np.array([62.1, 61.1])
-    ax.scatter([2.50, 2.43], [60.0, 59.8], **MEASURED)
+    grid = np.linspace(-0.2, 3.3, 50)
+    ax.plot(grid, 24 + 76 / (1 + np.exp(2.4 * (grid - 1.74))), "r-")
+    ax.scatter([0.0, 2.6, 2.7, 2.8, 3.0, 3.1], [100, 30, 29, 28, 27, 23], s=6)  # the points fitted
+    x, y = np.array([1.701, 1.999, 2.169, 2.354]), np.array([63.1, 49.5, 42.6, 36.6])
     ax.plot(x, y, "k*", ms=11)
-    ax.set(xlim=(2.2, 6.4), ylim=(58, 77))  # the panel's span: the stars a few pixels apart
-    label_targets(ax, x, y, ["1.4B-M640", "6.9B-M20"])
+    ax.scatter([1.987, 2.132, 2.324], [40.0, 39.5, 35.5], **MEASURED)
+    names = ["smoke-96-M20", "smoke-64-smoke-M20", "smoke-64-smoke-M10", "smoke-64-smoke-M5"]
+    label_targets(ax, x, y, names)
     fig.canvas.draw()
-    stars = dict(zip(["1.4B-M640", "6.9B-M20"], ax.transData.transform(np.column_stack([x, y]))))
+    stars = dict(zip(names, ax.transData.transform(np.column_stack([x, y]))))
     near = 10 * fig.dpi / 72  # a name's box within 10 points of its star reads as its (the nearest spots: 7)
     for text in ax.texts:
         box, (sx, sy) = text.get_window_extent(), stars[text.get_text()]
         gap = np.hypot(max(box.x0 - sx, 0, sx - box.x1), max(box.y0 - sy, 0, sy - box.y1))
         assert gap <= near or text.arrow_patch is not None, (text.get_text(), gap)
-    assert any(text.arrow_patch is not None for text in ax.texts)  # this crowding moves one name off its star
+    assert any(text.arrow_patch is not None for text in ax.texts)  # this crowding moves names off their stars
     plt.close(fig)
 
 
