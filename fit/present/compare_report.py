@@ -160,6 +160,8 @@ def _times(m: float, lo: float, hi: float) -> str:
         if x <= REACH[0] * (1 + 1e-6):
             return f"under {REACH[0]:g}×"
         return f"{x:.3g}×"
+    if fmt(lo) == fmt(m) == fmt(hi):  # all three at the bound: "over 10,000× [over 10,000×, over 10,000×]" says no more
+        return fmt(m)
     return fmt(m) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
 
 
@@ -180,7 +182,10 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
                      "with scale": f"changes (cross at C = {display.flops(r.crossing_C)})" if r.changes_with_scale
                      else (getattr(r, "crossing_note", "") or "same order"),
                      "measured advantage": _amount(r.metric, _measured_advantage(r))})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # how every row was fitted, where one way fitted them all, the lead sentence says once: the column only widened
+    # the table past the page
+    return table.drop(columns="Fitted by") if table["Fitted by"].nunique() <= 1 else table
 
 
 def prediction_table(d: pd.DataFrame) -> pd.DataFrame:
