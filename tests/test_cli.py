@@ -92,7 +92,8 @@ def test_fetch_tasks_without_a_network_is_one_line_and_leaves_no_folder(tmp_path
     no empty tasks/ left behind (it printed datasets' ConnectionError traceback and kept the folder)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("fetch_tasks", Path(__file__).parents[1] / "scripts" / "fetch_tasks.py")
+    path = Path(__file__).parents[1] / "scripts" / "fetch_tasks.py"
+    spec = importlib.util.spec_from_file_location("fetch_tasks", path)
     fetch_tasks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fetch_tasks)
 
@@ -104,3 +105,11 @@ def test_fetch_tasks_without_a_network_is_one_line_and_leaves_no_folder(tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "hellaswag" in err and "Rowan/hellaswag" in err, err
     assert not (tmp_path / "tasks").exists()
+
+
+def test_bench_train_with_a_size_no_shape_has_is_one_line():
+    """`bench_train.py --size 2M` (no olmo2 shape near 2M at vocab 2048): one line naming the flag, not a traceback."""
+    script = Path(__file__).parents[1] / "scripts" / "bench_train.py"
+    result = subprocess.run([sys.executable, str(script), "--size", "2M"], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("bench_train.py: --size 2M: no olmo2 shape")
