@@ -113,3 +113,16 @@ def test_bench_train_with_a_size_no_shape_has_is_one_line():
     result = subprocess.run([sys.executable, str(script), "--size", "2M"], capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith("bench_train.py: --size 2M: no olmo2 shape")
+
+
+def test_eval_share_without_its_inputs_says_so_rather_than_0_percent(tmp_path):
+    """A log without the eval hook's lines printed a 0.0 % share as if measured; a missing out_dir a traceback."""
+    script = Path(__file__).parents[1] / "scripts" / "eval_share.py"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "plan.json").write_text('{"jobs": []}')
+    (tmp_path / "empty.log").write_text("12:00:00 INFO ladder.orchestration.pipeline: 0 of 12 rungs to run\n")
+    for args, said in (([tmp_path / "run", tmp_path / "empty.log"], "evaluated in X s' line"),
+                       ([tmp_path / "none", tmp_path / "empty.log"], "no plan.json: give a ladder run's out_dir")):
+        result = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1 and said in result.stderr, result.stderr
+        assert "%" not in result.stdout
