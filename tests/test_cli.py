@@ -126,3 +126,12 @@ def test_eval_share_without_its_inputs_says_so_rather_than_0_percent(tmp_path):
         result = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
         assert result.returncode == 1 and result.stderr.count("\n") == 1 and said in result.stderr, result.stderr
         assert "%" not in result.stdout
+
+
+def test_compare_ladders_of_a_folder_that_is_no_run_is_one_error(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "compare_ladders.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "cosine"), str(tmp_path / "wsds")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"compare_ladders.py: error: {tmp_path / 'cosine'}: no plan.json: give "
+                                              "two ladder runs' out_dirs (ladder run ... out_dir=DIR)")
