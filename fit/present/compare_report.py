@@ -240,13 +240,19 @@ def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
     if b.empty:
         return b
     b = b.assign(_m=b["tokens"] / b["params"]).sort_values(["held_size", "_m", "metric", "a", "b"], kind="stable")
-    return pd.DataFrame({"Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
-                         "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"],
-                         "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map(_shown("{:.2f}")),
-                         "measured winner": b["measured_winner"], "baseline winner": b["baseline_winner"],
-                         "difference a − b [interval]": [display.estimate(r.metric, r.difference, r.difference_lower,
-                                                                          r.difference_upper) for r in b.itertuples()],
-                         "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
+    pairs = set(zip(b["a"], b["b"]))
+    # one pair (two variants): its names in the headers, not a column repeating them in every row (the table ran
+    # past the page)
+    a, v = next(iter(pairs)) if len(pairs) == 1 else ("a", "b")
+    table = pd.DataFrame({
+        "Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
+        "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"], "predicted winner": b["winner"],
+        f"P({a} better)": b["p_a_better"].map(_shown("{:.2f}")), "measured winner": b["measured_winner"],
+        "baseline winner": b["baseline_winner"],
+        f"difference {a} − {v} [interval]": [display.estimate(r.metric, r.difference, r.difference_lower,
+                                                              r.difference_upper) for r in b.itertuples()],
+        "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
+    return table.drop(columns="pair") if len(pairs) == 1 else table
 
 
 DODGE = 0.04  # each variant's stars and measured circles shifted by this share of C, so that they do not overlap

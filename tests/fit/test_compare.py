@@ -72,6 +72,11 @@ def test_decision_backtests_score_the_law_against_the_single_scale_rule(report):
     assert summary["all"]["law_accuracy"] == 1.0 and summary["all"]["baseline_accuracy"] == 1.0
     md = (report / "report.md").read_text()
     assert "The law did not beat the single-scale baseline" in md  # a tie is not a win, and the report says so
+    # one pair: its names head the columns, no "pair" column repeating "base vs worse" in every row
+    table = md.split("### Every backtest decision", 1)[1].split("## Warnings", 1)[0]
+    head = [c.strip() for c in table.strip().splitlines()[0].split("|")]
+    assert "P(base better)" in head and "difference base − worse [interval]" in head, head
+    assert "pair" not in head and "base vs worse" not in table
 
 
 def test_the_report_answers_first_with_one_figure_per_metric(report):
