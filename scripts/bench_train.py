@@ -209,6 +209,9 @@ def main(argv=None) -> int:
                         help="the harness also checkpoints half-way, and prints each checkpoint state's write time "
                              "and the training loop's share of it (train.checkpoint)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():  # before the shards are written: one line
+        raise SystemExit(f"bench_train.py: --device cuda: torch {torch.__version__} sees no CUDA device here; run it "
+                         "on a GPU machine, or without --device cuda")
 
     shape = shape_from(args)
     steps = args.warmup + args.steps

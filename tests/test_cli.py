@@ -108,11 +108,19 @@ def test_fetch_tasks_without_a_network_is_one_line_and_leaves_no_folder(tmp_path
 
 
 def test_bench_train_with_a_size_no_shape_has_is_one_line():
-    """`bench_train.py --size 2M` (no olmo2 shape near 2M at vocab 2048): one line naming the flag, not a traceback."""
+    """`bench_train.py --size 2M` (no olmo2 shape near 2M at vocab 2048): one line naming the flag, not a traceback;
+    nor is `--device cuda` where torch has no CUDA."""
+    import torch
+
     script = Path(__file__).parents[1] / "scripts" / "bench_train.py"
     result = subprocess.run([sys.executable, str(script), "--size", "2M"], capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith("bench_train.py: --size 2M: no olmo2 shape")
+    if not torch.cuda.is_available():  # docs/train.md's GPU lines, typed on a CPU machine
+        result = subprocess.run([sys.executable, str(script), "--size", "olmo-190M", "--device", "cuda"],
+                                capture_output=True, text=True)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "bench_train.py: --device cuda: torch " in result.stderr
 
 
 def test_eval_share_without_its_inputs_says_so_rather_than_0_percent(tmp_path):
