@@ -411,3 +411,10 @@ def test_failed_refits_of_a_bootstrap_not_used_are_not_said_to_narrow_the_interv
     assert "narrow none of them" in groups["Bootstrap refits that failed"]
     alone = dict((t, m) for t, m, _ in warning_groups(["best: 6% of 200 bootstrap refits failed; intervals rest on the rest"]))
     assert "may be somewhat too narrow" in alone["Bootstrap refits that failed"]
+
+
+def test_an_lm_sets_bits_per_byte_is_not_called_a_task_loss():
+    """The smoke compare's decisions read "smoke_val task loss" for the held-out set's bpb."""
+    assert display.named("smoke_val:bpb") == "smoke_val LM bits per byte"
+    assert display.long_label("smoke_wiki_val:bpb") == "smoke_wiki_val LM bits per byte (bits/byte)"
+    assert display.named("mmlu:bpb") == "MMLU task loss" and display.named("c4_en:loss") == "c4_en LM loss"
