@@ -38,6 +38,8 @@ CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;lin
        "h1{font-size:1.5em;margin:0.6em 0 0.2em}h2{font-size:1.2em;margin:1.2em 0 0.3em}h3{font-size:1em}"
        "p.answer{margin:0.35em 0}table{border-collapse:collapse;margin:0.4em 0}"
        "td,th{padding:2px 8px;border:1px solid #ccc;white-space:nowrap}td{text-align:right}"
+       "th,td.text{white-space:normal}td:first-child{white-space:nowrap}"  # headers and names may wrap (not a
+       # row's name, numbers never): wide tables stay on the page
        "td:first-child,td.text{text-align:left}figure{margin:1em 0}img{max-width:100%;height:auto}"
        "figure.single img{max-width:min(100%,60em)}div.wide{overflow-x:auto}"
        "footer{color:#555;font-size:0.85em;border-top:1px solid #ccc;margin-top:2em;padding:0.5em 0 2em}")

@@ -418,3 +418,26 @@ def test_an_lm_sets_bits_per_byte_is_not_called_a_task_loss():
     assert display.named("smoke_val:bpb") == "smoke_val LM bits per byte"
     assert display.long_label("smoke_wiki_val:bpb") == "smoke_wiki_val LM bits per byte (bits/byte)"
     assert display.named("mmlu:bpb") == "MMLU task loss" and display.named("c4_en:loss") == "c4_en LM loss"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_a_wide_table_of_names_wraps_its_names_not_the_page(tmp_path):
+    """The smoke compare's decision table (ten columns, names like "one law over all variants") ran past a 1280-px
+    page, its last columns seen only by scrolling: headers and names wrap, a row's name and numbers do not."""
+    from fit.present.report import html_page, html_table
+    row = {"Target": "smoke-48-M10", "Metric": "smoke_wiki_val LM bits per byte", "Fitted by": "one law over all "
+           "variants", "Winner": "smoke_wiki", "over": "smoke", "by [interval]": "0.177 [-0.035, 0.386]",
+           "P(winner better)": "0.92", "compute multiplier": "over 10,000× [2.77e+03×, over 10,000×]",
+           "with scale": "same order", "measured advantage": "0.232"}
+    page = html_page("t", [html_table(pd.DataFrame([row] * 3))]).replace("</body>", """<script>
+      var w=document.querySelector('div.wide'),p=document.createElement('pre');
+      p.id='probe';p.textContent='over='+(w.scrollWidth-w.clientWidth);
+      document.body.appendChild(p);</script></body>""")
+    (tmp_path / "t.html").write_text(page)
+    run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", "--dump-dom",
+                          (tmp_path / "t.html").as_uri()], capture_output=True, text=True, timeout=120)
+    probe = re.search(r'<pre id="probe">over=(-?\d+)</pre>', run.stdout)
+    assert probe, run.stderr[-2000:]
+    assert int(probe[1]) <= 0  # no column past the page
