@@ -35,14 +35,26 @@ def label(metric: str) -> str:
     return TASK_NAMES.get(name, name)
 
 
+# The harness's held-out LM sets are named `<dataset>_val`; their bits per byte are no task's loss.
+LM_BPB = ("LM bits per byte", "bits/byte")
+
+
+def _kind_of(metric: str) -> tuple:
+    """(what it is, unit) of one metric: its kind's, but an LM set's bpb (`smoke_val:bpb`) is its LM loss in bits
+    per byte, not "task loss" as a task's bpb is."""
+    if kind(metric) == "bpb" and metric.rsplit(":", 1)[0].endswith("_val"):
+        return LM_BPB
+    return KINDS.get(kind(metric), (kind(metric), ""))
+
+
 def named(metric: str) -> str:
     """`c4_en:loss` -> c4_en LM loss, `mmlu:acc` -> MMLU accuracy: its name and kind, without the unit."""
-    return f"{label(metric)} {KINDS.get(kind(metric), (kind(metric),))[0]}"
+    return f"{label(metric)} {_kind_of(metric)[0]}"
 
 
 def long_label(metric: str) -> str:
     """`c4_en:loss` -> c4_en LM loss (nats/token): a name that stands alone, e.g. on an axis."""
-    what, unit = KINDS.get(kind(metric), (kind(metric), ""))
+    what, unit = _kind_of(metric)
     return f"{label(metric)} {what}" + (f" ({unit})" if unit else "")
 
 

@@ -59,7 +59,7 @@ def run_fit(cfg) -> Path:
         if len(fits) > 1:
             print(f"\ndataset {f.dataset} (its runs fitted apart from the other datasets'):")
         shown = report.relabelled(f)[0]  # targets by the names the report gives them
-        print(summary(shown.preds, shown.targets, f.out.warnings, cfg.interval))
+        print(summary(shown.preds, shown.targets, shown.out.warnings, cfg.interval))
     print(f"report: {out_dir / 'report.html'}")
     return out_dir
 

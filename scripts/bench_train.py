@@ -87,7 +87,11 @@ def shape_from(args) -> ModelShape:
         count = parse_count(args.size)
     except ValueError:
         return ModelShape(**load_model(args.size))
-    return shape_for_params(count, arch=args.arch, vocab_size=args.vocab_size, seq_len=args.seq_len, convention="total")
+    try:
+        return shape_for_params(count, arch=args.arch, vocab_size=args.vocab_size, seq_len=args.seq_len,
+                                convention="total")
+    except ValueError as exc:  # no shape near that count: one line, not a traceback
+        raise SystemExit(f"bench_train.py: --size {args.size}: {exc}") from None
 
 
 def timed_from(warmup: int, log_every: int, steps: int) -> int:
@@ -196,11 +200,18 @@ def main(argv=None) -> int:
     parser.add_argument("--log-every", type=int, default=1, help="steps between loss reads in both loops")
     parser.add_argument("--plain-loss", default="chunked", choices=("chunked", "full"),
                         help="the plain loop's loss: the harness's chunked one, or the textbook full-logits one")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads on the CPU: 1 (as docs/train.md's figures were measured, "
+                             "OMP_NUM_THREADS=1: on a shared machine more threads wait on each other) or 0 for "
+                             "torch's default, every core")
     parser.add_argument("--json", type=Path, help="also append the figures to this JSONL file")
     parser.add_argument("--checkpoint-half-way", action="store_true",
                         help="the harness also checkpoints half-way, and prints each checkpoint state's write time "
                              "and the training loop's share of it (train.checkpoint)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():  # before the shards are written: one line
+        raise SystemExit(f"bench_train.py: --device cuda: torch {torch.__version__} sees no CUDA device here; run it "
+                         "on a GPU machine, or without --device cuda")
 
     shape = shape_from(args)
     steps = args.warmup + args.steps
@@ -214,6 +225,8 @@ def main(argv=None) -> int:
         logging.basicConfig(format="%(name)s: %(message)s")
         logging.getLogger("train.checkpoint").setLevel(logging.INFO)
     device = torch.device(args.device)
+    if device.type == "cpu" and args.threads > 0:
+        torch.set_num_threads(args.threads)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
     plain, harness = [], []
@@ -229,7 +242,8 @@ def main(argv=None) -> int:
     datasheet = peak_flops(cfg)
     figures = {
         "command": " ".join(["python", "scripts/bench_train.py", *(argv if argv is not None else sys.argv[1:])]),
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else
+        f"cpu ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})",
         "size": shape.name, "total_params": shape.total_params, "shape": f"d{shape.d_model} l{shape.n_layers} "
         f"h{shape.n_heads} mlp{shape.mlp_hidden} V{shape.vocab_size} T{shape.seq_len}",
         "precision": args.precision, "plain_loss": args.plain_loss, "batch": args.batch,

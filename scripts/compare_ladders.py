@@ -34,6 +34,9 @@ def main():
     parser.add_argument("metric", nargs="?", help="the held-out loss compared rung by rung")
     args = parser.parse_args()
     a, b = args.first, args.second
+    for d in (a, b):
+        if not (d / PLAN).is_file():
+            parser.error(f"{d}: no {PLAN}: give two ladder runs' out_dirs (ladder run ... out_dir=DIR)")
     plan_a, plan_b = (json.loads((d / PLAN).read_text()) for d in (a, b))
     print(f"compute (6ND): {a.name} {plan_a['compute']:.4g}, {b.name} {plan_b['compute']:.4g}, "
           f"ratio {plan_b['compute'] / plan_a['compute']:.3f}")

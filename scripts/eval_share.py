@@ -11,6 +11,7 @@ the fit are in neither.
 import argparse
 import json
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -35,11 +36,18 @@ def runs(out_dir: Path) -> dict:
 
 
 def main(out_dir: str, log_file: str) -> None:
+    if not (Path(out_dir) / PLAN).is_file():
+        sys.exit(f"eval_share.py: {out_dir}: no {PLAN}: give a ladder run's out_dir")
+    if not Path(log_file).is_file():
+        sys.exit(f"eval_share.py: {log_file}: no such file: give the run's stderr (ladder run ... 2> smoke.log)")
     evaluation = defaultdict(float)
     for line in Path(log_file).read_text().splitlines():
         match = EVALUATED.search(line)
         if match:
             evaluation[match.group(1)] += float(match.group(2))
+    if not evaluation:  # a share of 0.0 % would read as a measurement
+        sys.exit(f"eval_share.py: {log_file}: no 'INFO eval.cli: RUNG step N: ... evaluated in X s' line: give the "
+                 "stderr of the run that trained out_dir (ladder run ... 2> smoke.log)")
     print(f"{'run':24} {'train s':>9} {'eval s':>8} {'eval share':>10}")
     total_train = total_eval = 0.0
     for run_dir, rungs in sorted(runs(Path(out_dir)).items()):

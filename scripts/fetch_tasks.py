@@ -37,11 +37,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path(os.environ.get("LADDER_TASKS", "tasks")),
                         help="where the task files go (default: $LADDER_TASKS, else tasks/)")
     out = parser.parse_args(argv).dir
-    out.mkdir(parents=True, exist_ok=True)
     for name in SUITE:
         hub = TASKS[name].loader
         for split, suffix in ((hub.split, ""), (hub.fewshot_split, "-fewshot")):
-            count = write(out / f"{name}{suffix}.jsonl", hub_dataset(hub.path, hub.config, split))
+            try:
+                rows = hub_dataset(hub.path, hub.config, split)
+            except OSError as exc:  # datasets' ConnectionError is one: no network, or the hub refused
+                print(f"fetch_tasks.py: {name}: {hub.path} ({split}) could not be read: {exc}; run it where the "
+                      "hub can be reached", file=sys.stderr)
+                return 1
+            out.mkdir(parents=True, exist_ok=True)  # only once something can go into it
+            count = write(out / f"{name}{suffix}.jsonl", rows)
             print(f"{name}{suffix}: {count:,} rows of {hub.path} ({split})")
     print(f"export LADDER_TASKS={out.resolve()}")
     return 0

@@ -85,3 +85,61 @@ def test_plan_data_lines_end_in_what_they_say():
     out = run("plan", "ladder=smoke").stdout
     data = out.split("data (validation")[1].splitlines()[1:]
     assert data and not any(line.rstrip().endswith(";") for line in data), data
+
+
+def test_fetch_tasks_without_a_network_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """`python scripts/fetch_tasks.py tasks` where the hub cannot be reached: one line naming the task, rc 1,
+    no empty tasks/ left behind (it printed datasets' ConnectionError traceback and kept the folder)."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "fetch_tasks.py"
+    spec = importlib.util.spec_from_file_location("fetch_tasks", path)
+    fetch_tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch_tasks)
+
+    def unreachable(path, config, split):
+        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(fetch_tasks, "hub_dataset", unreachable)
+    assert fetch_tasks.main([str(tmp_path / "tasks")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hellaswag" in err and "Rowan/hellaswag" in err, err
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_bench_train_with_a_size_no_shape_has_is_one_line():
+    """`bench_train.py --size 2M` (no olmo2 shape near 2M at vocab 2048): one line naming the flag, not a traceback;
+    nor is `--device cuda` where torch has no CUDA."""
+    import torch
+
+    script = Path(__file__).parents[1] / "scripts" / "bench_train.py"
+    result = subprocess.run([sys.executable, str(script), "--size", "2M"], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("bench_train.py: --size 2M: no olmo2 shape")
+    if not torch.cuda.is_available():  # docs/train.md's GPU lines, typed on a CPU machine
+        result = subprocess.run([sys.executable, str(script), "--size", "olmo-190M", "--device", "cuda"],
+                                capture_output=True, text=True)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "bench_train.py: --device cuda: torch " in result.stderr
+
+
+def test_eval_share_without_its_inputs_says_so_rather_than_0_percent(tmp_path):
+    """A log without the eval hook's lines printed a 0.0 % share as if measured; a missing out_dir a traceback."""
+    script = Path(__file__).parents[1] / "scripts" / "eval_share.py"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "plan.json").write_text('{"jobs": []}')
+    (tmp_path / "empty.log").write_text("12:00:00 INFO ladder.orchestration.pipeline: 0 of 12 rungs to run\n")
+    for args, said in (([tmp_path / "run", tmp_path / "empty.log"], "evaluated in X s' line"),
+                       ([tmp_path / "none", tmp_path / "empty.log"], "no plan.json: give a ladder run's out_dir")):
+        result = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1 and said in result.stderr, result.stderr
+        assert "%" not in result.stdout
+
+
+def test_compare_ladders_of_a_folder_that_is_no_run_is_one_error(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "compare_ladders.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "cosine"), str(tmp_path / "wsds")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"compare_ladders.py: error: {tmp_path / 'cosine'}: no plan.json: give "
+                                              "two ladder runs' out_dirs (ladder run ... out_dir=DIR)")

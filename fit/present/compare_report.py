@@ -6,6 +6,8 @@ single-scale baseline, the warnings and the provenance."""
 import base64
 import html
 import json
+import logging
+import time
 from pathlib import Path
 from typing import List
 
@@ -25,6 +27,8 @@ from fit.present.report import html_page, html_table, json_ready, markdown_table
 from ladder.core.configs import ConfigError
 from ladder.core.files import atomic_write_text, writable_dir
 
+log = logging.getLogger(__name__)
+
 
 def run_compare(ccfg, fcfg) -> Path:
     ccfg, fcfg = as_compare_config(ccfg), as_fit_config(fcfg)
@@ -34,9 +38,15 @@ def run_compare(ccfg, fcfg) -> Path:
             raise FitInputError(f"fit.{key}={getattr(fcfg, key)}: not read by `ladder compare` (results=, variants= "
                                 "and out= are compare's keys; the decision backtests replace holdout)")
     check_numbers(fcfg)
+    started = time.perf_counter()
+    log.info("reading %s", ccfg.results)  # a stage a line, on stderr, as `ladder fit` logs its stages
     variants = load_variants(ccfg.results, fcfg.format, ccfg.variants)
+    log.info("read %d variants (%s) in %.0f s", len(variants), ", ".join(v.name for v in variants),
+             time.perf_counter() - started)
     targets = common_targets(fcfg, variants)
     own = own_targets(fcfg, variants, targets)
+    log.info("fitting %s to each variant%s: %d targets, %d bootstrap resamples", method.name,
+             " and the joint law" if ccfg.joint else "", len(targets), fcfg.bootstrap)
     comp = compare(variants, targets, fcfg, method, joint=ccfg.joint, own=own)
     if own is not None:
         comp.warnings.insert(0, "compare: the variants' sizes differ, so each default target is each variant's own "
@@ -49,12 +59,15 @@ def run_compare(ccfg, fcfg) -> Path:
                             + "; ".join(f"{v}: {', '.join(sorted({p['metric'] for p in o.predictions})) or 'nothing'}"
                                         for v, o in comp.outputs.items()) + ")")
     if ccfg.backtest:
+        log.info("decision backtests: each variant refitted on its smaller sizes (%.0f s so far)",
+                 time.perf_counter() - started)
         comp.backtests = decision_backtests(variants, fcfg, method, joint=ccfg.joint)
     out_dir = Path(ccfg.out or Path("outputs") / f"compare-{fcfg.method}")
     try:
         writable_dir(out_dir, "out")
     except ConfigError as exc:
         raise FitInputError(str(exc)) from None
+    log.info("writing the report to %s (%.0f s so far)", out_dir, time.perf_counter() - started)
     write(out_dir, comp, ccfg, fcfg)
     print("\n".join(decision_lines(comp.decisions, fcfg.interval)))
     print("\n".join(terminal_lines(comp)))
@@ -147,6 +160,8 @@ def _times(m: float, lo: float, hi: float) -> str:
         if x <= REACH[0] * (1 + 1e-6):
             return f"under {REACH[0]:g}×"
         return f"{x:.3g}×"
+    if fmt(lo) == fmt(m) == fmt(hi):  # all three at the bound: "over 10,000× [over 10,000×, over 10,000×]" says no more
+        return fmt(m)
     return fmt(m) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
 
 
@@ -167,7 +182,10 @@ def decision_table(d: pd.DataFrame) -> pd.DataFrame:
                      "with scale": f"changes (cross at C = {display.flops(r.crossing_C)})" if r.changes_with_scale
                      else (getattr(r, "crossing_note", "") or "same order"),
                      "measured advantage": _amount(r.metric, _measured_advantage(r))})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # how every row was fitted, where one way fitted them all, the lead sentence says once: the column only widened
+    # the table past the page
+    return table.drop(columns="Fitted by") if table["Fitted by"].nunique() <= 1 else table
 
 
 def prediction_table(d: pd.DataFrame) -> pd.DataFrame:
@@ -222,13 +240,19 @@ def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
     if b.empty:
         return b
     b = b.assign(_m=b["tokens"] / b["params"]).sort_values(["held_size", "_m", "metric", "a", "b"], kind="stable")
-    return pd.DataFrame({"Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
-                         "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"],
-                         "predicted winner": b["winner"], "P(a better)": b["p_a_better"].map(_shown("{:.2f}")),
-                         "measured winner": b["measured_winner"], "baseline winner": b["baseline_winner"],
-                         "difference a − b [interval]": [display.estimate(r.metric, r.difference, r.difference_lower,
-                                                                          r.difference_upper) for r in b.itertuples()],
-                         "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
+    pairs = set(zip(b["a"], b["b"]))
+    # one pair (two variants): its names in the headers, not a column repeating them in every row (the table ran
+    # past the page)
+    a, v = next(iter(pairs)) if len(pairs) == 1 else ("a", "b")
+    table = pd.DataFrame({
+        "Held-out run": b["target"], "fitted up to N": b["fitted_size"].map(display.count),
+        "Metric": b["metric"].map(display.named), "pair": b["a"] + " vs " + b["b"], "predicted winner": b["winner"],
+        f"P({a} better)": b["p_a_better"].map(_shown("{:.2f}")), "measured winner": b["measured_winner"],
+        "baseline winner": b["baseline_winner"],
+        f"difference {a} − {v} [interval]": [display.estimate(r.metric, r.difference, r.difference_lower,
+                                                              r.difference_upper) for r in b.itertuples()],
+        "measured": [display.value(r.metric, r.measured_difference) for r in b.itertuples()]})
+    return table.drop(columns="pair") if len(pairs) == 1 else table
 
 
 DODGE = 0.04  # each variant's stars and measured circles shifted by this share of C, so that they do not overlap

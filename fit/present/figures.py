@@ -111,14 +111,7 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
     view = View(ps, targets, out, preds, interval)
     first, fed = figure_steps(out, view.primary)
     if view.primary is not None:
-        predicted = view.primary in set(preds["metric"])
-        yield "loss_vs_compute", (
-            f"{display.long_label(view.primary)} against compute C = 6ND: the ladder's final values (one colour per "
-            f"tokens-per-parameter ratio M), " + (
-                f"the fitted law along each M and out to each target at its own M (dashed) {view.band_words()}, "
-                f"the predicted targets (stars) " if predicted else
-                f"(method {out.method} does not predict it) ") + "and the measured targets (red circles)"), \
-            _loss_vs_compute(view, first)
+        yield "loss_vs_compute", _loss_vs_compute_caption(view), _loss_vs_compute(view, first)
     have = preds[preds["actual"].notna()]
     if not have.empty:
         yield "predicted_vs_actual", f"predicted against measured, with {interval:.0%} intervals (accuracy in " \
@@ -136,6 +129,24 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
         yield "residuals", "residuals (measured − fitted) of the fits drawn above: relative (%) for laws of a loss, in " \
                            "points for accuracy curves; each dot is a fitted point, the bar its RMS (fits.json holds " \
                            "every fit's residuals)", _residuals({**first, **fed})
+
+
+def _loss_vs_compute_caption(view: View) -> str:
+    """What the compute figure draws, and only that: runs not fitted, predictions and measured targets are each
+    named where the figure has them (a method that predicts no loss draws the data alone)."""
+    metric = view.primary
+    predicted = metric in set(view.preds["metric"])
+    drawn = ["the ladder's final values (one colour per tokens-per-parameter ratio M)"]
+    if len(view.finals(view.others, metric)[1]):
+        drawn.append("runs not fitted (grey squares)")
+    if predicted:
+        drawn += [f"the fitted law along each M and out to each target at its own M (dashed) {view.band_words()}",
+                  "the predicted targets (stars)"]
+    if np.isfinite(view.measured(metric)).any():
+        drawn.append("the measured targets (red circles)")
+    listed = ", ".join(drawn[:-1]) + " and " + drawn[-1] if len(drawn) > 1 else drawn[0]
+    unpredicted = "" if predicted else f"; method {view.out.method} does not predict this loss"
+    return f"{display.long_label(metric)} against compute C = 6ND: {listed}{unpredicted}"
 
 
 def bootstrap_band(fs: FittedStep, out: MethodOutput, X: np.ndarray, interval: float):
@@ -200,7 +211,11 @@ def label_targets(ax, xs, ys, names) -> None:
     for x, y, n in sorted([s for s in zip(xs, ys, names) if np.isfinite(s[0]) and np.isfinite(s[1])],
                           key=lambda s: -s[1]):
         spot = min(LABEL_SPOTS, key=lambda sp: cost(sp, x, y, n))
-        placed.append(_name(ax, n, x, y, spot).get_window_extent(renderer))
+        text = _name(ax, n, x, y, spot)
+        placed.append(text.get_window_extent(renderer))  # the name's box alone, as `cost` measured it
+        if abs(spot[1]) > LEADER_PT:
+            text.remove()
+            _name(ax, n, x, y, spot, leader=True)
 
 
 def _markers(ax) -> np.ndarray:
@@ -212,10 +227,16 @@ def _markers(ax) -> np.ndarray:
     return np.vstack(pts) if pts else np.empty((0, 2))
 
 
-def _name(ax, name: str, x: float, y: float, spot):
+# A name set further than this (points) above or below its star is tied to it by a thin line: beside another
+# target's marker it would otherwise read as that one's (the Gadre report's 6.9B-M20 beside 1.4B's circle).
+LEADER_PT = 8
+
+
+def _name(ax, name: str, x: float, y: float, spot, leader: bool = False):
     dx, dy, ha, va = spot
+    line = dict(arrowstyle="-", color="0.35", lw=0.6, shrinkA=0, shrinkB=5) if leader else None
     return ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8, ha=ha, va=va, zorder=7,
-                       bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.6))
+                       bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.6), arrowprops=line)
 
 
 def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):

@@ -38,6 +38,8 @@ CSS = ("body{font-family:sans-serif;max-width:80em;margin:auto;padding:0 1em;lin
        "h1{font-size:1.5em;margin:0.6em 0 0.2em}h2{font-size:1.2em;margin:1.2em 0 0.3em}h3{font-size:1em}"
        "p.answer{margin:0.35em 0}table{border-collapse:collapse;margin:0.4em 0}"
        "td,th{padding:2px 8px;border:1px solid #ccc;white-space:nowrap}td{text-align:right}"
+       "th,td.text{white-space:normal}td:first-child{white-space:nowrap}"  # headers and names may wrap (not a
+       # row's name, numbers never): wide tables stay on the page
        "td:first-child,td.text{text-align:left}figure{margin:1em 0}img{max-width:100%;height:auto}"
        "figure.single img{max-width:min(100%,60em)}div.wide{overflow-x:auto}"
        "footer{color:#555;font-size:0.85em;border-top:1px solid #ccc;margin-top:2em;padding:0.5em 0 2em}")
@@ -71,9 +73,12 @@ def relabelled(fit: DatasetFit) -> Tuple[DatasetFit, List[str]]:
     shown = lambda n: names.get(n, n)  # noqa: E731
     said = "Targets named by size and M (tokens per parameter): " + ", ".join(
         f"{new} is run {old}" for old, new in names.items()) + "."
+    # a run id as a whole word of a warning (not inside a longer id: -1.0 is no part of -1.05)
+    run_id = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, names)) + r")(?![\w-]|\.\d)")
+    warnings = [run_id.sub(lambda m: names[m[1]], w) for w in fit.out.warnings]
     return fit._replace(targets=[replace(t, name=shown(t.name)) for t in fit.targets],
                         preds=fit.preds.assign(target=fit.preds["target"].map(shown)),
-                        held=[shown(n) for n in fit.held]), [said]
+                        held=[shown(n) for n in fit.held], out=replace(fit.out, warnings=warnings)), [said]
 
 
 # The reach warning of fit.calibration.reach_warnings, whose numbers the answer sentence of its target repeats.
@@ -114,10 +119,8 @@ def write_report(out_dir: Path, cfg, fits: List[DatasetFit]):
 def _section(out_dir: Path, sub: str, cfg, fit: DatasetFit, deeper: bool) -> Tuple[List[str], List[str]]:
     """(markdown lines, html) of one fit, its figures written under out_dir/sub; `deeper`: a dataset's section,
     its headings one level down under the dataset's own."""
-    raw = fit
     fit, renamed = relabelled(fit)
-    shown = dict(zip((t.name for t in raw.targets), (t.name for t in fit.targets)))
-    narrow = {shown.get(t, t): times for t, times in too_narrow(fit.out.warnings).items()}
+    narrow = too_narrow(fit.out.warnings)  # the warnings name the targets as the report does
     ps, targets, out, preds, held = fit.ps, fit.targets, fit.out, fit.preds, fit.held
     fig_dir = out_dir / sub
     fig_dir.mkdir(parents=True, exist_ok=True)

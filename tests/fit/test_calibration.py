@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fit.calibration import (box_distance, calibrate, calibration_backtests, longest_runs_backtest, miss_growth,
-                             pooled_rms)
+from fit.calibration import (MISS_COLUMNS, box_distance, calibrate, calibration_backtests, longest_runs_backtest,
+                             miss_growth, pooled_rms, widen)
+from fit.chain import MethodOutput
 from fit.config import FitConfig
 from fit.sources import load_points
 from fit.registry import METHODS
@@ -32,6 +33,24 @@ def test_misses_that_grow_with_distance_are_modelled_and_extended_to_the_target(
     s0, s1 = miss_growth(errors)["absolute"]
     assert s1 > 0 and np.sqrt(s0 + s1 * 9) > 2 * pooled_rms(errors)["absolute"]  # at d = 3, beyond every backtest
     assert miss_growth(errors.assign(distance=0.0))["absolute"] == pytest.approx((pooled_rms(errors)["absolute"] ** 2, 0))
+
+
+def test_a_widened_accuracy_interval_stays_between_0_and_100_points():
+    """A ladder of two sizes (the smoke compare's, holdout=largest) misses its accuracies by tens of points: the
+    widened interval read "derived 31.5 [-149.4, 218.3]"; an accuracy cannot leave [0, 1], nor can its interval."""
+    from types import SimpleNamespace
+    table = SimpleNamespace(runs=["r"], info={"r": (1e6, 2e7)})
+    preds = [{"target": "t", "metric": "derived:acc", "predicted": 0.315, "lower": 0.30, "upper": 0.33,
+              "params": 4e6, "tokens": 8e7},
+             {"target": "t", "metric": "c4:loss", "predicted": 5.0, "lower": 4.9, "upper": 5.1, "params": 4e6,
+              "tokens": 8e7}]
+    out = MethodOutput("m", predictions=copy.deepcopy(preds))
+    errors = pd.DataFrame([(0, 1e6, 2e7, "derived:acc", 0.9, 0.3), (0, 1e6, 2e7, "derived:acc", 0.1, 0.6),
+                           (0, 1e6, 2e7, "c4:loss", 5.5, 5.0)], columns=MISS_COLUMNS).assign(distance=[1.0, 1.0, 1.0])
+    widen(out, errors, 0.9, table, [(["r"], [Target("r2", 2e6, 4e7)])], [], "its backtests")
+    acc, loss = out.predictions
+    assert (acc["lower"], acc["upper"]) == (0.0, 1.0)  # a miss of ±0.55 at z = 1.64 reached past both
+    assert loss["lower"] < 4.9 and loss["upper"] > 5.1 and loss["upper"] - 5.0 == pytest.approx(5.0 - loss["lower"])
 
 
 def test_backtests_leave_out_the_largest_sizes_and_each_sizes_longest_run(tmp_path, write_ladder):

@@ -72,6 +72,11 @@ def test_decision_backtests_score_the_law_against_the_single_scale_rule(report):
     assert summary["all"]["law_accuracy"] == 1.0 and summary["all"]["baseline_accuracy"] == 1.0
     md = (report / "report.md").read_text()
     assert "The law did not beat the single-scale baseline" in md  # a tie is not a win, and the report says so
+    # one pair: its names head the columns, no "pair" column repeating "base vs worse" in every row
+    table = md.split("### Every backtest decision", 1)[1].split("## Warnings", 1)[0]
+    head = [c.strip() for c in table.strip().splitlines()[0].split("|")]
+    assert "P(base better)" in head and "difference base − worse [interval]" in head, head
+    assert "pair" not in head and "base vs worse" not in table
 
 
 def test_the_report_answers_first_with_one_figure_per_metric(report):
@@ -198,11 +203,21 @@ def test_one_source_given_twice_is_refused(points):
         load_variants([str(points), str(points)])
 
 
-def test_without_resamples_the_backtests_leave_p_and_brier_blank_never_nan(points, tmp_path):
-    run_compare(CompareConfig(results=str(points), out=str(tmp_path / "o")),
-                FitConfig(method="chinchilla", bootstrap=0, targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}]))
+def test_without_resamples_the_backtests_leave_p_and_brier_blank_never_nan(points, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        run_compare(CompareConfig(results=str(points), out=str(tmp_path / "o")),
+                    FitConfig(method="chinchilla", bootstrap=0,
+                              targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}]))
     text = (tmp_path / "o" / "report.md").read_text()
     assert "nan" not in text.lower() and "no P(better), Brier score or interval coverage without bootstrap" in text
+    # a line per stage, as `ladder fit` says them (piped, the Gadre compare said nothing for minutes)
+    said = [r.getMessage() for r in caplog.records]
+    stages = ["reading ", "read 2 variants (base, worse)", "fitting chinchilla to each variant", "decision backtests",
+              "writing the report"]
+    at = [next((i for i, m in enumerate(said) if m.startswith(s)), None) for s in stages]
+    assert None not in at and at == sorted(at), said
 
 
 def test_every_prediction_is_the_methods_own_on_that_variant(points):

@@ -167,6 +167,21 @@ def test_a_multiplier_at_the_edge_of_the_search_is_said_as_a_bound():
     assert _times(1e4, 4.99e3, 1e4) == "over 10,000× [4.99e+03×, over 10,000×]"
     assert _times(1e-3, 1e-3, 2.0) == "under 0.001× [under 0.001×, 2×]"
     assert _times(1.53, 1.46, 1.58) == "1.53× [1.46×, 1.58×]"
+    assert _times(1e4, 1e4, 1e4) == "over 10,000×"  # the interval at the bound too says nothing more
+
+
+def test_the_decision_table_drops_a_fitted_by_that_every_row_shares():
+    """The Gadre C4-vs-RPJ table repeated "one law over all variants" in every row and ran past the page; the lead
+    sentence says it once. Where rows were fitted differently the column stays."""
+    from fit.present.compare_report import decision_table
+    row = dict(target="6.9B-20", metric="c4_val:loss", a="c4", b="rpj", winner="c4", difference=-0.07,
+               difference_lower=-0.3, difference_upper=0.17, p_winner=0.68, compute_multiplier=1.8,
+               multiplier_lower=1.4, multiplier_upper=2.4, changes_with_scale=False, crossing_C=np.nan,
+               measured_difference=-0.04, fitted_by="joint")
+    same = decision_table(pd.DataFrame([row, {**row, "metric": "ptb:loss"}]))
+    assert "Fitted by" not in same.columns and list(same.columns[:3]) == ["Target", "Metric", "Winner"]
+    mixed = decision_table(pd.DataFrame([row, {**row, "metric": "mmlu:acc", "fitted_by": "best"}]))
+    assert mixed["Fitted by"].tolist() == ["one law over all variants", "best"]
 
 
 def test_a_decision_backtest_that_cannot_be_fitted_is_said(tmp_path):

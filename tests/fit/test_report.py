@@ -126,6 +126,21 @@ def test_the_headline_figure_draws_each_target_at_6nd_with_the_law_reaching_it(f
         plt.close(fig)
 
 
+def test_the_compute_figures_caption_names_only_what_it_draws(far, report):
+    """No measured target (7B-4T, 13B-5T have no runs here): no "red circles" in the caption; a method that does
+    not predict the loss: its caption says so once, without stars (the OLMo report's read "…, (method olmo_two_step
+    does not predict it) and the measured targets (red circles)" over a figure with neither)."""
+    ps, targets, out, preds = far
+    name, caption, fig = next(figures(ps, targets, out, preds, 0.9))
+    plt.close(fig)
+    assert name == "loss_vs_compute" and "(stars)" in caption and "red circles" not in caption, caption
+    primary = next(m for m in preds["metric"] if m.endswith("val:loss"))
+    _, caption, fig = next(figures(ps, targets, out, preds[preds["metric"] != primary], 0.9))
+    plt.close(fig)
+    assert caption.endswith("does not predict this loss") and "stars" not in caption and "), (" not in caption
+    assert "red circles" in re.search(r"!\[([^]]*)\]\(figures/loss_vs_compute", (report / "report.md").read_text())[1]
+
+
 def test_the_residual_figure_has_one_labelled_row_per_fit_drawn(far):
     ps, targets, out, preds = far
     figs = {name: fig for name, _, fig in figures(ps, targets, out, preds, 0.9)}
@@ -181,6 +196,30 @@ def test_target_names_hide_neither_each_other_nor_the_stars():
     stars = ax.transData.transform(np.column_stack([x, y]))
     half = 5 * fig.dpi / 72  # within about half a star (ms=11) of its centre, a name would cover it
     assert all(b.padded(half).count_contains(stars) == 0 for b in boxes)
+    plt.close(fig)
+
+
+def test_a_name_set_away_from_its_star_is_tied_to_it_by_a_line():
+    """make smoke's step-2 panel: four stars on the sigmoid above three measured circles; the two names pushed
+    below read as the circles' beside them. Each name either touches its star or has a line to it."""
+    from fit.present.figures import MEASURED, label_targets
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    grid = np.linspace(-0.2, 3.3, 50)
+    ax.plot(grid, 24 + 76 / (1 + np.exp(2.4 * (grid - 1.74))), "r-")
+    ax.scatter([0.0, 2.6, 2.7, 2.8, 3.0, 3.1], [100, 30, 29, 28, 27, 23], s=6)  # the points fitted
+    x, y = np.array([1.701, 1.999, 2.169, 2.354]), np.array([63.1, 49.5, 42.6, 36.6])
+    ax.plot(x, y, "k*", ms=11)
+    ax.scatter([1.987, 2.132, 2.324], [40.0, 39.5, 35.5], **MEASURED)
+    names = ["smoke-96-M20", "smoke-64-smoke-M20", "smoke-64-smoke-M10", "smoke-64-smoke-M5"]
+    label_targets(ax, x, y, names)
+    fig.canvas.draw()
+    stars = dict(zip(names, ax.transData.transform(np.column_stack([x, y]))))
+    near = 10 * fig.dpi / 72  # a name's box within 10 points of its star reads as its (the nearest spots: 7)
+    for text in ax.texts:
+        box, (sx, sy) = text.get_window_extent(), stars[text.get_text()]
+        gap = np.hypot(max(box.x0 - sx, 0, sx - box.x1), max(box.y0 - sy, 0, sy - box.y1))
+        assert gap <= near or text.arrow_patch is not None, (text.get_text(), gap)
+    assert any(text.arrow_patch is not None for text in ax.texts)  # this crowding moves names off their stars
     plt.close(fig)
 
 
@@ -330,6 +369,9 @@ def test_gadre_report_reads_as_its_intervals_are_made(gadre_report):
     assert "**1.4B-M640**" in md and "**6.9B-M20**" in md and "6.9B-M20 is run rpj-open_lm_7b-1.0" in md
     answer = next(line for line in md.splitlines() if line.startswith("**6.9B-M20**"))
     assert "Its intervals are likely too narrow: it lies 4.78× beyond the largest fitted N" in answer
+    # the warnings too (their reach warning named "target rpj-open_lm_7b-1.0"): the run id only where it is said
+    assert "target 6.9B-M20 is 4.78× the largest fitted N" in md.split("## Warnings", 1)[1]
+    assert md.count("rpj-open_lm_7b-1.0") == md.count("6.9B-M20 is run rpj-open_lm_7b-1.0")
 
 
 def test_gadre_step2_panels_span_their_points_not_the_law_at_zero_loss(gadre_report, shared):
@@ -369,3 +411,33 @@ def test_failed_refits_of_a_bootstrap_not_used_are_not_said_to_narrow_the_interv
     assert "narrow none of them" in groups["Bootstrap refits that failed"]
     alone = dict((t, m) for t, m, _ in warning_groups(["best: 6% of 200 bootstrap refits failed; intervals rest on the rest"]))
     assert "may be somewhat too narrow" in alone["Bootstrap refits that failed"]
+
+
+def test_an_lm_sets_bits_per_byte_is_not_called_a_task_loss():
+    """The smoke compare's decisions read "smoke_val task loss" for the held-out set's bpb."""
+    assert display.named("smoke_val:bpb") == "smoke_val LM bits per byte"
+    assert display.long_label("smoke_wiki_val:bpb") == "smoke_wiki_val LM bits per byte (bits/byte)"
+    assert display.named("mmlu:bpb") == "MMLU task loss" and display.named("c4_en:loss") == "c4_en LM loss"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_a_wide_table_of_names_wraps_its_names_not_the_page(tmp_path):
+    """The smoke compare's decision table (ten columns, names like "one law over all variants") ran past a 1280-px
+    page, its last columns seen only by scrolling: headers and names wrap, a row's name and numbers do not."""
+    from fit.present.report import html_page, html_table
+    row = {"Target": "smoke-48-M10", "Metric": "smoke_wiki_val LM bits per byte", "Fitted by": "one law over all "
+           "variants", "Winner": "smoke_wiki", "over": "smoke", "by [interval]": "0.177 [-0.035, 0.386]",
+           "P(winner better)": "0.92", "compute multiplier": "over 10,000× [2.77e+03×, over 10,000×]",
+           "with scale": "same order", "measured advantage": "0.232"}
+    page = html_page("t", [html_table(pd.DataFrame([row] * 3))]).replace("</body>", """<script>
+      var w=document.querySelector('div.wide'),p=document.createElement('pre');
+      p.id='probe';p.textContent='over='+(w.scrollWidth-w.clientWidth);
+      document.body.appendChild(p);</script></body>""")
+    (tmp_path / "t.html").write_text(page)
+    run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000", "--dump-dom",
+                          (tmp_path / "t.html").as_uri()], capture_output=True, text=True, timeout=120)
+    probe = re.search(r'<pre id="probe">over=(-?\d+)</pre>', run.stdout)
+    assert probe, run.stderr[-2000:]
+    assert int(probe[1]) <= 0  # no column past the page
