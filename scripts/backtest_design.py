@@ -222,6 +222,15 @@ def accuracy_report(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def published_ladders():
+    """(OLMo's points, [Gadre et al.'s C4 points, RedPajama points]), or exit with where they are looked for."""
+    root = shared_data_dir()
+    if root is None:
+        sys.exit("published ladder data not found at <repo>/../shared/data (set LADDER_SHARED_DATA)")
+    return (load_points(str(root / "olmo-ladder" / "runs")),
+            [load_points(str(root / "gadre-scaling"), dataset=d) for d in ("c4_original", "rpj")])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=96)
@@ -233,11 +242,7 @@ def main():
     parser.add_argument("--accuracy", action="store_true",
                         help="backtest the accuracy error in points on OLMo's 13B-5T instead of the loss error")
     args = parser.parse_args()
-    root = shared_data_dir()
-    if root is None:
-        sys.exit("published ladder data not found at <repo>/../shared/data (set LADDER_SHARED_DATA)")
-    olmo = load_points(str(root / "olmo-ladder" / "runs"))
-    gadre = [load_points(str(root / "gadre-scaling"), dataset=d) for d in ("c4_original", "rpj")]
+    olmo, gadre = published_ladders()
     ladders = []
     o_runs, o_table = runs_of(olmo, "c4_en:loss")
     ladders.append((Ladder("OLMo", olmo, "c4_en:loss", "olmo_two_step",

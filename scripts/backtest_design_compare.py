@@ -23,10 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fit import design, design_compare, joint  # noqa: E402
 from fit.errors import FitInputError  # noqa: E402
-from fit.sources import load_points  # noqa: E402
 from ladder.orchestration.design import candidates  # noqa: E402
-from scripts.backtest_design import cost, runs_of  # noqa: E402
-from scripts.shared_data import shared_data_dir  # noqa: E402
+from scripts.backtest_design import cost, published_ladders, runs_of  # noqa: E402
 
 SHARES = (3e-4, 1e-3, 3e-3, 1e-2)  # budgets as shares of the 6.9B target's compute
 LADDER_TOP = 5e8  # sizes below this (10.6M-412M) make the sub-ladders
@@ -70,11 +68,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default=None, help="write every row here")
     args = parser.parse_args()
-    root = shared_data_dir()
-    if root is None:
-        sys.exit("published ladder data not found at <repo>/../shared/data (set LADDER_SHARED_DATA)")
-    olmo = load_points(str(root / "olmo-ladder" / "runs"))
-    gadre = [load_points(str(root / "gadre-scaling"), dataset=d) for d in ("c4_original", "rpj")]
+    olmo, gadre = published_ladders()
     below = [replace(ps, points=ps.points[ps.points["params"].astype(float) < LADDER_TOP]) for ps in gadre]
     model = design.measure([olmo, *below])
     print(f"error model: {model.describe()}", file=sys.stderr)
