@@ -454,7 +454,7 @@ def test_a_name_covers_no_other_targets_star_or_circle(case):
     """make smoke's step-2 panel (M5's name over M10's star) and the Gadre report's (6.9B-M20's name beside 1.4B's
     measured circle): no name's box comes within a star's (5.5 points) or a circle's (about 5) reach of another
     target's marker."""
-    from fit.present.figures import MEASURED, STAR, label_targets
+    from fit.present.figures import MEASURED, label_targets
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     if case == "smoke":
         grid = np.linspace(-0.2, 3.3, 50)
@@ -472,7 +472,7 @@ def test_a_name_covers_no_other_targets_star_or_circle(case):
         names = ["1.4B-M640", "6.9B-M20"]
         ax.set_xlim(2.1, 6.4)
         ax.set_ylim(58, 77)
-    ax.plot(x, y, color="k", **STAR)
+    ax.plot(x, y, "k*", ms=11, zorder=6, gid="target")  # as the step figures draw them (figures.STAR)
     ax.scatter(cx, cy, **MEASURED)
     fig.tight_layout()
     label_targets(ax, x, y, names)
@@ -502,12 +502,12 @@ def test_step2_frames_the_runs_not_the_sigmoids_anchor_at_zero_loss(tmp_path, wr
     preds["actual"] = np.nan
     drawn = {name: (caption, fig) for name, caption, fig in figures(ps, targets, out, preds, 0.9)}
     caption, fig = drawn["step2"]
-    assert "anchor at zero loss and full accuracy is fitted too, outside the view" in caption
     fed = [f for f in out.steps.values() if f.step.fed_by is not None]
     assert any((f.step.points.run < 0).any() for f in fed)
     lowest = min(f.step.points.X[0][f.step.points.run >= 0].min() for f in fed)
     for ax in (a for a in fig.axes if a.get_visible()):
         lo, hi = ax.get_xlim()
         assert lo > 0.5 * lowest, (ax.get_title(), lo, lowest)
+    assert "anchor at zero loss and full accuracy is fitted too, outside the view" in caption
     for _, f in drawn.values():
         plt.close(f)
