@@ -187,11 +187,13 @@ def _plain_log(axis, lo: float, hi: float) -> None:
 
 
 # Where a star's name goes, in offset points: left of it first (targets lie at the figure's right, beyond the
-# ladder), above or below, then right of it, then further up or down (crowded targets: make smoke's four).
+# ladder), above or below, then right of it, then further up or down, then further aside (crowded targets: make
+# smoke's four, the Gadre report's two at one loss).
 LABEL_SPOTS = [(-9, 4, "right", "bottom"), (-9, -4, "right", "top"), (9, 4, "left", "bottom"),
                (9, -4, "left", "top"), (-9, 16, "right", "bottom"), (-9, -16, "right", "top"),
                (9, 16, "left", "bottom"), (9, -16, "left", "top"), (-9, 28, "right", "bottom"),
-               (-9, -28, "right", "top"), (9, 28, "left", "bottom"), (9, -28, "left", "top")]
+               (-9, -28, "right", "top"), (9, 28, "left", "bottom"), (9, -28, "left", "top"), (24, -8, "left", "top"),
+               (24, 8, "left", "bottom"), (-24, 8, "right", "bottom"), (-24, -8, "right", "top")]
 
 
 def label_targets(ax, xs, ys, names) -> None:
@@ -213,24 +215,29 @@ def label_targets(ax, xs, ys, names) -> None:
         text.remove()
         outside = box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or box.y1 > frame.y1
         covered = markers.covered(box)
-        return outside, sum(box.padded(r).overlaps(b) for b in placed), covered[markers.target].sum(), covered.sum()
+        crossed = markers.crossed(ax.transData.transform((x, y)), spot[:2], ax.figure.dpi / 72) \
+            if _far(spot) else 0
+        return (outside, sum(box.padded(r).overlaps(b) for b in placed), covered[markers.target].sum() + crossed,
+                covered.sum())
 
     for x, y, n in sorted([s for s in zip(xs, ys, names) if np.isfinite(s[0]) and np.isfinite(s[1])],
                           key=lambda s: -s[1]):
         spot = min(LABEL_SPOTS, key=lambda sp: cost(sp, x, y, n))
         text = _name(ax, n, x, y, spot)
         placed.append(text.get_window_extent(renderer))  # the name's box alone, as `cost` measured it
-        if abs(spot[1]) > LEADER_PT:
+        if _far(spot):
             text.remove()
             _name(ax, n, x, y, spot, leader=True)
 
 
 @dataclass
 class Markers:
-    """Every marker drawn on an axes: its centre and radius in display pixels, and whether it marks a target."""
+    """Every marker drawn on an axes: its centre and radius in display pixels, whether it marks a target and
+    whether it is a star (a predicted target)."""
     xy: np.ndarray
     radius: np.ndarray
     target: np.ndarray
+    star: np.ndarray
 
     def covered(self, box) -> np.ndarray:
         """Which markers a text box touches: its edge within the marker's radius (and a point) of the centre."""
@@ -238,13 +245,24 @@ class Markers:
         dy = np.maximum.reduce([box.y0 - self.xy[:, 1], np.zeros(len(self.xy)), self.xy[:, 1] - box.y1])
         return np.hypot(dx, dy) < self.radius
 
+    def crossed(self, start, offset, px: float) -> int:
+        """How many other targets' stars a leader line from `start` (a star, in pixels) by `offset` (points)
+        passes over: a line past another target's star ties the name to that one as much as to its own (past a
+        measured circle, which may be its own target's, it reads as no one's)."""
+        end = np.asarray(start) + np.asarray(offset, float) * px
+        d = end - start
+        t = np.clip(((self.xy - start) @ d) / (d @ d), 0, 1)
+        gap = np.hypot(*(self.xy - (start + t[:, None] * d)).T)
+        own = np.hypot(*(self.xy - start).T) < px
+        return int((self.target & self.star & ~own & (gap < self.radius)).sum())
+
 
 def _markers(ax) -> Markers:
     """Every marker drawn on `ax` (scatter points, and lines drawn with a marker), each with its own radius: a
     star (ms=11) reaches 5.5 points from its centre, a fitted dot 2, so a name clear of a dot can still cover a
     star (make smoke's step-2 panel: M5's name over M10's star)."""
     px = ax.figure.dpi / 72
-    xy, radius, target = [], [], []
+    xy, radius, target, star = [], [], [], []
     for c in ax.collections:
         if isinstance(c, PathCollection) and len(c.get_offsets()):
             pts = c.get_offset_transform().transform(c.get_offsets())
@@ -252,21 +270,32 @@ def _markers(ax) -> Markers:
             xy.append(pts)
             radius.append((np.sqrt(sizes) / 2 + np.max(c.get_linewidths(), initial=0) + 1) * px)
             target.append(np.full(len(pts), c.get_gid() == TARGET_GID))
+            star.append(np.zeros(len(pts), bool))
     for line in ax.lines:
         if line.get_marker() not in (None, "None", "", " "):
             pts = line.get_transform().transform(line.get_xydata())
             xy.append(pts)
             radius.append(np.full(len(pts), (line.get_markersize() / 2 + 1) * px))
             target.append(np.full(len(pts), line.get_gid() == TARGET_GID))
+            star.append(np.full(len(pts), line.get_marker() == "*"))
     if not xy:
-        return Markers(np.empty((0, 2)), np.empty(0), np.empty(0, bool))
-    # a name keeps about a marker's half-size (4 points) clear of the smallest dots too
-    return Markers(np.vstack(xy), np.maximum(np.concatenate(radius), 4 * px), np.concatenate(target))
+        return Markers(np.empty((0, 2)), np.empty(0), np.empty(0, bool), np.empty(0, bool))
+    # a name keeps about a marker's half-size (4 points) clear of the smallest dots too, and a clear gap (3 points
+    # more) from another target's star or circle: a name just beside one reads as its (the Gadre report's 6.9B-M20
+    # beside 1.4B's circle)
+    target = np.concatenate(target)
+    return Markers(np.vstack(xy), np.maximum(np.concatenate(radius), 4 * px) + 3 * px * target, target,
+                   np.concatenate(star))
 
 
-# A name set further than this (points) above or below its star is tied to it by a thin line: beside another
-# target's marker it would otherwise read as that one's (the Gadre report's 6.9B-M20 beside 1.4B's circle).
+# A name set further than this (points) above or below its star, or twice this beside it, is tied to it by a thin
+# line: beside another target's marker it would otherwise read as that one's (the Gadre report's 6.9B-M20 beside
+# 1.4B's circle).
 LEADER_PT = 8
+
+
+def _far(spot) -> bool:
+    return abs(spot[1]) > LEADER_PT or abs(spot[0]) > 2 * LEADER_PT
 
 
 def _name(ax, name: str, x: float, y: float, spot, leader: bool = False):

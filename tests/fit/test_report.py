@@ -487,6 +487,12 @@ def test_a_name_covers_no_other_targets_star_or_circle(case):
                 assert not _touches(box, stars[j], 5.5, fig.dpi), (text.get_text(), "star", names[j])
                 assert not (np.isfinite(circles[j]).all() and _touches(box, circles[j], 5, fig.dpi)), \
                     (text.get_text(), "circle", names[j])
+        if text.arrow_patch is not None:  # nor does a leader line pass over another target's star
+            start = stars[i]
+            d = np.asarray(text.xyann, float) * fig.dpi / 72
+            for j in (j for j in range(len(names)) if j != i):
+                t = np.clip((stars[j] - start) @ d / (d @ d), 0, 1)
+                assert np.hypot(*(stars[j] - start - t * d)) >= 5.5 * fig.dpi / 72, (text.get_text(), names[j])
     plt.close(fig)
 
 
