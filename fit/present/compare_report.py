@@ -353,7 +353,10 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
             fig = metric_figure(comp, metric, fcfg.interval)
             fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
             plt.close(fig)
-            shown.append((name, f"{display.long_label(metric)} of every variant against compute",
+            shown.append((name, f"{display.long_label(metric)} of every variant against compute C = 6ND, each "
+                                "variant in its own colour: its runs (filled: fitted; open squares: not fitted), its "
+                                f"law out to each target (dashed, {fcfg.interval:.0%} band), its predicted targets "
+                                "(stars) and measured ones (open circles), the variants' side by side at each target",
                           base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     names = ", ".join(v.name for v in comp.variants)
     title = f"Ladder compare: {names} ({fcfg.method})"
