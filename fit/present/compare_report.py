@@ -21,7 +21,7 @@ from fit.compare import (REACH, Comparison, backtest_summary, common_targets, co
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
 from fit.present.figures import (DPI, FITTED, MEASURED, OTHER, SPREAD, STYLE, bootstrap_band, label_targets, law_inputs,
-                                 spread, target_stars)
+                                 side_by_side, target_stars)
 from fit.points import is_accuracy
 from fit.predict import method_named
 from fit.present.report import html_page, html_table, json_ready, markdown_table, provenance, warning_groups
@@ -261,7 +261,7 @@ def metric_figure(comp: Comparison, metric: str, interval: float):
     filled, the others hollow), its fitted law out to each target along the target's M (dashed, with its
     bootstrap band where the law's resamples are kept), its predicted targets (stars with intervals) and its
     measured targets (open circles). The variants' stars and circles at one target stand side by side
-    (fit.present.figures.spread), each target named once; the legend names the variants by colour."""
+    (fit.present.figures.side_by_side), each target named once; the legend names the variants by colour."""
     k = display.scale(metric)
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -293,21 +293,30 @@ def metric_figure(comp: Comparison, metric: str, interval: float):
             if band is not None:
                 ax.fill_between(g["C"], k * band[0], k * band[1], color=colour[v.name], alpha=0.12, lw=0)
     ax.set_xscale("log")
-    # the stars and circles go beside their target, within limits read from what the variants drew and widened
-    # by the spread, so that placing them moves no limit
+    # the stars and circles go beside their target, placed within the limits of what the variants drew, which
+    # then widen to hold them
     lo, hi = ax.get_xlim()
-    ax.set_xlim(lo * 10 ** -(SPREAD * np.log10(hi / lo) * V), hi * 10 ** (SPREAD * np.log10(hi / lo) * V))
+    preds = {v.name: {q["target"]: q for q in comp.outputs[v.name].predictions if q["metric"] == metric}
+             for v in comp.variants}
+    names = list(dict.fromkeys(t for p in preds.values() for t in p))
+    C = np.array([[display.compute(p[t]["params"], p[t]["tokens"]) if t in p else np.nan for p in preds.values()]
+                  for t in names], float).reshape(len(names), V)
+    ax.set_xlim(lo, hi)  # fixed, so that the stars added rescale nothing
+    x = side_by_side(ax, C)
+    pad = 10 ** (SPREAD * np.log10(hi / lo))  # a star's width beyond the outermost
+    ax.set_xlim(min(lo, np.nanmin(x) / pad), max(hi, np.nanmax(x) * pad))
     named = {}
     for i, v in enumerate(comp.variants):
-        preds = [q for q in comp.outputs[v.name].predictions if q["metric"] == metric]
-        C = spread(ax, display.compute([q["params"] for q in preds], [q["tokens"] for q in preds]), i, V)
-        y = k * np.array([q["predicted"] for q in preds], float)
-        target_stars(ax, C, y, [k * q["lower"] for q in preds], [k * q["upper"] for q in preds], colour[v.name])
-        actual = k * np.array([q.get("actual", np.nan) for q in preds], float)
-        ax.scatter(C[np.isfinite(actual)], actual[np.isfinite(actual)], **{**MEASURED, "edgecolors": colour[v.name]})
-        for q, x, yy in zip(preds, C, y):  # each target named once, at its highest star
-            if q["target"] not in named or yy > named[q["target"]][1]:
-                named[q["target"]] = (x, yy)
+        ts = [t for t in names if t in preds[v.name]]
+        q = [preds[v.name][t] for t in ts]
+        xs = np.array([x[names.index(t), i] for t in ts])
+        y = k * np.array([r["predicted"] for r in q], float)
+        target_stars(ax, xs, y, [k * r["lower"] for r in q], [k * r["upper"] for r in q], colour[v.name])
+        actual = k * np.array([r.get("actual", np.nan) for r in q], float)
+        ax.scatter(xs[np.isfinite(actual)], actual[np.isfinite(actual)], **{**MEASURED, "edgecolors": colour[v.name]})
+        for t, xx, yy in zip(ts, xs, y):  # each target named once, at its highest star
+            if t not in named or yy > named[t][1]:
+                named[t] = (xx, yy)
     for v in comp.variants:
         ax.plot([], [], color=colour[v.name], marker="o", ms=4, lw=1, ls="--", label=v.name)
     ax.plot([], [], color="0.3", lw=1, ls="--", label=f"fitted law to each target ({interval:.0%} band)")

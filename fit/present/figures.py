@@ -316,11 +316,25 @@ def target_stars(ax, x, y, lower, upper, colour="k", label: Optional[str] = None
     return bars
 
 
-def spread(ax, x, i: int, n: int) -> np.ndarray:
-    """x (on a log axis) moved SPREAD of the axes' width per place, the n places centred on x: the n variants'
-    stars and circles at one target side by side rather than one blob. Read once the axes' limits are final."""
+def side_by_side(ax, C: np.ndarray) -> np.ndarray:
+    """Where the n variants' stars and circles go at each target on a log x axis: C (targets, n) is each
+    variant's compute at each target (NaN where it predicts none). A target's n places stand SPREAD of the axes'
+    width apart, centred on the target; targets too close for their groups (the Gadre compare's 1.4B-M640 and
+    6.9B-M20, 1.3× apart in C) are moved apart just enough, in their order, so that one target's stars never stand
+    between another's. Read once the axes' limits are final."""
     lo, hi = np.log10(ax.get_xlim())
-    return np.asarray(x, float) * 10 ** (SPREAD * (hi - lo) * (i - (n - 1) / 2))
+    step = SPREAD * (hi - lo)
+    T, n = C.shape
+    with np.errstate(all="ignore"):
+        centre = np.nanmean(np.log10(C), axis=1)
+    order = np.argsort(centre)
+    u = centre[order].copy()
+    for j in range(1, T):
+        u[j] = max(u[j], u[j - 1] + (n + 0.5) * step)
+    u -= np.mean(u - centre[order])  # the groups as a whole where the targets are
+    placed = np.empty(T)
+    placed[order] = u
+    return 10 ** (placed[:, None] + step * (np.arange(n) - (n - 1) / 2))
 
 
 SPREAD = 0.022  # about a star's width (ms=12) on an 8-inch figure

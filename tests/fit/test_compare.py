@@ -282,3 +282,23 @@ def test_the_compare_figure_tells_the_variants_apart_by_colour_and_place(points)
     assert len(a) == len(b) == 3  # the three targets (the largest size at each M)
     assert (np.abs(a[:, 0] - b[:, 0]) >= 10 * fig.dpi / 72).all()  # a star (ms=12) apart
     plt.close(fig)
+
+
+def test_two_targets_close_in_compute_keep_their_variants_stars_together():
+    """The Gadre compare: 1.4B-M640 and 6.9B-M20 are 1.3× apart in C, so the variants' stars interleaved (c4's
+    6.9B star beside rpj's 1.4B star). Each target's stars now stand together, a star apart, in the targets' order."""
+    import matplotlib.pyplot as plt
+    from fit.present.figures import SPREAD, side_by_side
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.set_xscale("log")
+    ax.set_xlim(1e15, 3e22)
+    C = np.array([[4.6e21, 4.6e21], [5.8e21, 5.8e21]])  # (targets, variants)
+    x = np.log10(side_by_side(ax, C))
+    step = SPREAD * np.log10(3e22 / 1e15)
+    assert np.allclose(np.diff(x, axis=1), step)  # a target's variants a star apart
+    assert x[1].min() - x[0].max() >= step  # the next target's stars all beyond the first's
+    assert np.mean(x) == pytest.approx(np.mean(np.log10(C)))  # the groups as a whole where the targets are
+    far = np.log10(side_by_side(ax, np.array([[1e17, 1e17], [1e21, 1e21]])))
+    assert np.allclose(far.mean(axis=1), [17, 21])  # targets far apart are not moved
+    plt.close(fig)
