@@ -20,7 +20,8 @@ from fit.compare import (REACH, Comparison, backtest_summary, common_targets, co
                          loss_step, own_targets)
 from fit.config import CompareConfig, FitConfig, as_compare_config, as_fit_config, check_numbers
 from fit.errors import FitInputError
-from fit.present.figures import DPI, FITTED, MEASURED, OTHER, STYLE, bootstrap_band, label_targets, law_inputs
+from fit.present.figures import (DPI, FITTED, MEASURED, OTHER, SPREAD, STYLE, bootstrap_band, label_targets, law_inputs,
+                                 side_by_side, target_stars)
 from fit.points import is_accuracy
 from fit.predict import method_named
 from fit.present.report import html_page, html_table, json_ready, markdown_table, provenance, warning_groups
@@ -255,63 +256,81 @@ def backtest_table(b: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="pair") if len(pairs) == 1 else table
 
 
-DODGE = 0.04  # each variant's stars and measured circles shifted by this share of C, so that they do not overlap
-
-
 def metric_figure(comp: Comparison, metric: str, interval: float):
-    """Every variant's final points against C = 6ND (the runs it fitted filled, the others hollow), its fitted law
-    out to each target along the target's M (dashed, with its bootstrap band where the law's resamples are kept),
-    its predicted targets (stars with intervals, named) and the measured targets (red circles), on shared axes. A
-    variant's stars and circles are shifted a little along C (DODGE) so that close variants stay apart."""
+    """Every variant in its own colour on shared axes against C = 6ND: its final points (the runs it fitted
+    filled, the others hollow), its fitted law out to each target along the target's M (dashed, with its
+    bootstrap band where the law's resamples are kept), its predicted targets (stars with intervals) and its
+    measured targets (open circles). The variants' stars and circles at one target stand side by side
+    (fit.present.figures.side_by_side), each target named once; the legend names the variants by colour."""
     k = display.scale(metric)
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     V = len(comp.variants)
-    named = {}
-    for i, v in enumerate(comp.variants):
-        colour, out = colours[i % len(colours)], comp.outputs[v.name]
+    colour = {v.name: colours[i % len(colours)] for i, v in enumerate(comp.variants)}
+    unfitted = False
+    for v in comp.variants:
+        out = comp.outputs[v.name]
         p = v.ps.points[v.ps.points["metric"] == metric]
         fin = p.sort_values("tokens").groupby("run").tail(v.ps.profile.final_window).groupby("run").agg(
             params=("params", "first"), tokens=("run_tokens", "first"), value=("value", "mean"))
         fitted = fin.index.isin(out.runs)
-        ax.scatter(display.compute(fin["params"], fin["tokens"])[fitted], k * fin["value"][fitted], color=colour,
-                   label=v.name, **{**FITTED, "s": 12})
-        ax.scatter(display.compute(fin["params"], fin["tokens"])[~fitted], k * fin["value"][~fitted],
-                   **{**OTHER, "edgecolors": colour, "s": 16})
+        # a run at a target is drawn as its measured circle, not again as a run not fitted
+        at = np.zeros(len(fin), bool)
+        for q in out.predictions:
+            at |= np.isclose(fin["params"], q["params"], rtol=1e-3) & np.isclose(fin["tokens"], q["tokens"], rtol=1e-3)
+        others = ~fitted & ~at
+        C = display.compute(fin["params"], fin["tokens"])
+        ax.scatter(C[fitted], k * fin["value"][fitted], color=colour[v.name], **{**FITTED, "s": 12})
+        ax.scatter(C[others], k * fin["value"][others], **{**OTHER, "edgecolors": colour[v.name], "s": 16})
+        unfitted |= bool(others.any())
         fs = loss_step(out, metric)
         c = comp.curves[(comp.curves["variant"] == v.name) & (comp.curves["metric"] == metric)]
         for _, g in c.groupby("target"):
             g = g.sort_values("C")
-            ax.plot(g["C"], k * g["predicted"], color=colour, lw=1, ls="--")
+            ax.plot(g["C"], k * g["predicted"], color=colour[v.name], lw=1, ls="--")
             t = next((q for q in out.predictions if q["target"] == g["target"].iloc[0]), None)
             band = None if fs is None or t is None else bootstrap_band(fs, out, law_inputs(fs, _along_nd(g["C"], t)), interval)
             if band is not None:
-                ax.fill_between(g["C"], k * band[0], k * band[1], color=colour, alpha=0.12, lw=0)
-        preds = [q for q in out.predictions if q["metric"] == metric]
-        shift = 1 + DODGE * (i - (V - 1) / 2)
-        C = display.compute([q["params"] for q in preds], [q["tokens"] for q in preds]) * shift
-        y = np.array([q["predicted"] for q in preds])
-        err = [np.clip(y - np.array([q["lower"] for q in preds]), 0, None), np.clip(np.array([q["upper"] for q in preds]) - y, 0, None)]
-        err = None if not np.isfinite(err[0]).all() else [k * e for e in err]
-        ax.errorbar(C, k * y, yerr=err, fmt="*", color=colour, ms=12, capsize=3, zorder=6)
-        actual = np.array([q.get("actual", np.nan) for q in preds], float)
-        if np.isfinite(actual).any():
-            ax.scatter(C[np.isfinite(actual)], k * actual[np.isfinite(actual)], **MEASURED,
-                       label="measured target" if "measured" not in named else None)
-            named["measured"] = True
-        for q, x, yy in zip(preds, C, y):  # each target named once, at its highest star
-            if q["target"] not in named or k * yy > named[q["target"]][1]:
-                named[q["target"]] = (x, k * yy)
-    named.pop("measured", None)
-    ax.plot([], [], color="0.3", lw=1, ls="--", label=f"fitted law to each target ({interval:.0%} band)")
-    ax.scatter([], [], marker="*", color="k", s=80, label=f"predicted target ({interval:.0%} interval)")
-    ax.scatter([], [], **{**OTHER, "s": 16}, label="runs not fitted")
+                ax.fill_between(g["C"], k * band[0], k * band[1], color=colour[v.name], alpha=0.12, lw=0)
     ax.set_xscale("log")
+    # the stars and circles go beside their target, placed within the limits of what the variants drew, which
+    # then widen to hold them
+    lo, hi = ax.get_xlim()
+    preds = {v.name: {q["target"]: q for q in comp.outputs[v.name].predictions if q["metric"] == metric}
+             for v in comp.variants}
+    names = list(dict.fromkeys(t for p in preds.values() for t in p))
+    C = np.array([[display.compute(p[t]["params"], p[t]["tokens"]) if t in p else np.nan for p in preds.values()]
+                  for t in names], float).reshape(len(names), V)
+    ax.set_xlim(lo, hi)  # fixed, so that the stars added rescale nothing
+    x = side_by_side(ax, C)
+    pad = 10 ** (SPREAD * np.log10(hi / lo))  # a star's width beyond the outermost
+    ax.set_xlim(min(lo, np.nanmin(x) / pad), max(hi, np.nanmax(x) * pad))
+    named = {}
+    for i, v in enumerate(comp.variants):
+        ts = [t for t in names if t in preds[v.name]]
+        q = [preds[v.name][t] for t in ts]
+        xs = np.array([x[names.index(t), i] for t in ts])
+        y = k * np.array([r["predicted"] for r in q], float)
+        target_stars(ax, xs, y, [k * r["lower"] for r in q], [k * r["upper"] for r in q], colour[v.name])
+        actual = k * np.array([r.get("actual", np.nan) for r in q], float)
+        ax.scatter(xs[np.isfinite(actual)], actual[np.isfinite(actual)], **{**MEASURED, "edgecolors": colour[v.name]})
+        for t, xx, yy in zip(ts, xs, y):  # each target named once, at its highest star
+            if t not in named or yy > named[t][1]:
+                named[t] = (xx, yy)
+    for v in comp.variants:
+        ax.plot([], [], color=colour[v.name], marker="o", ms=4, lw=1, ls="--", label=v.name)
+    ax.plot([], [], color="0.3", lw=1, ls="--", label=f"fitted law to each target ({interval:.0%} band)")
+    ax.plot([], [], color="0.3", marker="*", ms=10, ls="none", label=f"predicted target ({interval:.0%} interval)")
+    if any(np.isfinite(q.get("actual", np.nan)) for o in comp.outputs.values() for q in o.predictions
+           if q["metric"] == metric):
+        ax.scatter([], [], **{**MEASURED, "edgecolors": "0.3", "gid": None}, label="measured target")
+    if unfitted:
+        ax.scatter([], [], **{**OTHER, "s": 16}, label="runs not fitted")
     ax.set(xlabel="compute C = 6ND (FLOPs)", ylabel=display.long_label(metric),
            title=f"{display.long_label(metric)}: every variant, fitted laws to the targets")
     ax.legend(loc="best", ncol=2 if V > 4 else 1)
-    label_targets(ax, [x for x, _ in named.values()], [y for _, y in named.values()], list(named))
     fig.tight_layout()
+    label_targets(ax, [x for x, _ in named.values()], [y for _, y in named.values()], list(named))
     return fig
 
 
@@ -343,7 +362,10 @@ def write(out_dir: Path, comp: Comparison, ccfg: CompareConfig, fcfg: FitConfig)
             fig = metric_figure(comp, metric, fcfg.interval)
             fig.savefig(fig_dir / f"{name}.png", dpi=DPI, bbox_inches="tight")
             plt.close(fig)
-            shown.append((name, f"{display.long_label(metric)} of every variant against compute",
+            shown.append((name, f"{display.long_label(metric)} of every variant against compute C = 6ND, each "
+                                "variant in its own colour: its runs (filled: fitted; open squares: not fitted), its "
+                                f"law out to each target (dashed, {fcfg.interval:.0%} band), its predicted targets "
+                                "(stars) and measured ones (open circles), the variants' side by side at each target",
                           base64.b64encode((fig_dir / f"{name}.png").read_bytes()).decode()))
     names = ", ".join(v.name for v in comp.variants)
     title = f"Ladder compare: {names} ({fcfg.method})"

@@ -30,9 +30,11 @@ PANEL = (4.6, 3.4)  # inches per small-multiples panel
 COLS = 3
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
          "legend.fontsize": 8}
-FITTED, OTHER, MEASURED = dict(s=16, zorder=3), dict(marker="s", facecolors="none", edgecolors="0.55", s=22,
-                                                     zorder=3), dict(marker="o", facecolors="none", edgecolors="r",
-                                                                     s=70, lw=1.4, zorder=5)
+# What marks a target (its star, its measured circle): names avoid these before any other marker.
+TARGET_GID = "target"
+FITTED, OTHER = dict(s=16, zorder=3), dict(marker="s", facecolors="none", edgecolors="0.55", s=22, zorder=3)
+MEASURED = dict(marker="o", facecolors="none", edgecolors="r", s=70, lw=1.4, zorder=5, gid=TARGET_GID)
+STAR = dict(marker="*", ls="none", ms=11, zorder=6, gid=TARGET_GID)
 
 
 @dataclass
@@ -122,9 +124,12 @@ def figures(ps, targets, out: MethodOutput, preds: pd.DataFrame, interval: float
                        "predicted targets (stars) and the measured ones (red circles)", \
             _grid(first, lambda ax, f: _step1(ax, f, view))
     if fed:
+        anchored = any((f.step.points.run < 0).any() for f in fed.values())
         yield "step2", f"fits fed by the step before: the points fitted, the fit {view.band_words()}, the final values " \
                        "of runs not fitted (grey squares), the predicted targets (stars) and the measured ones (red " \
-                       "circles); each panel spans its points and targets", _grid(fed, lambda ax, f: _step2(ax, f, view, out.shown.get(f.step.key)))
+                       "circles); each panel spans its points and targets" + \
+                       (" (a sigmoid's anchor at zero loss and full accuracy is fitted too, outside the view)"
+                        if anchored else ""), _grid(fed, lambda ax, f: _step2(ax, f, view, out.shown.get(f.step.key)))
     if first or fed:
         yield "residuals", "residuals (measured − fitted) of the fits drawn above: relative (%) for laws of a loss, in " \
                            "points for accuracy curves; each dot is a fitted point, the bar its RMS (fits.json holds " \
@@ -182,15 +187,19 @@ def _plain_log(axis, lo: float, hi: float) -> None:
 
 
 # Where a star's name goes, in offset points: left of it first (targets lie at the figure's right, beyond the
-# ladder), above or below, then right of it, then further up or down.
+# ladder), above or below, then right of it, then further up or down, then further aside (crowded targets: make
+# smoke's four, the Gadre report's two at one loss).
 LABEL_SPOTS = [(-9, 4, "right", "bottom"), (-9, -4, "right", "top"), (9, 4, "left", "bottom"),
                (9, -4, "left", "top"), (-9, 16, "right", "bottom"), (-9, -16, "right", "top"),
-               (9, 16, "left", "bottom"), (9, -16, "left", "top")]
+               (9, 16, "left", "bottom"), (9, -16, "left", "top"), (-9, 28, "right", "bottom"),
+               (-9, -28, "right", "top"), (9, 28, "left", "bottom"), (9, -28, "left", "top"), (24, -8, "left", "top"),
+               (24, 8, "left", "bottom"), (-24, 8, "right", "bottom"), (-24, -8, "right", "top")]
 
 
 def label_targets(ax, xs, ys, names) -> None:
     """Each star's name, from the highest star down, in the one of LABEL_SPOTS that stays inside the axes (off
     them it would cover the tick labels), then overlaps the fewest names placed before, then covers the fewest
+    targets' markers (a name beside another target's star or circle reads as that one's), then the fewest other
     markers (the first such): targets near each other and the points around them stay readable."""
     ax.get_xlim(), ax.get_ylim()  # the axes' final limits (autoscaled), before reading positions off them
     renderer = ax.figure.canvas.get_renderer()
@@ -205,31 +214,88 @@ def label_targets(ax, xs, ys, names) -> None:
         box = text.get_window_extent(renderer)
         text.remove()
         outside = box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or box.y1 > frame.y1
-        box = box.padded(r)
-        return outside, sum(box.overlaps(b) for b in placed), box.count_contains(markers)
+        covered = markers.covered(box)
+        crossed = markers.crossed(ax.transData.transform((x, y)), spot[:2], ax.figure.dpi / 72) \
+            if _far(spot) else 0
+        return (outside, sum(box.padded(r).overlaps(b) for b in placed), covered[markers.target].sum() + crossed,
+                covered.sum())
 
     for x, y, n in sorted([s for s in zip(xs, ys, names) if np.isfinite(s[0]) and np.isfinite(s[1])],
                           key=lambda s: -s[1]):
         spot = min(LABEL_SPOTS, key=lambda sp: cost(sp, x, y, n))
         text = _name(ax, n, x, y, spot)
         placed.append(text.get_window_extent(renderer))  # the name's box alone, as `cost` measured it
-        if abs(spot[1]) > LEADER_PT:
+        if _far(spot):
             text.remove()
             _name(ax, n, x, y, spot, leader=True)
 
 
-def _markers(ax) -> np.ndarray:
-    """Display positions of every marker drawn on `ax` (scatter points, and lines drawn with a marker)."""
-    pts = [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
-           if isinstance(c, PathCollection) and len(c.get_offsets())]
-    pts += [line.get_transform().transform(line.get_xydata()) for line in ax.lines
-            if line.get_marker() not in (None, "None", "", " ")]
-    return np.vstack(pts) if pts else np.empty((0, 2))
+@dataclass
+class Markers:
+    """Every marker drawn on an axes: its centre and radius in display pixels, whether it marks a target and
+    whether it is a star (a predicted target)."""
+    xy: np.ndarray
+    radius: np.ndarray
+    target: np.ndarray
+    star: np.ndarray
+
+    def covered(self, box) -> np.ndarray:
+        """Which markers a text box touches: its edge within the marker's radius (and a point) of the centre."""
+        dx = np.maximum.reduce([box.x0 - self.xy[:, 0], np.zeros(len(self.xy)), self.xy[:, 0] - box.x1])
+        dy = np.maximum.reduce([box.y0 - self.xy[:, 1], np.zeros(len(self.xy)), self.xy[:, 1] - box.y1])
+        return np.hypot(dx, dy) < self.radius
+
+    def crossed(self, start, offset, px: float) -> int:
+        """How many other targets' stars a leader line from `start` (a star, in pixels) by `offset` (points)
+        passes over: a line past another target's star ties the name to that one as much as to its own (past a
+        measured circle, which may be its own target's, it reads as no one's)."""
+        end = np.asarray(start) + np.asarray(offset, float) * px
+        d = end - start
+        t = np.clip(((self.xy - start) @ d) / (d @ d), 0, 1)
+        gap = np.hypot(*(self.xy - (start + t[:, None] * d)).T)
+        own = np.hypot(*(self.xy - start).T) < px
+        return int((self.target & self.star & ~own & (gap < self.radius)).sum())
 
 
-# A name set further than this (points) above or below its star is tied to it by a thin line: beside another
-# target's marker it would otherwise read as that one's (the Gadre report's 6.9B-M20 beside 1.4B's circle).
+def _markers(ax) -> Markers:
+    """Every marker drawn on `ax` (scatter points, and lines drawn with a marker), each with its own radius: a
+    star (ms=11) reaches 5.5 points from its centre, a fitted dot 2, so a name clear of a dot can still cover a
+    star (make smoke's step-2 panel: M5's name over M10's star)."""
+    px = ax.figure.dpi / 72
+    xy, radius, target, star = [], [], [], []
+    for c in ax.collections:
+        if isinstance(c, PathCollection) and len(c.get_offsets()):
+            pts = c.get_offset_transform().transform(c.get_offsets())
+            sizes = np.resize(c.get_sizes() if len(c.get_sizes()) else [36.0], len(pts))
+            xy.append(pts)
+            radius.append((np.sqrt(sizes) / 2 + np.max(c.get_linewidths(), initial=0) + 1) * px)
+            target.append(np.full(len(pts), c.get_gid() == TARGET_GID))
+            star.append(np.zeros(len(pts), bool))
+    for line in ax.lines:
+        if line.get_marker() not in (None, "None", "", " "):
+            pts = line.get_transform().transform(line.get_xydata())
+            xy.append(pts)
+            radius.append(np.full(len(pts), (line.get_markersize() / 2 + 1) * px))
+            target.append(np.full(len(pts), line.get_gid() == TARGET_GID))
+            star.append(np.full(len(pts), line.get_marker() == "*"))
+    if not xy:
+        return Markers(np.empty((0, 2)), np.empty(0), np.empty(0, bool), np.empty(0, bool))
+    # a name keeps about a marker's half-size (4 points) clear of the smallest dots too, and a clear gap (3 points
+    # more) from another target's star or circle: a name just beside one reads as its (the Gadre report's 6.9B-M20
+    # beside 1.4B's circle)
+    target = np.concatenate(target)
+    return Markers(np.vstack(xy), np.maximum(np.concatenate(radius), 4 * px) + 3 * px * target, target,
+                   np.concatenate(star))
+
+
+# A name set further than this (points) above or below its star, or twice this beside it, is tied to it by a thin
+# line: beside another target's marker it would otherwise read as that one's (the Gadre report's 6.9B-M20 beside
+# 1.4B's circle).
 LEADER_PT = 8
+
+
+def _far(spot) -> bool:
+    return abs(spot[1]) > LEADER_PT or abs(spot[0]) > 2 * LEADER_PT
 
 
 def _name(ax, name: str, x: float, y: float, spot, leader: bool = False):
@@ -237,6 +303,41 @@ def _name(ax, name: str, x: float, y: float, spot, leader: bool = False):
     line = dict(arrowstyle="-", color="0.35", lw=0.6, shrinkA=0, shrinkB=5) if leader else None
     return ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8, ha=ha, va=va, zorder=7,
                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.6), arrowprops=line)
+
+
+def target_stars(ax, x, y, lower, upper, colour="k", label: Optional[str] = None):
+    """The predicted targets: stars with their intervals (none where an interval is missing), marked as targets
+    for label_targets."""
+    y, lower, upper = (np.asarray(v, float) for v in (y, lower, upper))
+    err = [np.clip(y - lower, 0, None), np.clip(upper - y, 0, None)]
+    bars = ax.errorbar(x, y, yerr=err if np.isfinite(err).all() else None, fmt="*", color=colour, ms=12,
+                       capsize=3, label=label, zorder=6)
+    bars.lines[0].set_gid(TARGET_GID)
+    return bars
+
+
+def side_by_side(ax, C: np.ndarray) -> np.ndarray:
+    """Where the n variants' stars and circles go at each target on a log x axis: C (targets, n) is each
+    variant's compute at each target (NaN where it predicts none). A target's n places stand SPREAD of the axes'
+    width apart, centred on the target; targets too close for their groups (the Gadre compare's 1.4B-M640 and
+    6.9B-M20, 1.3× apart in C) are moved apart just enough, in their order, so that one target's stars never stand
+    between another's. Read once the axes' limits are final."""
+    lo, hi = np.log10(ax.get_xlim())
+    step = SPREAD * (hi - lo)
+    T, n = C.shape
+    with np.errstate(all="ignore"):
+        centre = np.nanmean(np.log10(C), axis=1)
+    order = np.argsort(centre)
+    u = centre[order].copy()
+    for j in range(1, T):
+        u[j] = max(u[j], u[j - 1] + (n + 0.5) * step)
+    u -= np.mean(u - centre[order])  # the groups as a whole where the targets are
+    placed = np.empty(T)
+    placed[order] = u
+    return 10 ** (placed[:, None] + step * (np.arange(n) - (n - 1) / 2))
+
+
+SPREAD = 0.022  # about a star's width (ms=12) on an 8-inch figure
 
 
 def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):
@@ -276,9 +377,7 @@ def _loss_vs_compute(view: View, first: Dict[str, FittedStep]):
             if band is not None:
                 ax.fill_between(grid, band[0], band[1], color="0.5", alpha=0.2, lw=0)
         p = pr.reindex([t.name for t in view.targets])
-        ax.errorbar(tC, p["predicted"], yerr=[(p["predicted"] - p["lower"]).clip(lower=0),
-                                              (p["upper"] - p["predicted"]).clip(lower=0)],
-                    fmt="*", color="k", ms=12, capsize=3, label="predicted target", zorder=6)
+        target_stars(ax, tC, p["predicted"], p["lower"], p["upper"], label="predicted target")
         ys += list(p["lower"]) + list(p["upper"]) + list(p["predicted"])
     actual = view.measured(metric)
     if np.isfinite(actual).any():
@@ -360,7 +459,7 @@ def _step1(ax, fs: FittedStep, view: View):
         if len(other):
             Xo = law_inputs(fs, ND)
             ax.scatter(Xo[-1], k * other, label="runs not fitted", **OTHER)
-    ax.plot(xs, ty, "k*", ms=11, label="predicted target", zorder=6)
+    ax.plot(xs, ty, color="k", label="predicted target", **STAR)
     actual = k * view.measured(s.output)
     if np.isfinite(actual).any():
         ax.scatter(xs, actual, label="measured target", **MEASURED)
@@ -377,7 +476,10 @@ def _step2(ax, fs: FittedStep, view: View, caption: Optional[str] = None):
     s, fit = fs.step, fs.fit
     k = display.scale(s.output) if s.output else 1.0
     inter = view.out.steps[s.fed_by].step.output
-    xs, ys = s.points.X[0], k * s.points.y
+    # the runs' points only: a point in every resample (the sigmoid's (0, 1) anchor, olmo_two_step) stretched the
+    # axis to L = 0 and squashed the data; the caption says it is fitted and left out of the view
+    own = s.points.run >= 0
+    xs, ys = s.points.X[0][own], k * s.points.y[own]
     ax.scatter(xs, ys, s=6, alpha=0.5, lw=0, label="points fitted", zorder=2)
     shown_x, shown_y = [*xs, *np.ravel(fs.target_x[0])], [*ys]
     if inter is not None and s.output is not None:
@@ -387,7 +489,7 @@ def _step2(ax, fs: FittedStep, view: View, caption: Optional[str] = None):
             ax.scatter(ox, oy, label="runs not fitted", **OTHER)
             shown_x, shown_y = shown_x + list(ox), shown_y + list(oy)
     ty = k * fs.target_value
-    ax.plot(fs.target_x[0], ty, "k*", ms=11, label="predicted target", zorder=6)
+    ax.plot(fs.target_x[0], ty, color="k", label="predicted target", **STAR)
     mx, my = view.measured(inter), k * view.measured(s.output)
     if np.isfinite(mx + my).any():
         ax.scatter(mx, my, label="measured target", **MEASURED)

@@ -252,3 +252,53 @@ def test_gadre_c4_against_redpajama_at_the_papers_targets(shared, tmp_path):
     assert d.loc["6.9B-20", "measured_difference"] < 0
     assert d.loc["6.9B-20", "difference_lower"] < d.loc["6.9B-20", "measured_difference"] < d.loc["6.9B-20", "difference_upper"]
     assert json.loads((out / "compare.json").read_text())["backtest_summary"]
+
+
+def test_the_compare_figure_tells_the_variants_apart_by_colour_and_place(points):
+    """Each variant's stars, measured circles, points and laws in its own colour, the legend naming the variants,
+    and the two variants' stars at one target side by side (they were one blob at the figure's right edge)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+    from fit.present.compare_report import metric_figure
+    TARGET_GID = "target"  # what marks a target's star and circle (fit.present.figures.TARGET_GID)
+
+    variants = load_variants(str(points))
+    cfg = FitConfig(method="chinchilla", bootstrap=0)
+    comp = compare(variants, common_targets(cfg, variants), cfg, METHODS["chinchilla"])
+    fig = metric_figure(comp, "c4:loss", 0.9)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().texts]
+    assert legend[:2] == ["base", "worse"] and "measured target" in legend
+    colour = {t.get_text(): to_hex(h.get_color()) for t, h in zip(ax.get_legend().texts, ax.get_legend().legend_handles)
+              if t.get_text() in ("base", "worse")}
+    assert len(set(colour.values())) == 2
+    stars = [ln for ln in ax.lines if ln.get_gid() == TARGET_GID and ln.get_marker() == "*"]
+    circles = [c for c in ax.collections if c.get_gid() == TARGET_GID and len(c.get_offsets())]
+    assert sorted(to_hex(s.get_color()) for s in stars) == sorted(colour.values())
+    assert sorted(to_hex(c.get_edgecolor()[0]) for c in circles) == sorted(colour.values())
+    laws = {to_hex(ln.get_color()) for ln in ax.lines if ln.get_linestyle() == "--" and len(ln.get_xdata())}
+    assert laws == set(colour.values())
+    a, b = (ax.transData.transform(s.get_xydata()) for s in stars)
+    assert len(a) == len(b) == 3  # the three targets (the largest size at each M)
+    assert (np.abs(a[:, 0] - b[:, 0]) >= 10 * fig.dpi / 72).all()  # a star (ms=12) apart
+    plt.close(fig)
+
+
+def test_two_targets_close_in_compute_keep_their_variants_stars_together():
+    """The Gadre compare: 1.4B-M640 and 6.9B-M20 are 1.3× apart in C, so the variants' stars interleaved (c4's
+    6.9B star beside rpj's 1.4B star). Each target's stars now stand together, a star apart, in the targets' order."""
+    import matplotlib.pyplot as plt
+    from fit.present.figures import SPREAD, side_by_side
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.set_xscale("log")
+    ax.set_xlim(1e15, 3e22)
+    C = np.array([[4.6e21, 4.6e21], [5.8e21, 5.8e21]])  # (targets, variants)
+    x = np.log10(side_by_side(ax, C))
+    step = SPREAD * np.log10(3e22 / 1e15)
+    assert np.allclose(np.diff(x, axis=1), step)  # a target's variants a star apart
+    assert x[1].min() - x[0].max() >= step  # the next target's stars all beyond the first's
+    assert np.mean(x) == pytest.approx(np.mean(np.log10(C)))  # the groups as a whole where the targets are
+    far = np.log10(side_by_side(ax, np.array([[1e17, 1e17], [1e21, 1e21]])))
+    assert np.allclose(far.mean(axis=1), [17, 21])  # targets far apart are not moved
+    plt.close(fig)

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 
 from fit import display
@@ -441,3 +442,78 @@ def test_a_wide_table_of_names_wraps_its_names_not_the_page(tmp_path):
     probe = re.search(r'<pre id="probe">over=(-?\d+)</pre>', run.stdout)
     assert probe, run.stderr[-2000:]
     assert int(probe[1]) <= 0  # no column past the page
+
+
+def _touches(box, centre, radius_pt, dpi):
+    gap = np.hypot(max(box.x0 - centre[0], 0, centre[0] - box.x1), max(box.y0 - centre[1], 0, centre[1] - box.y1))
+    return gap < radius_pt * dpi / 72
+
+
+@pytest.mark.parametrize("case", ["smoke", "gadre"])
+def test_a_name_covers_no_other_targets_star_or_circle(case):
+    """make smoke's step-2 panel (M5's name over M10's star) and the Gadre report's (6.9B-M20's name beside 1.4B's
+    measured circle): no name's box comes within a star's (5.5 points) or a circle's (about 5) reach of another
+    target's marker."""
+    from fit.present.figures import MEASURED, label_targets
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    if case == "smoke":
+        grid = np.linspace(-0.2, 3.3, 50)
+        ax.plot(grid, 24 + 76 / (1 + np.exp(2.4 * (grid - 1.74))), "r-")
+        x, y = np.array([1.701, 1.999, 2.169, 2.354]), np.array([63.1, 49.5, 42.6, 36.6])
+        cx, cy = np.array([np.nan, 1.987, 2.132, 2.324]), np.array([np.nan, 40.0, 39.5, 35.5])
+        names = ["smoke-96-M20", "smoke-64-smoke-M20", "smoke-64-smoke-M10", "smoke-64-smoke-M5"]
+        ax.set_xlim(-0.25, 3.4)
+    else:
+        grid = np.linspace(2.1, 6.4, 50)
+        ax.plot(grid, 76 - 60 * np.exp(-1.0 * (grid - 2.0)), "r-")
+        ax.scatter(np.linspace(2.8, 6.1, 30), 76 - 60 * np.exp(-1.0 * (np.linspace(2.8, 6.1, 30) - 2.0)), s=6)
+        x, y = np.array([2.52, 2.44]), np.array([62.1, 61.1])
+        cx, cy = np.array([2.52, 2.43]), np.array([60.0, 59.8])
+        names = ["1.4B-M640", "6.9B-M20"]
+        ax.set_xlim(2.1, 6.4)
+        ax.set_ylim(58, 77)
+    ax.plot(x, y, "k*", ms=11, zorder=6, gid="target")  # as the step figures draw them (figures.STAR)
+    ax.scatter(cx, cy, **MEASURED)
+    fig.tight_layout()
+    label_targets(ax, x, y, names)
+    fig.canvas.draw()
+    stars = ax.transData.transform(np.column_stack([x, y]))
+    circles = ax.transData.transform(np.column_stack([cx, cy]))
+    for text in ax.texts:
+        # the name's own box (an annotation's extent takes in its leader line too, which may pass a marker)
+        box, i = Text.get_window_extent(text), names.index(text.get_text())
+        for j in range(len(names)):
+            if j != i:
+                assert not _touches(box, stars[j], 5.5, fig.dpi), (text.get_text(), "star", names[j])
+                assert not (np.isfinite(circles[j]).all() and _touches(box, circles[j], 5, fig.dpi)), \
+                    (text.get_text(), "circle", names[j])
+        if text.arrow_patch is not None:  # nor does a leader line pass over another target's star
+            start = stars[i]
+            d = np.asarray(text.xyann, float) * fig.dpi / 72
+            for j in (j for j in range(len(names)) if j != i):
+                t = np.clip((stars[j] - start) @ d / (d @ d), 0, 1)
+                assert np.hypot(*(stars[j] - start - t * d)) >= 5.5 * fig.dpi / 72, (text.get_text(), names[j])
+    plt.close(fig)
+
+
+def test_step2_frames_the_runs_not_the_sigmoids_anchor_at_zero_loss(tmp_path, write_ladder):
+    """olmo_two_step fits its sigmoid with a (0, 1) point in every resample: the panel's x axis spans the runs'
+    losses and the targets, not L = 0, and the caption says the anchor is fitted outside the view."""
+    from fit.registry import METHODS
+    ps = load_points(str(write_ladder(tmp_path)))
+    fit_ps, held = apply_holdout(FitConfig(holdout="largest"), ps)
+    targets = choose_targets(FitConfig(), fit_ps, held)
+    out = METHODS["olmo_two_step"](fit_ps, targets, FitConfig(bootstrap=0))
+    preds = pd.DataFrame(out.predictions)
+    preds["actual"] = np.nan
+    drawn = {name: (caption, fig) for name, caption, fig in figures(ps, targets, out, preds, 0.9)}
+    caption, fig = drawn["step2"]
+    fed = [f for f in out.steps.values() if f.step.fed_by is not None]
+    assert any((f.step.points.run < 0).any() for f in fed)
+    lowest = min(f.step.points.X[0][f.step.points.run >= 0].min() for f in fed)
+    for ax in (a for a in fig.axes if a.get_visible()):
+        lo, hi = ax.get_xlim()
+        assert lo > 0.5 * lowest, (ax.get_title(), lo, lowest)
+    assert "anchor at zero loss and full accuracy is fitted too, outside the view" in caption
+    for _, f in drawn.values():
+        plt.close(f)
