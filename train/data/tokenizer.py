@@ -130,7 +130,9 @@ def check_tokenizer(cfg, cache_dir: Path) -> None:
     if not name or Path(name).is_dir() or (_hub_dir(name, cache_dir) / "tokenizer_config.json").exists():
         return
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a hub name is NAME or ORG/NAME
-        raise DataError(f"{key}: no such directory (and not a hub name, which is NAME or ORG/NAME)")
+        raise DataError(f"{key}: could not load a tokenizer: " + (
+            "a file, not a tokenizer directory" if Path(name).expanduser().exists() else
+            "no such directory (and not a hub name, which is NAME or ORG/NAME)"))
     import huggingface_hub
     from huggingface_hub import constants
 
