@@ -145,24 +145,35 @@ def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, table: RunTa
 
 def reach_warnings(method: str, table: RunTable, backtests: List[Backtest], targets: List[Target],
                    errors: pd.DataFrame, growth: dict) -> List[str]:
-    """Targets whose N is further beyond the fit set's largest than any backtest's held-out N was beyond its own fit
-    set's. Where the misses grew measurably with distance, the interval extends that growth out to the target (said);
-    where they could not (misses at one distance), its intervals are likely too narrow."""
+    """Targets further out than the backtests that calibrated their intervals: in distance d (`box_distance`, the
+    one the intervals are sized by: beyond the farthest miss, a model of the misses' growth extended to it where the
+    misses grew measurably with distance, else intervals likely too narrow), or in N alone (further beyond the fit
+    set's largest N than any backtest's held-out N was beyond its own, at a d the misses reached: sized by misses at
+    its distance, which went further along D than along N)."""
     top = lambda runs: max(table.info[r][0] for r in runs)
     reach = max([max(t.params for t in tgt) / top(fit) for fit, tgt in backtests if fit] + [1.0])
     reached = (f"the backtests that calibrated its intervals reached {reach:.3g}×" if reach > 1 else
                "the runs that calibrated its intervals lie inside the fitted range of N")
     far = float(errors["distance"].max()) if len(errors) else 0.0
+    sized = any(s1 > 0 for _, s1 in growth.values())
     out = []
     for t in targets:
-        if t.params / top(table.runs) <= reach * (1 + 1e-6):
+        times, d = t.params / top(table.runs), box_distance(table, table.runs, t.params, t.tokens)
+        further_n, further_d = times > reach * (1 + 1e-6), d > far * (1 + 1e-6)
+        if not (further_n or further_d):
             continue
-        d = box_distance(table, table.runs, t.params, t.tokens)
-        sized = any(s1 > 0 for _, s1 in growth.values())
-        out.append(f"{method}: target {t.name} is {t.params / top(table.runs):.3g}× the largest fitted N, and {reached}; "
-                   + (f"its intervals extend the misses' growth with distance from the farthest backtest (d = "
-                      f"{far:.2f}) to it (d = {d:.2f}): sized by a model of the growth, not by a miss at its distance"
-                      if sized else "its intervals are likely too narrow"))
+        said = f"{method}: target {t.name} is {times:.3g}× the largest fitted N, and {reached}; "
+        if not further_d:
+            out.append(said + f"its distance beyond the fit set (d = {d:.2f}) is within the backtests' (the farthest d "
+                       f"= {far:.2f}), so its intervals are sized by misses at its distance, though those reached it "
+                       "further along D than along N")
+        elif sized:
+            out.append(said + f"it lies further than any backtest (d = {d:.2f}, the farthest backtest d = {far:.2f}): "
+                       "its intervals extend the misses' growth with distance to it, sized by a model of the growth, "
+                       "not by a miss at its distance")
+        else:
+            out.append(said + f"it lies further than any backtest (d = {d:.2f}, the farthest backtest d = {far:.2f}): "
+                       "its intervals are likely too narrow")
     return out
 
 

@@ -363,21 +363,34 @@ def higher_is_better(metric: str) -> bool:
     return metric.endswith(":acc")
 
 
+@dataclass
+class Draws:
+    """The difference a − b's mixture: each draw a paired bootstrap resample (-1: the point predictions, where there
+    are no samples) plus a normal model error. The compute multiplier is solved on the same draws, so that its
+    interval and the difference's are one answer: 1× lies inside the one where 0 lies inside the other."""
+    resample: np.ndarray  # the resample of each draw (-1: the point)
+    error: np.ndarray  # its model error, added to a − b
+    values: np.ndarray  # a − b of each draw
+
+
 def difference(sa: Optional[np.ndarray], sb: Optional[np.ndarray], point: float, sd: float, interval: float,
                seed: int):
-    """(lower, upper, P(a − b > 0)) of the difference a − b: its paired bootstrap samples (the point alone where
-    there are none) plus a normal model error of sd `sd`."""
+    """(lower, upper, P(a − b > 0), draws) of the difference a − b: its paired bootstrap samples (the point alone
+    where there are none) plus a normal model error of sd `sd`; `draws` None where there is nothing to draw."""
     d = np.array([point]) if sa is None or sb is None else sa - sb
-    d = d[np.isfinite(d)]
+    index = np.array([-1]) if sa is None or sb is None else np.arange(len(d))
+    keep = np.isfinite(d)
+    d, index = d[keep], index[keep]
     if not len(d) or (len(d) == 1 and sd <= 0):
-        return np.nan, np.nan, np.nan
+        return np.nan, np.nan, np.nan, None
     if sd > 0:
-        draws = (d[:, None] + sd * np.random.default_rng(seed).standard_normal((len(d), max(1, MIXTURE // len(d))))).ravel()
+        error = sd * np.random.default_rng(seed).standard_normal((len(d), max(1, MIXTURE // len(d))))
+        draws = Draws(np.repeat(index, error.shape[1]), error.ravel(), (d[:, None] + error).ravel())
         above = float(np.mean(norm.cdf(d / sd)))
     else:
-        draws, above = d, float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+        draws, above = Draws(index, np.zeros(len(d)), d), float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
     q = (1 - interval) / 2
-    return float(np.quantile(draws, q)), float(np.quantile(draws, 1 - q)), above
+    return float(np.quantile(draws.values, q)), float(np.quantile(draws.values, 1 - q)), above, draws
 
 
 def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitConfig, curve: pd.DataFrame,
@@ -393,7 +406,7 @@ def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitCo
     diff = pa["predicted"] - pb["predicted"]
     # A fixed fit set's bootstrap cannot refit its law on most resamples (fit.methods.gadre): its model error alone.
     sa, sb = (None, None) if fixed else (oa.samples.get(key), ob.samples.get(key))
-    lo, hi, above = difference(sa, sb, diff, sd, cfg.interval, cfg.seed)
+    lo, hi, above, draws = difference(sa, sb, diff, sd, cfg.interval, cfg.seed)
     p_a = above if higher_is_better(metric) else (np.nan if np.isnan(above) else 1 - above)
     a_wins = (diff > 0) == higher_is_better(metric)  # the point predictions name the winner
     win, lose = (a, b) if a_wins else (b, a)
@@ -406,7 +419,8 @@ def decision(t: Target, metric: str, a: Variant, b: Variant, outputs, cfg: FitCo
            "winner": win.name, "p_winner": p_a if a_wins else 1 - p_a,
            "measured_a": ma, "measured_b": mb, "measured_difference": ma - mb}
     # the compute the worse variant needs, as a multiple of the better one's at its own version of the target
-    row.update(multiplier(ta if win is a else tb, metric, outputs[win.name], outputs[lose.name], cfg.interval))
+    row.update(multiplier(ta if win is a else tb, metric, outputs[win.name], outputs[lose.name], cfg.interval,
+                          draws, win is a))
     ends = [float(v.ps.points.set_index("run").loc[outputs[v.name].runs, "params"].max()) for v in (a, b)
             if outputs[v.name].runs]
     m = t.tokens / t.params
@@ -430,11 +444,14 @@ def _along(fs: FittedStep, t: Target, C: np.ndarray, params: np.ndarray) -> np.n
         return fs.step.output_of(fs.fit.law.f(np.asarray(X, float), params.T[..., None]))
 
 
-def multiplier(t: Target, metric: str, better: MethodOutput, worse: MethodOutput, interval: float) -> dict:
+def multiplier(t: Target, metric: str, better: MethodOutput, worse: MethodOutput, interval: float,
+               draws: Optional[Draws] = None, better_is_a: bool = True) -> dict:
     """For a loss: the compute the worse variant needs, along the target's M, to reach the better one's
-    predicted loss at the target, as a multiple of the target's compute (from its own fitted law; per resample,
-    paired, for the interval). NaN where the method fits no law of it in (N, D); REACH's top where it is not
-    reached within it."""
+    predicted loss at the target, as a multiple of the target's compute (from its own fitted law). Its interval is
+    solved on the difference's own draws (`difference`): per draw, the worse variant's law of that resample (its
+    point law for a draw of the point) reaching the better one's prediction of that resample moved by the draw's
+    model error, so that 1× lies inside it exactly where 0 lies inside the difference's interval. NaN where the
+    method fits no law of it in (N, D); REACH's top where it is not reached within it."""
     nan = {"compute_multiplier": np.nan, "multiplier_lower": np.nan, "multiplier_upper": np.nan}
     fs = loss_step(worse, metric)
     if is_accuracy(metric) or fs is None:
@@ -456,15 +473,23 @@ def multiplier(t: Target, metric: str, better: MethodOutput, worse: MethodOutput
         return np.where(np.isfinite(F).all(1), out, np.nan)
 
     point = float(solve(fs.fit.params[None, :], np.array([goal]))[0])
-    keys = [f"param|{fs.step.key}|{k}" for k in fs.fit.law.params]
-    goals = better.samples.get(f"pred|{t.name}|{metric}")
-    if goals is None or not all(k in worse.samples for k in keys):
+    if draws is None:
         return {**nan, "compute_multiplier": point}
-    P = np.column_stack([worse.samples[k] for k in keys])
-    ok = np.all(np.isfinite(P), 1) & np.isfinite(goals)
+    P, L = np.tile(fs.fit.params, (len(draws.resample), 1)), np.full(len(draws.resample), float(goal))
+    sampled = draws.resample >= 0
+    if sampled.any():
+        keys = [f"param|{fs.step.key}|{k}" for k in fs.fit.law.params]
+        goals = better.samples.get(f"pred|{t.name}|{metric}")
+        if goals is None or not all(k in worse.samples for k in keys):
+            return {**nan, "compute_multiplier": point}
+        P[sampled] = np.column_stack([worse.samples[k] for k in keys])[draws.resample[sampled]]
+        L[sampled] = goals[draws.resample[sampled]]
+    # the draw's error is added to a − b: the better one's goal moves with it where it is a, against it where it is b
+    L = L + (draws.error if better_is_a else -draws.error)
+    ok = np.all(np.isfinite(P), 1) & np.isfinite(L)
     if ok.sum() < 2:
         return {**nan, "compute_multiplier": point}
-    m = solve(P[ok], goals[ok])
+    m = solve(P[ok], L[ok])
     q = (1 - interval) / 2
     return {"compute_multiplier": point, "multiplier_lower": float(np.nanquantile(m, q)),
             "multiplier_upper": float(np.nanquantile(m, 1 - q))}

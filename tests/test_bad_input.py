@@ -533,3 +533,53 @@ def test_a_missing_data_path_is_refused_before_anything_is_written(capsys, tmp_p
                  f"out_dir={tmp_path / 'run'}")
     assert f"c4: data.path={tmp_path / 'nope'}: no such file or directory" in said
     assert not (tmp_path / "run").exists()  # no plan.json, no fit.yaml
+
+
+@pytest.fixture
+def no_hub(tmp_path, monkeypatch):
+    """An empty HuggingFace cache and a hub that refuses at once (a local port nothing listens on): a machine
+    without hub access, whatever this one has."""
+    from huggingface_hub import constants
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
+    return constants
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_tokenizer_that_cannot_be_read_is_refused_before_anything_is_written(capsys, tmp_path, cache, no_hub,
+                                                                             monkeypatch, offline):
+    """`ladder run ladder=olmo ...` without hub access printed ~40 s of the hub client's retries, then one line,
+    and left plan.json and fit.yaml (on Slurm also slurm/) in out_dir. Now one line naming the key, at once, and
+    nothing written: with HF_HUB_OFFLINE without a request, else after one request, not retried."""
+    import time
+    monkeypatch.setattr(no_hub, "HF_HUB_OFFLINE", offline)
+    started = time.perf_counter()
+    said = error(capsys, "run", "ladder.tokenizer.name_or_path=ladder-tests/no-such-tokenizer", f"out_dir={tmp_path / 'run'}")
+    assert time.perf_counter() - started < 15  # the retries alone took 23 s against this refusing port
+    assert said.startswith("ladder run: error: ladder.tokenizer.name_or_path=ladder-tests/no-such-tokenizer: not in the "
+                           "HuggingFace cache")
+    assert ("HF_HUB_OFFLINE" in said) == offline
+    assert not (tmp_path / "run").exists() and not (cache / "tokenizers").exists()
+    assert "no such directory" in error(capsys, "run", f"ladder.tokenizer.name_or_path={tmp_path / 'tok'}",
+                                        f"out_dir={tmp_path / 'run'}")
+
+
+def test_a_tokenizer_in_the_huggingface_cache_passes_the_check_and_loads_without_the_hub(tmp_path, cache, no_hub):
+    """The check refuses only what cannot be read: a hub tokenizer in the HuggingFace cache passes it and is
+    loaded from there without a request (the hub here refuses every one), as one in the harness's cache is."""
+    import time
+    from train.data.tokenizer import bpe_tokenizer, check_tokenizer, ensure_tokenizer, load as load_tokenizer
+    snapshot = tmp_path / "hf" / "models--ladder-tests--cached" / "snapshots" / "abc"
+    bpe_tokenizer(["some text to train on"] * 20, 300).save_pretrained(str(snapshot))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    (snapshot.parents[1] / ".no_exist" / "abc").mkdir(parents=True)  # as a fetch records a repo without a model
+    (snapshot.parents[1] / ".no_exist" / "abc" / "config.json").touch()  # config.json
+    check_tokenizer({"name_or_path": "ladder-tests/cached"}, cache)
+    started = time.perf_counter()
+    made = ensure_tokenizer({"name_or_path": "ladder-tests/cached"}, cache)
+    assert time.perf_counter() - started < 10 and len(load_tokenizer(made)) == len(load_tokenizer(snapshot))
+    check_tokenizer({"name_or_path": "ladder-tests/cached"}, cache)  # now in the harness's cache too
+    check_tokenizer({"name_or_path": str(snapshot)}, cache)  # a local directory

@@ -83,8 +83,8 @@ def relabelled(fit: DatasetFit) -> Tuple[DatasetFit, List[str]]:
 
 # The reach warning of fit.calibration.reach_warnings, whose numbers the answer sentence of its target repeats.
 REACH = re.compile(r"target (?P<target>.+?) is (?P<times>[\d.]+)× the largest fitted N")
-NARROW = ("Its intervals are likely too narrow: it lies {}× beyond the largest fitted N, further than any backtest "
-          "that calibrated them reached (Warnings).")
+NARROW = ("Its intervals are likely too narrow: it lies {}× beyond the largest fitted N, further (in distance d) than "
+          "any backtest that calibrated them reached (Warnings).")
 
 
 def too_narrow(warnings: List[str]) -> dict:
@@ -405,9 +405,10 @@ WARNING_GROUPS = [
      "fitted and why. Runs at more sizes, or at a second tokens-per-parameter ratio, restore the full law.",
      r"law reduced to|sigmoid reduced to"),
     ("Targets beyond the calibrated range",
-     "A backtest's miss grows with how far it extrapolates. These targets lie further beyond the ladder than any "
-     "backtest that calibrated the intervals reached, so their intervals are likely too narrow: read them as the "
-     "least uncertainty the prediction has.", r"× the largest fitted N"),
+     "A backtest's miss grows with how far it extrapolates. These targets lie further beyond the ladder than the "
+     "backtests that calibrated the intervals reached, in N or in distance d (the one the intervals are sized by); "
+     "each line says which. Where it says their intervals are likely too narrow, read them as the least uncertainty "
+     "the prediction has.", r"× the largest fitted N"),
     ("Targets inside the fitted range",
      "This is interpolation: it checks the fit, not the extrapolation a ladder is for.", r"lies inside the fit range"),
     ("Metrics not predicted", "These have no prediction in the tables above, for the reason given.",

@@ -77,14 +77,17 @@ def _missing_data(cfg) -> str:
 
 def _refuse_unrunnable(cfg):
     """The plan, once nothing `run`, `train` and `prepare` refuse before they write anything is wrong: a device
-    this machine lacks, a ladder that cannot be planned, data that is not there."""
+    this machine lacks, a ladder that cannot be planned, data that is not there, a tokenizer that cannot be read."""
     from ladder.core.plan import build_plan
     from ladder.orchestration.node import check_device
+    from train.data.prepare import default_cache_dir
+    from train.data.tokenizer import check_tokenizer
 
     check_device(cfg)
     plan = build_plan(cfg)
     if missing := _missing_data(cfg):
         raise ConfigError(missing)
+    check_tokenizer(cfg.ladder.tokenizer, default_cache_dir())
     return plan
 
 

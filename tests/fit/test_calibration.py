@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fit.calibration import (MISS_COLUMNS, box_distance, calibrate, calibration_backtests, longest_runs_backtest,
-                             miss_growth, pooled_rms, widen)
+                             miss_growth, pooled_rms, reach_warnings, widen)
 from fit.chain import MethodOutput
 from fit.config import FitConfig
 from fit.sources import load_points
@@ -52,6 +52,26 @@ def test_a_widened_accuracy_interval_stays_between_0_and_100_points():
     assert (acc["lower"], acc["upper"]) == (0.0, 1.0)  # a miss of ±0.55 at z = 1.64 reached past both
     assert loss["lower"] < 4.9 and loss["upper"] > 5.1 and loss["upper"] - 5.0 == pytest.approx(5.0 - loss["lower"])
 
+
+@pytest.mark.parametrize("growth", [{"relative": (1e-4, 0.0)}, {"relative": (1e-4, 1e-3)}])
+def test_a_reach_warning_compares_the_target_with_the_backtests_in_the_distance_it_names(growth):
+    """Gadre et al.'s C4 vs RedPajama compare warned that 6.9B-20 lay beyond the farthest backtest (d = 3.30) at
+    d = 2.86: its N was further out than any backtest's (16.7× against 5.22×), its d was not. A target beyond the
+    backtests in N alone is said as such, sized by misses at its distance; one beyond them in d (here at the
+    fitted N, with 3× the tokens the farthest miss had) is warned of, also where its N is within their reach."""
+    from types import SimpleNamespace
+    table = SimpleNamespace(runs=["a", "b"], info={"a": (1e6, 2e7), "b": (2e6, 4e7)})
+    backtests = [(["a"], [Target("b", 2e6, 4e7)])]  # reached 2× in N
+    errors = pd.DataFrame({"distance": [0.69, 3.3]})  # the farthest miss along D
+    targets = [Target("far_n", 8e6, 4e7), Target("far_d", 2e6, 4e7 * np.exp(4.0)), Target("near", 3e6, 4e7)]
+    said = {w.split("target ")[1].split(" ")[0]: w for w in reach_warnings("m", table, backtests, targets, errors,
+                                                                             growth)}
+    assert set(said) == {"far_n", "far_d"}
+    assert "4× the largest fitted N" in said["far_n"] and "(d = 1.39) is within the backtests' (the farthest d = 3.30)" \
+        in said["far_n"]
+    assert "further than any backtest" not in said["far_n"] and "too narrow" not in said["far_n"]
+    assert "further than any backtest (d = 4.00, the farthest backtest d = 3.30)" in said["far_d"]
+    assert ("too narrow" in said["far_d"]) == (growth["relative"][1] == 0)
 
 def test_backtests_leave_out_the_largest_sizes_and_each_sizes_longest_run(tmp_path, write_ladder):
     ps = load_points(str(write_ladder(tmp_path)))

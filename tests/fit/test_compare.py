@@ -100,11 +100,31 @@ def test_a_crossing_between_the_ladder_and_the_target_flags_the_decision():
 
 def test_the_difference_adds_the_model_error_to_the_paired_samples():
     sa, sb = np.full(200, 1.0), np.full(200, 1.5)
-    lo, hi, above = difference(sa, sb, -0.5, 0.0, 0.9, 0)
+    lo, hi, above, _ = difference(sa, sb, -0.5, 0.0, 0.9, 0)
     assert (lo, hi, above) == (-0.5, -0.5, 0.0)
-    lo, hi, above = difference(sa, sb, -0.5, 0.5, 0.9, 0)
+    lo, hi, above, draws = difference(sa, sb, -0.5, 0.5, 0.9, 0)
     assert lo == pytest.approx(-0.5 - 1.645 * 0.5, abs=0.05) and hi == pytest.approx(-0.5 + 1.645 * 0.5, abs=0.05)
     assert above == pytest.approx(0.1587, abs=1e-3)  # Φ(−1)
+    # each draw is its resample's difference plus its model error (the draws the compute multiplier is solved on)
+    assert np.allclose(draws.values, (sa - sb)[draws.resample] + draws.error)
+
+
+def test_the_multiplier_and_the_difference_give_one_answer(tmp_path):
+    """A bend of one variant's law that the run bootstrap cannot see, the other variant about as good at the target:
+    its model error widens the difference's interval across 0, and the compute multiplier's interval, solved on
+    the same draws, spans 1× with it (was the bootstrap's alone: [1.20×, 1.81×] beside a difference of
+    [-0.079, 0.15], as Gadre et al.'s C4 vs RedPajama read 1.85× [1.55×, 2.48×] beside [-0.181, 0.337])."""
+    df = pd.DataFrame(rows("base", noise=5e-4) + rows("worse", shift=0.18, noise=5e-4, seed=1))
+    bent = df["variant"] == "base"
+    df.loc[bent, "c4:loss"] *= 1 + 0.01 * np.log(df.loc[bent, "params"] / SIZES[0]) ** 2
+    path = tmp_path / "bent.csv"
+    df.drop(columns=["task:acc", "task:chance"]).to_csv(path, index=False)
+    variants = load_variants(str(path))
+    cfg = FitConfig(method="chinchilla", bootstrap=20, targets=[{"name": "big", "params": 1.3e9, "tokens": 2.6e10}])
+    comp = compare(variants, common_targets(cfg, variants), cfg, METHODS["chinchilla"], curves=False, joint=True)
+    r = comp.decisions.iloc[0]
+    assert r.difference_lower < 0 < r.difference_upper and 0.5 < r.p_winner < 0.9  # the difference may be 0
+    assert r.multiplier_lower < 1 < r.compute_multiplier < r.multiplier_upper
 
 
 def test_laws_that_miss_alike_give_the_difference_the_paired_misses_sd(tmp_path):

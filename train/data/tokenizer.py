@@ -119,6 +119,47 @@ def known_vocab(cfg, cache_dir: Path) -> Optional[int]:
         return None
 
 
+def check_tokenizer(cfg, cache_dir: Path) -> None:
+    """Before anything is planned or written: a tokenizer named by `name_or_path` can be read, as one line
+    (DataError) where it cannot. A local directory must exist; a hub name must be in the harness's cache or the
+    HuggingFace cache, or (unless HF_HUB_OFFLINE says there is no hub) answer one request to the hub, made
+    without the hub client's retries (where there is no network, they took ~40 s before the same refusal)."""
+    cfg = tokenizer_config(cfg)
+    name = cfg.name_or_path
+    key = f"ladder.tokenizer.name_or_path={name}"
+    if not name or Path(name).is_dir() or (_hub_dir(name, cache_dir) / "tokenizer_config.json").exists():
+        return
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a hub name is NAME or ORG/NAME
+        raise DataError(f"{key}: could not load a tokenizer: " + (
+            "a file, not a tokenizer directory" if Path(name).expanduser().exists() else
+            "no such directory (and not a hub name, which is NAME or ORG/NAME)"))
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(name, "tokenizer_config.json"), str):
+        return
+    if constants.is_offline_mode():
+        raise DataError(f"{key}: not in the HuggingFace cache, and HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, "
+                        "so it cannot be fetched; fetch it where the hub is reachable, or give a local directory")
+    try:  # one request, no retries (get_hf_file_metadata's default)
+        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(name, "tokenizer_config.json"))
+    except Exception as exc:  # no network, no such repository, a gated one: each says what it is
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{key}: not in the HuggingFace cache and not fetched from the hub ({first}); fetch it where "
+                        "the hub is reachable, or give a local directory") from None
+
+
+def _from_hub(name: str):
+    """A hub tokenizer from the HuggingFace cache where it is there (no request, so no retries without a network),
+    else fetched."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError):  # not cached, or not wholly
+        return AutoTokenizer.from_pretrained(name)
+
+
 def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
     """The tokenizer directory for `cfg`, made (fetched, or trained) once and reused."""
     cfg = tokenizer_config(cfg)
@@ -129,10 +170,8 @@ def ensure_tokenizer(cfg, cache_dir: Path) -> Path:
         out = _hub_dir(cfg.name_or_path, cache_dir)
         with _made_once(out) as missing:
             if missing:
-                from transformers import AutoTokenizer
-
                 try:
-                    tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path)
+                    tokenizer = _from_hub(cfg.name_or_path)
                 except Exception as exc:
                     raise DataError(f"ladder.tokenizer.name_or_path={cfg.name_or_path}: could not load a tokenizer "
                                     f"(hub name or local directory): {str(exc).strip().splitlines()[0]}") from exc
