@@ -129,7 +129,8 @@ def widen(out: MethodOutput, errors: pd.DataFrame, interval: float, table: RunTa
             lo, hi = (p["predicted"] - p["lower"], p["upper"] - p["predicted"]) if bootstrap else (0.0, 0.0)
             p["lower"], p["upper"] = p["predicted"] - np.hypot(lo, extra), p["predicted"] + np.hypot(hi, extra)
             if kind == "absolute":  # an accuracy or error is a fraction: a wide miss does not take it past 0 or 1
-                p["lower"], p["upper"] = max(p["lower"], 0.0), min(p["upper"], 1.0)
+                p["lower"] = max(p["lower"], min(0.0, p["predicted"]))  # never past the prediction itself
+                p["upper"] = min(p["upper"], max(1.0, p["predicted"]))
     held = list(dict.fromkeys(t.name for _, tgt in backtests for t in tgt))
     said = ", ".join(f"{k} sqrt({s0:.3g} + {s1:.3g}·d²)" for k, (s0, s1) in growth.items())
     rule = f"sqrt(bootstrap half-width² + ({z:.3g}·RMS(d))²)" if bootstrap else f"{z:.3g}·RMS(d) (the bootstrap left out)"

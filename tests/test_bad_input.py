@@ -564,6 +564,10 @@ def test_a_tokenizer_that_cannot_be_read_is_refused_before_anything_is_written(c
     assert not (tmp_path / "run").exists() and not (cache / "tokenizers").exists()
     assert "no such directory" in error(capsys, "run", f"ladder.tokenizer.name_or_path={tmp_path / 'tok'}",
                                         f"out_dir={tmp_path / 'run'}")
+    # a name that is no directory and that the hub client refuses as a repository id (HFValidationError)
+    assert "not a valid hub name" in error(capsys, "run", "ladder.tokenizer.name_or_path=my tok",
+                                           f"out_dir={tmp_path / 'run'}")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_tokenizer_in_the_huggingface_cache_passes_the_check_and_loads_without_the_hub(tmp_path, cache, no_hub):

@@ -266,7 +266,11 @@ def test_decision_design_out_of_reach_is_an_answer_and_writes_nothing(results, t
                                           ("difference=-0.02", "difference=-0.02: expected a number above 0"),
                                           ("confidence=1.5", "confidence=1.5: expected a number above 0.5 and below 1"),
                                           ("confidence=0.3", "confidence=0.3: expected a number above 0.5"),
-                                          ("draws=abc", "draws=abc: expected a whole number")])
+                                          ("draws=abc", "draws=abc: expected a whole number"),
+                                          ("difference=", "difference=None: expected a number above 0"),
+                                          ("draws=0", "draws=0: expected a whole number of at least 1"),
+                                          ("seed=-1", "seed=-1: expected a whole number of at least 0"),
+                                          ("metric=accuracy", "metric=accuracy: the decision design (difference=)")])
 def test_bad_difference_or_confidence_is_one_line(results, key, message, capsys):
     from ladder.orchestration.cli import main
 
@@ -315,3 +319,12 @@ def test_a_count_that_is_no_whole_number_is_one_line(results, capsys):
     code = main(["design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", f"results={results}", "min_sizes=three"])
     err = capsys.readouterr().err
     assert code == 2 and "min_sizes=three: expected a whole number" in err and err.strip().count("\n") == 0
+
+
+def test_a_key_only_the_decision_design_reads_is_refused_by_the_plain_one(results, capsys):
+    from ladder.orchestration.cli import main
+
+    code = main(["design", "ladder=smoke", "target=smoke-96-M20", "budget=3%", f"results={results}",
+                 "confidence=0.95"])
+    err = capsys.readouterr().err
+    assert code == 2 and "confidence=0.95: only a decision design (difference=NATS) reads it" in err

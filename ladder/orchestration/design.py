@@ -109,12 +109,25 @@ def parse_args(overrides: list[str]) -> tuple[dict, list[str]]:
     return mine, rest
 
 
-def whole(args: dict, key: str, default: int) -> int:
-    """A whole-number key (draws, seed, min_sizes), or one clear line."""
+def whole(args: dict, key: str, default: int, least: int = 0) -> int:
+    """A whole-number key (draws, seed, min_sizes) of at least `least`, or one clear line."""
     try:
-        return int(args.get(key, default))
+        value = int(args.get(key, default))
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}={args[key]}: expected a whole number") from None
+        value = None
+    if value is None or value < least:
+        raise ConfigError(f"{key}={args[key]}: expected a whole number of at least {least}")
+    return value
+
+
+# Keys only one of the two searches reads: given to the other, they would be ignored in silence.
+DECISION_KEYS = ("confidence",)
+SEARCH_KEYS = ("metric", "method", "curve")
+
+
+def refuse_keys(args: dict, keys, why: str) -> None:
+    if given := [k for k in keys if k in args]:
+        raise ConfigError(f"{given[0]}={args[given[0]]}: {why}")
 
 
 def _list(key: str, value: str) -> list:
@@ -455,7 +468,7 @@ def search(args: dict, cfg, target: Target, budget: float, settings: tuple) -> D
     method = str(args.get("method", "best"))
     fit = design.loss_fit(method)
     metric = parse_metric(args)
-    draws, seed = whole(args, "draws", 128), whole(args, "seed", 0)
+    draws, seed = whole(args, "draws", 128, 1), whole(args, "seed", 0)
     grid, price, schedules = pool_grid(args, cfg, target)
     k, j = whole(args, "min_sizes", MIN_AXIS), whole(args, "min_multipliers", MIN_AXIS)
     budgets = CURVE if str(args.get("curve", "true")).lower() != "false" else (1,)  # curve=false: the search alone
@@ -561,6 +574,7 @@ def run_design(overrides: list[str]) -> int:
     from ladder.orchestration.design_report import report_destination, write_report
 
     args, rest = parse_args(overrides)
+    refuse_keys(args, DECISION_KEYS, "only a decision design (difference=NATS) reads it")
     for key in ("target", "budget"):
         if key not in args:
             raise ConfigError(f"say the {key}: ladder design target=7B-4T budget=1% (budget also 3e21 FLOPs, "

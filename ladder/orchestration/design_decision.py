@@ -13,8 +13,9 @@ from ladder.core.configs import ConfigError
 from ladder.core.plan import Target
 from ladder.core.sizes import format_count
 from ladder.orchestration.compose import load
-from ladder.orchestration.design import (MIN_AXIS, Candidate, candidates, config_text, destination, design_name,
-                                         parse_args, parse_budget, pct, pool_grid, resolve_target, whole, write_config)
+from ladder.orchestration.design import (MIN_AXIS, SEARCH_KEYS, Candidate, candidates, config_text, destination,
+                                         design_name, parse_args, parse_budget, pct, pool_grid, refuse_keys,
+                                         resolve_target, whole, write_config)
 from ladder.orchestration.design_models import error_models
 
 
@@ -57,17 +58,18 @@ def run_decision_design(overrides: list[str]) -> int:
     it is confirmed with 4× the draws (else the search goes on), shown beside its cheaper and dearer neighbours, and
     written as `ladder design` writes its choice. None within the ceiling (budget=, per variant) is an answer too."""
     args, rest = parse_args(overrides)
+    refuse_keys(args, SEARCH_KEYS, "the decision design (difference=) simulates the loss by compare's joint law")
     if "target" not in args:
         raise ConfigError("say the target: ladder design target=7B-4T difference=0.02 (nats of loss at the target)")
-    difference = _number_between("difference", args["difference"], 0.0, math.inf, "0.02")
+    difference = _number_between("difference", args.get("difference"), 0.0, math.inf, "0.02")
     confidence = _number_between("confidence", args.get("confidence", 0.9), 0.5, 1.0, "0.9")
     cfg = load(rest)
     target = resolve_target(str(args["target"]), cfg)
     budget_text = str(args.get("budget", DECISION_CEILING))
     budget = parse_budget(budget_text, target, cfg, args.get("gpus"))
-    name = design_name(args, f"design-{target.name}-difference-{args['difference']}")
+    name = design_name(args, f"design-{target.name}-difference-{difference:g}")
     path, select = destination(name, args.get("out"))
-    draws, seed = whole(args, "draws", 128), whole(args, "seed", 0)
+    draws, seed = whole(args, "draws", 128, 1), whole(args, "seed", 0)
     pool = decision_pool(args, cfg, target, budget)
     if not pool:
         raise ConfigError(f"budget={budget_text}: no ladder of at least {whole(args, 'min_sizes', MIN_AXIS)} sizes "
@@ -90,7 +92,8 @@ def run_decision_design(overrides: list[str]) -> int:
     dearer = [(evaluate_decision(model, c.rungs, target, difference, draws, seed), c)
               for c in pool[len(scored):len(scored) + NEIGHBOURS]] if chosen else []
     print(f"{len(pool)} candidate ladders within the ceiling, cheapest first; {len(scored)} simulated {draws} times "
-          f"({took:.3g} CPU s in all), one that reaches {confidence:.0%} again {4 * draws} times to confirm it:")
+          f"({took:.3g} CPU s in all)"
+          + (f", the first to reach {confidence:.0%} again {4 * draws} times to confirm it:" if chosen else ":"))
     best_first = sorted(scored, key=lambda ec: (-ec[0].p, ec[1].compute))
     shown = scored[-1 - NEIGHBOURS:-1] + [chosen] + dearer if chosen else best_first[:NEIGHBOURS + 1]
     for e, c in shown:

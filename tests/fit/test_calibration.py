@@ -50,6 +50,11 @@ def test_a_widened_accuracy_interval_stays_between_0_and_100_points():
     widen(out, errors, 0.9, table, [(["r"], [Target("r2", 2e6, 4e7)])], [], "its backtests")
     acc, loss = out.predictions
     assert (acc["lower"], acc["upper"]) == (0.0, 1.0)  # a miss of ±0.55 at z = 1.64 reached past both
+    # a prediction outside [0, 1] (a law's, not a sigmoid's) keeps its interval around it: never inverted
+    over = MethodOutput("m", predictions=[{**copy.deepcopy(preds[0]), "predicted": 1.03, "lower": 1.02, "upper": 1.04}])
+    widen(over, errors, 0.9, table, [(["r"], [Target("r2", 2e6, 4e7)])], [], "its backtests")
+    p = over.predictions[0]
+    assert 0.0 <= p["lower"] < p["predicted"] == p["upper"] == pytest.approx(1.03)  # was [0.12, 1.0]: left it out
     assert loss["lower"] < 4.9 and loss["upper"] > 5.1 and loss["upper"] - 5.0 == pytest.approx(5.0 - loss["lower"])
 
 

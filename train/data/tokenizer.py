@@ -131,14 +131,18 @@ def check_tokenizer(cfg, cache_dir: Path) -> None:
         return
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:  # a hub name is NAME or ORG/NAME
         raise DataError(f"{key}: could not load a tokenizer: " + (
-            "a file, not a tokenizer directory" if Path(name).expanduser().exists() else
+            "a file, not a tokenizer directory" if Path(name).expanduser().is_file() else
             "no such directory (and not a hub name, which is NAME or ORG/NAME)"))
     import huggingface_hub
     from huggingface_hub import constants
 
-    if isinstance(huggingface_hub.try_to_load_from_cache(name, "tokenizer_config.json"), str):
+    try:
+        cached = huggingface_hub.try_to_load_from_cache(name, "tokenizer_config.json")
+    except ValueError:  # the hub client's HFValidationError: no hub repository could have this name
+        raise DataError(f"{key}: could not load a tokenizer: no such directory, and not a valid hub name") from None
+    if isinstance(cached, str):
         return
-    if constants.is_offline_mode():
+    if constants.HF_HUB_OFFLINE:  # a constant in every huggingface_hub the pinned transformers allows
         raise DataError(f"{key}: not in the HuggingFace cache, and HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set, "
                         "so it cannot be fetched; fetch it where the hub is reachable, or give a local directory")
     try:  # one request, no retries (get_hf_file_metadata's default)
